@@ -1,0 +1,1 @@
+"""landlink HTTP service and command line. Thin: calls gis/ for everything spatial."""

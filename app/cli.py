@@ -1,0 +1,296 @@
+"""The ``landlink`` command. Every command ends with a one-screen summary."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from gis.config import get_settings
+
+STAGES = ("read", "validate", "geometry", "load")
+
+
+def _engine():
+    from gis.db import get_engine
+
+    return get_engine()
+
+
+def _print_report(report: dict) -> None:
+    status = report.get("status", "?")
+    print(f"{report['file']} -> {report['layer']} ({report['table']}): {status}"
+          + (" [dry run]" if report.get("dry_run") else ""))
+    print(f"  read {report['rows_read']}  inserted {report.get('inserted', 0)}  updated "
+          f"{report.get('updated', 0)}  unchanged {report.get('unchanged', 0)}  rejected "
+          f"{report.get('rejected', 0)}" + (f"  batch {report['batch_id']}"
+                                             if report.get("batch_id") else ""))
+    ni = report.get("not_industrial", {})
+    if ni.get("count"):
+        print(f"  not industrial land-use codes: {ni['count']} rows {ni['codes']}")
+    for w in report.get("warnings", []):
+        print(f"  note: {w}")
+    errors = report.get("errors", [])
+    for e in errors[:15]:
+        key = f" [{e['key']}]" if e.get("key") else ""
+        print(f"  ERROR {report['file']} {e['where']}{key} field {e['field']}: {e['reason']}")
+    if len(errors) > 15:
+        print(f"  ... {len(errors) - 15} more errors (full list: landlink import ... --report FILE)")
+
+
+def _import_one(layer: str, path: Path, opts, report_file: str | None = None,
+                quiet: bool = False) -> dict | None:
+    from tqdm import tqdm
+
+    from gis.ingest import ImportRejected, InputError, import_file
+
+    bar = tqdm(total=len(STAGES), desc=f"{layer.upper()} {path.name}", unit="step",
+               disable=quiet or not sys.stderr.isatty(), leave=False)
+
+    def progress(stage: str) -> None:
+        bar.set_postfix_str(stage)
+        bar.n = STAGES.index(stage) + 1
+        bar.refresh()
+
+    try:
+        report = import_file(_engine(), layer, path, opts, user=f"cli:{getpass.getuser()}",
+                             progress=progress)
+    except InputError as e:
+        bar.close()
+        print(f"ERROR {e}", file=sys.stderr)
+        return None
+    except ImportRejected as e:
+        bar.close()
+        _print_report(e.report)
+        print(f"REFUSED: {len(e.report['errors'])} bad row(s); nothing was imported "
+              "(--lenient loads the good rows)", file=sys.stderr)
+        if report_file:
+            Path(report_file).write_text(json.dumps(e.report, ensure_ascii=False, indent=1))
+        return None
+    bar.close()
+    if not quiet:
+        _print_report(report)
+    if report_file:
+        Path(report_file).write_text(json.dumps(report, ensure_ascii=False, indent=1))
+    return report
+
+
+def _options(ns, overrides: dict | None = None):
+    from gis.ingest import ImportOptions
+
+    o = overrides or {}
+    strict = o.get("strict", not o.get("lenient", False))
+    if getattr(ns, "mode", None) is not None:
+        strict = ns.mode == "strict"
+    return ImportOptions(
+        encoding=getattr(ns, "encoding", None) or o.get("encoding"),
+        crs=getattr(ns, "crs", None) or o.get("crs"),
+        sheet=getattr(ns, "sheet", None) or o.get("sheet"),
+        strict=strict,
+        dry_run=bool(getattr(ns, "dry_run", False) or o.get("dry_run", False)),
+    )
+
+
+def cmd_import(ns) -> int:
+    report = _import_one(ns.layer, Path(ns.file), _options(ns), ns.report)
+    return 0 if report else 1
+
+
+def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
+    """Files named after a layer code (case-insensitive), in dependency order."""
+    from gis.layers import IMPORT_ORDER
+
+    suffixes = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".xlsx"}
+    found: dict[str, Path] = {}
+    for p in sorted(directory.iterdir()):
+        if p.suffix.lower() in suffixes and p.stem.upper() in IMPORT_ORDER:
+            if p.stem.upper() in found:
+                raise SystemExit(f"ERROR {directory}: two files for layer {p.stem.upper()}: "
+                                 f"{found[p.stem.upper()].name} and {p.name}")
+            found[p.stem.upper()] = p
+    return [(code, found[code]) for code in IMPORT_ORDER if code in found]
+
+
+def cmd_import_dir(ns) -> int:
+    from tqdm import tqdm
+
+    directory = Path(ns.dir)
+    if not directory.is_dir():
+        print(f"ERROR {directory}: not a directory", file=sys.stderr)
+        return 1
+    manifest: dict = {}
+    mf = directory / "manifest.toml"
+    if mf.exists():
+        try:
+            manifest = {k.upper(): v for k, v in tomllib.loads(mf.read_text("utf-8")).items()}
+        except tomllib.TOMLDecodeError as e:
+            print(f"ERROR {mf}: {e}", file=sys.stderr)
+            return 1
+    files = find_layer_files(directory)
+    if not files:
+        print(f"ERROR {directory}: no file named after a layer code (XZQ, PT, ZL, PZ, GD, DK, QY, "
+              "CC, XM, BD, TJ)", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    rows, failed = [], []
+    for code, path in tqdm(files, desc="import-dir", unit="file",
+                           disable=not sys.stderr.isatty()):
+        report = _import_one(code, path, _options(ns, manifest.get(code, {})), quiet=True)
+        if report is None:
+            failed.append(code)
+            # _import_one printed why; later layers depend on this one
+            break
+        rows.append(report)
+    print(f"{'layer':6}{'file':16}{'read':>8}{'new':>8}{'upd':>8}{'same':>8}{'rej':>6}")
+    for r in rows:
+        print(f"{r['layer']:6}{r['file']:16}{r['rows_read']:>8}{r['inserted']:>8}"
+              f"{r['updated']:>8}{r['unchanged']:>8}{r['rejected']:>6}")
+    print(f"{len(rows)} of {len(files)} files imported in {time.perf_counter() - t0:.1f} s"
+          + (f"; stopped at {failed[0]}" if failed else ""))
+    return 1 if failed else 0
+
+
+def cmd_db(ns) -> int:
+    from app import localdb
+
+    s = get_settings()
+    if not s.local_cluster:
+        print(f"DATABASE_URL is set: landlink uses {s.sqlalchemy_url.split('@')[-1]} and manages "
+              "no local cluster")
+        return 0
+    try:
+        msg = {"up": localdb.up, "down": localdb.down,
+               "status": lambda st: f"local cluster: {localdb.status(st)}"}[ns.action](s)
+    except Exception as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        return 1
+    print(msg)
+    return 0
+
+
+def cmd_migrate(ns) -> int:
+    from gis.migrate import upgrade
+
+    try:
+        upgrade(revision=ns.revision)
+    except Exception as e:
+        print(f"ERROR migration failed: {e}", file=sys.stderr)
+        return 1
+    print(f"database migrated to {ns.revision}")
+    return 0
+
+
+def cmd_sample(ns) -> int:
+    from gis.sample import generate
+
+    t0 = time.perf_counter()
+    summary = generate(ns.out, scale=ns.scale, seed=ns.seed)
+    for k, v in summary.items():
+        if k != "files":
+            print(f"  {k:6} {v}")
+    print(f"sample city written to {ns.out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_token(ns) -> int:
+    from gis import tokens
+
+    with _engine().begin() as conn:
+        token = tokens.create(conn, ns.role, ns.name or "")
+    print(f"token for role {ns.role} (shown once; send it as 'Authorization: Bearer <token>'):")
+    print(token)
+    return 0
+
+
+def cmd_serve(ns) -> int:
+    import uvicorn
+
+    s = get_settings()
+    uvicorn.run("app.main:app", host=ns.host or s.host, port=ns.port or s.port,
+                workers=ns.workers, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="landlink", description="Industrial-land economic GIS")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the local PostGIS cluster")
+    db.add_argument("action", choices=["up", "down", "status"])
+    db.set_defaults(fn=cmd_db)
+
+    mg = sub.add_parser("migrate", help="apply database migrations (Alembic)")
+    mg.add_argument("revision", nargs="?", default="heads")
+    mg.set_defaults(fn=cmd_migrate)
+
+    def import_opts(sp):
+        sp.add_argument("--encoding", help="text encoding of a shapefile without .cpg, or a CSV")
+        sp.add_argument("--crs", help="CRS of a layer without one (EPSG code), or gcj02")
+        sp.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+        mode = sp.add_mutually_exclusive_group()
+        mode.add_argument("--strict", dest="mode", action="store_const", const="strict",
+                          help="refuse the whole file on any bad row (default)")
+        mode.add_argument("--lenient", dest="mode", action="store_const", const="lenient",
+                          help="load the good rows and report the rest")
+        sp.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
+
+    im = sub.add_parser("import", help="import one file into a layer")
+    im.add_argument("layer", help="xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj or bd")
+    im.add_argument("file")
+    import_opts(im)
+    im.add_argument("--report", help="write the full import report (JSON) to this file")
+    im.set_defaults(fn=cmd_import, mode=None)
+
+    idir = sub.add_parser("import-dir", help="import every layer file in a folder")
+    idir.add_argument("dir")
+    idir.add_argument("--strict", dest="mode", action="store_const", const="strict")
+    idir.add_argument("--lenient", dest="mode", action="store_const", const="lenient")
+    idir.add_argument("--dry-run", action="store_true")
+    idir.set_defaults(fn=cmd_import_dir, mode=None)
+
+    sm = sub.add_parser("sample", help="the synthetic sample city")
+    sm_sub = sm.add_subparsers(dest="sample_cmd", required=True)
+    gen = sm_sub.add_parser("generate")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--scale", type=int, default=1)
+    gen.add_argument("--seed", type=int, default=20261128)
+    gen.set_defaults(fn=cmd_sample)
+
+    tk = sub.add_parser("token", help="API tokens")
+    tk_sub = tk.add_subparsers(dest="token_cmd", required=True)
+    tc = tk_sub.add_parser("create")
+    tc.add_argument("--role", required=True, choices=["viewer", "analyst", "admin"])
+    tc.add_argument("--name")
+    tc.set_defaults(fn=cmd_token)
+
+    sv = sub.add_parser("serve", help="serve the API and the map")
+    sv.add_argument("--host")
+    sv.add_argument("--port", type=int)
+    sv.add_argument("--workers", type=int, default=1)
+    sv.set_defaults(fn=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    try:
+        return ns.fn(ns)
+    except KeyError as e:  # unknown layer code
+        print(f"ERROR {e.args[0]}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(e, OperationalError):
+            print("ERROR cannot reach the database: start it with 'landlink db up' or set "
+                  f"DATABASE_URL ({str(e.orig).strip().splitlines()[0]})", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""landlink spatial library: ingestion, linkage, rules and plans. Knows nothing of HTTP."""

@@ -1,0 +1,127 @@
+"""Geometry on the way in: CRS resolution, GCJ-02, make_valid, MultiPolygon, EPSG:4549.
+
+Everything is vectorised with shapely 2 array functions; only features that are invalid are
+repaired, and only those whose repair leaves no polygon are rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from gis.gcj02 import gcj02_to_wgs84
+from gis.ingest.validate import Issues, as_text, parse_numbers
+from gis.layers import STORAGE_SRID
+
+GCJ02 = "gcj02"
+
+
+def resolve_crs(code: str, file: str):
+    """A CRS from a user's code ('EPSG:4549', '4549', a WKT, ...); GCJ02 is returned as is."""
+    from gis.ingest.errors import InputError
+
+    c = str(code).strip()
+    if c.lower() == GCJ02:
+        return GCJ02
+    if c.isdigit():
+        c = f"EPSG:{c}"
+    try:
+        return CRS.from_user_input(c)
+    except Exception:
+        raise InputError(file, f"unknown CRS {code!r}; use an EPSG code such as EPSG:4549, "
+                               "EPSG:4490, EPSG:4326, or gcj02", field="crs") from None
+
+
+def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
+    """Transform shapely geometries from ``crs`` (or GCJ-02 lon/lat) to EPSG:4549 metres."""
+    if crs == GCJ02:
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0],
+                                                                                    xy[:, 1])))
+        crs = CRS.from_epsg(4326)
+    if CRS.from_user_input(crs).to_epsg() == STORAGE_SRID:
+        return geoms
+    t = Transformer.from_crs(crs, STORAGE_SRID, always_xy=True)
+    return shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+
+
+def check_lonlat(geoms: np.ndarray, crs, issues: Issues, field_code: str) -> None:
+    """Geographic input must be lon/lat within range (catches swapped or projected numbers)."""
+    if crs != GCJ02 and not CRS.from_user_input(crs).is_geographic:
+        return
+    b = shapely.bounds(geoms)
+    bad = ~np.isnan(b[:, 0]) & ((b[:, 0] < -180) | (b[:, 2] > 180) | (b[:, 1] < -90)
+                                | (b[:, 3] > 90))
+    issues.add(bad, field_code, "coordinates out of lon/lat range for a geographic CRS")
+
+
+def polygons(geoms: np.ndarray, issues: Issues) -> tuple[np.ndarray, np.ndarray]:
+    """MultiPolygons from any input; returns (geometries, mask of features repaired).
+
+    Null or empty -> rejected ("empty geometry"); invalid -> make_valid, keeping polygonal parts;
+    nothing polygonal left -> rejected. Every feature is exploded to its polygons and rebuilt as
+    one MultiPolygon, so collections and mixed input come out alike.
+    """
+    geoms = shapely.force_2d(np.asarray(geoms, dtype=object))
+    n = len(geoms)
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    issues.add(empty, "geometry", "empty geometry")
+    invalid = ~empty & ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    # collections may hold multipolygons: explode once more, keep polygons only
+    parts2, idx2 = shapely.get_parts(parts, return_index=True)
+    owner = owner[idx2]
+    keep = (shapely.get_type_id(parts2) == 3) & ~shapely.is_empty(parts2)
+    result = np.full(n, None, dtype=object)
+    if keep.any():
+        built = shapely.multipolygons(parts2[keep], indices=owner[keep])
+        result[: len(built)] = built
+    has_poly = np.zeros(n, bool)
+    has_poly[owner[keep]] = True
+    issues.add(~empty & ~has_poly, "geometry",
+               "not a polygon, and make_valid cannot turn it into one")
+    return result, invalid & has_poly
+
+
+def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) -> np.ndarray:
+    """Point geometries in EPSG:4549 from X, Y and a per-row ZBXT (CRS code or gcj02).
+
+    Rows without X and Y get no geometry (linked by DKBH only). Rows with coordinates but no
+    ZBXT use ``default_crs`` (the --crs option or manifest) or are rejected.
+    """
+    n = len(df)
+    out = np.full(n, None, dtype=object)
+    if "X" not in df.columns and "Y" not in df.columns:
+        return out
+    x, badx = parse_numbers(df["X"] if "X" in df.columns else pd.Series([None] * n))
+    y, bady = parse_numbers(df["Y"] if "Y" in df.columns else pd.Series([None] * n))
+    issues.add(badx, "X", "not a number")
+    issues.add(bady, "Y", "not a number")
+    has_xy = (x.notna() & y.notna()).to_numpy()
+    issues.add(x.notna().to_numpy() ^ y.notna().to_numpy(), "X", "X and Y must be given together")
+    zb = as_text(df["ZBXT"]) if "ZBXT" in df.columns else pd.Series([None] * n, dtype=object)
+    zb = zb.map(lambda v: v.strip() if isinstance(v, str) else v)
+    if default_crs is None:
+        issues.add(has_xy & zb.isna().to_numpy(), "ZBXT",
+                   "coordinates without a coordinate system: fill ZBXT or give --crs")
+    codes = zb.where(zb.notna(), "__default__")
+    for code in pd.unique(codes[has_xy]):
+        rows = has_xy & (codes == code).to_numpy()
+        if code == "__default__":
+            if default_crs is None:
+                continue
+            crs = default_crs
+        else:
+            try:
+                crs = resolve_crs(code, file)
+            except Exception:
+                issues.add(rows, "ZBXT", f"unknown coordinate system {code!r}")
+                continue
+        pts = np.full(n, None, dtype=object)
+        pts[rows] = shapely.points(x[rows].to_numpy(), y[rows].to_numpy())
+        check_lonlat(pts, crs, issues, "X")
+        out[rows] = to_storage(pts[rows], crs)
+    return out

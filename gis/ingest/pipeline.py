@@ -1,0 +1,362 @@
+"""One import: read -> parse -> geometry -> row checks -> load (upsert by key) -> report.
+
+Strict mode (the default for the API) refuses the whole file on any bad row and writes no layer
+data; lenient mode loads the good rows. Either way every bad row is in the report with file,
+row or feature, key, field and reason. The load is one transaction: a failure leaves the
+database as it was. A rejected strict import is still logged in ``import_batches`` (status
+``rejected``, with its report) so that ``GET /api/imports/{id}`` can show it; no layer row changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+from gis import refresh
+from gis.ingest.errors import ImportRejected, InputError
+from gis.ingest.geometry import GCJ02, check_lonlat, points_from_table, polygons, resolve_crs
+from gis.ingest.geometry import to_storage
+from gis.ingest.read import RawFrame, read_file
+from gis.ingest.validate import Issues, parse_layer
+from gis.layers import INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer, layer as get_layer
+from gis.models import LAYER_TABLES
+
+
+@dataclass
+class ImportOptions:
+    encoding: str | None = None
+    crs: str | None = None
+    sheet: str | None = None
+    strict: bool = True
+    dry_run: bool = False
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    # a shapefile is several files: hash the parts that carry data
+    if path.suffix.lower() == ".shp":
+        for ext in (".dbf", ".prj", ".cpg"):
+            p = path.with_suffix(ext)
+            if p.exists():
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, file: str,
+              warnings: list[str]) -> np.ndarray | None:
+    """Storage geometries (EPSG:4549) or None for a table-only load."""
+    df = raw.frame
+    spatial_file = "geometry" in df.columns
+    if layer.geometry is None:
+        if spatial_file:
+            warnings.append("geometry ignored: this layer is a table")
+        return None
+    if not spatial_file:
+        if layer.geometry == "polygon":
+            raise InputError(file, f"layer {layer.code} needs polygons; give a shapefile, "
+                                   "GeoPackage or GeoJSON")
+        if layer.geometry == "point_or_table":
+            default = resolve_crs(opts.crs, file) if opts.crs else None
+            return points_from_table(df, default, issues, file)
+        return None
+    crs = raw.crs
+    if opts.crs:
+        given = resolve_crs(opts.crs, file)
+        if crs is not None and given != GCJ02 and given != crs:
+            warnings.append(f"CRS {opts.crs} given with --crs overrides the file's {crs.to_string()}")
+        crs = given
+    if crs is None:
+        raise InputError(file, "the layer has no CRS (.prj or metadata); give one with --crs "
+                               "(e.g. --crs EPSG:4549, or --crs gcj02 for AMap lon/lat)",
+                         field="crs")
+    geoms = np.asarray(df.geometry.values, dtype=object)
+    check_lonlat(geoms, crs, issues, "geometry")
+    bad_range = np.zeros(len(geoms), bool)
+    bad_range[issues.pos] = True
+    geoms = geoms.copy()
+    geoms[bad_range] = None
+    geoms = to_storage(geoms, crs)
+    if layer.polygonal:
+        geoms, repaired = polygons(geoms, issues)
+        if repaired.any():
+            warnings.append(f"{int(repaired.sum())} invalid geometries repaired by make_valid "
+                            f"(features {_labels(raw, np.flatnonzero(repaired))[:20]})")
+        return geoms
+    # points
+    types = shapely.get_type_id(geoms)
+    multi = types == 4
+    if multi.any():
+        one = multi & (shapely.get_num_geometries(geoms) == 1)
+        geoms[one] = shapely.get_geometry(geoms[one], 0)
+        issues.add(multi & ~one, "geometry", "a multipoint with several points; give one point")
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    issues.add(~empty & ~np.isin(shapely.get_type_id(geoms), (0, 4)), "geometry",
+               "not a point")
+    return geoms
+
+
+def _labels(raw: RawFrame, positions: np.ndarray) -> list[str]:
+    idx = raw.frame.index.to_numpy()
+    if raw.row_label == "feature":
+        return [f"feature {idx[p]}" for p in positions]
+    return [f"row {p + raw.row_offset}" for p in positions]
+
+
+def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issues: Issues) -> None:
+    for f in layer.fields:
+        if not f.references:
+            continue
+        ref = LAYERS[f.references]
+        ref_col = ref.key_columns[0]
+        values = typed[f.column]
+        if f.type == "list":
+            exploded = values.explode().dropna()
+        else:
+            exploded = values.dropna()
+        if exploded.empty:
+            continue
+        wanted = pd.unique(exploded.astype(str))
+        found = {r[0] for r in conn.execute(
+            text(f"SELECT {ref_col} FROM {ref.table} WHERE {ref_col} = ANY(:v)"),
+            {"v": list(wanted)})}
+        missing = exploded[~exploded.astype(str).isin(found)]
+        if missing.empty:
+            continue
+        pos = typed.index.get_indexer(missing.index.unique())
+        first = missing.groupby(level=0).first()
+        reason = pd.Series(None, index=typed.index, dtype=object)
+        reason[first.index] = first.map(
+            lambda v, f=f, ref=ref: f"{v!r} is not in layer {ref.code} ({ref.label}); "
+                                    f"import {ref.code} first or correct {f.code}")
+        mask = np.zeros(len(typed), bool)
+        mask[pos] = True
+        issues.add(mask, f.code, reason.to_numpy())
+
+
+def _duplicate_keys(layer: Layer, typed: pd.DataFrame, raw: RawFrame, issues: Issues) -> None:
+    keys = typed[list(layer.key_columns)]
+    complete = keys.notna().all(axis=1)
+    dup = keys.duplicated(keep=False) & complete
+    if not dup.any():
+        return
+    key_str = keys.astype(str).agg("|".join, axis=1)
+    positions = pd.Series(np.arange(len(typed)), index=typed.index)
+    groups = positions[dup].groupby(key_str[dup]).apply(list)
+    reason = pd.Series(None, index=typed.index, dtype=object)
+    for k, pos in groups.items():
+        where = ", ".join(_labels(raw, np.asarray(pos)))
+        reason.iloc[pos] = f"duplicate key {k} in this file ({where})"
+    issues.add(dup.to_numpy(), "+".join(layer.key), reason.to_numpy())
+
+
+def _row_hash(typed: pd.DataFrame, wkb: pd.Series | None) -> pd.Series:
+    h = typed.copy()
+    for c in h.columns:
+        if h[c].dtype == object:
+            h[c] = h[c].map(lambda v: "\x1f".join(v) if isinstance(v, list) else v).astype(str)
+    if wkb is not None:
+        h["__geom"] = wkb.astype(str)
+    return pd.util.hash_pandas_object(h, index=False).map(lambda v: f"{v:016x}")
+
+
+def _pg_array(v) -> str | None:
+    if not isinstance(v, list):
+        return None
+    items = ['"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in v]
+    return "{" + ",".join(items) + "}"
+
+
+def _copy_frame(typed: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+    out = typed.copy()
+    for f in layer.fields:
+        if f.type == "date":
+            out[f.column] = out[f.column].dt.strftime("%Y-%m-%d")
+        elif f.type == "list":
+            out[f.column] = out[f.column].map(_pg_array)
+    return out
+
+
+def import_file(engine: Engine, layer_code: str, path: Path | str, options: ImportOptions | None
+                = None, user: str = "cli", display_name: str | None = None,
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Import one file into one layer. Returns the report; raises InputError or ImportRejected.
+
+    Geometries are stored in EPSG:4549 (metres). The whole load is one transaction.
+    """
+    opts = options or ImportOptions()
+    path = Path(path)
+    layer = get_layer(layer_code)
+    file = display_name or path.name
+    t0 = time.perf_counter()
+    step = progress or (lambda _stage: None)
+    step("read")
+    raw = read_file(path, opts.encoding, opts.sheet)
+    df = raw.frame
+    present = set(df.columns)
+    missing = [f.code for f in layer.fields if f.required and f.code not in present]
+    if missing:
+        found = ", ".join(c for c in df.columns if c != "geometry")
+        raise InputError(file, f"required column(s) {', '.join(missing)} missing for layer "
+                               f"{layer.code} ({layer.label}); the file has: {found}")
+    known = {f.code for f in layer.fields} | {"geometry", "X", "Y", "ZBXT", "FID", "OBJECTID"}
+    warnings: list[str] = [f"text decoded as {raw.encoding}, from {raw.encoding_source}"]
+    extra = [c for c in df.columns if c not in known]
+    if extra:
+        warnings.append(f"columns not in the contract, ignored: {', '.join(extra)}")
+
+    issues = Issues()
+    step("validate")
+    typed = parse_layer(df, layer, issues)
+    step("geometry")
+    geoms = _geometry(raw, layer, opts, issues, file, warnings)
+    _duplicate_keys(layer, typed, raw, issues)
+    not_industrial: dict[str, int] = {}
+    for code in ("DLBM", "TDYT"):
+        f = next((f for f in layer.fields if f.code == code), None)
+        if f is not None:
+            col = typed[f.column]
+            odd = col.notna() & ~col.isin(list(INDUSTRIAL_LAND_CODES))
+            not_industrial = col[odd].value_counts().to_dict()
+    report: dict = {
+        "file": file, "layer": layer.code, "table": layer.table, "mode":
+        "strict" if opts.strict else "lenient", "dry_run": opts.dry_run,
+        "options": {k: v for k, v in asdict(opts).items() if v not in (None, False)},
+        "encoding": raw.encoding, "rows_read": len(df),
+        "not_industrial": {"count": int(sum(not_industrial.values())), "codes": {
+            str(k): int(v) for k, v in not_industrial.items()}},
+        "warnings": warnings,
+    }
+    fhash = file_hash(path)
+    with engine.begin() as conn:
+        _reference_checks(conn, layer, typed, issues)
+        errors = _error_list(raw, typed, layer, issues)
+        report["errors"] = errors
+        bad = issues.bad_positions()
+        report["rejected"] = int(len(bad))
+        if errors and opts.strict:
+            report.update(inserted=0, updated=0, unchanged=0, status="rejected")
+            if not opts.dry_run:
+                report["batch_id"] = _record_batch(conn, layer, file, fhash, opts, user, report)
+            conn.commit() if not opts.dry_run else conn.rollback()
+            raise ImportRejected(report)
+        keep = np.ones(len(typed), bool)
+        keep[bad] = False
+        good = typed[keep]
+        good_geoms = geoms[keep] if geoms is not None else None
+        batch_id = _record_batch(conn, layer, file, fhash, opts, user, report)
+        step("load")
+        counts = _load(conn, layer, good, good_geoms, batch_id)
+        report.update(counts, status="loaded", batch_id=batch_id)
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        if counts["inserted"] or counts["updated"]:
+            report["refreshed"] = refresh.after_import(conn, layer.code, batch_id)
+        conn.execute(text(
+            "UPDATE import_batches SET inserted=:inserted, updated=:updated, unchanged=:unchanged,"
+            " rejected=:rejected, report=CAST(:report AS jsonb), finished_at=now() WHERE id=:id"),
+            {**counts, "rejected": report["rejected"], "report": _json(report), "id": batch_id})
+        if opts.dry_run:
+            conn.rollback()
+            report.pop("batch_id", None)
+    return report
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def _error_list(raw: RawFrame, typed: pd.DataFrame, layer: Layer, issues: Issues) -> list[dict]:
+    if not issues.pos:
+        return []
+    pos = np.asarray(issues.pos)
+    where = _labels(raw, pos)
+    key_col = layer.key_columns[0]
+    keys = typed[key_col].to_numpy()[pos]
+    order = np.argsort(pos, kind="stable")
+    return [{"where": where[i], "key": None if pd.isna(keys[i]) else str(keys[i]),
+             "field": issues.fields[i], "reason": issues.reasons[i]} for i in order]
+
+
+def _record_batch(conn: Connection, layer: Layer, file: str, fhash: str, opts: ImportOptions,
+                  user: str, report: dict) -> int:
+    return conn.execute(text(
+        "INSERT INTO import_batches (layer, file_name, file_hash, options, status, rows_read, "
+        "rejected, report, created_by, finished_at) VALUES (:layer, :file, :hash, "
+        "CAST(:opts AS jsonb), :status, :rows, :rejected, CAST(:report AS jsonb), :user, "
+        "CASE WHEN :status = 'rejected' THEN now() END) RETURNING id"),
+        {"layer": layer.code, "file": file, "hash": fhash, "opts": _json(report["options"]),
+         "status": report.get("status", "loaded"), "rows": report["rows_read"],
+         "rejected": report.get("rejected", 0), "report": _json(report), "user": user},
+    ).scalar_one()
+
+
+def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray | None,
+          batch_id: int) -> dict:
+    table = LAYER_TABLES[layer.code]
+    cols = [f.column for f in layer.fields]
+    frame = _copy_frame(good, layer)
+    wkb = None
+    if geoms is not None and "geom" in table.c:
+        g = shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID)
+        wkb = pd.Series(shapely.to_wkb(g, hex=True, include_srid=True), index=good.index,
+                        dtype=object)
+        frame["geom"] = wkb
+        cols.append("geom")
+    if "source_crs" in table.c:
+        frame["source_crs"] = None
+        cols.append("source_crs")
+    frame["row_hash"] = _row_hash(good, wkb)
+    cols.append("row_hash")
+    stg = f"stg_{layer.table}"
+    col_list = ", ".join(cols)
+    conn.execute(text(f"CREATE TEMP TABLE {stg} ON COMMIT DROP AS SELECT {col_list} "
+                      f"FROM {layer.table} WITH NO DATA"))
+    raw_conn = conn.connection.driver_connection
+    chunk = 50_000
+    with raw_conn.cursor() as cur:
+        with cur.copy(f"COPY {stg} ({col_list}) FROM STDIN WITH (FORMAT csv)") as cp:
+            for start in range(0, len(frame), chunk):
+                buf = io.StringIO()
+                frame.iloc[start:start + chunk][cols].to_csv(buf, header=False, index=False)
+                cp.write(buf.getvalue())
+    keys = layer.key_columns
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    key_expr = "concat_ws('|', " + ", ".join(f"s.{k}" for k in keys) + ")"
+    geom_diff = ("CASE WHEN s.geom IS DISTINCT FROM t.geom THEN jsonb_build_object('geom', "
+                 "'changed') ELSE '{}'::jsonb END" if "geom" in cols else "'{}'::jsonb")
+    res = conn.execute(text(f"""
+        INSERT INTO import_changes (batch_id, layer, key, action, changes)
+        SELECT :b, :layer, {key_expr},
+               CASE WHEN t.id IS NULL THEN 'insert' ELSE 'update' END,
+               CASE WHEN t.id IS NULL THEN NULL ELSE COALESCE((
+                   SELECT jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value))
+                   FROM jsonb_each(to_jsonb(s) - 'row_hash' - 'geom') n
+                   JOIN jsonb_each(to_jsonb(t)) o ON o.key = n.key
+                   WHERE n.value IS DISTINCT FROM o.value), '{{}}'::jsonb) || {geom_diff} END
+        FROM {stg} s LEFT JOIN {layer.table} t ON {on}
+        WHERE t.id IS NULL OR t.row_hash IS DISTINCT FROM s.row_hash
+        RETURNING action"""), {"b": batch_id, "layer": layer.code}).scalars().all()
+    inserted = sum(1 for a in res if a == "insert")
+    updated = len(res) - inserted
+    if res:
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
+        conn.execute(text(f"""
+            INSERT INTO {layer.table} ({col_list}, batch_id)
+            SELECT {col_list}, :b FROM {stg}
+            ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
+                updated_at = now()
+            WHERE {layer.table}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"""), {"b": batch_id})
+    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(res)}

@@ -1,0 +1,174 @@
+"""Reading input files into frames: shapefile, GeoPackage, GeoJSON, CSV, XLSX.
+
+Text encodings follow the contract: a shapefile's ``.cpg`` wins; without one the ``encoding``
+option, else GB18030 (a superset of GBK). Bytes that do not decode in the chosen encoding are
+refused, never guessed (data read with the wrong encoding and saved again is damaged for good).
+CSV is UTF-8 (with or without BOM) or GB18030, detected strictly unless ``encoding`` is given.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from gis.ingest.errors import InputError
+
+SPATIAL_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json"}
+TABLE_SUFFIXES = {".csv", ".xlsx"}
+DEFAULT_SHAPEFILE_ENCODING = "GB18030"
+
+# Code pages as written in .cpg files -> Python codec names.
+_CPG_ALIASES = {"936": "gbk", "65001": "utf-8", "950": "cp950", "1252": "cp1252", "54936": "gb18030",
+                "UTF8": "utf-8", "GB2312": "gbk", "ANSI 936": "gbk"}
+
+
+@dataclass
+class RawFrame:
+    """What was read: the frame (columns upper-cased), its CRS and how the text was decoded."""
+
+    frame: pd.DataFrame  # a GeoDataFrame for spatial files
+    crs: object | None  # pyproj-compatible CRS or None
+    encoding: str
+    encoding_source: str
+    row_label: str  # "feature" (0-based FID) or "row" (spreadsheet row, header = 1)
+    row_offset: int  # add to the 0-based position to get the label
+
+
+def python_codec(name: str, file: str) -> str:
+    key = name.strip().upper()
+    codec = _CPG_ALIASES.get(key, name.strip())
+    try:
+        return codecs.lookup(codec).name
+    except LookupError:
+        raise InputError(file, f"unknown text encoding {name!r}; give a known one such as GBK, "
+                               "GB18030 or UTF-8", field="encoding") from None
+
+
+def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
+    """Refuse a DBF whose character fields do not decode strictly in ``codec``."""
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        raise InputError(file, "the .dbf file is truncated")
+    n, header_len, rec_len = struct.unpack("<IHH", data[4:12])
+    fields = []
+    pos, offset = 32, 1
+    while pos + 32 <= header_len and data[pos] != 0x0D:
+        name = data[pos:pos + 11].split(b"\0")[0].decode("ascii", "replace")
+        ftype, flen = chr(data[pos + 11]), data[pos + 16]
+        if ftype == "C":
+            fields.append((name, offset, flen))
+        offset += flen
+        pos += 32
+    body = data[header_len:header_len + n * rec_len]
+    if n == 0 or not fields or len(body) < n * rec_len:
+        return
+    recs = np.frombuffer(body, dtype=np.uint8).reshape(n, rec_len)
+    for name, off, flen in fields:
+        col = recs[:, off:off + flen]
+        rows = np.flatnonzero((col >= 0x80).any(axis=1))
+        for r in rows:
+            raw = col[r].tobytes().rstrip(b" \0")
+            try:
+                raw.decode(codec)
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    file, f"feature {r}: text does not decode as {codec} at byte {e.start} "
+                    f"({raw[max(0, e.start - 4):e.start + 4]!r}); give the right encoding with "
+                    "--encoding or a .cpg file", field=name) from None
+
+
+def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
+    suffix = path.suffix.lower()
+    enc_arg = None
+    if suffix == ".shp":
+        cpg = path.with_suffix(".cpg")
+        if not cpg.exists():
+            cpg = next((p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".cpg"),
+                       cpg)
+        if cpg.exists():
+            declared = cpg.read_text(errors="replace").strip()
+            codec, source = python_codec(declared, file), f".cpg ({declared})"
+        elif encoding:
+            codec, source = python_codec(encoding, file), "--encoding option"
+            enc_arg = codec
+        else:
+            codec, source = python_codec(DEFAULT_SHAPEFILE_ENCODING, file), "default (GB18030)"
+            enc_arg = codec
+        dbf = next((p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".dbf"),
+                   None)
+        if dbf is None:
+            raise InputError(file, "the shapefile has no .dbf attribute file beside it")
+        _check_dbf_decodes(dbf, codec, file)
+    else:
+        codec, source = "utf-8", "format (UTF-8)"
+    try:
+        gdf = pyogrio.read_dataframe(path, encoding=enc_arg, use_arrow=True, fid_as_index=True)
+    except Exception as e:  # pyogrio raises DataSourceError, DataLayerError, ...
+        raise InputError(file, f"cannot be read as a spatial layer: {e}") from None
+    gdf.columns = [c if c == "geometry" else str(c).strip().upper() for c in gdf.columns]
+    return RawFrame(gdf, gdf.crs, codec, source, "feature", 0)
+
+
+def _decode_text(raw: bytes, encoding: str | None, file: str) -> tuple[str, str, str]:
+    if encoding:
+        codec = python_codec(encoding, file)
+        try:
+            return raw.decode("utf-8-sig" if codec == "utf-8" else codec), codec, "--encoding option"
+        except UnicodeDecodeError as e:
+            raise InputError(file, f"text does not decode as {codec} at byte {e.start}",
+                             field="encoding") from None
+    try:
+        return raw.decode("utf-8-sig"), "utf-8", "detected (UTF-8)"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030"), "gb18030", "detected (GB18030)"
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError(file, f"line {line}: text is neither UTF-8 nor GB18030 (byte {e.start}); "
+                               "give the encoding with --encoding", field="encoding") from None
+
+
+def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -> RawFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        text, codec, source = _decode_text(path.read_bytes(), encoding, file)
+        try:
+            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                             skipinitialspace=True)
+        except Exception as e:
+            raise InputError(file, f"cannot be read as CSV: {e}") from None
+    elif suffix == ".xlsx":
+        try:
+            df = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object,
+                               engine="openpyxl")
+        except ValueError as e:
+            raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
+        except Exception as e:
+            raise InputError(file, f"cannot be read as XLSX: {e}") from None
+        codec, source = "utf-8", "XLSX (Unicode)"
+    else:
+        raise InputError(file, f"unsupported table format {suffix!r}; use .csv or .xlsx")
+    df.columns = [str(c).strip().upper().lstrip("\ufeff") for c in df.columns]
+    df.index = pd.RangeIndex(len(df))
+    return RawFrame(df, None, codec, source, "row", 2)
+
+
+def read_file(path: Path, encoding: str | None = None, sheet: str | None = None) -> RawFrame:
+    """Read any supported file; raises InputError naming the file and the reason."""
+    file = path.name
+    if not path.exists():
+        raise InputError(file, f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in SPATIAL_SUFFIXES:
+        return read_spatial(path, encoding, file)
+    if suffix in TABLE_SUFFIXES:
+        return read_table(path, encoding, sheet, file)
+    raise InputError(file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx")

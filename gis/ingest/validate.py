@@ -1,0 +1,201 @@
+"""Field parsing and row checks, vectorised over whole columns.
+
+Each check returns the positions of failing rows with a reason; the pipeline turns them into
+report entries (file, row or feature, key, field, reason). Nothing is dropped here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gis import uscc
+from gis.layers import Field, Layer
+
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+_LIST_SPLIT = r"[;；、,，]"
+
+
+@dataclass
+class Issues:
+    """Collected row problems: parallel lists of position, field code and reason."""
+
+    pos: list[int] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, mask: np.ndarray | pd.Series, field_code: str, reason) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            return
+        self.pos.extend(idx.tolist())
+        self.fields.extend([field_code] * len(idx))
+        if isinstance(reason, str):
+            self.reasons.extend([reason] * len(idx))
+        else:
+            self.reasons.extend(list(np.asarray(reason, dtype=object)[idx]))
+
+    def bad_positions(self) -> np.ndarray:
+        return np.unique(np.asarray(self.pos, dtype=np.int64))
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """Strings, stripped; empty and missing become None. Integral floats lose their '.0'."""
+
+    def conv(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+            return None
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        if isinstance(v, pd.Timestamp):
+            return v.strftime("%Y-%m-%d")
+        t = str(v).strip()
+        return t or None
+
+    if s.dtype == object or pd.api.types.is_string_dtype(s):
+        out = s.astype(object).where(s.notna(), None)
+        # fast path: plain strings
+        if all(isinstance(v, str) or v is None for v in out.to_numpy()[:1000]):
+            out = out.map(lambda v: (v.strip() or None) if isinstance(v, str) else conv(v))
+            return out
+        return out.map(conv)
+    return s.map(conv).astype(object)
+
+
+def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Dates as YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or Excel dates (cells or serial numbers).
+
+    Returns (datetime64 series with NaT for empty, mask of unparsable non-empty values).
+    """
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize(None).dt.normalize() if s.dt.tz else s.dt.normalize(), np.zeros(
+            len(s), bool)
+    obj = s.astype(object)
+    is_ts = obj.map(lambda v: hasattr(v, "year") and hasattr(v, "month"))
+    result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    if is_ts.any():
+        result[is_ts] = pd.to_datetime(obj[is_ts].map(lambda v: pd.Timestamp(v)))
+    text = as_text(obj.where(~is_ts, None))
+    present = text.notna()
+    t = text.fillna("").str.replace(r"\.0$", "", regex=True)
+    for fmt, pattern in (("%Y-%m-%d", r"^\d{4}-\d{1,2}-\d{1,2}$"),
+                         ("%Y/%m/%d", r"^\d{4}/\d{1,2}/\d{1,2}$"),
+                         ("%Y%m%d", r"^\d{8}$")):
+        m = present & t.str.match(pattern) & result.isna()
+        if m.any():
+            result[m] = pd.to_datetime(t[m], format=fmt, errors="coerce")
+    serial = present & t.str.match(r"^\d{1,5}(\.\d+)?$") & result.isna()
+    if serial.any():
+        days = pd.to_numeric(t[serial], errors="coerce")
+        ok = (days > 0) & (days < 80000)
+        result[serial & ok.reindex(s.index, fill_value=False)] = (
+            _EXCEL_EPOCH + pd.to_timedelta(days[ok].astype(int), unit="D"))
+    bad = (present & result.isna()).to_numpy()
+    # implausible years are typing errors, not dates
+    years = result.dt.year
+    bad |= (result.notna() & ((years < 1900) | (years > 2100))).to_numpy()
+    return result.where(~pd.Series(bad, index=s.index)), bad
+
+
+def parse_numbers(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Floats; thousands separators allowed. Returns (values, mask of unparsable non-empty)."""
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype(float), np.zeros(len(s), bool)
+    text = as_text(s)
+    present = text.notna()
+    cleaned = text.fillna("").str.replace(",", "", regex=False).str.replace("，", "", regex=False)
+    values = pd.to_numeric(cleaned.where(present, None), errors="coerce")
+    bad = (present & values.isna()).to_numpy()
+    return values.astype(float), bad
+
+
+_BOOL = {"1": True, "0": False, "TRUE": True, "FALSE": False, "是": True, "否": False,
+         "Y": True, "N": False, "T": True, "F": False}
+
+
+def parse_bools(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    text = as_text(s)
+    upper = text.map(lambda v: v.upper() if isinstance(v, str) else None)
+    values = upper.map(_BOOL)
+    bad = (text.notna() & values.isna()).to_numpy()
+    return values.astype(object).where(values.notna(), None), bad
+
+
+def parse_lists(s: pd.Series) -> pd.Series:
+    text = as_text(s)
+    return text.map(
+        lambda v: [p.strip() for p in re.split(_LIST_SPLIT, v) if p.strip()] if v else None)
+
+
+# Field-specific shape rules beyond the type (contract: codes of known length).
+_PATTERNS = {
+    "XZQDM": (r"^\d{6}$", "must be a 6-digit division code"),
+    "HYDM": (r"^\d{4}$", "must be a 4-digit GB/T 4754-2017 industry class"),
+}
+
+
+def parse_layer(df: pd.DataFrame, layer: Layer, issues: Issues) -> pd.DataFrame:
+    """Typed frame with English column names; every problem goes into ``issues``.
+
+    Missing optional columns become empty; missing required columns are the caller's check.
+    """
+    out: dict[str, pd.Series] = {}
+    n = len(df)
+    for f in layer.fields:
+        raw = df[f.code] if f.code in df.columns else pd.Series([None] * n, index=df.index,
+                                                                  dtype=object)
+        out[f.column] = _parse_field(raw, f, issues)
+    return pd.DataFrame(out, index=df.index)
+
+
+def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
+    if f.type == "date":
+        values, bad = parse_dates(raw)
+        issues.add(bad, f.code, "unparsable date (use YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or an "
+                                "Excel date)")
+    elif f.type in ("float", "int"):
+        values, bad = parse_numbers(raw)
+        issues.add(bad, f.code, "not a number")
+        if f.type == "int":
+            frac = values.notna() & (values != values.round())
+            issues.add(frac.to_numpy(), f.code, "not a whole number")
+            values = values.round().astype("Int64")
+            if f.code == "ND":
+                yr = values.notna() & ((values < 1949) | (values > 2100))
+                issues.add(yr.to_numpy(dtype=bool), f.code, "not a plausible year")
+    elif f.type == "bool":
+        values, bad = parse_bools(raw)
+        issues.add(bad, f.code, "must be 1 or 0")
+    elif f.type == "list":
+        values = parse_lists(raw)
+        if f.code == "FMQD":
+            bad = values.map(lambda v: bool(v) and not all(re.fullmatch(r"\d{2,4}", x) for x in v))
+            issues.add(bad.to_numpy(dtype=bool), f.code,
+                       "negative list must be GB/T 4754 codes of 2 to 4 digits separated by ;")
+    else:
+        values = as_text(raw)
+        if f.type == "uscc":
+            values = values.map(lambda v: v.upper() if isinstance(v, str) else v)
+            present = values.notna().to_numpy()
+            ok = uscc.valid_mask(values.to_numpy())
+            wrong_len = present & (values.map(lambda v: len(v) if isinstance(v, str) else 18)
+                                   .to_numpy() != 18)
+            issues.add(wrong_len, f.code, "USCC must have 18 characters")
+            issues.add(present & ~ok & ~wrong_len, f.code,
+                       "bad USCC check character (GB 32100-2015)")
+        elif f.code in _PATTERNS:
+            pattern, reason = _PATTERNS[f.code]
+            bad = values.notna() & ~values.fillna("").str.match(pattern)
+            issues.add(bad.to_numpy(), f.code, reason)
+        if f.choices:
+            bad = values.notna() & ~values.isin(f.choices)
+            issues.add(bad.to_numpy(), f.code, values.map(
+                lambda v: f"{v!r} is not one of {' / '.join(f.choices)}"))
+    if f.required:
+        missing = as_text(raw).isna()
+        issues.add(np.asarray(missing, dtype=bool), f.code, "required field is empty")
+    return values

@@ -1,0 +1,191 @@
+"""The data contract's layers in one place: contract field codes <-> database names and types.
+
+Everything that needs to know a layer's table, key, geometry or fields reads it from here
+(the importer, the API's layer list, the sample generator, the public/restricted split).
+Source: ../shared/DATA_CONTRACT.md, "Layers".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldType = Literal["text", "int", "float", "date", "bool", "uscc", "list", "code"]
+GeomKind = Literal["polygon", "point", "point_or_table", "polygon_or_table", None]
+
+
+@dataclass(frozen=True)
+class Field:
+    code: str  # contract field code (pinyin initials), e.g. "DKBH"
+    column: str  # database column, clear English
+    type: FieldType = "text"
+    required: bool = False
+    label: str = ""  # Chinese label for docs, exports and the UI
+    choices: tuple[str, ...] = ()  # allowed values, where the contract fixes them
+    restricted: bool = False  # tax / energy / emission figures: analyst token only
+    references: str | None = None  # layer code whose key this field must name
+
+
+@dataclass(frozen=True)
+class Layer:
+    code: str  # XZQ, PT, ...
+    table: str
+    label: str
+    key: tuple[str, ...]  # contract codes of the key fields
+    geometry: GeomKind
+    fields: tuple[Field, ...] = field(default_factory=tuple)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(self.field(c).column for c in self.key)
+
+    def field(self, code: str) -> Field:
+        for f in self.fields:
+            if f.code == code:
+                return f
+        raise KeyError(code)
+
+    @property
+    def spatial(self) -> bool:
+        return self.geometry is not None
+
+    @property
+    def polygonal(self) -> bool:
+        return self.geometry in ("polygon", "polygon_or_table")
+
+
+PLATFORM_LEVELS = ("国家级", "省级", "市级", "其他")
+PLATFORM_TYPES = (
+    "经济技术开发区", "高新技术产业开发区", "经济开发区", "工业园区", "工业功能区", "小微企业园", "特色小镇",
+)
+SUPPLY_METHODS = ("出让", "划拨", "租赁", "作价出资")
+ACTUAL_USES = ("工业", "创新型产业", "挪作他用", "闲置")
+PROJECT_STATUSES = ("未开工", "在建", "停建", "投产")
+STANDARD_KINDS = ("安全生产", "环境保护", "节能降耗", "产品质量")
+
+# Land-use codes recognised as industrial (DATA_CONTRACT, "Land-use codes").
+INDUSTRIAL_LAND_CODES = {
+    "0601": "工业用地", "0602": "采矿用地", "0604": "仓储用地",
+    "1001": "工业用地", "100101": "一类工业用地", "100102": "二类工业用地",
+    "100103": "三类工业用地", "1101": "仓储用地", "M0": "创新型产业用地", "100104": "创新型产业用地",
+}
+
+F = Field
+LAYERS: dict[str, Layer] = {
+    layer.code: layer
+    for layer in [
+        Layer("XZQ", "districts", "行政区", ("XZQDM",), "polygon", (
+            F("XZQDM", "code", "code", True, "行政区代码"),
+            F("XZQMC", "name", "text", True, "行政区名称"),
+            F("ZCQ", "main_urban", "bool", False, "主城区"),
+        )),
+        Layer("PT", "platforms", "工业平台", ("PTDM",), "polygon", (
+            F("PTDM", "code", "code", True, "平台代码"),
+            F("PTMC", "name", "text", True, "平台名称"),
+            F("PTJB", "level", "text", True, "平台级别", PLATFORM_LEVELS),
+            F("PTLX", "type", "text", False, "平台类型", PLATFORM_TYPES),
+            F("XZQDM", "district_code", "code", False, "行政区代码", references="XZQ"),
+            F("TSCY", "featured_industries", "list", False, "特色产业"),
+            F("FMQD", "negative_list", "list", False, "负面清单"),
+        )),
+        Layer("ZL", "corridors", "走廊", ("ZLDM",), "polygon", (
+            F("ZLDM", "code", "code", True, "走廊代码"),
+            F("ZLMC", "name", "text", True, "走廊名称"),
+        )),
+        Layer("PZ", "approvals", "批准用地", ("PZWH",), "polygon", (
+            F("PZWH", "doc_no", "code", True, "批准文号"),
+            F("PCMC", "batch_name", "text", False, "批次名称"),
+            F("PZRQ", "approved_on", "date", True, "批准日期"),
+            F("PZMJ", "declared_area_m2", "float", False, "批准面积(m²)"),
+        )),
+        Layer("GD", "supplies", "供地", ("DZJGH",), "polygon", (
+            F("DZJGH", "supply_no", "code", True, "电子监管号"),
+            F("GDFS", "method", "text", True, "供地方式", SUPPLY_METHODS),
+            F("TDYT", "land_use_code", "code", True, "土地用途"),
+            F("GDRQ", "supplied_on", "date", True, "供地日期"),
+            F("SRR", "grantee_name", "text", False, "受让人"),
+            F("SRRDM", "grantee_uscc", "uscc", False, "受让人信用代码"),
+            F("HTKGSJ", "agreed_start", "date", True, "约定开工时间"),
+            F("HTJGSJ", "agreed_completion", "date", False, "约定竣工时间"),
+            F("SJKGSJ", "actual_start", "date", False, "实际开工时间"),
+            F("SJJGSJ", "actual_completion", "date", False, "实际竣工时间"),
+            F("TGRQ", "stopped_on", "date", False, "停工日期"),
+            F("RJLXX", "plot_ratio_min", "float", False, "容积率下限"),
+            F("RJLSX", "plot_ratio_max", "float", False, "容积率上限"),
+            F("YDTZ", "agreed_investment", "float", False, "约定总投资(万元)"),
+            F("SJTZ", "investment_made", "float", False, "已完成投资(万元)"),
+            F("YKFMJ", "developed_area_m2", "float", False, "已开发面积(m²)"),
+        )),
+        Layer("DK", "parcels", "现状工业用地", ("DKBH",), "polygon", (
+            F("DKBH", "parcel_no", "code", True, "地块编号"),
+            F("DLBM", "land_use_code", "code", True, "地类编码"),
+            F("SJYT", "actual_use", "text", False, "实际用途", ACTUAL_USES),
+            F("JZMJ", "floor_area_m2", "float", False, "建筑面积(m²)"),
+            F("JZJDMJ", "footprint_m2", "float", False, "建筑基底面积(m²)"),
+            F("DZJGH", "supply_no", "code", False, "电子监管号", references="GD"),
+            F("QLR", "holder_name", "text", False, "权利人"),
+            F("QLRDM", "holder_uscc", "uscc", False, "权利人信用代码"),
+            F("XZQDM", "district_code", "code", False, "行政区代码", references="XZQ"),
+        )),
+        Layer("QY", "enterprises", "企业名录", ("TYSHXYDM",), "point_or_table", (
+            F("TYSHXYDM", "uscc", "uscc", True, "统一社会信用代码"),
+            F("QYMC", "name", "text", True, "企业名称"),
+            F("HYDM", "industry_code", "code", True, "行业代码"),
+            F("GMYS", "above_size", "bool", False, "规模以上"),
+            F("DKBH", "parcel_nos", "list", False, "占用地块", references="DK"),
+        )),
+        Layer("CC", "outputs", "企业产出", ("TYSHXYDM", "ND"), None, (
+            F("TYSHXYDM", "uscc", "uscc", True, "统一社会信用代码", references="QY"),
+            F("ND", "year", "int", True, "年度"),
+            F("GYZCZ", "gross_output", "float", False, "工业总产值(万元)"),
+            F("YYSR", "revenue", "float", False, "营业收入(万元)"),
+            F("GYZJZ", "value_added", "float", False, "工业增加值(万元)"),
+            F("SJSJ", "tax_paid", "float", True, "实缴税金(万元)", restricted=True),
+            F("ZHNH", "energy_tce", "float", False, "综合能耗(吨标准煤)", restricted=True),
+            F("PFDL", "emissions_t", "float", False, "排放当量(吨)", restricted=True),
+            F("YFFY", "rd_spending", "float", False, "研发费用(万元)"),
+            F("CYRS", "employees", "float", False, "从业人数"),
+            F("YDMJ", "declared_land_m2", "float", False, "用地面积(m²)"),
+        )),
+        Layer("XM", "projects", "投资项目", ("XMDM",), "polygon_or_table", (
+            F("XMDM", "project_code", "code", True, "项目代码"),
+            F("XMMC", "name", "text", True, "项目名称"),
+            F("TYSHXYDM", "uscc", "uscc", False, "统一社会信用代码"),
+            F("DZJGH", "supply_no", "code", False, "电子监管号", references="GD"),
+            F("DKBH", "parcel_no", "code", False, "地块编号", references="DK"),
+            F("JHTZ", "planned_investment", "float", True, "计划投资(万元)"),
+            F("LJWCTZ", "investment_made", "float", False, "累计完成投资(万元)"),
+            F("XMZT", "status", "text", False, "项目状态", PROJECT_STATUSES),
+            F("KGRQ", "started_on", "date", False, "开工日期"),
+            F("TCRQ", "production_on", "date", False, "投产日期"),
+        )),
+        Layer("BD", "failed_standards", "不达标企业", ("TYSHXYDM", "ND", "BDLX"), None, (
+            F("TYSHXYDM", "uscc", "uscc", True, "统一社会信用代码", references="QY"),
+            F("ND", "year", "int", True, "年度"),
+            F("BDLX", "kind", "text", True, "不达标类型", STANDARD_KINDS),
+            F("SM", "note", "text", False, "说明"),
+        )),
+        Layer("TJ", "district_stats", "区县统计", ("XZQDM", "ND"), None, (
+            F("XZQDM", "district_code", "code", True, "行政区代码", references="XZQ"),
+            F("ND", "year", "int", True, "年度"),
+            F("GDP", "gdp", "float", False, "地区生产总值(万元)"),
+            F("GYZJZ", "value_added", "float", False, "工业增加值(万元)"),
+            F("GYYDMJ", "industrial_land_m2", "float", False, "工业用地面积(m²)"),
+        )),
+    ]
+}
+
+# The order in which layers must be imported so that every reference can be checked.
+IMPORT_ORDER = ("XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ")
+
+STORAGE_SRID = 4549  # CGCS2000 / 3-degree Gauss-Kruger CM 120E, metres
+M2_PER_MU = 10000 / 15  # 1 亩 = 666.67 m²
+
+
+def layer(code: str) -> Layer:
+    """The layer for a contract code, case-insensitive; KeyError names the known codes."""
+    try:
+        return LAYERS[code.upper()]
+    except KeyError:
+        known = ", ".join(c.lower() for c in IMPORT_ORDER)
+        raise KeyError(f"unknown layer {code!r}; known layers: {known}") from None

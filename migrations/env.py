@@ -1,0 +1,38 @@
+"""Alembic environment. The URL comes from landlink's settings (DATABASE_URL or the local cluster),
+or from ``config.attributes["connection"]`` when a caller (tests, ``landlink migrate``) passes one.
+"""
+
+from alembic import context
+from geoalchemy2 import alembic_helpers
+from sqlalchemy import create_engine
+
+from gis.config import get_settings
+from gis.models import metadata
+
+config = context.config
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        url = config.attributes.get("url") or get_settings().sqlalchemy_url
+        with create_engine(url).connect() as conn:
+            _run(conn)
+    else:
+        _run(connection)
+
+
+def _run(conn) -> None:
+    context.configure(
+        connection=conn,
+        target_metadata=metadata,
+        include_object=alembic_helpers.include_object,
+        process_revision_directives=alembic_helpers.writer,
+        render_item=alembic_helpers.render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    conn.commit()
+
+
+run_migrations_online()
