@@ -7,7 +7,7 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
 
 from gis.config import get_settings
-from gis.models import metadata
+from gis.all_models import metadata
 
 config = context.config
 

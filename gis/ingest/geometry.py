@@ -56,7 +56,8 @@ def check_lonlat(geoms: np.ndarray, crs, issues: Issues, field_code: str) -> Non
     issues.add(bad, field_code, "coordinates out of lon/lat range for a geographic CRS")
 
 
-def polygons(geoms: np.ndarray, issues: Issues) -> tuple[np.ndarray, np.ndarray]:
+def polygons(geoms: np.ndarray, issues: Issues, already_rejected: np.ndarray | bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
     """MultiPolygons from any input; returns (geometries, mask of features repaired).
 
     Null or empty -> rejected ("empty geometry"); invalid -> make_valid, keeping polygonal parts;
@@ -66,7 +67,7 @@ def polygons(geoms: np.ndarray, issues: Issues) -> tuple[np.ndarray, np.ndarray]
     geoms = shapely.force_2d(np.asarray(geoms, dtype=object))
     n = len(geoms)
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    issues.add(empty, "geometry", "empty geometry")
+    issues.add(empty & ~already_rejected, "geometry", "empty geometry")
     invalid = ~empty & ~shapely.is_valid(geoms)
     if invalid.any():
         geoms[invalid] = shapely.make_valid(geoms[invalid])
@@ -77,8 +78,7 @@ def polygons(geoms: np.ndarray, issues: Issues) -> tuple[np.ndarray, np.ndarray]
     keep = (shapely.get_type_id(parts2) == 3) & ~shapely.is_empty(parts2)
     result = np.full(n, None, dtype=object)
     if keep.any():
-        built = shapely.multipolygons(parts2[keep], indices=owner[keep])
-        result[: len(built)] = built
+        shapely.multipolygons(parts2[keep], indices=owner[keep], out=result)
     has_poly = np.zeros(n, bool)
     has_poly[owner[keep]] = True
     issues.add(~empty & ~has_poly, "geometry",

@@ -82,14 +82,19 @@ def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, 
                                "(e.g. --crs EPSG:4549, or --crs gcj02 for AMap lon/lat)",
                          field="crs")
     geoms = np.asarray(df.geometry.values, dtype=object)
-    check_lonlat(geoms, crs, issues, "geometry")
-    bad_range = np.zeros(len(geoms), bool)
-    bad_range[issues.pos] = True
-    geoms = geoms.copy()
-    geoms[bad_range] = None
+    out_of_range = Issues()
+    check_lonlat(geoms, crs, out_of_range, "geometry")
+    if out_of_range.pos:
+        issues.pos += out_of_range.pos
+        issues.fields += out_of_range.fields
+        issues.reasons += out_of_range.reasons
+        geoms = geoms.copy()
+        geoms[out_of_range.pos] = None
     geoms = to_storage(geoms, crs)
     if layer.polygonal:
-        geoms, repaired = polygons(geoms, issues)
+        rejected_rows = np.zeros(len(geoms), bool)
+        rejected_rows[out_of_range.pos] = True
+        geoms, repaired = polygons(geoms, issues, rejected_rows)
         if repaired.any():
             warnings.append(f"{int(repaired.sum())} invalid geometries repaired by make_valid "
                             f"(features {_labels(raw, np.flatnonzero(repaired))[:20]})")

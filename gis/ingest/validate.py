@@ -94,7 +94,7 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
         ok = (days > 0) & (days < 80000)
         result[serial & ok.reindex(s.index, fill_value=False)] = (
             _EXCEL_EPOCH + pd.to_timedelta(days[ok].astype(int), unit="D"))
-    bad = (present & result.isna()).to_numpy()
+    bad = (present & result.isna()).to_numpy().copy()
     # implausible years are typing errors, not dates
     years = result.dt.year
     bad |= (result.notna() & ((years < 1900) | (years > 2100))).to_numpy()

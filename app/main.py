@@ -1,0 +1,23 @@
+"""The FastAPI application: routers from app/routers, JSON errors, static map page."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app import errors
+from app.routers import registry
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="landlink",
+        description="工业用地经济地理信息系统 — industrial-land economic GIS: registry, "
+                    "project-land-output linkage, three kinds of land, OGC API and tiles.",
+        version="0.1.0",
+    )
+    errors.install(app)
+    app.include_router(registry.router)
+    return app
+
+
+app = create_app()
