@@ -1,0 +1,71 @@
+# landlink: two commands on a fresh Debian machine.
+#   make demo   installs what is missing, starts a local PostGIS, loads the sample city,
+#               runs the analyses and serves the API and map on http://127.0.0.1:8000
+#   make test   does its own set-up and runs the whole suite against a real PostGIS
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LANDLINK := $(BIN)/landlink
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test deps venv db migrate load analyse serve lint bench clean-db help
+
+help:
+	@echo "make demo   - install, start PostGIS, load the sample city, analyse, serve on :8000"
+	@echo "make test   - install, start PostGIS, run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - benchmarks (see docs/BENCHMARKS.md)"
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+db: deps venv
+	@if [ -z "$$DATABASE_URL" ]; then $(LANDLINK) db up; fi
+
+migrate: db
+	$(LANDLINK) migrate
+
+load: migrate
+	$(LANDLINK) import-dir sample_shapefiles
+
+analyse: load
+	@$(LANDLINK) analyse-all
+
+serve:
+	$(LANDLINK) serve --host 127.0.0.1 --port 8000
+
+demo: analyse
+	@echo "serving landlink on http://127.0.0.1:8000  (API docs: /docs, OGC API: /ogc)"
+	$(LANDLINK) serve --host 127.0.0.1 --port 8000
+
+test: db
+	$(BIN)/ruff check app gis tests bench migrations
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check app gis tests bench migrations
+	$(BIN)/ruff format --check app gis tests bench migrations
+
+bench: migrate
+	$(BIN)/python bench/import.py
+
+clean-db:
+	-$(LANDLINK) db down
+	rm -rf .pgdata

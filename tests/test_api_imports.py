@@ -1,0 +1,91 @@
+"""Imports over HTTP and the access rules, through a real server and a real HTTP client."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from gis import tokens
+from tests.conftest import snapshot
+from tests.factories import districts, supplies
+
+
+def token(db, role: str) -> str:
+    with db.begin() as c:
+        return tokens.create(c, role, f"test-{role}")
+
+
+def shp_parts(path):
+    return [("files", (p.name, p.read_bytes())) for p in sorted(path.parent.glob(path.stem + ".*"))]
+
+
+def test_import_needs_an_admin_token(http, db, tmp_path):
+    p = districts(tmp_path)
+    r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(p))
+    assert r.status_code == 401 and "admin" in r.json()["message"]
+    for role in ("viewer", "analyst"):
+        r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(p),
+                      headers={"Authorization": f"Bearer {token(db, role)}"})
+        assert r.status_code == 403 and role in r.json()["message"]
+    r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(p),
+                  headers={"Authorization": "Bearer ll_not_a_real_token"})
+    assert r.status_code == 401
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM districts")).scalar() == 0
+
+
+def test_admin_imports_a_shapefile_and_reads_the_report(http, db, tmp_path):
+    h = {"Authorization": f"Bearer {token(db, 'admin')}"}
+    r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)),
+                  headers=h)
+    assert r.status_code == 201, r.text
+    rep = r.json()
+    assert (rep["inserted"], rep["status"]) == (2, "loaded")
+    got = http.get(f"/api/imports/{rep['batch_id']}").json()
+    assert got["status"] == "loaded" and got["changes"] == {"insert": 2}
+    assert got["created_by"] == "token:test-admin"
+    layers = {x["code"]: x for x in http.get("/api/layers").json()["layers"]}
+    assert layers["XZQ"]["count"] == 2
+    assert layers["XZQ"]["last_import"]["id"] == rep["batch_id"]
+
+
+def test_strict_upload_with_a_bad_row_is_422_and_changes_nothing(http, db, tmp_path):
+    h = {"Authorization": f"Bearer {token(db, 'admin')}"}
+    http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)),
+              headers=h)
+    before = snapshot(db)
+    bad = supplies(tmp_path, 3, GDRQ=["2019-01-01", "yesterday", "2019-01-01"])
+    r = http.post("/api/imports", data={"layer": "gd"}, files=shp_parts(bad), headers=h)
+    assert r.status_code == 422
+    body = r.json()
+    err = body["report"]["errors"][0]
+    assert (err["where"], err["field"]) == ("feature 1", "GDRQ")
+    assert "nothing was imported" in body["message"]
+    assert snapshot(db) == before
+    # the refused attempt is logged and readable
+    assert http.get(f"/api/imports/{body['report']['batch_id']}").json()["status"] == "rejected"
+    r = http.post("/api/imports", data={"layer": "gd", "mode": "lenient"}, files=shp_parts(bad),
+                  headers=h)
+    assert r.status_code == 201 and r.json()["rejected"] == 1 and r.json()["inserted"] == 2
+
+
+def test_upload_errors_are_json(http, db, tmp_path):
+    h = {"Authorization": f"Bearer {token(db, 'admin')}"}
+    r = http.post("/api/imports", data={"layer": "nope"}, files=[("files", ("a.csv", b"x"))],
+                  headers=h)
+    assert r.status_code == 400 and "unknown layer" in r.json()["message"]
+    r = http.post("/api/imports", data={"layer": "xzq"}, files=[("files", ("a.txt", b"x"))],
+                  headers=h)
+    assert r.status_code == 400 and "no importable file" in r.json()["message"]
+    r = http.post("/api/imports", data={"layer": "cc"},
+                  files=[("files", ("CC.csv", "TYSHXYDM,ND\n".encode()))], headers=h)
+    assert r.status_code == 400 and "SJSJ" in r.json()["message"]
+    r = http.post("/api/imports", data={"layer": "xzq"}, headers=h)
+    assert r.status_code == 422 and r.json()["error"] == "invalid"
+    assert http.get("/api/imports/999999").status_code == 404
+
+
+def test_tokens_are_stored_hashed(db):
+    t = token(db, "analyst")
+    with db.connect() as c:
+        stored = c.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
+    assert t not in stored and len(stored[0]) == 64
