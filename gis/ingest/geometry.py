@@ -16,6 +16,7 @@ from gis.ingest.validate import Issues, as_text, parse_numbers
 from gis.layers import STORAGE_SRID
 
 GCJ02 = "gcj02"
+_STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
 
 
 def resolve_crs(code: str, file: str):
@@ -40,7 +41,7 @@ def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
         geoms = shapely.transform(geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0],
                                                                                     xy[:, 1])))
         crs = CRS.from_epsg(4326)
-    if CRS.from_user_input(crs).to_epsg() == STORAGE_SRID:
+    if CRS.from_user_input(crs) == _STORAGE_CRS:
         return geoms
     t = Transformer.from_crs(crs, STORAGE_SRID, always_xy=True)
     return shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
@@ -58,19 +59,25 @@ def check_lonlat(geoms: np.ndarray, crs, issues: Issues, field_code: str) -> Non
 
 def polygons(geoms: np.ndarray, issues: Issues, already_rejected: np.ndarray | bool = False
              ) -> tuple[np.ndarray, np.ndarray]:
-    """MultiPolygons from any input; returns (geometries, mask of features repaired).
+    """Polygonal geometries from any input; returns (geometries, mask of features repaired).
 
     Null or empty -> rejected ("empty geometry"); invalid -> make_valid, keeping polygonal parts;
     nothing polygonal left -> rejected. Every feature is exploded to its polygons and rebuilt as
     one MultiPolygon, so collections and mixed input come out alike.
     """
-    geoms = shapely.force_2d(np.asarray(geoms, dtype=object))
+    geoms = np.asarray(geoms, dtype=object)
+    if shapely.has_z(geoms).any():
+        geoms = shapely.force_2d(geoms)
     n = len(geoms)
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     issues.add(empty & ~already_rejected, "geometry", "empty geometry")
     invalid = ~empty & ~shapely.is_valid(geoms)
     if invalid.any():
         geoms[invalid] = shapely.make_valid(geoms[invalid])
+    types = shapely.get_type_id(geoms)
+    if np.isin(types[~empty], (3, 6)).all():
+        # fast path: already (multi)polygons; the database makes them MultiPolygon (ST_Multi)
+        return np.where(empty, None, geoms), invalid
     parts, owner = shapely.get_parts(geoms, return_index=True)
     # collections may hold multipolygons: explode once more, keep polygons only
     parts2, idx2 = shapely.get_parts(parts, return_index=True)

@@ -327,7 +327,10 @@ def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray 
     cols.append("row_hash")
     stg = f"stg_{layer.table}"
     col_list = ", ".join(cols)
-    conn.execute(text(f"CREATE TEMP TABLE {stg} ON COMMIT DROP AS SELECT {col_list} "
+    select_list = ", ".join("ST_Multi(geom)" if c == "geom" and layer.polygonal else c
+                            for c in cols)
+    untyped = ", ".join("geom::geometry AS geom" if c == "geom" else c for c in cols)
+    conn.execute(text(f"CREATE TEMP TABLE {stg} ON COMMIT DROP AS SELECT {untyped} "
                       f"FROM {layer.table} WITH NO DATA"))
     raw_conn = conn.connection.driver_connection
     chunk = 50_000
@@ -340,28 +343,36 @@ def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray 
     keys = layer.key_columns
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     key_expr = "concat_ws('|', " + ", ".join(f"s.{k}" for k in keys) + ")"
-    geom_diff = ("CASE WHEN s.geom IS DISTINCT FROM t.geom THEN jsonb_build_object('geom', "
-                 "'changed') ELSE '{}'::jsonb END" if "geom" in cols else "'{}'::jsonb")
-    res = conn.execute(text(f"""
+    geom_diff = ("CASE WHEN ST_Multi(s.geom) IS DISTINCT FROM t.geom THEN "
+                 "jsonb_build_object('geom', 'changed') ELSE '{}'::jsonb END"
+                 if "geom" in cols else "'{}'::jsonb")
+    # Updates are recorded key by key with old -> new values; inserted rows carry this
+    # batch_id themselves, so they are counted, not listed.
+    updated = conn.execute(text(f"""
         INSERT INTO import_changes (batch_id, layer, key, action, changes)
-        SELECT :b, :layer, {key_expr},
-               CASE WHEN t.id IS NULL THEN 'insert' ELSE 'update' END,
-               CASE WHEN t.id IS NULL THEN NULL ELSE COALESCE((
+        SELECT :b, :layer, {key_expr}, 'update', COALESCE((
                    SELECT jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value))
                    FROM jsonb_each(to_jsonb(s) - 'row_hash' - 'geom') n
                    JOIN jsonb_each(to_jsonb(t)) o ON o.key = n.key
-                   WHERE n.value IS DISTINCT FROM o.value), '{{}}'::jsonb) || {geom_diff} END
-        FROM {stg} s LEFT JOIN {layer.table} t ON {on}
-        WHERE t.id IS NULL OR t.row_hash IS DISTINCT FROM s.row_hash
-        RETURNING action"""), {"b": batch_id, "layer": layer.code}).scalars().all()
-    inserted = sum(1 for a in res if a == "insert")
-    updated = len(res) - inserted
-    if res:
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
-        conn.execute(text(f"""
-            INSERT INTO {layer.table} ({col_list}, batch_id)
-            SELECT {col_list}, :b FROM {stg}
-            ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
-                updated_at = now()
-            WHERE {layer.table}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"""), {"b": batch_id})
-    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(res)}
+                   WHERE n.value IS DISTINCT FROM o.value), '{{}}'::jsonb) || {geom_diff}
+        FROM {stg} s JOIN {layer.table} t ON {on}
+        WHERE t.row_hash IS DISTINCT FROM s.row_hash"""),
+        {"b": batch_id, "layer": layer.code}).rowcount
+    before = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one()
+    # A first load into an empty table builds the spatial index once at the end (as bulk
+    # loaders do) instead of row by row; the DDL is part of this transaction.
+    rebuild_index = before == 0 and "geom" in cols and len(good) > 10_000
+    if rebuild_index:
+        conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
+    conn.execute(text(f"""
+        INSERT INTO {layer.table} ({col_list}, batch_id)
+        SELECT {select_list}, :b FROM {stg}
+        ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
+            updated_at = now()
+        WHERE {layer.table}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"""), {"b": batch_id})
+    if rebuild_index:
+        conn.execute(text(f"CREATE INDEX idx_{layer.table}_geom ON {layer.table} USING gist (geom)"))
+    inserted = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one() - before
+    return {"inserted": inserted, "updated": updated,
+            "unchanged": len(good) - inserted - updated}

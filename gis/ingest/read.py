@@ -71,17 +71,26 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
         return
     recs = np.frombuffer(body, dtype=np.uint8).reshape(n, rec_len)
     for name, off, flen in fields:
-        col = recs[:, off:off + flen]
-        rows = np.flatnonzero((col >= 0x80).any(axis=1))
-        for r in rows:
-            raw = col[r].tobytes().rstrip(b" \0")
-            try:
-                raw.decode(codec)
-            except UnicodeDecodeError as e:
-                raise InputError(
-                    file, f"feature {r}: text does not decode as {codec} at byte {e.start} "
-                    f"({raw[max(0, e.start - 4):e.start + 4]!r}); give the right encoding with "
-                    "--encoding or a .cpg file", field=name) from None
+        col = np.ascontiguousarray(recs[:, off:off + flen])
+        if not (col >= 0x80).any():
+            continue
+        # decode the whole column in one go, one value per line; find the row only on failure
+        block = np.concatenate([col, np.full((n, 1), 0x0A, np.uint8)], axis=1).tobytes()
+        try:
+            block.decode(codec)
+            continue
+        except UnicodeDecodeError as e:
+            r = e.start // (flen + 1)
+        raw = col[r].tobytes().rstrip(b" \0")
+        try:
+            raw.decode(codec)
+            bad_at = -1
+        except UnicodeDecodeError as e2:
+            bad_at = e2.start
+        raise InputError(
+            file, f"feature {r}: text does not decode as {codec} at byte {bad_at} "
+            f"({raw!r}); give the right encoding with --encoding or a .cpg file",
+            field=name)
 
 
 def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:

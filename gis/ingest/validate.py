@@ -56,14 +56,19 @@ def as_text(s: pd.Series) -> pd.Series:
         t = str(v).strip()
         return t or None
 
-    if s.dtype == object or pd.api.types.is_string_dtype(s):
-        out = s.astype(object).where(s.notna(), None)
-        # fast path: plain strings
-        if all(isinstance(v, str) or v is None for v in out.to_numpy()[:1000]):
-            out = out.map(lambda v: (v.strip() or None) if isinstance(v, str) else conv(v))
-            return out
-        return out.map(conv)
-    return s.map(conv).astype(object)
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:  # arrow / pandas strings
+        t = s.str.strip()
+        return t.astype(object).where(t.notna() & (t != ""), None)
+    if s.dtype == object:
+        sample = s.to_numpy()[:1000]
+        if all(isinstance(v, str) or v is None for v in sample):
+            try:
+                t = s.astype("string").str.strip()
+                return t.astype(object).where(t.notna() & (t != ""), None)
+            except (TypeError, ValueError):
+                pass
+    out = s.map(conv).astype(object)
+    return out.where(out.notna(), None)
 
 
 def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:

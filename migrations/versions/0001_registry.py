@@ -63,7 +63,6 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_approvals_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_approvals_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_approvals')),
     sa.UniqueConstraint('doc_no', name=op.f('uq_approvals_doc_no'))
     )
@@ -79,7 +78,6 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_corridors_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_corridors_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_corridors')),
     sa.UniqueConstraint('code', name=op.f('uq_corridors_code'))
     )
@@ -95,7 +93,6 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.BigInteger(), nullable=False),
     sa.Column('row_hash', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_district_stats_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_district_stats')),
     sa.UniqueConstraint('district_code', 'year', name=op.f('uq_district_stats_district_code'))
     )
@@ -111,7 +108,6 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_districts_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_districts_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_districts')),
     sa.UniqueConstraint('code', name=op.f('uq_districts_code'))
     )
@@ -130,7 +126,6 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("uscc ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'", name=op.f('ck_enterprises_uscc_uscc')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_enterprises_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_enterprises')),
     sa.UniqueConstraint('uscc', name=op.f('uq_enterprises_uscc'))
     )
@@ -147,7 +142,6 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("kind IN ('安全生产', '环境保护', '节能降耗', '产品质量')", name=op.f('ck_failed_standards_kind_choice')),
     sa.CheckConstraint("uscc ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'", name=op.f('ck_failed_standards_uscc_uscc')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_failed_standards_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_failed_standards')),
     sa.UniqueConstraint('uscc', 'year', 'kind', name=op.f('uq_failed_standards_uscc'))
     )
@@ -179,7 +173,6 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("uscc ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'", name=op.f('ck_outputs_uscc_uscc')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_outputs_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outputs')),
     sa.UniqueConstraint('uscc', 'year', name=op.f('uq_outputs_uscc'))
     )
@@ -203,7 +196,6 @@ def upgrade() -> None:
     sa.CheckConstraint("actual_use IN ('工业', '创新型产业', '挪作他用', '闲置')", name=op.f('ck_parcels_actual_use_choice')),
     sa.CheckConstraint("holder_uscc ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'", name=op.f('ck_parcels_holder_uscc_uscc')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_parcels_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_parcels_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_parcels')),
     sa.UniqueConstraint('parcel_no', name=op.f('uq_parcels_parcel_no'))
     )
@@ -226,7 +218,6 @@ def upgrade() -> None:
     sa.CheckConstraint("level IN ('国家级', '省级', '市级', '其他')", name=op.f('ck_platforms_level_choice')),
     sa.CheckConstraint("type IN ('经济技术开发区', '高新技术产业开发区', '经济开发区', '工业园区', '工业功能区', '小微企业园', '特色小镇')", name=op.f('ck_platforms_type_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_platforms_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_platforms_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_platforms')),
     sa.UniqueConstraint('code', name=op.f('uq_platforms_code'))
     )
@@ -252,7 +243,6 @@ def upgrade() -> None:
     sa.CheckConstraint("status IN ('未开工', '在建', '停建', '投产')", name=op.f('ck_projects_status_choice')),
     sa.CheckConstraint("uscc ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'", name=op.f('ck_projects_uscc_uscc')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_projects_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_projects_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
     sa.UniqueConstraint('project_code', name=op.f('uq_projects_project_code'))
     )
@@ -284,7 +274,6 @@ def upgrade() -> None:
     sa.CheckConstraint("grantee_uscc ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'", name=op.f('ck_supplies_grantee_uscc_uscc')),
     sa.CheckConstraint("method IN ('出让', '划拨', '租赁', '作价出资')", name=op.f('ck_supplies_method_choice')),
     sa.CheckConstraint('ST_IsValid(geom) AND NOT ST_IsEmpty(geom)', name=op.f('ck_supplies_geom_valid')),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_supplies_batch_id')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_supplies')),
     sa.UniqueConstraint('supply_no', name=op.f('uq_supplies_supply_no'))
     )
