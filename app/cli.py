@@ -206,6 +206,20 @@ def cmd_token(ns) -> int:
     return 0
 
 
+def analysis_steps() -> list[tuple[str, callable]]:
+    """The analyses `make demo` runs after loading, in order (each returns a summary line)."""
+    return []
+
+
+def cmd_analyse_all(ns) -> int:
+    t0 = time.perf_counter()
+    for name, step in analysis_steps():
+        t = time.perf_counter()
+        print(f"{name}: {step(_engine())} ({time.perf_counter() - t:.1f} s)")
+    print(f"analyses done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def cmd_serve(ns) -> int:
     import uvicorn
 
@@ -266,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--role", required=True, choices=["viewer", "analyst", "admin"])
     tc.add_argument("--name")
     tc.set_defaults(fn=cmd_token)
+
+    aa = sub.add_parser("analyse-all", help="run every analysis on the loaded data (make demo)")
+    aa.set_defaults(fn=cmd_analyse_all)
 
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")
