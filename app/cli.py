@@ -23,12 +23,16 @@ def _engine():
 
 def _print_report(report: dict) -> None:
     status = report.get("status", "?")
-    print(f"{report['file']} -> {report['layer']} ({report['table']}): {status}"
-          + (" [dry run]" if report.get("dry_run") else ""))
-    print(f"  read {report['rows_read']}  inserted {report.get('inserted', 0)}  updated "
-          f"{report.get('updated', 0)}  unchanged {report.get('unchanged', 0)}  rejected "
-          f"{report.get('rejected', 0)}" + (f"  batch {report['batch_id']}"
-                                             if report.get("batch_id") else ""))
+    print(
+        f"{report['file']} -> {report['layer']} ({report['table']}): {status}"
+        + (" [dry run]" if report.get("dry_run") else "")
+    )
+    print(
+        f"  read {report['rows_read']}  inserted {report.get('inserted', 0)}  updated "
+        f"{report.get('updated', 0)}  unchanged {report.get('unchanged', 0)}  rejected "
+        f"{report.get('rejected', 0)}"
+        + (f"  batch {report['batch_id']}" if report.get("batch_id") else "")
+    )
     ni = report.get("not_industrial", {})
     if ni.get("count"):
         print(f"  not industrial land-use codes: {ni['count']} rows {ni['codes']}")
@@ -39,17 +43,23 @@ def _print_report(report: dict) -> None:
         key = f" [{e['key']}]" if e.get("key") else ""
         print(f"  ERROR {report['file']} {e['where']}{key} field {e['field']}: {e['reason']}")
     if len(errors) > 15:
-        print(f"  ... {len(errors) - 15} more errors (full list: landlink import ... --report FILE)")
+        print(f"  ... {len(errors) - 15} more errors (all of them: --report FILE)")
 
 
-def _import_one(layer: str, path: Path, opts, report_file: str | None = None,
-                quiet: bool = False) -> dict | None:
+def _import_one(
+    layer: str, path: Path, opts, report_file: str | None = None, quiet: bool = False
+) -> dict | None:
     from tqdm import tqdm
 
     from gis.ingest import ImportRejected, InputError, import_file
 
-    bar = tqdm(total=len(STAGES), desc=f"{layer.upper()} {path.name}", unit="step",
-               disable=quiet or not sys.stderr.isatty(), leave=False)
+    bar = tqdm(
+        total=len(STAGES),
+        desc=f"{layer.upper()} {path.name}",
+        unit="step",
+        disable=quiet or not sys.stderr.isatty(),
+        leave=False,
+    )
 
     def progress(stage: str) -> None:
         bar.set_postfix_str(stage)
@@ -57,8 +67,9 @@ def _import_one(layer: str, path: Path, opts, report_file: str | None = None,
         bar.refresh()
 
     try:
-        report = import_file(_engine(), layer, path, opts, user=f"cli:{getpass.getuser()}",
-                             progress=progress)
+        report = import_file(
+            _engine(), layer, path, opts, user=f"cli:{getpass.getuser()}", progress=progress
+        )
     except InputError as e:
         bar.close()
         print(f"ERROR {e}", file=sys.stderr)
@@ -66,8 +77,11 @@ def _import_one(layer: str, path: Path, opts, report_file: str | None = None,
     except ImportRejected as e:
         bar.close()
         _print_report(e.report)
-        print(f"REFUSED: {len(e.report['errors'])} bad row(s); nothing was imported "
-              "(--lenient loads the good rows)", file=sys.stderr)
+        print(
+            f"REFUSED: {len(e.report['errors'])} bad row(s); nothing was imported "
+            "(--lenient loads the good rows)",
+            file=sys.stderr,
+        )
         if report_file:
             Path(report_file).write_text(json.dumps(e.report, ensure_ascii=False, indent=1))
         return None
@@ -109,8 +123,10 @@ def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
     for p in sorted(directory.iterdir()):
         if p.suffix.lower() in suffixes and p.stem.upper() in IMPORT_ORDER:
             if p.stem.upper() in found:
-                raise SystemExit(f"ERROR {directory}: two files for layer {p.stem.upper()}: "
-                                 f"{found[p.stem.upper()].name} and {p.name}")
+                raise SystemExit(
+                    f"ERROR {directory}: two files for layer {p.stem.upper()}: "
+                    f"{found[p.stem.upper()].name} and {p.name}"
+                )
             found[p.stem.upper()] = p
     return [(code, found[code]) for code in IMPORT_ORDER if code in found]
 
@@ -132,13 +148,15 @@ def cmd_import_dir(ns) -> int:
             return 1
     files = find_layer_files(directory)
     if not files:
-        print(f"ERROR {directory}: no file named after a layer code (XZQ, PT, ZL, PZ, GD, DK, QY, "
-              "CC, XM, BD, TJ)", file=sys.stderr)
+        print(
+            f"ERROR {directory}: no file named after a layer code (XZQ, PT, ZL, PZ, GD, DK, QY, "
+            "CC, XM, BD, TJ)",
+            file=sys.stderr,
+        )
         return 1
     t0 = time.perf_counter()
     rows, failed = [], []
-    for code, path in tqdm(files, desc="import-dir", unit="file",
-                           disable=not sys.stderr.isatty()):
+    for code, path in tqdm(files, desc="import-dir", unit="file", disable=not sys.stderr.isatty()):
         report = _import_one(code, path, _options(ns, manifest.get(code, {})), quiet=True)
         if report is None:
             failed.append(code)
@@ -147,10 +165,14 @@ def cmd_import_dir(ns) -> int:
         rows.append(report)
     print(f"{'layer':6}{'file':16}{'read':>8}{'new':>8}{'upd':>8}{'same':>8}{'rej':>6}")
     for r in rows:
-        print(f"{r['layer']:6}{r['file']:16}{r['rows_read']:>8}{r['inserted']:>8}"
-              f"{r['updated']:>8}{r['unchanged']:>8}{r['rejected']:>6}")
-    print(f"{len(rows)} of {len(files)} files imported in {time.perf_counter() - t0:.1f} s"
-          + (f"; stopped at {failed[0]}" if failed else ""))
+        print(
+            f"{r['layer']:6}{r['file']:16}{r['rows_read']:>8}{r['inserted']:>8}"
+            f"{r['updated']:>8}{r['unchanged']:>8}{r['rejected']:>6}"
+        )
+    print(
+        f"{len(rows)} of {len(files)} files imported in {time.perf_counter() - t0:.1f} s"
+        + (f"; stopped at {failed[0]}" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -159,12 +181,17 @@ def cmd_db(ns) -> int:
 
     s = get_settings()
     if not s.local_cluster:
-        print(f"DATABASE_URL is set: landlink uses {s.sqlalchemy_url.split('@')[-1]} and manages "
-              "no local cluster")
+        print(
+            f"DATABASE_URL is set: landlink uses {s.sqlalchemy_url.split('@')[-1]} and manages "
+            "no local cluster"
+        )
         return 0
     try:
-        msg = {"up": localdb.up, "down": localdb.down,
-               "status": lambda st: f"local cluster: {localdb.status(st)}"}[ns.action](s)
+        msg = {
+            "up": localdb.up,
+            "down": localdb.down,
+            "status": lambda st: f"local cluster: {localdb.status(st)}",
+        }[ns.action](s)
     except Exception as e:
         print(f"ERROR {e}", file=sys.stderr)
         return 1
@@ -224,8 +251,13 @@ def cmd_serve(ns) -> int:
     import uvicorn
 
     s = get_settings()
-    uvicorn.run("app.main:app", host=ns.host or s.host, port=ns.port or s.port,
-                workers=ns.workers, log_level="info")
+    uvicorn.run(
+        "app.main:app",
+        host=ns.host or s.host,
+        port=ns.port or s.port,
+        workers=ns.workers,
+        log_level="info",
+    )
     return 0
 
 
@@ -246,10 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--crs", help="CRS of a layer without one (EPSG code), or gcj02")
         sp.add_argument("--sheet", help="XLSX sheet name (default: the first)")
         mode = sp.add_mutually_exclusive_group()
-        mode.add_argument("--strict", dest="mode", action="store_const", const="strict",
-                          help="refuse the whole file on any bad row (default)")
-        mode.add_argument("--lenient", dest="mode", action="store_const", const="lenient",
-                          help="load the good rows and report the rest")
+        mode.add_argument(
+            "--strict",
+            dest="mode",
+            action="store_const",
+            const="strict",
+            help="refuse the whole file on any bad row (default)",
+        )
+        mode.add_argument(
+            "--lenient",
+            dest="mode",
+            action="store_const",
+            const="lenient",
+            help="load the good rows and report the rest",
+        )
         sp.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
 
     im = sub.add_parser("import", help="import one file into a layer")
@@ -303,8 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy.exc import OperationalError
 
         if isinstance(e, OperationalError):
-            print("ERROR cannot reach the database: start it with 'landlink db up' or set "
-                  f"DATABASE_URL ({str(e.orig).strip().splitlines()[0]})", file=sys.stderr)
+            print(
+                "ERROR cannot reach the database: start it with 'landlink db up' or set "
+                f"DATABASE_URL ({str(e.orig).strip().splitlines()[0]})",
+                file=sys.stderr,
+            )
             return 1
         raise
 

@@ -42,17 +42,19 @@ def caller(request: Request, engine: Engine = Depends(engine_dep)) -> Caller:
     with engine.connect() as conn:
         found = tokens.lookup(conn, token)
     if not found:
-        raise ApiError(401, "unknown or revoked token; create one with "
-                            "'landlink token create --role ...'",
-                       )
+        raise ApiError(
+            401,
+            "unknown or revoked token; create one with 'landlink token create --role ...'",
+        )
     return Caller(*found)
 
 
 def require(role: str):
     def dep(c: Caller = Depends(caller)) -> Caller:
         if c.role == "viewer" and c is PUBLIC:
-            raise ApiError(401, f"this needs a token with role {role}: send 'Authorization: "
-                                "Bearer <token>'")
+            raise ApiError(
+                401, f"this needs a token with role {role}: send 'Authorization: Bearer <token>'"
+            )
         if not tokens.allows(c.role, role):
             raise ApiError(403, f"your token has role {c.role}; this needs {role}")
         return c

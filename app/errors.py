@@ -15,9 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("landlink")
 
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid",
-          500: "internal_error", 503: "unavailable"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 class ApiError(Exception):
@@ -43,8 +52,9 @@ def install(app: FastAPI) -> None:
         msg = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and msg == "Not Found":
             msg = "no such resource; see /docs for the API"
-        return JSONResponse(error_body(exc.status_code, msg), exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(exc.status_code, msg), exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
@@ -52,11 +62,18 @@ def install(app: FastAPI) -> None:
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}")
-        return JSONResponse(error_body(422, "invalid request: " + "; ".join(problems),
-                                       problems=problems), 422)
+        return JSONResponse(
+            error_body(422, "invalid request: " + "; ".join(problems), problems=problems), 422
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(500, "internal error; the server log has the details. "
-                                            "If it persists, report the request you made."), 500)
+        return JSONResponse(
+            error_body(
+                500,
+                "internal error; the server log has the details. "
+                "If it persists, report the request you made.",
+            ),
+            500,
+        )

@@ -19,7 +19,9 @@ from gis.config import Settings
 _AS_ROOT = os.geteuid() == 0
 
 
-def _run(args: list[str], *, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], *, check: bool = True, capture: bool = False
+) -> subprocess.CompletedProcess:
     if _AS_ROOT:
         args = ["runuser", "-u", "postgres", "--", *args]
     return subprocess.run(args, check=check, text=True, capture_output=capture)
@@ -42,8 +44,19 @@ def status(s: Settings) -> str:
 def _psql(s: Settings, sql: str, db: str = "postgres") -> str:
     _, run, _ = _paths(s)
     r = _run(
-        [str(s.pg_bin_dir / "psql"), "-h", str(run), "-p", str(s.pg_port), "-U", "postgres",
-         "-d", db, "-tAc", sql],
+        [
+            str(s.pg_bin_dir / "psql"),
+            "-h",
+            str(run),
+            "-p",
+            str(s.pg_port),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-tAc",
+            sql,
+        ],
         capture=True,
     )
     return r.stdout.strip()
@@ -63,8 +76,20 @@ def up(s: Settings) -> str:
         shutil.chown(s.pg_data_dir, "postgres", "postgres")
         shutil.chown(run, "postgres", "postgres")
     if not (data / "PG_VERSION").exists():
-        _run([str(s.pg_bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-              "-E", "UTF8", "--locale=C.UTF-8"], capture=True)
+        _run(
+            [
+                str(s.pg_bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture=True,
+        )
         with open(data / "postgresql.auto.conf", "a") as f:
             f.write(
                 f"listen_addresses = '127.0.0.1'\nport = {s.pg_port}\n"
@@ -76,11 +101,29 @@ def up(s: Settings) -> str:
     if status(s) != "running":
         if log.exists() and _AS_ROOT:
             shutil.chown(log, "postgres", "postgres")
-        _run([str(s.pg_bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-              "start"], capture=True)
+        _run(
+            [
+                str(s.pg_bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            capture=True,
+        )
     for _ in range(50):
-        if _run([str(s.pg_bin_dir / "pg_isready"), "-h", str(run), "-p", str(s.pg_port)],
-                check=False, capture=True).returncode == 0:
+        if (
+            _run(
+                [str(s.pg_bin_dir / "pg_isready"), "-h", str(run), "-p", str(s.pg_port)],
+                check=False,
+                capture=True,
+            ).returncode
+            == 0
+        ):
             break
         time.sleep(0.2)
     if _psql(s, f"SELECT 1 FROM pg_roles WHERE rolname = '{s.db_user}'") != "1":

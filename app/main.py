@@ -12,7 +12,7 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="landlink",
         description="工业用地经济地理信息系统 — industrial-land economic GIS: registry, "
-                    "project-land-output linkage, three kinds of land, OGC API and tiles.",
+        "project-land-output linkage, three kinds of land, OGC API and tiles.",
         version="0.1.0",
     )
     errors.install(app)

@@ -29,8 +29,12 @@ _MEASURE = (
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:
     """Run ``cmd`` in a fresh process; wall time (s) and peak resident memory (MB) of it alone."""
-    r = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
-                       env={**os.environ, **(env or {})})
+    r = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     res = json.loads(r.stdout)
     if res["rc"] != 0:
         raise RuntimeError(f"{cmd[0]} failed: {res['err'] or res['out']}")

@@ -40,24 +40,49 @@ def main() -> None:
 
     ll = measure([landlink, "import", "dk", str(city / "DK.shp")], env)
     again = measure([landlink, "import", "dk", str(city / "DK.shp")], env)
-    ogr = measure(["ogr2ogr", "--config", "PG_USE_COPY", "YES", "-f", "PostgreSQL",
-                   f"PG:{libpq_dsn(url)}", str(city / "DK.shp"), "-nln", "bench_dk_ogr2ogr",
-                   "-lco", "GEOMETRY_NAME=geom", "-nlt", "PROMOTE_TO_MULTI",
-                   "-t_srs", "EPSG:4549", "-overwrite"], env)
+    ogr = measure(
+        [
+            "ogr2ogr",
+            "--config",
+            "PG_USE_COPY",
+            "YES",
+            "-f",
+            "PostgreSQL",
+            f"PG:{libpq_dsn(url)}",
+            str(city / "DK.shp"),
+            "-nln",
+            "bench_dk_ogr2ogr",
+            "-lco",
+            "GEOMETRY_NAME=geom",
+            "-nlt",
+            "PROMOTE_TO_MULTI",
+            "-t_srs",
+            "EPSG:4549",
+            "-overwrite",
+        ],
+        env,
+    )
     eng = create_engine(url)
     with eng.connect() as c:
         loaded = c.execute(text("SELECT count(*) FROM parcels")).scalar()
         ogr_rows = c.execute(text("SELECT count(*) FROM bench_dk_ogr2ogr")).scalar()
     eng.dispose()
-    print(f"\nbench/import: DK shapefile with {n} parcels (scale {ns.scale}), "
-          f"{os.cpu_count()} cores")
+    print(
+        f"\nbench/import: DK shapefile with {n} parcels (scale {ns.scale}), {os.cpu_count()} cores"
+    )
     print(f"{'loader':34}{'rows':>9}{'seconds':>10}{'peak MB':>10}")
-    print(f"{'landlink import dk (new rows)':34}{loaded:>9}{ll['seconds']:>10.2f}"
-          f"{ll['peak_mb']:>10.0f}")
-    print(f"{'landlink import dk (re-import)':34}{loaded:>9}{again['seconds']:>10.2f}"
-          f"{again['peak_mb']:>10.0f}")
-    print(f"{'ogr2ogr -f PostgreSQL (COPY)':34}{ogr_rows:>9}{ogr['seconds']:>10.2f}"
-          f"{ogr['peak_mb']:>10.0f}")
+    print(
+        f"{'landlink import dk (new rows)':34}{loaded:>9}{ll['seconds']:>10.2f}"
+        f"{ll['peak_mb']:>10.0f}"
+    )
+    print(
+        f"{'landlink import dk (re-import)':34}{loaded:>9}{again['seconds']:>10.2f}"
+        f"{again['peak_mb']:>10.0f}"
+    )
+    print(
+        f"{'ogr2ogr -f PostgreSQL (COPY)':34}{ogr_rows:>9}{ogr['seconds']:>10.2f}"
+        f"{ogr['peak_mb']:>10.0f}"
+    )
     print(f"ratio landlink / ogr2ogr: {ll['seconds'] / ogr['seconds']:.2f} (goal <= 1.5)")
 
 

@@ -76,8 +76,13 @@ import_batches = Table(
 import_changes = Table(
     "import_changes",
     metadata,
-    Column("batch_id", BigInteger, ForeignKey("import_batches.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "batch_id",
+        BigInteger,
+        ForeignKey("import_batches.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("layer", Text, nullable=False),
     Column("key", Text, nullable=False),
     Column("action", Text, nullable=False),  # update (inserts are rows with this batch_id)
@@ -103,18 +108,30 @@ def _layer_table(layer: Layer) -> Table:
     checks: list = []
     for f in layer.fields:
         sql_type = ARRAY(Text) if f.type == "list" else _SQL_TYPES[f.type]()
-        cols.append(Column(f.column, sql_type, nullable=not f.required, comment=f"{f.code} {f.label}"))
+        cols.append(
+            Column(f.column, sql_type, nullable=not f.required, comment=f"{f.code} {f.label}")
+        )
         if f.choices:
             allowed = ", ".join(f"'{c}'" for c in f.choices)
             checks.append(CheckConstraint(f"{f.column} IN ({allowed})", name=f"{f.column}_choice"))
         if f.type == "uscc":
-            checks.append(CheckConstraint(f"{f.column} ~ '^[0-9A-HJ-NPQRTUWXY]{{18}}$'",
-                                          name=f"{f.column}_uscc"))
+            checks.append(
+                CheckConstraint(
+                    f"{f.column} ~ '^[0-9A-HJ-NPQRTUWXY]{{18}}$'", name=f"{f.column}_uscc"
+                )
+            )
     if layer.polygonal:
-        cols.append(Column("geom", Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True),
-                           nullable=layer.geometry == "polygon_or_table"))
+        cols.append(
+            Column(
+                "geom",
+                Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True),
+                nullable=layer.geometry == "polygon_or_table",
+            )
+        )
         cols.append(Column("area_m2", Double, Computed("ST_Area(geom)", persisted=True)))
-        checks.append(CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"))
+        checks.append(
+            CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid")
+        )
     elif layer.geometry == "point_or_table":
         cols.append(Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=True)))
         cols.append(Column("source_crs", Text, comment="ZBXT 坐标系"))

@@ -24,15 +24,19 @@ def create(conn: Connection, role: str, name: str = "") -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     token = "ll_" + secrets.token_urlsafe(32)
-    conn.execute(text("INSERT INTO api_tokens (name, role, token_hash) VALUES (:n, :r, :h)"),
-                 {"n": name or role, "r": role, "h": _hash(token)})
+    conn.execute(
+        text("INSERT INTO api_tokens (name, role, token_hash) VALUES (:n, :r, :h)"),
+        {"n": name or role, "r": role, "h": _hash(token)},
+    )
     return token
 
 
 def lookup(conn: Connection, token: str) -> tuple[str, str] | None:
     """(role, name) of a live token, or None."""
-    row = conn.execute(text("SELECT role, name FROM api_tokens WHERE token_hash = :h AND "
-                            "revoked_at IS NULL"), {"h": _hash(token)}).first()
+    row = conn.execute(
+        text("SELECT role, name FROM api_tokens WHERE token_hash = :h AND revoked_at IS NULL"),
+        {"h": _hash(token)},
+    ).first()
     return (row.role, row.name) if row else None
 
 

@@ -54,9 +54,15 @@ def engine():
 
 
 def _data_tables(conn) -> list[str]:
-    return [r[0] for r in conn.execute(text(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN "
-        "('spatial_ref_sys', 'alembic_version')"))]
+    return [
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN "
+                "('spatial_ref_sys', 'alembic_version')"
+            )
+        )
+    ]
 
 
 @pytest.fixture
@@ -75,9 +81,13 @@ def snapshot(engine) -> dict:
         for t in _data_tables(conn):
             if t in ("import_batches", "import_changes"):
                 continue
-            out[t] = conn.execute(text(
-                f"SELECT count(*), md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) "
-                f"FROM {t} x")).one()
+            out[t] = conn.execute(
+                text(
+                    "SELECT count(*), "
+                    f"md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) "
+                    f"FROM {t} x"
+                )
+            ).one()
     return out
 
 

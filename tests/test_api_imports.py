@@ -23,11 +23,19 @@ def test_import_needs_an_admin_token(http, db, tmp_path):
     r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(p))
     assert r.status_code == 401 and "admin" in r.json()["message"]
     for role in ("viewer", "analyst"):
-        r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(p),
-                      headers={"Authorization": f"Bearer {token(db, role)}"})
+        r = http.post(
+            "/api/imports",
+            data={"layer": "xzq"},
+            files=shp_parts(p),
+            headers={"Authorization": f"Bearer {token(db, role)}"},
+        )
         assert r.status_code == 403 and role in r.json()["message"]
-    r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(p),
-                  headers={"Authorization": "Bearer ll_not_a_real_token"})
+    r = http.post(
+        "/api/imports",
+        data={"layer": "xzq"},
+        files=shp_parts(p),
+        headers={"Authorization": "Bearer ll_not_a_real_token"},
+    )
     assert r.status_code == 401
     with db.connect() as c:
         assert c.execute(text("SELECT count(*) FROM districts")).scalar() == 0
@@ -35,8 +43,9 @@ def test_import_needs_an_admin_token(http, db, tmp_path):
 
 def test_admin_imports_a_shapefile_and_reads_the_report(http, db, tmp_path):
     h = {"Authorization": f"Bearer {token(db, 'admin')}"}
-    r = http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)),
-                  headers=h)
+    r = http.post(
+        "/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)), headers=h
+    )
     assert r.status_code == 201, r.text
     rep = r.json()
     assert (rep["inserted"], rep["status"]) == (2, "loaded")
@@ -50,8 +59,9 @@ def test_admin_imports_a_shapefile_and_reads_the_report(http, db, tmp_path):
 
 def test_strict_upload_with_a_bad_row_is_422_and_changes_nothing(http, db, tmp_path):
     h = {"Authorization": f"Bearer {token(db, 'admin')}"}
-    http.post("/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)),
-              headers=h)
+    http.post(
+        "/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)), headers=h
+    )
     before = snapshot(db)
     bad = supplies(tmp_path, 3, GDRQ=["2019-01-01", "yesterday", "2019-01-01"])
     r = http.post("/api/imports", data={"layer": "gd"}, files=shp_parts(bad), headers=h)
@@ -63,21 +73,28 @@ def test_strict_upload_with_a_bad_row_is_422_and_changes_nothing(http, db, tmp_p
     assert snapshot(db) == before
     # the refused attempt is logged and readable
     assert http.get(f"/api/imports/{body['report']['batch_id']}").json()["status"] == "rejected"
-    r = http.post("/api/imports", data={"layer": "gd", "mode": "lenient"}, files=shp_parts(bad),
-                  headers=h)
+    r = http.post(
+        "/api/imports", data={"layer": "gd", "mode": "lenient"}, files=shp_parts(bad), headers=h
+    )
     assert r.status_code == 201 and r.json()["rejected"] == 1 and r.json()["inserted"] == 2
 
 
 def test_upload_errors_are_json(http, db, tmp_path):
     h = {"Authorization": f"Bearer {token(db, 'admin')}"}
-    r = http.post("/api/imports", data={"layer": "nope"}, files=[("files", ("a.csv", b"x"))],
-                  headers=h)
+    r = http.post(
+        "/api/imports", data={"layer": "nope"}, files=[("files", ("a.csv", b"x"))], headers=h
+    )
     assert r.status_code == 400 and "unknown layer" in r.json()["message"]
-    r = http.post("/api/imports", data={"layer": "xzq"}, files=[("files", ("a.txt", b"x"))],
-                  headers=h)
+    r = http.post(
+        "/api/imports", data={"layer": "xzq"}, files=[("files", ("a.txt", b"x"))], headers=h
+    )
     assert r.status_code == 400 and "no importable file" in r.json()["message"]
-    r = http.post("/api/imports", data={"layer": "cc"},
-                  files=[("files", ("CC.csv", "TYSHXYDM,ND\n".encode()))], headers=h)
+    r = http.post(
+        "/api/imports",
+        data={"layer": "cc"},
+        files=[("files", ("CC.csv", b"TYSHXYDM,ND\n"))],
+        headers=h,
+    )
     assert r.status_code == 400 and "SJSJ" in r.json()["message"]
     r = http.post("/api/imports", data={"layer": "xzq"}, headers=h)
     assert r.status_code == 422 and r.json()["error"] == "invalid"

@@ -44,8 +44,13 @@ def test_gbk_shapefile_with_cpg_loads_chinese_text(db, tmp_path):
 
 
 def test_shapefile_without_cpg_defaults_to_gb18030_and_option_overrides(db, tmp_path):
-    p = write_shp(tmp_path / "ZL.shp", [{"ZLDM": "CXKC", "ZLMC": "城西科创大走廊"}], [box(0)],
-                  encoding="GBK", cpg=False)
+    p = write_shp(
+        tmp_path / "ZL.shp",
+        [{"ZLDM": "CXKC", "ZLMC": "城西科创大走廊"}],
+        [box(0)],
+        encoding="GBK",
+        cpg=False,
+    )
     rep = import_file(db, "zl", p)
     assert "default (GB18030)" in rep["warnings"][0]
     with db.connect() as c:
@@ -66,8 +71,9 @@ def test_wrong_cpg_is_refused(db, tmp_path):
 
 
 def test_layer_without_crs_is_refused_unless_given(db, tmp_path):
-    p = write_shp(tmp_path / "ZL.shp", [{"ZLDM": "CDZZ", "ZLMC": "城东智造大走廊"}], [box(0)],
-                  crs=None)
+    p = write_shp(
+        tmp_path / "ZL.shp", [{"ZLDM": "CDZZ", "ZLMC": "城东智造大走廊"}], [box(0)], crs=None
+    )
     with pytest.raises(InputError, match="no CRS"):
         import_file(db, "zl", p)
     rep = import_file(db, "zl", p, ImportOptions(crs="EPSG:4549"))
@@ -78,33 +84,50 @@ def test_geographic_cgcs2000_is_projected_to_4549(db, tmp_path):
     t = Transformer.from_crs(4549, 4490, always_xy=True)
     lon0, lat0 = t.transform(X0, Y0)
     lon1, lat1 = t.transform(X0 + 200, Y0 + 100)
-    p = write_shp(tmp_path / "PZ.shp", [{"PZWH": "浙政土字〔2019〕1号", "PZRQ": "20190101"}],
-                  [shapely.box(lon0, lat0, lon1, lat1)], crs=4490)
+    p = write_shp(
+        tmp_path / "PZ.shp",
+        [{"PZWH": "浙政土字〔2019〕1号", "PZRQ": "20190101"}],
+        [shapely.box(lon0, lat0, lon1, lat1)],
+        crs=4490,
+    )
     import_file(db, "pz", p)
     with db.connect() as c:
-        x, y, area = c.execute(text("SELECT ST_XMin(geom), ST_YMin(geom), area_m2 FROM approvals")
-                               ).one()
+        x, y, area = c.execute(
+            text("SELECT ST_XMin(geom), ST_YMin(geom), area_m2 FROM approvals")
+        ).one()
     assert (x, y) == (pytest.approx(X0, abs=0.01), pytest.approx(Y0, abs=0.01))
     assert area == pytest.approx(200 * 100, rel=1e-3)
 
 
-@pytest.mark.parametrize("field,value,reason", [
-    ("HTKGSJ", None, "required field is empty"),
-    ("GDRQ", "2019-13-45", "unparsable date"),
-    ("GDRQ", "sometime", "unparsable date"),
-    ("SRRDM", uscc(1)[:-1] + ("0" if uscc(1)[-1] != "0" else "1"), "bad USCC check character"),
-    ("SRRDM", "9133", "USCC must have 18 characters"),
-    ("GDFS", "拍卖", "is not one of"),
-    ("YDTZ", "lots", "not a number"),
-])
+@pytest.mark.parametrize(
+    "field,value,reason",
+    [
+        ("HTKGSJ", None, "required field is empty"),
+        ("GDRQ", "2019-13-45", "unparsable date"),
+        ("GDRQ", "sometime", "unparsable date"),
+        ("SRRDM", uscc(1)[:-1] + ("0" if uscc(1)[-1] != "0" else "1"), "bad USCC check character"),
+        ("SRRDM", "9133", "USCC must have 18 characters"),
+        ("GDFS", "拍卖", "is not one of"),
+        ("YDTZ", "lots", "not a number"),
+    ],
+)
 def test_bad_field_is_named_and_strict_changes_nothing(db, tmp_path, field, value, reason):
     load_base(db, tmp_path)
-    p = supplies(tmp_path, 3, "GD2.shp", **{field: [None if i != 1 else value for i in range(3)]
-                                             if field in ("HTKGSJ",) else
-                                             [value if i == 1 else
-                                              {"GDRQ": "2019-03-01", "SRRDM": uscc(i),
-                                               "GDFS": "出让", "YDTZ": 1.0}[field]
-                                              for i in range(3)]})
+    p = supplies(
+        tmp_path,
+        3,
+        "GD2.shp",
+        **{
+            field: [None if i != 1 else value for i in range(3)]
+            if field in ("HTKGSJ",)
+            else [
+                value
+                if i == 1
+                else {"GDRQ": "2019-03-01", "SRRDM": uscc(i), "GDFS": "出让", "YDTZ": 1.0}[field]
+                for i in range(3)
+            ]
+        },
+    )
     if field == "HTKGSJ":  # only row 1 empty
         p = supplies(tmp_path, 3, "GD3.shp", HTKGSJ=["2019-09-01", None, "2019-09-01"])
     rep = rejected(db, "gd", p)
@@ -142,8 +165,14 @@ def test_parcel_key_no_layer_knows(db, tmp_path):
     # enterprises naming a parcel that no layer knows
     import_file(db, "dk", parcels(tmp_path, 3, name="DK_ok.shp"))
     qy = tmp_path / "QY.csv"
-    pd.DataFrame({"TYSHXYDM": [uscc(1), uscc(2)], "QYMC": ["甲", "乙"], "HYDM": ["3311", "3311"],
-                  "DKBH": ["DK-0001;DK-0002", "DK-0001;DK-9999"]}).to_csv(qy, index=False)
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1), uscc(2)],
+            "QYMC": ["甲", "乙"],
+            "HYDM": ["3311", "3311"],
+            "DKBH": ["DK-0001;DK-0002", "DK-0001;DK-9999"],
+        }
+    ).to_csv(qy, index=False)
     err = only_error(rejected(db, "qy", qy))
     assert err["where"] == "row 3" and "'DK-9999'" in err["reason"]
 
@@ -160,14 +189,18 @@ def test_invalid_geometry_repaired_or_rejected(db, tmp_path):
     rep = import_file(db, "pz", p, ImportOptions(strict=False))
     assert rep["inserted"] == 2 and any("repaired by make_valid" in w for w in rep["warnings"])
     with db.connect() as c:
-        t, area = c.execute(text("SELECT GeometryType(geom), area_m2 FROM approvals WHERE "
-                                 "doc_no='W1'")).one()
+        t, area = c.execute(
+            text("SELECT GeometryType(geom), area_m2 FROM approvals WHERE doc_no='W1'")
+        ).one()
     assert t == "MULTIPOLYGON" and area == pytest.approx(5000)
 
 
 def test_empty_geometry_rejected(db, tmp_path):
-    p = write_shp(tmp_path / "ZL.shp", [{"ZLDM": "A", "ZLMC": "甲"}, {"ZLDM": "B", "ZLMC": "乙"}],
-                  [box(0), None])
+    p = write_shp(
+        tmp_path / "ZL.shp",
+        [{"ZLDM": "A", "ZLMC": "甲"}, {"ZLDM": "B", "ZLMC": "乙"}],
+        [box(0), None],
+    )
     err = only_error(rejected(db, "zl", p))
     assert (err["where"], err["reason"]) == ("feature 1", "empty geometry")
 
@@ -185,19 +218,31 @@ def test_reimport_is_idempotent_and_changes_are_recorded(db, tmp_path):
     first = import_file(db, "dk", p)
     again = import_file(db, "dk", p)
     assert (first["inserted"], again["inserted"], again["updated"], again["unchanged"]) == (
-        3, 0, 0, 3)
+        3,
+        0,
+        0,
+        3,
+    )
     with db.connect() as c:
         batches = c.execute(text("SELECT DISTINCT batch_id FROM parcels")).scalars().all()
     assert batches == [first["batch_id"]], "unchanged rows keep the batch that wrote them"
-    changed = parcels(tmp_path, 4, name="DK_v2.shp", JZMJ=[12000.0, 15000.0, 12000.0, 1.0],
-                      DZJGH=["3301022019B00000", "3301022019B00001", "3301022019B00002", None])
+    changed = parcels(
+        tmp_path,
+        4,
+        name="DK_v2.shp",
+        JZMJ=[12000.0, 15000.0, 12000.0, 1.0],
+        DZJGH=["3301022019B00000", "3301022019B00001", "3301022019B00002", None],
+    )
     rep = import_file(db, "dk", changed)
     assert (rep["inserted"], rep["updated"], rep["unchanged"]) == (1, 1, 2)
     with db.connect() as c:
-        ch = c.execute(text("SELECT key, action, changes FROM import_changes WHERE batch_id=:b "
-                            "ORDER BY key"), {"b": rep["batch_id"]}).all()
-        row = c.execute(text("SELECT floor_area_m2, batch_id FROM parcels WHERE "
-                             "parcel_no='DK-0001'")).one()
+        ch = c.execute(
+            text("SELECT key, action, changes FROM import_changes WHERE batch_id=:b ORDER BY key"),
+            {"b": rep["batch_id"]},
+        ).all()
+        row = c.execute(
+            text("SELECT floor_area_m2, batch_id FROM parcels WHERE parcel_no='DK-0001'")
+        ).one()
     assert [(k, a) for k, a, _ in ch] == [("DK-0001", "update")]
     assert ch[0].changes == {"floor_area_m2": [12000.0, 15000.0]}
     assert tuple(row) == (15000.0, rep["batch_id"])
@@ -216,21 +261,38 @@ def test_csv_gbk_and_utf8_bom_and_excel_dates(db, tmp_path):
     load_base(db, tmp_path)
     import_file(db, "dk", parcels(tmp_path, 3))
     qy = tmp_path / "QY.csv"
-    pd.DataFrame({"TYSHXYDM": [uscc(1)], "QYMC": ["杭州甲科技有限公司"], "HYDM": ["3911"],
-                  "GMYS": ["1"], "DKBH": ["DK-0001"]}).to_csv(qy, index=False, encoding="utf-8-sig")
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1)],
+            "QYMC": ["杭州甲科技有限公司"],
+            "HYDM": ["3911"],
+            "GMYS": ["1"],
+            "DKBH": ["DK-0001"],
+        }
+    ).to_csv(qy, index=False, encoding="utf-8-sig")
     import_file(db, "qy", qy)
     cc = tmp_path / "CC.csv"
-    pd.DataFrame({"TYSHXYDM": [uscc(1)], "ND": ["2024"], "SJSJ": ["1,234.5"],
-                  "GYZJZ": ["9000"]}).to_csv(cc, index=False, encoding="gbk")
+    pd.DataFrame(
+        {"TYSHXYDM": [uscc(1)], "ND": ["2024"], "SJSJ": ["1,234.5"], "GYZJZ": ["9000"]}
+    ).to_csv(cc, index=False, encoding="gbk")
     import_file(db, "cc", cc)
     xm = tmp_path / "XM.xlsx"
-    pd.DataFrame({"XMDM": ["XM1"], "XMMC": ["智能制造项目"], "DZJGH": ["3301022019B00001"],
-                  "JHTZ": [10000], "KGRQ": [pd.Timestamp("2020-05-01")], "TCRQ": [44197]}
-                 ).to_excel(xm, index=False)
+    pd.DataFrame(
+        {
+            "XMDM": ["XM1"],
+            "XMMC": ["智能制造项目"],
+            "DZJGH": ["3301022019B00001"],
+            "JHTZ": [10000],
+            "KGRQ": [pd.Timestamp("2020-05-01")],
+            "TCRQ": [44197],
+        }
+    ).to_excel(xm, index=False)
     import_file(db, "xm", xm)
     with db.connect() as c:
         assert c.execute(text("SELECT name, above_size FROM enterprises")).one() == (
-            "杭州甲科技有限公司", True)
+            "杭州甲科技有限公司",
+            True,
+        )
         assert c.execute(text("SELECT tax_paid FROM outputs")).scalar() == 1234.5
         kg, tc = c.execute(text("SELECT started_on, production_on FROM projects")).one()
     assert (str(kg), str(tc)) == ("2020-05-01", "2021-01-01")
@@ -241,9 +303,16 @@ def test_gcj02_enterprise_points_are_converted(db, tmp_path):
     lon, lat = to_wgs.transform(X0 + 50, Y0 + 50)
     glon, glat = wgs84_to_gcj02(lon, lat)
     qy = tmp_path / "QY.xlsx"
-    pd.DataFrame({"TYSHXYDM": [uscc(1), uscc(2)], "QYMC": ["甲", "乙"], "HYDM": ["3911", "2211"],
-                  "X": [float(glon), X0 + 10], "Y": [float(glat), Y0 + 10],
-                  "ZBXT": ["gcj02", "EPSG:4549"]}).to_excel(qy, index=False)
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1), uscc(2)],
+            "QYMC": ["甲", "乙"],
+            "HYDM": ["3911", "2211"],
+            "X": [float(glon), X0 + 10],
+            "Y": [float(glat), Y0 + 10],
+            "ZBXT": ["gcj02", "EPSG:4549"],
+        }
+    ).to_excel(qy, index=False)
     import_file(db, "qy", qy)
     with db.connect() as c:
         pts = dict(c.execute(text("SELECT uscc, ST_AsText(geom) FROM enterprises")).all())
@@ -254,8 +323,16 @@ def test_gcj02_enterprise_points_are_converted(db, tmp_path):
 
 def test_coordinates_without_crs_are_rejected(db, tmp_path):
     qy = tmp_path / "QY.csv"
-    pd.DataFrame({"TYSHXYDM": [uscc(1)], "QYMC": ["甲"], "HYDM": ["3911"], "X": [120.1],
-                  "Y": [30.2], "ZBXT": [""]}).to_csv(qy, index=False)
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1)],
+            "QYMC": ["甲"],
+            "HYDM": ["3911"],
+            "X": [120.1],
+            "Y": [30.2],
+            "ZBXT": [""],
+        }
+    ).to_csv(qy, index=False)
     err = only_error(rejected(db, "qy", qy))
     assert err["field"] == "ZBXT" and err["where"] == "row 2"
     rep = import_file(db, "qy", qy, ImportOptions(crs="gcj02"))

@@ -31,15 +31,20 @@ def resolve_crs(code: str, file: str):
     try:
         return CRS.from_user_input(c)
     except Exception:
-        raise InputError(file, f"unknown CRS {code!r}; use an EPSG code such as EPSG:4549, "
-                               "EPSG:4490, EPSG:4326, or gcj02", field="crs") from None
+        raise InputError(
+            file,
+            f"unknown CRS {code!r}; use an EPSG code such as EPSG:4549, "
+            "EPSG:4490, EPSG:4326, or gcj02",
+            field="crs",
+        ) from None
 
 
 def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
     """Transform shapely geometries from ``crs`` (or GCJ-02 lon/lat) to EPSG:4549 metres."""
     if crs == GCJ02:
-        geoms = shapely.transform(geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0],
-                                                                                    xy[:, 1])))
+        geoms = shapely.transform(
+            geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1]))
+        )
         crs = CRS.from_epsg(4326)
     if CRS.from_user_input(crs) == _STORAGE_CRS:
         return geoms
@@ -52,13 +57,15 @@ def check_lonlat(geoms: np.ndarray, crs, issues: Issues, field_code: str) -> Non
     if crs != GCJ02 and not CRS.from_user_input(crs).is_geographic:
         return
     b = shapely.bounds(geoms)
-    bad = ~np.isnan(b[:, 0]) & ((b[:, 0] < -180) | (b[:, 2] > 180) | (b[:, 1] < -90)
-                                | (b[:, 3] > 90))
+    bad = ~np.isnan(b[:, 0]) & (
+        (b[:, 0] < -180) | (b[:, 2] > 180) | (b[:, 1] < -90) | (b[:, 3] > 90)
+    )
     issues.add(bad, field_code, "coordinates out of lon/lat range for a geographic CRS")
 
 
-def polygons(geoms: np.ndarray, issues: Issues, already_rejected: np.ndarray | bool = False
-             ) -> tuple[np.ndarray, np.ndarray]:
+def polygons(
+    geoms: np.ndarray, issues: Issues, already_rejected: np.ndarray | bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Polygonal geometries from any input; returns (geometries, mask of features repaired).
 
     Null or empty -> rejected ("empty geometry"); invalid -> make_valid, keeping polygonal parts;
@@ -88,8 +95,9 @@ def polygons(geoms: np.ndarray, issues: Issues, already_rejected: np.ndarray | b
         shapely.multipolygons(parts2[keep], indices=owner[keep], out=result)
     has_poly = np.zeros(n, bool)
     has_poly[owner[keep]] = True
-    issues.add(~empty & ~has_poly, "geometry",
-               "not a polygon, and make_valid cannot turn it into one")
+    issues.add(
+        ~empty & ~has_poly, "geometry", "not a polygon, and make_valid cannot turn it into one"
+    )
     return result, invalid & has_poly
 
 
@@ -112,8 +120,11 @@ def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) 
     zb = as_text(df["ZBXT"]) if "ZBXT" in df.columns else pd.Series([None] * n, dtype=object)
     zb = zb.map(lambda v: v.strip() if isinstance(v, str) else v)
     if default_crs is None:
-        issues.add(has_xy & zb.isna().to_numpy(), "ZBXT",
-                   "coordinates without a coordinate system: fill ZBXT or give --crs")
+        issues.add(
+            has_xy & zb.isna().to_numpy(),
+            "ZBXT",
+            "coordinates without a coordinate system: fill ZBXT or give --crs",
+        )
     codes = zb.where(zb.notna(), "__default__")
     for code in pd.unique(codes[has_xy]):
         rows = has_xy & (codes == code).to_numpy()

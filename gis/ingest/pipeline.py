@@ -23,11 +23,18 @@ from sqlalchemy import Connection, Engine, text
 
 from gis import refresh
 from gis.ingest.errors import ImportRejected, InputError
-from gis.ingest.geometry import GCJ02, check_lonlat, points_from_table, polygons, resolve_crs
-from gis.ingest.geometry import to_storage
+from gis.ingest.geometry import (
+    GCJ02,
+    check_lonlat,
+    points_from_table,
+    polygons,
+    resolve_crs,
+    to_storage,
+)
 from gis.ingest.read import RawFrame, read_file
 from gis.ingest.validate import Issues, parse_layer
-from gis.layers import INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer, layer as get_layer
+from gis.layers import INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
+from gis.layers import layer as get_layer
 from gis.models import LAYER_TABLES
 
 
@@ -54,8 +61,9 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, file: str,
-              warnings: list[str]) -> np.ndarray | None:
+def _geometry(
+    raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, file: str, warnings: list[str]
+) -> np.ndarray | None:
     """Storage geometries (EPSG:4549) or None for a table-only load."""
     df = raw.frame
     spatial_file = "geometry" in df.columns
@@ -65,8 +73,9 @@ def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, 
         return None
     if not spatial_file:
         if layer.geometry == "polygon":
-            raise InputError(file, f"layer {layer.code} needs polygons; give a shapefile, "
-                                   "GeoPackage or GeoJSON")
+            raise InputError(
+                file, f"layer {layer.code} needs polygons; give a shapefile, GeoPackage or GeoJSON"
+            )
         if layer.geometry == "point_or_table":
             default = resolve_crs(opts.crs, file) if opts.crs else None
             return points_from_table(df, default, issues, file)
@@ -75,12 +84,17 @@ def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, 
     if opts.crs:
         given = resolve_crs(opts.crs, file)
         if crs is not None and given != GCJ02 and given != crs:
-            warnings.append(f"CRS {opts.crs} given with --crs overrides the file's {crs.to_string()}")
+            warnings.append(
+                f"CRS {opts.crs} given with --crs overrides the file's {crs.to_string()}"
+            )
         crs = given
     if crs is None:
-        raise InputError(file, "the layer has no CRS (.prj or metadata); give one with --crs "
-                               "(e.g. --crs EPSG:4549, or --crs gcj02 for AMap lon/lat)",
-                         field="crs")
+        raise InputError(
+            file,
+            "the layer has no CRS (.prj or metadata); give one with --crs "
+            "(e.g. --crs EPSG:4549, or --crs gcj02 for AMap lon/lat)",
+            field="crs",
+        )
     geoms = np.asarray(df.geometry.values, dtype=object)
     out_of_range = Issues()
     check_lonlat(geoms, crs, out_of_range, "geometry")
@@ -96,8 +110,10 @@ def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, 
         rejected_rows[out_of_range.pos] = True
         geoms, repaired = polygons(geoms, issues, rejected_rows)
         if repaired.any():
-            warnings.append(f"{int(repaired.sum())} invalid geometries repaired by make_valid "
-                            f"(features {_labels(raw, np.flatnonzero(repaired))[:20]})")
+            warnings.append(
+                f"{int(repaired.sum())} invalid geometries repaired by make_valid "
+                f"(features {_labels(raw, np.flatnonzero(repaired))[:20]})"
+            )
         return geoms
     # points
     types = shapely.get_type_id(geoms)
@@ -107,8 +123,7 @@ def _geometry(raw: RawFrame, layer: Layer, opts: ImportOptions, issues: Issues, 
         geoms[one] = shapely.get_geometry(geoms[one], 0)
         issues.add(multi & ~one, "geometry", "a multipoint with several points; give one point")
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    issues.add(~empty & ~np.isin(shapely.get_type_id(geoms), (0, 4)), "geometry",
-               "not a point")
+    issues.add(~empty & ~np.isin(shapely.get_type_id(geoms), (0, 4)), "geometry", "not a point")
     return geoms
 
 
@@ -133,9 +148,13 @@ def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issue
         if exploded.empty:
             continue
         wanted = pd.unique(exploded.astype(str))
-        found = {r[0] for r in conn.execute(
-            text(f"SELECT {ref_col} FROM {ref.table} WHERE {ref_col} = ANY(:v)"),
-            {"v": list(wanted)})}
+        found = {
+            r[0]
+            for r in conn.execute(
+                text(f"SELECT {ref_col} FROM {ref.table} WHERE {ref_col} = ANY(:v)"),
+                {"v": list(wanted)},
+            )
+        }
         missing = exploded[~exploded.astype(str).isin(found)]
         if missing.empty:
             continue
@@ -143,8 +162,11 @@ def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issue
         first = missing.groupby(level=0).first()
         reason = pd.Series(None, index=typed.index, dtype=object)
         reason[first.index] = first.map(
-            lambda v, f=f, ref=ref: f"{v!r} is not in layer {ref.code} ({ref.label}); "
-                                    f"import {ref.code} first or correct {f.code}")
+            lambda v, f=f, ref=ref: (
+                f"{v!r} is not in layer {ref.code} ({ref.label}); "
+                f"import {ref.code} first or correct {f.code}"
+            )
+        )
         mask = np.zeros(len(typed), bool)
         mask[pos] = True
         issues.add(mask, f.code, reason.to_numpy())
@@ -193,9 +215,15 @@ def _copy_frame(typed: pd.DataFrame, layer: Layer) -> pd.DataFrame:
     return out
 
 
-def import_file(engine: Engine, layer_code: str, path: Path | str, options: ImportOptions | None
-                = None, user: str = "cli", display_name: str | None = None,
-                progress: Callable[[str], None] | None = None) -> dict:
+def import_file(
+    engine: Engine,
+    layer_code: str,
+    path: Path | str,
+    options: ImportOptions | None = None,
+    user: str = "cli",
+    display_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Import one file into one layer. Returns the report; raises InputError or ImportRejected.
 
     Geometries are stored in EPSG:4549 (metres). The whole load is one transaction.
@@ -213,8 +241,11 @@ def import_file(engine: Engine, layer_code: str, path: Path | str, options: Impo
     missing = [f.code for f in layer.fields if f.required and f.code not in present]
     if missing:
         found = ", ".join(c for c in df.columns if c != "geometry")
-        raise InputError(file, f"required column(s) {', '.join(missing)} missing for layer "
-                               f"{layer.code} ({layer.label}); the file has: {found}")
+        raise InputError(
+            file,
+            f"required column(s) {', '.join(missing)} missing for layer "
+            f"{layer.code} ({layer.label}); the file has: {found}",
+        )
     known = {f.code for f in layer.fields} | {"geometry", "X", "Y", "ZBXT", "FID", "OBJECTID"}
     warnings: list[str] = [f"text decoded as {raw.encoding}, from {raw.encoding_source}"]
     extra = [c for c in df.columns if c not in known]
@@ -235,12 +266,18 @@ def import_file(engine: Engine, layer_code: str, path: Path | str, options: Impo
             odd = col.notna() & ~col.isin(list(INDUSTRIAL_LAND_CODES))
             not_industrial = col[odd].value_counts().to_dict()
     report: dict = {
-        "file": file, "layer": layer.code, "table": layer.table, "mode":
-        "strict" if opts.strict else "lenient", "dry_run": opts.dry_run,
+        "file": file,
+        "layer": layer.code,
+        "table": layer.table,
+        "mode": "strict" if opts.strict else "lenient",
+        "dry_run": opts.dry_run,
         "options": {k: v for k, v in asdict(opts).items() if v not in (None, False)},
-        "encoding": raw.encoding, "rows_read": len(df),
-        "not_industrial": {"count": int(sum(not_industrial.values())), "codes": {
-            str(k): int(v) for k, v in not_industrial.items()}},
+        "encoding": raw.encoding,
+        "rows_read": len(df),
+        "not_industrial": {
+            "count": int(sum(not_industrial.values())),
+            "codes": {str(k): int(v) for k, v in not_industrial.items()},
+        },
         "warnings": warnings,
     }
     fhash = file_hash(path)
@@ -267,10 +304,14 @@ def import_file(engine: Engine, layer_code: str, path: Path | str, options: Impo
         report["seconds"] = round(time.perf_counter() - t0, 3)
         if counts["inserted"] or counts["updated"]:
             report["refreshed"] = refresh.after_import(conn, layer.code, batch_id)
-        conn.execute(text(
-            "UPDATE import_batches SET inserted=:inserted, updated=:updated, unchanged=:unchanged,"
-            " rejected=:rejected, report=CAST(:report AS jsonb), finished_at=now() WHERE id=:id"),
-            {**counts, "rejected": report["rejected"], "report": _json(report), "id": batch_id})
+        conn.execute(
+            text(
+                "UPDATE import_batches SET inserted=:inserted, updated=:updated, "
+                "unchanged=:unchanged,"
+                " rejected=:rejected, report=CAST(:report AS jsonb), finished_at=now() WHERE id=:id"
+            ),
+            {**counts, "rejected": report["rejected"], "report": _json(report), "id": batch_id},
+        )
         if opts.dry_run:
             conn.rollback()
             report.pop("batch_id", None)
@@ -291,33 +332,59 @@ def _error_list(raw: RawFrame, typed: pd.DataFrame, layer: Layer, issues: Issues
     key_col = layer.key_columns[0]
     keys = typed[key_col].to_numpy()[pos]
     order = np.argsort(pos, kind="stable")
-    return [{"where": where[i], "key": None if pd.isna(keys[i]) else str(keys[i]),
-             "field": issues.fields[i], "reason": issues.reasons[i]} for i in order]
+    return [
+        {
+            "where": where[i],
+            "key": None if pd.isna(keys[i]) else str(keys[i]),
+            "field": issues.fields[i],
+            "reason": issues.reasons[i],
+        }
+        for i in order
+    ]
 
 
-def _record_batch(conn: Connection, layer: Layer, file: str, fhash: str, opts: ImportOptions,
-                  user: str, report: dict) -> int:
-    return conn.execute(text(
-        "INSERT INTO import_batches (layer, file_name, file_hash, options, status, rows_read, "
-        "rejected, report, created_by, finished_at) VALUES (:layer, :file, :hash, "
-        "CAST(:opts AS jsonb), :status, :rows, :rejected, CAST(:report AS jsonb), :user, "
-        "CASE WHEN :status = 'rejected' THEN now() END) RETURNING id"),
-        {"layer": layer.code, "file": file, "hash": fhash, "opts": _json(report["options"]),
-         "status": report.get("status", "loaded"), "rows": report["rows_read"],
-         "rejected": report.get("rejected", 0), "report": _json(report), "user": user},
+def _record_batch(
+    conn: Connection,
+    layer: Layer,
+    file: str,
+    fhash: str,
+    opts: ImportOptions,
+    user: str,
+    report: dict,
+) -> int:
+    return conn.execute(
+        text(
+            "INSERT INTO import_batches (layer, file_name, file_hash, options, status, rows_read, "
+            "rejected, report, created_by, finished_at) VALUES (:layer, :file, :hash, "
+            "CAST(:opts AS jsonb), :status, :rows, :rejected, CAST(:report AS jsonb), :user, "
+            "CASE WHEN :status = 'rejected' THEN now() END) RETURNING id"
+        ),
+        {
+            "layer": layer.code,
+            "file": file,
+            "hash": fhash,
+            "opts": _json(report["options"]),
+            "status": report.get("status", "loaded"),
+            "rows": report["rows_read"],
+            "rejected": report.get("rejected", 0),
+            "report": _json(report),
+            "user": user,
+        },
     ).scalar_one()
 
 
-def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray | None,
-          batch_id: int) -> dict:
+def _load(
+    conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray | None, batch_id: int
+) -> dict:
     table = LAYER_TABLES[layer.code]
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
     wkb = None
     if geoms is not None and "geom" in table.c:
         g = shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID)
-        wkb = pd.Series(shapely.to_wkb(g, hex=True, include_srid=True), index=good.index,
-                        dtype=object)
+        wkb = pd.Series(
+            shapely.to_wkb(g, hex=True, include_srid=True), index=good.index, dtype=object
+        )
         frame["geom"] = wkb
         cols.append("geom")
     if "source_crs" in table.c:
@@ -327,28 +394,37 @@ def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray 
     cols.append("row_hash")
     stg = f"stg_{layer.table}"
     col_list = ", ".join(cols)
-    select_list = ", ".join("ST_Multi(geom)" if c == "geom" and layer.polygonal else c
-                            for c in cols)
+    select_list = ", ".join(
+        "ST_Multi(geom)" if c == "geom" and layer.polygonal else c for c in cols
+    )
     untyped = ", ".join("geom::geometry AS geom" if c == "geom" else c for c in cols)
-    conn.execute(text(f"CREATE TEMP TABLE {stg} ON COMMIT DROP AS SELECT {untyped} "
-                      f"FROM {layer.table} WITH NO DATA"))
+    conn.execute(
+        text(
+            f"CREATE TEMP TABLE {stg} ON COMMIT DROP AS SELECT {untyped} "
+            f"FROM {layer.table} WITH NO DATA"
+        )
+    )
     raw_conn = conn.connection.driver_connection
     chunk = 50_000
     with raw_conn.cursor() as cur:
         with cur.copy(f"COPY {stg} ({col_list}) FROM STDIN WITH (FORMAT csv)") as cp:
             for start in range(0, len(frame), chunk):
                 buf = io.StringIO()
-                frame.iloc[start:start + chunk][cols].to_csv(buf, header=False, index=False)
+                frame.iloc[start : start + chunk][cols].to_csv(buf, header=False, index=False)
                 cp.write(buf.getvalue())
     keys = layer.key_columns
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     key_expr = "concat_ws('|', " + ", ".join(f"s.{k}" for k in keys) + ")"
-    geom_diff = ("CASE WHEN ST_Multi(s.geom) IS DISTINCT FROM t.geom THEN "
-                 "jsonb_build_object('geom', 'changed') ELSE '{}'::jsonb END"
-                 if "geom" in cols else "'{}'::jsonb")
+    geom_diff = (
+        "CASE WHEN ST_Multi(s.geom) IS DISTINCT FROM t.geom THEN "
+        "jsonb_build_object('geom', 'changed') ELSE '{}'::jsonb END"
+        if "geom" in cols
+        else "'{}'::jsonb"
+    )
     # Updates are recorded key by key with old -> new values; inserted rows carry this
     # batch_id themselves, so they are counted, not listed.
-    updated = conn.execute(text(f"""
+    updated = conn.execute(
+        text(f"""
         INSERT INTO import_changes (batch_id, layer, key, action, changes)
         SELECT :b, :layer, {key_expr}, 'update', COALESCE((
                    SELECT jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value))
@@ -357,7 +433,8 @@ def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray 
                    WHERE n.value IS DISTINCT FROM o.value), '{{}}'::jsonb) || {geom_diff}
         FROM {stg} s JOIN {layer.table} t ON {on}
         WHERE t.row_hash IS DISTINCT FROM s.row_hash"""),
-        {"b": batch_id, "layer": layer.code}).rowcount
+        {"b": batch_id, "layer": layer.code},
+    ).rowcount
     before = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one()
     # A first load into an empty table builds the spatial index once at the end (as bulk
     # loaders do) instead of row by row; the DDL is part of this transaction.
@@ -365,14 +442,18 @@ def _load(conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray 
     if rebuild_index:
         conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         INSERT INTO {layer.table} ({col_list}, batch_id)
         SELECT {select_list}, :b FROM {stg}
         ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
             updated_at = now()
-        WHERE {layer.table}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"""), {"b": batch_id})
+        WHERE {layer.table}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"""),
+        {"b": batch_id},
+    )
     if rebuild_index:
-        conn.execute(text(f"CREATE INDEX idx_{layer.table}_geom ON {layer.table} USING gist (geom)"))
+        conn.execute(
+            text(f"CREATE INDEX idx_{layer.table}_geom ON {layer.table} USING gist (geom)")
+        )
     inserted = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one() - before
-    return {"inserted": inserted, "updated": updated,
-            "unchanged": len(good) - inserted - updated}
+    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - inserted - updated}

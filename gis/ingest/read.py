@@ -25,8 +25,16 @@ TABLE_SUFFIXES = {".csv", ".xlsx"}
 DEFAULT_SHAPEFILE_ENCODING = "GB18030"
 
 # Code pages as written in .cpg files -> Python codec names.
-_CPG_ALIASES = {"936": "gbk", "65001": "utf-8", "950": "cp950", "1252": "cp1252", "54936": "gb18030",
-                "UTF8": "utf-8", "GB2312": "gbk", "ANSI 936": "gbk"}
+_CPG_ALIASES = {
+    "936": "gbk",
+    "65001": "utf-8",
+    "950": "cp950",
+    "1252": "cp1252",
+    "54936": "gb18030",
+    "UTF8": "utf-8",
+    "GB2312": "gbk",
+    "ANSI 936": "gbk",
+}
 
 
 @dataclass
@@ -47,8 +55,11 @@ def python_codec(name: str, file: str) -> str:
     try:
         return codecs.lookup(codec).name
     except LookupError:
-        raise InputError(file, f"unknown text encoding {name!r}; give a known one such as GBK, "
-                               "GB18030 or UTF-8", field="encoding") from None
+        raise InputError(
+            file,
+            f"unknown text encoding {name!r}; give a known one such as GBK, GB18030 or UTF-8",
+            field="encoding",
+        ) from None
 
 
 def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
@@ -60,18 +71,18 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
     fields = []
     pos, offset = 32, 1
     while pos + 32 <= header_len and data[pos] != 0x0D:
-        name = data[pos:pos + 11].split(b"\0")[0].decode("ascii", "replace")
+        name = data[pos : pos + 11].split(b"\0")[0].decode("ascii", "replace")
         ftype, flen = chr(data[pos + 11]), data[pos + 16]
         if ftype == "C":
             fields.append((name, offset, flen))
         offset += flen
         pos += 32
-    body = data[header_len:header_len + n * rec_len]
+    body = data[header_len : header_len + n * rec_len]
     if n == 0 or not fields or len(body) < n * rec_len:
         return
     recs = np.frombuffer(body, dtype=np.uint8).reshape(n, rec_len)
     for name, off, flen in fields:
-        col = np.ascontiguousarray(recs[:, off:off + flen])
+        col = np.ascontiguousarray(recs[:, off : off + flen])
         if not (col >= 0x80).any():
             continue
         # decode the whole column in one go, one value per line; find the row only on failure
@@ -88,9 +99,11 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
         except UnicodeDecodeError as e2:
             bad_at = e2.start
         raise InputError(
-            file, f"feature {r}: text does not decode as {codec} at byte {bad_at} "
+            file,
+            f"feature {r}: text does not decode as {codec} at byte {bad_at} "
             f"({raw!r}); give the right encoding with --encoding or a .cpg file",
-            field=name)
+            field=name,
+        )
 
 
 def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
@@ -99,8 +112,9 @@ def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
     if suffix == ".shp":
         cpg = path.with_suffix(".cpg")
         if not cpg.exists():
-            cpg = next((p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".cpg"),
-                       cpg)
+            cpg = next(
+                (p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".cpg"), cpg
+            )
         if cpg.exists():
             declared = cpg.read_text(errors="replace").strip()
             codec, source = python_codec(declared, file), f".cpg ({declared})"
@@ -110,8 +124,9 @@ def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
         else:
             codec, source = python_codec(DEFAULT_SHAPEFILE_ENCODING, file), "default (GB18030)"
             enc_arg = codec
-        dbf = next((p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".dbf"),
-                   None)
+        dbf = next(
+            (p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".dbf"), None
+        )
         if dbf is None:
             raise InputError(file, "the shapefile has no .dbf attribute file beside it")
         _check_dbf_decodes(dbf, codec, file)
@@ -129,10 +144,15 @@ def _decode_text(raw: bytes, encoding: str | None, file: str) -> tuple[str, str,
     if encoding:
         codec = python_codec(encoding, file)
         try:
-            return raw.decode("utf-8-sig" if codec == "utf-8" else codec), codec, "--encoding option"
+            return (
+                raw.decode("utf-8-sig" if codec == "utf-8" else codec),
+                codec,
+                "--encoding option",
+            )
         except UnicodeDecodeError as e:
-            raise InputError(file, f"text does not decode as {codec} at byte {e.start}",
-                             field="encoding") from None
+            raise InputError(
+                file, f"text does not decode as {codec} at byte {e.start}", field="encoding"
+            ) from None
     try:
         return raw.decode("utf-8-sig"), "utf-8", "detected (UTF-8)"
     except UnicodeDecodeError:
@@ -141,8 +161,12 @@ def _decode_text(raw: bytes, encoding: str | None, file: str) -> tuple[str, str,
         return raw.decode("gb18030"), "gb18030", "detected (GB18030)"
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise InputError(file, f"line {line}: text is neither UTF-8 nor GB18030 (byte {e.start}); "
-                               "give the encoding with --encoding", field="encoding") from None
+        raise InputError(
+            file,
+            f"line {line}: text is neither UTF-8 nor GB18030 (byte {e.start}); "
+            "give the encoding with --encoding",
+            field="encoding",
+        ) from None
 
 
 def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -> RawFrame:
@@ -150,14 +174,16 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
     if suffix == ".csv":
         text, codec, source = _decode_text(path.read_bytes(), encoding, file)
         try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                             skipinitialspace=True)
+            df = pd.read_csv(
+                io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
+            )
         except Exception as e:
             raise InputError(file, f"cannot be read as CSV: {e}") from None
     elif suffix == ".xlsx":
         try:
-            df = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object,
-                               engine="openpyxl")
+            df = pd.read_excel(
+                path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="openpyxl"
+            )
         except ValueError as e:
             raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
         except Exception as e:
@@ -180,4 +206,6 @@ def read_file(path: Path, encoding: str | None = None, sheet: str | None = None)
         return read_spatial(path, encoding, file)
     if suffix in TABLE_SUFFIXES:
         return read_table(path, encoding, sheet, file)
-    raise InputError(file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx")
+    raise InputError(
+        file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx"
+    )

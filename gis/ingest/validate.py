@@ -78,7 +78,8 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize(None).dt.normalize() if s.dt.tz else s.dt.normalize(), np.zeros(
-            len(s), bool)
+            len(s), bool
+        )
     obj = s.astype(object)
     is_ts = obj.map(lambda v: hasattr(v, "year") and hasattr(v, "month"))
     result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
@@ -87,9 +88,11 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     text = as_text(obj.where(~is_ts, None))
     present = text.notna()
     t = text.fillna("").str.replace(r"\.0$", "", regex=True)
-    for fmt, pattern in (("%Y-%m-%d", r"^\d{4}-\d{1,2}-\d{1,2}$"),
-                         ("%Y/%m/%d", r"^\d{4}/\d{1,2}/\d{1,2}$"),
-                         ("%Y%m%d", r"^\d{8}$")):
+    for fmt, pattern in (
+        ("%Y-%m-%d", r"^\d{4}-\d{1,2}-\d{1,2}$"),
+        ("%Y/%m/%d", r"^\d{4}/\d{1,2}/\d{1,2}$"),
+        ("%Y%m%d", r"^\d{8}$"),
+    ):
         m = present & t.str.match(pattern) & result.isna()
         if m.any():
             result[m] = pd.to_datetime(t[m], format=fmt, errors="coerce")
@@ -97,8 +100,9 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if serial.any():
         days = pd.to_numeric(t[serial], errors="coerce")
         ok = (days > 0) & (days < 80000)
-        result[serial & ok.reindex(s.index, fill_value=False)] = (
-            _EXCEL_EPOCH + pd.to_timedelta(days[ok].astype(int), unit="D"))
+        result[serial & ok.reindex(s.index, fill_value=False)] = _EXCEL_EPOCH + pd.to_timedelta(
+            days[ok].astype(int), unit="D"
+        )
     bad = (present & result.isna()).to_numpy().copy()
     # implausible years are typing errors, not dates
     years = result.dt.year
@@ -118,8 +122,18 @@ def parse_numbers(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return values.astype(float), bad
 
 
-_BOOL = {"1": True, "0": False, "TRUE": True, "FALSE": False, "是": True, "否": False,
-         "Y": True, "N": False, "T": True, "F": False}
+_BOOL = {
+    "1": True,
+    "0": False,
+    "TRUE": True,
+    "FALSE": False,
+    "是": True,
+    "否": False,
+    "Y": True,
+    "N": False,
+    "T": True,
+    "F": False,
+}
 
 
 def parse_bools(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -133,7 +147,8 @@ def parse_bools(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def parse_lists(s: pd.Series) -> pd.Series:
     text = as_text(s)
     return text.map(
-        lambda v: [p.strip() for p in re.split(_LIST_SPLIT, v) if p.strip()] if v else None)
+        lambda v: [p.strip() for p in re.split(_LIST_SPLIT, v) if p.strip()] if v else None
+    )
 
 
 # Field-specific shape rules beyond the type (contract: codes of known length).
@@ -151,8 +166,11 @@ def parse_layer(df: pd.DataFrame, layer: Layer, issues: Issues) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     n = len(df)
     for f in layer.fields:
-        raw = df[f.code] if f.code in df.columns else pd.Series([None] * n, index=df.index,
-                                                                  dtype=object)
+        raw = (
+            df[f.code]
+            if f.code in df.columns
+            else pd.Series([None] * n, index=df.index, dtype=object)
+        )
         out[f.column] = _parse_field(raw, f, issues)
     return pd.DataFrame(out, index=df.index)
 
@@ -160,8 +178,9 @@ def parse_layer(df: pd.DataFrame, layer: Layer, issues: Issues) -> pd.DataFrame:
 def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
     if f.type == "date":
         values, bad = parse_dates(raw)
-        issues.add(bad, f.code, "unparsable date (use YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or an "
-                                "Excel date)")
+        issues.add(
+            bad, f.code, "unparsable date (use YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or an Excel date)"
+        )
     elif f.type in ("float", "int"):
         values, bad = parse_numbers(raw)
         issues.add(bad, f.code, "not a number")
@@ -179,27 +198,35 @@ def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
         values = parse_lists(raw)
         if f.code == "FMQD":
             bad = values.map(lambda v: bool(v) and not all(re.fullmatch(r"\d{2,4}", x) for x in v))
-            issues.add(bad.to_numpy(dtype=bool), f.code,
-                       "negative list must be GB/T 4754 codes of 2 to 4 digits separated by ;")
+            issues.add(
+                bad.to_numpy(dtype=bool),
+                f.code,
+                "negative list must be GB/T 4754 codes of 2 to 4 digits separated by ;",
+            )
     else:
         values = as_text(raw)
         if f.type == "uscc":
             values = values.map(lambda v: v.upper() if isinstance(v, str) else v)
             present = values.notna().to_numpy()
             ok = uscc.valid_mask(values.to_numpy())
-            wrong_len = present & (values.map(lambda v: len(v) if isinstance(v, str) else 18)
-                                   .to_numpy() != 18)
+            wrong_len = present & (
+                values.map(lambda v: len(v) if isinstance(v, str) else 18).to_numpy() != 18
+            )
             issues.add(wrong_len, f.code, "USCC must have 18 characters")
-            issues.add(present & ~ok & ~wrong_len, f.code,
-                       "bad USCC check character (GB 32100-2015)")
+            issues.add(
+                present & ~ok & ~wrong_len, f.code, "bad USCC check character (GB 32100-2015)"
+            )
         elif f.code in _PATTERNS:
             pattern, reason = _PATTERNS[f.code]
             bad = values.notna() & ~values.fillna("").str.match(pattern)
             issues.add(bad.to_numpy(), f.code, reason)
         if f.choices:
             bad = values.notna() & ~values.isin(f.choices)
-            issues.add(bad.to_numpy(), f.code, values.map(
-                lambda v: f"{v!r} is not one of {' / '.join(f.choices)}"))
+            issues.add(
+                bad.to_numpy(),
+                f.code,
+                values.map(lambda v: f"{v!r} is not one of {' / '.join(f.choices)}"),
+            )
     if f.required:
         missing = as_text(raw).isna()
         issues.add(np.asarray(missing, dtype=bool), f.code, "required field is empty")

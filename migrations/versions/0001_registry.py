@@ -7,9 +7,8 @@ Create Date: 2026-11-28
 Every layer of the data contract (tables derived from gis/layers.py at this revision),
 import batches with their per-key changes, and API tokens (stored hashed).
 """
-from alembic import op
 import sqlalchemy as sa
-import geoalchemy2
+from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 

@@ -1,0 +1,83 @@
+"""The `landlink` command as a user runs it (a real subprocess against the test database)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import text
+
+from gis import tokens
+from tests.conftest import TEST_URL, snapshot
+from tests.factories import box, districts, parcels, supplies, write_shp
+
+LANDLINK = str(Path(sys.executable).parent / "landlink")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LANDLINK, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DATABASE_URL": TEST_URL},
+    )
+
+
+def test_token_create_prints_the_token_alone_on_the_last_line(db):
+    r = run("token", "create", "--role", "analyst")
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("ll_") and " " not in last
+    with db.connect() as c:
+        assert tokens.lookup(c, last) == ("analyst", "analyst")
+
+
+def test_import_reports_and_refuses_bad_rows(db, tmp_path):
+    assert run("import", "xzq", str(districts(tmp_path))).returncode == 0
+    bad = supplies(tmp_path, 3, SRRDM=["9133", None, None])
+    before = snapshot(db)
+    r = run("import", "gd", str(bad), "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 1
+    assert "ERROR GD.shp feature 0 [3301022019B00000] field SRRDM" in r.stdout
+    assert "nothing was imported" in r.stderr
+    assert snapshot(db) == before
+    assert "USCC must have 18 characters" in (tmp_path / "r.json").read_text()
+    r = run("import", "gd", str(bad), "--lenient")
+    assert r.returncode == 0 and "inserted 2" in r.stdout and "rejected 1" in r.stdout
+
+
+def test_unknown_layer_and_missing_file_are_clear(db, tmp_path):
+    r = run("import", "zz", str(tmp_path / "x.shp"))
+    assert r.returncode == 2 and "unknown layer 'zz'" in r.stderr
+    r = run("import", "dk", str(tmp_path / "nope.shp"))
+    assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_import_dir_uses_dependency_order_and_manifest(db, tmp_path):
+    d = tmp_path / "city"
+    d.mkdir()
+    parcels(d, 2, name="dk.shp")  # lower-case name: matched case-insensitively
+    supplies(d, 2)
+    districts(d)
+    write_shp(d / "ZL.shp", [{"ZLDM": "CXKC", "ZLMC": "城西科创大走廊"}], [box(0)], cpg=False)
+    pd.DataFrame({"XZQDM": ["330102"], "ND": [2024], "GDP": [100.0]}).to_csv(
+        d / "TJ.csv", index=False, encoding="gbk"
+    )
+    (d / "manifest.toml").write_text('[ZL]\nencoding = "GBK"\n', encoding="utf-8")
+    r = run("import-dir", str(d))
+    assert r.returncode == 0, r.stdout + r.stderr
+    order = [line.split()[0] for line in r.stdout.splitlines()[1:6]]
+    assert order == ["XZQ", "ZL", "GD", "DK", "TJ"]
+    assert "5 of 5 files imported" in r.stdout
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM parcels")).scalar() == 2
+        opts = c.execute(text("SELECT options FROM import_batches WHERE layer='ZL'")).scalar()
+    assert opts == {"encoding": "GBK", "strict": True}
+    # again: nothing changes
+    r = run("import-dir", str(d))
+    assert "5 of 5 files imported" in r.stdout
+    assert all(line.split()[3] == "0" for line in r.stdout.splitlines()[1:6])
