@@ -49,7 +49,8 @@ def test_admin_imports_a_shapefile_and_reads_the_report(http, db, tmp_path):
     assert r.status_code == 201, r.text
     rep = r.json()
     assert (rep["inserted"], rep["status"]) == (2, "loaded")
-    got = http.get(f"/api/imports/{rep['batch_id']}").json()
+    assert http.get(f"/api/imports/{rep['batch_id']}").status_code == 401
+    got = http.get(f"/api/imports/{rep['batch_id']}", headers=h).json()
     assert got["status"] == "loaded" and got["inserted"] == 2
     assert got["created_by"] == "token:test-admin"
     layers = {x["code"]: x for x in http.get("/api/layers").json()["layers"]}
@@ -72,7 +73,8 @@ def test_strict_upload_with_a_bad_row_is_422_and_changes_nothing(http, db, tmp_p
     assert "nothing was imported" in body["message"]
     assert snapshot(db) == before
     # the refused attempt is logged and readable
-    assert http.get(f"/api/imports/{body['report']['batch_id']}").json()["status"] == "rejected"
+    got = http.get(f"/api/imports/{body['report']['batch_id']}", headers=h).json()
+    assert got["status"] == "rejected"
     r = http.post(
         "/api/imports", data={"layer": "gd", "mode": "lenient"}, files=shp_parts(bad), headers=h
     )
@@ -98,7 +100,7 @@ def test_upload_errors_are_json(http, db, tmp_path):
     assert r.status_code == 400 and "SJSJ" in r.json()["message"]
     r = http.post("/api/imports", data={"layer": "xzq"}, headers=h)
     assert r.status_code == 422 and r.json()["error"] == "invalid"
-    assert http.get("/api/imports/999999").status_code == 404
+    assert http.get("/api/imports/999999", headers=h).status_code == 404
 
 
 def test_tokens_are_stored_hashed(db):

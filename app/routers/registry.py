@@ -167,8 +167,14 @@ async def create_import(
 
 
 @router.get("/api/imports/{batch_id}")
-def get_import(batch_id: int, engine: Engine = Depends(engine_dep)) -> dict:
-    """An import batch and its report (errors name file, row or feature, field and reason)."""
+def get_import(
+    batch_id: int,
+    who: Caller = Depends(require("analyst")),
+    engine: Engine = Depends(engine_dep),
+) -> dict:
+    """An import batch and its report (errors name file, row or feature, field and reason).
+
+    Analyst token: a report quotes rejected values, which may be tax or energy figures."""
     with engine.connect() as conn:
         row = (
             conn.execute(text("SELECT * FROM import_batches WHERE id = :id"), {"id": batch_id})
