@@ -247,6 +247,33 @@ def cmd_analyse_all(ns) -> int:
     return 0
 
 
+def cmd_detect(ns) -> int:
+    from datetime import date
+
+    from gis.detection import run_detection
+
+    try:
+        as_of = date.fromisoformat(ns.as_of) if ns.as_of else None
+    except ValueError:
+        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
+        return 2
+    r = run_detection(_engine(), as_of, user=f"cli:{getpass.getuser()}")
+    c = r["counts"]
+    print(
+        f"detection run {r['id']} as of {r['as_of']} (rules {r['config_hash']}, "
+        f"inputs {r['inputs_hash']}) in {r['seconds']:.1f} s"
+    )
+    u, i, le = c["unsupplied"], c["idle"], c["low_efficiency"]
+    print(
+        f"  批而未供 unsupplied {u['unsupplied']}  partial {u['partial']}  supplied {u['supplied']}"
+    )
+    print("  供而未用/闲置 " + "  ".join(f"{k} {v}" for k, v in i.items()))
+    print("  低效利用 " + "  ".join(f"{k} {v}" for k, v in le.items()))
+    for n in r["notes"]:
+        print(f"  note: {n}")
+    return 0
+
+
 def cmd_serve(ns) -> int:
     import uvicorn
 
@@ -325,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     aa = sub.add_parser("analyse-all", help="run every analysis on the loaded data (make demo)")
     aa.set_defaults(fn=cmd_analyse_all)
+
+    dt = sub.add_parser("detect", help="find the three kinds of land (三块地) as one recorded run")
+    dt.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
+    dt.set_defaults(fn=cmd_detect)
 
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")

@@ -26,8 +26,40 @@ class LinkageRules(Section):
     supply_min_overlap: float = 0.5  # §1 supply -> parcel: largest overlap >= 50 % of parcel
 
 
+class UnsuppliedRules(Section):
+    """§3 批而未供: sliver removal and age bands."""
+
+    sliver_min_m2: float = 100.0  # §3 parts under 100 m² are dropped, default (ours)
+    sliver_min_width_m: float = 5.0  # §3 parts thinner than 5 m are dropped, default (ours)
+    age_band_years: list[int] = [1, 2, 3, 5]  # §3 bands < 1, 1-2, 2-3, 3-5, >= 5 years
+
+
+class IdleRules(Section):
+    """§3 供而未用 / 闲置 (闲置土地处置办法, 国土资源部令第53号, art. 2 and 14)."""
+
+    idle_after_years: int = 1  # art. 2: not started > 1 year after HTKGSJ
+    reclaim_after_years: int = 2  # art. 14: idle >= 2 years -> may be taken back
+    partial_developed_share: float = 1 / 3  # art. 2: developed < 1/3 of supplied area
+    partial_investment_share: float = 0.25  # art. 2: investment < 25 % of the total
+    partial_stopped_years: int = 1  # art. 2: stopped (TGRQ) for a year
+    footprint_min_share: float = 0.05  # §3 footprint < 5 % while started: disagree, ours
+
+
+class LowEfficiencyRules(Section):
+    """§3 低效利用."""
+
+    plot_ratio_floor: float = 1.0  # §3 floor where no RJLXX (Taizhou 2025 低效工业用地)
+    tax_per_mu_min: float = 5.0  # §3 亩均税收 floor, 万元/亩, default (ours)
+    tax_per_mu_by_platform: dict[str, float] = {}  # §3 per-platform floors (PTDM -> 万元/亩)
+    tax_year_lag: int = 1  # ours: tax of the latest year up to as_of's year minus this
+    skip_under_construction: bool = True  # ours: no plot-ratio reason before HTJGSJ
+
+
 class Rules(Section):
     linkage: LinkageRules = LinkageRules()
+    unsupplied: UnsuppliedRules = UnsuppliedRules()
+    idle: IdleRules = IdleRules()
+    low_efficiency: LowEfficiencyRules = LowEfficiencyRules()
 
 
 def load(path: Path | None = None) -> Rules:
