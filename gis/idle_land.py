@@ -94,9 +94,9 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
                        'agreed_start', agreed_start, 'actual_start', actual_start,
                        'actual_completion', actual_completion, 'stopped_on', stopped_on,
                        'idle_from', CASE WHEN NOT started
-                           THEN agreed_start + make_interval(years => :idle_y) END,
+                           THEN CAST(agreed_start + make_interval(years => :idle_y) AS date) END,
                        'reclaimable_from', CASE WHEN NOT started
-                           THEN agreed_start + make_interval(years => :reclaim_y) END,
+                           THEN CAST(agreed_start + make_interval(years => :reclaim_y) AS date) END,
                        'supplied_m2', round(area_m2::numeric, 1),
                        'developed_m2', developed_area_m2,
                        'developed_share', round(dev_share::numeric, 4),
