@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import errors
-from app.routers import registry
+from app.routers import land, registry
 
 
 def create_app() -> FastAPI:
@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     app.include_router(registry.router)
+    app.include_router(land.router)
     return app
 
 
