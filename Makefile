@@ -7,11 +7,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LANDLINK := $(BIN)/landlink
-DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin python3-venv
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin python3-venv chromium nodejs npm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps venv db migrate load analyse serve lint bench clean-db help
+.PHONY: demo test deps web venv db migrate load analyse serve lint bench clean-db help
 
 help:
 	@echo "make demo   - install, start PostGIS, load the sample city, analyse, serve on :8000"
@@ -21,6 +21,7 @@ help:
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
+	  case $$p in nodejs|npm|chromium) command -v $${p%js} >/dev/null && continue;; esac; \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -35,6 +36,19 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# The map page's JavaScript (MapLibre GL JS, ECharts; playwright-core for the e2e tests) from
+# npm, copied into app/static/vendor/ (git-ignored): the page loads nothing from a CDN.
+WEB_VENDOR := app/static/vendor
+WEB_STAMP := $(WEB_VENDOR)/.vendored
+$(WEB_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+	  node_modules/echarts/dist/echarts.min.js $(WEB_VENDOR)/
+	@touch $@
+
+web: deps $(WEB_STAMP)
 
 db: deps venv
 	@if [ -z "$$DATABASE_URL" ]; then $(LANDLINK) db up; fi
@@ -51,11 +65,11 @@ analyse: load
 serve:
 	$(LANDLINK) serve --host 127.0.0.1 --port 8000
 
-demo: analyse
+demo: analyse web
 	@echo "serving landlink on http://127.0.0.1:8000  (API docs: /docs, OGC API: /ogc)"
 	$(LANDLINK) serve --host 127.0.0.1 --port 8000
 
-test: db
+test: db web
 	$(BIN)/ruff check app gis tests bench migrations
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
