@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LANDLINK := $(BIN)/landlink
-DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin python3-venv chromium nodejs npm
+DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin python3-venv chromium nodejs npm \
+  poppler-utils fonts-wqy-microhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
