@@ -70,7 +70,7 @@ def _flat(value: Any, kind: FieldKind) -> Any:
     if value is None:
         return None
     if kind == "list":
-        return ";".join(str(v) for v in value)
+        return ";".join(str(v) for v in value) or None
     if kind == "bool":
         return "是" if value else "否"
     if kind == "json":
@@ -86,8 +86,11 @@ def _frame(rows: list[dict], fields: list[Field]) -> pd.DataFrame:
             cols[f.name] = pd.array([np.nan if v is None else float(v) for v in vals], "float64")
         elif f.kind == "int":
             cols[f.name] = pd.array(vals, dtype="Int64")
-        elif f.kind == "date":
-            cols[f.name] = pd.to_datetime(pd.Series(vals, dtype="object")).astype("datetime64[ms]")
+        elif f.kind == "date":  # datetime.date objects: Arrow date32, an OGR Date field
+            cols[f.name] = pd.Series(
+                [None if v is None else date.fromisoformat(str(v)[:10]) for v in vals],
+                dtype="object",
+            )
         else:
             cols[f.name] = pd.Series(vals, dtype="object")
     return pd.DataFrame(cols)
@@ -173,6 +176,7 @@ def _gpkg(rows: list[dict], geoms: list, fields: list[Field], layer: str) -> byt
             layer=layer,
             driver="GPKG",
             geometry_type="MultiPolygon",
+            use_arrow=True,
         )
         return path.read_bytes()
 
@@ -186,7 +190,12 @@ def _shp(rows: list[dict], geoms: list, fields: list[Field], layer: str) -> byte
     with tempfile.TemporaryDirectory(prefix="landlink-export-") as tmp:
         path = Path(tmp) / f"{layer}.shp"
         pyogrio.write_dataframe(
-            gdf, path, driver="ESRI Shapefile", encoding="GBK", geometry_type="MultiPolygon"
+            gdf,
+            path,
+            driver="ESRI Shapefile",
+            encoding="GBK",
+            geometry_type="MultiPolygon",
+            use_arrow=True,
         )
         if not path.with_suffix(".cpg").exists():  # GDAL writes it; make sure
             path.with_suffix(".cpg").write_text("GBK")

@@ -14,6 +14,7 @@ import shapely
 from sqlalchemy import Engine, text
 
 from gis.detection import run_detection
+from tests.factories import uscc
 
 X0, Y0 = 500_000.0, 3_350_000.0
 
@@ -76,3 +77,73 @@ def detect(engine: Engine, as_of: date) -> dict:
 def rows(engine: Engine, sql: str, **params) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+
+def city(db) -> None:
+    """Two districts split at x = 5,000; a platform over the west, a corridor over the east.
+
+    Approvals (each 200 × 100 = 20,000 m² = 30 亩):
+      PZ-W1 at x 0: supply inside 120 × 100 -> 8,000 m² = 12 亩 unsupplied (district 330102)
+      PZ-W2 at x 1000: none supplied -> 30 亩 (330102)
+      PZ-E1 at x 6000: supply over all -> supplied (330182)
+      PZ-E2 at x 7000: 50 × 100 supplied -> 150 × 100 = 22.5 亩 (330182)
+    Supplies: agreed start 2023-01-01: not started -> idle_reclaimable as of 2025-06-30 (GD-W1),
+    GD-E1 started, GD-E2 agreed start 2025-01-01 -> overdue.
+    Parcels: DK-W (x 0, 100 × 100, plot ratio 0.5, tax 60 万元 / 15 亩 = 4.0), DK-E diverted.
+    """
+    insert(
+        db,
+        "districts",
+        [
+            {"code": "330102", "name": "上城区", "geom": rect(-5000, -5000, 10000, 10000)},
+            {"code": "330182", "name": "建德市", "geom": rect(5000, -5000, 10000, 10000)},
+        ],
+    )
+    insert(
+        db,
+        "platforms",
+        [{"code": "PT1", "name": "测试平台", "level": "省级", "geom": rect(-100, -100, 1500, 500)}],
+    )
+    insert(
+        db,
+        "corridors",
+        [{"code": "CDZZ", "name": "城东智造大走廊", "geom": rect(5500, -1000, 3000, 2000)}],
+    )
+    insert(
+        db,
+        "approvals",
+        [
+            approval("PZ-W1", rect(0, 0, 200, 100), batch_name="杭州市2019年第1批次"),
+            approval("PZ-W2", rect(1000, 0, 200, 100), date(2024, 12, 1)),
+            approval("PZ-E1", rect(6000, 0, 200, 100)),
+            approval("PZ-E2", rect(7000, 0, 200, 100)),
+        ],
+    )
+    insert(
+        db,
+        "supplies",
+        [
+            supply("GD-W1", rect(0, 0, 120, 100), agreed_start=date(2023, 1, 1)),
+            supply(
+                "GD-E1",
+                rect(6000, 0, 200, 100),
+                agreed_start=date(2023, 1, 1),
+                actual_start=date(2023, 2, 1),
+            ),
+            supply("GD-E2", rect(7000, 0, 50, 100), agreed_start=date(2025, 1, 1)),
+        ],
+    )
+    insert(
+        db,
+        "parcels",
+        [
+            parcel("DK-W", rect(0, 0, 100, 100), floor_area_m2=5_000.0, holder_name="杭州甲公司"),
+            parcel("DK-E", rect(6000, 0, 100, 100), actual_use="挪作他用"),
+        ],
+    )
+    insert(
+        db,
+        "enterprises",
+        [{"uscc": uscc(1), "name": "杭州甲公司", "industry_code": "2611", "parcel_nos": ["DK-W"]}],
+    )
+    insert(db, "outputs", [{"uscc": uscc(1), "year": 2024, "tax_paid": 60.0}])
