@@ -55,11 +55,77 @@ class LowEfficiencyRules(Section):
     skip_under_construction: bool = True  # ours: no plot-ratio reason before HTJGSJ
 
 
+class PlatformKindRules(Section):
+    """§4 四类平台 (杭政办函〔2017〕127号, 三(三)1); see docs/PLATFORMS_AND_PLAN.md."""
+
+    host_levels: list[str] = ["国家级"]  # §4: every national-level zone hosts
+    # §4: provincial 经济开发区 host; PTLX 经济技术开发区 at 省级 too; 省级 高新区 do not (ours)
+    host_provincial_types: list[str] = ["经济技术开发区", "经济开发区"]
+    member_max_distance_m: float = 2000.0  # §4 touching or within 2 km, default (ours)
+    retain_min_area_m2: float = 1_000_000.0  # §4 保留提升型: >= 1 km²
+    tax_year_lag: int = 1  # ours: 亩均税收 of the latest year <= year(as_of) - lag
+
+
+class AdmissionStandard(Section):
+    """杭政〔2014〕12号 admission standards for one district (万元, 万元/亩)."""
+
+    investment_total_min: float  # 投资总额 >= (万元)
+    investment_per_mu_min: float  # 亩均投资强度 >= (万元/亩)
+    output_per_mu_min: float  # 亩均产值 >= (万元/亩)
+    tax_per_mu_min: float  # 亩均税收 >= (万元/亩)
+
+
+class AdmissionRules(Section):
+    """§5 项目准入: thresholds per district (XZQDM), ``default`` for districts not listed."""
+
+    default: AdmissionStandard = AdmissionStandard(
+        investment_total_min=3000.0,
+        investment_per_mu_min=300.0,
+        output_per_mu_min=400.0,
+        tax_per_mu_min=25.0,
+    )
+    districts: dict[str, AdmissionStandard] = {}
+    supplied_overlap_min_m2: float = 1.0  # ours: overlaps under 1 m² are drawing noise
+
+
+class PlanWeights(Section):
+    """§8 weights of the allocation score (ours); a request may give its own."""
+
+    tax: float = 1.0  # exponent on 亩均税收 ÷ city median of platforms
+    corridor: float = 1.0  # score bonus inside a corridor: × (1 + corridor)
+    kinds: dict[str, float] = {
+        "consolidate_host": 1.0,
+        "consolidate_member": 1.0,
+        "retain_upgrade": 1.0,
+        "to_innovation": 0.5,
+        "phase_out": 0.0,
+    }
+
+
+class PlanRules(Section):
+    """§8 用地布局规划 for the two corridors; every figure here is ours unless stated."""
+
+    corridor_min_share: float = 0.6  # share of new land inside the corridors (request default)
+    developable_share: float = 0.6  # share of a platform's vacant land that can be supplied
+    block_gap_m: float = 10.0  # corridor parcels this close form one block
+    tax_floor_ratio: float = 0.1  # 亩均税收 below this × median scores as this × median
+    exit_min_share: float = 0.5  # idle + low-efficiency share for exit (no or phase_out platform)
+    redevelop_min_share: float = 0.2  # idle + low-efficiency share for redevelop
+    m0_min_share: float = 0.5  # innovation-land share for to_m0 in an innovation corridor
+    innovation_corridors: list[str] = ["CXKC"]  # 城西科创大走廊 leans to 创新型产业 (M0)
+    m0_counts_as_industrial: bool = True  # M0 / 100104 is industrial land (DATA_CONTRACT)
+    idle_statuses: list[str] = ["overdue", "idle", "idle_reclaimable", "partial_idle"]
+    weights: PlanWeights = PlanWeights()
+
+
 class Rules(Section):
     linkage: LinkageRules = LinkageRules()
     unsupplied: UnsuppliedRules = UnsuppliedRules()
     idle: IdleRules = IdleRules()
     low_efficiency: LowEfficiencyRules = LowEfficiencyRules()
+    platform_kinds: PlatformKindRules = PlatformKindRules()
+    admission: AdmissionRules = AdmissionRules()
+    plan: PlanRules = PlanRules()
 
 
 def load(path: Path | None = None) -> Rules:
