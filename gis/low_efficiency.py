@@ -10,14 +10,18 @@ Reasons, each with its figure and threshold:
   enterprises on it, each enterprise's tax spread over its parcels in proportion to its land there
   (its share of a parcel: declared YDMJ among the parcel's enterprises, else equal; §Units). Year:
   the latest ND <= year(as_of) - ``tax_year_lag`` with outputs. No enterprise or no output: no
-  figure, no reason.
-- ``class_d``: an enterprise on the parcel is class D in the A/B/C/D evaluation (issue 3's table,
-  when it exists; otherwise the run notes that this reason was not checked).
+  figure, no reason. When issue 3's ``per_mu`` holds parcel figures for that year they are used
+  instead (the run's notes say which source was used).
+- ``class_d``: an enterprise on the parcel is class D in the A/B/C/D evaluation of that year
+  (issue 3's ``evaluations``, when it holds graded rows for the year; otherwise the run notes
+  that this reason was not checked).
 - ``diverted``: SJYT is 挪作他用. ``idle_use``: SJYT is 闲置.
 
-"In use" means SJYT 工业 or 创新型产业, or SJYT not given. Links come from temp tables that
-gis/detection.py builds: ``_parcel_supply`` (DZJGH, else largest overlap) and ``_enterprise_parcel``
-(DKBH, else containing point, else nearest within 50 m). Areas in m² (EPSG:4549); 亩 = m² × 0.0015.
+"In use" means any SJYT but 闲置 (工业, 创新型产业, 挪作他用, or not given): land put to another use
+is still used, and its plot ratio and tax are judged too, each reason listed on its own. Links
+come from temp tables that gis/detection.py builds: ``_parcel_supply`` (DZJGH, else largest
+overlap) and ``_enterprise_parcel`` (DKBH, else containing point, else nearest within 50 m).
+Areas in m² (EPSG:4549); 亩 = m² × 0.0015.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy import Connection, text
 from gis.layers import M2_PER_MU
 from gis.rules import LowEfficiencyRules
 
-IN_USE = "(p.actual_use IS NULL OR p.actual_use IN ('工业', '创新型产业'))"
+IN_USE = "(p.actual_use IS DISTINCT FROM '闲置')"
 
 
 def tax_year(conn: Connection, as_of: date, rules: LowEfficiencyRules) -> int | None:
@@ -40,23 +44,51 @@ def tax_year(conn: Connection, as_of: date, rules: LowEfficiencyRules) -> int | 
     ).scalar_one()
 
 
-def class_d_source(conn: Connection) -> str | None:
-    """SQL selecting (uscc, year) of class-D enterprises from issue 3's evaluation, if present."""
-    for table in ("enterprise_evaluations", "evaluations", "evaluation_results"):
-        cols = {
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = :t"
-                ),
-                {"t": table},
-            )
-        }
-        klass = next((c for c in ("class", "grade", "klass", "eval_class") if c in cols), None)
-        if {"uscc", "year"} <= cols and klass:
-            return f"SELECT uscc, year FROM {table} WHERE {klass} = 'D'"
-    return None
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = :t"
+            ),
+            {"t": table},
+        )
+    }
+
+
+def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]:
+    """SQL selecting (uscc, year) of class-D enterprises from issue 3's ``evaluations`` table,
+    or None; and a note saying where class D came from or why it was not checked."""
+    cols = _columns(conn, "evaluations")
+    if not ({"uscc", "year", "class"} <= cols):
+        return None, "class_d not checked: the A/B/C/D evaluation (issue 3) is not installed"
+    if year is None:
+        return None, "class_d not checked: no output year to evaluate"
+    n = conn.execute(
+        text("SELECT count(*) FROM evaluations WHERE year = :y AND class IS NOT NULL"), {"y": year}
+    ).scalar_one()
+    if not n:
+        return None, f"class_d not checked: no graded evaluation for {year} (run the evaluation)"
+    return (
+        "SELECT uscc, year FROM evaluations WHERE \"class\" = 'D'",
+        f"class_d from evaluations {year} ({n} graded enterprises)",
+    )
+
+
+def per_mu_source(conn: Connection, year: int | None) -> bool:
+    """Whether issue 3's ``per_mu`` table holds parcel 亩均税收 for ``year``."""
+    if year is None or not ({"level", "code", "year", "tax_per_mu"} <= _columns(conn, "per_mu")):
+        return False
+    return bool(
+        conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM per_mu WHERE level = 'parcel' AND year = :y "
+                "AND tax_per_mu IS NOT NULL)"
+            ),
+            {"y": year},
+        ).scalar_one()
+    )
 
 
 def detect(
@@ -74,9 +106,9 @@ def detect(
     if year is None:
         last = as_of.year - rules.tax_year_lag
         notes.append(f"tax_per_mu not checked: no enterprise output (CC) for {last} or earlier")
-    class_d = class_d_source(conn)
-    if class_d is None:
-        notes.append("class_d not checked: the A/B/C/D evaluation (issue 3) has not been run")
+    class_d, note = class_d_source(conn, year)
+    notes.append(note)
+    use_per_mu = per_mu_source(conn, year)
     params = {
         "run": run_id,
         "as_of": as_of,
@@ -95,7 +127,21 @@ def detect(
             """
         )
     )
-    if year is not None:
+    if use_per_mu:
+        notes.append(f"tax_per_mu from per_mu (issue 3's linkage), parcels, {year}")
+        conn.execute(
+            text(
+                """
+                INSERT INTO _parcel_tax
+                SELECT p.id, m.tax_per_mu * p.area_m2 * :mu, m.n_enterprises
+                FROM per_mu m JOIN parcels p ON p.parcel_no = m.code
+                WHERE m.level = 'parcel' AND m.year = :year AND m.tax_per_mu IS NOT NULL
+                """
+            ),
+            params,
+        )
+    elif year is not None:
+        notes.append(f"tax_per_mu computed here from CC {year} (issue 3's per_mu not available)")
         conn.execute(
             text(
                 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import text
 
 from gis.rules import LowEfficiencyRules, get_rules
 from tests.factories import uscc
@@ -107,8 +108,8 @@ def test_actual_use_reasons(db):
         ],
     )
     got = reasons(db, detect(db, AS_OF)["id"])
-    # a diverted parcel is not "in use": its plot ratio is not judged
-    assert list(got["DK-DIV"]) == ["diverted"]
+    # a diverted parcel is still used: its plot ratio (0.05) is judged too; an idle one is not
+    assert list(got["DK-DIV"]) == ["plot_ratio", "diverted"]
     assert got["DK-DIV"]["diverted"]["figure"] == "挪作他用"
     assert list(got["DK-IDLE"]) == ["idle_use"]
     assert "DK-OK" not in got
@@ -216,7 +217,7 @@ def test_every_reason_listed_and_platform_threshold(db):
 
 def test_class_d_note_without_evaluation(db):
     run = detect(db, AS_OF)
-    assert any("class_d not checked" in n for n in run["notes"])
+    assert any(n.startswith("class_d not checked") for n in run["notes"])
 
 
 @pytest.mark.parametrize("year, expected", [(2024, 2023), (2023, 2022)])
@@ -225,3 +226,47 @@ def test_tax_year_is_before_as_of(db, year, expected):
     insert(db, "outputs", [output(1, y, 1.0) for y in (2021, 2022, 2023, 2024)])
     run = detect(db, date(year, 12, 31))
     assert run["counts"]["low_efficiency"]["tax_year"] == expected
+
+
+def _has_table(db, table: str) -> bool:
+    return bool(rows(db, "SELECT to_regclass(:t) IS NOT NULL AS ok", t=table)[0]["ok"])
+
+
+def test_class_d_and_per_mu_from_the_evaluation_tables(db):
+    """When issue 3's evaluation and per-mu tables hold the tax year, they are used."""
+    if not (_has_table(db, "evaluations") and _has_table(db, "per_mu")):
+        pytest.skip("issue 3's evaluation tables are not installed")
+    insert(
+        db,
+        "parcels",
+        [
+            parcel("DK-1", rect(0, 0, 100, 100), floor_area_m2=20_000.0),
+            parcel("DK-2", rect(0, 1000, 100, 100), floor_area_m2=20_000.0),
+        ],
+    )
+    insert(db, "enterprises", [enterprise(1, ["DK-1"]), enterprise(2, ["DK-2"])])
+    insert(db, "outputs", [output(1, 2024, 150.0), output(2, 2024, 150.0)])  # 10 万元/亩 each
+    with db.begin() as conn:
+        for n, klass in ((1, "D"), (2, "B")):
+            conn.execute(
+                text(
+                    'INSERT INTO evaluations (year, uscc, "group", evaluated, graded, "class", '
+                    "rule, run_id, as_of) VALUES (2024, :u, 'above', true, true, :c, 't', 1, "
+                    "'2025-06-30')"
+                ),
+                {"u": uscc(n), "c": klass},
+            )
+        # issue 3's parcel figure for DK-2 says 3 万元/亩 (their computation wins when present)
+        conn.execute(
+            text(
+                "INSERT INTO per_mu (level, code, year, n_enterprises, tax_per_mu, rule, run_id, "
+                "as_of) VALUES ('parcel', 'DK-2', 2024, 1, 3.0, 't', 1, '2025-06-30')"
+            )
+        )
+    run = detect(db, AS_OF)
+    got = reasons(db, run["id"])
+    assert list(got["DK-1"]) == ["class_d"]
+    assert uscc(1) in got["DK-1"]["class_d"]["basis"]
+    assert list(got["DK-2"]) == ["tax_per_mu"] and got["DK-2"]["tax_per_mu"]["figure"] == 3.0
+    assert any(n.startswith("class_d from evaluations 2024") for n in run["notes"])
+    assert any(n.startswith("tax_per_mu from per_mu") for n in run["notes"])
