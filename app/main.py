@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import errors
-from app.routers import land, registry
+from app.routers import land, mapdata, registry, web
 
 
 def create_app() -> FastAPI:
@@ -18,6 +18,8 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.include_router(registry.router)
     app.include_router(land.router)
+    app.include_router(mapdata.router)
+    app.include_router(web.router)
     return app
 
 
