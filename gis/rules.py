@@ -12,7 +12,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from gis.config import get_settings
 
@@ -24,6 +24,7 @@ class Section(BaseModel):
 class LinkageRules(Section):
     nearest_max_m: float = 50.0  # §1 enterprise -> nearest parcel within 50 m, default (ours)
     supply_min_overlap: float = 0.5  # §1 supply -> parcel: largest overlap >= 50 % of parcel
+    project_min_overlap: float = 0.5  # §1 project -> supply/parcel by overlap >= 50 %, ours
 
 
 class UnsuppliedRules(Section):
@@ -118,6 +119,71 @@ class PlanRules(Section):
     weights: PlanWeights = PlanWeights()
 
 
+class EvaluationRules(Section):
+    """§2 A/B/C/D 亩均效益综合评价 (浙政发〔2018〕5号; weights as Huangyan 2022/2023)."""
+
+    # §2 规上: score = Σ weight × value ÷ benchmark (benchmark = group mean of the year)
+    above_weights: dict[str, float] = {
+        "tax_per_mu": 30.0,
+        "va_per_mu": 20.0,
+        "va_per_energy": 20.0,
+        "va_per_emission": 10.0,
+        "labour_productivity": 10.0,
+        "rd_intensity": 10.0,
+    }
+    below_weights: dict[str, float] = {"tax_per_mu": 50.0, "revenue_per_mu": 50.0}  # §2 规下
+    mean_points_if_missing: list[str] = ["va_per_energy", "va_per_emission"]  # §2
+    below_min_mu: float = 3.0  # §2 规下 evaluated on >= 3 亩 (several Zhejiang counties)
+    class_cutoffs: list[float] = [0.25, 0.70, 0.95]  # §2 A top 25 %, B to 70 %, C to 95 %
+    utility_prefixes: list[str] = ["44", "45", "46"]  # §2 utilities: GB/T 4754 44-46
+    new_enterprise_years: int = 2  # §2 founded under 2 years ago: not graded
+    new_supply_years: int = 2  # ours: "newly supplied" = GDRQ within 2 years of the year's end
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluationRules:
+        known = {
+            "tax_per_mu",
+            "va_per_mu",
+            "va_per_energy",
+            "va_per_emission",
+            "labour_productivity",
+            "rd_intensity",
+            "revenue_per_mu",
+            "output_per_mu",
+        }
+        for name in ("above_weights", "below_weights"):
+            w = getattr(self, name)
+            if not w or set(w) - known or any(v < 0 for v in w.values()):
+                raise ValueError(f"evaluation.{name}: weights >= 0 for indicators of {known}")
+        c = self.class_cutoffs
+        if len(c) != 3 or c[-1] > 1 or not all(a < b for a, b in zip([0.0, *c], c, strict=False)):
+            raise ValueError("evaluation.class_cutoffs: three increasing shares in (0, 1]")
+        return self
+
+
+class BackwardCapacityRules(Section):
+    """§6 淘汰落后产能 (GB/T 4754-2017 prefixes)."""
+
+    industries: dict[str, list[str]] = {
+        "造纸 paper": ["22"],
+        "化工 chemicals": ["26"],
+        "印染 dyeing": ["1713", "1723", "1733", "1743", "1752"],
+        "纺织 textiles": ["17"],
+        "建材 building materials": ["30"],
+    }
+    classes: list[str] = ["D"]  # §6 class D ...
+    classes_with_failed_standard: list[str] = ["C"]  # ... or class C with a failed standard
+
+
+class IndicatorRules(Section):
+    """§7 两底线 两降低 四提升: what counts as featured and high-tech industry."""
+
+    # ours: platform featured-industry names (TSCY) -> GB/T 4754-2017 prefixes
+    featured_industry_codes: dict[str, list[str]] = {}
+    # 国家统计局《高技术产业（制造业）分类（2017）》, by GB/T 4754-2017 prefix (ours, abridged)
+    high_tech_prefixes: list[str] = ["27", "374", "39", "358", "40", "2664", "2665"]
+
+
 class Rules(Section):
     linkage: LinkageRules = LinkageRules()
     unsupplied: UnsuppliedRules = UnsuppliedRules()
@@ -126,6 +192,9 @@ class Rules(Section):
     platform_kinds: PlatformKindRules = PlatformKindRules()
     admission: AdmissionRules = AdmissionRules()
     plan: PlanRules = PlanRules()
+    evaluation: EvaluationRules = EvaluationRules()
+    backward_capacity: BackwardCapacityRules = BackwardCapacityRules()
+    indicators: IndicatorRules = IndicatorRules()
 
 
 def load(path: Path | None = None) -> Rules:
