@@ -344,3 +344,21 @@ def test_not_industrial_codes_are_reported_not_dropped(db, tmp_path):
     rep = import_file(db, "dk", parcels(tmp_path, 3, DLBM=["1001", "0702", "M0"]))
     assert rep["inserted"] == 3
     assert rep["not_industrial"] == {"count": 1, "codes": {"0702": 1}}
+
+
+def test_enterprise_points_keep_their_source_crs(db, tmp_path):
+    qy = tmp_path / "QY.csv"
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1), uscc(2), uscc(3)],
+            "QYMC": ["甲", "乙", "丙"],
+            "HYDM": ["3911"] * 3,
+            "X": [120.1, X0, None],
+            "Y": [30.2, Y0, None],
+            "ZBXT": ["", "EPSG:4549", ""],
+        }
+    ).to_csv(qy, index=False)
+    import_file(db, "qy", qy, ImportOptions(crs="gcj02"))
+    with db.connect() as c:
+        got = dict(c.execute(text("SELECT uscc, source_crs FROM enterprises")).all())
+    assert got == {uscc(1): "gcj02", uscc(2): "EPSG:4549", uscc(3): None}

@@ -19,6 +19,13 @@ GCJ02 = "gcj02"
 _STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
 
 
+def _is_storage(crs) -> bool:
+    """True for EPSG:4549; a cheap string test first (a full CRS comparison costs ~60 ms)."""
+    if getattr(crs, "srs", None) == f"EPSG:{STORAGE_SRID}":
+        return True
+    return CRS.from_user_input(crs) == _STORAGE_CRS
+
+
 def resolve_crs(code: str, file: str):
     """A CRS from a user's code ('EPSG:4549', '4549', a WKT, ...); GCJ02 is returned as is."""
     from gis.ingest.errors import InputError
@@ -46,7 +53,7 @@ def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
             geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1]))
         )
         crs = CRS.from_epsg(4326)
-    if CRS.from_user_input(crs) == _STORAGE_CRS:
+    if _is_storage(crs):
         return geoms
     t = Transformer.from_crs(crs, STORAGE_SRID, always_xy=True)
     return shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))

@@ -32,7 +32,7 @@ from gis.ingest.geometry import (
     to_storage,
 )
 from gis.ingest.read import RawFrame, read_file
-from gis.ingest.validate import Issues, parse_layer
+from gis.ingest.validate import Issues, as_text, parse_layer
 from gis.layers import INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
 from gis.layers import layer as get_layer
 from gis.models import LAYER_TABLES
@@ -125,6 +125,20 @@ def _geometry(
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     issues.add(~empty & ~np.isin(shapely.get_type_id(geoms), (0, 4)), "geometry", "not a point")
     return geoms
+
+
+def _source_crs(raw: RawFrame, opts: ImportOptions, geoms: np.ndarray | None) -> pd.Series:
+    """Where each point's coordinates came from: ZBXT, else --crs, else the file's CRS."""
+    df = raw.frame
+    zb = (
+        as_text(df["ZBXT"])
+        if "ZBXT" in df.columns
+        else pd.Series(None, index=df.index, dtype=object)
+    )
+    fallback = opts.crs or (raw.crs.to_string() if raw.crs is not None else None)
+    zb = zb.where(zb.notna(), fallback)
+    has_point = ~shapely.is_missing(geoms) if geoms is not None else np.zeros(len(df), bool)
+    return zb.where(has_point, None)
 
 
 def _labels(raw: RawFrame, positions: np.ndarray) -> list[str]:
@@ -257,6 +271,8 @@ def import_file(
     typed = parse_layer(df, layer, issues)
     step("geometry")
     geoms = _geometry(raw, layer, opts, issues, file, warnings)
+    if layer.geometry == "point_or_table":
+        typed["source_crs"] = _source_crs(raw, opts, geoms)
     _duplicate_keys(layer, typed, raw, issues)
     not_industrial: dict[str, int] = {}
     for code in ("DLBM", "TDYT"):
@@ -373,9 +389,54 @@ def _record_batch(
     ).scalar_one()
 
 
+def _copy(conn: Connection, table: str, frame: pd.DataFrame, cols: list[str]) -> None:
+    """COPY ``frame[cols]`` into ``table`` as CSV, in chunks (bounded memory)."""
+    raw_conn = conn.connection.driver_connection
+    chunk = 50_000
+    with raw_conn.cursor() as cur:
+        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as cp:
+            for start in range(0, len(frame), chunk):
+                buf = io.StringIO()
+                frame.iloc[start : start + chunk][cols].to_csv(buf, header=False, index=False)
+                cp.write(buf.getvalue())
+
+
+def _changed_rows(conn: Connection, layer: Layer, frame: pd.DataFrame) -> np.ndarray:
+    """Mask of rows that are new or differ from the stored row (by key and row hash).
+
+    Only keys and hashes travel to the database here; full rows are sent for these alone.
+    """
+    keys = list(layer.key_columns)
+    conn.execute(
+        text(
+            f"CREATE TEMP TABLE stg_keys ON COMMIT DROP AS SELECT {', '.join(keys)}, row_hash "
+            f"FROM {layer.table} WITH NO DATA"
+        )
+    )
+    _copy(conn, "stg_keys", frame, [*keys, "row_hash"])
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    changed = pd.DataFrame(
+        conn.execute(
+            text(
+                f"SELECT {', '.join('s.' + k for k in keys)} FROM stg_keys s "
+                f"LEFT JOIN {layer.table} t ON {on} "
+                "WHERE t.id IS NULL OR t.row_hash IS DISTINCT FROM s.row_hash"
+            )
+        ).all(),
+        columns=keys,
+    )
+    if changed.empty:
+        return np.zeros(len(frame), bool)
+    ours = frame[keys].astype(str).agg("\x1f".join, axis=1)
+    theirs = changed.astype(str).agg("\x1f".join, axis=1)
+    return ours.isin(set(theirs)).to_numpy()
+
+
 def _load(
     conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray | None, batch_id: int
 ) -> dict:
+    """Upsert the good rows by key. Unchanged rows (same hash) are not sent again or touched;
+    updates are recorded key by key in import_changes; inserted rows carry ``batch_id``."""
     table = LAYER_TABLES[layer.code]
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
@@ -388,15 +449,16 @@ def _load(
         frame["geom"] = wkb
         cols.append("geom")
     if "source_crs" in table.c:
-        frame["source_crs"] = None
         cols.append("source_crs")
     frame["row_hash"] = _row_hash(good, wkb)
     cols.append("row_hash")
+    before = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one()
+    if before:
+        frame = frame[_changed_rows(conn, layer, frame)]
+    if frame.empty:
+        return {"inserted": 0, "updated": 0, "unchanged": len(good)}
     stg = f"stg_{layer.table}"
     col_list = ", ".join(cols)
-    select_list = ", ".join(
-        "ST_Multi(geom)" if c == "geom" and layer.polygonal else c for c in cols
-    )
     untyped = ", ".join("geom::geometry AS geom" if c == "geom" else c for c in cols)
     conn.execute(
         text(
@@ -404,14 +466,10 @@ def _load(
             f"FROM {layer.table} WITH NO DATA"
         )
     )
-    raw_conn = conn.connection.driver_connection
-    chunk = 50_000
-    with raw_conn.cursor() as cur:
-        with cur.copy(f"COPY {stg} ({col_list}) FROM STDIN WITH (FORMAT csv)") as cp:
-            for start in range(0, len(frame), chunk):
-                buf = io.StringIO()
-                frame.iloc[start : start + chunk][cols].to_csv(buf, header=False, index=False)
-                cp.write(buf.getvalue())
+    _copy(conn, stg, frame, cols)
+    select_list = ", ".join(
+        "ST_Multi(geom)" if c == "geom" and layer.polygonal else c for c in cols
+    )
     keys = layer.key_columns
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     key_expr = "concat_ws('|', " + ", ".join(f"s.{k}" for k in keys) + ")"
@@ -421,8 +479,6 @@ def _load(
         if "geom" in cols
         else "'{}'::jsonb"
     )
-    # Updates are recorded key by key with old -> new values; inserted rows carry this
-    # batch_id themselves, so they are counted, not listed.
     updated = conn.execute(
         text(f"""
         INSERT INTO import_changes (batch_id, layer, key, action, changes)
@@ -431,14 +487,12 @@ def _load(
                    FROM jsonb_each(to_jsonb(s) - 'row_hash' - 'geom') n
                    JOIN jsonb_each(to_jsonb(t)) o ON o.key = n.key
                    WHERE n.value IS DISTINCT FROM o.value), '{{}}'::jsonb) || {geom_diff}
-        FROM {stg} s JOIN {layer.table} t ON {on}
-        WHERE t.row_hash IS DISTINCT FROM s.row_hash"""),
+        FROM {stg} s JOIN {layer.table} t ON {on}"""),
         {"b": batch_id, "layer": layer.code},
     ).rowcount
-    before = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one()
     # A first load into an empty table builds the spatial index once at the end (as bulk
     # loaders do) instead of row by row; the DDL is part of this transaction.
-    rebuild_index = before == 0 and "geom" in cols and len(good) > 10_000
+    rebuild_index = before == 0 and "geom" in cols and len(frame) > 10_000
     if rebuild_index:
         conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
@@ -447,13 +501,12 @@ def _load(
         INSERT INTO {layer.table} ({col_list}, batch_id)
         SELECT {select_list}, :b FROM {stg}
         ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
-            updated_at = now()
-        WHERE {layer.table}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"""),
+            updated_at = now()"""),
         {"b": batch_id},
     )
     if rebuild_index:
         conn.execute(
             text(f"CREATE INDEX idx_{layer.table}_geom ON {layer.table} USING gist (geom)")
         )
-    inserted = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one() - before
-    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - inserted - updated}
+    inserted = len(frame) - updated
+    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(frame)}
