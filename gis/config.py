@@ -9,10 +9,34 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class TileSettings(BaseModel):
+    """Vector tiles and OGC API Features (issue 5): serving limits, not domain rules.
+
+    Set from the environment as JSON, e.g. ``LANDLINK_TILES='{"cache_entries": 0}'``.
+    """
+
+    parcel_min_zoom: int = 13  # below: districts/platforms with parcel aggregates instead
+    max_zoom: int = 18  # deepest zoom served (TileJSON maxzoom; clients overzoom beyond)
+    feature_cap: int = 20_000  # most features one MVT layer of one tile carries
+    # Douglas-Peucker tolerance in tile pixels (of 4096) by which geometries are simplified;
+    # 0 at and above ``parcel_min_zoom`` keeps every parcel vertex a pixel can show.
+    simplify_px_low: float = 2.0
+    simplify_px_high: float = 0.0
+    extent: int = 4096
+    buffer: int = 64  # tile buffer in tile pixels (ST_AsMVTGeom), also the && margin
+    cache_entries: int = 20_000  # in-process tile cache size (tiles); 0 disables it
+    cache_max_bytes: int = 256 * 1024 * 1024
+    cache_poll_seconds: float = 0.5  # how often a worker reads the invalidation log
+    max_age_seconds: int = 60  # Cache-Control max-age for tiles
+    items_default_limit: int = 1000  # also the OpenAPI limit default, QGIS's page size
+    items_max_limit: int = 10_000
+    exact_count_below: int = 50_000  # numberMatched: exact COUNT(*) below, planner estimate above
 
 
 class Settings(BaseSettings):
@@ -33,6 +57,7 @@ class Settings(BaseSettings):
     rules_file: Path = Path(__file__).resolve().parent / "rules.toml"
     # Rows per COPY chunk when loading; bounds peak memory on big files.
     copy_chunk_rows: int = 50_000
+    tiles: TileSettings = TileSettings()
 
     @property
     def local_cluster(self) -> bool:

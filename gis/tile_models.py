@@ -1,0 +1,57 @@
+"""The tile-cache invalidation log (issue 5): which area of which tile layers changed, and when.
+
+Every worker keeps its own in-process tile cache (gis/tiles.py) and reads this log to drop the
+cached tiles whose area a change touched. A row is written inside the transaction that changed
+the data (an import's refresh hook, a detection run), so it commits, or not, with the change.
+``extent`` is EPSG:4549 (metres): the box around the changed rows' old and new geometries.
+Migration 0005.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from gis.layers import STORAGE_SRID
+from gis.models import metadata
+
+tile_invalidations = Table(
+    "tile_invalidations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # import:<batch id> | detection:<run id> | manual; unique so a change is logged once
+    Column("source", Text, nullable=False, unique=True),
+    Column("layers", ARRAY(Text), nullable=False),  # tile layer ids affected
+    Column("extent", Geometry("POLYGON", srid=STORAGE_SRID, spatial_index=False)),  # NULL: all
+    # clock_timestamp(), not now(): the moment of the change, near its commit
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Index("ix_tile_invalidations_at", "at"),
+)
+
+# Per district and platform: what low-zoom tiles show instead of thousands of parcels. Rebuilt by
+# gis/tiles.refresh_zone_stats after imports of parcels, zones, enterprises or outputs.
+tile_zone_stats = Table(
+    "tile_zone_stats",
+    metadata,
+    Column("level", Text, nullable=False),  # district | platform
+    Column("code", Text, nullable=False),  # XZQDM | PTDM
+    Column("parcel_count", Integer, nullable=False),  # parcels whose point-on-surface lies here
+    Column("area_mu", Double, nullable=False),  # their area, 亩
+    Column("tax_per_mu", Double),  # 亩均税收, 万元/亩 (restricted: never in public tiles)
+    Column("tax_class", Text),  # A/B/C/D by rank among zones of the same level (public)
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("level", "code", name="pk_tile_zone_stats"),
+)
