@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -122,3 +123,51 @@ def server(engine):
 def http(server, db):
     with httpx.Client(base_url=server, timeout=60) as c:
         yield c
+
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_shapefiles"
+
+
+def load_directory(engine, directory: Path) -> list[dict]:
+    """Import every layer file of a folder as `landlink import-dir` does (manifest included)."""
+    import tomllib
+
+    from app.cli import find_layer_files
+    from gis.ingest import ImportOptions, import_file
+
+    manifest = {}
+    if (directory / "manifest.toml").exists():
+        manifest = {
+            k.upper(): v
+            for k, v in tomllib.loads((directory / "manifest.toml").read_text("utf-8")).items()
+        }
+    reports = []
+    for code, path in find_layer_files(directory):
+        o = manifest.get(code, {})
+        opts = ImportOptions(encoding=o.get("encoding"), crs=o.get("crs"), sheet=o.get("sheet"))
+        reports.append(import_file(engine, code, path, opts))
+    return reports
+
+
+@pytest.fixture(scope="session")
+def sample_engine(engine):
+    """A second database holding the committed sample city, loaded once per session.
+
+    Read-only for tests: do not import into it or truncate it.
+    """
+    name = f"{TEST_DB}_sample"
+    url = _admin_url.set(database=name).render_as_string(hide_password=False)
+    admin = _admin_engine()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    from gis.migrate import upgrade
+
+    upgrade(url)
+    eng = create_engine(url)
+    eng.sample_reports = load_directory(eng, SAMPLE_DIR)
+    yield eng
+    eng.dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
