@@ -8,6 +8,7 @@ authentication for local connections: a development and demo database, not a pro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -62,6 +63,25 @@ def _psql(s: Settings, sql: str, db: str = "postgres") -> str:
     return r.stdout.strip()
 
 
+def _ensure_reachable(s: Settings) -> None:
+    """As root, the server runs as ``postgres``, which must reach the data folder. A checkout
+    under a private folder (e.g. /root) is not reachable: then the data lives under
+    /var/lib/postgresql/landlink/<hash of the path> and ``.pgdata`` is a link to it."""
+    if not _AS_ROOT or s.pg_data_dir.exists():
+        return
+    parent = s.pg_data_dir.parent
+    probe = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(parent)], capture_output=True
+    )
+    if probe.returncode == 0:
+        return
+    digest = hashlib.sha256(str(s.pg_data_dir.resolve()).encode()).hexdigest()[:12]
+    target = Path("/var/lib/postgresql/landlink") / digest
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.chown(target.parent, "postgres", "postgres")
+    s.pg_data_dir.symlink_to(target, target_is_directory=True)
+
+
 def up(s: Settings) -> str:
     """Create (first time) and start the cluster; create the role and database. Idempotent."""
     if not (s.pg_bin_dir / "initdb").exists():
@@ -69,6 +89,7 @@ def up(s: Settings) -> str:
             f"PostgreSQL 15 binaries not found in {s.pg_bin_dir}: install the Debian packages "
             "postgresql-15 and postgresql-15-postgis-3 (make deps does it)"
         )
+    _ensure_reachable(s)
     data, run, log = _paths(s)
     s.pg_data_dir.mkdir(parents=True, exist_ok=True)
     run.mkdir(parents=True, exist_ok=True)
