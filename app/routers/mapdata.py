@@ -61,3 +61,9 @@ async def parcel_tax(
 ) -> dict:
     """Analyst token: each parcel's 亩均税收 (万元/亩) in the latest year and its band."""
     return await run_in_threadpool(map_layers.parcel_tax_bands, engine)
+
+
+@router.get("/api/whoami")
+def whoami(who: Caller = Depends(caller)) -> dict:
+    """The caller's role (``viewer`` without a token); 401 for an unknown token."""
+    return {"role": who.role, "name": who.name, "analyst": who.analyst}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -44,8 +44,9 @@ def index() -> FileResponse:
 
 
 @router.get("/app-config.json", include_in_schema=False)
-def page_config() -> dict:
-    """What the page needs to know at start: the optional base map."""
+def page_config(request: Request) -> dict:
+    """What the page needs to know at start: the optional base map, and whether this server
+    has vector tiles (a ``/tiles/{layer}.json`` TileJSON route), else the page draws GeoJSON."""
     s = PageSettings()
     basemap = None
     if s.basemap_url:
@@ -54,7 +55,9 @@ def page_config() -> dict:
             "attribution": s.basemap_attribution,
             "maxzoom": s.basemap_maxzoom,
         }
-    return {"basemap": basemap}
+    paths = {getattr(r, "path", "") for r in request.app.routes}
+    tiles = any(p.startswith("/tiles/") and p.endswith(".json") and "{" in p for p in paths)
+    return {"basemap": basemap, "tiles": tiles}
 
 
 @router.get("/glyphs/{fontstack}/{glyph_range}.pbf", include_in_schema=False)

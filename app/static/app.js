@@ -1,0 +1,960 @@
+/* landlink map page: plain JS, no build step. MapLibre GL JS (global maplibregl) and ECharts
+ * (global echarts) are served by the app from app/static/vendor/ (copied from npm at set-up).
+ * Every request goes to this server: no CDN, no base map unless one is configured. */
+(function () {
+  'use strict';
+
+  const LL = (window.__landlink = { errors: [], ready: false, mode: {}, timings: {} });
+  const ORIGIN = window.location.origin;
+  const TOKEN_KEY = 'landlink.token';
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY) || '',
+    role: 'viewer',
+    analyst: false,
+    parcelColour: 'use',
+    tax: null,
+    zones: { district: [], platform: [], corridor: [] },
+    draw: { mode: null, points: [], area: null },
+    reserve: { features: [], kind: 'idle' },
+  };
+
+  // ------------------------------------------------------------------ helpers
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+  const esc = (v) =>
+    v === null || v === undefined
+      ? ''
+      : String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+  const fmt = (v, d = 2) =>
+    v === null || v === undefined || v === '' ? '—' : typeof v === 'number' ? v.toLocaleString('zh-CN', { maximumFractionDigits: d }) : esc(v);
+
+  function toast(msg, error) {
+    const t = $('#toast');
+    t.textContent = msg;
+    t.className = error ? 'error' : '';
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => (t.hidden = true), error ? 6000 : 3000);
+  }
+
+  function authHeaders() {
+    return state.token ? { Authorization: 'Bearer ' + state.token } : {};
+  }
+
+  async function api(path, opts) {
+    const r = await fetch(path, Object.assign({}, opts, { headers: Object.assign({}, authHeaders(), (opts || {}).headers) }));
+    if (!r.ok) {
+      let msg = r.status + ' ' + r.statusText;
+      try {
+        msg = (await r.json()).message || msg;
+      } catch (e) {
+        /* not JSON */
+      }
+      const err = new Error(msg);
+      err.status = r.status;
+      throw err;
+    }
+    return r.json();
+  }
+
+  /** GET that answers null on 404 (an endpoint another issue has not delivered yet). */
+  async function apiOptional(path) {
+    try {
+      return await api(path);
+    } catch (e) {
+      if (e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------------ labels and colours
+  const USE_COLOURS = { 工业: '#4c78a8', 创新型产业: '#72b7b2', 挪作他用: '#e45756', 闲置: '#f58518' };
+  const CLASS_COLOURS = { A: '#2f855a', B: '#3182ce', C: '#d69e2e', D: '#c53030' };
+  const TAX_COLOURS = { '<5': '#c53030', '5-15': '#ed8936', '15-30': '#ecc94b', '30-60': '#68d391', '>=60': '#2f855a' };
+  const PLATFORM_KINDS = {
+    consolidate_host: ['整合托管型(托管主体)', '#2b6cb0'],
+    consolidate_member: ['整合托管型(被托管)', '#63b3ed'],
+    to_innovation: ['转为创新型', '#805ad5'],
+    retain_upgrade: ['保留提升型', '#38a169'],
+    phase_out: ['逐步退出型', '#a0aec0'],
+  };
+  const UNSUPPLIED_STATUS = { unsupplied: ['全部未供', '#6b46c1'], partial: ['部分未供', '#b794f4'], supplied: ['已供', '#e9d8fd'] };
+  const IDLE_STATUS = {
+    overdue: ['供而未用(逾期<1年)', '#ecc94b'],
+    idle: ['闲置(1-2年)', '#ed8936'],
+    idle_reclaimable: ['闲置(≥2年,可收回)', '#c53030'],
+    partial_idle: ['部分开发后中止', '#d53f8c'],
+    not_due: ['未到开工期', '#a0aec0'],
+    started: ['已开工', '#cbd5e0'],
+  };
+  const REASONS = {
+    diverted: ['挪作他用', '#e53e3e'],
+    idle_use: ['现状闲置', '#dd6b20'],
+    class_d: ['D类企业', '#9b2c2c'],
+    tax_per_mu: ['亩均税收低', '#d69e2e'],
+    plot_ratio: ['容积率低', '#718096'],
+  };
+  const KIND_LABEL = { enterprise: '企业', parcel: '地块', supply: '供地', approval: '批文' };
+
+  const matchExpr = (prop, table, fallback) => {
+    const e = ['match', ['coalesce', ['get', prop], '']];
+    Object.entries(table).forEach(([k, v]) => e.push(k, Array.isArray(v) ? v[1] : v));
+    e.push(fallback);
+    return e;
+  };
+  const reasonExpr = () => {
+    const e = ['case'];
+    Object.entries(REASONS).forEach(([k, v]) => e.push(['in', k, ['coalesce', ['get', 'reason_codes'], '']], v[1]));
+    e.push('#718096');
+    return e;
+  };
+  const legendOf = (table) => Object.values(table).map((v) => (Array.isArray(v) ? v : [null, v]));
+
+  // ------------------------------------------------------------------ layers
+  // Each entry: a collection (the tiles' / OGC API's collection id), its key property (for
+  // feature state), map layers on it, and legends. The same property names in tiles and GeoJSON.
+  const LAYERS = [
+    {
+      id: 'districts', title: '行政区', on: true, key: 'code',
+      legend: () => [['行政区界', '#334e68', 'line']],
+      layers: (s) => [
+        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], '#e3ecf5', '#f0f2ee'], 'fill-opacity': 0.5 } }, s),
+        Object.assign({ id: 'districts-line', type: 'line', paint: { 'line-color': '#334e68', 'line-width': 1.6 } }, s),
+        Object.assign({ id: 'districts-label', type: 'symbol', layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 14, 'symbol-placement': 'point' }, paint: { 'text-color': '#243b53', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } }, s),
+      ],
+    },
+    {
+      id: 'corridors', title: '走廊', on: true, key: 'code',
+      legend: () => [['城西科创大走廊', '#d69e2e', 'line'], ['城东智造大走廊', '#dd6b20', 'line']],
+      layers: (s) => [
+        Object.assign({ id: 'corridors-line', type: 'line', paint: { 'line-color': ['match', ['get', 'code'], 'CXKC', '#d69e2e', '#dd6b20'], 'line-width': 2.5, 'line-dasharray': [3, 2] } }, s),
+      ],
+    },
+    {
+      id: 'platforms', title: '工业平台(四类平台)', on: true, key: 'code',
+      legend: () => legendOf(PLATFORM_KINDS).concat([['未分类', '#718096']]),
+      layers: (s) => [
+        Object.assign({ id: 'platforms-fill', type: 'fill', paint: { 'fill-color': matchExpr('kind', PLATFORM_KINDS, '#718096'), 'fill-opacity': 0.12 } }, s),
+        Object.assign({ id: 'platforms-line', type: 'line', paint: { 'line-color': matchExpr('kind', PLATFORM_KINDS, '#718096'), 'line-width': 2 } }, s),
+        Object.assign({ id: 'platforms-label', type: 'symbol', minzoom: 10, layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 12 }, paint: { 'text-color': '#1a365d', 'text-halo-color': '#fff', 'text-halo-width': 1.2 } }, s),
+      ],
+    },
+    {
+      id: 'parcels', title: '现状工业用地', on: true, key: 'parcel_no',
+      options: [['use', '实际用途'], ['class', '评价等级'], ['tax', '亩均税收', true]],
+      legend: () =>
+        state.parcelColour === 'class'
+          ? legendOf(CLASS_COLOURS).map((v, i) => [['A类', 'B类', 'C类', 'D类'][i], v[1]]).concat([['未评价', '#cbd2d9']])
+          : state.parcelColour === 'tax'
+            ? Object.entries(TAX_COLOURS).map(([k, v]) => [k + ' 万元/亩', v]).concat([['无数据', '#cbd2d9']])
+            : Object.entries(USE_COLOURS).map(([k, v]) => [k, v]),
+      layers: (s) => [
+        Object.assign({ id: 'parcels-fill', type: 'fill', paint: { 'fill-color': parcelColour(), 'fill-opacity': 0.75 } }, s),
+        Object.assign({ id: 'parcels-line', type: 'line', minzoom: 12, paint: { 'line-color': '#243b53', 'line-width': 0.4 } }, s),
+      ],
+    },
+    {
+      id: 'unsupplied', title: '批而未供', on: false, key: 'doc_no',
+      legend: () => legendOf(UNSUPPLIED_STATUS).slice(0, 2),
+      layers: (s) => [
+        Object.assign({ id: 'unsupplied-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', UNSUPPLIED_STATUS, '#6b46c1'), 'fill-opacity': 0.6 } }, s),
+        Object.assign({ id: 'unsupplied-line', type: 'line', paint: { 'line-color': '#44337a', 'line-width': 1 } }, s),
+      ],
+    },
+    {
+      id: 'idle', title: '供而未用 / 闲置(按状态)', on: false, key: 'supply_no',
+      legend: () => legendOf(IDLE_STATUS).slice(0, 4),
+      layers: (s) => [
+        Object.assign({ id: 'idle-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', IDLE_STATUS, '#ed8936'), 'fill-opacity': 0.8 } }, s),
+        Object.assign({ id: 'idle-line', type: 'line', paint: { 'line-color': '#742a2a', 'line-width': 1 } }, s),
+      ],
+    },
+    {
+      id: 'low_efficiency', title: '低效用地(按原因)', on: false, key: 'parcel_no',
+      legend: () => legendOf(REASONS),
+      layers: (s) => [
+        Object.assign({ id: 'low_efficiency-fill', type: 'fill', paint: { 'fill-color': reasonExpr(), 'fill-opacity': 0.8 } }, s),
+        Object.assign({ id: 'low_efficiency-line', type: 'line', paint: { 'line-color': '#5f370e', 'line-width': 1 } }, s),
+      ],
+    },
+  ];
+
+  function parcelColour() {
+    if (state.parcelColour === 'class') return matchExpr('eval_class', CLASS_COLOURS, '#cbd2d9');
+    if (state.parcelColour === 'tax') {
+      const e = ['match', ['coalesce', ['feature-state', 'band'], '']];
+      Object.entries(TAX_COLOURS).forEach(([k, v]) => e.push(k, v));
+      e.push('#cbd2d9');
+      return e;
+    }
+    return matchExpr('actual_use', USE_COLOURS, '#9fb3c8');
+  }
+
+  // ------------------------------------------------------------------ map
+  let map = null;
+  const sourceInfo = {}; // collection -> {id, sourceLayer|null, mode}
+
+  /** Our own vector tiles for a collection (TileJSON at /tiles/{id}.json), else GeoJSON. */
+  async function sourceFor(layer, conf) {
+    let tj = null;
+    if (conf.tiles) try {
+      const r = await fetch(`/tiles/${layer.id}.json`, { headers: authHeaders() });
+      if (r.ok) tj = await r.json();
+    } catch (e) {
+      tj = null;
+    }
+    const id = 'src-' + layer.id;
+    if (tj && Array.isArray(tj.tiles) && tj.tiles.length) {
+      const tiles = tj.tiles.map((t) => new URL(t, ORIGIN + '/tiles/').href);
+      const vl = (tj.vector_layers || []).find((v) => v.id === layer.id) || (tj.vector_layers || [])[0];
+      const sourceLayer = vl ? vl.id : layer.id;
+      const def = { type: 'vector', tiles, minzoom: tj.minzoom || 0, maxzoom: tj.maxzoom || 14, promoteId: { [sourceLayer]: layer.key } };
+      if (tj.bounds) def.bounds = tj.bounds;
+      return { id, def, sourceLayer, mode: 'tiles' };
+    }
+    return { id, def: { type: 'geojson', data: `${ORIGIN}/api/map/layers/${layer.id}.geojson`, promoteId: layer.key }, sourceLayer: null, mode: 'geojson' };
+  }
+
+  async function buildMap() {
+    const conf = await api('/app-config.json').catch(() => ({}));
+    const style = {
+      version: 8,
+      glyphs: ORIGIN + '/glyphs/{fontstack}/{range}.pbf',
+      sources: {},
+      layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } }],
+    };
+    if (conf.basemap) {
+      style.sources.basemap = { type: 'raster', tiles: conf.basemap.tiles, tileSize: 256, maxzoom: conf.basemap.maxzoom || 18, attribution: conf.basemap.attribution || '' };
+      style.layers.push({ id: 'basemap', type: 'raster', source: 'basemap' });
+    }
+    const infos = await Promise.all(LAYERS.map((l) => sourceFor(l, conf)));
+    LAYERS.forEach((layer, i) => {
+      const info = infos[i];
+      sourceInfo[layer.id] = info;
+      LL.mode[layer.id] = info.mode;
+      style.sources[info.id] = info.def;
+      const base = { source: info.id };
+      if (info.sourceLayer) base['source-layer'] = info.sourceLayer;
+      layer.layers(base).forEach((l) => {
+        l.layout = Object.assign({}, l.layout, { visibility: layer.on ? 'visible' : 'none' });
+        style.layers.push(l);
+      });
+    });
+    // the land-reserve panel's current list, and what the user draws
+    style.sources.reserve = { type: 'geojson', data: { type: 'FeatureCollection', features: [] } };
+    style.sources.draw = { type: 'geojson', data: { type: 'FeatureCollection', features: [] } };
+    style.sources.selected = { type: 'geojson', data: { type: 'FeatureCollection', features: [] } };
+    style.layers.push(
+      { id: 'reserve-fill', type: 'fill', source: 'reserve', paint: { 'fill-color': '#ff7a00', 'fill-opacity': 0.35 } },
+      { id: 'reserve-line', type: 'line', source: 'reserve', paint: { 'line-color': '#c05621', 'line-width': 2 } },
+      { id: 'draw-fill', type: 'fill', source: 'draw', paint: { 'fill-color': '#3182ce', 'fill-opacity': 0.1 } },
+      { id: 'draw-line', type: 'line', source: 'draw', paint: { 'line-color': '#2b6cb0', 'line-width': 2, 'line-dasharray': [2, 1] } },
+      { id: 'selected-line', type: 'line', source: 'selected', paint: { 'line-color': '#00e5ff', 'line-width': 3 } }
+    );
+    const modes = new Set(infos.map((i) => i.mode));
+    $('#source-note').textContent = modes.has('tiles')
+      ? modes.has('geojson')
+        ? '数据来源: 本系统矢量切片(部分图层为 GeoJSON)'
+        : '数据来源: 本系统矢量切片'
+      : '数据来源: 本系统 GeoJSON(矢量切片服务未启用)';
+
+    const districts = await api('/api/map/layers/districts.geojson').catch(() => null);
+    const bounds = districts ? bboxOf(districts.features) : [119.0, 29.3, 120.8, 30.6];
+    map = new maplibregl.Map({
+      container: 'map',
+      style,
+      bounds: [[bounds[0], bounds[1]], [bounds[2], bounds[3]]],
+      fitBoundsOptions: { padding: 20 },
+      localIdeographFontFamily: "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif",
+      attributionControl: conf.basemap ? { compact: true } : false,
+      maxZoom: 19,
+      transformRequest: (url) => (url.startsWith(ORIGIN) && state.token ? { url, headers: authHeaders() } : { url }),
+    });
+    LL.map = map;
+    map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+    map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
+    map.on('error', (e) => {
+      const msg = (e && e.error && e.error.message) || String(e);
+      LL.errors.push(msg);
+      console.warn('map:', msg);
+    });
+    map.once('load', () => (LL.timings.load = Math.round(performance.now())));
+    map.once('idle', () => {
+      LL.timings.firstRender = Math.round(performance.now());
+      LL.ready = true;
+      document.body.dataset.ready = '1';
+    });
+    map.on('click', onMapClick);
+    map.on('mousemove', onMouseMove);
+    ['parcels-fill', 'idle-fill', 'low_efficiency-fill', 'unsupplied-fill', 'reserve-fill'].forEach((id) => {
+      map.on('mouseenter', id, () => { if (!state.draw.mode) map.getCanvas().style.cursor = 'pointer'; });
+      map.on('mouseleave', id, () => { if (!state.draw.mode) map.getCanvas().style.cursor = ''; });
+    });
+    if (districts) zonesFrom('district', districts.features);
+    api('/api/map/layers/platforms.geojson').then((g) => zonesFrom('platform', g.features)).catch(() => {});
+    api('/api/map/layers/corridors.geojson').then((g) => zonesFrom('corridor', g.features)).catch(() => {});
+  }
+
+  function bboxOf(features) {
+    const b = [Infinity, Infinity, -Infinity, -Infinity];
+    const walk = (c) => {
+      if (typeof c[0] === 'number') {
+        b[0] = Math.min(b[0], c[0]); b[1] = Math.min(b[1], c[1]);
+        b[2] = Math.max(b[2], c[0]); b[3] = Math.max(b[3], c[1]);
+      } else c.forEach(walk);
+    };
+    features.forEach((f) => f.geometry && walk(f.geometry.coordinates));
+    return b;
+  }
+
+  function zonesFrom(level, features) {
+    state.zones[level] = features
+      .map((f) => ({ code: f.properties.code, name: f.properties.name }))
+      .sort((a, b) => String(a.code).localeCompare(String(b.code)));
+    const sel = $(`#reserve-form select[name=${level}]`);
+    sel.innerHTML = '<option value="">全部</option>' + state.zones[level].map((z) => `<option value="${esc(z.code)}">${esc(z.name)}</option>`).join('');
+    if ($('#dash-form select[name=level]').value === level) fillDashCodes();
+  }
+
+  // ------------------------------------------------------------------ layer switcher
+  function renderLayerList() {
+    const box = $('#layer-list');
+    box.innerHTML = LAYERS.map((l) => {
+      const opts = l.options
+        ? `<div class="opts">着色: ${l.options
+          .map(([v, label, restricted]) => {
+            const locked = restricted && !state.analyst;
+            return `<label class="${locked ? 'locked' : ''}" title="${locked ? '需分析令牌' : ''}"><input type="radio" name="colour-${l.id}" value="${v}" ${state.parcelColour === v ? 'checked' : ''} ${locked ? 'disabled' : ''}> ${label}${locked ? '(需令牌)' : ''}</label>`;
+          })
+          .join('')}</div>`
+        : '';
+      const legend = l.on
+        ? `<div class="legend">${l
+          .legend()
+          .map(([label, colour, kind]) => `<span><i class="${kind || ''}" style="background:${colour}"></i>${esc(label)}</span>`)
+          .join('')}</div>`
+        : '';
+      return `<div class="layer" data-layer="${l.id}"><label><input type="checkbox" ${l.on ? 'checked' : ''}> ${l.title}</label>${opts}${legend}</div>`;
+    }).join('');
+  }
+
+  function setLayerVisible(id, on) {
+    const l = LAYERS.find((x) => x.id === id);
+    l.on = on;
+    if (map) l.layers({}).forEach((ml) => map.getLayer(ml.id) && map.setLayoutProperty(ml.id, 'visibility', on ? 'visible' : 'none'));
+    renderLayerList();
+  }
+
+  async function setParcelColour(mode) {
+    if (mode === 'tax') {
+      if (!state.analyst) return toast('亩均税收图层需要分析令牌', true);
+      await loadTaxBands();
+    }
+    state.parcelColour = mode;
+    if (map && map.getLayer('parcels-fill')) map.setPaintProperty('parcels-fill', 'fill-color', parcelColour());
+    renderLayerList();
+  }
+
+  async function loadTaxBands() {
+    if (state.tax) return;
+    const t = await api('/api/map/parcel-tax');
+    state.tax = t;
+    applyTaxState();
+  }
+
+  function applyTaxState() {
+    if (!state.tax || !map) return;
+    const info = sourceInfo.parcels;
+    Object.entries(state.tax.parcels).forEach(([id, v]) => {
+      const f = { source: info.id, id };
+      if (info.sourceLayer) f.sourceLayer = info.sourceLayer;
+      map.setFeatureState(f, { band: v[1] });
+    });
+  }
+
+  function clearTaxState() {
+    state.tax = null;
+    if (map && sourceInfo.parcels) {
+      const info = sourceInfo.parcels;
+      map.removeFeatureState(info.sourceLayer ? { source: info.id, sourceLayer: info.sourceLayer } : { source: info.id });
+    }
+    if (state.parcelColour === 'tax') setParcelColour('use');
+  }
+
+  // ------------------------------------------------------------------ sign-in
+  async function refreshRole() {
+    const el = $('#auth-state');
+    if (!state.token) {
+      state.role = 'viewer';
+      state.analyst = false;
+    } else {
+      try {
+        const me = await api('/api/whoami');
+        state.role = me.role;
+        state.analyst = !!me.analyst;
+      } catch (e) {
+        toast('令牌无效: ' + e.message, true);
+        signOut();
+        return;
+      }
+    }
+    el.dataset.role = state.role;
+    el.textContent = state.analyst ? '分析视图' : state.token ? '已登录(公众权限)' : '公众视图';
+    $('#token').hidden = !!state.token;
+    $('#sign-in').hidden = !!state.token;
+    $('#sign-out').hidden = !state.token;
+    renderLayerList();
+  }
+
+  function signIn() {
+    const t = $('#token').value.trim();
+    if (!t) return toast('请输入令牌', true);
+    state.token = t;
+    sessionStorage.setItem(TOKEN_KEY, t);
+    $('#token').value = '';
+    refreshRole().then(afterRoleChange);
+  }
+
+  function signOut() {
+    state.token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    clearTaxState();
+    refreshRole().then(afterRoleChange);
+  }
+
+  function afterRoleChange() {
+    if (state.dossierFor) openDossier(state.dossierFor, false);
+    renderDashboard();
+  }
+
+  // ------------------------------------------------------------------ search
+  let searchHits = [];
+  let searchTimer;
+  let searchSeq = 0;
+  async function doSearch(ev) {
+    if (ev) ev.preventDefault();
+    clearTimeout(searchTimer);
+    const seq = ++searchSeq;
+    const q = $('#search-q').value.trim();
+    const list = $('#search-results');
+    if (q.length < 2) {
+      list.hidden = true;
+      return;
+    }
+    try {
+      const r = await api('/api/search?q=' + encodeURIComponent(q));
+      if (seq !== searchSeq) return; // a newer search, or a pick, came first
+      searchHits = r.results;
+      if (!searchHits.length) {
+        list.innerHTML = '<li>未找到</li>';
+      } else {
+        list.innerHTML = searchHits
+          .map((h, i) => `<li data-i="${i}"><span class="kind">${KIND_LABEL[h.kind] || h.kind}</span>${esc(h.label)}<span class="sub">${esc(h.sub)}</span></li>`)
+          .join('');
+      }
+      list.hidden = false;
+      if (ev && ev.type === 'submit' && searchHits.length) pickHit(0);
+    } catch (e) {
+      toast('搜索失败: ' + e.message, true);
+    }
+  }
+
+  function pickHit(i) {
+    const h = searchHits[i];
+    searchSeq++;
+    $('#search-results').hidden = true;
+    if (!h) return;
+    LL.lastSearch = h;
+    if (!h.bbox) return toast(`${h.label}: 无空间位置`, true);
+    flyToBox(h.bbox);
+    if (h.kind === 'parcel') openDossier(h.id);
+    if (h.kind === 'enterprise' || h.kind === 'supply') openDossierAt(h.center, h.kind === 'enterprise' ? h.id : null, h);
+  }
+
+  function flyToBox(b) {
+    const pad = Math.max(b[2] - b[0], b[3] - b[1]) * 0.6 + 0.002;
+    map.fitBounds([[b[0] - pad, b[1] - pad], [b[2] + pad, b[3] + pad]], { maxZoom: 17, duration: 800 });
+  }
+
+  /** After flying to an enterprise or supply record, open the parcel under its centre. */
+  function openDossierAt(center, uscc, hit) {
+    map.once('moveend', async () => {
+      const pt = map.project(center);
+      const f = map.queryRenderedFeatures(pt, { layers: ['parcels-fill'] })[0];
+      if (f) openDossier(f.properties.parcel_no);
+      else if (hit) toast(`已定位: ${hit.label}`);
+    });
+  }
+
+  // ------------------------------------------------------------------ map click: dossier
+  function onMapClick(e) {
+    if (state.draw.mode) return drawClick(e);
+    const feats = map.queryRenderedFeatures(e.point, {
+      layers: ['parcels-fill', 'low_efficiency-fill', 'idle-fill', 'unsupplied-fill', 'reserve-fill'].filter((id) => map.getLayer(id)),
+    });
+    const parcel = feats.find((f) => f.layer.id === 'parcels-fill' || f.layer.id === 'low_efficiency-fill');
+    if (parcel) return openDossier(parcel.properties.parcel_no);
+    const other = feats[0];
+    if (!other) return;
+    const p = other.properties;
+    const nos = p.parcel_nos || p.parcel_id;
+    if (nos) return openDossier(String(nos).split(/[;,]/)[0].replace(/[[\]"]/g, ''));
+    new maplibregl.Popup()
+      .setLngLat(e.lngLat)
+      .setHTML(`<b>${esc(p.doc_no || p.approval_id || p.supply_no || p.supply_id || '')}</b><br>${esc(p.status || '')} ${p.unsupplied_mu || p.area_mu ? fmt(p.unsupplied_mu || p.area_mu) + ' 亩' : ''}`)
+      .addTo(map);
+  }
+
+  async function openDossier(dkbh, fly) {
+    if (!dkbh) return;
+    state.dossierFor = dkbh;
+    const panel = $('#dossier');
+    const body = $('#dossier-body');
+    panel.hidden = false;
+    body.innerHTML = '<p class="note">加载中…</p>';
+    let d;
+    try {
+      d = await api('/api/parcels/' + encodeURIComponent(dkbh));
+    } catch (e) {
+      body.innerHTML = `<p class="finding">${esc(e.message)}</p>`;
+      return;
+    }
+    LL.dossier = d;
+    map.getSource('selected').setData({ type: 'Feature', geometry: d.parcel.geometry, properties: {} });
+    if (fly) flyToBox(d.parcel.bbox);
+    body.innerHTML = renderDossier(d);
+    body.dataset.parcel = d.parcel.parcel_no;
+    body.dataset.chain = d.chain.position;
+    if (d.tax_visible) drawTaxChart(d);
+  }
+
+  function row(label, value) {
+    return `<tr><th>${label}</th><td>${value}</td></tr>`;
+  }
+
+  function renderDossier(d) {
+    const p = d.parcel;
+    const s = d.supply;
+    const z = d.zones;
+    const chain = d.chain.stages
+      .map((st) => `<div class="step ${st.state}" data-stage="${st.code}" title="${esc(st.note || st.english)}">${st.label}</div>`)
+      .join('');
+    const here = d.chain.stages.find((st) => st.state === 'here');
+    const chainNote = here
+      ? `当前位于 <b>${here.label}</b>: ${esc(here.note || '')}`
+      : '<span class="chain-cleared">已走完链条: 达标</span>';
+    const flags = d.chain.stages.filter((st) => st.state === 'flag').map((st) => `${st.label}: ${esc(st.note)}`);
+    const idle = d.idle
+      ? `<span class="idle-status" data-status="${esc(d.idle.status)}">${esc(d.idle.status_label)}</span>`
+      : '—';
+    const findings = d.findings.length
+      ? d.findings
+        .map((f) => `<div class="finding ${f.kind}" data-kind="${f.kind}" data-status="${esc(f.status)}"><b>${esc(f.label)}</b>: ${esc(f.status_label)}${f.figure !== undefined && f.figure !== null ? ` (${fmt(f.figure, 3)} ${esc(f.unit || '')}, 标准 ${fmt(f.threshold)})` : f.restricted ? ' <span class="restricted">(数值需分析令牌)</span>' : ''}<div class="why">${esc(f.reason || '')}</div></div>`)
+        .join('')
+      : '<p class="note">无三块地问题</p>';
+    const ents = d.enterprises.length
+      ? `<table class="grid"><tr><th>企业</th><th>等级</th><th>关联</th></tr>${d.enterprises
+        .map((e) => {
+          const c = e.evaluation && e.evaluation.class;
+          const fail = e.failed_standards.length ? `<br><span class="restricted">不达标: ${e.failed_standards.map((f) => f.year + ' ' + esc(f.kind)).join('、')}</span>` : '';
+          return `<tr data-uscc="${esc(e.uscc)}"><td>${esc(e.name)}<br><span class="note">${esc(e.uscc)} · ${esc(e.industry_code)}${e.above_size ? ' · 规上' : ''}</span>${fail}</td><td>${c ? `<span class="cls cls-${c}">${c}</span> ${e.evaluation.year}` : '<span class="note">未评价</span>'}</td><td>${{ key: '地块编号', contains: '坐标落入', nearest: '最近' + fmt(e.distance_m, 0) + '米' }[e.how] || e.how}</td></tr>`;
+        })
+        .join('')}</table>`
+      : '<p class="note">无关联企业</p>';
+    const tax = d.tax_visible
+      ? '<h3>亩均税收(万元/亩)</h3><div id="tax-chart" class="chart"></div>'
+      : '<p class="note restricted" id="tax-locked">亩均税收等税务数据需分析令牌</p>';
+    const projects = d.projects.length
+      ? `<table class="grid"><tr><th>项目</th><th>状态</th><th>计划/完成投资(万元)</th></tr>${d.projects
+        .map((x) => `<tr><td>${esc(x.name)}</td><td>${esc(x.status || '—')}</td><td>${fmt(x.planned_investment)} / ${fmt(x.investment_made)}</td></tr>`)
+        .join('')}</table>`
+      : '<p class="note">无投资项目</p>';
+    return `
+      <h2>地块 ${esc(p.parcel_no)}</h2>
+      <div class="note">${esc(z.district ? z.district.name : '')}${z.platform ? ' · ' + esc(z.platform.name) : ''}${z.corridor ? ' · ' + esc(z.corridor.name) : ''}</div>
+      <h3>链条位置</h3>
+      <div class="chain">${chain}</div>
+      <div class="chain-note" data-position="${d.chain.position}">${chainNote}</div>
+      ${flags.length ? `<div class="note">另有: ${flags.join('; ')}</div>` : ''}
+      <h3>基本情况</h3>
+      <table>
+        ${row('面积', `<span class="area-mu">${fmt(p.area_mu, 2)}</span> 亩 (${fmt(p.area_m2, 0)} m²)`)}
+        ${row('地类', `${esc(p.land_use)} (${esc(p.land_use_code)})`)}
+        ${row('实际用途', esc(p.actual_use || '—'))}
+        ${row('容积率 / 建筑密度', `${fmt(p.plot_ratio, 2)} / ${p.footprint_share === null ? '—' : fmt(p.footprint_share * 100, 1) + '%'}`)}
+        ${row('权利人', esc(p.holder_name || '—'))}
+      </table>
+      <h3>供地记录</h3>
+      ${s ? `<table>
+        ${row('电子监管号', esc(s.supply_no) + (d.supply_link === 'overlap' ? ' <span class="note">(按空间叠合关联)</span>' : ''))}
+        ${row('供地方式 / 用途', `${esc(s.method)} / ${esc(s.land_use_code)}`)}
+        ${row('受让人', esc(s.grantee_name || '—'))}
+        ${row('供地日期', esc(s.supplied_on))}
+        ${row('约定开工 / 竣工', `${esc(s.agreed_start || '—')} / ${esc(s.agreed_completion || '—')}`)}
+        ${row('实际开工 / 竣工', `${esc(s.actual_start || '—')} / ${esc(s.actual_completion || '—')}`)}
+        ${s.stopped_on ? row('停工日期', esc(s.stopped_on)) : ''}
+        ${row('容积率要求', `${fmt(s.plot_ratio_min)} – ${fmt(s.plot_ratio_max)}`)}
+        ${row('约定 / 完成投资', `${fmt(s.agreed_investment)} / ${fmt(s.investment_made)} 万元`)}
+        ${row('开发状态', idle)}
+      </table>` : '<p class="note">无供地记录</p>'}
+      ${d.approvals.length ? `<div class="note">批文: ${d.approvals.map((a) => esc(a.doc_no) + ' (' + esc(a.approved_on) + ')').join('、')}</div>` : ''}
+      <h3>三块地认定 <span class="note">${d.run ? '检测日期 ' + esc(d.run.as_of) : '尚未检测'}</span></h3>
+      <div id="findings">${findings}</div>
+      <h3>企业</h3>
+      ${ents}
+      ${tax}
+      <h3>投资项目</h3>
+      ${projects}`;
+  }
+
+  function drawTaxChart(d) {
+    const el = $('#tax-chart');
+    if (!el || !window.echarts) return;
+    const years = [...new Set(d.enterprises.flatMap((e) => (e.tax_by_year || []).map((t) => t.year)))].sort();
+    const series = d.enterprises
+      .filter((e) => (e.tax_by_year || []).length)
+      .map((e) => ({
+        name: e.name,
+        type: 'line',
+        smooth: false,
+        data: years.map((y) => {
+          const t = e.tax_by_year.find((x) => x.year === y);
+          return t ? t.tax_per_mu : null;
+        }),
+      }));
+    const chart = echarts.init(el, null, { renderer: 'svg' });
+    chart.setOption({
+      animation: false,
+      tooltip: { trigger: 'axis', valueFormatter: (v) => (v === null ? '—' : v + ' 万元/亩') },
+      legend: { type: 'scroll', bottom: 0 },
+      grid: { left: 40, right: 10, top: 10, bottom: 40 },
+      xAxis: { type: 'category', data: years },
+      yAxis: { type: 'value', name: '万元/亩' },
+      series,
+    });
+  }
+
+  // ------------------------------------------------------------------ drawing a rectangle or polygon
+  function setDrawMode(mode) {
+    if (mode === 'clear') {
+      state.draw = { mode: null, points: [], area: null };
+      map.getSource('draw').setData({ type: 'FeatureCollection', features: [] });
+      $('#draw-state').textContent = '';
+    } else {
+      state.draw.mode = mode;
+      state.draw.points = [];
+      $('#draw-state').textContent = mode === 'rect' ? '点击两个对角' : '依次点击顶点, 双击结束';
+      map.getCanvas().style.cursor = 'crosshair';
+      map.doubleClickZoom.disable();
+    }
+    $$('.draw button').forEach((b) => b.classList.toggle('on', b.dataset.draw === state.draw.mode));
+  }
+
+  function drawShape(points, closed) {
+    if (state.draw.mode === 'rect' && points.length === 2) {
+      const [a, b] = points;
+      points = [[a[0], a[1]], [b[0], a[1]], [b[0], b[1]], [a[0], b[1]]];
+      closed = true;
+    }
+    const ring = points.concat(closed || points.length > 2 ? [points[0]] : []);
+    const geom = ring.length >= 4 ? { type: 'Polygon', coordinates: [ring] } : { type: 'LineString', coordinates: ring };
+    map.getSource('draw').setData({ type: 'Feature', geometry: geom, properties: {} });
+    return geom;
+  }
+
+  function drawClick(e) {
+    const p = [e.lngLat.lng, e.lngLat.lat];
+    const d = state.draw;
+    d.points.push(p);
+    if (d.mode === 'rect' && d.points.length === 2) {
+      const [a, b] = d.points;
+      drawShape(d.points, true);
+      finishDraw({ bbox: [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])] });
+    } else {
+      drawShape(d.points, false);
+    }
+  }
+
+  function onMouseMove(e) {
+    const d = state.draw;
+    if (!d.mode || !d.points.length) return;
+    drawShape(d.points.concat([[e.lngLat.lng, e.lngLat.lat]]), false);
+  }
+
+  function onDblClick(e) {
+    const d = state.draw;
+    if (d.mode !== 'polygon') return;
+    e.preventDefault();
+    // the double click added the last point twice
+    const pts = d.points.filter((p, i) => i === 0 || p[0] !== d.points[i - 1][0] || p[1] !== d.points[i - 1][1]);
+    if (pts.length < 3) return toast('多边形至少需要三个顶点', true);
+    const geom = drawShape(pts, true);
+    finishDraw({ polygon: geom });
+  }
+
+  function finishDraw(area) {
+    state.draw.area = area;
+    state.draw.mode = null;
+    map.getCanvas().style.cursor = '';
+    setTimeout(() => map.doubleClickZoom.enable(), 300);
+    $$('.draw button').forEach((b) => b.classList.remove('on'));
+    $('#draw-state').textContent = area.bbox ? '矩形范围已设定' : '多边形范围已设定';
+    runReserve();
+  }
+
+  // ------------------------------------------------------------------ land-reserve panel
+  const STATUS_OPTIONS = {
+    idle: [['', '需关注(逾期/闲置/中止)'], ['overdue', IDLE_STATUS.overdue[0]], ['idle', IDLE_STATUS.idle[0]], ['idle_reclaimable', IDLE_STATUS.idle_reclaimable[0]], ['partial_idle', IDLE_STATUS.partial_idle[0]], ['not_due', IDLE_STATUS.not_due[0]], ['all', '全部']],
+    unsupplied: [['', '未供与部分未供'], ['unsupplied', '全部未供'], ['partial', '部分未供'], ['supplied', '已供'], ['all', '全部']],
+    'low-efficiency': [['', '全部原因']].concat(Object.entries(REASONS).map(([k, v]) => [k, v[0]])),
+  };
+
+  function fillStatus() {
+    const kind = $('#reserve-form select[name=kind]').value;
+    $('#status-label').firstChild.textContent = kind === 'low-efficiency' ? '原因 ' : '状态 ';
+    $('#reserve-form select[name=status]').innerHTML = STATUS_OPTIONS[kind].map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('');
+  }
+
+  function reserveParams() {
+    const f = $('#reserve-form');
+    const kind = f.kind.value;
+    const p = new URLSearchParams();
+    ['district', 'platform', 'corridor', 'min_mu'].forEach((k) => f[k].value && p.set(k, f[k].value));
+    if (f.status.value) p.set(kind === 'low-efficiency' ? 'reason' : 'status', f.status.value);
+    const a = state.draw.area;
+    if (a && a.bbox) p.set('bbox', a.bbox.map((v) => v.toFixed(6)).join(','));
+    if (a && a.polygon) p.set('intersects', JSON.stringify(a.polygon));
+    return { kind, params: p };
+  }
+
+  function updateExportLinks() {
+    const { kind, params } = reserveParams();
+    $$('.export a').forEach((a) => {
+      const p = new URLSearchParams(params);
+      p.set('format', a.dataset.format);
+      if (state.token) p.set('token', state.token);
+      a.href = `/api/land/${kind}?${p}`;
+    });
+  }
+
+  const KEY_OF = { idle: 'supply_id', unsupplied: 'approval_id', 'low-efficiency': 'parcel_id' };
+  const RESERVE_LIMIT = 2000;
+
+  async function runReserve(ev) {
+    if (ev) ev.preventDefault();
+    const { kind, params } = reserveParams();
+    updateExportLinks();
+    const p = new URLSearchParams(params);
+    p.set('format', 'geojson');
+    p.set('limit', RESERVE_LIMIT);
+    $('#reserve-count').textContent = '查询中…';
+    let fc;
+    try {
+      fc = await api(`/api/land/${kind}?${p}`);
+    } catch (e) {
+      $('#reserve-count').textContent = '';
+      toast('筛选失败: ' + e.message, true);
+      return;
+    }
+    state.reserve = { kind, features: fc.features, total: fc.numberMatched };
+    LL.reserve = { kind, keys: fc.features.map((f) => f.properties[KEY_OF[kind]]), total: fc.numberMatched };
+    map.getSource('reserve').setData({ type: 'FeatureCollection', features: fc.features.filter((f) => f.geometry) });
+    const areaSum = fc.features.reduce((s, f) => s + (f.properties.unsupplied_mu || f.properties.area_mu || 0), 0);
+    $('#reserve-count').textContent = `共 ${fc.numberMatched} 宗${fc.numberMatched > fc.features.length ? `(列出前 ${fc.features.length} 宗)` : ''}, 合计 ${fmt(areaSum, 1)} 亩`;
+    renderReserveList();
+  }
+
+  function renderReserveList() {
+    const { kind, features } = state.reserve;
+    const key = KEY_OF[kind];
+    const status = (pr) =>
+      kind === 'idle'
+        ? (IDLE_STATUS[pr.status] || [pr.status])[0]
+        : kind === 'unsupplied'
+          ? (UNSUPPLIED_STATUS[pr.status] || [pr.status])[0]
+          : (pr.reason_codes || []).map((c) => (REASONS[c] || [c])[0]).join('、');
+    $('#reserve-list').innerHTML = `<table><tr><th>${{ idle: '电子监管号', unsupplied: '批准文号', 'low-efficiency': '地块编号' }[kind]}</th><th>亩</th><th>${kind === 'low-efficiency' ? '原因' : '状态'}</th></tr>${features
+      .map((f, i) => {
+        const pr = f.properties;
+        return `<tr class="row" data-i="${i}" data-key="${esc(pr[key])}"><td>${esc(pr[key])}</td><td>${fmt(pr.unsupplied_mu || pr.area_mu, 1)}</td><td>${esc(status(pr))}</td></tr>`;
+      })
+      .join('')}</table>`;
+  }
+
+  function pickReserveRow(i) {
+    const f = state.reserve.features[i];
+    if (!f) return;
+    $$('#reserve-list tr.row').forEach((r) => r.classList.toggle('sel', r.dataset.i === String(i)));
+    if (f.geometry) {
+      flyToBox(bboxOf([f]));
+      map.getSource('selected').setData(f);
+    }
+    const pr = f.properties;
+    const dk = pr.parcel_id || (pr.parcel_nos && pr.parcel_nos[0]);
+    if (dk) openDossier(dk);
+  }
+
+  // ------------------------------------------------------------------ dashboard
+  const charts = [];
+  function fillDashCodes() {
+    const level = $('#dash-form select[name=level]').value;
+    const sel = $('#dash-form select[name=code]');
+    sel.innerHTML = state.zones[level].map((z) => `<option value="${esc(z.code)}">${esc(z.name)}</option>`).join('');
+    renderDashboard();
+  }
+
+  async function renderDashboard() {
+    const level = $('#dash-form select[name=level]').value;
+    const code = $('#dash-form select[name=code]').value;
+    const body = $('#dash-body');
+    if (!code || !$('#tab-dashboard').classList.contains('on')) return;
+    charts.splice(0).forEach((c) => c.dispose());
+    body.innerHTML = '<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:260px"></div></div><div id="dash-ind"></div>';
+    const [summary, ind] = await Promise.all([
+      apiOptional(`/api/land/summary?level=${level}`).catch(() => null),
+      apiOptional(`/api/indicators?level=${level}&code=${encodeURIComponent(code)}`).catch((e) => ({ error: e.message })),
+    ]);
+    if (summary && summary.items) {
+      const me = summary.items.find((x) => x.code === code) || {};
+      const c1 = echarts.init($('#dash-land'), null, { renderer: 'svg' });
+      c1.setOption({
+        animation: false,
+        tooltip: {},
+        grid: { left: 50, right: 10, top: 10, bottom: 25 },
+        xAxis: { type: 'category', data: ['批而未供', '供而未用/闲置', '低效用地'] },
+        yAxis: { type: 'value' },
+        series: [{ type: 'bar', data: [me.unsupplied_mu, me.idle_mu, me.low_efficiency_mu].map((v) => +(v || 0).toFixed(1)), itemStyle: { color: '#12355b' } }],
+      });
+      const items = summary.items.slice().sort((a, b) => (a.idle_mu + a.low_efficiency_mu) - (b.idle_mu + b.low_efficiency_mu));
+      const c2 = echarts.init($('#dash-rank'), null, { renderer: 'svg' });
+      c2.setOption({
+        animation: false,
+        tooltip: { trigger: 'axis' },
+        legend: { bottom: 0 },
+        grid: { left: 80, right: 10, top: 5, bottom: 30 },
+        yAxis: { type: 'category', data: items.map((x) => x.name || x.code), axisLabel: { fontSize: 10 } },
+        xAxis: { type: 'value' },
+        series: [
+          { name: '闲置', type: 'bar', stack: 's', data: items.map((x) => ({ value: +x.idle_mu.toFixed(1), itemStyle: { color: x.code === code ? '#c53030' : '#ed8936' } })) },
+          { name: '低效', type: 'bar', stack: 's', data: items.map((x) => ({ value: +x.low_efficiency_mu.toFixed(1), itemStyle: { color: x.code === code ? '#742a2a' : '#b7791f' } })) },
+        ],
+      });
+      charts.push(c1, c2);
+    }
+    renderIndicators(ind, level, code);
+  }
+
+  function renderIndicators(ind, level, code) {
+    const box = $('#dash-ind');
+    if (!ind) {
+      box.innerHTML = '<p class="note">§7 指标服务(/api/indicators)尚未提供</p>';
+      return;
+    }
+    if (ind.error) {
+      box.innerHTML = `<p class="note">指标: ${esc(ind.error)}</p>`;
+      return;
+    }
+    let rows = Array.isArray(ind) ? ind : ind.items || ind.indicators || [];
+    rows = rows.filter((r) => (!r.code || r.code === code) && (!r.level || r.level === level));
+    if (!rows.length) {
+      box.innerHTML = '<p class="note">暂无指标数据(需先运行评价)</p>';
+      return;
+    }
+    const byName = {};
+    rows.forEach((r) => (byName[r.indicator || r.name] = byName[r.indicator || r.name] || []).push(r));
+    const latest = Object.entries(byName).map(([name, rs]) => {
+      rs.sort((a, b) => a.year - b.year);
+      return [name, rs[rs.length - 1], rs];
+    });
+    const arrow = (v) => (v === null || v === undefined ? '—' : `<span class="${v >= 0 ? 'up' : 'down'}">${v >= 0 ? '▲' : '▼'} ${fmt(Math.abs(v), 2)}</span>`);
+    box.innerHTML = `<div class="dash-card"><h4>§7 指标(两底线 两降低 四提升) ${latest[0] ? latest[0][1].year + ' 年' : ''}</h4>
+      <div class="kpi"><b>指标</b><b>数值</b><b>同比</b><b>排名</b>${latest
+        .map(([name, r]) => `<span>${esc(r.label || r.title || name)}${r.category ? ' <span class="note">' + esc(r.category) + '</span>' : ''}</span><span>${r.value === null || r.value === undefined ? (r.restricted ? '<span class="restricted">需令牌</span>' : '—') : fmt(r.value, 2) + ' ' + esc(r.unit || '')}</span><span>${arrow(r.change)}</span><span>${r.rank ? r.rank + (r.rank_of || r.of ? '/' + (r.rank_of || r.of) : '') : '—'}</span>`)
+        .join('')}</div></div>
+      <div class="dash-card"><h4>历年变化</h4><div id="dash-trend" class="chart" style="height:260px"></div></div>`;
+    const years = [...new Set(rows.map((r) => r.year))].sort();
+    const c = echarts.init($('#dash-trend'), null, { renderer: 'svg' });
+    c.setOption({
+      animation: false,
+      tooltip: { trigger: 'axis' },
+      legend: { type: 'scroll', bottom: 0 },
+      grid: { left: 45, right: 10, top: 10, bottom: 40 },
+      xAxis: { type: 'category', data: years },
+      yAxis: { type: 'value', scale: true },
+      series: latest.map(([name, r, rs]) => ({ name: r.label || name, type: 'line', data: years.map((y) => { const x = rs.find((q) => q.year === y); return x ? x.value : null; }) })),
+    });
+    charts.push(c);
+  }
+
+  // ------------------------------------------------------------------ wiring
+  function wire() {
+    $$('.tabs button').forEach((b) =>
+      b.addEventListener('click', () => {
+        $$('.tabs button').forEach((x) => x.classList.toggle('on', x === b));
+        $$('.tab').forEach((t) => t.classList.toggle('on', t.id === 'tab-' + b.dataset.tab));
+        if (b.dataset.tab === 'dashboard') renderDashboard();
+        if (b.dataset.tab === 'reserve') {
+          updateExportLinks();
+          if (!state.reserve.total) runReserve();
+        }
+      })
+    );
+    $('#layer-list').addEventListener('change', (e) => {
+      const box = e.target.closest('.layer');
+      if (e.target.type === 'checkbox') setLayerVisible(box.dataset.layer, e.target.checked);
+      if (e.target.type === 'radio') setParcelColour(e.target.value).catch((err) => toast(err.message, true));
+    });
+    $('#search').addEventListener('submit', doSearch);
+    $('#search-q').addEventListener('input', () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => doSearch(), 250);
+    });
+    $('#search-results').addEventListener('click', (e) => {
+      const li = e.target.closest('li[data-i]');
+      if (li) pickHit(+li.dataset.i);
+    });
+    $('#sign-in').addEventListener('click', signIn);
+    $('#token').addEventListener('keydown', (e) => e.key === 'Enter' && signIn());
+    $('#sign-out').addEventListener('click', signOut);
+    $('#dossier-close').addEventListener('click', () => {
+      $('#dossier').hidden = true;
+      state.dossierFor = null;
+      map.getSource('selected').setData({ type: 'FeatureCollection', features: [] });
+    });
+    $('#reserve-form').addEventListener('submit', runReserve);
+    $('#reserve-form select[name=kind]').addEventListener('change', () => {
+      fillStatus();
+      runReserve();
+    });
+    $('#reserve-form').addEventListener('change', (e) => e.target.name !== 'kind' && updateExportLinks());
+    $$('.draw button').forEach((b) => b.addEventListener('click', () => setDrawMode(b.dataset.draw)));
+    $('#reserve-list').addEventListener('click', (e) => {
+      const tr = e.target.closest('tr.row');
+      if (tr) pickReserveRow(+tr.dataset.i);
+    });
+    $('#dash-form select[name=level]').addEventListener('change', fillDashCodes);
+    $('#dash-form select[name=code]').addEventListener('change', renderDashboard);
+    window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
+  }
+
+  window.addEventListener('error', (e) => LL.errors.push(String(e.message)));
+  window.addEventListener('unhandledrejection', (e) => LL.errors.push(String(e.reason && e.reason.message ? e.reason.message : e.reason)));
+
+  async function start() {
+    wire();
+    fillStatus();
+    renderLayerList();
+    await refreshRole();
+    await buildMap();
+    map.on('dblclick', onDblClick);
+    map.on('sourcedata', (e) => {
+      if (e.sourceId === (sourceInfo.parcels || {}).id && e.isSourceLoaded && state.tax) applyTaxState();
+    });
+  }
+
+  start().catch((e) => {
+    LL.errors.push('start: ' + e.message);
+    toast('页面初始化失败: ' + e.message, true);
+    console.error(e);
+  });
+})();
