@@ -9,13 +9,15 @@ existing parcel (DKBH). Checks, each with pass / fail / not_checked, the figure 
   the platform's negative list (FMQD).
 - ``platform_kind``: the platform is not 逐步退出型 (phase_out takes no new industrial land, §4);
   the kind in force is the one ``gis.platform_kinds.classify`` gives (overrides included).
-- ``investment_total`` (投资总额, 万元), ``investment_per_mu`` (亩均投资强度), ``output_per_mu`` (亩均产值),
-  ``tax_per_mu`` (亩均税收), 万元/亩 of the location's area: at or above the thresholds of
-  杭政〔2014〕12号 configured for the district (``[admission.districts]``, else ``default``).
+- ``investment_total`` (投资总额, 万元), ``investment_per_mu`` (亩均投资强度),
+  ``output_per_mu`` (亩均产值), ``tax_per_mu`` (亩均税收), 万元/亩 of the location's area:
+  at or above the thresholds of 杭政〔2014〕12号 configured for the district
+  (``[admission.districts]``, else ``default``).
 
 The district is the one holding the largest share of the location. The answer also says when the
 location lies outside every platform or overlaps supplied land (GD records; overlaps under
-``supplied_overlap_min_m2`` are ignored). Nothing is written. Areas m² (EPSG:4549), 亩 = m² × 0.0015.
+``supplied_overlap_min_m2`` are ignored). Nothing is written. Areas m² (EPSG:4549),
+亩 = m² × 0.0015.
 """
 
 from __future__ import annotations
@@ -56,9 +58,7 @@ def _geometry_sql(req: AdmissionRequest) -> tuple[str, dict]:
     if (req.location is None) == (req.parcel_no is None):
         raise AdmissionInputError("give either a location (GeoJSON polygon) or a parcel_no")
     if req.parcel_no is not None:
-        return "SELECT geom FROM parcels WHERE parcel_no = :parcel_no", {
-            "parcel_no": req.parcel_no
-        }
+        return "SELECT geom FROM parcels WHERE parcel_no = :parcel_no", {"parcel_no": req.parcel_no}
     srid = ALLOWED_CRS.get(req.crs.upper())
     if srid is None:
         raise AdmissionInputError(f"crs {req.crs!r}: use one of {', '.join(ALLOWED_CRS)}")
@@ -194,23 +194,33 @@ def check(conn: Connection, req: AdmissionRequest, rules: Rules | None = None) -
             )
     else:
         notes.append("the location lies outside every platform")
-        checks.append(
-            _check("platform_found", "平台", "fail", None, "inside a platform")
-        )
+        checks.append(_check("platform_found", "平台", "fail", None, "inside a platform"))
         for name, label in (("negative_list", "负面清单"), ("platform_kind", "平台类型")):
             checks.append(_check(name, label, "not_checked", None, None, reason="no platform"))
     dcode = (district or {}).get("code") or (platform or {}).get("district_code")
     std = ar.districts.get(dcode or "", ar.default)
     std_from = f"district {dcode}" if dcode in ar.districts else "default"
     checks += [
-        _at_least("investment_total", "投资总额", req.investment_total, std.investment_total_min,
-                  "万元"),
-        _at_least("investment_per_mu", "亩均投资强度", req.investment_total / area_mu,
-                  std.investment_per_mu_min, "万元/亩"),
-        _at_least("output_per_mu", "亩均产值", req.expected_output / area_mu,
-                  std.output_per_mu_min, "万元/亩"),
-        _at_least("tax_per_mu", "亩均税收", req.expected_tax / area_mu, std.tax_per_mu_min,
-                  "万元/亩"),
+        _at_least(
+            "investment_total", "投资总额", req.investment_total, std.investment_total_min, "万元"
+        ),
+        _at_least(
+            "investment_per_mu",
+            "亩均投资强度",
+            req.investment_total / area_mu,
+            std.investment_per_mu_min,
+            "万元/亩",
+        ),
+        _at_least(
+            "output_per_mu",
+            "亩均产值",
+            req.expected_output / area_mu,
+            std.output_per_mu_min,
+            "万元/亩",
+        ),
+        _at_least(
+            "tax_per_mu", "亩均税收", req.expected_tax / area_mu, std.tax_per_mu_min, "万元/亩"
+        ),
     ]
     supplied = loc.supplied or []
     if supplied:

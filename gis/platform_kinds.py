@@ -2,24 +2,25 @@
 
 Rules, applied in this order; the first that holds decides:
 
-1. ``consolidate_host`` (整合托管型, host): PTJB in ``host_levels`` (国家级), or PTJB 省级 with PTLX in
-   ``host_provincial_types`` (经济技术开发区 / 经济开发区; provincial 高新区 are not hosts by default).
+1. ``consolidate_host`` (整合托管型, host): PTJB in ``host_levels`` (国家级), or PTJB 省级
+   with PTLX in ``host_provincial_types`` (经济技术开发区 / 经济开发区; provincial 高新区 are
+   not hosts by default).
 2. ``consolidate_member`` (整合托管型, member): any other platform touching or within
    ``member_max_distance_m`` (2 km) of a host: ``ST_DWithin(member, host, 2000)`` in EPSG:4549
    metres, inclusive; ``host_id`` is the nearest host by ``ST_Distance`` (ties: the lower PTDM).
-3. ``to_innovation`` (转为创新型): a platform in a main urban district (ZCQ = 1). The district is the
-   platform's XZQDM; without one, the district holding the largest share of its area.
+3. ``to_innovation`` (转为创新型): a platform in a main urban district (ZCQ = 1). The district
+   is the platform's XZQDM; without one, the district holding the largest share of its area.
 4. ``retain_upgrade`` (保留提升型): area >= ``retain_min_area_m2`` (1 km²), featured industries
    (TSCY) given, and 亩均税收 at or above the median of the platforms that have a figure.
 5. ``phase_out`` (逐步退出型): all others.
 
-亩均税收 of a platform (万元/亩) for year Y = Σ SJSJ of the enterprises on its parcels ÷ Σ area in 亩
-of its parcels (a parcel belongs to the platform holding the largest share of its area, §1). It is
-read from issue 3's ``per_mu`` table when that holds platform rows for Y; otherwise computed here:
-enterprise → parcel by DKBH, else the parcel containing its point; an enterprise's tax is spread
-over its parcels in proportion to its land on each (a parcel's area shared among its enterprises by
-declared YDMJ, or equally where any is missing, §Units). Y = the latest output year <=
-year(as_of) − ``tax_year_lag``.
+亩均税收 of a platform (万元/亩) for year Y = Σ SJSJ of the enterprises on its parcels ÷ Σ area
+in 亩 of its parcels (a parcel belongs to the platform holding the largest share of its area,
+§1). It is read from issue 3's ``per_mu`` table when that holds platform rows for Y; otherwise
+computed here: enterprise → parcel by DKBH, else the parcel containing its point; an
+enterprise's tax is spread over its parcels in proportion to its land on each (a parcel's
+area shared among its enterprises by declared YDMJ, or equally where any is missing, §Units).
+Y = the latest output year <= year(as_of) − ``tax_year_lag``.
 
 A planner may override a kind (``set_override``); the override is kept with reason, who and when,
 and the rule's own verdict stays visible beside it. Areas m² (EPSG:4549), 1 亩 = m² × 0.0015.
@@ -111,12 +112,13 @@ def platform_tax(conn: Connection, year: int | None) -> tuple[dict[str, dict], s
     """
     if year is None:
         return {}, "none"
-    has_per_mu = conn.execute(
-        text("SELECT to_regclass('per_mu') IS NOT NULL")
-    ).scalar_one() and conn.execute(
-        text("SELECT EXISTS (SELECT 1 FROM per_mu WHERE level = 'platform' AND year = :y)"),
-        {"y": year},
-    ).scalar_one()
+    has_per_mu = (
+        conn.execute(text("SELECT to_regclass('per_mu') IS NOT NULL")).scalar_one()
+        and conn.execute(
+            text("SELECT EXISTS (SELECT 1 FROM per_mu WHERE level = 'platform' AND year = :y)"),
+            {"y": year},
+        ).scalar_one()
+    )
     if has_per_mu:
         rows = conn.execute(
             text(
@@ -181,7 +183,9 @@ def _facts(conn: Connection, rules: PlatformKindRules) -> list:
             SELECT pt.code, pt.name, pt.level, pt.type, pt.district, pt.district_name,
                    pt.district_by, pt.main_urban, pt.is_host, pt.area_m2,
                    coalesce(cardinality(pt.featured_industries), 0) AS n_featured,
-                   pt.featured_industries, h.code AS host_code, h.name AS host_name, h.dist
+                   pt.featured_industries, h.code AS host_code, h.name AS host_name, h.dist,
+                   EXISTS (SELECT 1 FROM pt x WHERE x.is_host AND x.code <> pt.code
+                           AND ST_DWithin(x.geom, pt.geom, :dmax)) AS near_host
             FROM pt
             LEFT JOIN LATERAL (
                 SELECT x.code, x.name, ST_Distance(x.geom, pt.geom) AS dist
@@ -191,7 +195,11 @@ def _facts(conn: Connection, rules: PlatformKindRules) -> list:
             ORDER BY pt.code
             """
         ),
-        {"host_levels": rules.host_levels, "host_types": rules.host_provincial_types},
+        {
+            "host_levels": rules.host_levels,
+            "host_types": rules.host_provincial_types,
+            "dmax": rules.member_max_distance_m,
+        },
     ).all()
 
 
@@ -226,9 +234,7 @@ def current_overrides(conn: Connection) -> dict[str, dict]:
     }
 
 
-def classify(
-    conn: Connection, as_of: date | None = None, rules: Rules | None = None
-) -> dict:
+def classify(conn: Connection, as_of: date | None = None, rules: Rules | None = None) -> dict:
     """Every platform's kind with the figures and the rule that decided it (writes nothing).
 
     Returns {"as_of", "tax_year", "tax_source", "median_tax_per_mu", "rules", "items": [...]};
@@ -259,7 +265,7 @@ def classify(
         reasons.append(host)
         kind = "consolidate_host" if f.is_host else None
         if kind is None:
-            near = f.host_code is not None and f.dist <= r.member_max_distance_m
+            near = bool(f.near_host)  # ST_DWithin(member, host, d): inclusive
             reasons.append(
                 {
                     "rule": "touching or within the distance of a host (整合托管型)",
