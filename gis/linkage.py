@@ -108,8 +108,8 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
               AND NOT EXISTS (SELECT 1 FROM _keyed k WHERE k.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _contained c WHERE c.uscc = e.uscc);
             INSERT INTO links ({_COLS})
-            SELECT 'enterprise_parcel', uscc, parcel_no, 'key', NULL, NULL, true, NULL,
-                   :rule, :run, :as_of FROM _keyed
+            SELECT 'enterprise_parcel', uscc, parcel_no, 'key', NULL::float8, NULL::float8, true,
+                   NULL::text, :rule, :run, :as_of FROM _keyed
             UNION ALL
             SELECT 'enterprise_parcel', uscc, parcel_no, 'contains', 0, NULL, true, NULL,
                    :rule, :run, :as_of FROM _contained
@@ -159,7 +159,7 @@ def _supply_parcel(conn: Connection, p: dict) -> None:
             FROM parcels pa
             JOIN supplies s ON s.geom && pa.geom AND ST_Intersects(s.geom, pa.geom)
             WHERE NOT EXISTS (SELECT 1 FROM supplies x WHERE x.supply_no = pa.supply_no)
-            ORDER BY pa.parcel_no, 2 DESC, s.supply_no;
+            ORDER BY pa.parcel_no, 3 DESC, s.supply_no;
             INSERT INTO _sp SELECT supply_no, parcel_no, 'overlap', share FROM _spo
             WHERE share >= :sov;
             INSERT INTO links ({_COLS})
@@ -214,7 +214,7 @@ def _projects(conn: Connection, p: dict) -> None:
                   AND NOT EXISTS (SELECT 1 FROM _pk k WHERE k.project_code = x.project_code)
                 ORDER BY x.project_code, 3 DESC, t.{col};
                 INSERT INTO links ({_COLS})
-                SELECT :kind, project_code, to_key, method, NULL, share, true, NULL,
+                SELECT :kind, project_code, to_key, method, NULL::float8, share, true, NULL::text,
                        :rule, :run, :as_of FROM _pk
                 UNION ALL
                 SELECT :kind, project_code, to_key, 'overlap', NULL,

@@ -7,12 +7,17 @@ refreshed. Analyses register themselves in ``DEPENDENTS`` (layer code -> callabl
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from sqlalchemy import Connection
 
 Refresher = Callable[[Connection, str, int], str]
 DEPENDENTS: dict[str, list[Refresher]] = {}
+# Modules that register their refreshers when imported (one line per analysis); loaded on the
+# first import so that every entry point (CLI, API, tests) refreshes the same things.
+PLUGINS: tuple[str, ...] = ("gis.evaluation",)  # issue 3: linkage, per-mu, evaluation, §7
+_loaded = False
 
 
 def register(layers: tuple[str, ...], fn: Refresher) -> Refresher:
@@ -23,4 +28,9 @@ def register(layers: tuple[str, ...], fn: Refresher) -> Refresher:
 
 def after_import(conn: Connection, layer_code: str, batch_id: int) -> list[str]:
     """Run every refresher that depends on ``layer_code``; returns their descriptions."""
+    global _loaded
+    if not _loaded:
+        for module in PLUGINS:
+            importlib.import_module(module)
+        _loaded = True
     return [fn(conn, layer_code, batch_id) for fn in DEPENDENTS.get(layer_code, [])]

@@ -1,0 +1,359 @@
+"""The A/B/C/D evaluation (亩均效益综合评价, "亩均论英雄", DOMAIN_RULES §2), as set-based SQL.
+
+One row in ``evaluations`` per enterprise with output (CC) in a year:
+
+- group: ``above`` (规上, GMYS = 1) or ``below`` (规下).
+- evaluated: every 规上 enterprise with land; 规下 with land >= ``below_min_mu`` (3 亩). Land is
+  ``enterprise_land`` (gis/per_mu.py). Otherwise ``not_evaluated_reason`` says why.
+- indicators: the group's weighted indicators from ``per_mu`` (规上: 亩均税收, 亩均增加值,
+  单位能耗增加值, 单位排放增加值, 全员劳动生产率, R&D 强度; 规下: 亩均税收, 亩均营业收入).
+- benchmarks: the mean of each indicator over the enterprises evaluated in the same year and
+  group that have it. points = weight × value ÷ benchmark; a missing energy or emission figure
+  (ZHNH / PFDL absent or 0) scores the group's mean points for that indicator; any other missing
+  figure scores 0 and is listed in ``missing``. score = Σ points.
+- graded: evaluated and not a utility (GB/T 4754 44-46), not founded under 2 years ago (first
+  year with output, ours), not still building on newly supplied land (ours: a supply record of
+  its own, via a linked parcel or SRRDM, supplied within ``new_supply_years`` of the year's end
+  and not completed by then, or an XM project 在建 on such a record). Otherwise
+  ``not_graded_reason``; such enterprises keep their score but have no rank or class.
+- rank: competition rank by score (rounded to 1e-6) among the graded of the year and group:
+  ties share the better rank, so the better class. class: A if rank <= 25 % of the group's
+  graded count, B <= 70 %, C <= 95 %, D otherwise (``class_cutoffs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import date
+
+from sqlalchemy import Connection, Engine, text
+
+from gis import refresh
+from gis.linkage import run_sql
+from gis.rules import EvaluationRules, Rules, get_rules
+
+RULE = "§2 亩均论英雄: score = Σ weight × value ÷ group-year mean; classes by rank"
+
+
+def _q(values: list[str]) -> str:
+    return "ARRAY[" + ", ".join("'" + v.replace("'", "") + "'" for v in values) + "]::text[]"
+
+
+def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -> str:
+    """Scores of one group: benchmarks, points (with the missing-figure rule), score."""
+    inds = list(weights)
+    bench = ", ".join(
+        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) OVER (PARTITION BY year) AS b_{i}"
+        for i in inds
+    )
+    pts = ", ".join(
+        f"CASE WHEN evaluated AND {i} IS NOT NULL THEN CASE WHEN b_{i} > 0 "
+        f"THEN {float(w)} * {i} / b_{i} ELSE 0 END END AS p_{i}"
+        for i, w in weights.items()
+    )
+    mean_pts = ", ".join(
+        f"avg(p_{i}) FILTER (WHERE evaluated) OVER (PARTITION BY year) AS m_{i}" for i in inds
+    )
+
+    def final(i: str) -> str:
+        fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
+        return f"coalesce(p_{i}, {fallback})"
+
+    score = " + ".join(final(i) for i in inds)
+    ind_json = ", ".join(f"'{i}', {i}" for i in inds)
+    bench_json = ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in inds)
+    pts_json = ", ".join(f"'{i}', round(({final(i)})::numeric, 4)" for i in inds)
+    missing = ", ".join(
+        f"CASE WHEN {i} IS NULL THEN jsonb_build_object('indicator', '{i}', 'scored', "
+        + ("'group mean points'" if i in mean_missing else "'0 points'")
+        + ") END"
+        for i in inds
+    )
+    return f"""
+        SELECT year, uscc, jsonb_build_object({ind_json}) AS indicators,
+               CASE WHEN evaluated THEN jsonb_build_object({bench_json}) END AS benchmarks,
+               CASE WHEN evaluated THEN jsonb_build_object({pts_json}) END AS points,
+               CASE WHEN evaluated THEN to_jsonb(array_remove(ARRAY[{missing}], NULL)) END
+                   AS missing,
+               CASE WHEN evaluated THEN {score} END AS score
+        FROM (SELECT *, {mean_pts} FROM (SELECT *, {pts} FROM (
+            SELECT *, {bench} FROM _ev WHERE grp = '{group}') a) b) c
+    """
+
+
+def evaluate(
+    conn: Connection, run_id: int, as_of: date, rules: EvaluationRules, year: int | None = None
+) -> dict:
+    """Rebuild ``evaluations`` for ``year`` (every year with output when None); returns counts."""
+    c1, c2, c3 = rules.class_cutoffs
+    p = {
+        "run": run_id,
+        "as_of": as_of,
+        "rule": RULE,
+        "year": year,
+        "below_min": rules.below_min_mu,
+        "new_years": rules.new_enterprise_years,
+        "supply_years": rules.new_supply_years,
+        "c1": c1,
+        "c2": c2,
+        "c3": c3,
+    }
+    ratio_cols = sorted(set(rules.above_weights) | set(rules.below_weights))
+    ratios = ", ".join(f"pm.{c}" for c in ratio_cols)
+    ymatch = "(CAST(:year AS int) IS NULL OR o.year = :year)"
+    run_sql(
+        conn,
+        f"""
+        DELETE FROM evaluations WHERE CAST(:year AS int) IS NULL OR year = :year;
+        CREATE TEMP TABLE _ev ON COMMIT DROP AS
+        SELECT o.year, o.uscc, e.name, e.industry_code,
+               CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
+               el.basis, el.area_mu, el.reason AS land_reason,
+               el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min) AS evaluated,
+               fy.first_year, d0.data_from, {ratios}
+        FROM outputs o
+        JOIN enterprises e ON e.uscc = o.uscc
+        JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+        JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
+             ON fy.uscc = o.uscc
+        CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
+        LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = o.uscc AND pm.year = o.year
+        WHERE {ymatch};
+        ANALYZE _ev;
+        CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
+        SELECT DISTINCT ep.from_key AS uscc, sp.from_key AS supply_no
+        FROM links ep
+        JOIN links sp ON sp.kind = 'supply_parcel' AND sp.to_key = ep.to_key
+             AND sp.from_key IS NOT NULL
+        WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
+        UNION
+        SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL;
+        CREATE TEMP TABLE _building ON COMMIT DROP AS
+        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
+        FROM _ev v
+        JOIN _own_supply os ON os.uscc = v.uscc
+        JOIN supplies s ON s.supply_no = os.supply_no
+        CROSS JOIN LATERAL (SELECT make_date(v.year, 12, 31) AS ye) d
+        LEFT JOIN LATERAL (
+            SELECT string_agg(x.project_code, ', ' ORDER BY x.project_code) AS codes
+            FROM links ps JOIN projects x ON x.project_code = ps.from_key
+            WHERE ps.kind = 'project_supply' AND ps.to_key = s.supply_no
+              AND x.status = '在建' AND (x.started_on IS NULL OR x.started_on <= d.ye)
+        ) pr ON true
+        CROSS JOIN LATERAL (SELECT
+            'still building on newly supplied land: ' || s.supply_no || ' supplied '
+            || s.supplied_on || CASE WHEN pr.codes IS NOT NULL
+                                     THEN ', project ' || pr.codes || ' 在建'
+                                     ELSE ', not completed by ' || d.ye END AS r) t
+        WHERE s.supplied_on <= d.ye
+          AND s.supplied_on > d.ye - make_interval(years => :supply_years)
+          AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
+               OR s.actual_completion > d.ye)
+        GROUP BY v.year, v.uscc;
+        CREATE TEMP TABLE _scored ON COMMIT DROP AS
+        {_group_sql("above", rules.above_weights, rules.mean_points_if_missing)}
+        UNION ALL
+        {_group_sql("below", rules.below_weights, rules.mean_points_if_missing)};
+        CREATE TEMP TABLE _graded ON COMMIT DROP AS
+        SELECT v.year, v.uscc, v.grp, s.score,
+               concat_ws('; ',
+                   CASE WHEN left(v.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
+                        THEN 'utility (GB/T 4754 division ' || left(v.industry_code, 2) || ')'
+                   END,
+                   CASE WHEN v.first_year > v.data_from AND v.year - v.first_year < :new_years
+                        THEN 'founded under ' || :new_years || ' years ago (first output year '
+                             || v.first_year || ')' END,
+                   b.reason) AS not_graded
+        FROM _ev v JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
+        LEFT JOIN _building b ON b.year = v.year AND b.uscc = v.uscc
+        WHERE v.evaluated;
+        CREATE TEMP TABLE _ranked ON COMMIT DROP AS
+        SELECT year, uscc,
+               rank() OVER w AS rnk, count(*) OVER (PARTITION BY year, grp) AS n
+        FROM _graded WHERE not_graded = ''
+        WINDOW w AS (PARTITION BY year, grp ORDER BY round(score::numeric, 6) DESC);
+        INSERT INTO evaluations (year, uscc, name, industry_code, "group", evaluated, graded,
+            area_mu, land_basis, score, class, rank, group_size, indicators, benchmarks, points,
+            missing, not_evaluated_reason, not_graded_reason, district_code, platform_code,
+            corridor_code, rule, run_id, as_of)
+        SELECT v.year, v.uscc, v.name, v.industry_code, v.grp, v.evaluated,
+               r.rnk IS NOT NULL, v.area_mu, v.basis, s.score,
+               CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
+                    WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
+                    WHEN r.rnk <= :c3 * r.n + 1e-9 THEN 'C'
+                    WHEN r.rnk IS NOT NULL THEN 'D' END,
+               r.rnk, r.n, s.indicators, coalesce(s.benchmarks, '{{}}'),
+               coalesce(s.points, '{{}}'), coalesce(s.missing, '[]'),
+               CASE WHEN NOT v.evaluated THEN
+                   CASE WHEN v.basis = 'none' THEN v.land_reason
+                        ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
+                             || :below_min || ' 亩 threshold' END END,
+               nullif(g.not_graded, ''),
+               zd.to_key, zp.to_key, zc.to_key,
+               :rule, :run, :as_of
+        FROM _ev v
+        JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
+        LEFT JOIN _graded g ON g.year = v.year AND g.uscc = v.uscc
+        LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
+        LEFT JOIN links zd ON zd.kind = 'enterprise_district' AND zd.from_key = v.uscc
+             AND zd.is_primary AND zd.to_key IS NOT NULL
+        LEFT JOIN links zp ON zp.kind = 'enterprise_platform' AND zp.from_key = v.uscc
+             AND zp.is_primary AND zp.to_key IS NOT NULL
+        LEFT JOIN links zc ON zc.kind = 'enterprise_corridor' AND zc.from_key = v.uscc
+             AND zc.is_primary AND zc.to_key IS NOT NULL;
+        DROP TABLE _ev, _own_supply, _building, _scored, _graded, _ranked
+        """,
+        p,
+    )
+    rows = conn.exec_driver_sql(
+        """
+        SELECT year, "group", count(*) AS n, count(*) FILTER (WHERE evaluated) AS evaluated,
+               count(*) FILTER (WHERE graded) AS graded,
+               count(*) FILTER (WHERE class = 'A') AS a, count(*) FILTER (WHERE class = 'B') AS b,
+               count(*) FILTER (WHERE class = 'C') AS c, count(*) FILTER (WHERE class = 'D') AS d
+        FROM evaluations GROUP BY 1, 2 ORDER BY 1, 2
+        """
+    ).all()
+    return {f"{r.year} {r.group}": dict(r._mapping) for r in rows}
+
+
+# --------------------------------------------------------------------------------------------
+# The whole chain: link -> land and per-mu -> evaluation -> §7 indicators, as one recorded run
+# --------------------------------------------------------------------------------------------
+
+REFRESH_LAYERS = ("XZQ", "PT", "ZL", "GD", "DK", "QY", "CC", "XM", "TJ")
+
+
+def config_of(rules: Rules) -> dict:
+    return {
+        k: getattr(rules, k).model_dump()
+        for k in ("linkage", "evaluation", "backward_capacity", "indicators")
+    }
+
+
+def run_chain(
+    conn: Connection,
+    year: int | None = None,
+    as_of: date | None = None,
+    rules: Rules | None = None,
+    trigger: str = "cli",
+) -> dict:
+    """Link, land and per-mu figures, evaluation and §7 indicators inside ``conn``'s transaction.
+
+    Returns the run record: id, as_of, counts per step, notes, seconds (and per-step timings).
+    """
+    from gis import indicators, linkage, per_mu
+
+    rules = rules or get_rules()
+    as_of = as_of or date.today()
+    t0 = time.perf_counter()
+    conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
+    cfg = config_of(rules)
+    blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False)
+    run_id = conn.execute(
+        text(
+            "INSERT INTO analysis_runs (kind, as_of, config_hash, config, trigger) "
+            "VALUES ('evaluate', :as_of, :h, CAST(:cfg AS jsonb), :trigger) RETURNING id"
+        ),
+        {
+            "as_of": as_of,
+            "h": hashlib.sha256(blob.encode()).hexdigest()[:16],
+            "cfg": blob,
+            "trigger": trigger,
+        },
+    ).scalar_one()
+    counts: dict = {}
+    timings: dict = {}
+    t = time.perf_counter()
+    counts["links"] = linkage.link_all(conn, run_id, as_of, rules.linkage)
+    timings["link"] = time.perf_counter() - t
+    t = time.perf_counter()
+    counts.update(per_mu.compute(conn, run_id, as_of))
+    timings["per_mu"] = time.perf_counter() - t
+    t = time.perf_counter()
+    counts["evaluations"] = evaluate(conn, run_id, as_of, rules.evaluation, year)
+    timings["evaluate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ind = indicators.compute(conn, run_id, as_of, rules.indicators)
+    timings["indicators"] = time.perf_counter() - t
+    per_mu.drop_temp(conn)
+    counts["area_indicators"] = ind["rows"]
+    seconds = time.perf_counter() - t0
+    counts["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    conn.execute(
+        text(
+            "UPDATE analysis_runs SET counts = CAST(:c AS jsonb), notes = CAST(:n AS jsonb), "
+            "finished_at = now(), seconds = :s WHERE id = :id"
+        ),
+        {
+            "c": json.dumps(counts, default=str),
+            "n": json.dumps(ind["notes"], ensure_ascii=False),
+            "s": seconds,
+            "id": run_id,
+        },
+    )
+    return {
+        "id": run_id,
+        "as_of": as_of.isoformat(),
+        "counts": counts,
+        "notes": ind["notes"],
+        "seconds": seconds,
+    }
+
+
+def run_all(
+    engine: Engine,
+    year: int | None = None,
+    as_of: date | None = None,
+    rules: Rules | None = None,
+    trigger: str = "cli",
+) -> dict:
+    """link + per-mu + evaluate + indicators for every year (or ``year``), in one transaction."""
+    with engine.begin() as conn:
+        return run_chain(conn, year, as_of, rules, trigger)
+
+
+def _refresh(conn: Connection, layer_code: str, batch_id: int) -> str:
+    """Import hook: recompute what derives from the changed layer before the import returns."""
+    r = run_chain(conn, trigger=f"import:{layer_code}:{batch_id}")
+    c = r["counts"]
+    n = sum(v["n"] for v in c["evaluations"].values())
+    return (
+        f"linkage/evaluation run {r['id']}: links rebuilt, {n} evaluations, "
+        f"{c['area_indicators']} indicator values ({r['seconds']:.1f} s)"
+    )
+
+
+def _bd_refresh(conn: Connection, layer_code: str, batch_id: int) -> str:
+    return "不达标 flags and backward-capacity lists read BD live: nothing to recompute"
+
+
+refresh.register(REFRESH_LAYERS, _refresh)
+refresh.register(("BD",), _bd_refresh)
+
+
+def summary_lines(run: dict) -> list[str]:
+    """A one-screen summary of a run for the CLI."""
+    c = run["counts"]
+    lines = [f"evaluation run {run['id']} as of {run['as_of']} in {run['seconds']:.1f} s"]
+    for kind, methods in c["links"].items():
+        lines.append(f"  {kind:22} " + "  ".join(f"{m} {n}" for m, n in sorted(methods.items())))
+    land = c.get("enterprise_land", {})
+    lines.append(
+        "  land basis (enterprise-years): " + "  ".join(f"{k} {v}" for k, v in land.items())
+    )
+    lines.append(
+        f"  {'year group':12}{'rows':>7}{'eval':>7}{'graded':>7}{'A':>6}{'B':>6}{'C':>6}{'D':>6}"
+    )
+    for key, e in c["evaluations"].items():
+        lines.append(
+            f"  {key:12}{e['n']:>7}{e['evaluated']:>7}{e['graded']:>7}"
+            f"{e['a']:>6}{e['b']:>6}{e['c']:>6}{e['d']:>6}"
+        )
+    lines.append(f"  §7 indicator values: {c['area_indicators']}")
+    lines.append("  timings: " + "  ".join(f"{k} {v:.2f} s" for k, v in c["timings_s"].items()))
+    for n in run["notes"]:
+        lines.append(f"  note: {n}")
+    return lines

@@ -1,0 +1,215 @@
+"""An enterprise's land and the per-mu figures (亩均) of every level and year (§Units, §2).
+
+``enterprise_land`` (per year, for every enterprise with output (CC) that year):
+
+- ``parcels``: the parcels it is linked to (``links`` enterprise_parcel). A parcel shared by
+  several enterprises is split among those with output that year in proportion to their declared
+  YDMJ when every one of them declares one, else equally (§Units).
+- ``declared``: no parcel, but a declared YDMJ > 0 (rented land).
+- ``none``: neither; the reason says why (the enterprise is then not evaluated).
+
+``per_mu`` (level, code, year): sums of the CC figures and the ratios
+
+    亩均产值 output_per_mu = GYZCZ / 亩, 亩均营业收入 revenue_per_mu = YYSR / 亩,
+    亩均增加值 va_per_mu = GYZJZ / 亩, 亩均税收 tax_per_mu = SJSJ / 亩            (万元/亩)
+    单位能耗增加值 va_per_energy = GYZJZ / ZHNH (万元/tce), 单位排放增加值 va_per_emission =
+    GYZJZ / PFDL (万元/t), 全员劳动生产率 labour_productivity = GYZJZ / CYRS (万元/人),
+    R&D 强度 rd_intensity = YFFY / YYSR × 100 (%)
+
+for enterprises, and for parcels, platforms, districts and corridors from the enterprises'
+figures allocated in proportion to their land there: an enterprise's land on a parcel ÷ its
+land, times the parcel's area share in the zone; an enterprise on declared land goes wholly to the
+zone holding its point. The area of a parcel row is the parcel's area; of a zone row, the land of
+the enterprises allocated there. Ratios of aggregates use only enterprises that report the
+denominator (e.g. va_per_energy sums GYZJZ over those with ZHNH > 0). 亩 = m² × 0.0015.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Connection
+
+from gis.analysis_models import RATIO_COLUMNS, SUM_COLUMNS
+from gis.layers import M2_PER_MU
+from gis.linkage import run_sql
+
+LAND_RULE = (
+    "§Units: parcel area shared among its enterprises with output that year by declared YDMJ "
+    "(else equally); without a parcel, declared YDMJ; else not evaluated"
+)
+PER_MU_RULE = "§2 per-mu: CC figures ÷ land (亩); zones by land share; 亩 = m² × 0.0015"
+MU = 1 / M2_PER_MU
+
+# ratio column -> (numerator sum column, denominator SQL on the summed columns, factor)
+RATIOS = {
+    "output_per_mu": ("gross_output", "area_mu", 1),
+    "revenue_per_mu": ("revenue", "area_mu", 1),
+    "va_per_mu": ("value_added", "area_mu", 1),
+    "tax_per_mu": ("tax_paid", "area_mu", 1),
+    "va_per_energy": ("va_e", "energy_tce", 1),
+    "va_per_emission": ("va_p", "emissions_t", 1),
+    "labour_productivity": ("va_l", "employees", 1),
+    "rd_intensity": ("rd_r", "rev_r", 100),
+}
+assert set(RATIOS) == set(RATIO_COLUMNS)
+
+
+def _ratio_sql() -> str:
+    return ", ".join(
+        f"CASE WHEN {den} > 0 AND {num} IS NOT NULL THEN {num} / {den} * {k} END"
+        for num, den, k in RATIOS.values()
+    )
+
+
+TEMP_TABLES = ("_ep", "_share", "_alloc", "_fig")
+
+
+def drop_temp(conn: Connection) -> None:
+    """Drop this module's temp tables (kept until then for gis/indicators.py)."""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES)}")
+
+
+def compute(conn: Connection, run_id: int, as_of: date) -> dict:
+    """Rebuild ``enterprise_land`` and ``per_mu``; returns counts."""
+    p = {"run": run_id, "as_of": as_of, "mu": MU, "lrule": LAND_RULE, "prule": PER_MU_RULE}
+    drop_temp(conn)
+    run_sql(
+        conn,
+        """
+        DELETE FROM enterprise_land;
+        DELETE FROM per_mu;
+        CREATE TEMP TABLE _ep ON COMMIT DROP AS
+        SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
+               o.declared_land_m2 AS ydmj
+        FROM links l
+        JOIN outputs o ON o.uscc = l.from_key
+        JOIN parcels pa ON pa.parcel_no = l.to_key
+        WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL;
+        CREATE TEMP TABLE _share ON COMMIT DROP AS
+        SELECT *, parcel_m2 * share AS land_m2 FROM (
+            SELECT year, uscc, parcel_no, method, parcel_m2,
+                   CASE WHEN count(ydmj) FILTER (WHERE ydmj > 0) OVER w = count(*) OVER w
+                        THEN ydmj / sum(ydmj) OVER w
+                        ELSE 1.0 / count(*) OVER w END AS share
+            FROM _ep
+            WINDOW w AS (PARTITION BY year, parcel_no)
+        ) x;
+        INSERT INTO enterprise_land (year, uscc, area_m2, area_mu, basis, parcels, reason,
+                                     rule, run_id, as_of)
+        SELECT o.year, o.uscc,
+               CASE WHEN s.m2 IS NOT NULL THEN s.m2
+                    WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END,
+               CASE WHEN s.m2 IS NOT NULL THEN s.m2
+                    WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END * :mu,
+               CASE WHEN s.m2 IS NOT NULL THEN 'parcels'
+                    WHEN o.declared_land_m2 > 0 THEN 'declared' ELSE 'none' END,
+               coalesce(s.parcels, '[]'::jsonb),
+               CASE WHEN s.m2 IS NULL AND NOT coalesce(o.declared_land_m2 > 0, false)
+                    THEN 'no land: no parcel linked ('
+                         || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
+                         || o.year END,
+               :lrule, :run, :as_of
+        FROM outputs o
+        LEFT JOIN (
+            SELECT year, uscc, sum(land_m2) AS m2,
+                   jsonb_agg(jsonb_build_object(
+                       'parcel_no', parcel_no, 'method', method,
+                       'share', round(share::numeric, 6),
+                       'parcel_m2', round(parcel_m2::numeric, 2),
+                       'land_m2', round(land_m2::numeric, 2)) ORDER BY parcel_no) AS parcels
+            FROM _share GROUP BY year, uscc
+        ) s ON s.year = o.year AND s.uscc = o.uscc
+        LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
+                         AND u.to_key IS NULL;
+        ANALYZE enterprise_land
+        """,
+        p,
+    )
+    # allocation of each enterprise-year's figures: level, code, fraction, land (m²)
+    run_sql(
+        conn,
+        """
+        CREATE TEMP TABLE _alloc ON COMMIT DROP AS
+        SELECT s.year, s.uscc, 'parcel'::text AS level, s.parcel_no AS code,
+               s.land_m2 / el.area_m2 AS frac, s.land_m2
+        FROM _share s JOIN enterprise_land el ON el.year = s.year AND el.uscc = s.uscc;
+        INSERT INTO _alloc
+        SELECT a.year, a.uscc, substr(z.kind, 8), z.to_key, a.frac * z.share,
+               a.land_m2 * z.share
+        FROM _alloc a
+        JOIN links z ON z.kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
+             AND z.from_key = a.code AND z.to_key IS NOT NULL
+        WHERE a.level = 'parcel';
+        INSERT INTO _alloc
+        SELECT el.year, el.uscc, substr(z.kind, 12), z.to_key, 1.0, el.area_m2
+        FROM enterprise_land el
+        JOIN links z ON z.kind IN ('enterprise_district', 'enterprise_platform',
+                                   'enterprise_corridor')
+             AND z.from_key = el.uscc AND z.to_key IS NOT NULL AND z.method = 'contains'
+        WHERE el.basis = 'declared';
+        ANALYZE _alloc
+        """,
+        p,
+    )
+    sums = ", ".join(SUM_COLUMNS)
+    ratios = ", ".join(RATIO_COLUMNS)
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _fig ON COMMIT DROP AS
+        SELECT o.year, o.uscc, el.area_m2,
+               o.gross_output, o.revenue, o.value_added, o.tax_paid,
+               CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
+               CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
+               o.rd_spending,
+               CASE WHEN o.employees > 0 THEN o.employees END AS employees,
+               CASE WHEN o.energy_tce > 0 THEN o.value_added END AS va_e,
+               CASE WHEN o.emissions_t > 0 THEN o.value_added END AS va_p,
+               CASE WHEN o.employees > 0 THEN o.value_added END AS va_l,
+               CASE WHEN o.revenue > 0 THEN o.rd_spending END AS rd_r,
+               CASE WHEN o.rd_spending IS NOT NULL AND o.revenue > 0 THEN o.revenue END AS rev_r
+        FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+        WHERE el.basis <> 'none';
+        INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {ratios},
+                            rule, run_id, as_of)
+        SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {_ratio_sql()},
+               :prule, :run, :as_of
+        FROM (SELECT f.*, f.area_m2 * :mu AS area_mu FROM _fig f) x;
+        INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {ratios},
+                            rule, run_id, as_of)
+        SELECT level, code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
+               :prule, :run, :as_of
+        FROM (
+            SELECT a.level, a.code, a.year,
+                   CASE WHEN a.level = 'parcel' THEN min(pa.area_m2) ELSE sum(a.land_m2) END
+                       AS area_m2,
+                   CASE WHEN a.level = 'parcel' THEN min(pa.area_m2) ELSE sum(a.land_m2) END
+                       * :mu AS area_mu,
+                   count(DISTINCT a.uscc) AS n,
+                   {", ".join(f"sum(a.frac * f.{c}) AS {c}" for c in SUM_COLUMNS)},
+                   {
+            ", ".join(
+                f"sum(a.frac * f.{c}) AS {c}" for c in ("va_e", "va_p", "va_l", "rd_r", "rev_r")
+            )
+        }
+            FROM _alloc a
+            JOIN _fig f ON f.year = a.year AND f.uscc = a.uscc
+            LEFT JOIN parcels pa ON a.level = 'parcel' AND pa.parcel_no = a.code
+            GROUP BY a.level, a.code, a.year
+        ) g;
+        ANALYZE per_mu;
+        ANALYZE _fig
+        """,
+        p,
+    )
+    return {
+        "enterprise_land": dict(
+            conn.exec_driver_sql(
+                "SELECT basis, count(*) FROM enterprise_land GROUP BY 1 ORDER BY 1"
+            ).all()
+        ),
+        "per_mu": dict(
+            conn.exec_driver_sql("SELECT level, count(*) FROM per_mu GROUP BY 1 ORDER BY 1").all()
+        ),
+    }
