@@ -3,6 +3,7 @@
 - ``platform_kind_overrides``: a planner's override of a platform's kind (§4), append-only: the
   latest row per platform applies; a row with ``kind`` NULL clears the override. Who and when are
   kept with the reason.
+- ``platform_kind_runs`` / ``platform_kinds``: a recorded classification (CLI, overrides).
 - ``plans``: one versioned scenario (name + version), its request, the rules and inputs it used,
   the kinds it saw, totals and the invariants it checked.
 - ``plan_allocations``: the new industrial land per district, platform and corridor (亩).
@@ -58,6 +59,43 @@ platform_kind_overrides = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(f"kind IS NULL OR kind IN {KINDS}", name="kind"),
     CheckConstraint("length(btrim(reason)) > 0", name="reason"),
+)
+
+# A recorded classification (``landlink classify``, and after each override): what the map and
+# the OGC ``platforms`` collection show (latest run). GET /api/platforms computes live instead.
+platform_kind_runs = Table(
+    "platform_kind_runs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("tax_year", Integer),
+    Column("tax_source", Text, nullable=False),
+    Column("median_tax_per_mu", Double),
+    Column("rules", JSONB, nullable=False),
+    Column("trigger", Text, nullable=False),  # cli | override | analyse-all
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+platform_kinds = Table(
+    "platform_kinds",
+    metadata,
+    Column(
+        "run_id",
+        BigInteger,
+        ForeignKey("platform_kind_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("platform_code", Text, nullable=False),  # PTDM
+    Column("kind", Text, nullable=False),  # in force (override applied)
+    Column("rule_kind", Text, nullable=False),  # what the rules decided
+    Column("host_code", Text),
+    Column("host_distance_m", Double),
+    Column("tax_per_mu", Double),  # 万元/亩 (restricted)
+    Column("reasons", JSONB, nullable=False),
+    Column("override", JSONB),
+    PrimaryKeyConstraint("run_id", "platform_code", name="pk_platform_kinds"),
+    CheckConstraint(f"kind IN {KINDS}", name="kind"),
 )
 
 plans = Table(

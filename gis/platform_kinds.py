@@ -28,6 +28,7 @@ and the rule's own verdict stays visible beside it. Areas m² (EPSG:4549), 1 亩
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from sqlalchemy import Connection, text
@@ -426,14 +427,69 @@ def override_history(conn: Connection, platform_code: str | None = None) -> list
     ]
 
 
+def record(
+    conn: Connection,
+    trigger: str,
+    user: str,
+    as_of: date | None = None,
+    rules: Rules | None = None,
+) -> dict:
+    """Classify and record the result as a run (``platform_kind_runs`` / ``platform_kinds``): the
+    latest run is what the map and the OGC ``platforms`` collection show. Returns the
+    classification with ``run_id``."""
+    res = classify(conn, as_of, rules)
+    run_id = conn.execute(
+        text(
+            """
+            INSERT INTO platform_kind_runs (as_of, tax_year, tax_source, median_tax_per_mu,
+                                            rules, trigger, created_by)
+            VALUES (:as_of, :ty, :src, :median, CAST(:rules AS jsonb), :trigger, :user)
+            RETURNING id
+            """
+        ),
+        {
+            "as_of": res["as_of"],
+            "ty": res["tax_year"],
+            "src": res["tax_source"],
+            "median": res["median_tax_per_mu"],
+            "rules": json.dumps(res["rules"], ensure_ascii=False),
+            "trigger": trigger,
+            "user": user,
+        },
+    ).scalar_one()
+    if res["items"]:
+        conn.execute(
+            text(
+                """
+                INSERT INTO platform_kinds (run_id, platform_code, kind, rule_kind, host_code,
+                    host_distance_m, tax_per_mu, reasons, override)
+                VALUES (:run, :platform_id, :kind, :rule_kind, :host_id, :host_distance_m,
+                    :tax_per_mu, CAST(:reasons AS jsonb), CAST(:override AS jsonb))
+                """
+            ),
+            [
+                {
+                    **it,
+                    "run": run_id,
+                    "reasons": json.dumps(it["reasons"], ensure_ascii=False),
+                    "override": json.dumps(it["override"], ensure_ascii=False)
+                    if it["override"]
+                    else None,
+                }
+                for it in res["items"]
+            ],
+        )
+    return {**res, "run_id": run_id}
+
+
 def classify_summary_line(engine) -> str:
-    """For ``landlink analyse-all``: counts per kind."""
-    with engine.connect() as conn:
-        res = classify(conn)
+    """For ``landlink analyse-all``: classify, record the run, counts per kind."""
+    with engine.begin() as conn:
+        res = record(conn, "analyse-all", "analyse-all")
     counts: dict[str, int] = {}
     for it in res["items"]:
         counts[it["kind"]] = counts.get(it["kind"], 0) + 1
     return (
-        f"{len(res['items'])} platforms (亩均税收 {res['tax_year']}, {res['tax_source']}): "
+        f"run {res['run_id']}: {len(res['items'])} platforms (亩均税收 {res['tax_year']}, {res['tax_source']}): "
         + ", ".join(f"{k} {counts.get(k, 0)}" for k in KINDS)
     )

@@ -4,7 +4,8 @@ Revision ID: 0007
 Revises: 0001
 Create Date: 2026-11-28
 
-platform_kind_overrides (§4, append-only, who and when), plans (versioned scenarios, §8),
+platform_kind_overrides (§4, append-only, who and when), platform_kind_runs / platform_kinds
+(recorded classifications), plans (versioned scenarios, §8),
 plan_allocations (new land per district / platform / corridor) and plan_blocks (corridor blocks
 with their function and geometry). Hand-written (gis/plan_models.py); a branch off 0001.
 """
@@ -35,6 +36,33 @@ def upgrade() -> None:
         sa.CheckConstraint("length(btrim(reason)) > 0", name="ck_platform_kind_overrides_reason"),
     )
     op.create_index("ix_platform_kind_overrides_platform_code", "platform_kind_overrides", ["platform_code"])
+    op.create_table(
+        "platform_kind_runs",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("as_of", sa.Date(), nullable=False),
+        sa.Column("tax_year", sa.Integer()),
+        sa.Column("tax_source", sa.Text(), nullable=False),
+        sa.Column("median_tax_per_mu", sa.Double()),
+        sa.Column("rules", postgresql.JSONB(), nullable=False),
+        sa.Column("trigger", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_platform_kind_runs"),
+    )
+    op.create_table(
+        "platform_kinds",
+        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("platform_kind_runs.id", ondelete="CASCADE", name="fk_platform_kinds_run_id"), nullable=False),
+        sa.Column("platform_code", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("rule_kind", sa.Text(), nullable=False),
+        sa.Column("host_code", sa.Text()),
+        sa.Column("host_distance_m", sa.Double()),
+        sa.Column("tax_per_mu", sa.Double()),
+        sa.Column("reasons", postgresql.JSONB(), nullable=False),
+        sa.Column("override", postgresql.JSONB()),
+        sa.PrimaryKeyConstraint("run_id", "platform_code", name="pk_platform_kinds"),
+        sa.CheckConstraint(f"kind IN {KINDS}", name="ck_platform_kinds_kind"),
+    )
     op.create_table(
         "plans",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -103,7 +131,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("plan_blocks")
-    op.drop_table("plan_allocations")
-    op.drop_table("plans")
-    op.drop_table("platform_kind_overrides")
+    for t in ("plan_blocks", "plan_allocations", "plans", "platform_kinds", "platform_kind_runs",
+              "platform_kind_overrides"):
+        op.execute(f"DROP TABLE IF EXISTS {t}")
