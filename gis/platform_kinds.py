@@ -490,6 +490,7 @@ def classify_summary_line(engine) -> str:
     for it in res["items"]:
         counts[it["kind"]] = counts.get(it["kind"], 0) + 1
     return (
-        f"run {res['run_id']}: {len(res['items'])} platforms (亩均税收 {res['tax_year']}, {res['tax_source']}): "
+        f"run {res['run_id']}: {len(res['items'])} platforms "
+        f"(亩均税收 {res['tax_year']}, {res['tax_source']}): "
         + ", ".join(f"{k} {counts.get(k, 0)}" for k in KINDS)
     )
