@@ -52,6 +52,7 @@ def _import_one(
     from tqdm import tqdm
 
     from gis.ingest import ImportRejected, InputError, import_file
+    import gis.tiles  # noqa: F401  (registers the tile-cache refresh hook, issue 5)
 
     bar = tqdm(
         total=len(STAGES),
@@ -235,7 +236,9 @@ def cmd_token(ns) -> int:
 
 def analysis_steps() -> list[tuple[str, callable]]:
     """The analyses `make demo` runs after loading, in order (each returns a summary line)."""
-    return []
+    from gis.evaluation import run_all_line
+
+    return [("linkage + per-mu + evaluation + §7 indicators (issue 3)", run_all_line)]
 
 
 def cmd_analyse_all(ns) -> int:
@@ -244,6 +247,25 @@ def cmd_analyse_all(ns) -> int:
         t = time.perf_counter()
         print(f"{name}: {step(_engine())} ({time.perf_counter() - t:.1f} s)")
     print(f"analyses done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_evaluate(ns) -> int:
+    """``landlink link`` / ``landlink evaluate``: the issue-3 chain, one-screen summary."""
+    from datetime import date
+
+    from gis.evaluation import run_all, summary_lines, unlinked_summary
+
+    try:
+        as_of = date.fromisoformat(ns.as_of) if getattr(ns, "as_of", None) else None
+    except ValueError:
+        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
+        return 2
+    r = run_all(_engine(), year=getattr(ns, "year", None), as_of=as_of, trigger="cli")
+    lines = summary_lines(r)
+    if ns.command == "link":
+        lines = [x for x in lines if not x.startswith("  20")][:14] + unlinked_summary(_engine())
+    print("\n".join(lines))
     return 0
 
 
@@ -352,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     aa = sub.add_parser("analyse-all", help="run every analysis on the loaded data (make demo)")
     aa.set_defaults(fn=cmd_analyse_all)
+
+    lk = sub.add_parser("link", help="project-land-output links (§1), and what depends on them")
+    lk.set_defaults(fn=cmd_evaluate)
+    ev = sub.add_parser("evaluate", help="亩均 figures, A/B/C/D evaluation (§2), §7 indicators")
+    ev.add_argument("--year", type=int, help="evaluate this year only (default: every year)")
+    ev.add_argument("--as-of", help="the date recorded with the results (default: today)")
+    ev.set_defaults(fn=cmd_evaluate)
 
     dt = sub.add_parser("detect", help="find the three kinds of land (三块地) as one recorded run")
     dt.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import errors
-from app.routers import land, mapdata, registry, web
+from app.routers import land, mapdata, ogc, registry, tiles, web
 
 
 def create_app() -> FastAPI:
@@ -17,6 +17,8 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     app.include_router(registry.router)
+    app.include_router(ogc.router)
+    app.include_router(tiles.router)
     app.include_router(land.router)
     app.include_router(mapdata.router)
     app.include_router(web.router)

@@ -1,0 +1,354 @@
+"""Vector tiles: /tiles/{layer}/{z}/{x}/{y}.mvt (and .pbf, which GDAL's MVT driver asks for),
+TileJSON 3.0 per layer at /tiles/{layer}.json, a MapLibre style at /tiles/style.json.
+
+Tiles carry a strong ETag (304 on If-None-Match) and Cache-Control; public tiles are ``public``,
+tiles for an analyst token (which add 亩均税收 and tax figures) are ``private``. The cached path
+runs on the event loop with no database round trip; SQL lives in gis/tiles.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
+
+from app.deps import PUBLIC, Caller, caller, engine_dep
+from app.errors import ApiError
+from gis import tiles as gt
+from gis.config import get_settings
+from gis.db import get_engine
+
+router = APIRouter(prefix="/tiles", tags=["vector tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+_TS_CACHE: dict[str, tuple[float, dict]] = {}
+_ZONES_READY: set[str] = set()
+
+
+def _tilesets(engine: Engine) -> dict[str, gt.Tileset]:
+    key = str(engine.url)
+    hit = _TS_CACHE.get(key)
+    if hit and time.monotonic() - hit[0] < 30:
+        return hit[1]
+    with engine.connect() as conn:
+        ts = gt.tilesets(conn)
+    _TS_CACHE[key] = (time.monotonic(), ts)
+    return ts
+
+
+def _tileset(engine: Engine, layer: str) -> gt.Tileset:
+    ts = _tilesets(engine)
+    if layer not in ts:
+        raise ApiError(404, f"no tile layer {layer!r}; layers: {', '.join(ts)}", layer=layer)
+    return ts[layer]
+
+
+def _root(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/style.json", summary="MapLibre style of all layers")
+def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONResponse:
+    """Parcels coloured by actual use (SJYT), evaluation class or 三块地 status (switch with the
+    layer visibility), platforms by kind (四类平台), the three kinds of land on top."""
+    root = _root(request)
+    ts = _tilesets(engine)
+    s = get_settings().tiles
+    sources = {lid: {"type": "vector", "url": f"{root}/tiles/{lid}.json"} for lid in ts}
+    layers: list[dict] = [
+        {"id": "background", "type": "background", "paint": {"background-color": "#f4f3ef"}}
+    ]
+
+    def add(layer: dict) -> None:
+        if layer["source"] in ts:
+            layers.append(layer)
+
+    add(
+        {
+            "id": "districts",
+            "type": "line",
+            "source": "districts",
+            "source-layer": "districts",
+            "paint": {"line-color": "#888", "line-width": 1},
+        }
+    )
+    add(
+        {
+            "id": "platforms-fill",
+            "type": "fill",
+            "source": "platforms",
+            "source-layer": "platforms",
+            "paint": {
+                "fill-opacity": 0.25,
+                "fill-color": [
+                    "match",
+                    ["coalesce", ["get", "kind"], ""],
+                    "整合托管型",
+                    "#1f78b4",
+                    "转为创新型",
+                    "#33a02c",
+                    "保留提升型",
+                    "#ff7f00",
+                    "逐步退出型",
+                    "#e31a1c",
+                    "#b3b3b3",
+                ],
+            },
+        }
+    )
+    add(
+        {
+            "id": "platforms-line",
+            "type": "line",
+            "source": "platforms",
+            "source-layer": "platforms",
+            "paint": {"line-color": "#555", "line-width": 1.2},
+        }
+    )
+    add(
+        {
+            "id": "zone-aggregates",
+            "type": "fill",
+            "source": "parcels",
+            "source-layer": "platforms",
+            "maxzoom": s.parcel_min_zoom,
+            "paint": {
+                "fill-opacity": 0.5,
+                "fill-color": [
+                    "match",
+                    ["coalesce", ["get", "tax_class"], ""],
+                    "A",
+                    "#1a9850",
+                    "B",
+                    "#91cf60",
+                    "C",
+                    "#fc8d59",
+                    "D",
+                    "#d73027",
+                    "#cccccc",
+                ],
+            },
+        }
+    )
+    add(
+        {
+            "id": "parcels-use",
+            "type": "fill",
+            "source": "parcels",
+            "source-layer": "parcels",
+            "minzoom": s.parcel_min_zoom,
+            "paint": {
+                "fill-opacity": 0.7,
+                "fill-color": [
+                    "match",
+                    ["coalesce", ["get", "actual_use"], ""],
+                    "工业",
+                    "#8da0cb",
+                    "创新型产业",
+                    "#66c2a5",
+                    "挪作他用",
+                    "#fc8d62",
+                    "闲置",
+                    "#e78ac3",
+                    "#bbbbbb",
+                ],
+            },
+        }
+    )
+    add(
+        {
+            "id": "parcels-eval-class",
+            "type": "fill",
+            "source": "parcels",
+            "source-layer": "parcels",
+            "minzoom": s.parcel_min_zoom,
+            "layout": {"visibility": "none"},
+            "paint": {
+                "fill-opacity": 0.7,
+                "fill-color": [
+                    "match",
+                    ["coalesce", ["get", "eval_class"], ""],
+                    "A",
+                    "#1a9850",
+                    "B",
+                    "#91cf60",
+                    "C",
+                    "#fc8d59",
+                    "D",
+                    "#d73027",
+                    "#cccccc",
+                ],
+            },
+        }
+    )
+    add(
+        {
+            "id": "parcels-land-status",
+            "type": "fill",
+            "source": "parcels",
+            "source-layer": "parcels",
+            "minzoom": s.parcel_min_zoom,
+            "layout": {"visibility": "none"},
+            "paint": {
+                "fill-opacity": 0.7,
+                "fill-color": [
+                    "match",
+                    ["coalesce", ["get", "land_status"], ""],
+                    "idle",
+                    "#d7301f",
+                    "low_efficiency",
+                    "#fdae61",
+                    "rgba(0,0,0,0)",
+                ],
+            },
+        }
+    )
+    add(
+        {
+            "id": "parcels-line",
+            "type": "line",
+            "source": "parcels",
+            "source-layer": "parcels",
+            "minzoom": s.parcel_min_zoom,
+            "paint": {"line-color": "#444", "line-width": 0.4},
+        }
+    )
+    add(
+        {
+            "id": "unsupplied",
+            "type": "fill",
+            "source": "unsupplied",
+            "source-layer": "unsupplied",
+            "paint": {"fill-color": "#6a3d9a", "fill-opacity": 0.5},
+        }
+    )
+    add(
+        {
+            "id": "idle",
+            "type": "line",
+            "source": "idle",
+            "source-layer": "idle",
+            "paint": {"line-color": "#d7301f", "line-width": 2},
+        }
+    )
+    add(
+        {
+            "id": "low_efficiency",
+            "type": "line",
+            "source": "low_efficiency",
+            "source-layer": "low_efficiency",
+            "paint": {"line-color": "#fdae61", "line-width": 2},
+        }
+    )
+    add(
+        {
+            "id": "enterprises",
+            "type": "circle",
+            "source": "enterprises",
+            "source-layer": "enterprises",
+            "minzoom": s.parcel_min_zoom,
+            "paint": {"circle-radius": 3, "circle-color": "#222"},
+        }
+    )
+    return JSONResponse(
+        {
+            "version": 8,
+            "name": "landlink 工业用地",
+            "center": [120.2, 30.25],
+            "zoom": 10,
+            "sources": sources,
+            "glyphs": f"{root}/glyphs/{{fontstack}}/{{range}}.pbf",
+            "layers": layers,
+        }
+    )
+
+
+@router.get("/{layer}.json", summary="TileJSON 3.0 of a tile layer")
+def tilejson(
+    layer: str,
+    request: Request,
+    who: Caller = Depends(caller),
+    engine: Engine = Depends(engine_dep),
+) -> JSONResponse:
+    ts = _tileset(engine, layer)
+    s = get_settings().tiles
+    from gis import features_sql as fs
+
+    with engine.connect() as conn:
+        ext = fs.extent(conn, ts.coll)["spatial"]["bbox"][0]
+    center = [(ext[0] + ext[2]) / 2, (ext[1] + ext[3]) / 2, s.parcel_min_zoom]
+    return JSONResponse(
+        {
+            "tilejson": "3.0.0",
+            "name": layer,
+            "description": ts.coll.description,
+            "scheme": "xyz",
+            "tiles": [f"{_root(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
+            "minzoom": 0,
+            "maxzoom": s.max_zoom,
+            "bounds": ext,
+            "center": center,
+            "attribution": "landlink",
+            "vector_layers": ts.vector_layers(who.analyst),
+        }
+    )
+
+
+def _int(v: str, what: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        raise ApiError(400, f"{what} {v!r} is not an integer") from None
+
+
+@router.get("/{layer}/{z}/{x}/{y}.{ext}", summary="One vector tile (MVT)")
+async def tile(layer: str, z: str, x: str, y: str, ext: str, request: Request) -> Response:
+    if ext not in ("mvt", "pbf"):
+        raise ApiError(404, f"tiles are .mvt or .pbf, not .{ext}")
+    zi, xi, yi = _int(z, "zoom"), _int(x, "x"), _int(y, "y")
+    engine = get_engine()
+    who = PUBLIC
+    if request.headers.get("authorization") or request.query_params.get("token"):
+        who = await run_in_threadpool(caller, request, engine)
+    ts = _tilesets(engine).get(layer)
+    if ts is None:
+        ts = await run_in_threadpool(_tileset, engine, layer)
+    try:
+        gt.check_tile(zi, xi, yi)
+    except gt.TileError as e:
+        raise ApiError(e.status, e.message) from None
+    if ts.low_zoom_zones and str(engine.url) not in _ZONES_READY:
+        await run_in_threadpool(_ensure_zone_stats, engine)
+    data = etag = None
+    cached = False
+    s = get_settings().tiles
+    key = (str(engine.url), ts.id, zi, xi, yi, who.analyst)
+    if s.cache_entries > 0 and time.monotonic() - gt.CACHE.last_poll < s.cache_poll_seconds:
+        hit = gt.CACHE.get(key)  # fast path: fresh log, no thread hop
+        if hit is not None:
+            data, etag, cached = hit.data, hit.etag, True
+    if data is None:
+        data, etag, cached = await run_in_threadpool(
+            gt.get_tile, engine, ts, zi, xi, yi, who.analyst
+        )
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"{'private' if who.analyst else 'public'}, max-age={s.max_age_seconds}",
+        "X-Tile-Cache": "hit" if cached else "miss",
+        "Vary": "Authorization",
+    }
+    inm = request.headers.get("if-none-match")
+    if inm and etag in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, 200, headers, MVT)
+
+
+def _ensure_zone_stats(engine: Engine) -> None:
+    """Aggregates for low-zoom parcel tiles, built once if no import has built them yet."""
+    with engine.begin() as conn:
+        if gt.zone_stats_missing(conn):
+            gt.refresh_zone_stats(conn)
+    _ZONES_READY.add(str(engine.url))

@@ -1,0 +1,605 @@
+"""Vector tiles (MVT) of the collections, zoom-aware, with an in-process cache invalidated by area.
+
+One SQL statement per tile, in the pattern of Martin and pg_tileserv: ``ST_TileEnvelope``, ``&&``
+on the GiST-indexed EPSG:4549 geometry against the envelope reprojected to 4549 with a margin of
+``buffer`` tile pixels, ``ST_AsMVTGeom`` (3857, extent 4096) and ``ST_AsMVT``. Each statement is
+prepared once per connection (psycopg ``prepare=True``); zoom, tolerance and cap are parameters.
+
+Zoom-aware content (configured in ``Settings.tiles``):
+- below ``parcel_min_zoom`` the ``parcels`` tileset carries ``districts`` and ``platforms``
+  layers with parcel aggregates (parcel count, area in 亩, 亩均税收 class; the 亩均税收 figure for
+  analysts only) from ``tile_zone_stats`` instead of thousands of parcels;
+- geometries are simplified by ``simplify_px_low`` tile pixels below that zoom (in metres, in
+  4549, before reprojecting), and polygons smaller than a quarter of a screen pixel are skipped;
+- every layer of a tile carries at most ``feature_cap`` features, largest first.
+
+Cache: tiles are cached per worker (tileset, z, x, y, public/analyst) with a strong ETag. Every
+change writes a row to ``tile_invalidations`` (tile_models.py) inside its own transaction:
+statement triggers on the registry tables (old and new geometry of the changed rows, migration
+0005), the import refresh hook registered here (zone aggregates whose figures changed, enterprise
+points whose outputs changed) and ``invalidate_detection`` for a detection run. Each worker reads
+the log every ``cache_poll_seconds`` and drops only the cached tiles whose box meets a logged
+extent. A tile rendered from a snapshot that did not yet see a logged change is never cached
+(the render returns the ids of the log rows its snapshot saw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from pyproj import Transformer
+from sqlalchemy import Connection, Engine, text
+
+from gis import refresh
+from gis.collections import LATEST_RUN, Collection, registry, tables
+from gis.config import get_settings
+from gis.layers import M2_PER_MU
+
+WEB_MERCATOR_HALF = 20037508.342789244
+# Properties each tileset's MVT layer carries (public first; restricted ones for analysts only).
+TILE_PROPS: dict[str, tuple[str, ...]] = {
+    "districts": ("code", "name", "area_mu"),
+    "platforms": ("code", "name", "level", "type", "kind", "area_mu"),
+    "corridors": ("code", "name"),
+    "approvals": ("doc_no", "batch_name", "approved_on", "area_mu"),
+    "supplies": ("supply_no", "method", "land_use_code", "supplied_on", "grantee_name", "area_mu"),
+    "parcels": (
+        "parcel_no",
+        "actual_use",
+        "land_use_code",
+        "area_mu",
+        "plot_ratio",
+        "eval_class",
+        "land_status",
+    ),
+    "enterprises": ("uscc", "name", "industry_code", "above_size", "eval_class", "tax_paid"),
+    "unsupplied": ("doc_no", "status", "unsupplied_mu", "age_band", "approved_on"),
+    "idle": ("supply_no", "status", "days_overdue", "area_mu"),
+    "low_efficiency": ("parcel_no", "reason_codes", "area_mu"),
+}
+# Tilesets a change to a table can alter (statement triggers and the refresh hook use it).
+TABLE_TILESETS: dict[str, tuple[str, ...]] = {
+    "districts": ("districts", "parcels"),
+    "platforms": ("platforms", "parcels"),
+    "corridors": ("corridors",),
+    "approvals": ("approvals", "unsupplied"),
+    "supplies": ("supplies", "idle", "parcels"),
+    "parcels": ("parcels", "low_efficiency"),
+    "enterprises": ("enterprises", "parcels"),
+}
+ZONE_FIELDS = {"parcel_count": "Number", "area_mu": "Number", "tax_class": "String"}
+_MVT_TYPES = {
+    "string": "String",
+    "integer": "Number",
+    "number": "Number",
+    "boolean": "Boolean",
+    "date": "String",
+    "array": "String",
+}
+
+
+class TileError(ValueError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    s = get_settings().tiles
+    if not 0 <= z <= s.max_zoom:
+        raise TileError(400, f"zoom {z} is out of range 0-{s.max_zoom}")
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise TileError(400, f"tile {z}/{x}/{y}: x and y must be in 0-{n - 1} at zoom {z}")
+
+
+def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    size = 2 * WEB_MERCATOR_HALF / (1 << z)
+    x0 = -WEB_MERCATOR_HALF + x * size
+    y1 = WEB_MERCATOR_HALF - y * size
+    return x0, y1 - size, x0 + size, y1
+
+
+_TO_4549 = Transformer.from_crs(3857, 4549, always_xy=True)
+_TO_4326 = Transformer.from_crs(3857, 4326, always_xy=True)
+
+
+def tile_box_4549(z: int, x: int, y: int, margin: float) -> tuple[float, float, float, float]:
+    """The tile (with a margin, a share of its width) as an EPSG:4549 box, (x=east, y=north)."""
+    x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
+    m = (x1 - x0) * margin
+    b = _TO_4549.transform_bounds(x0 - m, y0 - m, x1 + m, y1 + m, densify_pts=8)
+    return b[0], b[1], b[2], b[3]
+
+
+def tolerance_m(z: int, px: float) -> float:
+    """``px`` tile pixels (of 4096) at zoom z in ground metres near Hangzhou (lat 30°)."""
+    return px * (2 * WEB_MERCATOR_HALF / (1 << z)) / 4096 * math.cos(math.radians(30))
+
+
+# ---- SQL ------------------------------------------------------------------------------------
+
+
+def _layer_sql(coll: Collection, names: tuple[str, ...], analyst: bool, layer: str) -> str:
+    """The MVT of one collection in one tile: parameters z, x, y, tol, min_area, cap."""
+    s = get_settings().tiles
+    props = [p for n in names if (p := coll.prop(n)) and (analyst or not p.restricted)]
+    cols = ", ".join(
+        f"({p.sql})::text AS {p.name}" if p.type in ("date", "array") else f"{p.sql} AS {p.name}"
+        for p in props
+    )
+    area = "ST_Area(g.geom)" if coll.geometry_type == "Point" else "ST_Area(" + coll.geom + ")"
+    if coll.geometry_type == "Point":
+        geom = f"ST_Transform({coll.geom}, 3857)"
+        small = "true"
+        order = f"{coll.key}"
+    else:
+        geom = (
+            f"ST_Transform(CASE WHEN %(tol)s > 0 THEN ST_SimplifyPreserveTopology({coll.geom}, "
+            f"%(tol)s) ELSE {coll.geom} END, 3857)"
+        )
+        small = f"{area} >= %(min_area)s"
+        order = f"{area} DESC, {coll.key}"
+    margin = s.buffer / s.extent
+    return f"""
+        SELECT ST_AsMVT(q, '{layer}', {s.extent}, 'geom') FROM (
+            SELECT ST_AsMVTGeom({geom}, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {s.extent},
+                                {s.buffer}, true) AS geom{", " + cols if cols else ""}
+            FROM {coll.source}
+            WHERE ({coll.where}) AND {coll.geom} && ST_Transform(
+                ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}), 4549)
+              AND {small}
+            ORDER BY {order}
+            LIMIT %(cap)s
+        ) q WHERE q.geom IS NOT NULL"""
+
+
+def _zone_sql(level: str, table: str, analyst: bool) -> str:
+    s = get_settings().tiles
+    margin = s.buffer / s.extent
+    tax = ", st.tax_per_mu" if analyst else ""
+    return f"""
+        SELECT ST_AsMVT(q, '{table}', {s.extent}, 'geom') FROM (
+            SELECT ST_AsMVTGeom(ST_Transform(ST_SimplifyPreserveTopology(z.geom, %(tol)s), 3857),
+                                ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {s.extent}, {s.buffer},
+                                true) AS geom,
+                   z.code, z.name, coalesce(st.parcel_count, 0) AS parcel_count,
+                   round(coalesce(st.area_mu, 0)::numeric, 1)::float8 AS area_mu,
+                   st.tax_class{tax}
+            FROM {table} z
+            LEFT JOIN tile_zone_stats st ON st.level = '{level}' AND st.code = z.code
+            WHERE z.geom && ST_Transform(
+                ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}), 4549)
+            LIMIT %(cap)s
+        ) q WHERE q.geom IS NOT NULL"""
+
+
+INVALIDATION_WINDOW = "10 minutes"
+_SEEN_SQL = (
+    "(SELECT coalesce(array_agg(id), '{}') FROM tile_invalidations "
+    f"WHERE at > clock_timestamp() - interval '{INVALIDATION_WINDOW}')"
+)
+
+
+@dataclass(frozen=True)
+class Tileset:
+    id: str
+    coll: Collection
+    low_zoom_zones: bool  # below parcel_min_zoom: district/platform aggregates instead
+
+    def sql(self, z: int, analyst: bool) -> str:
+        s = get_settings().tiles
+        if self.low_zoom_zones and z < s.parcel_min_zoom:
+            body = (
+                f"SELECT coalesce(({_zone_sql('district', 'districts', analyst)}), ''::bytea) "
+                f"|| coalesce(({_zone_sql('platform', 'platforms', analyst)}), ''::bytea)"
+            )
+        else:
+            body = (
+                f"SELECT coalesce(({_layer_sql(self.coll, TILE_PROPS[self.id], analyst, self.id)}"
+                "), ''::bytea)"
+            )
+        return f"SELECT ({body}) AS mvt, {_SEEN_SQL} AS seen"
+
+    def vector_layers(self, analyst: bool) -> list[dict]:
+        s = get_settings().tiles
+        fields = {
+            p.name: _MVT_TYPES[p.type]
+            for n in TILE_PROPS[self.id]
+            if (p := self.coll.prop(n)) and (analyst or not p.restricted)
+        }
+        if not self.low_zoom_zones:
+            return [
+                {
+                    "id": self.id,
+                    "description": self.coll.title,
+                    "fields": fields,
+                    "minzoom": 0,
+                    "maxzoom": s.max_zoom,
+                }
+            ]
+        zone = {"code": "String", "name": "String", **ZONE_FIELDS}
+        if analyst:
+            zone["tax_per_mu"] = "Number"
+        return [
+            {
+                "id": "districts",
+                "description": "行政区 with parcel aggregates",
+                "fields": zone,
+                "minzoom": 0,
+                "maxzoom": s.parcel_min_zoom - 1,
+            },
+            {
+                "id": "platforms",
+                "description": "工业平台 with parcel aggregates",
+                "fields": zone,
+                "minzoom": 0,
+                "maxzoom": s.parcel_min_zoom - 1,
+            },
+            {
+                "id": self.id,
+                "description": self.coll.title,
+                "fields": fields,
+                "minzoom": s.parcel_min_zoom,
+                "maxzoom": s.max_zoom,
+            },
+        ]
+
+
+def tilesets(conn: Connection) -> dict[str, Tileset]:
+    return {
+        cid: Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tables(conn))
+        for cid, c in registry(conn).items()
+    }
+
+
+def render(
+    engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
+) -> tuple[bytes, frozenset[int]]:
+    """The MVT bytes of one tile and the ids of the invalidation-log rows its snapshot saw."""
+    s = get_settings().tiles
+    low = z < s.parcel_min_zoom
+    tol = tolerance_m(z, s.simplify_px_low if low else s.simplify_px_high)
+    # skip polygons under a quarter of a screen pixel (a 256-pixel tile) below the parcel zoom
+    px_m = tolerance_m(z, 16.0)
+    params = {
+        "z": z,
+        "x": x,
+        "y": y,
+        "tol": tol,
+        "cap": s.feature_cap,
+        "min_area": 0.25 * px_m * px_m if low else 0.0,
+    }
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute(ts.sql(z, analyst), params, prepare=True)
+            mvt, seen = cur.fetchone()
+        raw.commit()
+    finally:
+        raw.close()
+    return bytes(mvt or b""), frozenset(seen or ())
+
+
+# ---- cache ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    data: bytes
+    etag: str
+    box: tuple[float, float, float, float]
+    tileset: str
+
+
+class TileCache:
+    """Per-process LRU of tiles; drops tiles whose box meets an invalidation-log extent."""
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()
+        self.last_poll = 0.0
+        self.processed: dict[tuple[int, float], float] = {}  # (id, at) -> when seen
+        self.recent: list[tuple[int, tuple[str, ...], tuple | None]] = []  # id, tilesets, box
+        self.last_run: int | None = None
+        self.dropped = 0
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.bytes = 0
+
+    def get(self, key: tuple) -> _Entry | None:
+        with self.lock:
+            e = self.entries.get(key)
+            if e is not None:
+                self.entries.move_to_end(key)
+            return e
+
+    def put(self, key: tuple, e: _Entry, seen: frozenset[int]) -> None:
+        s = get_settings().tiles
+        if s.cache_entries <= 0:
+            return
+        with self.lock:
+            # a logged change the render's snapshot did not see, meeting this tile: don't cache
+            for inv_id, sets, box in self.recent:
+                if inv_id not in seen and _hits(e, sets, box):
+                    return
+            old = self.entries.pop(key, None)
+            if old:
+                self.bytes -= len(old.data)
+            self.entries[key] = e
+            self.bytes += len(e.data)
+            while self.entries and (
+                len(self.entries) > s.cache_entries or self.bytes > s.cache_max_bytes
+            ):
+                _, ev = self.entries.popitem(last=False)
+                self.bytes -= len(ev.data)
+
+    def poll(self, engine: Engine, force: bool = False) -> int:
+        """Read new invalidation-log rows (at most every ``cache_poll_seconds``) and drop the
+        cached tiles they touch; returns how many tiles were dropped."""
+        s = get_settings().tiles
+        now = time.monotonic()
+        if not force and now - self.last_poll < s.cache_poll_seconds:
+            return 0
+        self.last_poll = now
+        with engine.begin() as conn:
+            tabs = tables(conn)
+            if "tile_invalidations" not in tabs:
+                return 0
+            if (
+                "detection_runs" in tabs
+                and {"unsupplied_results", "idle_results", "low_efficiency_results"} <= tabs.keys()
+            ):
+                run = conn.execute(
+                    text("SELECT max(id) FROM detection_runs WHERE finished_at IS NOT NULL")
+                ).scalar_one()
+                if run is not None and run != self.last_run:
+                    invalidate_detection(conn, run)
+                    self.last_run = run
+            rows = conn.execute(
+                text(
+                    "SELECT id, extract(epoch FROM at), layers, ST_XMin(extent), "
+                    "ST_YMin(extent), ST_XMax(extent), ST_YMax(extent) FROM tile_invalidations "
+                    f"WHERE at > clock_timestamp() - interval '{INVALIDATION_WINDOW}' ORDER BY id"
+                )
+            ).all()
+        dropped = 0
+        with self.lock:
+            for r in rows:
+                ident = (r[0], float(r[1]))
+                if ident in self.processed:
+                    continue
+                self.processed[ident] = now
+                box = None if r[3] is None else (r[3], r[4], r[5], r[6])
+                sets = tuple(r[2])
+                self.recent.append((r[0], sets, box))
+                for k in [k for k, e in self.entries.items() if _hits(e, sets, box)]:
+                    ev = self.entries.pop(k)
+                    self.bytes -= len(ev.data)
+                    dropped += 1
+            horizon = now - 900
+            self.processed = {k: v for k, v in self.processed.items() if v > horizon}
+            live = {k[0] for k in self.processed}
+            self.recent = [r for r in self.recent if r[0] in live]
+        self.dropped += dropped
+        return dropped
+
+
+def _hits(e: _Entry, sets: tuple[str, ...], box: tuple | None) -> bool:
+    if sets and e.tileset not in sets:
+        return False
+    if box is None:
+        return True
+    return not (box[2] < e.box[0] or box[0] > e.box[2] or box[3] < e.box[1] or box[1] > e.box[3])
+
+
+CACHE = TileCache()
+
+
+def get_tile(
+    engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
+) -> tuple[bytes, str, bool]:
+    """(MVT bytes, strong ETag, served from cache)."""
+    check_tile(z, x, y)
+    s = get_settings().tiles
+    key = (str(engine.url), ts.id, z, x, y, analyst)
+    if s.cache_entries > 0:
+        CACHE.poll(engine)
+        hit = CACHE.get(key)
+        if hit is not None:
+            return hit.data, hit.etag, True
+    data, seen = render(engine, ts, z, x, y, analyst)
+    etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+    if s.cache_entries > 0:
+        box = tile_box_4549(z, x, y, s.buffer / s.extent)
+        CACHE.put(key, _Entry(data, etag, box, ts.id), seen)
+    return data, etag, False
+
+
+# ---- invalidation sources -------------------------------------------------------------------
+
+
+def log_invalidation(
+    conn: Connection, source: str, tilesets: tuple[str, ...], extent_sql: str, params: dict
+) -> None:
+    """Log that ``tilesets`` changed within the box of ``extent_sql`` (a geometry or box in
+    EPSG:4549; NULL rows are ignored); nothing is logged when the extent is empty."""
+    conn.execute(
+        text(
+            "INSERT INTO tile_invalidations (source, layers, extent) "
+            "SELECT :source, :sets, ST_SetSRID(ST_Expand(e, 1)::geometry, 4549) "
+            f"FROM (SELECT ST_Extent(g) AS e FROM ({extent_sql}) q(g)) x WHERE e IS NOT NULL "
+            "ON CONFLICT (source) DO NOTHING"
+        ),
+        {"source": source, "sets": list(tilesets), **params},
+    )
+
+
+def invalidate_detection(conn: Connection, run_id: int) -> None:
+    """Log the area a detection run changed, against the run before it: for each kind, the
+    items whose state differs between the two runs (their geometry), for the derived tilesets
+    and ``parcels`` (whose ``land_status`` reads the latest run). Call it inside the run's
+    transaction, or let the tile cache find the new run itself (it does, on its next poll)."""
+    prev = conn.execute(
+        text("SELECT max(id) FROM detection_runs WHERE id < :r AND finished_at IS NOT NULL"),
+        {"r": run_id},
+    ).scalar_one()
+    params = {"run": run_id, "prev": prev if prev is not None else -1}
+    changed = """
+        SELECT coalesce(a.g, b.g) FROM
+          (SELECT r.approval_id AS k, r.status || coalesce(ST_AsEWKB(r.geom)::text, '') AS s,
+                  ap.geom AS g
+           FROM unsupplied_results r JOIN approvals ap ON ap.id = r.approval_id
+           WHERE r.run_id = :run) a
+        FULL JOIN
+          (SELECT r.approval_id AS k, r.status || coalesce(ST_AsEWKB(r.geom)::text, '') AS s,
+                  ap.geom AS g
+           FROM unsupplied_results r JOIN approvals ap ON ap.id = r.approval_id
+           WHERE r.run_id = :prev) b ON a.k = b.k
+        WHERE a.s IS DISTINCT FROM b.s
+        UNION ALL
+        SELECT sp.geom FROM supplies sp JOIN (
+            SELECT coalesce(a.k, b.k) AS k FROM
+              (SELECT supply_id AS k, status AS s FROM idle_results WHERE run_id = :run) a
+            FULL JOIN
+              (SELECT supply_id AS k, status AS s FROM idle_results WHERE run_id = :prev) b
+              ON a.k = b.k
+            WHERE a.s IS DISTINCT FROM b.s) d ON d.k = sp.id
+        UNION ALL
+        SELECT p.geom FROM parcels p JOIN (
+            SELECT coalesce(a.k, b.k) AS k FROM
+              (SELECT parcel_id AS k, reasons::text AS s FROM low_efficiency_results
+               WHERE run_id = :run) a
+            FULL JOIN
+              (SELECT parcel_id AS k, reasons::text AS s FROM low_efficiency_results
+               WHERE run_id = :prev) b ON a.k = b.k
+            WHERE a.s IS DISTINCT FROM b.s) d ON d.k = p.id
+    """
+    log_invalidation(
+        conn,
+        f"detection:{run_id}",
+        ("unsupplied", "idle", "low_efficiency", "parcels"),
+        changed,
+        params,
+    )
+
+
+def refresh_zone_stats(conn: Connection) -> int:
+    """Rebuild ``tile_zone_stats`` (parcels by point-on-surface in each district and platform,
+    area in 亩, 亩均税收 = latest-year SJSJ of the enterprises located there ÷ that area, class
+    A/B/C/D by rank among zones of the same level: top 25 %, to 70 %, to 95 %, the rest, as §2
+    ranks enterprises) and log the zones whose figures changed. Returns how many changed."""
+    conn.execute(text("CREATE TEMP TABLE _zs_old ON COMMIT DROP AS SELECT * FROM tile_zone_stats"))
+    conn.execute(text("DELETE FROM tile_zone_stats"))
+    conn.execute(
+        text(
+            f"""
+            WITH tax AS (
+                SELECT DISTINCT ON (uscc) uscc, tax_paid FROM outputs
+                ORDER BY uscc, year DESC
+            ), zones AS (
+                SELECT 'district' AS level, code, geom FROM districts
+                UNION ALL SELECT 'platform', code, geom FROM platforms
+            ), agg AS (
+                SELECT z.level, z.code, count(p.id) AS n, coalesce(sum(p.area_m2), 0) AS m2,
+                       (SELECT sum(t.tax_paid) FROM enterprises e JOIN tax t USING (uscc)
+                        WHERE e.geom && z.geom AND ST_Intersects(z.geom, e.geom)) AS tax
+                FROM zones z
+                LEFT JOIN parcels p ON p.geom && z.geom
+                     AND ST_Intersects(z.geom, ST_PointOnSurface(p.geom))
+                GROUP BY z.level, z.code, z.geom
+            ), ranked AS (
+                SELECT *, m2 / {M2_PER_MU} AS mu,
+                       CASE WHEN m2 > 0 AND tax IS NOT NULL THEN tax / (m2 / {M2_PER_MU}) END
+                           AS tpm
+                FROM agg
+            )
+            INSERT INTO tile_zone_stats (level, code, parcel_count, area_mu, tax_per_mu,
+                                         tax_class)
+            SELECT level, code, n, mu, tpm,
+                   CASE WHEN tpm IS NULL THEN NULL
+                        WHEN r <= 0.25 THEN 'A' WHEN r <= 0.70 THEN 'B'
+                        WHEN r <= 0.95 THEN 'C' ELSE 'D' END
+            FROM (SELECT *, percent_rank() OVER (PARTITION BY level, tpm IS NULL
+                                                 ORDER BY tpm DESC) AS r FROM ranked) x
+            """
+        )
+    )
+    changed = """
+        SELECT z.geom FROM (
+            SELECT coalesce(n.level, o.level) AS level, coalesce(n.code, o.code) AS code
+            FROM tile_zone_stats n FULL JOIN _zs_old o ON o.level = n.level AND o.code = n.code
+            WHERE (n.parcel_count, n.area_mu, n.tax_per_mu, n.tax_class)
+                  IS DISTINCT FROM (o.parcel_count, o.area_mu, o.tax_per_mu, o.tax_class)
+        ) c
+        JOIN (SELECT 'district' AS level, code, geom FROM districts
+              UNION ALL SELECT 'platform', code, geom FROM platforms) z
+          ON z.level = c.level AND z.code = c.code
+    """
+    n = conn.execute(text(f"SELECT count(*) FROM ({changed}) q")).scalar_one()
+    if n:
+        stamp = conn.execute(text("SELECT txid_current()::text || ':' || clock_timestamp()"))
+        log_invalidation(conn, f"zones:{stamp.scalar_one()}", ("parcels",), changed, {})
+    conn.execute(text("DROP TABLE _zs_old"))
+    return int(n)
+
+
+def _after_import(conn: Connection, layer_code: str, batch_id: int) -> str:
+    """Refresh hook: zone aggregates (and the tiles of zones whose figures changed) and, for
+    outputs (CC), the enterprise points whose figures changed. Geometry changes of the
+    registry tables themselves are logged by the statement triggers of migration 0005, with
+    both the old and the new geometry."""
+    tabs = tables(conn)
+    if "tile_zone_stats" not in tabs:
+        return "tiles: not migrated"
+    done = []
+    if layer_code == "CC":
+        log_invalidation(
+            conn,
+            f"import:{batch_id}",
+            ("enterprises",),
+            """SELECT e.geom FROM enterprises e WHERE e.uscc IN (
+                   SELECT split_part(key, '|', 1) FROM import_changes WHERE batch_id = :b
+                   UNION SELECT uscc FROM outputs WHERE batch_id = :b)""",
+            {"b": batch_id},
+        )
+        done.append("enterprise tiles")
+    n = refresh_zone_stats(conn)
+    done.append(f"{n} zone aggregates changed")
+    return "tiles: " + ", ".join(done)
+
+
+refresh.register(("XZQ", "PT", "DK", "QY", "CC"), _after_import)
+
+
+def zone_stats_missing(conn: Connection) -> bool:
+    return conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM tile_zone_stats)")).scalar_one()
+
+
+__all__ = [
+    "CACHE",
+    "LATEST_RUN",
+    "TileError",
+    "get_tile",
+    "invalidate_detection",
+    "refresh_zone_stats",
+    "tilesets",
+]
+
+
+def tile_for(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The (x, y) of the XYZ tile at zoom z holding a WGS84 lon/lat."""
+    n = 1 << z
+    x = int((lon + 180.0) / 360.0 * n)
+    r = math.radians(lat)
+    y = int((1.0 - math.asinh(math.tan(r)) / math.pi) / 2.0 * n)
+    return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
