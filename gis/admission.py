@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+import shapely.geometry
 from sqlalchemy import Connection, text
 
 from gis.layers import M2_PER_MU
@@ -67,6 +68,12 @@ def _geometry_sql(req: AdmissionRequest) -> tuple[str, dict]:
         raise AdmissionInputError(
             f"location must be a GeoJSON Polygon or MultiPolygon geometry, not {gtype!r}"
         )
+    try:
+        shp = shapely.geometry.shape(req.location)
+    except Exception as e:
+        raise AdmissionInputError(f"location is not valid GeoJSON geometry: {e}") from None
+    if shp.is_empty:
+        raise AdmissionInputError("location is an empty polygon")
     return (
         "SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Transform(ST_SetSRID("
         "ST_GeomFromGeoJSON(:gj), :srid), 4549)), 3)) AS geom",
