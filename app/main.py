@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import errors
-from app.routers import land, mapdata, ogc, registry, tiles, web
+from app.routers import admission, land, mapdata, ogc, plans, platforms, registry, tiles, web
 
 
 def create_app() -> FastAPI:
@@ -21,6 +21,9 @@ def create_app() -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(land.router)
     app.include_router(mapdata.router)
+    app.include_router(platforms.router)
+    app.include_router(admission.router)
+    app.include_router(plans.router)
     app.include_router(web.router)
     return app
 
