@@ -237,8 +237,14 @@ def cmd_token(ns) -> int:
 def analysis_steps() -> list[tuple[str, callable]]:
     """The analyses `make demo` runs after loading, in order (each returns a summary line)."""
     from gis.evaluation import run_all_line
+    from gis.layout_plan import plan_summary_line
+    from gis.platform_kinds import classify_summary_line
 
-    return [("linkage + per-mu + evaluation + §7 indicators (issue 3)", run_all_line)]
+    return [
+        ("linkage + per-mu + evaluation + §7 indicators (issue 3)", run_all_line),
+        ("platform kinds §4 (issue 7)", classify_summary_line),
+        ("layout plan §8, both corridors (issue 7)", plan_summary_line),
+    ]
 
 
 def cmd_analyse_all(ns) -> int:
@@ -385,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     dt = sub.add_parser("detect", help="find the three kinds of land (三块地) as one recorded run")
     dt.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
     dt.set_defaults(fn=cmd_detect)
+
+    from app.plan_cli import add_parsers as plan_parsers  # issue 7: classify, plan
+
+    plan_parsers(sub)
 
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")
