@@ -17,8 +17,10 @@ One row in ``evaluations`` per enterprise with output (CC) in a year:
   and not completed by then, or an XM project 在建 on such a record). Otherwise
   ``not_graded_reason``; such enterprises keep their score but have no rank or class.
 - rank: competition rank by score (rounded to 1e-6) among the graded of the year and group:
-  ties share the better rank, so the better class. class: A if rank <= 25 % of the group's
-  graded count, B <= 70 %, C <= 95 %, D otherwise (``class_cutoffs``).
+  ties share the better rank, so the better class. With n graded in the group, class A if
+  rank <= 25 % × n, else B if rank <= 70 % × n, else D if the enterprises ranked at or below
+  it (n - rank + 1) are at most 5 % × n, else C (``class_cutoffs``). Every quota is a ceiling:
+  a group of under 4 has no A and one of under 20 no D; C takes the rounding.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ def evaluate(
                r.rnk IS NOT NULL, v.area_mu, v.basis, s.score,
                CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
                     WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
-                    WHEN r.rnk <= :c3 * r.n + 1e-9 THEN 'C'
+                    WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
                     WHEN r.rnk IS NOT NULL THEN 'D' END,
                r.rnk, r.n, s.indicators, coalesce(s.benchmarks, '{{}}'),
                coalesce(s.points, '{{}}'), coalesce(s.missing, '[]'),
@@ -357,3 +359,33 @@ def summary_lines(run: dict) -> list[str]:
     for n in run["notes"]:
         lines.append(f"  note: {n}")
     return lines
+
+
+def run_all_line(engine: Engine) -> str:
+    """For ``landlink analyse-all``: run the chain for every year, one line of counts."""
+    r = run_all(engine, trigger="analyse-all")
+    ev = r["counts"]["evaluations"]
+    graded = sum(v["graded"] for v in ev.values())
+    d = sum(v["d"] for v in ev.values())
+    return (
+        f"run {r['id']}: {sum(v['n'] for v in ev.values())} enterprise-years, {graded} graded "
+        f"({d} D), {r['counts']['area_indicators']} §7 values"
+    )
+
+
+def unlinked_summary(engine: Engine, limit: int = 12) -> list[str]:
+    """The commonest reasons records are unlinked (numbers elided so reasons group)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                """
+                SELECT kind, regexp_replace(reason, '[0-9][0-9.]*', 'n', 'g') AS why, count(*)
+                FROM links WHERE to_key IS NULL OR from_key IS NULL
+                GROUP BY 1, 2 ORDER BY 3 DESC LIMIT :n
+                """
+            ),
+            {"n": limit},
+        ).all()
+    return ["  unlinked (commonest reasons):"] + [
+        f"    {n:>6}  {kind}: {why[:90]}" for kind, why, n in rows
+    ]
