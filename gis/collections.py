@@ -142,9 +142,10 @@ def _enterprise_class_sql(tabs: dict[str, set[str]], uscc: str) -> str:
         cols = tabs.get(t, set())
         klass = _class_col(cols)
         if klass and {"uscc", "year"} <= cols:
+            run = ", ev.run_id DESC" if "run_id" in cols else ""
             return (
-                f"(SELECT ev.{klass}::text FROM {t} ev WHERE ev.uscc = {uscc} "
-                f"ORDER BY ev.year DESC LIMIT 1)"
+                f'(SELECT ev."{klass}"::text FROM {t} ev WHERE ev.uscc = {uscc} '
+                f"ORDER BY ev.year DESC{run} LIMIT 1)"
             )
     return "NULL::text"
 
@@ -164,6 +165,13 @@ def _parcel_class_sql(tabs: dict[str, set[str]]) -> str:
     ent = _enterprise_class_sql(tabs, "e.uscc")
     if ent == "NULL::text":
         return "NULL::text"
+    if {"kind", "from_key", "to_key"} <= tabs.get("links", set()):
+        # issue 3's enterprise -> parcel links (indexed on kind, to_key)
+        ent = _enterprise_class_sql(tabs, "l.from_key")
+        return (
+            f"(SELECT min({ent}) FROM links l WHERE l.kind = 'enterprise_parcel' "
+            "AND l.to_key = t.parcel_no)"
+        )
     return f"(SELECT min({ent}) FROM enterprises e WHERE e.parcel_nos @> ARRAY[t.parcel_no])"
 
 
@@ -220,7 +228,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
         Collection(
             "platforms",
             "工业平台 industrial platforms",
-            "Industrial platforms (PT), key PTDM; kind = 四类平台 (issue 7), null until classified.",
+            "Industrial platforms (PT), key PTDM; kind = 四类平台 (issue 7), null until known.",
             "platforms t",
             "t.code",
             "PTDM",

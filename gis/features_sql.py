@@ -106,6 +106,9 @@ def parse_bbox(value: str, crs: Crs) -> tuple[float, float, float, float]:
 def bbox_sql(crs: Crs, bbox: tuple[float, float, float, float]) -> tuple[str, dict]:
     """SQL of the bbox polygon in EPSG:4549 (edges densified before reprojecting)."""
     x0, y0, x1, y1 = bbox
+    if x0 == x1 or y0 == y1:  # a point or a line: widen it by 0.1 mm so it is a polygon
+        eps = 1e-9 if crs.geographic else 1e-4
+        x0, y0, x1, y1 = x0 - eps, y0 - eps, x1 + eps, y1 + eps
     env = "ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, :bsrid)"
     if crs.srid != 4549:
         env = f"ST_Transform(ST_Segmentize({env}, :bseg), 4549)"
