@@ -1,0 +1,226 @@
+"""Platform kinds (四类平台, DOMAIN_RULES §4) on real PostGIS: each rule at its boundary.
+
+Hosts: 国家级, and 省级 经济开发区 / 经济技术开发区 (not 省级 高新区). Members: ST_DWithin 2000 m,
+inclusive, nearest host. Main urban district: ZCQ = 1. Retain: >= 1 km², TSCY, 亩均税收 >= median.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from gis.platform_kinds import classify, record, set_override
+from tests.plan_helpers import (
+    AS_OF,
+    MAIN,
+    OTHER,
+    districts,
+    insert,
+    parcel_with_tax,
+    platform,
+    rect,
+    rows,
+    token,
+)
+
+
+def kinds(engine) -> dict[str, dict]:
+    with engine.connect() as conn:
+        return {it["platform_id"]: it for it in classify(conn, AS_OF)["items"]}
+
+
+def test_host_levels_and_types(db):
+    districts(db)
+    insert(
+        db,
+        "platforms",
+        [
+            platform("NAT", rect(10000, 0, 1000, 1000), "国家级", "工业园区"),
+            platform("PEDZ", rect(20000, 0, 1000, 1000), "省级", "经济开发区"),
+            platform("PETDZ", rect(30000, 0, 1000, 1000), "省级", "经济技术开发区"),
+            platform("PHT", rect(40000, 0, 1000, 1000), "省级", "高新技术产业开发区"),
+            platform("CITY", rect(50000, 0, 1000, 1000), "市级", "经济开发区"),
+        ],
+    )
+    k = kinds(db)
+    assert {c for c, it in k.items() if it["kind"] == "consolidate_host"} == {
+        "NAT",
+        "PEDZ",
+        "PETDZ",
+    }
+    # provincial 高新区 do not host (our decision, configurable); nor does a 市级 经济开发区
+    assert k["PHT"]["kind"] == "phase_out" and k["CITY"]["kind"] == "phase_out"
+    assert k["PHT"]["reasons"][0] == {
+        **k["PHT"]["reasons"][0],
+        "test": "host",
+        "result": False,
+    }
+    assert k["NAT"]["host_id"] is None
+
+
+def test_member_at_exactly_2_km_and_not_beyond(db):
+    districts(db)
+    insert(
+        db,
+        "platforms",
+        [
+            platform("HOST", rect(10000, 0, 1000, 1000), "国家级", "经济技术开发区"),
+            # 2000 m exactly east of the host: touching or within 2 km, inclusive
+            platform("AT2000", rect(13000, 0, 500, 500)),
+            # 2000.5 m west of the host: not a member
+            platform("BEYOND", rect(7499.5, 0, 500, 500)),
+            # a second host further away: the member goes to the nearest host
+            platform("FAR", rect(16000, 0, 1000, 1000), "国家级", "经济技术开发区"),
+        ],
+    )
+    k = kinds(db)
+    assert k["AT2000"]["kind"] == "consolidate_member"
+    assert k["AT2000"]["host_id"] == "HOST"  # 2000 m vs 2500 m to FAR
+    assert k["AT2000"]["host_distance_m"] == 2000.0
+    near = next(r for r in k["AT2000"]["reasons"] if r["test"] == "near_host")
+    assert near["figure"] == 2000.0 and near["threshold"] == 2000.0 and near["result"] is True
+    assert k["BEYOND"]["kind"] != "consolidate_member"
+    assert k["BEYOND"]["host_distance_m"] == 2000.5 and k["BEYOND"]["host_id"] is None
+
+
+def test_main_urban_district_after_membership(db):
+    districts(db)
+    insert(
+        db,
+        "platforms",
+        [
+            platform("MAINP", rect(-30000, 0, 1500, 1500), district=MAIN, tscy=["智能制造"]),
+            platform("OTHERP", rect(30000, 0, 1500, 1500), district=OTHER, tscy=["智能制造"]),
+            # no XZQDM: the district holding the largest share (main urban, 上城区)
+            platform("NOXZQ", rect(-20000, 0, 1500, 1500), district=None),
+            # a host in the main urban district stays a host; a member there stays a member
+            platform("MHOST", rect(-50000, 0, 1000, 1000), "国家级", district=MAIN),
+            platform("MMEMB", rect(-48500, 0, 500, 500), district=MAIN),
+        ],
+    )
+    k = kinds(db)
+    assert k["MAINP"]["kind"] == "to_innovation"
+    assert k["OTHERP"]["kind"] != "to_innovation"
+    assert k["NOXZQ"]["kind"] == "to_innovation"
+    assert (
+        next(r for r in k["NOXZQ"]["reasons"] if r["test"] == "main_urban")["district_by"]
+        == "largest area share"
+    )
+    assert k["MHOST"]["kind"] == "consolidate_host"
+    assert k["MMEMB"]["kind"] == "consolidate_member"
+
+
+def test_retain_needs_1_km2_featured_industries_and_the_median(db):
+    districts(db)
+    # figures 10, 19.99.., 20, 20, 30 万元/亩: the median is 20
+    specs = [
+        ("R1", 1000.0, 1000.0, ["装备"], 20.0),  # exactly 1 km², at the median: retain
+        ("R3", 1000.0, 1200.0, None, 20.0),  # no featured industries
+        ("R2", 999.9, 1000.0, ["装备"], 30.0),  # just under 1 km²
+        ("R4", 1000.0, 1000.0, ["装备"], 19.99),  # just under the median
+        ("L", 1000.0, 1200.0, ["装备"], 10.0),  # under the median
+    ]
+    for i, (code, w, h, tscy, t) in enumerate(specs):
+        x = 10000 + i * 5000
+        insert(db, "platforms", [platform(code, rect(x, 0, w, h), tscy=tscy)])
+        parcel_with_tax(db, f"DK-{code}", rect(x + 10, 10, 100, 100), tax=15 * t)
+    with db.connect() as conn:
+        res = classify(conn, AS_OF)
+    assert res["tax_year"] == 2025 and res["tax_source"] == "computed"
+    assert abs(res["median_tax_per_mu"] - 20.0) < 1e-9
+    k = {it["platform_id"]: it for it in res["items"]}
+    assert k["R1"]["kind"] == "retain_upgrade"
+    for code in ("R2", "R3", "R4", "L"):
+        assert k[code]["kind"] == "phase_out", code
+    area = next(r for r in k["R2"]["reasons"] if r["test"] == "area")
+    assert area["result"] is False and area["threshold"] == 1_000_000.0
+    tax = next(r for r in k["R4"]["reasons"] if r["test"] == "tax_per_mu")
+    assert tax["result"] is False and abs(tax["figure"] - 19.99) < 1e-3
+    assert next(r for r in k["R3"]["reasons"] if r["test"] == "featured")["result"] is False
+
+
+def test_override_is_kept_with_who_when_and_why(db):
+    districts(db)
+    insert(db, "platforms", [platform("P1", rect(10000, 0, 500, 500))])
+    with db.begin() as conn:
+        set_override(conn, "P1", "retain_upgrade", "市政府批复保留", "analyst:alice")
+    k = kinds(db)["P1"]
+    assert k["kind"] == "retain_upgrade" and k["rule_kind"] == "phase_out"
+    assert k["override"]["by"] == "analyst:alice" and k["override"]["reason"] == "市政府批复保留"
+    assert k["override"]["at"]
+    with db.begin() as conn:
+        set_override(conn, "P1", None, "批复撤销", "analyst:bob")
+        run = record(conn, "test", "tester", AS_OF)
+    assert kinds(db)["P1"]["kind"] == "phase_out"
+    assert rows(db, "SELECT count(*) AS n FROM platform_kind_overrides")[0]["n"] == 2
+    stored = rows(db, "SELECT * FROM platform_kinds WHERE run_id = :r", r=run["run_id"])
+    assert [(s["platform_code"], s["kind"]) for s in stored] == [("P1", "phase_out")]
+
+
+def test_platforms_api(http, db):
+    districts(db)
+    insert(
+        db,
+        "platforms",
+        [
+            platform("HOST", rect(10000, 0, 1000, 1000), "国家级", "经济技术开发区"),
+            platform("P1", rect(30000, 0, 500, 500)),
+        ],
+    )
+    parcel_with_tax(db, "DK-1", rect(10010, 10, 100, 100), tax=150)
+    r = http.get("/api/platforms", params={"as_of": "2026-06-30"})
+    assert r.status_code == 200
+    body = r.json()
+    assert {it["platform_id"]: it["kind"] for it in body["items"]} == {
+        "HOST": "consolidate_host",
+        "P1": "phase_out",
+    }
+    # public callers see no tax figures
+    assert (
+        all(it["tax_per_mu"] is None for it in body["items"]) and body["median_tax_per_mu"] is None
+    )
+    analyst = token(db, "analyst")
+    r = http.get(
+        "/api/platforms",
+        params={"kind": "consolidate_host", "as_of": "2026-06-30"},
+        headers=analyst,
+    )
+    assert [it["platform_id"] for it in r.json()["items"]] == ["HOST"]
+    assert abs(r.json()["items"][0]["tax_per_mu"] - 10.0) < 1e-9
+    assert http.get("/api/platforms", params={"kind": "nope"}).status_code == 400
+    # overriding writes: never open, and a viewer token is not enough
+    body = {"kind": "retain_upgrade", "reason": "规划保留"}
+    assert http.post("/api/platforms/P1/kind", json=body).status_code == 401
+    assert (
+        http.post("/api/platforms/P1/kind", json=body, headers=token(db, "viewer")).status_code
+        == 403
+    )
+    r = http.post("/api/platforms/P1/kind", json=body, headers=analyst)
+    assert r.status_code == 200 and r.json()["platform"]["kind"] == "retain_upgrade"
+    assert r.json()["override"]["by"] == "analyst:test-analyst"
+    assert http.post("/api/platforms/NOPE/kind", json=body, headers=analyst).status_code == 404
+    one = http.get("/api/platforms/P1").json()
+    assert one["kind"] == "retain_upgrade" and len(one["override_history"]) == 1
+    # the recorded run is what the OGC platforms collection and the map show
+    with db.connect() as conn:
+        latest = conn.execute(
+            text(
+                "SELECT kind FROM platform_kinds WHERE platform_code = 'P1' "
+                "ORDER BY run_id DESC LIMIT 1"
+            )
+        ).scalar_one()
+    assert latest == "retain_upgrade"
+
+
+def test_planted_platforms_of_the_sample_city(sample_engine):
+    import json
+
+    from tests.conftest import SAMPLE_DIR
+
+    planted = json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))["platforms"]
+    with sample_engine.connect() as conn:
+        k = {it["platform_id"]: it["kind"] for it in classify(conn, AS_OF)["items"]}
+    assert {c for c, v in k.items() if v == "consolidate_host"} == set(planted["host"])
+    assert {c for c, v in k.items() if v == "consolidate_member"} == set(planted["trusteeship"])
+    assert {c for c, v in k.items() if v == "to_innovation"} == set(planted["innovation"])
+    assert set(planted["exit"]) <= {c for c, v in k.items() if v == "phase_out"}
+    assert {k[c] for c in planted["retain_or_exit"]} <= {"retain_upgrade", "phase_out"}
