@@ -34,9 +34,15 @@ class LayerNotFound(LookupError):
     pass
 
 
-def layer_geojson(engine: Engine, layer_id: str, analyst: bool) -> str:
+class BadProperty(ValueError):
+    pass
+
+
+def layer_geojson(
+    engine: Engine, layer_id: str, analyst: bool, props: list[str] | None = None
+) -> str:
     """GeoJSON text (CRS84, 6 decimals ≈ 0.1 m) of every feature of collection ``layer_id``;
-    ``id`` is the contract key."""
+    ``id`` is the contract key. ``props``: only these properties (unknown names are refused)."""
     with engine.connect() as conn:
         reg = collections.registry(conn)
         c = reg.get(layer_id)
@@ -44,7 +50,17 @@ def layer_geojson(engine: Engine, layer_id: str, analyst: bool) -> str:
             raise LayerNotFound(
                 f"no layer {layer_id!r}; layers: {', '.join(sorted(reg)) or 'none yet'}"
             )
-        props = ", ".join(f"'{p.name}', {p.sql}" for p in c.visible(analyst))
+        visible = c.visible(analyst)
+        if props:
+            names = {p.name for p in visible}
+            bad = [n for n in props if n not in names]
+            if bad:
+                raise BadProperty(
+                    f"layer {layer_id} has no property {', '.join(bad)}; "
+                    f"properties: {', '.join(sorted(names))}"
+                )
+            visible = tuple(p for p in visible if p.name in props)
+        props_sql = ", ".join(f"'{p.name}', {p.sql}" for p in visible)
         sql = f"""
             SELECT json_build_object(
                 'type', 'FeatureCollection',
@@ -53,7 +69,7 @@ def layer_geojson(engine: Engine, layer_id: str, analyst: bool) -> str:
                     'geometry', ST_AsGeoJSON(ST_Transform(f.g, 4326), 6)::json,
                     'properties', f.p)), '[]'::json))::text
             FROM (
-                SELECT {c.key} AS id, {c.geom} AS g, json_build_object({props}) AS p
+                SELECT {c.key} AS id, {c.geom} AS g, json_build_object({props_sql}) AS p
                 FROM {c.source} WHERE {c.where} AND {c.geom} IS NOT NULL
                 ORDER BY 1 LIMIT {MAX_FEATURES}
             ) f

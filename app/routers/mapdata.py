@@ -44,14 +44,22 @@ async def parcel(
 
 @router.get("/api/map/layers/{layer_id}.geojson")
 async def layer_geojson(
-    layer_id: str, who: Caller = Depends(caller), engine: Engine = Depends(engine_dep)
+    layer_id: str,
+    props: str | None = Query(None, description="comma-separated property names (default all)"),
+    who: Caller = Depends(caller),
+    engine: Engine = Depends(engine_dep),
 ) -> Response:
     """A whole layer (the tiles' collections: districts, platforms, corridors, parcels, ...)
     as GeoJSON in lon/lat, with the same properties as the vector tiles."""
     try:
-        body = await run_in_threadpool(map_layers.layer_geojson, engine, layer_id, who.analyst)
+        names = [p.strip() for p in props.split(",") if p.strip()] if props else None
+        body = await run_in_threadpool(
+            map_layers.layer_geojson, engine, layer_id, who.analyst, names
+        )
     except map_layers.LayerNotFound as e:
         raise ApiError(404, str(e)) from None
+    except map_layers.BadProperty as e:
+        raise ApiError(400, str(e)) from None
     return Response(body, media_type="application/geo+json")
 
 

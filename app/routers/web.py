@@ -57,7 +57,12 @@ def page_config(request: Request) -> dict:
         }
     paths = {getattr(r, "path", "") for r in request.app.routes}
     tiles = any(p.startswith("/tiles/") and p.endswith(".json") and "{" in p for p in paths)
-    return {"basemap": basemap, "tiles": tiles}
+    return {
+        "basemap": basemap,
+        "tiles": tiles,
+        "indicators": "/api/indicators" in paths,
+        "platforms": "/api/platforms" in paths,
+    }
 
 
 @router.get("/glyphs/{fontstack}/{glyph_range}.pbf", include_in_schema=False)

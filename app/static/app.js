@@ -16,6 +16,7 @@
     zones: { district: [], platform: [], corridor: [] },
     draw: { mode: null, points: [], area: null },
     reserve: { features: [], kind: 'idle' },
+    conf: {},
   };
 
   // ------------------------------------------------------------------ helpers
@@ -65,6 +66,22 @@
       if (e.status === 404) return null;
       throw e;
     }
+  }
+
+  /** ECharts is loaded when a chart is first drawn (not at start: the map comes first). */
+  let echartsLoading = null;
+  function loadECharts() {
+    if (window.echarts) return Promise.resolve(window.echarts);
+    if (!echartsLoading) {
+      echartsLoading = new Promise((resolve, reject) => {
+        const s = document.createElement('script');
+        s.src = '/static/vendor/echarts.min.js';
+        s.onload = () => resolve(window.echarts);
+        s.onerror = () => reject(new Error('echarts.min.js missing: run make web'));
+        document.head.appendChild(s);
+      });
+    }
+    return echartsLoading;
   }
 
   // ------------------------------------------------------------------ labels and colours
@@ -118,7 +135,7 @@
       id: 'districts', title: '行政区', on: true, key: 'code',
       legend: () => [['行政区界', '#334e68', 'line']],
       layers: (s) => [
-        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], '#e3ecf5', '#f0f2ee'], 'fill-opacity': 0.5 } }, s),
+        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], '#d5e3f0', '#e2e8d8'], 'fill-opacity': 0.9 } }, s),
         Object.assign({ id: 'districts-line', type: 'line', paint: { 'line-color': '#334e68', 'line-width': 1.6 } }, s),
         Object.assign({ id: 'districts-label', type: 'symbol', layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 14, 'symbol-placement': 'point' }, paint: { 'text-color': '#243b53', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } }, s),
       ],
@@ -140,7 +157,7 @@
       ],
     },
     {
-      id: 'parcels', title: '现状工业用地', on: true, key: 'parcel_no',
+      id: 'parcels', title: '现状工业用地', on: true, key: 'parcel_no', props: ['parcel_no', 'actual_use', 'eval_class', 'land_status'],
       options: [['use', '实际用途'], ['class', '评价等级'], ['tax', '亩均税收', true]],
       legend: () =>
         state.parcelColour === 'class'
@@ -162,7 +179,7 @@
       ],
     },
     {
-      id: 'idle', title: '供而未用 / 闲置(按状态)', on: false, key: 'supply_no',
+      id: 'idle', title: '供而未用 / 闲置(按状态)', on: false, key: 'supply_no', props: ['supply_no', 'status', 'area_mu'],
       legend: () => legendOf(IDLE_STATUS).slice(0, 4),
       layers: (s) => [
         Object.assign({ id: 'idle-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', IDLE_STATUS, '#ed8936'), 'fill-opacity': 0.8 } }, s),
@@ -170,7 +187,7 @@
       ],
     },
     {
-      id: 'low_efficiency', title: '低效用地(按原因)', on: false, key: 'parcel_no',
+      id: 'low_efficiency', title: '低效用地(按原因)', on: false, key: 'parcel_no', props: ['parcel_no', 'reason_codes', 'area_mu'],
       legend: () => legendOf(REASONS),
       layers: (s) => [
         Object.assign({ id: 'low_efficiency-fill', type: 'fill', paint: { 'fill-color': reasonExpr(), 'fill-opacity': 0.8 } }, s),
@@ -212,11 +229,14 @@
       if (tj.bounds) def.bounds = tj.bounds;
       return { id, def, sourceLayer, mode: 'tiles' };
     }
-    return { id, def: { type: 'geojson', data: `${ORIGIN}/api/map/layers/${layer.id}.geojson`, promoteId: layer.key }, sourceLayer: null, mode: 'geojson' };
+    const url = `${ORIGIN}/api/map/layers/${layer.id}.geojson` + (layer.props ? '?props=' + layer.props.join(',') : '');
+    // a hidden layer's GeoJSON is fetched when it is first switched on
+    const data = layer.on ? url : { type: 'FeatureCollection', features: [] };
+    return { id, def: { type: 'geojson', data, promoteId: layer.key }, sourceLayer: null, mode: 'geojson', url, loaded: layer.on };
   }
 
   async function buildMap() {
-    const conf = await api('/app-config.json').catch(() => ({}));
+    const conf = state.conf;
     const style = {
       version: 8,
       glyphs: ORIGIN + '/glyphs/{fontstack}/{range}.pbf',
@@ -271,6 +291,7 @@
       transformRequest: (url) => (url.startsWith(ORIGIN) && state.token ? { url, headers: authHeaders() } : { url }),
     });
     LL.map = map;
+    LL.timings.mapCreated = Math.round(performance.now());
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
     map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
     map.on('error', (e) => {
@@ -341,6 +362,11 @@
   function setLayerVisible(id, on) {
     const l = LAYERS.find((x) => x.id === id);
     l.on = on;
+    const info = sourceInfo[id];
+    if (on && map && info && info.mode === 'geojson' && !info.loaded) {
+      info.loaded = true;
+      map.getSource(info.id).setData(info.url);
+    }
     if (map) l.layers({}).forEach((ml) => map.getLayer(ml.id) && map.setLayoutProperty(ml.id, 'visibility', on ? 'visible' : 'none'));
     renderLayerList();
   }
@@ -473,12 +499,15 @@
 
   function flyToBox(b) {
     const pad = Math.max(b[2] - b[0], b[3] - b[1]) * 0.6 + 0.002;
-    map.fitBounds([[b[0] - pad, b[1] - pad], [b[2] + pad, b[3] + pad]], { maxZoom: 17, duration: 800 });
+    const right = $('#dossier').hidden ? 40 : 460; // keep the target clear of the side panel
+    map.fitBounds([[b[0] - pad, b[1] - pad], [b[2] + pad, b[3] + pad]], { maxZoom: 17, duration: 800, padding: { top: 40, bottom: 40, left: 40, right } });
   }
 
   /** After flying to an enterprise or supply record, open the parcel under its centre. */
   function openDossierAt(center, uscc, hit) {
+    const seq = dossierSeq;
     map.once('moveend', async () => {
+      if (seq !== dossierSeq) return; // the user went elsewhere meanwhile
       const pt = map.project(center);
       const f = map.queryRenderedFeatures(pt, { layers: ['parcels-fill'] })[0];
       if (f) openDossier(f.properties.parcel_no);
@@ -505,8 +534,10 @@
       .addTo(map);
   }
 
+  let dossierSeq = 0;
   async function openDossier(dkbh, fly) {
     if (!dkbh) return;
+    const seq = ++dossierSeq;
     state.dossierFor = dkbh;
     const panel = $('#dossier');
     const body = $('#dossier-body');
@@ -515,7 +546,9 @@
     let d;
     try {
       d = await api('/api/parcels/' + encodeURIComponent(dkbh));
+      if (seq !== dossierSeq) return; // another parcel was clicked meanwhile
     } catch (e) {
+      if (seq !== dossierSeq) return;
       body.innerHTML = `<p class="finding">${esc(e.message)}</p>`;
       return;
     }
@@ -525,7 +558,7 @@
     body.innerHTML = renderDossier(d);
     body.dataset.parcel = d.parcel.parcel_no;
     body.dataset.chain = d.chain.position;
-    if (d.tax_visible) drawTaxChart(d);
+    if (d.tax_visible) loadECharts().then(() => seq === dossierSeq && drawTaxChart(d));
   }
 
   function row(label, value) {
@@ -609,7 +642,7 @@
 
   function drawTaxChart(d) {
     const el = $('#tax-chart');
-    if (!el || !window.echarts) return;
+    if (!el) return;
     const years = [...new Set(d.enterprises.flatMap((e) => (e.tax_by_year || []).map((t) => t.year)))].sort();
     const series = d.enterprises
       .filter((e) => (e.tax_by_year || []).length)
@@ -740,8 +773,10 @@
   const KEY_OF = { idle: 'supply_id', unsupplied: 'approval_id', 'low-efficiency': 'parcel_id' };
   const RESERVE_LIMIT = 2000;
 
+  let reserveSeq = 0;
   async function runReserve(ev) {
     if (ev) ev.preventDefault();
+    const seq = ++reserveSeq;
     const { kind, params } = reserveParams();
     updateExportLinks();
     const p = new URLSearchParams(params);
@@ -751,6 +786,7 @@
     let fc;
     try {
       fc = await api(`/api/land/${kind}?${p}`);
+      if (seq !== reserveSeq) return; // a newer filter was asked for
     } catch (e) {
       $('#reserve-count').textContent = '';
       toast('筛选失败: ' + e.message, true);
@@ -808,11 +844,14 @@
     const code = $('#dash-form select[name=code]').value;
     const body = $('#dash-body');
     if (!code || !$('#tab-dashboard').classList.contains('on')) return;
+    await loadECharts();
     charts.splice(0).forEach((c) => c.dispose());
     body.innerHTML = '<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:260px"></div></div><div id="dash-ind"></div>';
     const [summary, ind] = await Promise.all([
       apiOptional(`/api/land/summary?level=${level}`).catch(() => null),
-      apiOptional(`/api/indicators?level=${level}&code=${encodeURIComponent(code)}`).catch((e) => ({ error: e.message })),
+      state.conf.indicators
+        ? apiOptional(`/api/indicators?level=${level}&code=${encodeURIComponent(code)}`).catch((e) => ({ error: e.message }))
+        : null,
     ]);
     if (summary && summary.items) {
       const me = summary.items.find((x) => x.code === code) || {};
@@ -945,6 +984,7 @@
     fillStatus();
     renderLayerList();
     await refreshRole();
+    state.conf = await api('/app-config.json').catch(() => ({}));
     await buildMap();
     map.on('dblclick', onDblClick);
     map.on('sourcedata', (e) => {
