@@ -5,7 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import errors
-from app.routers import admission, land, mapdata, ogc, plans, platforms, registry, tiles, web
+from app.routers import (
+    admission,
+    enterprises,
+    land,
+    mapdata,
+    ogc,
+    plans,
+    platforms,
+    registry,
+    tiles,
+    web,
+)
 
 
 def create_app() -> FastAPI:
@@ -20,6 +31,7 @@ def create_app() -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(land.router)
+    app.include_router(enterprises.router)
     app.include_router(mapdata.router)
     app.include_router(platforms.router)
     app.include_router(admission.router)

@@ -108,7 +108,7 @@ def evaluate(
     run_sql(
         conn,
         f"""
-        DELETE FROM evaluations WHERE CAST(:year AS int) IS NULL OR year = :year;
+        {"TRUNCATE evaluations" if year is None else "DELETE FROM evaluations WHERE year = :year"};
         CREATE TEMP TABLE _ev ON COMMIT DROP AS
         SELECT o.year, o.uscc, e.name, e.industry_code,
                CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
@@ -272,6 +272,7 @@ def run_chain(
     counts["links"] = linkage.link_all(conn, run_id, as_of, rules.linkage)
     timings["link"] = time.perf_counter() - t
     t = time.perf_counter()
+    indicators.prepare_flags(conn, rules.indicators)
     counts.update(per_mu.compute(conn, run_id, as_of))
     timings["per_mu"] = time.perf_counter() - t
     t = time.perf_counter()

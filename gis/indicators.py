@@ -1,7 +1,7 @@
 """§7 indicators (两底线 两降低 四提升) per district, platform and corridor and year.
 
-Read from the per-mu allocation of gis/per_mu.py (temp tables ``_alloc``, ``_fig`` of the same
-transaction): each enterprise's CC figures allocated to zones in proportion to its land there.
+Read from the zone sums of gis/per_mu.py (temp table ``_zsum`` of the same transaction): each
+enterprise's CC figures allocated to zones in proportion to its land there.
 
 两底线 (floors):   ``va_gdp_share`` 工业增加值 ÷ GDP (%, districts only: TJ's GYZJZ ÷ GDP);
                    ``industrial_land_mu`` surveyed industrial parcels (DLBM industrial) in the zone,
@@ -56,12 +56,45 @@ def _prefix_values(pairs: list[tuple[str, str]]) -> str:
     return f"SELECT * FROM (VALUES {rows}) v(name, prefix)"
 
 
-def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -> dict:
-    """Rebuild ``area_indicators`` from this transaction's allocation; returns counts and notes."""
-    featured = _prefix_values(
+def prepare_flags(conn: Connection, rules: IndicatorRules) -> None:
+    """Temp table ``_entflags`` (uscc, featured, hightech, in_platform) for gis/per_mu.py's
+    zone sums: featured = its industry is one of its primary platform's featured industries."""
+    featured, hightech = _featured_sql(rules), _hightech_sql(rules)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _entflags")
+    conn.execute(
+        text(
+            f"""
+            CREATE TEMP TABLE _entflags ON COMMIT DROP AS
+            SELECT e.uscc, zp.to_key IS NOT NULL AS in_platform,
+                EXISTS (SELECT 1 FROM platforms pt
+                        CROSS JOIN LATERAL unnest(pt.featured_industries) n
+                        JOIN ({featured}) f ON f.name = trim(n)
+                        WHERE pt.code = zp.to_key
+                          AND e.industry_code LIKE f.prefix || '%') AS featured,
+                EXISTS (SELECT 1 FROM ({hightech}) h
+                        WHERE e.industry_code LIKE h.prefix || '%') AS hightech
+            FROM enterprises e
+            LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
+                 AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
+            """
+        )
+    )
+    conn.exec_driver_sql("CREATE INDEX ON _entflags (uscc)")
+
+
+def _featured_sql(rules: IndicatorRules) -> str:
+    return _prefix_values(
         [(n, pfx) for n, pfxs in rules.featured_industry_codes.items() for pfx in pfxs]
     )
-    hightech = _prefix_values([("", pfx) for pfx in rules.high_tech_prefixes])
+
+
+def _hightech_sql(rules: IndicatorRules) -> str:
+    return _prefix_values([("", pfx) for pfx in rules.high_tech_prefixes])
+
+
+def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -> dict:
+    """Rebuild ``area_indicators`` from this transaction's zone sums; returns counts and notes."""
+    featured = _featured_sql(rules)
     notes: list[str] = []
     unmapped = conn.execute(
         text(
@@ -81,36 +114,10 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
     wide = pd.DataFrame(
         conn.execute(
             text(
-                f"""
-                WITH ent AS (
-                    SELECT e.uscc, e.industry_code, zp.to_key AS platform,
-                        EXISTS (SELECT 1 FROM platforms pt
-                                CROSS JOIN LATERAL unnest(pt.featured_industries) n
-                                JOIN ({featured}) f ON f.name = trim(n)
-                                WHERE pt.code = zp.to_key
-                                  AND e.industry_code LIKE f.prefix || '%') AS featured,
-                        EXISTS (SELECT 1 FROM ({hightech}) h
-                                WHERE e.industry_code LIKE h.prefix || '%') AS hightech
-                    FROM enterprises e
-                    LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
-                         AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
-                )
-                SELECT a.level, a.code, a.year,
-                       sum(a.frac * f.gross_output) AS output,
-                       sum(a.frac * f.gross_output) FILTER (WHERE ent.featured) AS out_featured,
-                       sum(a.frac * f.gross_output) FILTER (WHERE ent.hightech) AS out_hightech,
-                       sum(a.frac * f.gross_output) FILTER (WHERE ent.platform IS NOT NULL)
-                           AS out_platform,
-                       sum(a.frac * f.tax_paid) AS tax,
-                       sum(a.land_m2) AS land_m2,
-                       sum(a.frac * f.energy_tce) AS energy,
-                       sum(a.frac * f.va_e) AS va_e,
-                       sum(a.frac * f.emissions_t) AS emissions
-                FROM (SELECT * FROM _alloc WHERE level <> 'parcel') a
-                JOIN _fig f
-                     ON f.year = a.year AND f.uscc = a.uscc
-                JOIN ent ON ent.uscc = a.uscc
-                GROUP BY a.level, a.code, a.year
+                """
+                SELECT level, code, year, gross_output, out_featured, out_hightech, out_platform,
+                       tax_paid, area_m2, energy_tce, va_e, emissions_t
+                FROM _zsum WHERE level <> 'parcel'
                 """
             )
         ).all(),
@@ -155,7 +162,7 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
         ).all(),
         columns=["level", "code", "year", "gdp", "tj_va", "tj_land_m2"],
     )
-    conn.execute(text("DELETE FROM area_indicators"))
+    conn.execute(text("TRUNCATE area_indicators"))
     if not years or zones.empty:
         return {"rows": 0, "notes": notes}
     grid = zones.merge(pd.DataFrame({"year": years}), how="cross")

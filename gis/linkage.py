@@ -57,7 +57,7 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
         "sov": rules.supply_min_overlap,
         "pov": rules.project_min_overlap,
     }
-    conn.execute(text("DELETE FROM links"))
+    conn.execute(text("TRUNCATE links"))
     _enterprise_parcel(conn, p)
     _supply_parcel(conn, p)
     _projects(conn, p)

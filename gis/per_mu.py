@@ -62,23 +62,23 @@ def _ratio_sql() -> str:
     )
 
 
-TEMP_TABLES = ("_ep", "_share", "_alloc", "_fig")
+TEMP_TABLES = ("_ep", "_share", "_pz", "_alloc", "_fig", "_zsum", "_entflags")
 
 
 def drop_temp(conn: Connection) -> None:
-    """Drop this module's temp tables (kept until then for gis/indicators.py)."""
+    """Drop the chain's temp tables (kept until then for gis/indicators.py; ``_entflags`` is
+    made by ``gis.indicators.prepare_flags`` before ``compute``)."""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES)}")
 
 
 def compute(conn: Connection, run_id: int, as_of: date) -> dict:
     """Rebuild ``enterprise_land`` and ``per_mu``; returns counts."""
     p = {"run": run_id, "as_of": as_of, "mu": MU, "lrule": LAND_RULE, "prule": PER_MU_RULE}
-    drop_temp(conn)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES[:-1])}")
     run_sql(
         conn,
         """
-        DELETE FROM enterprise_land;
-        DELETE FROM per_mu;
+        TRUNCATE enterprise_land, per_mu;
         CREATE TEMP TABLE _ep ON COMMIT DROP AS
         SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
                o.declared_land_m2 AS ydmj
@@ -130,30 +130,34 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
     run_sql(
         conn,
         """
+        CREATE TEMP TABLE _pz ON COMMIT DROP AS
+        SELECT from_key AS parcel_no, substr(kind, 8) AS level, to_key AS code, share
+        FROM links
+        WHERE kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
+          AND to_key IS NOT NULL;
+        CREATE INDEX ON _pz (parcel_no);
         CREATE TEMP TABLE _alloc ON COMMIT DROP AS
         SELECT s.year, s.uscc, 'parcel'::text AS level, s.parcel_no AS code,
-               s.land_m2 / el.area_m2 AS frac, s.land_m2
+               s.land_m2 / el.area_m2 AS frac, s.land_m2, s.parcel_m2
         FROM _share s JOIN enterprise_land el ON el.year = s.year AND el.uscc = s.uscc;
         INSERT INTO _alloc
-        SELECT a.year, a.uscc, substr(z.kind, 8), z.to_key, a.frac * z.share,
-               a.land_m2 * z.share
-        FROM _alloc a
-        JOIN links z ON z.kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
-             AND z.from_key = a.code AND z.to_key IS NOT NULL
-        WHERE a.level = 'parcel';
+        SELECT a.year, a.uscc, z.level, z.code, sum(a.frac * z.share), sum(a.land_m2 * z.share),
+               NULL
+        FROM _alloc a JOIN _pz z ON z.parcel_no = a.code
+        GROUP BY 1, 2, 3, 4;
         INSERT INTO _alloc
-        SELECT el.year, el.uscc, substr(z.kind, 12), z.to_key, 1.0, el.area_m2
+        SELECT el.year, el.uscc, substr(z.kind, 12), z.to_key, 1.0, el.area_m2, NULL
         FROM enterprise_land el
         JOIN links z ON z.kind IN ('enterprise_district', 'enterprise_platform',
                                    'enterprise_corridor')
              AND z.from_key = el.uscc AND z.to_key IS NOT NULL AND z.method = 'contains'
-        WHERE el.basis = 'declared';
-        ANALYZE _alloc
+        WHERE el.basis = 'declared'
         """,
         p,
     )
     sums = ", ".join(SUM_COLUMNS)
     ratios = ", ".join(RATIO_COLUMNS)
+    helpers = ("va_e", "va_p", "va_l", "rd_r", "rev_r")
     run_sql(
         conn,
         f"""
@@ -176,30 +180,25 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
         SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {_ratio_sql()},
                :prule, :run, :as_of
         FROM (SELECT f.*, f.area_m2 * :mu AS area_mu FROM _fig f) x;
+        CREATE TEMP TABLE _zsum ON COMMIT DROP AS
+        SELECT a.level, a.code, a.year,
+               CASE WHEN a.level = 'parcel' THEN min(a.parcel_m2) ELSE sum(a.land_m2) END
+                   AS area_m2,
+               count(*) AS n,
+               {", ".join(f"sum(a.frac * f.{c}) AS {c}" for c in SUM_COLUMNS + helpers)},
+               sum(a.frac * f.gross_output) FILTER (WHERE fl.featured) AS out_featured,
+               sum(a.frac * f.gross_output) FILTER (WHERE fl.hightech) AS out_hightech,
+               sum(a.frac * f.gross_output) FILTER (WHERE fl.in_platform) AS out_platform
+        FROM _alloc a
+        JOIN _fig f ON f.year = a.year AND f.uscc = a.uscc
+        LEFT JOIN _entflags fl ON fl.uscc = a.uscc
+        GROUP BY a.level, a.code, a.year;
         INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {ratios},
                             rule, run_id, as_of)
         SELECT level, code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
                :prule, :run, :as_of
-        FROM (
-            SELECT a.level, a.code, a.year,
-                   CASE WHEN a.level = 'parcel' THEN min(pa.area_m2) ELSE sum(a.land_m2) END
-                       AS area_m2,
-                   CASE WHEN a.level = 'parcel' THEN min(pa.area_m2) ELSE sum(a.land_m2) END
-                       * :mu AS area_mu,
-                   count(DISTINCT a.uscc) AS n,
-                   {", ".join(f"sum(a.frac * f.{c}) AS {c}" for c in SUM_COLUMNS)},
-                   {
-            ", ".join(
-                f"sum(a.frac * f.{c}) AS {c}" for c in ("va_e", "va_p", "va_l", "rd_r", "rev_r")
-            )
-        }
-            FROM _alloc a
-            JOIN _fig f ON f.year = a.year AND f.uscc = a.uscc
-            LEFT JOIN parcels pa ON a.level = 'parcel' AND pa.parcel_no = a.code
-            GROUP BY a.level, a.code, a.year
-        ) g;
-        ANALYZE per_mu;
-        ANALYZE _fig
+        FROM (SELECT *, area_m2 * :mu AS area_mu FROM _zsum) g;
+        ANALYZE per_mu
         """,
         p,
     )
