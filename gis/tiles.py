@@ -61,6 +61,7 @@ TILE_PROPS: dict[str, tuple[str, ...]] = {
     "unsupplied": ("doc_no", "status", "unsupplied_mu", "age_band", "approved_on"),
     "idle": ("supply_no", "status", "days_overdue", "area_mu"),
     "low_efficiency": ("parcel_no", "reason_codes", "area_mu"),
+    "plan_blocks": ("plan_id", "block_no", "function", "corridor_code", "platform_code", "area_mu"),
 }
 # Tilesets a change to a table can alter (statement triggers and the refresh hook use it).
 TABLE_TILESETS: dict[str, tuple[str, ...]] = {
@@ -182,7 +183,8 @@ def _zone_sql(level: str, table: str, analyst: bool) -> str:
 
 INVALIDATION_WINDOW = "10 minutes"
 _SEEN_SQL = (
-    "(SELECT coalesce(array_agg(id), '{}') FROM tile_invalidations "
+    "(SELECT coalesce(array_agg(id::text || '@' || extract(epoch FROM at)::text), '{}') "
+    "FROM tile_invalidations "
     f"WHERE at > clock_timestamp() - interval '{INVALIDATION_WINDOW}')"
 )
 
@@ -205,7 +207,10 @@ class Tileset:
                 f"SELECT coalesce(({_layer_sql(self.coll, TILE_PROPS[self.id], analyst, self.id)}"
                 "), ''::bytea)"
             )
-        return f"SELECT ({body}) AS mvt, {_SEEN_SQL} AS seen"
+        return (
+            f"SELECT ({body}) AS mvt, {_SEEN_SQL} AS seen, "
+            "extract(epoch FROM statement_timestamp())::float8 AS started"
+        )
 
     def vector_layers(self, analyst: bool) -> list[dict]:
         s = get_settings().tiles
@@ -261,8 +266,9 @@ def tilesets(conn: Connection) -> dict[str, Tileset]:
 
 def render(
     engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
-) -> tuple[bytes, frozenset[int]]:
-    """The MVT bytes of one tile and the ids of the invalidation-log rows its snapshot saw."""
+) -> tuple[bytes, frozenset[str], float]:
+    """The MVT bytes of one tile, the ids (id@epoch) of the invalidation-log rows its snapshot
+    saw, and when its statement started (epoch seconds)."""
     s = get_settings().tiles
     low = z < s.parcel_min_zoom
     tol = tolerance_m(z, s.simplify_px_low if low else s.simplify_px_high)
@@ -280,11 +286,11 @@ def render(
     try:
         with raw.cursor() as cur:
             cur.execute(ts.sql(z, analyst), params, prepare=True)
-            mvt, seen = cur.fetchone()
+            mvt, seen, started = cur.fetchone()
         raw.commit()
     finally:
         raw.close()
-    return bytes(mvt or b""), frozenset(seen or ())
+    return bytes(mvt or b""), frozenset(seen or ()), started
 
 
 # ---- cache ----------------------------------------------------------------------------------
@@ -306,8 +312,9 @@ class TileCache:
         self.bytes = 0
         self.lock = threading.Lock()
         self.last_poll = 0.0
-        self.processed: dict[tuple[int, float], float] = {}  # (id, at) -> when seen
-        self.recent: list[tuple[int, tuple[str, ...], tuple | None]] = []  # id, tilesets, box
+        self.processed: dict[tuple[int, str], float] = {}  # (id, at) -> when seen
+        # id@at, tilesets, box, at (epoch s)
+        self.recent: list[tuple[str, tuple[str, ...], tuple | None, float]] = []
         self.last_run: int | None = None
         self.dropped = 0
 
@@ -323,13 +330,16 @@ class TileCache:
                 self.entries.move_to_end(key)
             return e
 
-    def put(self, key: tuple, e: _Entry, seen: frozenset[int]) -> None:
+    def put(self, key: tuple, e: _Entry, seen: frozenset[str], started: float) -> None:
         s = get_settings().tiles
         if s.cache_entries <= 0:
             return
         with self.lock:
             # a logged change the render's snapshot did not see, meeting this tile: don't cache
-            for inv_id, sets, box in self.recent:
+            # (``recent`` holds only rows present at the last poll: rows since deleted, by a
+            # TRUNCATE say, are gone from it, so an unseen row is one committed after the
+            # render's snapshot)
+            for inv_id, sets, box, _at in self.recent:
                 if inv_id not in seen and _hits(e, sets, box):
                     return
             old = self.entries.pop(key, None)
@@ -367,7 +377,7 @@ class TileCache:
                     self.last_run = run
             rows = conn.execute(
                 text(
-                    "SELECT id, extract(epoch FROM at), layers, ST_XMin(extent), "
+                    "SELECT id, extract(epoch FROM at)::text, layers, ST_XMin(extent), "
                     "ST_YMin(extent), ST_XMax(extent), ST_YMax(extent) FROM tile_invalidations "
                     f"WHERE at > clock_timestamp() - interval '{INVALIDATION_WINDOW}' ORDER BY id"
                 )
@@ -375,21 +385,21 @@ class TileCache:
         dropped = 0
         with self.lock:
             for r in rows:
-                ident = (r[0], float(r[1]))
+                ident = (r[0], r[1])
                 if ident in self.processed:
                     continue
                 self.processed[ident] = now
                 box = None if r[3] is None else (r[3], r[4], r[5], r[6])
                 sets = tuple(r[2])
-                self.recent.append((r[0], sets, box))
+                self.recent.append((f"{r[0]}@{r[1]}", sets, box, float(r[1])))
                 for k in [k for k, e in self.entries.items() if _hits(e, sets, box)]:
                     ev = self.entries.pop(k)
                     self.bytes -= len(ev.data)
                     dropped += 1
             horizon = now - 900
             self.processed = {k: v for k, v in self.processed.items() if v > horizon}
-            live = {k[0] for k in self.processed}
-            self.recent = [r for r in self.recent if r[0] in live]
+            present = {f"{r[0]}@{r[1]}" for r in rows}
+            self.recent = [r for r in self.recent if r[0] in present]
         self.dropped += dropped
         return dropped
 
@@ -417,11 +427,11 @@ def get_tile(
         hit = CACHE.get(key)
         if hit is not None:
             return hit.data, hit.etag, True
-    data, seen = render(engine, ts, z, x, y, analyst)
+    data, seen, started = render(engine, ts, z, x, y, analyst)
     etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
     if s.cache_entries > 0:
         box = tile_box_4549(z, x, y, s.buffer / s.extent)
-        CACHE.put(key, _Entry(data, etag, box, ts.id), seen)
+        CACHE.put(key, _Entry(data, etag, box, ts.id), seen, started)
     return data, etag, False
 
 

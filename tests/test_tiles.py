@@ -1,0 +1,245 @@
+"""Vector tiles read by real clients (GDAL's MVT driver, mapbox-vector-tile), zoom-aware content,
+ETag/304, errors, and precise cache invalidation on change (issue 5)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from datetime import date
+
+import mapbox_vector_tile
+import pytest
+from sqlalchemy import text
+
+from gis import tiles as gt
+from gis.collections import forget_schema
+from gis.config import get_settings
+from tests.ogc_helpers import N_PARCELS, load_city
+
+LON, LAT = 120.0150, 30.2812  # inside the parcel grid of ogc_helpers
+
+
+@pytest.fixture
+def city(http, db):
+    load_city(db)
+    forget_schema()
+    with db.begin() as c:
+        gt.refresh_zone_stats(c)
+    gt.CACHE.clear()
+    gt.CACHE.poll(db, force=True)
+    return http
+
+
+def _tile(http, layer: str, z: int, lon: float = LON, lat: float = LAT, **kw):
+    x, y = gt.tile_for(lon, lat, z)
+    return http.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt", **kw)
+
+
+def _decode(r) -> dict:
+    return mapbox_vector_tile.decode(r.content) if r.content else {}
+
+
+def _ogr(url: str) -> str:
+    r = subprocess.run(
+        ["/usr/bin/ogrinfo", "-ro", "-al", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin"},
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_gdal_mvt_driver_reads_parcels_and_aggregates(city, server):
+    out = _ogr(f"MVT:{server}/tiles/parcels/14")
+    parcels = set(re.findall(r"parcel_no \(String\) = (DK-\d+)", out))
+    assert parcels == {f"DK-{i:04d}" for i in range(N_PARCELS)}
+    assert "actual_use (String) = 挪作他用" in out
+    out = _ogr(f"MVT:{server}/tiles/parcels/10")
+    assert "Layer name: districts" in out and "Layer name: platforms" in out
+    assert "parcel_count (Real) = 20" in out and "name (String) = 钱塘新区工业园" in out
+    assert "parcel_no (String)" not in out
+    x, y = gt.tile_for(LON, LAT, 16)
+    out = _ogr(f"MVT:{server}/tiles/enterprises/16/{x}/{y}.pbf")
+    assert "Geometry: Point" in out and "杭州测试" in out
+
+
+def test_zoom_aware_content(city):
+    for z in (8, 10, 12):
+        d = _decode(_tile(city, "parcels", z))
+        assert set(d) == {"districts", "platforms"}, z
+        pt = d["platforms"]["features"][0]["properties"]
+        assert pt["parcel_count"] == N_PARCELS and pt["area_mu"] == 300.0
+        assert "tax_per_mu" not in pt and pt["tax_class"] == "A"
+    for z in (13, 14, 16):
+        d = _decode(_tile(city, "parcels", z))
+        assert set(d) == {"parcels"}
+        props = d["parcels"]["features"][0]["properties"]
+        assert {"parcel_no", "actual_use", "area_mu"} <= set(props)
+
+
+def test_feature_cap(city, monkeypatch):
+    monkeypatch.setattr(get_settings().tiles, "feature_cap", 5)
+    monkeypatch.setattr(get_settings().tiles, "cache_entries", 0)
+    d = _decode(_tile(city, "parcels", 14))
+    assert len(d["parcels"]["features"]) == 5
+
+
+def test_tilejson_and_style(city):
+    tj = city.get("/tiles/parcels.json").json()
+    assert tj["tilejson"] == "3.0.0" and tj["tiles"][0].endswith("/tiles/parcels/{z}/{x}/{y}.mvt")
+    ids = {v["id"]: v for v in tj["vector_layers"]}
+    assert set(ids) == {"districts", "platforms", "parcels"}
+    assert ids["parcels"]["fields"]["actual_use"] == "String"
+    assert ids["parcels"]["minzoom"] == get_settings().tiles.parcel_min_zoom
+    b = tj["bounds"]
+    assert 119 < b[0] < b[2] < 121 and 29 < b[1] < b[3] < 31
+    style = city.get("/tiles/style.json").json()
+    assert style["version"] == 8
+    for layer in style["layers"][1:]:
+        assert layer["source"] in style["sources"] and layer["source-layer"]
+    ids = {lyr["id"] for lyr in style["layers"]}
+    assert {"parcels-use", "parcels-eval-class", "parcels-land-status", "platforms-fill"} <= ids
+
+
+def test_etag_304_and_cache_headers(city):
+    r = _tile(city, "parcels", 14)
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert r.headers["cache-control"].startswith("public")
+    assert r.headers["x-tile-cache"] == "miss"
+    again = _tile(city, "parcels", 14)
+    assert again.headers["x-tile-cache"] == "hit" and again.content == r.content
+    not_mod = _tile(city, "parcels", 14, headers={"If-None-Match": r.headers["etag"]})
+    assert not_mod.status_code == 304 and not_mod.content == b""
+    pbf = city.get(f"/tiles/parcels/14/{'/'.join(map(str, gt.tile_for(LON, LAT, 14)))}.pbf")
+    assert pbf.content == r.content
+
+
+def test_analyst_tiles_add_tax_figures_privately(city, db):
+    from gis import tokens
+
+    with db.begin() as c:
+        tok = tokens.create(c, "analyst", "analyst")
+    r = _tile(city, "parcels", 10, headers={"Authorization": f"Bearer {tok}"})
+    assert r.headers["cache-control"].startswith("private")
+    pt = _decode(r)["platforms"]["features"][0]["properties"]
+    assert pt["tax_per_mu"] == pytest.approx(600.0 / 300.0)
+    d = _decode(_tile(city, "enterprises", 14, headers={"Authorization": f"Bearer {tok}"}))
+    assert "tax_paid" in d["enterprises"]["features"][0]["properties"]
+    d = _decode(_tile(city, "enterprises", 14))
+    assert "tax_paid" not in d["enterprises"]["features"][0]["properties"]
+
+
+@pytest.mark.parametrize(
+    "url, status, says",
+    [
+        ("/tiles/parcels/25/0/0.mvt", 400, "zoom 25 is out of range"),
+        ("/tiles/parcels/3/8/0.mvt", 400, "x and y must be in 0-7"),
+        ("/tiles/parcels/3/0/-1.mvt", 400, "x and y must be in 0-7"),
+        ("/tiles/parcels/a/0/0.mvt", 400, "zoom 'a' is not an integer"),
+        ("/tiles/nope/3/0/0.mvt", 404, "no tile layer 'nope'"),
+        ("/tiles/nope.json", 404, "no tile layer 'nope'"),
+        ("/tiles/parcels/3/0/0.png", 404, ".mvt or .pbf"),
+    ],
+)
+def test_errors(city, url, status, says):
+    r = city.get(url)
+    assert r.status_code == status
+    assert says in r.json()["message"]
+
+
+def _wait_poll():
+    time.sleep(get_settings().tiles.cache_poll_seconds + 0.1)
+
+
+FAR = (120.17, 30.28)  # 15 km east: 建德 platform PT02, another tile at every zoom >= 11
+
+
+def test_invalidation_drops_only_touched_tiles_old_and_new_geometry(city, db):
+    z = 16
+    a = _tile(city, "parcels", z)  # parcel grid, west part
+    x_far = _tile(city, "parcels", z, *FAR)
+    assert _tile(city, "parcels", z).headers["x-tile-cache"] == "hit"
+    assert _tile(city, "parcels", z, *FAR).headers["x-tile-cache"] == "hit"
+    # an attribute change of one parcel in tile a
+    x, y = gt.tile_for(LON, LAT, z)
+    with db.begin() as c:
+        no = c.execute(
+            text(
+                "SELECT parcel_no FROM parcels WHERE geom && ST_Transform("
+                "ST_TileEnvelope(:z, :x, :y), 4549) ORDER BY parcel_no LIMIT 1"
+            ),
+            {"z": z, "x": x, "y": y},
+        ).scalar_one()
+        c.execute(text("UPDATE parcels SET actual_use = '闲置' WHERE parcel_no = :n"), {"n": no})
+    _wait_poll()
+    a2 = _tile(city, "parcels", z)
+    assert a2.headers["x-tile-cache"] == "miss" and a2.headers["etag"] != a.headers["etag"]
+    uses = {
+        f["properties"]["parcel_no"]: f["properties"]["actual_use"]
+        for f in _decode(a2)["parcels"]["features"]
+    }
+    assert uses[no] == "闲置"
+    far = _tile(city, "parcels", z, *FAR)
+    assert far.headers["x-tile-cache"] == "hit" and far.content == x_far.content
+    # moving that parcel far away: its old tile and its new tile are both dropped
+    assert _tile(city, "parcels", z).headers["x-tile-cache"] == "hit"
+    with db.begin() as c:
+        c.execute(
+            text(
+                "UPDATE parcels SET geom = ST_Multi(ST_Transform(ST_Buffer(ST_SetSRID("
+                "ST_Point(:lon, :lat), 4326), 0.0002, 2), 4549)) WHERE parcel_no = :n"
+            ),
+            {"lon": FAR[0], "lat": FAR[1], "n": no},
+        )
+    _wait_poll()
+    old = _tile(city, "parcels", z)
+    new = _tile(city, "parcels", z, *FAR)
+    assert old.headers["x-tile-cache"] == "miss" and new.headers["x-tile-cache"] == "miss"
+    assert no not in {f["properties"]["parcel_no"] for f in _decode(old)["parcels"]["features"]}
+    assert [f["properties"]["parcel_no"] for f in _decode(new)["parcels"]["features"]] == [no]
+
+
+def test_import_refresh_hook_and_zone_aggregates(city, db, tmp_path, monkeypatch):
+    """An import through the pipeline: tiles of the changed area and of the zones whose
+    aggregates changed are dropped; others are kept. (Only our refresh hook runs here.)"""
+    from gis import refresh
+    from gis.ingest import ImportOptions, import_file
+    from tests import factories
+
+    monkeypatch.setattr(
+        refresh, "DEPENDENTS", {k: [gt._after_import] for k in ("XZQ", "PT", "DK", "QY", "CC")}
+    )
+
+    z10 = _tile(city, "parcels", 10)
+    far16 = _tile(city, "parcels", 16, *FAR)
+    path = factories.parcels(tmp_path, n=1, DKBH="DK-NEW1", DZJGH="", XZQDM="330102")
+    import_file(db, "dk", path, ImportOptions(), user="test")
+    _wait_poll()
+    z10b = _tile(city, "parcels", 10)
+    assert z10b.headers["x-tile-cache"] == "miss"
+    pt = _decode(z10b)["districts"]["features"]
+    assert {f["properties"]["code"]: f["properties"]["parcel_count"] for f in pt}[
+        "330102"
+    ] == N_PARCELS + 1
+    assert z10b.headers["etag"] != z10.headers["etag"]
+    assert _tile(city, "parcels", 16, *FAR).headers["x-tile-cache"] == "hit"
+    assert far16.status_code == 200
+
+
+def test_detection_run_invalidates_derived_tiles(city, db):
+    from gis.detection import run_detection
+
+    forget_schema()
+    before = _decode(_tile(city, "idle", 14))
+    far = _tile(city, "idle", 14, *FAR)
+    assert before == {}
+    run_detection(db, date(2026, 1, 1), user="test")
+    _wait_poll()
+    after = _tile(city, "idle", 14)
+    assert after.headers["x-tile-cache"] == "miss"
+    assert len(_decode(after)["idle"]["features"]) >= 1
+    assert _tile(city, "idle", 14, *FAR).headers["x-tile-cache"] == "hit"
+    assert far.status_code == 200
