@@ -438,6 +438,37 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                 tables=("low_efficiency_results", "parcels"),
             )
         )
+    if {"plans", "plan_blocks"} <= tabs.keys():  # issue 7: blocks of the latest layout plan
+        out.append(
+            Collection(
+                "plan_blocks",
+                "用地布局规划 plan blocks",
+                "Corridor blocks and their function (keep_industrial, to_m0, redevelop, exit) in "
+                "the latest layout plan (issue 7); /api/plans/{id} serves every plan.",
+                "plan_blocks t",
+                "t.plan_id::text || '-' || t.block_no::text",
+                "plan_id-block_no",
+                "MultiPolygon",
+                (
+                    Prop("plan_id", "t.plan_id", "integer", "规划方案"),
+                    Prop("block_no", "t.block_no", "integer", "地块组编号"),
+                    Prop("function", "t.function", "string", "规划功能"),
+                    Prop("corridor_code", "t.corridor_code", "string", "走廊 (ZLDM)"),
+                    Prop("platform_code", "t.platform_code", "string", "平台 (PTDM)"),
+                    Prop("platform_kind", "t.platform_kind", "string", "平台类型 (四类平台)"),
+                    Prop("district_code", "t.district_code", "string", "行政区 (XZQDM)"),
+                    Prop("parcel_count", "t.parcel_count", "integer", "地块数"),
+                    Prop("parcel_nos", "array_to_string(t.parcel_nos, ';')", "string", "DKBH"),
+                    Prop("area_mu", "round(t.area_mu::numeric, 2)::float8", "number", "面积 亩"),
+                    Prop("flagged_mu", "round(t.flagged_mu::numeric, 2)::float8", "number",
+                         "闲置+低效 亩"),
+                    Prop("innovation_mu", "round(t.innovation_mu::numeric, 2)::float8", "number",
+                         "创新型产业 亩"),
+                ),
+                where="t.plan_id = (SELECT max(id) FROM plans)",
+                tables=("plans", "plan_blocks"),
+            )
+        )
     return {c.id: c for c in out if all(t in tabs for t in c.tables)}
 
 
@@ -458,4 +489,5 @@ COLLECTION_IDS = (
     "unsupplied",
     "idle",
     "low_efficiency",
+    "plan_blocks",
 )
