@@ -887,6 +887,7 @@ def create(engine: Engine, req: PlanRequest, user: str, rules: Rules | None = No
             ),
             {"plan_id": plan_id, "mu": MU},
         )
+        _invalidate_tiles(conn, plan_id)
         seconds = time.perf_counter() - t0
         conn.execute(
             text("UPDATE plans SET seconds = :s WHERE id = :id"), {"s": seconds, "id": plan_id}
@@ -900,6 +901,23 @@ def create(engine: Engine, req: PlanRequest, user: str, rules: Rules | None = No
         "invariants": res["invariants"],
         "notes": res["notes"],
     }
+
+
+def _invalidate_tiles(conn: Connection, plan_id: int) -> None:
+    """The ``plan_blocks`` tiles show the latest plan: log the area of the new plan's blocks and
+    of the plan before it, so cached tiles there are dropped (issue 5's tile cache)."""
+    from gis.tiles import log_invalidation
+
+    prev = conn.execute(
+        text("SELECT max(id) FROM plans WHERE id < :id"), {"id": plan_id}
+    ).scalar_one()
+    log_invalidation(
+        conn,
+        f"plan:{plan_id}",
+        ("plan_blocks",),
+        "SELECT geom FROM plan_blocks WHERE plan_id IN (:new_plan, :prev_plan)",
+        {"new_plan": plan_id, "prev_plan": prev if prev is not None else plan_id},
+    )
 
 
 def _plan_row(conn: Connection, plan_id: int):

@@ -405,3 +405,34 @@ def test_as_of_default_and_refusal_of_unknown_weights(city):
     assert res["as_of"] == date.today()
     with pytest.raises(PlanRefused, match="unknown weights"):
         run_compute(city, plan_req(weights={"speed": 1}))
+
+
+def test_plan_blocks_are_an_ogc_collection_and_a_tile_layer(http, city):
+    import mapbox_vector_tile
+    from pyproj import Transformer
+
+    first = create(city, plan_req(name="ogc", new_land_mu=300.0), user="test")
+    second = create(city, plan_req(name="ogc", new_land_mu=600.0), user="test")
+    r = http.get("/ogc/collections/plan_blocks/items", params={"limit": 1000})
+    assert r.status_code == 200, r.text
+    feats = r.json()["features"]
+    assert feats and {f["properties"]["plan_id"] for f in feats} == {second["id"]}
+    assert first["id"] != second["id"]
+    fn = {
+        p: f["properties"]["function"]
+        for f in feats
+        for p in f["properties"]["parcel_nos"].split(";")
+    }
+    assert fn["PO-0"] == "exit" and fn["INN-0"] == "to_m0"
+    assert http.get("/tiles/plan_blocks.json").status_code == 200
+    # the tile holding parcel PO-0 (about x 20150, y 650 from X0, Y0) at zoom 14
+    lon, lat = Transformer.from_crs(4549, 4326, always_xy=True).transform(
+        500_000 + 20150, 3_350_000 + 650
+    )
+    z = 14
+    x = int((lon + 180) / 360 * 2**z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
+    r = http.get(f"/tiles/plan_blocks/{z}/{x}/{y}.mvt")
+    assert r.status_code == 200, r.text
+    layers = mapbox_vector_tile.decode(r.content)
+    assert "exit" in {f["properties"]["function"] for f in layers["plan_blocks"]["features"]}
