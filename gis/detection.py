@@ -41,7 +41,6 @@ FLAGGED_SQL = {
     "low_efficiency": "true",
 }
 KEYS = {"unsupplied": "approval_no", "idle": "supply_no", "low_efficiency": "parcel_no"}
-ITEM_IDS = {"unsupplied": "approval_id", "idle": "supply_id", "low_efficiency": "parcel_id"}
 
 
 class RunNotFound(LookupError):
@@ -62,10 +61,12 @@ def config_hash(rules: Rules) -> str:
 
 
 def _inputs(conn: Connection) -> tuple[dict, str]:
-    """Per input table: rows, the import batches its rows came from, an md5 of the row hashes."""
+    """Per input table: rows, the import batches its rows came from, and a content hash (an
+    order-free sum of the row hashes: no sort, and any changed row changes it)."""
     sql = " UNION ALL ".join(
         f"SELECT '{t}', count(*), coalesce(array_agg(DISTINCT batch_id), '{{}}'), "
-        f"md5(coalesce(string_agg(row_hash, ',' ORDER BY row_hash), '')) FROM {t}"
+        f"md5(count(*) || ':' || coalesce(sum(('x' || left(row_hash, 15))::bit(60)::bigint), 0)"
+        f"::text) FROM {t}"
         for t in INPUT_TABLES
     )
     out = {
@@ -78,7 +79,9 @@ def _inputs(conn: Connection) -> tuple[dict, str]:
 
 
 def _links(conn: Connection, rules: Rules) -> None:
-    """Temp tables of the links the detections need (§1), built here until issue 3's exist.
+    """Temp tables of the links the detections need (§1), built inside the run's transaction
+    from the registry alone, so that a run is self-contained and re-runnable (issue 3's
+    ``links`` table follows its own runs; the rules are the same).
 
     ``_parcel_supply``: a parcel's supply record by DZJGH, else the supply with the largest
     overlap if it covers >= ``supply_min_overlap`` of the parcel. ``_enterprise_parcel``: by DKBH,
@@ -90,54 +93,78 @@ def _links(conn: Connection, rules: Rules) -> None:
             CREATE TEMP TABLE _parcel_supply ON COMMIT DROP AS
             SELECT p.id AS parcel_id, s.id AS supply_id, 'key' AS how
             FROM parcels p JOIN supplies s ON s.supply_no = p.supply_no
-            UNION ALL
-            SELECT * FROM (
-                SELECT DISTINCT ON (parcel_id) parcel_id, supply_id, 'overlap'
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            INSERT INTO _parcel_supply
+            SELECT DISTINCT ON (parcel_id) parcel_id, supply_id, 'overlap'
+            FROM (
+                SELECT p.id AS parcel_id, s.id AS supply_id, p.area_m2,
+                       ST_Area(ST_Intersection(s.geom, p.geom)) AS ov
                 FROM (
-                    SELECT p.id AS parcel_id, s.id AS supply_id, p.area_m2,
-                           ST_Area(ST_Intersection(s.geom, p.geom)) AS ov
-                    FROM parcels p
-                    JOIN supplies s ON s.geom && p.geom AND ST_Intersects(s.geom, p.geom)
-                    WHERE NOT EXISTS (SELECT 1 FROM supplies x WHERE x.supply_no = p.supply_no)
-                ) o
-                WHERE ov >= :ov * area_m2
-                ORDER BY parcel_id, ov DESC, supply_id
-            ) best
+                    SELECT q.id, q.geom, q.area_m2 FROM parcels q
+                    WHERE NOT EXISTS (SELECT 1 FROM _parcel_supply k WHERE k.parcel_id = q.id)
+                ) p
+                JOIN supplies s ON s.geom && p.geom AND ST_Intersects(s.geom, p.geom)
+            ) o
+            WHERE ov >= :ov * area_m2
+            ORDER BY parcel_id, ov DESC, supply_id
             """
         ),
         {"ov": rules.linkage.supply_min_overlap},
     )
     conn.execute(text("CREATE INDEX ON _parcel_supply (supply_id)"))
+    conn.execute(text("ANALYZE _parcel_supply"))
     conn.execute(
         text(
             """
             CREATE TEMP TABLE _enterprise_parcel ON COMMIT DROP AS
-            WITH keyed AS (
-                SELECT DISTINCT e.uscc, p.id AS parcel_id, 'key' AS how
-                FROM enterprises e, unnest(e.parcel_nos) k
-                JOIN parcels p ON p.parcel_no = k
-            ), contained AS (
-                SELECT DISTINCT ON (e.uscc) e.uscc, p.id AS parcel_id, 'contains' AS how
-                FROM enterprises e JOIN parcels p ON ST_Contains(p.geom, e.geom)
-                WHERE NOT EXISTS (SELECT 1 FROM keyed k WHERE k.uscc = e.uscc)
-                ORDER BY e.uscc, p.id
-            )
-            SELECT * FROM keyed
-            UNION ALL SELECT * FROM contained
-            UNION ALL
+            SELECT DISTINCT e.uscc, p.id AS parcel_id, 'key' AS how
+            FROM enterprises e, unnest(e.parcel_nos) k
+            JOIN parcels p ON p.parcel_no = k
+            """
+        )
+    )
+    # enterprises no DKBH links: their point's parcel, else the nearest within the distance
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE _unkeyed ON COMMIT DROP AS
+            SELECT e.uscc, e.geom FROM enterprises e
+            WHERE e.geom IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM _enterprise_parcel k WHERE k.uscc = e.uscc)
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            INSERT INTO _enterprise_parcel
+            SELECT DISTINCT ON (e.uscc) e.uscc, p.id, 'contains'
+            FROM _unkeyed e JOIN parcels p ON ST_Contains(p.geom, e.geom)
+            ORDER BY e.uscc, p.id
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            INSERT INTO _enterprise_parcel
             SELECT e.uscc, n.id, 'nearest'
-            FROM enterprises e
+            FROM _unkeyed e
             CROSS JOIN LATERAL (
                 SELECT p.id FROM parcels p WHERE ST_DWithin(p.geom, e.geom, :near)
                 ORDER BY p.geom <-> e.geom, p.id LIMIT 1
             ) n
-            WHERE e.geom IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.uscc = e.uscc)
-              AND NOT EXISTS (SELECT 1 FROM contained c WHERE c.uscc = e.uscc)
+            WHERE NOT EXISTS (SELECT 1 FROM _enterprise_parcel c WHERE c.uscc = e.uscc)
             """
         ),
         {"near": rules.linkage.nearest_max_m},
     )
+    conn.execute(text("DROP TABLE _unkeyed"))
     conn.execute(text("CREATE INDEX ON _enterprise_parcel (parcel_id)"))
     if rules.low_efficiency.tax_per_mu_by_platform:
         conn.execute(
@@ -153,88 +180,113 @@ def _links(conn: Connection, rules: Rules) -> None:
         )
 
 
-def _zones(conn: Connection, run_id: int) -> None:
-    """Largest-share district/platform/corridor of every result row, and the run's summaries."""
+SOURCES = {
+    "unsupplied": ("approvals", "i.approved_on <= :as_of"),
+    "idle": ("supplies", "i.supplied_on <= :as_of"),
+    "low_efficiency": ("parcels", "true"),
+}
+
+
+def _share_sql(kind: str, src: str, cond: str, level: str, zone_table: str) -> str:
+    """Area (m²) of each source item lying in each zone of one level (zones outside the join:
+    each zone's prepared geometry serves all its items)."""
+    return f"""
+        SELECT '{kind}' AS kind, i.id AS item_id, '{level}' AS level, z.code, z.name,
+               CASE WHEN ST_Covers(z.geom, i.geom) THEN i.area_m2
+                    ELSE ST_Area(ST_Intersection(z.geom, i.geom)) END AS share_m2
+        FROM {zone_table} z
+        JOIN {src} i ON i.geom && z.geom AND ST_Intersects(z.geom, i.geom)
+        WHERE {cond}"""
+
+
+def _source_zones(conn: Connection, as_of: date) -> None:
+    """``_zshares`` (kind, item_id, level, code, name, share_m2, top) for every approval, supply
+    record and parcel; ``_zcodes`` (kind, item_id, district, platform, corridor): the zone of
+    each level holding the largest share of the item's area (ties: the smaller code), §1."""
+    parts = " UNION ALL ".join(
+        _share_sql(kind, src, cond, level, table)
+        for kind, (src, cond) in SOURCES.items()
+        for level, table in ZONE_LEVELS.items()
+    )
+    conn.execute(
+        text(
+            f"""
+            CREATE TEMP TABLE _zshares ON COMMIT DROP AS
+            SELECT *, row_number() OVER (PARTITION BY kind, item_id, level
+                                         ORDER BY share_m2 DESC, code) = 1 AS top
+            FROM ({parts}) s
+            WHERE share_m2 > 0
+            """
+        ),
+        {"as_of": as_of},
+    )
+    conn.execute(text("ANALYZE _zshares"))
     conn.execute(
         text(
             """
-            CREATE TEMP TABLE _zitems ON COMMIT DROP AS
-            SELECT 'unsupplied' AS kind, r.approval_id AS item_id,
-                   (r.status <> 'supplied') AS flagged,
-                   coalesce(r.geom, a.geom) AS geom, coalesce(ST_Area(r.geom), a.area_m2) AS area
-            FROM unsupplied_results r JOIN approvals a ON a.id = r.approval_id
-            WHERE r.run_id = :run
+            CREATE TEMP TABLE _zcodes ON COMMIT DROP AS
+            SELECT kind, item_id,
+                   max(code) FILTER (WHERE level = 'district') AS district_code,
+                   max(code) FILTER (WHERE level = 'platform') AS platform_code,
+                   max(code) FILTER (WHERE level = 'corridor') AS corridor_code
+            FROM _zshares WHERE top GROUP BY kind, item_id
+            """
+        )
+    )
+    conn.execute(text("ALTER TABLE _zcodes ADD PRIMARY KEY (kind, item_id)"))
+    conn.execute(text("ANALYZE _zcodes"))
+
+
+def _summaries(conn: Connection, run_id: int) -> None:
+    """The run's counts and areas (亩) per zone and kind. Count: flagged items whose largest
+    share lies in the zone (what the list's zone filter returns); area: the part of each flagged
+    item's area lying in the zone (the unsupplied remainder, the supply record, the parcel)."""
+    remainder = " UNION ALL ".join(
+        f"""SELECT '{level}' AS level, z.code, z.name,
+                   CASE WHEN ST_Covers(z.geom, r.geom) THEN ST_Area(r.geom)
+                        ELSE ST_Area(ST_Intersection(z.geom, r.geom)) END AS share_m2
+            FROM unsupplied_results r
+            JOIN {table} z ON z.geom && r.geom AND ST_Intersects(z.geom, r.geom)
+            WHERE r.run_id = :run AND r.geom IS NOT NULL"""
+        for level, table in ZONE_LEVELS.items()
+    )
+    conn.execute(
+        text(
+            f"""
+            CREATE TEMP TABLE _flagged ON COMMIT DROP AS
+            SELECT 'unsupplied' AS kind, approval_id AS item_id FROM unsupplied_results
+            WHERE run_id = :run AND {FLAGGED_SQL["unsupplied"]}
             UNION ALL
-            SELECT 'idle', r.supply_id,
-                   r.status IN ('overdue', 'idle', 'idle_reclaimable', 'partial_idle'),
-                   s.geom, s.area_m2
-            FROM idle_results r JOIN supplies s ON s.id = r.supply_id WHERE r.run_id = :run
+            SELECT 'idle', supply_id FROM idle_results WHERE run_id = :run AND {FLAGGED_SQL["idle"]}
             UNION ALL
-            SELECT 'low_efficiency', r.parcel_id, true, p.geom, p.area_m2
-            FROM low_efficiency_results r JOIN parcels p ON p.id = r.parcel_id
-            WHERE r.run_id = :run
+            SELECT 'low_efficiency', parcel_id FROM low_efficiency_results WHERE run_id = :run
             """
         ),
         {"run": run_id},
     )
-    conn.execute(text("ANALYZE _zitems"))
-    shares = " UNION ALL ".join(
-        f"""SELECT i.kind, i.item_id, i.flagged, '{level}' AS level, z.code, z.name,
-                   CASE WHEN ST_Covers(z.geom, i.geom) THEN i.area
-                        ELSE ST_Area(ST_Intersection(z.geom, i.geom)) END AS share_m2
-            FROM _zitems i JOIN {table} z ON z.geom && i.geom AND ST_Intersects(z.geom, i.geom)"""
-        for level, table in ZONE_LEVELS.items()
-    )
-    conn.execute(text(f"CREATE TEMP TABLE _zshares ON COMMIT DROP AS {shares}"))
+    conn.execute(text("ANALYZE _flagged"))
     conn.execute(
         text(
-            """
-            CREATE TEMP TABLE _ztop ON COMMIT DROP AS
-            SELECT DISTINCT ON (kind, item_id, level) kind, item_id, level, code
-            FROM _zshares WHERE share_m2 > 0
-            ORDER BY kind, item_id, level, share_m2 DESC, code
-            """
-        )
-    )
-    for kind, table in (
-        ("unsupplied", "unsupplied_results"),
-        ("idle", "idle_results"),
-        ("low_efficiency", "low_efficiency_results"),
-    ):
-        item = ITEM_IDS[kind]
-        conn.execute(
-            text(
-                f"""
-                UPDATE {table} r SET district_code = z.d, platform_code = z.p, corridor_code = z.c
-                FROM (
-                    SELECT item_id,
-                           max(code) FILTER (WHERE level = 'district') AS d,
-                           max(code) FILTER (WHERE level = 'platform') AS p,
-                           max(code) FILTER (WHERE level = 'corridor') AS c
-                    FROM _ztop WHERE kind = :kind GROUP BY item_id
-                ) z
-                WHERE r.run_id = :run AND r.{item} = z.item_id
-                """
-            ),
-            {"run": run_id, "kind": kind},
-        )
-    conn.execute(
-        text(
-            """
+            f"""
             INSERT INTO detection_summaries (run_id, level, code, name, kind, count, area_mu)
-            SELECT :run, s.level, s.code, min(s.name), s.kind,
-                   count(*) FILTER (WHERE t.code IS NOT NULL),
-                   sum(s.share_m2) * :mu
-            FROM _zshares s
-            LEFT JOIN _ztop t ON t.kind = s.kind AND t.item_id = s.item_id AND t.level = s.level
-                             AND t.code = s.code
-            WHERE s.flagged
-            GROUP BY s.level, s.code, s.kind
+            SELECT :run, level, code, min(name), kind, count(*) FILTER (WHERE top),
+                   coalesce(sum(share_m2), 0) * :mu
+            FROM (
+                SELECT zs.kind, zs.level, zs.code, zs.name, zs.top,
+                       CASE WHEN zs.kind <> 'unsupplied' THEN zs.share_m2 END AS share_m2
+                FROM _zshares zs JOIN _flagged f ON f.kind = zs.kind AND f.item_id = zs.item_id
+                WHERE zs.top OR zs.kind <> 'unsupplied'
+                UNION ALL
+                SELECT 'unsupplied', level, code, name, false, share_m2
+                FROM ({remainder}) rem
+                WHERE share_m2 > 0
+            ) x
+            GROUP BY level, code, kind
             """
         ),
         {"run": run_id, "mu": 1 / M2_PER_MU},
     )
-    conn.execute(text("DROP TABLE _zitems, _zshares, _ztop"))
+    conn.execute(text("DROP TABLE _zshares, _zcodes, _flagged"))
 
 
 def run_detection(
@@ -274,6 +326,9 @@ def run_detection(
         _links(conn, rules)
         timings["links"] = time.perf_counter() - t
         t = time.perf_counter()
+        _source_zones(conn, as_of)
+        timings["zones"] = time.perf_counter() - t
+        t = time.perf_counter()
         counts = {"unsupplied": unsupplied.detect(conn, run_id, as_of, rules.unsupplied)}
         timings["unsupplied"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -285,8 +340,8 @@ def run_detection(
         )
         timings["low_efficiency"] = time.perf_counter() - t
         t = time.perf_counter()
-        _zones(conn, run_id)
-        timings["zones"] = time.perf_counter() - t
+        _summaries(conn, run_id)
+        timings["summaries"] = time.perf_counter() - t
         seconds = time.perf_counter() - t0
         counts["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         conn.execute(

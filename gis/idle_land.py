@@ -83,7 +83,8 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
             INSERT INTO idle_results (
                 run_id, supply_id, supply_no, status, days_overdue, area_m2, area_mu, supplied_on,
                 agreed_start, actual_start, actual_completion, stopped_on, rule, consequence,
-                figures, footprint_share, records_disagree, parcel_nos)
+                figures, footprint_share, records_disagree, parcel_nos, district_code,
+                platform_code, corridor_code)
             SELECT :run, id, supply_no, status,
                    CASE WHEN status IN ('overdue', 'idle', 'idle_reclaimable')
                             THEN CAST(:as_of AS date) - agreed_start
@@ -114,7 +115,7 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
                    footprint_share,
                    CASE WHEN started AND footprint_share IS NOT NULL
                         THEN footprint_share < :fp END,
-                   parcel_nos
+                   parcel_nos, district_code, platform_code, corridor_code
             FROM (
                 SELECT b.*,
                     CASE
@@ -144,8 +145,10 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
                         s.investment_made / nullif(s.agreed_investment, 0) AS inv_share,
                         p.footprint_m2, p.parcel_m2,
                         p.footprint_m2 / nullif(p.parcel_m2, 0) AS footprint_share,
-                        coalesce(p.parcel_nos, '{{}}') AS parcel_nos
+                        coalesce(p.parcel_nos, '{{}}') AS parcel_nos,
+                        zc.district_code, zc.platform_code, zc.corridor_code
                     FROM supplies s
+                    LEFT JOIN _zcodes zc ON zc.kind = 'idle' AND zc.item_id = s.id
                     LEFT JOIN (
                         SELECT ps.supply_id,
                                array_agg(q.parcel_no ORDER BY q.parcel_no) AS parcel_nos,

@@ -70,9 +70,12 @@ def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]
     ).scalar_one()
     if not n:
         return None, f"class_d not checked: no graded evaluation for {year} (run the evaluation)"
+    src = conn.execute(
+        text("SELECT max(run_id) FROM evaluations WHERE year = :y"), {"y": year}
+    ).scalar_one()
     return (
         "SELECT uscc, year FROM evaluations WHERE \"class\" = 'D'",
-        f"class_d from evaluations {year} ({n} graded enterprises)",
+        f"class_d from evaluations {year} ({n} graded enterprises, analysis run {src})",
     )
 
 
@@ -128,7 +131,11 @@ def detect(
         )
     )
     if use_per_mu:
-        notes.append(f"tax_per_mu from per_mu (issue 3's linkage), parcels, {year}")
+        src = conn.execute(
+            text("SELECT max(run_id) FROM per_mu WHERE level = 'parcel' AND year = :y"),
+            {"y": year},
+        ).scalar_one()
+        notes.append(f"tax_per_mu from per_mu (issue 3, analysis run {src}), parcels, {year}")
         conn.execute(
             text(
                 """
@@ -194,11 +201,13 @@ def detect(
             f"""
             INSERT INTO low_efficiency_results (
                 run_id, parcel_id, parcel_no, area_m2, area_mu, actual_use, supply_no, reasons,
-                reason_codes)
+                reason_codes, district_code, platform_code, corridor_code)
             SELECT :run, id, parcel_no, area_m2, area_m2 * :mu, actual_use, supply_no,
-                   to_jsonb(reasons), ARRAY(SELECT r ->> 'code' FROM unnest(reasons) r)
+                   to_jsonb(reasons), ARRAY(SELECT r ->> 'code' FROM unnest(reasons) r),
+                   district_code, platform_code, corridor_code
             FROM (
                 SELECT p.id, p.parcel_no, p.area_m2, p.actual_use, s.supply_no,
+                    zc.district_code, zc.platform_code, zc.corridor_code,
                     array_remove(ARRAY[
                         CASE WHEN {IN_USE} AND p.floor_area_m2 IS NOT NULL
                               AND NOT (:skip_build AND coalesce(
@@ -244,6 +253,7 @@ def detect(
                 LEFT JOIN _parcel_supply ps ON ps.parcel_id = p.id
                 LEFT JOIN supplies s ON s.id = ps.supply_id
                 LEFT JOIN _parcel_tax t ON t.parcel_id = p.id
+                LEFT JOIN _zcodes zc ON zc.kind = 'low_efficiency' AND zc.item_id = p.id
                 LEFT JOIN LATERAL (SELECT {class_d_sql} AS d) cd ON true
             ) x
             WHERE cardinality(reasons) > 0

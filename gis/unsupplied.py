@@ -102,7 +102,8 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: UnsuppliedRules) -
             INSERT INTO unsupplied_results (
                 run_id, approval_id, approval_no, batch_name, approved_on, approved_m2,
                 supplied_m2, sliver_m2, unsupplied_m2, unsupplied_mu, unsupplied_share,
-                years_since_approval, age_band, status, supply_nos, geom)
+                years_since_approval, age_band, status, supply_nos, geom, district_code,
+                platform_code, corridor_code)
             SELECT :run, r.id, r.doc_no, r.batch_name, r.approved_on, r.approved_m2,
                    greatest(r.approved_m2 - coalesce(p.raw_m2, 0), 0),
                    coalesce(p.raw_m2, 0) - coalesce(p.kept_m2, 0),
@@ -115,8 +116,9 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: UnsuppliedRules) -
                         WHEN cardinality(r.supply_nos) = 0 THEN 'unsupplied'
                         ELSE 'partial' END,
                    r.supply_nos,
-                   p.geom
+                   p.geom, zc.district_code, zc.platform_code, zc.corridor_code
             FROM _u_raw r
+            LEFT JOIN _zcodes zc ON zc.kind = 'unsupplied' AND zc.item_id = r.id
             LEFT JOIN (
                 SELECT id, sum(area) AS raw_m2, sum(area) FILTER (WHERE keep) AS kept_m2,
                        ST_Multi(ST_Collect(g) FILTER (WHERE keep)) AS geom
