@@ -249,20 +249,27 @@ def _prepare_parcels(conn: Connection, rules: PlanRules, tax_year: int | None) -
         "year": tax_year,
     }
 
-    def zone(table: str) -> str:
+    def zone(name: str, table: str, where: str = "true") -> str:
+        # the zone table drives the join (its geometry stays prepared across parcels)
         return f"""
-            SELECT z.code, CASE WHEN ST_CoveredBy(p.geom, z.geom) THEN p.area_m2
-                                ELSE ST_Area(ST_Intersection(z.geom, p.geom)) END AS a
-            FROM {table} z WHERE z.geom && p.geom AND ST_Intersects(z.geom, p.geom)
-            ORDER BY 2 DESC, 1 LIMIT 1"""
+            CREATE TEMP TABLE {name} ON COMMIT DROP AS
+            SELECT DISTINCT ON (p.id) p.id, z.code,
+                   CASE WHEN ST_CoveredBy(p.geom, z.geom) THEN p.area_m2
+                        ELSE ST_Area(ST_Intersection(z.geom, p.geom)) END AS a
+            FROM {table} z JOIN parcels p ON p.geom && z.geom AND ST_Intersects(z.geom, p.geom)
+            WHERE {where}
+            ORDER BY p.id, 3 DESC, 2"""
 
-    conn.execute(text("DROP TABLE IF EXISTS _pp, _pp_idle, _pp_low, _pp_tax"))
+    conn.execute(text("DROP TABLE IF EXISTS _pp, _pp_idle, _pp_low, _pp_tax, _pz, _pc, _pd"))
+    conn.execute(text(zone("_pz", "platforms")))
+    conn.execute(text(zone("_pc", "corridors")))
+    conn.execute(text(zone("_pd", "districts", "p.district_code IS NULL")))
     conn.execute(text(f"CREATE TEMP TABLE _pp_idle ON COMMIT DROP AS {idle_sql}"), params)
     conn.execute(text(f"CREATE TEMP TABLE _pp_low ON COMMIT DROP AS {low_sql}"), params)
     conn.execute(text(f"CREATE TEMP TABLE _pp_tax ON COMMIT DROP AS {tax_cte}"), params)
     conn.execute(
         text(
-            f"""
+            """
             CREATE TEMP TABLE _pp ON COMMIT DROP AS
             SELECT p.id, p.parcel_no, p.area_m2, p.geom,
                    p.land_use_code = ANY(:ind) AS industrial,
@@ -273,9 +280,9 @@ def _prepare_parcels(conn: Connection, rules: PlanRules, tax_year: int | None) -
                    (i.id IS NOT NULL) AS idle, (l.id IS NOT NULL) AS low,
                    coalesce(t.tax, 0) AS tax
             FROM parcels p
-            LEFT JOIN LATERAL ({zone("platforms")}) pz ON true
-            LEFT JOIN LATERAL ({zone("corridors")}) cz ON true
-            LEFT JOIN LATERAL ({zone("districts")}) dz ON p.district_code IS NULL
+            LEFT JOIN _pz pz ON pz.id = p.id
+            LEFT JOIN _pc cz ON cz.id = p.id
+            LEFT JOIN _pd dz ON dz.id = p.id
             LEFT JOIN _pp_idle i ON i.id = p.id
             LEFT JOIN _pp_low l ON l.id = p.id
             LEFT JOIN _pp_tax t ON t.id = p.id
@@ -289,12 +296,16 @@ def _prepare_parcels(conn: Connection, rules: PlanRules, tax_year: int | None) -
 
 
 def _parts(conn: Connection) -> list:
-    """Platform parts (inside each corridor; outside all) with area and occupied land (m²)."""
+    """Platform parts (inside each corridor; outside all) with area and occupied land (m²).
+
+    Occupied: surveyed parcels, and supply records that no parcel overlaps (their land is taken
+    although the survey predates them), each by its intersection with the part.
+    """
     return conn.execute(
         text(
             """
             WITH cu AS (SELECT ST_Union(geom) AS geom FROM corridors),
-            parts AS (
+            parts AS MATERIALIZED (
                 SELECT p.code AS platform_code, c.code AS corridor_code,
                        ST_Intersection(p.geom, c.geom) AS geom
                 FROM platforms p JOIN corridors c
@@ -304,20 +315,29 @@ def _parts(conn: Connection) -> list:
                        CASE WHEN cu.geom IS NULL THEN p.geom
                             ELSE ST_Difference(p.geom, cu.geom) END
                 FROM platforms p, cu
-            ), occ AS (
-                SELECT geom, area_m2 FROM parcels
-                UNION ALL
+            ), lone AS MATERIALIZED (
                 SELECT s.geom, s.area_m2 FROM supplies s
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM parcels p WHERE p.geom && s.geom
-                      AND ST_Relate(p.geom, s.geom, 'T********'))
+                WHERE NOT EXISTS (SELECT 1 FROM parcels p WHERE p.supply_no = s.supply_no)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM parcels p WHERE p.geom && s.geom
+                        AND ST_Relate(p.geom, s.geom, 'T********'))
+            ), occ AS (
+                SELECT x.platform_code, x.corridor_code,
+                       sum(CASE WHEN ST_CoveredBy(o.geom, x.geom) THEN o.area_m2
+                                ELSE ST_Area(ST_Intersection(o.geom, x.geom)) END) AS m2
+                FROM parts x JOIN parcels o ON o.geom && x.geom AND ST_Intersects(x.geom, o.geom)
+                GROUP BY 1, 2
+                UNION ALL
+                SELECT x.platform_code, x.corridor_code,
+                       sum(CASE WHEN ST_CoveredBy(o.geom, x.geom) THEN o.area_m2
+                                ELSE ST_Area(ST_Intersection(o.geom, x.geom)) END)
+                FROM parts x JOIN lone o ON o.geom && x.geom AND ST_Intersects(x.geom, o.geom)
+                GROUP BY 1, 2
             )
             SELECT x.platform_code, x.corridor_code, ST_Area(x.geom) AS area_m2,
-                   coalesce((
-                       SELECT sum(CASE WHEN ST_CoveredBy(o.geom, x.geom) THEN o.area_m2
-                                       ELSE ST_Area(ST_Intersection(o.geom, x.geom)) END)
-                       FROM occ o WHERE o.geom && x.geom AND ST_Intersects(o.geom, x.geom)
-                   ), 0) AS occupied_m2
+                   coalesce((SELECT sum(m2) FROM occ o WHERE o.platform_code = x.platform_code
+                             AND o.corridor_code IS NOT DISTINCT FROM x.corridor_code), 0)
+                       AS occupied_m2
             FROM parts x WHERE NOT ST_IsEmpty(x.geom) AND ST_Area(x.geom) > 0
             ORDER BY x.platform_code, x.corridor_code NULLS LAST
             """
