@@ -1,6 +1,6 @@
 """bench/plan: time a layout plan (§8) on the sample city and on a 10× city.
 
-    .venv/bin/python bench/plan.py [--scales 1 10] [--runs 2]
+    .venv/bin/python bench/plan.py [--scales 1 10] [--runs 2] [--reuse]
 
 For each scale the city comes from `landlink sample generate --scale N` (scale 1: the committed
 sample_shapefiles/), is imported with `landlink import-dir` into a scratch database
@@ -45,10 +45,32 @@ def city_dir(scale: int) -> Path:
     return d
 
 
-def load(scale: int) -> tuple[str, date]:
+def _existing(name: str) -> str | None:
+    """The URL of an already loaded scratch database (``--reuse``), else None."""
+    from sqlalchemy.engine import make_url
+
+    from gis.config import Settings
+
+    url = make_url(Settings().sqlalchemy_url).set(database=name)
+    try:
+        eng = create_engine(url)
+        with eng.connect() as c:
+            n = c.execute(text("SELECT count(*) FROM parcels")).scalar_one()
+            runs = c.execute(text("SELECT count(*) FROM detection_runs")).scalar_one()
+        eng.dispose()
+    except Exception:
+        return None
+    return url.render_as_string(hide_password=False) if n and runs else None
+
+
+def load(scale: int, reuse: bool) -> tuple[str, date]:
     d = city_dir(scale)
     as_of = date.fromisoformat(json.loads((d / "planted.json").read_text())["reference_date"])
-    url = scratch_database(f"landlink_bench_plan_{scale}")
+    name = f"landlink_bench_plan_{scale}"
+    if reuse and (url := _existing(name)):
+        print(f"scale {scale}: reusing {name}", flush=True)
+        return url, as_of
+    url = scratch_database(name)
     env = {**os.environ, "DATABASE_URL": url}
     t = time.perf_counter()
     subprocess.run([LANDLINK, "import-dir", str(d)], check=True, capture_output=True, env=env)
@@ -114,10 +136,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10])
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true", help="reuse loaded scratch databases")
     ns = ap.parse_args()
     results = {}
     for scale in ns.scales:
-        url, as_of = load(scale)
+        url, as_of = load(scale, ns.reuse)
         results[scale] = bench(url, as_of, ns.runs)
         print(f"scale {scale}: {json.dumps(results[scale])}", flush=True)
     print()
