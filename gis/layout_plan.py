@@ -831,6 +831,7 @@ def _totals(conn, today, after, new_mu, corridor_new, alloc, p_code, items) -> d
 # Writing and reading plans
 # --------------------------------------------------------------------------------------------
 
+TAX_REASON_KEYS = ("tax_per_mu", "median_tax_per_mu")
 RESTRICTED_TOTALS = ("tax_per_mu_today", "tax_per_mu_new_land", "tax_per_mu_after")
 
 
@@ -1013,6 +1014,10 @@ def get_plan(engine: Engine, plan_id: int, analyst: bool = False, geometry: bool
     features = []
     for b in blocks:
         props = {k: v for k, v in b._mapping.items() if k != "gj"}
+        if not analyst:  # exit reasons quote 亩均税收
+            props["reasons"] = [
+                {k: v for k, v in r.items() if k not in TAX_REASON_KEYS} for r in props["reasons"]
+            ]
         for k in ("area_mu", "idle_mu", "low_efficiency_mu", "flagged_mu", "innovation_mu"):
             props[k] = float(props[k])
         features.append(

@@ -385,6 +385,8 @@ def test_plans_api(http, city):
     assert r.status_code == 422 and "plan refused" in r.json()["message"]
     assert r.json()["figures"]["new_land_mu"] == 1e7
     public = http.get(f"/api/plans/{pid}").json()
+    reasons = [r for f in public["blocks"]["features"] for r in f["properties"]["reasons"]]
+    assert reasons and not any("tax_per_mu" in r for r in reasons)
     assert "tax_per_mu" not in public["allocations"]["platform"][0]
     assert "tax_per_mu_after" not in public["totals"]
     assert public["blocks"]["type"] == "FeatureCollection" and public["blocks"]["features"]
