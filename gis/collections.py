@@ -142,10 +142,11 @@ def _enterprise_class_sql(tabs: dict[str, set[str]], uscc: str) -> str:
         cols = tabs.get(t, set())
         klass = _class_col(cols)
         if klass and {"uscc", "year"} <= cols:
-            run = ", ev.run_id DESC" if "run_id" in cols else ""
+            # the class of the latest evaluated year (an InitPlan, computed once per query)
+            run = " ORDER BY ev.run_id DESC" if "run_id" in cols else ""
             return (
                 f'(SELECT ev."{klass}"::text FROM {t} ev WHERE ev.uscc = {uscc} '
-                f"ORDER BY ev.year DESC{run} LIMIT 1)"
+                f"AND ev.year = (SELECT max(year) FROM {t}){run} LIMIT 1)"
             )
     return "NULL::text"
 

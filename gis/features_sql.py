@@ -293,6 +293,7 @@ def items(conn: Connection, coll: Collection, req: ItemsRequest) -> ItemsPage:
         f"FROM {coll.source} WHERE {where} ORDER BY {order}{coll.key} "
         "LIMIT :limit OFFSET :offset"
     )
+    no_jit(conn)
     rows = conn.execute(text(sql), {**params, "limit": req.limit, "offset": req.offset})
     feats = [r[0] for r in rows]
     n = len(feats)
@@ -301,6 +302,12 @@ def items(conn: Connection, coll: Collection, req: ItemsRequest) -> ItemsPage:
     else:
         matched, exact = count(conn, coll, where, params)
     return ItemsPage(feats, matched, exact, n)
+
+
+def no_jit(conn: Connection) -> None:
+    """JIT compilation costs 50-150 ms on these plans (PostGIS functions look expensive to the
+    planner) and never pays back for a page of features: off for this transaction."""
+    conn.execute(text("SET LOCAL jit = off"))
 
 
 def count(conn: Connection, coll: Collection, where: str, params: dict) -> tuple[int, bool]:
@@ -316,6 +323,7 @@ def count(conn: Connection, coll: Collection, where: str, params: dict) -> tuple
 
 
 def item(conn: Connection, coll: Collection, fid: str, crs: Crs, analyst: bool) -> str | None:
+    no_jit(conn)
     sql = (
         f"SELECT {feature_sql(coll, crs, None, analyst)} FROM {coll.source} "
         f"WHERE ({coll.where}) AND {coll.key} = :fid LIMIT 1"

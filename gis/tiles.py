@@ -29,6 +29,7 @@ import hashlib
 import math
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -264,6 +265,9 @@ def tilesets(conn: Connection) -> dict[str, Tileset]:
     }
 
 
+_JIT_OFF: weakref.WeakSet = weakref.WeakSet()
+
+
 def render(
     engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
 ) -> tuple[bytes, frozenset[str], float]:
@@ -284,6 +288,11 @@ def render(
     }
     raw = engine.raw_connection()
     try:
+        pc = raw.driver_connection
+        if pc not in _JIT_OFF:
+            # JIT compiles these costly-looking plans for 50-150 ms per tile; never worth it
+            pc.execute("SET jit = off")
+            _JIT_OFF.add(pc)
         with raw.cursor() as cur:
             cur.execute(ts.sql(z, analyst), params, prepare=True)
             mvt, seen, started = cur.fetchone()

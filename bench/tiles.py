@@ -1,0 +1,197 @@
+"""bench/tiles: landlink's vector tiles against tipg on the same database and parcels table.
+
+    .venv/bin/python -m bench.tiles [--workers 2] [--concurrency 8]
+
+Both servers run with the same number of uvicorn workers on loopback, over the same fixed set
+of parcel tiles per zoom (the busiest tiles of the sample city at 10, 12, 14, 16). Rows:
+uncached (landlink with its tile cache off; tipg has none) and cached (landlink's cache warmed
+by one pass; tipg again, as it caches nothing). Printed: requests/s, p50 and p99 (ms), mean and
+largest tile, landlink ÷ tipg, and the floor: the SQL time per tile of landlink's query alone,
+from pgbench (one client, prepared). Writes bench/out/tiles.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.common import OUT
+from bench.http_load import Result, bench_database, load, start_landlink, start_tipg
+from gis.tiles import tile_for
+
+ZOOMS = {10: 8, 12: 24, 14: 60, 16: 60}  # zoom -> tiles in the fixed set
+UNCACHED = {10: 24, 12: 96, 14: 300, 16: 600}  # requests per row
+CACHED = 4000
+
+
+def tile_set(url: str) -> dict[int, list[tuple[int, int]]]:
+    """The busiest tiles per zoom: tiles holding most of a 1-in-50 sample of parcel points."""
+    eng = create_engine(url)
+    with eng.connect() as c:
+        pts = c.execute(
+            text(
+                "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 4326)"
+                " AS g FROM parcels WHERE id % 50 = 0) q"
+            )
+        ).all()
+    eng.dispose()
+    out = {}
+    for z, n in ZOOMS.items():
+        counts: dict[tuple[int, int], int] = {}
+        for lon, lat in pts:
+            t = tile_for(lon, lat, z)
+            counts[t] = counts.get(t, 0) + 1
+        out[z] = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+    return out
+
+
+def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int = 8) -> float:
+    """Mean SQL time per tile (ms) of landlink's tile query, by pgbench."""
+    from sqlalchemy import create_engine as ce
+
+    from gis.tiles import tilesets, tolerance_m
+    from gis.config import get_settings
+
+    eng = ce(url)
+    with eng.connect() as c:
+        ts = tilesets(c)["parcels"]
+    eng.dispose()
+    s = get_settings().tiles
+    low = z < s.parcel_min_zoom
+    tol = tolerance_m(z, s.simplify_px_low if low else s.simplify_px_high)
+    px = tolerance_m(z, 16.0)
+    files = []
+    with tempfile.TemporaryDirectory() as d:
+        for i, (x, y) in enumerate(tiles):
+            params = {
+                "z": z,
+                "x": x,
+                "y": y,
+                "tol": tol,
+                "cap": s.feature_cap,
+                "min_area": 0.25 * px * px if low else 0.0,
+            }
+            sql = ts.sql(z, False)
+            sql = re.sub(r"%\((\w+)\)s", lambda m: repr(params[m.group(1)]), sql)
+            f = Path(d) / f"t{i}.sql"
+            f.write_text(" ".join(sql.split()) + ";\n")
+            files += ["-f", str(f)]
+        u = make_url(url)
+        r = subprocess.run(
+            [
+                "pgbench",
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                "1",
+                "-j",
+                "1",
+                "-T",
+                str(seconds),
+                "-h",
+                u.host or "127.0.0.1",
+                "-p",
+                str(u.port or 5432),
+                "-U",
+                u.username or "",
+                *files,
+                u.database or "",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+        )
+    m = re.search(r"latency average = ([\d.]+) ms", r.stdout)
+    if not m:
+        raise RuntimeError(r.stderr or r.stdout)
+    return float(m.group(1))
+
+
+def _row(z: int, mode: str, ll: Result, tp: Result, floor: float) -> dict:
+    return {
+        "zoom": z,
+        "mode": mode,
+        "landlink_rps": round(ll.rps, 1),
+        "landlink_p50": round(ll.p50, 2),
+        "landlink_p99": round(ll.p99, 2),
+        "tipg_rps": round(tp.rps, 1),
+        "tipg_p50": round(tp.p50, 2),
+        "tipg_p99": round(tp.p99, 2),
+        "ratio": round(ll.rps / tp.rps, 2) if tp.rps else None,
+        "landlink_mean_kb": round(ll.mean_bytes / 1024, 1),
+        "landlink_max_kb": round(ll.max_bytes / 1024, 1),
+        "tipg_mean_kb": round(tp.mean_bytes / 1024, 1),
+        "tipg_max_kb": round(tp.max_bytes / 1024, 1),
+        "sql_floor_ms": floor,
+        "errors": ll.errors + tp.errors,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ns = ap.parse_args()
+    url = bench_database()
+    tiles = tile_set(url)
+    floors = {z: pgbench_floor(url, z, ts) for z, ts in tiles.items()}
+    tipg_res: dict[int, Result] = {}
+    tp = start_tipg(url, ns.workers, ["parcels"])
+    try:
+        for z, ts in tiles.items():
+            urls = [
+                f"{tp.base}/collections/public.parcels/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                for x, y in ts
+            ]
+            load(urls[:2], 2, 1)  # warm the catalogue and connections
+            tipg_res[z] = load(urls, UNCACHED[z], ns.concurrency)
+    finally:
+        tp.stop()
+    rows = []
+    for cache in (False, True):
+        ll = start_landlink(url, ns.workers, cache)
+        try:
+            for z, ts in tiles.items():
+                urls = [f"{ll.base}/tiles/parcels/{z}/{x}/{y}.mvt" for x, y in ts]
+                if cache:
+                    load(urls, len(urls) * ns.workers * 2, ns.concurrency)  # warm every worker
+                    res = load(urls, CACHED, ns.concurrency)
+                else:
+                    load(urls[:2], 2, 1)
+                    res = load(urls, UNCACHED[z], ns.concurrency)
+                rows.append(_row(z, "cached" if cache else "uncached", res, tipg_res[z], floors[z]))
+        finally:
+            ll.stop()
+    print(
+        f"\nbench/tiles: parcels tiles, {ns.workers} workers each, {ns.concurrency} client "
+        f"threads on loopback, {os.cpu_count()} cores; tipg has no tile cache (its row is the "
+        "same in both modes)"
+    )
+    hdr = (
+        f"{'z':>3} {'mode':9} {'landlink r/s':>12} {'p50':>7} {'p99':>8} {'tipg r/s':>9} "
+        f"{'p50':>7} {'p99':>8} {'ll/tipg':>8} {'ll max KB':>9} {'tipg max KB':>11} "
+        f"{'SQL ms':>7}"
+    )
+    print(hdr)
+    for r in rows:
+        print(
+            f"{r['zoom']:>3} {r['mode']:9} {r['landlink_rps']:>12} {r['landlink_p50']:>7} "
+            f"{r['landlink_p99']:>8} {r['tipg_rps']:>9} {r['tipg_p50']:>7} {r['tipg_p99']:>8} "
+            f"{r['ratio']:>8} {r['landlink_max_kb']:>9} {r['tipg_max_kb']:>11} "
+            f"{r['sql_floor_ms']:>7}"
+        )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "tiles.json").write_text(json.dumps({"rows": rows, "tiles": tiles}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
