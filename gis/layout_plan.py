@@ -209,6 +209,11 @@ def allocate(
 # --------------------------------------------------------------------------------------------
 
 
+def _has_table(engine: Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": name}).scalar_one()
+
+
 def _latest_detection_run(conn: Connection) -> int | None:
     if not conn.execute(text("SELECT to_regclass('detection_runs') IS NOT NULL")).scalar_one():
         return None
@@ -1172,7 +1177,16 @@ def default_request(engine: Engine, name: str = "sample-both-corridors") -> Plan
 
 
 def plan_summary_line(engine: Engine) -> str:
-    """For ``landlink analyse-all``: make the sample plan for both corridors."""
+    """For ``landlink analyse-all``: make the sample plan for both corridors.
+
+    Without any three-lands run yet, one is made first (issue 4's ``run_detection``), so the
+    plan's redevelop and exit blocks see idle and low-efficiency land, not only SJYT."""
+    with engine.connect() as conn:
+        run = _latest_detection_run(conn)
+    if run is None and _has_table(engine, "detection_runs"):
+        from gis.detection import run_detection
+
+        run_detection(engine, user="analyse-all")
     req = default_request(engine)
     try:
         res = create(engine, req, user="analyse-all")

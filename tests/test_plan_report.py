@@ -13,7 +13,7 @@ import pytest
 from matplotlib.image import imread
 from sqlalchemy import text
 
-from gis.layout_plan import create, plan_summary_line
+from gis.layout_plan import create, default_request, plan_summary_line
 from gis.plan_report import FUNCTION_COLORS, cjk_font, render
 from tests.plan_helpers import token
 from tests.test_layout_plan import plan_req, small_city
@@ -76,11 +76,10 @@ def city_plan(db):
 
 
 def test_sample_city_plan_for_both_corridors(sample_engine, tmp_path):
-    """What `make demo` makes: classify, then the sample plan; its report renders. The plan is
-    deleted afterwards (the sample database is shared read-only by other tests)."""
-    line = plan_summary_line(sample_engine)
-    assert line.startswith("plan "), line
-    pid = int(line.split()[1])
+    """What `make demo` makes: the sample plan for both corridors; its report renders. The plan
+    is deleted afterwards (the sample database is shared read-only by other tests)."""
+    # as analyse-all does, but without its three-lands run (the sample database is shared)
+    pid = create(sample_engine, default_request(sample_engine), user="test")["id"]
     try:
         with sample_engine.connect() as c:
             inv = c.execute(text("SELECT invariants FROM plans WHERE id = :i"), {"i": pid}).one()[0]
@@ -101,3 +100,16 @@ def test_sample_city_plan_for_both_corridors(sample_engine, tmp_path):
     finally:
         with sample_engine.begin() as c:
             c.execute(text("DELETE FROM plans WHERE id = :i"), {"i": pid})
+
+
+def test_analyse_all_step_makes_a_three_lands_run_first(db):
+    small_city(db)
+    line = plan_summary_line(db)
+    assert line.startswith("plan 1 (sample-both-corridors v1)"), line
+    with db.connect() as c:
+        runs = c.execute(text("SELECT count(*) FROM detection_runs")).scalar_one()
+        run_id = c.execute(text("SELECT detection_run_id FROM plans")).scalar_one()
+    assert runs == 1 and run_id is not None
+    plan_summary_line(db)  # a second plan uses the same run
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM detection_runs")).scalar_one() == 1

@@ -209,6 +209,8 @@ def test_platforms_api(http, db):
             )
         ).scalar_one()
     assert latest == "retain_upgrade"
+    ogc = http.get("/ogc/collections/platforms/items/P1").json()
+    assert ogc["properties"]["kind"] == "retain_upgrade"
 
 
 def test_planted_platforms_of_the_sample_city(sample_engine):
