@@ -186,6 +186,7 @@ ALLOC_COLUMNS = [
     ("m0_mu", "转M0 亩"),
     ("redevelop_mu", "再开发 亩"),
     ("exit_mu", "退出 亩"),
+    ("industrial_mu_after", "规划后工业用地 亩"),
 ]
 
 
@@ -209,11 +210,33 @@ def allocation_table(plan: dict, level: str, analyst: bool) -> tuple[list[str], 
         row = []
         for k, _ in cols:
             v = r.get(k)
+            if k == "industrial_mu_after":  # today + new − exit (M0 stays industrial land)
+                v = r["industrial_mu_today"] + r["new_mu"] - r["exit_mu"]
             if k == "kind" and v:
                 v = KIND_LABELS.get(v, v)
             row.append(_fmt(v))
         rows.append(row)
     return [label for _, label in cols], rows
+
+
+def block_rows(plan: dict) -> tuple[list[str], list[list[str]]]:
+    """Blocks per corridor and function: count, area and idle + low-efficiency land (亩)."""
+    from gis.plan_models import FUNCTIONS
+
+    agg: dict[tuple[str, str], list[float]] = {}
+    for f in plan["blocks"]["features"]:
+        p = f["properties"]
+        a = agg.setdefault((p["corridor_code"], p["function"]), [0, 0.0, 0.0])
+        a[0] += 1
+        a[1] += p["area_mu"]
+        a[2] += p["flagged_mu"]
+    rows = [
+        [c, FUNCTION_LABELS[fn], str(int(v[0])), _fmt(v[1]), _fmt(v[2])]
+        for c in sorted({k[0] for k in agg})
+        for fn in FUNCTIONS
+        if (v := agg.get((c, fn)))
+    ]
+    return ["走廊 corridor", "功能 function", "地块组 blocks", "面积 亩", "闲置+低效 亩"], rows
 
 
 def indicator_rows(plan: dict, analyst: bool) -> list[tuple[str, str, str]]:
@@ -340,6 +363,9 @@ def render_html(engine: Engine, plan_id: int, analyst: bool = False) -> str:
         b64 = base64.b64encode(png).decode()
         parts.append(f"<h2>{html.escape(name)} ({code})</h2>")
         parts.append(f"<img alt='map of {html.escape(name)}' src='data:image/png;base64,{b64}'>")
+    head, rows = block_rows(plan)
+    parts.append("<h2>走廊地块功能 Corridor blocks by function</h2>")
+    parts.append(_html_table(head, rows))
     for level, title in (
         ("district", "分区 Districts"),
         ("platform", "平台 Platforms"),
@@ -393,6 +419,7 @@ def _table_pages(pdf: PdfPages, title: str, head: list[str], rows: list[list[str
         tbl = ax.table(cellText=chunk, colLabels=head, loc="upper center", cellLoc="right")
         tbl.auto_set_font_size(False)
         tbl.set_fontsize(7)
+        tbl.auto_set_column_width(list(range(len(head))))
         tbl.scale(1, 1.15)
         pdf.savefig(fig)
         plt.close(fig)
@@ -428,14 +455,15 @@ def render_pdf(engine: Engine, plan_id: int, analyst: bool = False) -> bytes:
                 ("备注 Notes", notes),
             ],
         )
-        for code, (name, png) in maps.items():
+        for _name, png in maps.values():
             fig = plt.figure(figsize=(A4[1], A4[0]))
             ax = fig.add_axes([0.01, 0.01, 0.98, 0.98])
             ax.imshow(plt.imread(io.BytesIO(png)))
             ax.axis("off")
-            ax.set_title(f"{name} ({code})", fontsize=10)
             pdf.savefig(fig)
             plt.close(fig)
+        head, rows = block_rows(plan)
+        _table_pages(pdf, "走廊地块功能 Corridor blocks by function", head, rows)
         for level, title in (
             ("district", "分区 Districts"),
             ("platform", "平台 Platforms"),
