@@ -438,3 +438,48 @@ def test_plan_blocks_are_an_ogc_collection_and_a_tile_layer(http, city):
     assert r.status_code == 200, r.text
     layers = mapbox_vector_tile.decode(r.content)
     assert "exit" in {f["properties"]["function"] for f in layers["plan_blocks"]["features"]}
+
+
+def test_a_plan_writes_nothing_but_itself(city):
+    from tests.conftest import snapshot
+
+    before = snapshot(city)
+    create(city, plan_req(), user="test")
+    after = snapshot(city)
+    mine = {"plans", "plan_allocations", "plan_blocks", "tile_invalidations"}
+    assert {t for t in after if after[t] != before.get(t)} <= mine
+    assert after["plans"][0] == 1
+
+
+def test_cli_classify_and_plan(city, tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["classify", "--as-of", "2026-06-30"]) == 0
+    out = capsys.readouterr().out
+    assert "classification run 1" in out and "PO" in out and "phase_out" in out
+    args = [
+        "plan",
+        "create",
+        "--name",
+        "cli",
+        "--target-year",
+        "2030",
+        "--floor-mu",
+        "0",
+        "--new-land-mu",
+        "500",
+        "--as-of",
+        "2026-06-30",
+        "--weights",
+        '{"tax": 2}',
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "plan 1 (cli v1)" in out and "invariant quota: holds" in out
+    assert main([*args[:-4], "--new-land-mu", "1e7", "--as-of", "2026-06-30"]) == 1
+    assert "REFUSED" in capsys.readouterr().err
+    assert main(["plan", "list"]) == 0 and "cli v1" in capsys.readouterr().out
+    out_file = tmp_path / "p.html"
+    assert main(["plan", "report", "1", "--format", "html", "--out", str(out_file)]) == 0
+    assert out_file.read_text("utf-8").startswith("<!doctype html>")
+    assert main(["plan", "report", "99"]) == 1
