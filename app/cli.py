@@ -236,12 +236,14 @@ def cmd_token(ns) -> int:
 
 def analysis_steps() -> list[tuple[str, callable]]:
     """The analyses `make demo` runs after loading, in order (each returns a summary line)."""
+    from gis.detection import detect_summary_line
     from gis.evaluation import run_all_line
     from gis.layout_plan import plan_summary_line
     from gis.platform_kinds import classify_summary_line
 
     return [
         ("linkage + per-mu + evaluation + §7 indicators (issue 3)", run_all_line),
+        ("three kinds of land §3, as of today (issue 4)", detect_summary_line),
         ("platform kinds §4 (issue 7)", classify_summary_line),
         ("layout plan §8, both corridors (issue 7)", plan_summary_line),
     ]
@@ -295,8 +297,18 @@ def cmd_detect(ns) -> int:
     print(
         f"  批而未供 unsupplied {u['unsupplied']}  partial {u['partial']}  supplied {u['supplied']}"
     )
-    print("  供而未用/闲置 " + "  ".join(f"{k} {v}" for k, v in i.items()))
-    print("  低效利用 " + "  ".join(f"{k} {v}" for k, v in le.items()))
+    idle_order = ("not_due", "started", "overdue", "idle", "idle_reclaimable", "partial_idle")
+    print(
+        "  供而未用/闲置 "
+        + "  ".join(f"{k} {i.get(k, 0)}" for k in idle_order)
+        + f"  (records disagree {i.get('records_disagree', 0)})"
+    )
+    le_order = ("parcels", "plot_ratio", "tax_per_mu", "class_d", "diverted", "idle_use")
+    print(
+        "  低效利用 "
+        + "  ".join(f"{k} {le.get(k, 0)}" for k in le_order)
+        + f"  (tax year {le.get('tax_year')})"
+    )
     for n in r["notes"]:
         print(f"  note: {n}")
     return 0

@@ -251,3 +251,16 @@ def test_runs_and_diff(land):
     assert http.get("/api/land/idle").json()["run"]["id"] == early["id"]
     r = http.get("/api/land/idle", params={"run": second["id"]}).json()
     assert {i["supply_id"]: i["status"] for i in r["items"]}["GD-E2"] == "idle"
+
+
+def test_cli_detect(db, capsys):
+    from app.cli import main
+
+    city(db)
+    assert main(["detect", "--as-of", "2025-06-30"]) == 0
+    out = capsys.readouterr().out
+    assert "as of 2025-06-30" in out
+    assert "批而未供 unsupplied 1  partial 2  supplied 1" in out
+    assert "idle_reclaimable 1" in out and "overdue 1" in out
+    assert main(["detect", "--as-of", "30/06/2025"]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
