@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from gis.models import metadata
 
@@ -93,8 +93,9 @@ enterprise_land = Table(
     Column("area_m2", Double),
     Column("area_mu", Double),
     Column("basis", Text, nullable=False),  # parcels | declared | none
-    # [{"parcel_no", "method", "share", "parcel_m2", "land_m2"}]
-    Column("parcels", JSONB, nullable=False, server_default="[]"),
+    # the parcels it occupies and, for each, the share of the parcel's area that is its land
+    Column("parcel_nos", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("parcel_shares", ARRAY(Double), nullable=False, server_default="{}"),
     Column("reason", Text),  # basis none: why
     Column("rule", Text, nullable=False),
     Column("run_id", BigInteger, nullable=False),

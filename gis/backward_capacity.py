@@ -39,7 +39,8 @@ def candidates(conn: Connection, year: int, rules: BackwardCapacityRules) -> lis
                 SELECT v.uscc, v.name, v.industry_code, {_industry_case(rules)} AS industry,
                        v.year, v."group", v.class, v.score, v.rank, v.group_size,
                        v.district_code, v.platform_code, v.corridor_code,
-                       el.area_mu, el.area_m2, el.basis AS land_basis, el.parcels,
+                       el.area_mu, el.area_m2, el.basis AS land_basis,
+                       el.parcel_nos, el.parcel_shares,
                        coalesce(f.kinds, '{{}}') AS failed_standards, f.notes
                 FROM evaluations v
                 LEFT JOIN enterprise_land el ON el.year = v.year AND el.uscc = v.uscc
@@ -66,6 +67,8 @@ def candidates(conn: Connection, year: int, rules: BackwardCapacityRules) -> lis
     for r in rows:
         d = dict(r._mapping)
         d["failed_standards"] = list(d["failed_standards"] or [])
+        d["parcel_nos"] = list(d["parcel_nos"] or [])
+        d["parcel_shares"] = list(d["parcel_shares"] or [])
         d["notes"] = [n for n in (d.pop("notes") or []) if n]
         d["reason"] = (
             f"class {d['class']} in {year}"

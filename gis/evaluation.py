@@ -28,12 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import nullcontext
 from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
 from gis import refresh
-from gis.linkage import run_sql
+from gis.linkage import bulk_reload, run_sql
 from gis.rules import EvaluationRules, Rules, get_rules
 
 RULE = "§2 亩均论英雄: score = Σ weight × value ÷ group-year mean; classes by rank"
@@ -47,17 +48,15 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
     """Scores of one group: benchmarks, points (with the missing-figure rule), score."""
     inds = list(weights)
     bench = ", ".join(
-        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) OVER (PARTITION BY year) AS b_{i}"
-        for i in inds
+        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) AS b_{i}" for i in inds
     )
     pts = ", ".join(
         f"CASE WHEN evaluated AND {i} IS NOT NULL THEN CASE WHEN b_{i} > 0 "
         f"THEN {float(w)} * {i} / b_{i} ELSE 0 END END AS p_{i}"
         for i, w in weights.items()
     )
-    mean_pts = ", ".join(
-        f"avg(p_{i}) FILTER (WHERE evaluated) OVER (PARTITION BY year) AS m_{i}" for i in inds
-    )
+    mean_pts = ", ".join(f"avg(p_{i}) FILTER (WHERE evaluated) AS m_{i}" for i in inds)
+    bcols = ", ".join(f"b.b_{i}" for i in inds)
 
     def final(i: str) -> str:
         fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
@@ -74,14 +73,17 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
         for i in inds
     )
     return f"""
+        (WITH b AS (SELECT year, {bench} FROM _ev WHERE grp = '{group}' GROUP BY year),
+              q AS (SELECT v.*, {bcols}, {pts}
+                    FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b USING (year)),
+              m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
         SELECT year, uscc, jsonb_build_object({ind_json}) AS indicators,
                CASE WHEN evaluated THEN jsonb_build_object({bench_json}) END AS benchmarks,
                CASE WHEN evaluated THEN jsonb_build_object({pts_json}) END AS points,
                CASE WHEN evaluated THEN to_jsonb(array_remove(ARRAY[{missing}], NULL)) END
                    AS missing,
                CASE WHEN evaluated THEN {score} END AS score
-        FROM (SELECT *, {mean_pts} FROM (SELECT *, {pts} FROM (
-            SELECT *, {bench} FROM _ev WHERE grp = '{group}') a) b) c
+        FROM q JOIN m USING (year))
     """
 
 
@@ -105,110 +107,109 @@ def evaluate(
     ratio_cols = sorted(set(rules.above_weights) | set(rules.below_weights))
     ratios = ", ".join(f"pm.{c}" for c in ratio_cols)
     ymatch = "(CAST(:year AS int) IS NULL OR o.year = :year)"
-    run_sql(
-        conn,
-        f"""
-        {"TRUNCATE evaluations" if year is None else "DELETE FROM evaluations WHERE year = :year"};
-        CREATE TEMP TABLE _ev ON COMMIT DROP AS
-        SELECT o.year, o.uscc, e.name, e.industry_code,
-               CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
-               el.basis, el.area_mu, el.reason AS land_reason,
-               el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min) AS evaluated,
-               fy.first_year, d0.data_from, {ratios}
-        FROM outputs o
-        JOIN enterprises e ON e.uscc = o.uscc
-        JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
-        JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
-             ON fy.uscc = o.uscc
-        CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
-        LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = o.uscc AND pm.year = o.year
-        WHERE {ymatch};
-        ANALYZE _ev;
-        CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
-        SELECT DISTINCT ep.from_key AS uscc, sp.from_key AS supply_no
-        FROM links ep
-        JOIN links sp ON sp.kind = 'supply_parcel' AND sp.to_key = ep.to_key
-             AND sp.from_key IS NOT NULL
-        WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
-        UNION
-        SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL;
-        CREATE TEMP TABLE _building ON COMMIT DROP AS
-        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
-        FROM _ev v
-        JOIN _own_supply os ON os.uscc = v.uscc
-        JOIN supplies s ON s.supply_no = os.supply_no
-        CROSS JOIN LATERAL (SELECT make_date(v.year, 12, 31) AS ye) d
-        LEFT JOIN LATERAL (
-            SELECT string_agg(x.project_code, ', ' ORDER BY x.project_code) AS codes
-            FROM links ps JOIN projects x ON x.project_code = ps.from_key
-            WHERE ps.kind = 'project_supply' AND ps.to_key = s.supply_no
-              AND x.status = '在建' AND (x.started_on IS NULL OR x.started_on <= d.ye)
-        ) pr ON true
-        CROSS JOIN LATERAL (SELECT
-            'still building on newly supplied land: ' || s.supply_no || ' supplied '
-            || s.supplied_on || CASE WHEN pr.codes IS NOT NULL
-                                     THEN ', project ' || pr.codes || ' 在建'
-                                     ELSE ', not completed by ' || d.ye END AS r) t
-        WHERE s.supplied_on <= d.ye
-          AND s.supplied_on > d.ye - make_interval(years => :supply_years)
-          AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
-               OR s.actual_completion > d.ye)
-        GROUP BY v.year, v.uscc;
-        CREATE TEMP TABLE _scored ON COMMIT DROP AS
-        {_group_sql("above", rules.above_weights, rules.mean_points_if_missing)}
-        UNION ALL
-        {_group_sql("below", rules.below_weights, rules.mean_points_if_missing)};
-        CREATE TEMP TABLE _graded ON COMMIT DROP AS
-        SELECT v.year, v.uscc, v.grp, s.score,
-               concat_ws('; ',
-                   CASE WHEN left(v.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
-                        THEN 'utility (GB/T 4754 division ' || left(v.industry_code, 2) || ')'
-                   END,
-                   CASE WHEN v.first_year > v.data_from AND v.year - v.first_year < :new_years
-                        THEN 'founded under ' || :new_years || ' years ago (first output year '
-                             || v.first_year || ')' END,
-                   b.reason) AS not_graded
-        FROM _ev v JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
-        LEFT JOIN _building b ON b.year = v.year AND b.uscc = v.uscc
-        WHERE v.evaluated;
-        CREATE TEMP TABLE _ranked ON COMMIT DROP AS
-        SELECT year, uscc,
-               rank() OVER w AS rnk, count(*) OVER (PARTITION BY year, grp) AS n
-        FROM _graded WHERE not_graded = ''
-        WINDOW w AS (PARTITION BY year, grp ORDER BY round(score::numeric, 6) DESC);
-        INSERT INTO evaluations (year, uscc, name, industry_code, "group", evaluated, graded,
-            area_mu, land_basis, score, class, rank, group_size, indicators, benchmarks, points,
-            missing, not_evaluated_reason, not_graded_reason, district_code, platform_code,
-            corridor_code, rule, run_id, as_of)
-        SELECT v.year, v.uscc, v.name, v.industry_code, v.grp, v.evaluated,
-               r.rnk IS NOT NULL, v.area_mu, v.basis, s.score,
-               CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
-                    WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
-                    WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
-                    WHEN r.rnk IS NOT NULL THEN 'D' END,
-               r.rnk, r.n, s.indicators, coalesce(s.benchmarks, '{{}}'),
-               coalesce(s.points, '{{}}'), coalesce(s.missing, '[]'),
-               CASE WHEN NOT v.evaluated THEN
-                   CASE WHEN v.basis = 'none' THEN v.land_reason
-                        ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
-                             || :below_min || ' 亩 threshold' END END,
-               nullif(g.not_graded, ''),
-               zd.to_key, zp.to_key, zc.to_key,
-               :rule, :run, :as_of
-        FROM _ev v
-        JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
-        LEFT JOIN _graded g ON g.year = v.year AND g.uscc = v.uscc
-        LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
-        LEFT JOIN links zd ON zd.kind = 'enterprise_district' AND zd.from_key = v.uscc
-             AND zd.is_primary AND zd.to_key IS NOT NULL
-        LEFT JOIN links zp ON zp.kind = 'enterprise_platform' AND zp.from_key = v.uscc
-             AND zp.is_primary AND zp.to_key IS NOT NULL
-        LEFT JOIN links zc ON zc.kind = 'enterprise_corridor' AND zc.from_key = v.uscc
-             AND zc.is_primary AND zc.to_key IS NOT NULL;
-        DROP TABLE _ev, _own_supply, _building, _scored, _graded, _ranked
-        """,
-        p,
-    )
+    with bulk_reload(conn, "evaluations") if year is None else nullcontext():
+        run_sql(
+            conn,
+            f"""
+            {"SELECT 1" if year is None else "DELETE FROM evaluations WHERE year = :year"};
+            CREATE TEMP TABLE _ev ON COMMIT DROP AS
+            SELECT o.year, o.uscc, e.name, e.industry_code,
+                   CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
+                   el.basis, el.area_mu, el.reason AS land_reason,
+                   el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min) AS evaluated,
+                   fy.first_year, d0.data_from, {ratios}
+            FROM outputs o
+            JOIN enterprises e ON e.uscc = o.uscc
+            JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+            JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
+                 ON fy.uscc = o.uscc
+            CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
+            LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = o.uscc AND pm.year = o.year
+            WHERE {ymatch};
+            ANALYZE _ev;
+            CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
+            SELECT DISTINCT ep.from_key AS uscc, sp.from_key AS supply_no
+            FROM links ep
+            JOIN links sp ON sp.kind = 'supply_parcel' AND sp.to_key = ep.to_key
+                 AND sp.from_key IS NOT NULL
+            WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
+            UNION
+            SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL;
+            ANALYZE _own_supply;
+            CREATE TEMP TABLE _building ON COMMIT DROP AS
+            SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
+            FROM _ev v
+            JOIN _own_supply os ON os.uscc = v.uscc
+            JOIN supplies s ON s.supply_no = os.supply_no
+            CROSS JOIN LATERAL (SELECT make_date(v.year, 12, 31) AS ye) d
+            LEFT JOIN LATERAL (
+                SELECT string_agg(x.project_code, ', ' ORDER BY x.project_code) AS codes
+                FROM links ps JOIN projects x ON x.project_code = ps.from_key
+                WHERE ps.kind = 'project_supply' AND ps.to_key = s.supply_no
+                  AND x.status = '在建' AND (x.started_on IS NULL OR x.started_on <= d.ye)
+            ) pr ON true
+            CROSS JOIN LATERAL (SELECT
+                'still building on newly supplied land: ' || s.supply_no || ' supplied '
+                || s.supplied_on || CASE WHEN pr.codes IS NOT NULL
+                                         THEN ', project ' || pr.codes || ' 在建'
+                                         ELSE ', not completed by ' || d.ye END AS r) t
+            WHERE s.supplied_on <= d.ye
+              AND s.supplied_on > d.ye - make_interval(years => :supply_years)
+              AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
+                   OR s.actual_completion > d.ye)
+            GROUP BY v.year, v.uscc;
+            CREATE TEMP TABLE _scored ON COMMIT DROP AS
+            {_group_sql("above", rules.above_weights, rules.mean_points_if_missing)}
+            UNION ALL
+            {_group_sql("below", rules.below_weights, rules.mean_points_if_missing)};
+            ANALYZE _scored;
+            CREATE TEMP TABLE _graded ON COMMIT DROP AS
+            SELECT v.year, v.uscc, v.grp, s.score,
+                   concat_ws('; ',
+                       CASE WHEN left(v.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
+                            THEN 'utility (GB/T 4754 division ' || left(v.industry_code, 2) || ')'
+                       END,
+                       CASE WHEN v.first_year > v.data_from AND v.year - v.first_year < :new_years
+                            THEN 'founded under ' || :new_years || ' years ago (first output year '
+                                 || v.first_year || ')' END,
+                       b.reason) AS not_graded
+            FROM _ev v JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
+            LEFT JOIN _building b ON b.year = v.year AND b.uscc = v.uscc
+            WHERE v.evaluated;
+            ANALYZE _graded;
+            CREATE TEMP TABLE _ranked ON COMMIT DROP AS
+            SELECT year, uscc,
+                   rank() OVER w AS rnk, count(*) OVER (PARTITION BY year, grp) AS n
+            FROM _graded WHERE not_graded = ''
+            WINDOW w AS (PARTITION BY year, grp ORDER BY round(score::numeric, 6) DESC);
+            INSERT INTO evaluations (year, uscc, name, industry_code, "group", evaluated, graded,
+                area_mu, land_basis, score, class, rank, group_size, indicators, benchmarks, points,
+                missing, not_evaluated_reason, not_graded_reason, district_code, platform_code,
+                corridor_code, rule, run_id, as_of)
+            SELECT v.year, v.uscc, v.name, v.industry_code, v.grp, v.evaluated,
+                   r.rnk IS NOT NULL, v.area_mu, v.basis, s.score,
+                   CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
+                        WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
+                        WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
+                        WHEN r.rnk IS NOT NULL THEN 'D' END,
+                   r.rnk, r.n, s.indicators, coalesce(s.benchmarks, '{{}}'),
+                   coalesce(s.points, '{{}}'), coalesce(s.missing, '[]'),
+                   CASE WHEN NOT v.evaluated THEN
+                       CASE WHEN v.basis = 'none' THEN v.land_reason
+                            ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
+                                 || :below_min || ' 亩 threshold' END END,
+                   nullif(g.not_graded, ''),
+                   ez.district, ez.platform, ez.corridor,
+                   :rule, :run, :as_of
+            FROM _ev v
+            JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
+            LEFT JOIN _graded g ON g.year = v.year AND g.uscc = v.uscc
+            LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
+            LEFT JOIN _ez ez ON ez.uscc = v.uscc;
+            DROP TABLE _ev, _own_supply, _building, _scored, _graded, _ranked
+            """,
+            p,
+        )
     rows = conn.exec_driver_sql(
         """
         SELECT year, "group", count(*) AS n, count(*) FILTER (WHERE evaluated) AS evaluated,

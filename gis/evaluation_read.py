@@ -218,16 +218,26 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
         for r in links
         if r.kind != "enterprise_parcel" and r.is_primary
     }
-    out["land"] = [
-        dict(r._mapping)
-        for r in conn.execute(
-            text(
-                "SELECT year, area_m2, area_mu, basis, parcels, reason, rule FROM enterprise_land "
-                "WHERE uscc = :u ORDER BY year"
-            ),
-            {"u": uscc},
-        )
-    ]
+    out["land"] = []
+    for r in conn.execute(
+        text(
+            """
+            SELECT el.year, el.area_m2, el.area_mu, el.basis, el.reason, el.rule,
+                   coalesce(jsonb_agg(jsonb_build_object(
+                       'parcel_no', x.no, 'share', x.share, 'parcel_m2', pa.area_m2,
+                       'land_m2', x.share * pa.area_m2) ORDER BY x.no)
+                       FILTER (WHERE x.no IS NOT NULL), '[]') AS parcels
+            FROM enterprise_land el
+            LEFT JOIN LATERAL unnest(el.parcel_nos, el.parcel_shares) x(no, share) ON true
+            LEFT JOIN parcels pa ON pa.parcel_no = x.no
+            WHERE el.uscc = :u
+            GROUP BY el.year, el.area_m2, el.area_mu, el.basis, el.reason, el.rule
+            ORDER BY el.year
+            """
+        ),
+        {"u": uscc},
+    ):
+        out["land"].append(dict(r._mapping))
     out["projects"] = [
         dict(r._mapping)
         for r in conn.execute(
@@ -319,8 +329,6 @@ def area_indicators(conn: Connection, level: str, year: int | None, analyst: boo
 def backward_capacity(conn: Connection, year: int | None) -> dict:
     year = year or latest_year(conn)
     items = candidates(conn, year, get_rules().backward_capacity) if year else []
-    for it in items:
-        it["parcels"] = it["parcels"] or []
     return {
         "year": year,
         "numberMatched": len(items),

@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 
 from gis.analysis_models import RATIO_COLUMNS, SUM_COLUMNS
 from gis.layers import M2_PER_MU
-from gis.linkage import run_sql
+from gis.linkage import bulk_reload, run_sql
 
 LAND_RULE = (
     "§Units: parcel area shared among its enterprises with output that year by declared YDMJ "
@@ -62,7 +62,7 @@ def _ratio_sql() -> str:
     )
 
 
-TEMP_TABLES = ("_ep", "_share", "_pz", "_alloc", "_fig", "_zsum", "_entflags")
+TEMP_TABLES = ("_ep", "_share", "_pz", "_ez", "_fig", "_psum", "_zsum", "_entflags")
 
 
 def drop_temp(conn: Connection) -> None:
@@ -75,58 +75,56 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
     """Rebuild ``enterprise_land`` and ``per_mu``; returns counts."""
     p = {"run": run_id, "as_of": as_of, "mu": MU, "lrule": LAND_RULE, "prule": PER_MU_RULE}
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES[:-1])}")
-    run_sql(
-        conn,
-        """
-        TRUNCATE enterprise_land, per_mu;
-        CREATE TEMP TABLE _ep ON COMMIT DROP AS
-        SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
-               o.declared_land_m2 AS ydmj
-        FROM links l
-        JOIN outputs o ON o.uscc = l.from_key
-        JOIN parcels pa ON pa.parcel_no = l.to_key
-        WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL;
-        CREATE TEMP TABLE _share ON COMMIT DROP AS
-        SELECT *, parcel_m2 * share AS land_m2 FROM (
-            SELECT year, uscc, parcel_no, method, parcel_m2,
-                   CASE WHEN count(ydmj) FILTER (WHERE ydmj > 0) OVER w = count(*) OVER w
-                        THEN ydmj / sum(ydmj) OVER w
-                        ELSE 1.0 / count(*) OVER w END AS share
-            FROM _ep
-            WINDOW w AS (PARTITION BY year, parcel_no)
-        ) x;
-        INSERT INTO enterprise_land (year, uscc, area_m2, area_mu, basis, parcels, reason,
-                                     rule, run_id, as_of)
-        SELECT o.year, o.uscc,
-               CASE WHEN s.m2 IS NOT NULL THEN s.m2
-                    WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END,
-               CASE WHEN s.m2 IS NOT NULL THEN s.m2
-                    WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END * :mu,
-               CASE WHEN s.m2 IS NOT NULL THEN 'parcels'
-                    WHEN o.declared_land_m2 > 0 THEN 'declared' ELSE 'none' END,
-               coalesce(s.parcels, '[]'::jsonb),
-               CASE WHEN s.m2 IS NULL AND NOT coalesce(o.declared_land_m2 > 0, false)
-                    THEN 'no land: no parcel linked ('
-                         || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
-                         || o.year END,
-               :lrule, :run, :as_of
-        FROM outputs o
-        LEFT JOIN (
-            SELECT year, uscc, sum(land_m2) AS m2,
-                   jsonb_agg(jsonb_build_object(
-                       'parcel_no', parcel_no, 'method', method,
-                       'share', round(share::numeric, 6),
-                       'parcel_m2', round(parcel_m2::numeric, 2),
-                       'land_m2', round(land_m2::numeric, 2)) ORDER BY parcel_no) AS parcels
-            FROM _share GROUP BY year, uscc
-        ) s ON s.year = o.year AND s.uscc = o.uscc
-        LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
-                         AND u.to_key IS NULL;
-        ANALYZE enterprise_land
-        """,
-        p,
-    )
-    # allocation of each enterprise-year's figures: level, code, fraction, land (m²)
+    with bulk_reload(conn, "enterprise_land"):
+        run_sql(
+            conn,
+            """
+            CREATE TEMP TABLE _ep ON COMMIT DROP AS
+            SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
+                   o.declared_land_m2 AS ydmj
+            FROM links l
+            JOIN outputs o ON o.uscc = l.from_key
+            JOIN parcels pa ON pa.parcel_no = l.to_key
+            WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL;
+            ANALYZE _ep;
+            CREATE TEMP TABLE _share ON COMMIT DROP AS
+            SELECT *, parcel_m2 * share AS land_m2 FROM (
+                SELECT year, uscc, parcel_no, method, parcel_m2,
+                       CASE WHEN count(ydmj) FILTER (WHERE ydmj > 0) OVER w = count(*) OVER w
+                            THEN ydmj / sum(ydmj) OVER w
+                            ELSE 1.0 / count(*) OVER w END AS share
+                FROM _ep
+                WINDOW w AS (PARTITION BY year, parcel_no)
+            ) x;
+            ANALYZE _share;
+            INSERT INTO enterprise_land (year, uscc, area_m2, area_mu, basis, parcel_nos,
+                                         parcel_shares, reason, rule, run_id, as_of)
+            SELECT o.year, o.uscc,
+                   CASE WHEN s.m2 IS NOT NULL THEN s.m2
+                        WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END,
+                   CASE WHEN s.m2 IS NOT NULL THEN s.m2
+                        WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END * :mu,
+                   CASE WHEN s.m2 IS NOT NULL THEN 'parcels'
+                        WHEN o.declared_land_m2 > 0 THEN 'declared' ELSE 'none' END,
+                   coalesce(s.nos, '{}'), coalesce(s.shares, '{}'),
+                   CASE WHEN s.m2 IS NULL AND NOT coalesce(o.declared_land_m2 > 0, false)
+                        THEN 'no land: no parcel linked ('
+                             || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
+                             || o.year END,
+                   :lrule, :run, :as_of
+            FROM outputs o
+            LEFT JOIN (
+                SELECT year, uscc, sum(land_m2) AS m2,
+                       array_agg(parcel_no ORDER BY parcel_no) AS nos,
+                       array_agg(share ORDER BY parcel_no) AS shares
+                FROM _share GROUP BY year, uscc
+            ) s ON s.year = o.year AND s.uscc = o.uscc
+            LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
+                             AND u.to_key IS NULL
+            """,
+            p,
+        )
+    # parcel -> zone shares, and each enterprise's primary zones (for counts and evaluations)
     run_sql(
         conn,
         """
@@ -136,72 +134,110 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
         WHERE kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
           AND to_key IS NOT NULL;
         CREATE INDEX ON _pz (parcel_no);
-        CREATE TEMP TABLE _alloc ON COMMIT DROP AS
-        SELECT s.year, s.uscc, 'parcel'::text AS level, s.parcel_no AS code,
-               s.land_m2 / el.area_m2 AS frac, s.land_m2, s.parcel_m2
-        FROM _share s JOIN enterprise_land el ON el.year = s.year AND el.uscc = s.uscc;
-        INSERT INTO _alloc
-        SELECT a.year, a.uscc, z.level, z.code, sum(a.frac * z.share), sum(a.land_m2 * z.share),
-               NULL
-        FROM _alloc a JOIN _pz z ON z.parcel_no = a.code
-        GROUP BY 1, 2, 3, 4;
-        INSERT INTO _alloc
-        SELECT el.year, el.uscc, substr(z.kind, 12), z.to_key, 1.0, el.area_m2, NULL
-        FROM enterprise_land el
-        JOIN links z ON z.kind IN ('enterprise_district', 'enterprise_platform',
-                                   'enterprise_corridor')
-             AND z.from_key = el.uscc AND z.to_key IS NOT NULL AND z.method = 'contains'
-        WHERE el.basis = 'declared'
+        ANALYZE _pz;
+        CREATE TEMP TABLE _ez ON COMMIT DROP AS
+        SELECT from_key AS uscc,
+               max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district,
+               max(to_key) FILTER (WHERE kind = 'enterprise_platform') AS platform,
+               max(to_key) FILTER (WHERE kind = 'enterprise_corridor') AS corridor,
+               bool_or(method = 'contains') AS by_point
+        FROM links
+        WHERE kind IN ('enterprise_district', 'enterprise_platform', 'enterprise_corridor')
+          AND is_primary AND to_key IS NOT NULL
+        GROUP BY from_key;
+        CREATE UNIQUE INDEX ON _ez (uscc);
+        ANALYZE _ez
         """,
         p,
     )
     sums = ", ".join(SUM_COLUMNS)
     ratios = ", ".join(RATIO_COLUMNS)
-    helpers = ("va_e", "va_p", "va_l", "rd_r", "rev_r")
-    run_sql(
-        conn,
-        f"""
-        CREATE TEMP TABLE _fig ON COMMIT DROP AS
-        SELECT o.year, o.uscc, el.area_m2,
-               o.gross_output, o.revenue, o.value_added, o.tax_paid,
-               CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
-               CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
-               o.rd_spending,
-               CASE WHEN o.employees > 0 THEN o.employees END AS employees,
-               CASE WHEN o.energy_tce > 0 THEN o.value_added END AS va_e,
-               CASE WHEN o.emissions_t > 0 THEN o.value_added END AS va_p,
-               CASE WHEN o.employees > 0 THEN o.value_added END AS va_l,
-               CASE WHEN o.revenue > 0 THEN o.rd_spending END AS rd_r,
-               CASE WHEN o.rd_spending IS NOT NULL AND o.revenue > 0 THEN o.revenue END AS rev_r
-        FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
-        WHERE el.basis <> 'none';
-        INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {ratios},
-                            rule, run_id, as_of)
-        SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {_ratio_sql()},
-               :prule, :run, :as_of
-        FROM (SELECT f.*, f.area_m2 * :mu AS area_mu FROM _fig f) x;
-        CREATE TEMP TABLE _zsum ON COMMIT DROP AS
-        SELECT a.level, a.code, a.year,
-               CASE WHEN a.level = 'parcel' THEN min(a.parcel_m2) ELSE sum(a.land_m2) END
-                   AS area_m2,
-               count(*) AS n,
-               {", ".join(f"sum(a.frac * f.{c}) AS {c}" for c in SUM_COLUMNS + helpers)},
-               sum(a.frac * f.gross_output) FILTER (WHERE fl.featured) AS out_featured,
-               sum(a.frac * f.gross_output) FILTER (WHERE fl.hightech) AS out_hightech,
-               sum(a.frac * f.gross_output) FILTER (WHERE fl.in_platform) AS out_platform
-        FROM _alloc a
-        JOIN _fig f ON f.year = a.year AND f.uscc = a.uscc
-        LEFT JOIN _entflags fl ON fl.uscc = a.uscc
-        GROUP BY a.level, a.code, a.year;
-        INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {ratios},
-                            rule, run_id, as_of)
-        SELECT level, code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
-               :prule, :run, :as_of
-        FROM (SELECT *, area_m2 * :mu AS area_mu FROM _zsum) g;
-        ANALYZE per_mu
-        """,
-        p,
-    )
+    cols = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
+    extras = ("out_featured", "out_hightech", "out_platform")
+    allc = cols + extras
+    with bulk_reload(conn, "per_mu"):
+        run_sql(
+            conn,
+            f"""
+            CREATE TEMP TABLE _fig ON COMMIT DROP AS
+            SELECT o.year, o.uscc, el.area_m2, el.basis,
+                   o.gross_output, o.revenue, o.value_added, o.tax_paid,
+                   CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
+                   CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
+                   o.rd_spending,
+                   CASE WHEN o.employees > 0 THEN o.employees END AS employees,
+                   CASE WHEN o.energy_tce > 0 THEN o.value_added END AS va_e,
+                   CASE WHEN o.emissions_t > 0 THEN o.value_added END AS va_p,
+                   CASE WHEN o.employees > 0 THEN o.value_added END AS va_l,
+                   CASE WHEN o.revenue > 0 THEN o.rd_spending END AS rd_r,
+                   CASE WHEN o.rd_spending IS NOT NULL AND o.revenue > 0 THEN o.revenue END
+                       AS rev_r,
+                   CASE WHEN fl.featured THEN o.gross_output END AS out_featured,
+                   CASE WHEN fl.hightech THEN o.gross_output END AS out_hightech,
+                   CASE WHEN fl.in_platform THEN o.gross_output END AS out_platform
+            FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+            LEFT JOIN _entflags fl ON fl.uscc = o.uscc
+            WHERE el.basis <> 'none';
+            ANALYZE _fig;
+            INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
+                ratios
+            },
+                                rule, run_id, as_of)
+            SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {_ratio_sql()},
+                   :prule, :run, :as_of
+            FROM (SELECT f.*, f.area_m2 * :mu AS area_mu FROM _fig f) x;
+            CREATE TEMP TABLE _psum ON COMMIT DROP AS
+            SELECT s.parcel_no AS code, s.year, min(s.parcel_m2) AS area_m2,
+                   sum(s.land_m2) AS land_m2, count(*) AS n,
+                   {", ".join(f"sum(s.land_m2 / f.area_m2 * f.{c}) AS {c}" for c in allc)}
+            FROM _share s JOIN _fig f ON f.year = s.year AND f.uscc = s.uscc
+            GROUP BY s.parcel_no, s.year;
+            ANALYZE _psum;
+            INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
+                ratios
+            },
+                                rule, run_id, as_of)
+            SELECT 'parcel', code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
+                   :prule, :run, :as_of
+            FROM (SELECT *, area_m2 * :mu AS area_mu FROM _psum) g;
+            CREATE TEMP TABLE _zsum ON COMMIT DROP AS
+            SELECT g.level, g.code, g.year, g.area_m2, coalesce(cnt.n, 0) AS n, {
+                ", ".join(f"g.{c}" for c in allc)
+            }
+            FROM (
+                SELECT level, code, year, sum(land_m2) AS area_m2,
+                       {", ".join(f"sum({c}) AS {c}" for c in allc)}
+                FROM (
+                    SELECT z.level, z.code, p.year, p.land_m2 * z.share AS land_m2,
+                           {", ".join(f"p.{c} * z.share AS {c}" for c in allc)}
+                    FROM _psum p JOIN _pz z ON z.parcel_no = p.code
+                    UNION ALL
+                    SELECT v.level, v.code, f.year, f.area_m2, {", ".join(f"f.{c}" for c in allc)}
+                    FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
+                    CROSS JOIN LATERAL (VALUES ('district', ez.district),
+                        ('platform', ez.platform), ('corridor', ez.corridor)) v(level, code)
+                    WHERE f.basis = 'declared' AND ez.by_point AND v.code IS NOT NULL
+                ) x
+                GROUP BY level, code, year
+            ) g
+            LEFT JOIN (  -- enterprises whose primary zone this is
+                SELECT v.level, v.code, f.year, count(*) AS n
+                FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
+                CROSS JOIN LATERAL (VALUES ('district', ez.district),
+                    ('platform', ez.platform), ('corridor', ez.corridor)) v(level, code)
+                WHERE v.code IS NOT NULL
+                GROUP BY 1, 2, 3
+            ) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year;
+            INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
+                ratios
+            },
+                                rule, run_id, as_of)
+            SELECT level, code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
+                   :prule, :run, :as_of
+            FROM (SELECT *, area_m2 * :mu AS area_mu FROM _zsum) g
+            """,
+            p,
+        )
     return {
         "enterprise_land": dict(
             conn.exec_driver_sql(

@@ -138,10 +138,11 @@ def test_planted_land_cases(sample_db):
     shared = _q(
         engine,
         """
-        SELECT p->>'parcel_no' AS parcel, count(*) AS n,
-               sum((p->>'land_m2')::float8) AS land, min((p->>'parcel_m2')::float8) AS area
-        FROM enterprise_land, jsonb_array_elements(parcels) p
-        WHERE year = :y AND p->>'parcel_no' = ANY(:p)
+        SELECT x.no AS parcel, count(*) AS n, sum(x.share * pa.area_m2) AS land,
+               min(pa.area_m2) AS area
+        FROM enterprise_land el, unnest(el.parcel_nos, el.parcel_shares) x(no, share)
+        JOIN parcels pa ON pa.parcel_no = x.no
+        WHERE el.year = :y AND x.no = ANY(:p)
         GROUP BY 1
         """,
         y=y,
