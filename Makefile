@@ -80,6 +80,7 @@ lint: venv
 
 bench: migrate
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/plan.py
 
 clean-db:
 	-$(LANDLINK) db down
