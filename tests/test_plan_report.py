@@ -100,6 +100,9 @@ def test_sample_city_plan_for_both_corridors(sample_engine, tmp_path):
     finally:
         with sample_engine.begin() as c:
             c.execute(text("DELETE FROM plans WHERE id = :i"), {"i": pid})
+            c.execute(
+                text("DELETE FROM tile_invalidations WHERE source = :s"), {"s": f"plan:{pid}"}
+            )
 
 
 def test_analyse_all_step_makes_a_three_lands_run_first(db):
