@@ -226,3 +226,32 @@ def test_planted_platforms_of_the_sample_city(sample_engine):
     assert {c for c, v in k.items() if v == "to_innovation"} == set(planted["innovation"])
     assert set(planted["exit"]) <= {c for c, v in k.items() if v == "phase_out"}
     assert {k[c] for c in planted["retain_or_exit"]} <= {"retain_upgrade", "phase_out"}
+
+
+def test_platform_tax_read_from_issue_3_per_mu_when_present(db):
+    districts(db)
+    insert(
+        db,
+        "platforms",
+        [
+            platform("A", rect(10000, 0, 1000, 1000), tscy=["装备"]),
+            platform("B", rect(20000, 0, 1000, 1000), tscy=["装备"]),
+        ],
+    )
+    parcel_with_tax(db, "DK-A", rect(10010, 10, 100, 100), tax=15 * 1.0)
+    parcel_with_tax(db, "DK-B", rect(20010, 10, 100, 100), tax=15 * 9.0)
+    with db.begin() as conn:
+        for code, t in (("A", 50.0), ("B", 10.0)):
+            conn.execute(
+                text(
+                    "INSERT INTO per_mu (level, code, year, area_mu, tax_paid, tax_per_mu, rule, "
+                    "run_id, as_of) VALUES ('platform', :c, 2025, 15, :tp, :t, 'test', 1, :d)"
+                ),
+                {"c": code, "t": t, "tp": 15 * t, "d": AS_OF},
+            )
+    with db.connect() as conn:
+        res = classify(conn, AS_OF)
+    assert res["tax_source"] == "per_mu" and res["median_tax_per_mu"] == 30.0
+    k = {it["platform_id"]: it for it in res["items"]}
+    assert k["A"]["tax_per_mu"] == 50.0 and k["A"]["kind"] == "retain_upgrade"
+    assert k["B"]["kind"] == "phase_out"
