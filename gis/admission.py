@@ -249,5 +249,6 @@ def check(conn: Connection, req: AdmissionRequest, rules: Rules | None = None) -
         },
         "checks": checks,
         "notes": notes,
+        "as_of": (req.as_of or date.today()).isoformat(),
         "source": "DOMAIN_RULES §5",
     }

@@ -130,6 +130,7 @@ def test_all_checks_pass(world):
     assert c["tax_per_mu"]["figure"] == 40.0 and c["tax_per_mu"]["unit"] == "万元/亩"
     assert res["location"]["outside_platforms"] is False
     assert res["location"]["overlaps_supplied"] == [] and res["notes"] == []
+    assert res["as_of"] == "2026-06-30"
 
 
 def test_platform_not_found_fails_alone(world):
