@@ -55,7 +55,7 @@ def page_config(request: Request) -> dict:
             "attribution": s.basemap_attribution,
             "maxzoom": s.basemap_maxzoom,
         }
-    paths = {getattr(r, "path", "") for r in request.app.routes}
+    paths = set(request.app.openapi().get("paths", {}))  # built once, then cached by FastAPI
     tiles = any(p.startswith("/tiles/") and p.endswith(".json") and "{" in p for p in paths)
     return {
         "basemap": basemap,

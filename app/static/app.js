@@ -164,11 +164,16 @@
           ? legendOf(CLASS_COLOURS).map((v, i) => [['A类', 'B类', 'C类', 'D类'][i], v[1]]).concat([['未评价', '#cbd2d9']])
           : state.parcelColour === 'tax'
             ? Object.entries(TAX_COLOURS).map(([k, v]) => [k + ' 万元/亩', v]).concat([['无数据', '#cbd2d9']])
-            : Object.entries(USE_COLOURS).map(([k, v]) => [k, v]),
+            : Object.entries(USE_COLOURS).map(([k, v]) => [k, v]).concat(sourceInfo.parcels && sourceInfo.parcels.mode === 'tiles' ? [['13级以下: 平台汇总(亩均等级)', '#9fb3c8']] : []),
       layers: (s) => [
         Object.assign({ id: 'parcels-fill', type: 'fill', paint: { 'fill-color': parcelColour(), 'fill-opacity': 0.75 } }, s),
         Object.assign({ id: 'parcels-line', type: 'line', minzoom: 12, paint: { 'line-color': '#243b53', 'line-width': 0.4 } }, s),
-      ],
+      ].concat(
+        // our tiles carry platform aggregates instead of parcels below zoom 13
+        !s.source || s['source-layer']
+          ? [Object.assign({}, s, { id: 'parcels-agg', type: 'fill', 'source-layer': 'platforms', maxzoom: 13, paint: { 'fill-color': matchExpr('tax_class', CLASS_COLOURS, '#9fb3c8'), 'fill-opacity': 0.7 } })]
+          : []
+      ),
     },
     {
       id: 'unsupplied', title: '批而未供', on: false, key: 'doc_no',
@@ -222,7 +227,8 @@
     }
     const id = 'src-' + layer.id;
     if (tj && Array.isArray(tj.tiles) && tj.tiles.length) {
-      const tiles = tj.tiles.map((t) => new URL(t, ORIGIN + '/tiles/').href);
+      // absolute as given, else relative to this server (new URL() would escape the {z})
+      const tiles = tj.tiles.map((t) => (/^https?:/.test(t) ? t : ORIGIN + (t.startsWith('/') ? '' : '/tiles/') + t));
       const vl = (tj.vector_layers || []).find((v) => v.id === layer.id) || (tj.vector_layers || [])[0];
       const sourceLayer = vl ? vl.id : layer.id;
       const def = { type: 'vector', tiles, minzoom: tj.minzoom || 0, maxzoom: tj.maxzoom || 14, promoteId: { [sourceLayer]: layer.key } };
@@ -257,6 +263,13 @@
       if (info.sourceLayer) base['source-layer'] = info.sourceLayer;
       layer.layers(base).forEach((l) => {
         l.layout = Object.assign({}, l.layout, { visibility: layer.on ? 'visible' : 'none' });
+        if (l.type === 'symbol' && info.mode === 'tiles') {
+          // one label per polygon: tiled polygons would be labelled once per tile
+          const lid = 'labels-' + layer.id;
+          style.sources[lid] = style.sources[lid] || { type: 'geojson', data: `${ORIGIN}/api/map/layers/${layer.id}.geojson?props=code,name` };
+          l.source = lid;
+          delete l['source-layer'];
+        }
         style.layers.push(l);
       });
     });
@@ -278,8 +291,11 @@
         : '数据来源: 本系统矢量切片'
       : '数据来源: 本系统 GeoJSON(矢量切片服务未启用)';
 
-    const districts = await api('/api/map/layers/districts.geojson').catch(() => null);
-    const bounds = districts ? bboxOf(districts.features) : [119.0, 29.3, 120.8, 30.6];
+    // the city's extent: from the districts' TileJSON, else from their GeoJSON
+    const districtsReq = api('/api/map/layers/districts.geojson').catch(() => null);
+    const tb = sourceInfo.districts.def.bounds;
+    const districts = tb ? null : await districtsReq;
+    const bounds = tb || (districts ? bboxOf(districts.features) : [119.0, 29.3, 120.8, 30.6]);
     map = new maplibregl.Map({
       container: 'map',
       style,
@@ -311,7 +327,7 @@
       map.on('mouseenter', id, () => { if (!state.draw.mode) map.getCanvas().style.cursor = 'pointer'; });
       map.on('mouseleave', id, () => { if (!state.draw.mode) map.getCanvas().style.cursor = ''; });
     });
-    if (districts) zonesFrom('district', districts.features);
+    districtsReq.then((g) => g && zonesFrom('district', g.features));
     api('/api/map/layers/platforms.geojson').then((g) => zonesFrom('platform', g.features)).catch(() => {});
     api('/api/map/layers/corridors.geojson').then((g) => zonesFrom('corridor', g.features)).catch(() => {});
   }
@@ -849,9 +865,7 @@
     body.innerHTML = '<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:260px"></div></div><div id="dash-ind"></div>';
     const [summary, ind] = await Promise.all([
       apiOptional(`/api/land/summary?level=${level}`).catch(() => null),
-      state.conf.indicators
-        ? apiOptional(`/api/indicators?level=${level}&code=${encodeURIComponent(code)}`).catch((e) => ({ error: e.message }))
-        : null,
+      state.conf.indicators ? apiOptional(`/api/indicators?level=${level}`).catch((e) => ({ error: e.message })) : null,
     ]);
     if (summary && summary.items) {
       const me = summary.items.find((x) => x.code === code) || {};
@@ -883,46 +897,84 @@
     renderIndicators(ind, level, code);
   }
 
+  const INDICATOR_LABELS = {
+    va_gdp_share: '工业增加值占GDP比重',
+    industrial_land_mu: '工业用地面积',
+    energy_per_va: '单位工业增加值能耗',
+    emissions_t: '排放总量',
+    output_per_mu: '亩均产值',
+    tax_per_mu: '亩均税收',
+    platform_output_share: '平台产值占比',
+    featured_output_share: '特色产业产值占比',
+    high_tech_output_share: '高新技术产业产值占比',
+  };
+
+  /** §7 indicators of one zone (from GET /api/indicators?level=: every zone of the latest
+   * year, each indicator with value, previous, change and rank) as a table and two charts. */
   function renderIndicators(ind, level, code) {
     const box = $('#dash-ind');
     if (!ind) {
-      box.innerHTML = '<p class="note">§7 指标服务(/api/indicators)尚未提供</p>';
+      box.innerHTML = '<p class="note">§7 指标尚未计算(需导入企业产出并运行评价)</p>';
       return;
     }
     if (ind.error) {
       box.innerHTML = `<p class="note">指标: ${esc(ind.error)}</p>`;
       return;
     }
-    let rows = Array.isArray(ind) ? ind : ind.items || ind.indicators || [];
-    rows = rows.filter((r) => (!r.code || r.code === code) && (!r.level || r.level === level));
-    if (!rows.length) {
-      box.innerHTML = '<p class="note">暂无指标数据(需先运行评价)</p>';
+    const zones = ind.items || [];
+    const me = zones.find((z) => z.code === code);
+    if (!me) {
+      box.innerHTML = '<p class="note">该对象暂无指标数据</p>';
       return;
     }
-    const byName = {};
-    rows.forEach((r) => (byName[r.indicator || r.name] = byName[r.indicator || r.name] || []).push(r));
-    const latest = Object.entries(byName).map(([name, rs]) => {
-      rs.sort((a, b) => a.year - b.year);
-      return [name, rs[rs.length - 1], rs];
-    });
-    const arrow = (v) => (v === null || v === undefined ? '—' : `<span class="${v >= 0 ? 'up' : 'down'}">${v >= 0 ? '▲' : '▼'} ${fmt(Math.abs(v), 2)}</span>`);
-    box.innerHTML = `<div class="dash-card"><h4>§7 指标(两底线 两降低 四提升) ${latest[0] ? latest[0][1].year + ' 年' : ''}</h4>
-      <div class="kpi"><b>指标</b><b>数值</b><b>同比</b><b>排名</b>${latest
-        .map(([name, r]) => `<span>${esc(r.label || r.title || name)}${r.category ? ' <span class="note">' + esc(r.category) + '</span>' : ''}</span><span>${r.value === null || r.value === undefined ? (r.restricted ? '<span class="restricted">需令牌</span>' : '—') : fmt(r.value, 2) + ' ' + esc(r.unit || '')}</span><span>${arrow(r.change)}</span><span>${r.rank ? r.rank + (r.rank_of || r.of ? '/' + (r.rank_of || r.of) : '') : '—'}</span>`)
+    const names = (ind.indicators || Object.keys(me.indicators)).filter((n) => me.indicators[n]);
+    const label = (n) => INDICATOR_LABELS[n] || n;
+    const good = (v, r) => (r.better === 'lower' ? v <= 0 : v >= 0);
+    const arrow = (r) =>
+      r.change === null || r.change === undefined
+        ? '—'
+        : `<span class="${good(r.change, r) ? 'up' : 'down'}">${r.change >= 0 ? '▲' : '▼'} ${fmt(Math.abs(r.change), 2)}</span>`;
+    box.innerHTML = `<div class="dash-card"><h4>§7 指标(两底线 两降低 四提升) ${esc(ind.year)} 年 · ${esc(me.name)}</h4>
+      <div class="kpi" id="kpi"><b>指标</b><b>数值</b><b>同比</b><b>排名</b>${names
+        .map((n) => {
+          const r = me.indicators[n];
+          return `<span data-indicator="${esc(n)}">${esc(label(n))} <span class="note">${esc(r.category || '')}</span></span><span>${r.value === null || r.value === undefined ? '—' : fmt(r.value, 2) + ' ' + esc(r.unit || '')}</span><span>${arrow(r)}</span><span>${r.rank ? r.rank + '/' + zones.length : '—'}</span>`;
+        })
         .join('')}</div></div>
-      <div class="dash-card"><h4>历年变化</h4><div id="dash-trend" class="chart" style="height:260px"></div></div>`;
-    const years = [...new Set(rows.map((r) => r.year))].sort();
-    const c = echarts.init($('#dash-trend'), null, { renderer: 'svg' });
-    c.setOption({
-      animation: false,
-      tooltip: { trigger: 'axis' },
-      legend: { type: 'scroll', bottom: 0 },
-      grid: { left: 45, right: 10, top: 10, bottom: 40 },
-      xAxis: { type: 'category', data: years },
-      yAxis: { type: 'value', scale: true },
-      series: latest.map(([name, r, rs]) => ({ name: r.label || name, type: 'line', data: years.map((y) => { const x = rs.find((q) => q.year === y); return x ? x.value : null; }) })),
+      <div class="dash-card"><h4>同比变化(%)</h4><div id="dash-yoy" class="chart"></div></div>
+      <div class="dash-card"><h4>排名 <select id="dash-ind-pick">${names.map((n) => `<option value="${esc(n)}">${esc(label(n))}</option>`).join('')}</select></h4><div id="dash-rank-ind" class="chart" style="height:${Math.max(200, zones.length * 16 + 40)}px"></div></div>`;
+    const pct = names.map((n) => {
+      const r = me.indicators[n];
+      const v = r.previous ? (100 * (r.value - r.previous)) / Math.abs(r.previous) : null;
+      return { value: v === null ? null : +v.toFixed(2), itemStyle: { color: v === null || good(v, r) ? '#2f855a' : '#c53030' } };
     });
-    charts.push(c);
+    const c1 = echarts.init($('#dash-yoy'), null, { renderer: 'svg' });
+    c1.setOption({
+      animation: false,
+      tooltip: { trigger: 'axis', valueFormatter: (v) => (v === null ? '—' : v + '%') },
+      grid: { left: 110, right: 20, top: 5, bottom: 20 },
+      yAxis: { type: 'category', data: names.map(label), axisLabel: { fontSize: 10 } },
+      xAxis: { type: 'value' },
+      series: [{ type: 'bar', data: pct }],
+    });
+    const c2 = echarts.init($('#dash-rank-ind'), null, { renderer: 'svg' });
+    const drawRank = () => {
+      const n = $('#dash-ind-pick').value;
+      const rows = zones
+        .filter((z) => z.indicators[n] && z.indicators[n].value !== null)
+        .sort((a, b) => a.indicators[n].value - b.indicators[n].value);
+      c2.setOption({
+        animation: false,
+        tooltip: { trigger: 'axis' },
+        grid: { left: 90, right: 20, top: 5, bottom: 20 },
+        yAxis: { type: 'category', data: rows.map((z) => z.name || z.code), axisLabel: { fontSize: 10 } },
+        xAxis: { type: 'value', name: (me.indicators[n] || {}).unit || '' },
+        series: [{ type: 'bar', data: rows.map((z) => ({ value: +z.indicators[n].value.toFixed(2), itemStyle: { color: z.code === code ? '#c53030' : '#4c78a8' } })) }],
+      }, true);
+    };
+    drawRank();
+    $('#dash-ind-pick').addEventListener('change', drawRank);
+    charts.push(c1, c2);
   }
 
   // ------------------------------------------------------------------ wiring

@@ -67,14 +67,31 @@ async function ready(page) {
   await page.waitForFunction(() => window.__landlink && window.__landlink.ready, null, { timeout: 60000 });
 }
 
+/** Wait until the map has drawn everything it asked for (at most 30 s: then say so). */
 async function idle(page) {
-  await page.evaluate(
+  const ok = await page.evaluate(
     () => new Promise((res) => {
       const m = window.__landlink.map;
-      if (m.loaded() && !m.isMoving()) {
-        m.once('idle', res);
-        m.triggerRepaint();
-      } else m.once('idle', res);
+      const t = setTimeout(() => res(false), 30000);
+      m.once('idle', () => {
+        clearTimeout(t);
+        res(true);
+      });
+      m.triggerRepaint();
+    })
+  );
+  if (!ok) throw new Error('the map did not finish drawing within 30 s');
+}
+
+/** A promise in the page resolved by the map's next moveend (or after 15 s). */
+function nextMoveEnd(page) {
+  return page.evaluate(
+    () => new Promise((res) => {
+      const t = setTimeout(() => res(false), 15000);
+      window.__landlink.map.once('moveend', () => {
+        clearTimeout(t);
+        res(true);
+      });
     })
   );
 }
@@ -149,17 +166,18 @@ try {
 
   await step('search_enterprise', async () => {
     const e = cases.enterprise;
+    const flew = nextMoveEnd(page);
     await page.fill('#search-q', e.name);
     await page.press('#search-q', 'Enter');
     await page.waitForFunction((u) => window.__landlink.lastSearch && window.__landlink.lastSearch.id === u, e.uscc, { timeout: 15000 });
-    await page.evaluate(() => new Promise((r) => window.__landlink.map.once('moveend', r)));
+    await flew;
     await idle(page);
     const center = await page.evaluate(() => window.__landlink.map.getCenter().toArray());
     const hit = await page.evaluate(() => window.__landlink.lastSearch);
     await page.screenshot({ path: path.join(cfg.out, '03-search-enterprise.png') });
     // and by USCC
     await page.evaluate(() => (window.__landlink.lastSearch = null));
-    const moved = page.evaluate(() => new Promise((r) => window.__landlink.map.once('moveend', r)));
+    const moved = nextMoveEnd(page);
     await page.fill('#search-q', e.uscc);
     await page.press('#search-q', 'Enter');
     await page.waitForFunction((u) => window.__landlink.lastSearch && window.__landlink.lastSearch.id === u, e.uscc, { timeout: 15000 });
