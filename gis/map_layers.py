@@ -39,10 +39,15 @@ class BadProperty(ValueError):
 
 
 def layer_geojson(
-    engine: Engine, layer_id: str, analyst: bool, props: list[str] | None = None
+    engine: Engine,
+    layer_id: str,
+    analyst: bool,
+    props: list[str] | None = None,
+    points: bool = False,
 ) -> str:
     """GeoJSON text (CRS84, 6 decimals ≈ 0.1 m) of every feature of collection ``layer_id``;
-    ``id`` is the contract key. ``props``: only these properties (unknown names are refused)."""
+    ``id`` is the contract key. ``props``: only these properties (unknown names are refused).
+    ``points``: each feature as one point on its surface (label points: one label each)."""
     with engine.connect() as conn:
         reg = collections.registry(conn)
         c = reg.get(layer_id)
@@ -61,6 +66,7 @@ def layer_geojson(
                 )
             visible = tuple(p for p in visible if p.name in props)
         props_sql = ", ".join(f"'{p.name}', {p.sql}" for p in visible)
+        geom = f"ST_PointOnSurface({c.geom})" if points else c.geom
         sql = f"""
             SELECT json_build_object(
                 'type', 'FeatureCollection',
@@ -69,7 +75,7 @@ def layer_geojson(
                     'geometry', ST_AsGeoJSON(ST_Transform(f.g, 4326), 6)::json,
                     'properties', f.p)), '[]'::json))::text
             FROM (
-                SELECT {c.key} AS id, {c.geom} AS g, json_build_object({props_sql}) AS p
+                SELECT {c.key} AS id, {geom} AS g, json_build_object({props_sql}) AS p
                 FROM {c.source} WHERE {c.where} AND {c.geom} IS NOT NULL
                 ORDER BY 1 LIMIT {MAX_FEATURES}
             ) f

@@ -159,9 +159,29 @@ def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
 
 
 def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[str, list[dict]]:
-    """SJSJ (万元) and 亩均税收 (万元/亩) per enterprise and year over all its land: its parcels
-    by DKBH (a parcel shared equally among its enterprises), this parcel for an enterprise linked
-    by its point, else its declared YDMJ (rented land)."""
+    """SJSJ (万元) and 亩均税收 (万元/亩) per enterprise and year over all its land.
+
+    Issue 3's ``per_mu`` (level enterprise) when it has the enterprises, so the dossier shows the
+    evaluation's own figures; else computed here: its parcels by DKBH (a parcel shared equally
+    among its enterprises), this parcel for an enterprise linked by its point, else its declared
+    YDMJ (rented land)."""
+    usccs = [e["uscc"] for e in enterprises]
+    if _exists(conn, "per_mu"):
+        rows = _all(
+            conn,
+            """SELECT code AS uscc, year, tax_paid,
+                      round((area_mu * :m2)::numeric, 1)::float8 AS land_m2,
+                      round(tax_per_mu::numeric, 3)::float8 AS tax_per_mu
+               FROM per_mu WHERE level = 'enterprise' AND code = ANY(:u)
+               ORDER BY code, year""",
+            u=usccs,
+            m2=M2_PER_MU,
+        )
+        if rows:
+            out: dict[str, list[dict]] = {}
+            for r in rows:
+                out.setdefault(r.pop("uscc"), []).append(r)
+            return out
     spatial = [e["uscc"] for e in enterprises if e["how"] != "key"]
     rows = _all(
         conn,

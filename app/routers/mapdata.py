@@ -46,6 +46,7 @@ async def parcel(
 async def layer_geojson(
     layer_id: str,
     props: str | None = Query(None, description="comma-separated property names (default all)"),
+    points: bool = Query(False, description="a point on each feature's surface (for labels)"),
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> Response:
@@ -54,7 +55,7 @@ async def layer_geojson(
     try:
         names = [p.strip() for p in props.split(",") if p.strip()] if props else None
         body = await run_in_threadpool(
-            map_layers.layer_geojson, engine, layer_id, who.analyst, names
+            map_layers.layer_geojson, engine, layer_id, who.analyst, names, points
         )
     except map_layers.LayerNotFound as e:
         raise ApiError(404, str(e)) from None

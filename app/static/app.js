@@ -263,10 +263,10 @@
       if (info.sourceLayer) base['source-layer'] = info.sourceLayer;
       layer.layers(base).forEach((l) => {
         l.layout = Object.assign({}, l.layout, { visibility: layer.on ? 'visible' : 'none' });
-        if (l.type === 'symbol' && info.mode === 'tiles') {
-          // one label per polygon: tiled polygons would be labelled once per tile
+        if (l.type === 'symbol') {
+          // one label per polygon, at a point on it: tiled polygons get a label in every tile
           const lid = 'labels-' + layer.id;
-          style.sources[lid] = style.sources[lid] || { type: 'geojson', data: `${ORIGIN}/api/map/layers/${layer.id}.geojson?props=code,name` };
+          style.sources[lid] = style.sources[lid] || { type: 'geojson', data: `${ORIGIN}/api/map/layers/${layer.id}.geojson?props=code,name&points=true` };
           l.source = lid;
           delete l['source-layer'];
         }
@@ -874,7 +874,7 @@
         animation: false,
         tooltip: {},
         grid: { left: 50, right: 10, top: 10, bottom: 25 },
-        xAxis: { type: 'category', data: ['批而未供', '供而未用/闲置', '低效用地'] },
+        xAxis: { type: 'category', data: ['批而未供', '供而未用/闲置', '低效用地'], axisLabel: { interval: 0, fontSize: 10 } },
         yAxis: { type: 'value' },
         series: [{ type: 'bar', data: [me.unsupplied_mu, me.idle_mu, me.low_efficiency_mu].map((v) => +(v || 0).toFixed(1)), itemStyle: { color: '#12355b' } }],
       });
@@ -888,8 +888,8 @@
         yAxis: { type: 'category', data: items.map((x) => x.name || x.code), axisLabel: { fontSize: 10 } },
         xAxis: { type: 'value' },
         series: [
-          { name: '闲置', type: 'bar', stack: 's', data: items.map((x) => ({ value: +x.idle_mu.toFixed(1), itemStyle: { color: x.code === code ? '#c53030' : '#ed8936' } })) },
-          { name: '低效', type: 'bar', stack: 's', data: items.map((x) => ({ value: +x.low_efficiency_mu.toFixed(1), itemStyle: { color: x.code === code ? '#742a2a' : '#b7791f' } })) },
+          { name: '闲置', type: 'bar', stack: 's', itemStyle: { color: '#ed8936' }, data: items.map((x) => ({ value: +x.idle_mu.toFixed(1), itemStyle: { color: x.code === code ? '#c53030' : '#ed8936' } })) },
+          { name: '低效', type: 'bar', stack: 's', itemStyle: { color: '#b7791f' }, data: items.map((x) => ({ value: +x.low_efficiency_mu.toFixed(1), itemStyle: { color: x.code === code ? '#742a2a' : '#b7791f' } })) },
         ],
       });
       charts.push(c1, c2);

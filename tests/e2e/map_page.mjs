@@ -306,6 +306,16 @@ try {
     return { text, token_in_session: stored, painted: await paintedShare(page, path.join(cfg.out, '10-analyst-tax-bands.png')) };
   });
 
+  // ---------------------------------------------------------------- a second visit (warm caches)
+  await step('reload', async () => {
+    const p2 = await ctx.newPage();
+    watch(p2, 'reload');
+    await p2.goto(cfg.base + '/', { waitUntil: 'load' });
+    await ready(p2);
+    const timings = await p2.evaluate(() => window.__landlink.timings);
+    await p2.close();
+    return { timings };
+  });
 } finally {
   await ctx.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });

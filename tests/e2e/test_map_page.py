@@ -15,13 +15,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pyogrio
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
+
+from tests.map_helpers import load_sample_city
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("map_page.mjs")
@@ -44,42 +45,12 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 
-def _landlink(*args: str, check: bool = True) -> str:
-    exe = Path(sys.executable).with_name("landlink")
-    cmd = [str(exe), *args] if exe.exists() else [sys.executable, "-m", "app.cli", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=900)
-    if check:
-        assert r.returncode == 0, f"landlink {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-    elif r.returncode:
-        print(f"[e2e] landlink {' '.join(args)} failed (the page works without it):\n{r.stderr}")
-    return r.stdout
-
-
 @pytest.fixture(scope="module")
 def city(engine) -> dict:
     """The test database emptied and loaded with the sample city; returns planted.json."""
     from gis import tokens
-    from gis.sample import generate
 
-    with engine.begin() as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename "
-                    "NOT IN ('spatial_ref_sys', 'alembic_version')"
-                )
-            )
-        ]
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    out = ROOT / "test-artifacts" / "e2e-sample-city"
-    shutil.rmtree(out, ignore_errors=True)
-    generate(out)
-    planted = json.loads((out / "planted.json").read_text(encoding="utf-8"))
-    _landlink("import-dir", str(out))
-    # what make demo runs (linkage, evaluation, platform kinds, ... as they land)
-    _landlink("analyse-all", check=False)
-    _landlink("detect", "--as-of", planted["reference_date"])  # the run the page shows: latest
+    planted = load_sample_city(engine, ROOT / "test-artifacts" / "e2e-sample-city")
     with engine.begin() as conn:
         planted["_token"] = tokens.create(conn, "analyst", "e2e")
     return planted
@@ -197,7 +168,9 @@ def run(warm, city, cases) -> dict:
     print(
         f"\n[e2e] first map render {timings.get('firstRender')} ms after navigation "
         f"(map load {timings.get('load')} ms; goto to ready {load.get('wall_ms')} ms; "
-        f"sources {load.get('mode')}); {results['requests']} requests; "
+        f"sources {load.get('mode')}); second visit "
+        f"{results['steps'].get('reload', {}).get('timings', {}).get('firstRender')} ms; "
+        f"{results['requests']} requests; "
         f"screenshots in {ARTIFACTS}"
     )
     return results
