@@ -65,8 +65,8 @@ def _inputs(conn: Connection) -> tuple[dict, str]:
     order-free sum of the row hashes: no sort, and any changed row changes it)."""
     sql = " UNION ALL ".join(
         f"SELECT '{t}', count(*), coalesce(array_agg(DISTINCT batch_id), '{{}}'), "
-        f"md5(count(*) || ':' || coalesce(sum(('x' || left(row_hash, 15))::bit(60)::bigint), 0)"
-        f"::text) FROM {t}"
+        f"md5(count(*) || ':' || coalesce(sum(('x' || left(md5(row_hash), 15))::bit(60)"
+        f"::bigint), 0)::text) FROM {t}"
         for t in INPUT_TABLES
     )
     out = {
