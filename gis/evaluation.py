@@ -37,7 +37,7 @@ from gis import refresh
 from gis.linkage import bulk_reload, run_sql
 from gis.rules import EvaluationRules, Rules, get_rules
 
-RULE = "§2 亩均论英雄: score = Σ weight × value ÷ group-year mean; classes by rank"
+RULE = "§2 亩均论英雄 Σ w·v/mean, rank quotas"  # docs/EVALUATION.md
 
 
 def _q(values: list[str]) -> str:
@@ -56,7 +56,7 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
         for i, w in weights.items()
     )
     mean_pts = ", ".join(f"avg(p_{i}) FILTER (WHERE evaluated) AS m_{i}" for i in inds)
-    bcols = ", ".join(f"b.b_{i}" for i in inds)
+    bcols = ", ".join(f"b.b_{i}" for i in inds) + ", b.bj"
 
     def final(i: str) -> str:
         fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
@@ -73,12 +73,13 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
         for i in inds
     )
     return f"""
-        (WITH b AS (SELECT year, {bench} FROM _ev WHERE grp = '{group}' GROUP BY year),
+        (WITH b0 AS (SELECT year, {bench} FROM _ev WHERE grp = '{group}' GROUP BY year),
+              b AS (SELECT *, jsonb_build_object({bench_json}) AS bj FROM b0),
               q AS (SELECT v.*, {bcols}, {pts}
                     FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b USING (year)),
               m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
         SELECT year, uscc, jsonb_build_object({ind_json}) AS indicators,
-               CASE WHEN evaluated THEN jsonb_build_object({bench_json}) END AS benchmarks,
+               CASE WHEN evaluated THEN bj END AS benchmarks,
                CASE WHEN evaluated THEN jsonb_build_object({pts_json}) END AS points,
                CASE WHEN evaluated THEN to_jsonb(array_remove(ARRAY[{missing}], NULL)) END
                    AS missing,
@@ -253,6 +254,8 @@ def run_chain(
     as_of = as_of or date.today()
     t0 = time.perf_counter()
     conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
+    # the many ANALYZEs of fresh (temp) tables need rough row counts, not fine histograms
+    conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
     cfg = config_of(rules)
     blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False)
     run_id = conn.execute(

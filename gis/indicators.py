@@ -33,7 +33,7 @@ from sqlalchemy import Connection, text
 from gis.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.rules import IndicatorRules
 
-RULE = "§7 两底线 两降低 四提升 from the per-mu allocation; change on the year before; rank"
+RULE = "§7 两底线 两降低 四提升"  # docs/EVALUATION.md
 # indicator -> (category, unit, better, restricted)
 INDICATORS = {
     "va_gdp_share": ("两底线", "%", "higher", False),

@@ -124,10 +124,7 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
 
 
 def _enterprise_parcel(conn: Connection, p: dict) -> None:
-    rule = (
-        "§1 enterprise→parcel: DKBH; else the parcel containing its point; else the nearest "
-        "parcel within {near} m".format(near=p["near"])
-    )
+    rule = f"§1 DKBH > contains > nearest <= {p['near']:g} m"
     run_sql(
         conn,
         f"""
@@ -188,10 +185,7 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
 
 
 def _supply_parcel(conn: Connection, p: dict) -> None:
-    rule = (
-        "§1 supply→parcel: the parcel's DZJGH; else the supply record with the largest overlap "
-        f"covering >= {p['sov']:.0%} of the parcel"
-    )
+    rule = f"§1 DZJGH > overlap >= {p['sov']:.0%} of parcel"
     run_sql(
         conn,
         f"""
@@ -239,10 +233,7 @@ def _projects(conn: Connection, p: dict) -> None:
         ("project_supply", "supplies", "supply_no", "DZJGH"),
         ("project_parcel", "parcels", "parcel_no", "DKBH"),
     ):
-        rule = (
-            f"§1 project→{table[:-1] if table == 'parcels' else 'supply'}: the project's "
-            f"{label}; else the largest overlap covering >= {p['pov']:.0%} of the project"
-        )
+        rule = f"§1 {label} > overlap >= {p['pov']:.0%} of project"
         run_sql(
             conn,
             f"""
@@ -286,10 +277,7 @@ def _projects(conn: Connection, p: dict) -> None:
 
 
 def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
-    rule = (
-        f"§1 parcel→{level}: every {level} it overlaps with the share of its area; the largest "
-        "share is primary"
-    )
+    rule = "§1 area share, largest primary"
     run_sql(
         conn,
         f"""
@@ -316,10 +304,7 @@ def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
 
 
 def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
-    rule = (
-        f"§1 enterprise→{level}: the share of its parcels' area in each {level} (largest is "
-        f"primary); without a parcel, the {level} containing its point"
-    )
+    rule = "§1 parcel area share > point"
     run_sql(
         conn,
         f"""

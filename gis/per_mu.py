@@ -34,11 +34,9 @@ from gis.analysis_models import RATIO_COLUMNS, SUM_COLUMNS
 from gis.layers import M2_PER_MU
 from gis.linkage import bulk_reload, run_sql
 
-LAND_RULE = (
-    "§Units: parcel area shared among its enterprises with output that year by declared YDMJ "
-    "(else equally); without a parcel, declared YDMJ; else not evaluated"
-)
-PER_MU_RULE = "§2 per-mu: CC figures ÷ land (亩); zones by land share; 亩 = m² × 0.0015"
+# rule ids stored with every row; docs/EVALUATION.md spells each out
+LAND_RULE = "§Units parcel share by YDMJ, else YDMJ"
+PER_MU_RULE = "§2 per-mu by land share"
 MU = 1 / M2_PER_MU
 
 # ratio column -> (numerator sum column, denominator SQL on the summed columns, factor)
