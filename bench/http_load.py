@@ -8,10 +8,15 @@ reports requests/s, p50 and p99 (ms) and the mean body size.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from gis.config import Settings
 
 DB_NAME = "landlink_bench_tiles"
 TIPG_VENV = ROOT / "bench" / ".venv-tipg"
+SERVE = ROOT / "bench" / "serve.py"  # uvicorn with TCP_NODELAY on accepted sockets (see there)
 
 
 def bench_database(scale: int = 20) -> str:
@@ -65,9 +71,12 @@ def ensure_tipg() -> Path:
     """bench/.venv-tipg with tipg from PyPI (created on first use)."""
     py = TIPG_VENV / "bin" / "python"
     if not (TIPG_VENV / "bin" / "uvicorn").exists():
-        print("creating bench/.venv-tipg (pip install tipg uvicorn) ...", flush=True)
+        print("creating bench/.venv-tipg (pip install tipg uvicorn[standard]) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(TIPG_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "tipg", "uvicorn"], check=True)
+        # the same server stack as landlink: uvicorn with httptools and uvloop
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "tipg", "uvicorn[standard]"], check=True
+        )
     return TIPG_VENV / "bin" / "uvicorn"
 
 
@@ -84,11 +93,12 @@ class Server:
     proc: subprocess.Popen
 
     def stop(self) -> None:
-        self.proc.terminate()
+        """Stop the server and its workers (its own process group, started by us)."""
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def _wait(base: str, path: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -116,7 +126,8 @@ def start_tipg(url: str, workers: int, tables: list[str]) -> Server:
     }
     proc = subprocess.Popen(
         [
-            str(ensure_tipg()),
+            str(ensure_tipg().parent / "python"),
+            str(SERVE),
             "tipg.main:app",
             "--host",
             "127.0.0.1",
@@ -132,6 +143,7 @@ def start_tipg(url: str, workers: int, tables: list[str]) -> Server:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     _wait(base, "/collections", proc)
@@ -145,7 +157,8 @@ def start_landlink(url: str, workers: int, cache: bool) -> Server:
         env["LANDLINK_TILES"] = '{"cache_entries": 0}'
     proc = subprocess.Popen(
         [
-            str(ROOT / ".venv" / "bin" / "uvicorn"),
+            str(ROOT / ".venv" / "bin" / "python"),
+            str(SERVE),
             "app.main:app",
             "--host",
             "127.0.0.1",
@@ -161,6 +174,7 @@ def start_landlink(url: str, workers: int, cache: bool) -> Server:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     _wait(base, "/ogc", proc)
@@ -186,7 +200,10 @@ def load(urls: list[str], requests: int, concurrency: int) -> Result:
     counter = [0]
 
     def worker() -> None:
-        with httpx.Client(timeout=120) as c:
+        # TCP_NODELAY: without it a request's second small write waits for the server's
+        # delayed ACK (40 ms on Linux), which would measure the kernel, not the servers
+        nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        with httpx.Client(timeout=120, transport=nodelay) as c:
             while True:
                 with lock:
                     i = counter[0]
@@ -227,3 +244,63 @@ def load(urls: list[str], requests: int, concurrency: int) -> Result:
         max(sizes, default=0),
         errors[0],
     )
+
+
+_WRK_LUA = """
+paths = {%s}
+i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+def _ms(v: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v.strip())
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+
+
+def wrk_load(base: str, paths: list[str], seconds: int, connections: int) -> Result:
+    """wrk (Debian package) for ``seconds`` with ``connections`` keep-alive connections over
+    ``paths`` round robin; requests/s, p50/p99 (ms) and mean bytes per response."""
+    if not shutil.which("wrk"):
+        return load([base + p for p in paths], max(100, seconds * 50), connections)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(_WRK_LUA % ", ".join(json.dumps(p) for p in paths))
+        script = f.name
+    try:
+        r = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "--timeout",
+                "60s",
+                "-s",
+                script,
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", r).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", r, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", r, re.M).group(1))
+    n = int(re.search(r"(\d+) requests in", r).group(1))
+    tb = re.search(r"requests in [^,]+, ([\d.]+)(B|KB|MB|GB) read", r)
+    total = float(tb.group(1)) * {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[tb.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", r)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", r)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
+    return Result(rps, p50, p99, total / max(n, 1), 0, errors)

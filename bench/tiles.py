@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.tiles [--workers 2] [--concurrency 8]
 
-Both servers run with the same number of uvicorn workers on loopback, over the same fixed set
-of parcel tiles per zoom (the busiest tiles of the sample city at 10, 12, 14, 16). Rows:
+Both servers run with the same number of uvicorn workers (through bench/serve.py) on loopback,
+loaded by wrk round robin over the same fixed set of parcel tiles per zoom (the busiest tiles of
+the sample city at 10, 12, 14, 16) for the same time and connections. Rows:
 uncached (landlink with its tile cache off; tipg has none) and cached (landlink's cache warmed
 by one pass; tipg again, as it caches nothing). Printed: requests/s, p50 and p99 (ms), mean and
 largest tile, landlink ÷ tipg, and the floor: the SQL time per tile of landlink's query alone,
@@ -20,16 +21,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.common import OUT
-from bench.http_load import Result, bench_database, load, start_landlink, start_tipg
+from bench.http_load import Result, bench_database, start_landlink, start_tipg, wrk_load
 from gis.tiles import tile_for
 
 ZOOMS = {10: 8, 12: 24, 14: 60, 16: 60}  # zoom -> tiles in the fixed set
-UNCACHED = {10: 24, 12: 96, 14: 300, 16: 600}  # requests per row
-CACHED = 4000
 
 
 def tile_set(url: str) -> dict[int, list[tuple[int, int]]]:
@@ -55,12 +55,10 @@ def tile_set(url: str) -> dict[int, list[tuple[int, int]]]:
 
 def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int = 8) -> float:
     """Mean SQL time per tile (ms) of landlink's tile query, by pgbench."""
-    from sqlalchemy import create_engine as ce
-
-    from gis.tiles import tilesets, tolerance_m
     from gis.config import get_settings
+    from gis.tiles import tilesets, tolerance_m
 
-    eng = ce(url)
+    eng = create_engine(url)
     with eng.connect() as c:
         ts = tilesets(c)["parcels"]
     eng.dispose()
@@ -79,10 +77,10 @@ def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int =
                 "cap": s.feature_cap,
                 "min_area": 0.25 * px * px if low else 0.0,
             }
-            sql = ts.sql(z, False)
-            sql = re.sub(r"%\((\w+)\)s", lambda m: repr(params[m.group(1)]), sql)
+            sql = re.sub(r"%\((\w+)\)s", lambda m, p=params: repr(p[m.group(1)]), ts.sql(z, False))
             f = Path(d) / f"t{i}.sql"
-            f.write_text(" ".join(sql.split()) + ";\n")
+            # as the server runs it: JIT off (gis/tiles.render)
+            f.write_text("SET jit = off;\n" + " ".join(sql.split()) + ";\n")
             files += ["-f", str(f)]
         u = make_url(url)
         r = subprocess.run(
@@ -136,10 +134,18 @@ def _row(z: int, mode: str, ll: Result, tp: Result, floor: float) -> dict:
     }
 
 
+def sizes(base: str, paths: list[str]) -> tuple[float, int]:
+    """Mean and largest body (bytes) of one pass over the tiles (also a warm-up)."""
+    with httpx.Client(timeout=120) as c:
+        n = [len(c.get(base + p).content) for p in paths]
+    return sum(n) / len(n), max(n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=10)
     ns = ap.parse_args()
     url = bench_database()
     tiles = tile_set(url)
@@ -148,12 +154,12 @@ def main() -> None:
     tp = start_tipg(url, ns.workers, ["parcels"])
     try:
         for z, ts in tiles.items():
-            urls = [
-                f"{tp.base}/collections/public.parcels/tiles/WebMercatorQuad/{z}/{x}/{y}"
-                for x, y in ts
+            paths = [
+                f"/collections/public.parcels/tiles/WebMercatorQuad/{z}/{x}/{y}" for x, y in ts
             ]
-            load(urls[:2], 2, 1)  # warm the catalogue and connections
-            tipg_res[z] = load(urls, UNCACHED[z], ns.concurrency)
+            mean, top = sizes(tp.base, paths)
+            tipg_res[z] = wrk_load(tp.base, paths, ns.seconds, ns.connections)
+            tipg_res[z].mean_bytes, tipg_res[z].max_bytes = mean, top
     finally:
         tp.stop()
     rows = []
@@ -161,20 +167,19 @@ def main() -> None:
         ll = start_landlink(url, ns.workers, cache)
         try:
             for z, ts in tiles.items():
-                urls = [f"{ll.base}/tiles/parcels/{z}/{x}/{y}.mvt" for x, y in ts]
+                paths = [f"/tiles/parcels/{z}/{x}/{y}.mvt" for x, y in ts]
+                mean, top = sizes(ll.base, paths)
                 if cache:
-                    load(urls, len(urls) * ns.workers * 2, ns.concurrency)  # warm every worker
-                    res = load(urls, CACHED, ns.concurrency)
-                else:
-                    load(urls[:2], 2, 1)
-                    res = load(urls, UNCACHED[z], ns.concurrency)
+                    wrk_load(ll.base, paths, 3, ns.connections)  # every worker caches the set
+                res = wrk_load(ll.base, paths, ns.seconds, ns.connections)
+                res.mean_bytes, res.max_bytes = mean, top
                 rows.append(_row(z, "cached" if cache else "uncached", res, tipg_res[z], floors[z]))
         finally:
             ll.stop()
     print(
-        f"\nbench/tiles: parcels tiles, {ns.workers} workers each, {ns.concurrency} client "
-        f"threads on loopback, {os.cpu_count()} cores; tipg has no tile cache (its row is the "
-        "same in both modes)"
+        f"\nbench/tiles: parcels tiles, {ns.workers} workers each, wrk with "
+        f"{ns.connections} connections for {ns.seconds} s per row on loopback, "
+        f"{os.cpu_count()} cores; tipg has no tile cache (its row is the same in both modes)"
     )
     hdr = (
         f"{'z':>3} {'mode':9} {'landlink r/s':>12} {'p50':>7} {'p99':>8} {'tipg r/s':>9} "

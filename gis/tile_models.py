@@ -55,3 +55,13 @@ tile_zone_stats = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("level", "code", name="pk_tile_zone_stats"),
 )
+
+# A parcel's A/B/C/D class for tiles (the best class of the enterprises linked to it, latest
+# evaluated year): issue 3's links + evaluations, joined once per evaluation/link run instead of
+# per parcel per tile. Rebuilt by gis/tiles.refresh_parcel_classes when those runs change.
+tile_parcel_classes = Table(
+    "tile_parcel_classes",
+    metadata,
+    Column("parcel_no", Text, primary_key=True),  # DKBH
+    Column("eval_class", Text, nullable=False),
+)

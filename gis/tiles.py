@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from pyproj import Transformer
 from sqlalchemy import Connection, Engine, text
@@ -128,10 +128,19 @@ def tolerance_m(z: int, px: float) -> float:
 # ---- SQL ------------------------------------------------------------------------------------
 
 
-def _layer_sql(coll: Collection, names: tuple[str, ...], analyst: bool, layer: str) -> str:
-    """The MVT of one collection in one tile: parameters z, x, y, tol, min_area, cap."""
+def _layer_sql(
+    coll: Collection,
+    names: tuple[str, ...],
+    analyst: bool,
+    layer: str,
+    overrides: dict[str, str] | None = None,
+) -> str:
+    """The MVT of one collection in one tile: parameters z, x, y, tol, min_area, cap.
+    ``overrides``: property name -> cheaper SQL for tiles (precomputed tables)."""
     s = get_settings().tiles
     props = [p for n in names if (p := coll.prop(n)) and (analyst or not p.restricted)]
+    if overrides:
+        props = [replace(p, sql=overrides.get(p.name, p.sql)) for p in props]
     cols = ", ".join(
         f"({p.sql})::text AS {p.name}" if p.type in ("date", "array") else f"{p.sql} AS {p.name}"
         for p in props
@@ -195,6 +204,7 @@ class Tileset:
     id: str
     coll: Collection
     low_zoom_zones: bool  # below parcel_min_zoom: district/platform aggregates instead
+    overrides: dict[str, str] = field(default_factory=dict)  # precomputed property SQL
 
     def sql(self, z: int, analyst: bool) -> str:
         s = get_settings().tiles
@@ -205,7 +215,8 @@ class Tileset:
             )
         else:
             body = (
-                f"SELECT coalesce(({_layer_sql(self.coll, TILE_PROPS[self.id], analyst, self.id)}"
+                "SELECT coalesce(("
+                f"{_layer_sql(self.coll, TILE_PROPS[self.id], analyst, self.id, self.overrides)}"
                 "), ''::bytea)"
             )
         return (
@@ -258,11 +269,93 @@ class Tileset:
         ]
 
 
+PARCEL_CLASS_SQL = (
+    "(SELECT pc.eval_class FROM tile_parcel_classes pc WHERE pc.parcel_no = t.parcel_no)"
+)
+
+
 def tilesets(conn: Connection) -> dict[str, Tileset]:
-    return {
-        cid: Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tables(conn))
-        for cid, c in registry(conn).items()
-    }
+    tabs = tables(conn)
+    out = {}
+    for cid, c in registry(conn).items():
+        over = {}
+        if cid == "parcels" and "tile_parcel_classes" in tabs and _class_sources(tabs):
+            over["eval_class"] = PARCEL_CLASS_SQL
+        out[cid] = Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tabs, over)
+    return out
+
+
+def _class_sources(tabs: dict[str, set[str]]) -> bool:
+    """issue 3's links and evaluations, as tile_parcel_classes reads them."""
+    return {"kind", "from_key", "to_key", "run_id"} <= tabs.get("links", set()) and {
+        "uscc",
+        "year",
+        "class",
+        "run_id",
+    } <= tabs.get("evaluations", set())
+
+
+def parcel_class_signature(conn: Connection) -> str:
+    """Changes when issue 3 writes a new evaluation or link run."""
+    return conn.execute(
+        text(
+            "SELECT coalesce((SELECT max(run_id) FROM evaluations), 0)::text || '/' || "
+            "coalesce((SELECT max(run_id) FROM links), 0)::text || '/' || "
+            "(SELECT count(*) FROM evaluations)::text"
+        )
+    ).scalar_one()
+
+
+def refresh_parcel_classes(conn: Connection, signature: str | None = None) -> int:
+    """Rebuild ``tile_parcel_classes`` (a parcel's best A/B/C/D among the enterprises linked to
+    it, latest evaluated year, as the ``parcels`` collection's ``eval_class``) and log the
+    parcels whose class changed. One worker does it (advisory lock); returns how many changed."""
+    sig = signature or parcel_class_signature(conn)
+    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(5505)")).scalar_one():
+        return 0
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE _pc_new ON COMMIT DROP AS
+            SELECT l.to_key AS parcel_no, min(ev.class) AS eval_class
+            FROM links l
+            JOIN evaluations ev ON ev.uscc = l.from_key
+                 AND ev.year = (SELECT max(year) FROM evaluations)
+            WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL AND ev.class IS NOT NULL
+            GROUP BY l.to_key
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE _pc_changed ON COMMIT DROP AS
+            SELECT coalesce(n.parcel_no, o.parcel_no) AS parcel_no
+            FROM _pc_new n FULL JOIN tile_parcel_classes o ON o.parcel_no = n.parcel_no
+            WHERE n.eval_class IS DISTINCT FROM o.eval_class
+            """
+        )
+    )
+    n = conn.execute(text("SELECT count(*) FROM _pc_changed")).scalar_one()
+    if n:
+        conn.execute(text("DELETE FROM tile_parcel_classes"))
+        conn.execute(text("INSERT INTO tile_parcel_classes SELECT * FROM _pc_new"))
+        log_invalidation(
+            conn,
+            f"classes:{sig}",
+            ("parcels",),
+            "SELECT p.geom FROM parcels p JOIN _pc_changed c USING (parcel_no)",
+            {},
+        )
+    conn.execute(
+        text(
+            "INSERT INTO tile_invalidations (source, layers) VALUES (:s, '{-}') "
+            "ON CONFLICT (source) DO NOTHING"
+        ),
+        {"s": f"classes:{sig}"},
+    )
+    conn.execute(text("DROP TABLE _pc_new, _pc_changed"))
+    return int(n)
 
 
 _JIT_OFF: weakref.WeakSet = weakref.WeakSet()
@@ -325,6 +418,7 @@ class TileCache:
         # id@at, tilesets, box, at (epoch s)
         self.recent: list[tuple[str, tuple[str, ...], tuple | None, float]] = []
         self.last_run: int | None = None
+        self.last_classes: str | None = None
         self.dropped = 0
 
     def clear(self) -> None:
@@ -384,6 +478,16 @@ class TileCache:
                 if run is not None and run != self.last_run:
                     invalidate_detection(conn, run)
                     self.last_run = run
+            if "tile_parcel_classes" in tabs and _class_sources(tabs):
+                sig = parcel_class_signature(conn)
+                if sig != self.last_classes:
+                    done = conn.execute(
+                        text("SELECT 1 FROM tile_invalidations WHERE source = :s"),
+                        {"s": f"classes:{sig}"},
+                    ).first()
+                    if not done:
+                        refresh_parcel_classes(conn, sig)
+                    self.last_classes = sig
             rows = conn.execute(
                 text(
                     "SELECT id, extract(epoch FROM at)::text, layers, ST_XMin(extent), "
@@ -431,8 +535,8 @@ def get_tile(
     check_tile(z, x, y)
     s = get_settings().tiles
     key = (str(engine.url), ts.id, z, x, y, analyst)
+    CACHE.poll(engine)  # also keeps tile_parcel_classes current, with the cache off too
     if s.cache_entries > 0:
-        CACHE.poll(engine)
         hit = CACHE.get(key)
         if hit is not None:
             return hit.data, hit.etag, True

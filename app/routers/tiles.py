@@ -306,8 +306,11 @@ def _int(v: str, what: str) -> int:
         raise ApiError(400, f"{what} {v!r} is not an integer") from None
 
 
-@router.get("/{layer}/{z}/{x}/{y}.{ext}", summary="One vector tile (MVT)")
-async def tile(layer: str, z: str, x: str, y: str, ext: str, request: Request) -> Response:
+async def tile(request: Request) -> Response:
+    """One vector tile (MVT). A plain Starlette route (no dependency solving or validation):
+    the cached path is a dictionary lookup on the event loop."""
+    pp = request.path_params
+    layer, z, x, y, ext = pp["layer"], pp["z"], pp["x"], pp["y"], pp["ext"]
     if ext not in ("mvt", "pbf"):
         raise ApiError(404, f"tiles are .mvt or .pbf, not .{ext}")
     zi, xi, yi = _int(z, "zoom"), _int(x, "x"), _int(y, "y")
@@ -354,3 +357,9 @@ def _ensure_zone_stats(engine: Engine) -> None:
         if gt.zone_stats_missing(conn):
             gt.refresh_zone_stats(conn)
     _ZONES_READY.add(str(engine.url))
+
+
+# registered last, as a light route (it is described by the TileJSON, not the OpenAPI)
+router.add_route(
+    router.prefix + "/{layer}/{z}/{x}/{y}.{ext}", tile, methods=["GET"], include_in_schema=False
+)
