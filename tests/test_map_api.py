@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
@@ -12,7 +16,11 @@ from tests.map_helpers import ROOT, load_sample_city
 
 @pytest.fixture(scope="module")
 def city(engine) -> dict:
-    planted = load_sample_city(engine, ROOT / "test-artifacts" / "api-sample-city", analyses=False)
+    out = Path(tempfile.mkdtemp(prefix="landlink-map-city-"))  # not pruned by other pytest runs
+    try:
+        planted = load_sample_city(engine, out, analyses=False)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     with engine.begin() as conn:
         planted["_token"] = tokens.create(conn, "analyst", "map-api")
     return planted

@@ -264,6 +264,27 @@ try {
     return { keys: r.keys, total: r.total };
   });
 
+  await step('reserve_polygon', async () => {
+    // a triangle drawn around the planted idle parcel (double click closes it)
+    const c = cases.idle_parcel;
+    await page.evaluate((b) => window.__landlink.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 150, duration: 0, maxZoom: 17 }), c.bbox);
+    await idle(page);
+    await page.click('.draw button[data-draw=polygon]');
+    const box = await page.locator('#map').boundingBox();
+    const m = await page.evaluate((p) => window.__landlink.map.project(p), c.center);
+    const pts = [[m.x - 220, m.y + 160], [m.x + 220, m.y + 160], [m.x, m.y - 240]];
+    await page.evaluate(() => (window.__landlink.reserve = null));
+    await page.mouse.click(box.x + pts[0][0], box.y + pts[0][1]);
+    await page.mouse.click(box.x + pts[1][0], box.y + pts[1][1]);
+    await page.mouse.dblclick(box.x + pts[2][0], box.y + pts[2][1]);
+    await page.waitForFunction(() => window.__landlink.reserve, null, { timeout: 15000 });
+    await idle(page);
+    await page.screenshot({ path: path.join(cfg.out, '07b-reserve-polygon.png') });
+    const r = await page.evaluate(() => window.__landlink.reserve);
+    await page.click('.draw button[data-draw=clear]');
+    return { keys: r.keys, total: r.total };
+  });
+
   await step('export', async () => {
     await page.evaluate(() => (window.__landlink.reserve = null));
     await page.click('#reserve-form button[type=submit]');

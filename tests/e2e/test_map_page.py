@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pyogrio
@@ -50,7 +51,11 @@ def city(engine) -> dict:
     """The test database emptied and loaded with the sample city; returns planted.json."""
     from gis import tokens
 
-    planted = load_sample_city(engine, ROOT / "test-artifacts" / "e2e-sample-city")
+    out = Path(tempfile.mkdtemp(prefix="landlink-e2e-city-"))  # not pruned by other pytest runs
+    try:
+        planted = load_sample_city(engine, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     with engine.begin() as conn:
         planted["_token"] = tokens.create(conn, "analyst", "e2e")
     return planted
@@ -132,20 +137,17 @@ def cases(city, engine) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run(warm, city, cases) -> dict:
-    """Run the browser script once; every test reads its records. Config, results, the
-    browser profile and screenshots live under test-artifacts/ (not the pytest temp folder,
-    which a concurrent pytest run may prune)."""
+def run(warm, city, cases):
+    """Run the browser script once; every test reads its records. The run works in a private
+    folder (not pytest's temp, which a concurrent pytest run may prune); its screenshots and
+    exports are then copied to test-artifacts/e2e/."""
     server = warm
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    tmp = ARTIFACTS / "run"
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix="landlink-e2e-"))
+    out = tmp / "artifacts"
     config = {
         "base": server,
         "token": city["_token"],
-        "out": str(ARTIFACTS),
+        "out": str(out),
         "tmp": str(tmp),
         "chromium": CHROMIUM,
         "cases": cases,
@@ -161,6 +163,11 @@ def run(warm, city, cases) -> dict:
     )
     assert res.exists(), f"browser script wrote nothing:\n{p.stdout}\n{p.stderr}"
     results = json.loads(res.read_text(encoding="utf-8"))
+    shutil.copy(res, out / "results.json")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    shutil.copytree(out, ARTIFACTS)
+    for f in results["steps"].get("export", {}).get("files", {}).values():
+        f["file"] = str(ARTIFACTS / Path(f["file"]).name)
     assert p.returncode == 0, f"browser script failed:\n{p.stdout}\n{p.stderr}"
     load = results["steps"].get("load", {})
     timings = load.get("timings", {})
@@ -173,7 +180,8 @@ def run(warm, city, cases) -> dict:
         f"{results['requests']} requests; "
         f"screenshots in {ARTIFACTS}"
     )
-    return results
+    yield results
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _step(run: dict, name: str) -> dict:
@@ -227,6 +235,12 @@ def test_filter_returns_the_planted_idle_records(run, cases) -> None:
 
 def test_a_drawn_rectangle_filters(run, cases) -> None:
     s = _step(run, "reserve_rectangle")
+    assert cases["idle_parcel"]["supply_no"] in s["keys"]
+    assert 1 <= s["total"] < len(cases["idle_supplies"])
+
+
+def test_a_drawn_polygon_filters(run, cases) -> None:
+    s = _step(run, "reserve_polygon")
     assert cases["idle_parcel"]["supply_no"] in s["keys"]
     assert 1 <= s["total"] < len(cases["idle_supplies"])
 
