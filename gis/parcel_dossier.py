@@ -129,6 +129,26 @@ def _supply(conn: Connection, parcel: dict) -> tuple[dict | None, str | None]:
 
 
 def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
+    """The parcel's enterprises: issue 3's links (kind enterprise_parcel) when they have been
+    computed, else the same rule here (DKBH, else the point's parcel, else nearest ≤ 50 m)."""
+    if (
+        _exists(conn, "links")
+        and conn.execute(
+            text("SELECT EXISTS (SELECT 1 FROM links WHERE kind = 'enterprise_parcel')")
+        ).scalar_one()
+    ):
+        return _all(
+            conn,
+            """
+            SELECT DISTINCT ON (e.name, e.uscc) e.uscc, e.name, e.industry_code, e.above_size,
+                   l.method AS how, round(l.distance_m::numeric, 1)::float8 AS distance_m,
+                   e.parcel_nos
+            FROM links l JOIN enterprises e ON e.uscc = l.from_key
+            WHERE l.kind = 'enterprise_parcel' AND l.to_key = :no
+            ORDER BY e.name, e.uscc
+            """,
+            no=parcel_no,
+        )
     return _all(
         conn,
         """
