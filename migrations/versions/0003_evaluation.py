@@ -7,6 +7,7 @@ Create Date: 2026-11-28
 analysis_runs, links, enterprise_land, per_mu, evaluations and area_indicators
 (gis/analysis_models.py). Hand-written; a branch off 0001.
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -29,12 +30,24 @@ LINK_KINDS = (
     "enterprise_corridor",
 )
 SUMS = (
-    "gross_output", "revenue", "value_added", "tax_paid", "energy_tce", "emissions_t",
-    "rd_spending", "employees",
+    "gross_output",
+    "revenue",
+    "value_added",
+    "tax_paid",
+    "energy_tce",
+    "emissions_t",
+    "rd_spending",
+    "employees",
 )
 RATIOS = (
-    "output_per_mu", "revenue_per_mu", "va_per_mu", "tax_per_mu", "va_per_energy",
-    "va_per_emission", "labour_productivity", "rd_intensity",
+    "output_per_mu",
+    "revenue_per_mu",
+    "va_per_mu",
+    "tax_per_mu",
+    "va_per_energy",
+    "va_per_emission",
+    "labour_productivity",
+    "rd_intensity",
 )
 
 
@@ -57,7 +70,12 @@ def upgrade() -> None:
         sa.Column("trigger", sa.Text(), nullable=False),
         sa.Column("counts", postgresql.JSONB(), server_default="{}", nullable=False),
         sa.Column("notes", postgresql.JSONB(), server_default="[]", nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "started_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.Column("seconds", sa.Double()),
         sa.PrimaryKeyConstraint("id", name="pk_analysis_runs"),
@@ -89,11 +107,15 @@ def upgrade() -> None:
         sa.Column("area_mu", sa.Double()),
         sa.Column("basis", sa.Text(), nullable=False),
         sa.Column("parcel_nos", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
-        sa.Column("parcel_shares", postgresql.ARRAY(sa.Double()), server_default="{}", nullable=False),
+        sa.Column(
+            "parcel_shares", postgresql.ARRAY(sa.Double()), server_default="{}", nullable=False
+        ),
         sa.Column("reason", sa.Text()),
         *_prov(),
         sa.PrimaryKeyConstraint("year", "uscc", name="pk_enterprise_land"),
-        sa.CheckConstraint("basis IN ('parcels', 'declared', 'none')", name="ck_enterprise_land_basis"),
+        sa.CheckConstraint(
+            "basis IN ('parcels', 'declared', 'none')", name="ck_enterprise_land_basis"
+        ),
     )
     op.create_index("ix_enterprise_land_uscc", "enterprise_land", ["uscc"])
     op.create_table(
@@ -167,5 +189,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("area_indicators", "evaluations", "per_mu", "enterprise_land", "links", "analysis_runs"):
+    for t in (
+        "area_indicators",
+        "evaluations",
+        "per_mu",
+        "enterprise_land",
+        "links",
+        "analysis_runs",
+    ):
         op.drop_table(t)
