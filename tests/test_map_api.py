@@ -148,3 +148,11 @@ def test_page_static_files_and_config(client) -> None:
     conf = client.get("/app-config.json").json()
     assert conf["basemap"] is None and isinstance(conf["tiles"], bool)
     assert client.get("/glyphs/Noto%20Sans%20Regular/0-255.pbf").status_code == 200
+
+
+def test_a_base_map_can_be_configured(client, monkeypatch) -> None:
+    url = "http://tiles.bureau.local/vec/{z}/{x}/{y}.png?tk=KEY"
+    monkeypatch.setenv("LANDLINK_BASEMAP_URL", url)
+    monkeypatch.setenv("LANDLINK_BASEMAP_ATTRIBUTION", "天地图")
+    conf = client.get("/app-config.json").json()
+    assert conf["basemap"] == {"tiles": [url], "attribution": "天地图", "maxzoom": 18}

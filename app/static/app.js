@@ -540,7 +540,17 @@
     const parcel = feats.find((f) => f.layer.id === 'parcels-fill' || f.layer.id === 'low_efficiency-fill');
     if (parcel) return openDossier(parcel.properties.parcel_no);
     const other = feats[0];
-    if (!other) return;
+    if (!other) {
+      const pf = map.getLayer('platforms-fill') && map.queryRenderedFeatures(e.point, { layers: ['platforms-fill'] })[0];
+      if (pf) {
+        const p = pf.properties;
+        new maplibregl.Popup()
+          .setLngLat(e.lngLat)
+          .setHTML(`<b>${esc(p.name)}</b> (${esc(p.code)})<br>${esc(p.level || '')} ${esc(p.type || '')}<br>${esc((PLATFORM_KINDS[p.kind] || ['未分类'])[0])}`)
+          .addTo(map);
+      }
+      return;
+    }
     const p = other.properties;
     const nos = p.parcel_nos || p.parcel_id;
     if (nos) return openDossier(String(nos).split(/[;,]/)[0].replace(/[[\]"]/g, ''));
