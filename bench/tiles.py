@@ -1,6 +1,7 @@
 """bench/tiles: landlink's vector tiles against tipg on the same database and parcels table.
 
-    .venv/bin/python -m bench.tiles [--workers 2] [--concurrency 8]
+    .venv/bin/python -m bench.tiles [--workers 2] [--connections 8] [--seconds 10]
+    .venv/bin/python -m bench.tiles --sizes     # largest tile per layer and zoom
 
 Both servers run with the same number of uvicorn workers (through bench/serve.py) on loopback,
 loaded by wrk round robin over the same fixed set of parcel tiles per zoom (the busiest tiles of
@@ -141,14 +142,68 @@ def sizes(base: str, paths: list[str]) -> tuple[float, int]:
     return sum(n) / len(n), max(n)
 
 
+def size_sweep(url: str, zooms: range = range(6, 15)) -> dict:
+    """Largest tile (KB) of every tile layer at each zoom, over the tiles holding the most
+    features (rendered in-process, cache off): the "no tile over 500 KB" check."""
+    from gis.db import engine_for
+    from gis.tiles import render, tilesets
+
+    eng = engine_for(url)
+    with eng.connect() as c:
+        sets = tilesets(c)
+        pts = c.execute(
+            text(
+                "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 4326)"
+                " AS g FROM supplies WHERE id % 50 = 0) q"
+            )
+        ).all()
+    out: dict = {}
+    for z in zooms:
+        counts: dict[tuple[int, int], int] = {}
+        for lon, lat in pts:
+            t = tile_for(lon, lat, z)
+            counts[t] = counts.get(t, 0) + 1
+        busiest = [t for t, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:4]]
+        for lid, ts in sets.items():
+            top = max(len(render(eng, ts, z, x, y, False)[0]) for x, y in busiest)
+            out.setdefault(lid, {})[z] = round(top / 1024, 1)
+    return out
+
+
+def prepare(url: str) -> None:
+    """Derived tile tables current before measuring (else the first poll builds them)."""
+    from gis.collections import tables
+    from gis.db import engine_for
+    from gis.tiles import parcel_class_signature, refresh_parcel_classes, refresh_zone_stats
+
+    eng = engine_for(url)
+    with eng.begin() as c:
+        tabs = tables(c)
+        if "links" in tabs and "evaluations" in tabs:
+            refresh_parcel_classes(c, parcel_class_signature(c))
+        refresh_zone_stats(c)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--sizes", action="store_true", help="only the largest-tile sweep")
     ns = ap.parse_args()
     url = bench_database()
+    if ns.sizes:
+        sweep = size_sweep(url)
+        zs = sorted(next(iter(sweep.values())))
+        print("largest tile (KB) per layer and zoom, 4 busiest tiles each")
+        print(f"{'layer':15}" + "".join(f"{'z' + str(z):>8}" for z in zs))
+        for lid, row in sweep.items():
+            print(f"{lid:15}" + "".join(f"{row[z]:>8}" for z in zs))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "tile_sizes.json").write_text(json.dumps(sweep, indent=1))
+        return
     tiles = tile_set(url)
+    prepare(url)
     floors = {z: pgbench_floor(url, z, ts) for z, ts in tiles.items()}
     tipg_res: dict[int, Result] = {}
     tp = start_tipg(url, ns.workers, ["parcels"])

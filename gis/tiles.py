@@ -296,12 +296,19 @@ def _class_sources(tabs: dict[str, set[str]]) -> bool:
 
 
 def parcel_class_signature(conn: Connection) -> str:
-    """Changes when issue 3 writes a new evaluation or link run."""
+    """Changes when issue 3 finishes a link or evaluation run (``analysis_runs``, a small
+    table; polled by every worker, so it must stay cheap)."""
+    if "analysis_runs" in tables(conn):
+        return conn.execute(
+            text(
+                "SELECT 'runs:' || coalesce(max(id), 0)::text FROM analysis_runs "
+                "WHERE finished_at IS NOT NULL"
+            )
+        ).scalar_one()
     return conn.execute(
         text(
             "SELECT coalesce((SELECT max(run_id) FROM evaluations), 0)::text || '/' || "
-            "coalesce((SELECT max(run_id) FROM links), 0)::text || '/' || "
-            "(SELECT count(*) FROM evaluations)::text"
+            "coalesce((SELECT max(run_id) FROM links), 0)::text"
         )
     ).scalar_one()
 
