@@ -308,6 +308,13 @@ try {
     return { charts: await page.locator('#dash-body svg').count(), text: await page.locator('#dash-body').innerText() };
   });
 
+  await step('public_leaks', async () => {
+    // every JSON answer the public page received so far (dossiers, lists, summaries, indicators)
+    const pattern = /"(tax_paid|tax_per_mu|energy_tce|emissions_t|energy_per_va|va_per_energy|va_per_emission)"\s*:\s*(-?\d|\{)/;
+    const leaks = publicResponses.filter((r) => pattern.test(r.body)).map((r) => r.url);
+    return { leaks, checked: publicResponses.map((r) => r.url.replace(cfg.base, '')) };
+  });
+
   // ---------------------------------------------------------------- analyst view
   await step('analyst_tax', async () => {
     await page.fill('#token', cfg.token);

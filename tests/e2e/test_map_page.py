@@ -268,6 +268,12 @@ def test_public_view_shows_no_tax_figure(run) -> None:
     assert "万元/亩" not in s["text"]
 
 
+def test_public_page_received_no_restricted_figure(run) -> None:
+    s = _step(run, "public_leaks")
+    assert any("/api/indicators" in u or "/api/land/summary" in u for u in s["checked"])
+    assert s["leaks"] == [], f"restricted figures sent to a public caller by {s['leaks']}"
+
+
 def test_analyst_sees_tax_by_year(run) -> None:
     s = _step(run, "analyst_tax")
     assert s["token_in_session"]
