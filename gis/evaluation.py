@@ -256,6 +256,8 @@ def run_chain(
     conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
     # the many ANALYZEs of fresh (temp) tables need rough row counts, not fine histograms
     conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
+    # JIT compiling each of the chain's ~60 statements costs more than it saves
+    conn.exec_driver_sql("SET LOCAL jit = off")
     cfg = config_of(rules)
     blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False)
     run_id = conn.execute(
