@@ -24,6 +24,10 @@ class TileSettings(BaseModel):
     parcel_min_zoom: int = 13  # below: districts/platforms with parcel aggregates instead
     max_zoom: int = 18  # deepest zoom served (TileJSON maxzoom; clients overzoom beyond)
     feature_cap: int = 20_000  # most features one MVT layer of one tile carries
+    # the byte budget of a tile: above it, fewer features (largest kept) until it fits
+    max_tile_bytes: int = 500_000
+    # layers too dense to draw below a zoom (empty tiles there; TileJSON minzoom says so)
+    layer_min_zoom: dict[str, int] = {"supplies": 12, "approvals": 10, "enterprises": 12}
     # Douglas-Peucker tolerance in tile pixels (of 4096) by which geometries are simplified;
     # 0 at and above ``parcel_min_zoom`` keeps every parcel vertex a pixel can show.
     simplify_px_low: float = 2.0

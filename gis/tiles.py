@@ -237,7 +237,7 @@ class Tileset:
                     "id": self.id,
                     "description": self.coll.title,
                     "fields": fields,
-                    "minzoom": 0,
+                    "minzoom": s.layer_min_zoom.get(self.id, 0),
                     "maxzoom": s.max_zoom,
                 }
             ]
@@ -394,8 +394,22 @@ def render(
             pc.execute("SET jit = off")
             _JIT_OFF.add(pc)
         with raw.cursor() as cur:
-            cur.execute(ts.sql(z, analyst), params, prepare=True)
+            if z < s.layer_min_zoom.get(ts.id, 0):
+                # too many features to show at this zoom: an empty tile (as TileJSON says)
+                cur.execute(
+                    f"SELECT ''::bytea, {_SEEN_SQL}, "
+                    "extract(epoch FROM statement_timestamp())::float8"
+                )
+            else:
+                cur.execute(ts.sql(z, analyst), params, prepare=True)
             mvt, seen, started = cur.fetchone()
+            # the byte budget: fewer (the smallest dropped first) features until it fits
+            while mvt and len(mvt) > s.max_tile_bytes and params["cap"] > 1:
+                params["cap"] = max(
+                    1, int(params["cap"] * min(0.5, 0.9 * s.max_tile_bytes / len(mvt)))
+                )
+                cur.execute(ts.sql(z, analyst), params, prepare=True)
+                mvt, seen, started = cur.fetchone()
         raw.commit()
     finally:
         raw.close()

@@ -243,3 +243,18 @@ def test_detection_run_invalidates_derived_tiles(city, db):
     assert len(_decode(after)["idle"]["features"]) >= 1
     assert _tile(city, "idle", 14, *FAR).headers["x-tile-cache"] == "hit"
     assert far.status_code == 200
+
+
+def test_byte_budget_and_layer_min_zoom(city, monkeypatch):
+    monkeypatch.setattr(get_settings().tiles, "cache_entries", 0)
+    full = _tile(city, "parcels", 14)
+    monkeypatch.setattr(get_settings().tiles, "max_tile_bytes", len(full.content) // 3)
+    small = _tile(city, "parcels", 14)
+    assert 0 < len(small.content) <= len(full.content) // 3
+    n_full = len(_decode(full)["parcels"]["features"])
+    assert len(_decode(small)["parcels"]["features"]) < n_full
+    # enterprises are drawn from zoom 12 (settings.tiles.layer_min_zoom), as TileJSON says
+    assert _tile(city, "enterprises", 11).content == b""
+    assert _decode(_tile(city, "enterprises", 12))["enterprises"]["features"]
+    tj = city.get("/tiles/enterprises.json").json()
+    assert tj["vector_layers"][0]["minzoom"] == 12
