@@ -174,7 +174,12 @@ def prepare(url: str) -> None:
     """Derived tile tables current before measuring (else the first poll builds them)."""
     from gis.collections import tables
     from gis.db import engine_for
-    from gis.tiles import parcel_class_signature, refresh_parcel_classes, refresh_zone_stats
+    from gis.tiles import (
+        invalidate_detection,
+        parcel_class_signature,
+        refresh_parcel_classes,
+        refresh_zone_stats,
+    )
 
     eng = engine_for(url)
     with eng.begin() as c:
@@ -182,6 +187,12 @@ def prepare(url: str) -> None:
         if "links" in tabs and "evaluations" in tabs:
             refresh_parcel_classes(c, parcel_class_signature(c))
         refresh_zone_stats(c)
+        if "detection_runs" in tabs:
+            run = c.execute(
+                text("SELECT max(id) FROM detection_runs WHERE finished_at IS NOT NULL")
+            ).scalar_one()
+            if run is not None:
+                invalidate_detection(c, run)
 
 
 def main() -> None:
