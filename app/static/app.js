@@ -537,6 +537,8 @@
     const feats = map.queryRenderedFeatures(e.point, {
       layers: ['parcels-fill', 'low_efficiency-fill', 'idle-fill', 'unsupplied-fill', 'reserve-fill'].filter((id) => map.getLayer(id)),
     });
+    const inList = feats.find((f) => f.layer.id === 'reserve-fill');
+    if (inList) selectReserveRow(inList.properties[KEY_OF[state.reserve.kind]]);
     const parcel = feats.find((f) => f.layer.id === 'parcels-fill' || f.layer.id === 'low_efficiency-fill');
     if (parcel) return openDossier(parcel.properties.parcel_no);
     const other = feats[0];
@@ -841,6 +843,17 @@
         return `<tr class="row" data-i="${i}" data-key="${esc(pr[key])}"><td>${esc(pr[key])}</td><td>${fmt(pr.unsupplied_mu || pr.area_mu, 1)}</td><td>${esc(status(pr))}</td></tr>`;
       })
       .join('')}</table>`;
+  }
+
+  /** The list row of a feature clicked on the map: the list and the map stay in step. */
+  function selectReserveRow(key) {
+    let hit = null;
+    $$('#reserve-list tr.row').forEach((r) => {
+      const on = r.dataset.key === String(key);
+      r.classList.toggle('sel', on);
+      if (on) hit = r;
+    });
+    if (hit) hit.scrollIntoView({ block: 'nearest' });
   }
 
   function pickReserveRow(i) {

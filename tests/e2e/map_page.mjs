@@ -261,12 +261,18 @@ try {
     await page.screenshot({ path: path.join(cfg.out, '07-reserve-rectangle.png') });
     const r = await page.evaluate(() => window.__landlink.reserve);
     await page.click('.draw button[data-draw=clear]');
-    return { keys: r.keys, total: r.total };
+    // a click on the listed land on the map selects its row: the list and the map in step
+    const m = await page.evaluate((p) => window.__landlink.map.project(p), c.center);
+    await page.mouse.click(box.x + m.x, box.y + m.y);
+    await page.waitForSelector('#reserve-list tr.row.sel', { timeout: 10000 });
+    const selected = await page.getAttribute('#reserve-list tr.row.sel', 'data-key');
+    return { keys: r.keys, total: r.total, selected };
   });
 
   await step('reserve_polygon', async () => {
     // a triangle drawn around the planted idle parcel (double click closes it)
     const c = cases.idle_parcel;
+    await page.evaluate(() => document.querySelector('#dossier-close').click());
     await page.evaluate((b) => window.__landlink.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 150, duration: 0, maxZoom: 17 }), c.bbox);
     await idle(page);
     await page.click('.draw button[data-draw=polygon]');

@@ -236,6 +236,7 @@ def test_filter_returns_the_planted_idle_records(run, cases) -> None:
 def test_a_drawn_rectangle_filters(run, cases) -> None:
     s = _step(run, "reserve_rectangle")
     assert cases["idle_parcel"]["supply_no"] in s["keys"]
+    assert s["selected"] == cases["idle_parcel"]["supply_no"]  # clicked on the map
     assert 1 <= s["total"] < len(cases["idle_supplies"])
 
 
