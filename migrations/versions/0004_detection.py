@@ -9,6 +9,7 @@ unsupplied_results (批而未供, with the remainder geometry), idle_results (�
 low_efficiency_results (低效利用, reasons as jsonb) and detection_summaries. Hand-written
 (gis/detection_models.py); a branch off 0001.
 """
+
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry
@@ -40,14 +41,26 @@ def upgrade() -> None:
         sa.Column("counts", postgresql.JSONB(), server_default="{}", nullable=False),
         sa.Column("notes", postgresql.JSONB(), server_default="[]", nullable=False),
         sa.Column("created_by", sa.Text(), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "started_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.Column("seconds", sa.Double()),
         sa.PrimaryKeyConstraint("id", name="pk_detection_runs"),
     )
     op.create_table(
         "unsupplied_results",
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("detection_runs.id", ondelete="CASCADE", name="fk_unsupplied_results_run_id"), nullable=False),
+        sa.Column(
+            "run_id",
+            sa.BigInteger(),
+            sa.ForeignKey(
+                "detection_runs.id", ondelete="CASCADE", name="fk_unsupplied_results_run_id"
+            ),
+            nullable=False,
+        ),
         sa.Column("approval_id", sa.BigInteger(), nullable=False),
         sa.Column("approval_no", sa.Text(), nullable=False),
         sa.Column("batch_name", sa.Text()),
@@ -65,12 +78,21 @@ def upgrade() -> None:
         *_zones(),
         sa.Column("geom", Geometry(geometry_type="MULTIPOLYGON", srid=4549, spatial_index=False)),
         sa.PrimaryKeyConstraint("run_id", "approval_id", name="pk_unsupplied_results"),
-        sa.CheckConstraint("status IN ('unsupplied', 'partial', 'supplied')", name="ck_unsupplied_results_status"),
+        sa.CheckConstraint(
+            "status IN ('unsupplied', 'partial', 'supplied')", name="ck_unsupplied_results_status"
+        ),
     )
-    op.create_index("ix_unsupplied_results_geom", "unsupplied_results", ["geom"], postgresql_using="gist")
+    op.create_index(
+        "ix_unsupplied_results_geom", "unsupplied_results", ["geom"], postgresql_using="gist"
+    )
     op.create_table(
         "idle_results",
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("detection_runs.id", ondelete="CASCADE", name="fk_idle_results_run_id"), nullable=False),
+        sa.Column(
+            "run_id",
+            sa.BigInteger(),
+            sa.ForeignKey("detection_runs.id", ondelete="CASCADE", name="fk_idle_results_run_id"),
+            nullable=False,
+        ),
         sa.Column("supply_id", sa.BigInteger(), nullable=False),
         sa.Column("supply_no", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
@@ -97,7 +119,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "low_efficiency_results",
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("detection_runs.id", ondelete="CASCADE", name="fk_low_efficiency_results_run_id"), nullable=False),
+        sa.Column(
+            "run_id",
+            sa.BigInteger(),
+            sa.ForeignKey(
+                "detection_runs.id", ondelete="CASCADE", name="fk_low_efficiency_results_run_id"
+            ),
+            nullable=False,
+        ),
         sa.Column("parcel_id", sa.BigInteger(), nullable=False),
         sa.Column("parcel_no", sa.Text(), nullable=False),
         sa.Column("area_m2", sa.Double(), nullable=False),
@@ -110,11 +139,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "parcel_id", name="pk_low_efficiency_results"),
     )
     op.create_index(
-        "ix_low_efficiency_results_reason_codes", "low_efficiency_results", ["reason_codes"], postgresql_using="gin"
+        "ix_low_efficiency_results_reason_codes",
+        "low_efficiency_results",
+        ["reason_codes"],
+        postgresql_using="gin",
     )
     op.create_table(
         "detection_summaries",
-        sa.Column("run_id", sa.BigInteger(), sa.ForeignKey("detection_runs.id", ondelete="CASCADE", name="fk_detection_summaries_run_id"), nullable=False),
+        sa.Column(
+            "run_id",
+            sa.BigInteger(),
+            sa.ForeignKey(
+                "detection_runs.id", ondelete="CASCADE", name="fk_detection_summaries_run_id"
+            ),
+            nullable=False,
+        ),
         sa.Column("level", sa.Text(), nullable=False),
         sa.Column("code", sa.Text(), nullable=False),
         sa.Column("name", sa.Text()),
@@ -126,5 +165,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("detection_summaries", "low_efficiency_results", "idle_results", "unsupplied_results", "detection_runs"):
+    for t in (
+        "detection_summaries",
+        "low_efficiency_results",
+        "idle_results",
+        "unsupplied_results",
+        "detection_runs",
+    ):
         op.drop_table(t)
