@@ -135,7 +135,7 @@
       id: 'districts', title: '行政区', on: true, key: 'code',
       legend: () => [['行政区界', '#334e68', 'line']],
       layers: (s) => [
-        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], '#d5e3f0', '#e2e8d8'], 'fill-opacity': 0.9 } }, s),
+        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], '#d5e3f0', '#e2e8d8'], 'fill-opacity': state.conf.basemap ? 0.15 : 0.9 } }, s),
         Object.assign({ id: 'districts-line', type: 'line', paint: { 'line-color': '#334e68', 'line-width': 1.6 } }, s),
         Object.assign({ id: 'districts-label', type: 'symbol', layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 14, 'symbol-placement': 'point' }, paint: { 'text-color': '#243b53', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } }, s),
       ],
