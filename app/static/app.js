@@ -346,7 +346,7 @@
 
   function zonesFrom(level, features) {
     state.zones[level] = features
-      .map((f) => ({ code: f.properties.code, name: f.properties.name }))
+      .map((f) => ({ code: f.properties.code, name: f.properties.name, bbox: bboxOf([f]) }))
       .sort((a, b) => String(a.code).localeCompare(String(b.code)));
     const sel = $(`#reserve-form select[name=${level}]`);
     sel.innerHTML = '<option value="">全部</option>' + state.zones[level].map((z) => `<option value="${esc(z.code)}">${esc(z.name)}</option>`).join('');
@@ -878,18 +878,21 @@
     renderDashboard();
   }
 
+  let dashSeq = 0;
   async function renderDashboard() {
+    const seq = ++dashSeq;
     const level = $('#dash-form select[name=level]').value;
     const code = $('#dash-form select[name=code]').value;
     const body = $('#dash-body');
     if (!code || !$('#tab-dashboard').classList.contains('on')) return;
-    await loadECharts();
-    charts.splice(0).forEach((c) => c.dispose());
-    body.innerHTML = '<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:260px"></div></div><div id="dash-ind"></div>';
     const [summary, ind] = await Promise.all([
       apiOptional(`/api/land/summary?level=${level}`).catch(() => null),
       state.conf.indicators ? apiOptional(`/api/indicators?level=${level}`).catch((e) => ({ error: e.message })) : null,
+      loadECharts(),
     ]);
+    if (seq !== dashSeq) return; // the user chose another level or object meanwhile
+    charts.splice(0).forEach((c) => c.dispose());
+    body.innerHTML = `<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:${Math.max(240, ((summary && summary.items) || []).length * 15 + 70)}px"></div></div><div id="dash-ind"></div>`;
     if (summary && summary.items) {
       const me = summary.items.find((x) => x.code === code) || {};
       const c1 = echarts.init($('#dash-land'), null, { renderer: 'svg' });
@@ -907,9 +910,9 @@
         animation: false,
         tooltip: { trigger: 'axis' },
         legend: { bottom: 0 },
-        grid: { left: 80, right: 10, top: 5, bottom: 30 },
-        yAxis: { type: 'category', data: items.map((x) => x.name || x.code), axisLabel: { fontSize: 10 } },
-        xAxis: { type: 'value' },
+        grid: { left: 4, right: 16, top: 5, bottom: 48, containLabel: true },
+        yAxis: { type: 'category', data: items.map((x) => x.name || x.code), axisLabel: { fontSize: 10, interval: 0, width: 96, overflow: 'truncate' } },
+        xAxis: { type: 'value', splitNumber: 3, axisLabel: { fontSize: 10 } },
         series: [
           { name: '闲置', type: 'bar', stack: 's', itemStyle: { color: '#ed8936' }, data: items.map((x) => ({ value: +x.idle_mu.toFixed(1), itemStyle: { color: x.code === code ? '#c53030' : '#ed8936' } })) },
           { name: '低效', type: 'bar', stack: 's', itemStyle: { color: '#b7791f' }, data: items.map((x) => ({ value: +x.low_efficiency_mu.toFixed(1), itemStyle: { color: x.code === code ? '#742a2a' : '#b7791f' } })) },
@@ -989,12 +992,14 @@
       c2.setOption({
         animation: false,
         tooltip: { trigger: 'axis' },
-        grid: { left: 90, right: 20, top: 5, bottom: 20 },
-        yAxis: { type: 'category', data: rows.map((z) => z.name || z.code), axisLabel: { fontSize: 10 } },
+        grid: { left: 4, right: 20, top: 5, bottom: 20, containLabel: true },
+        yAxis: { type: 'category', data: rows.map((z) => z.name || z.code), axisLabel: { fontSize: 10, interval: 0, width: 96, overflow: 'truncate' } },
         xAxis: { type: 'value', name: (me.indicators[n] || {}).unit || '' },
         series: [{ type: 'bar', data: rows.map((z) => ({ value: +z.indicators[n].value.toFixed(2), itemStyle: { color: z.code === code ? '#c53030' : '#4c78a8' } })) }],
       }, true);
     };
+    const first = names.find((n) => me.indicators[n].value !== null && me.indicators[n].value !== undefined);
+    if (first) $('#dash-ind-pick').value = first;
     drawRank();
     $('#dash-ind-pick').addEventListener('change', drawRank);
     charts.push(c1, c2);
@@ -1047,7 +1052,12 @@
       if (tr) pickReserveRow(+tr.dataset.i);
     });
     $('#dash-form select[name=level]').addEventListener('change', fillDashCodes);
-    $('#dash-form select[name=code]').addEventListener('change', renderDashboard);
+    $('#dash-form select[name=code]').addEventListener('change', () => {
+      const level = $('#dash-form select[name=level]').value;
+      const z = state.zones[level].find((x) => x.code === $('#dash-form select[name=code]').value);
+      if (z && map) map.fitBounds([[z.bbox[0], z.bbox[1]], [z.bbox[2], z.bbox[3]]], { padding: 40, duration: 600 });
+      renderDashboard();
+    });
     window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
   }
 
