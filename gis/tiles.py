@@ -278,7 +278,16 @@ def tilesets(conn: Connection) -> dict[str, Tileset]:
     tabs = tables(conn)
     out = {}
     for cid, c in registry(conn).items():
-        over = {}
+        # float4 arithmetic instead of numeric rounding: 2 ms of a 400-parcel tile, and an MVT
+        # float is 4 bytes where a double is 8
+        over = (
+            {
+                "area_mu": f"(t.area_m2 * {1 / M2_PER_MU})::float4",
+                "plot_ratio": "(t.floor_area_m2 / nullif(t.area_m2, 0))::float4",
+            }
+            if cid == "parcels"
+            else {}
+        )
         if cid == "parcels" and "tile_parcel_classes" in tabs and _class_sources(tabs):
             over["eval_class"] = PARCEL_CLASS_SQL
         out[cid] = Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tabs, over)
