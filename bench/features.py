@@ -37,15 +37,12 @@ def pgbench_floor(url: str, seconds: int = 8) -> float:
     with eng.connect() as c:
         coll = registry(c)["parcels"]
     eng.dispose()
-    crs = fs.CRSS[fs.CRS84]
     files = []
     with tempfile.TemporaryDirectory() as d:
         for off in OFFSETS:
-            sql = (
-                f"SET jit = off; SELECT {fs.feature_sql(coll, crs, None, False)} "
-                f"FROM {coll.source} WHERE {coll.where} ORDER BY {coll.key} "
-                f"LIMIT {PAGE} OFFSET {off};"
-            )
+            q, _, params = fs.page_sql(coll, fs.ItemsRequest(limit=PAGE, offset=off))
+            q = re.sub(r"(?<![:\w]):(\w+)", lambda m, p=params: repr(p[m.group(1)]), q)
+            sql = "SET jit = off; " + q + ";"  # as the server runs it
             f = Path(d) / f"p{off}.sql"
             f.write_text(" ".join(sql.split()) + "\n")
             files += ["-f", str(f)]

@@ -279,22 +279,34 @@ class ItemsPage:
     number_returned: int
 
 
-def items(conn: Connection, coll: Collection, req: ItemsRequest) -> ItemsPage:
-    """One page of features; GeoJSON text per feature (built by PostgreSQL)."""
+def page_sql(coll: Collection, req: ItemsRequest) -> tuple[str, str, dict[str, Any]]:
+    """(page SQL, WHERE clause, parameters) of one items page."""
     if req.properties is not None:
         check_properties(coll, req.properties, req.analyst)
     where, params = _where(coll, req)
-    order = ""
-    if req.sortby:
-        keys = parse_sortby(req.sortby, coll, req.analyst)
-        order = ", ".join(f"({s}) {'DESC' if d else 'ASC'}" for s, d in keys) + ", "
+    keys = parse_sortby(req.sortby, coll, req.analyst) if req.sortby else []
+    # The page is chosen on row ids and sort keys only, then each of its rows is built as
+    # GeoJSON: PostgreSQL would otherwise build (and throw away) every feature the OFFSET skips.
+    cols = ", ".join(f"({sql}) AS o{i}" for i, (sql, _) in enumerate(keys))
+    inner_order = ", ".join(f"({sql}) {'DESC' if d else 'ASC'}" for sql, d in keys)
+    outer_order = ", ".join(f"pg_.o{i} {'DESC' if d else 'ASC'}" for i, (_, d) in enumerate(keys))
     sql = (
-        f"SELECT {feature_sql(coll, req.crs, req.properties, req.analyst)} "
-        f"FROM {coll.source} WHERE {where} ORDER BY {order}{coll.key} "
-        "LIMIT :limit OFFSET :offset"
+        f"SELECT f_.j FROM (SELECT t.ctid AS c_, {cols + ', ' if cols else ''}{coll.key} AS k_ "
+        f"FROM {coll.source} WHERE {where} "
+        f"ORDER BY {inner_order + ', ' if inner_order else ''}{coll.key} "
+        "LIMIT :limit OFFSET :offset) pg_ "
+        f"CROSS JOIN LATERAL (SELECT {feature_sql(coll, req.crs, req.properties, req.analyst)} "
+        f"AS j FROM {coll.source} WHERE t.ctid = pg_.c_) f_ "
+        f"ORDER BY {outer_order + ', ' if outer_order else ''}pg_.k_"
     )
+    return sql, where, {**params, "limit": req.limit, "offset": req.offset}
+
+
+def items(conn: Connection, coll: Collection, req: ItemsRequest) -> ItemsPage:
+    """One page of features; GeoJSON text per feature (built by PostgreSQL)."""
+    sql, where, params = page_sql(coll, req)
     no_jit(conn)
-    rows = conn.execute(text(sql), {**params, "limit": req.limit, "offset": req.offset})
+    rows = conn.execute(text(sql), params)
     feats = [r[0] for r in rows]
     n = len(feats)
     if n < req.limit and (n > 0 or req.offset == 0):
