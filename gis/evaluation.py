@@ -57,6 +57,7 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
     )
     mean_pts = ", ".join(f"avg(p_{i}) FILTER (WHERE evaluated) AS m_{i}" for i in inds)
     bcols = ", ".join(f"b.b_{i}" for i in inds) + ", b.bj"
+    vcols = ", ".join(f"v.{i}" for i in inds)
 
     def final(i: str) -> str:
         fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
@@ -75,7 +76,7 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
     return f"""
         (WITH b0 AS (SELECT year, {bench} FROM _ev WHERE grp = '{group}' GROUP BY year),
               b AS (SELECT *, jsonb_build_object({bench_json}) AS bj FROM b0),
-              q AS (SELECT v.*, {bcols}, {pts}
+              q AS (SELECT v.year, v.uscc, v.evaluated, {vcols}, {bcols}, {pts}
                     FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b USING (year)),
               m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
         SELECT year, uscc, jsonb_build_object({ind_json}) AS indicators,
