@@ -166,6 +166,14 @@ def _parcel_class_sql(tabs: dict[str, set[str]]) -> str:
     ent = _enterprise_class_sql(tabs, "e.uscc")
     if ent == "NULL::text":
         return "NULL::text"
+    if "tile_parcel_classes" in tabs and {"kind", "from_key", "to_key"} <= tabs.get(
+        "links", set()
+    ):
+        # the same, precomputed per link/evaluation run (gis/tiles.refresh_parcel_classes,
+        # kept current by the servers' tile-cache poll)
+        return (
+            "(SELECT pc.eval_class FROM tile_parcel_classes pc WHERE pc.parcel_no = t.parcel_no)"
+        )
     if {"kind", "from_key", "to_key"} <= tabs.get("links", set()):
         # issue 3's enterprise -> parcel links (indexed on kind, to_key)
         ent = _enterprise_class_sql(tabs, "l.from_key")

@@ -32,9 +32,10 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from pyproj import Transformer
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from gis import refresh
 from gis.collections import LATEST_RUN, Collection, registry, tables
@@ -377,6 +378,20 @@ def refresh_parcel_classes(conn: Connection, signature: str | None = None) -> in
 _JIT_OFF: weakref.WeakSet = weakref.WeakSet()
 
 
+@lru_cache
+def _tile_engine(url: str) -> Engine:
+    """Connections for tile statements: autocommit (one statement, its own snapshot), no
+    pre-ping and no reset on return, so a tile is one round trip to the server."""
+    return create_engine(
+        url,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=False,
+        pool_reset_on_return=None,
+        isolation_level="AUTOCOMMIT",
+    )
+
+
 def render(
     engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
 ) -> tuple[bytes, frozenset[str], float]:
@@ -395,7 +410,7 @@ def render(
         "cap": s.feature_cap,
         "min_area": 0.25 * px_m * px_m if low else 0.0,
     }
-    raw = engine.raw_connection()
+    raw = _tile_engine(engine.url.render_as_string(hide_password=False)).raw_connection()
     try:
         pc = raw.driver_connection
         if pc not in _JIT_OFF:
@@ -419,7 +434,6 @@ def render(
                 )
                 cur.execute(ts.sql(z, analyst), params, prepare=True)
                 mvt, seen, started = cur.fetchone()
-        raw.commit()
     finally:
         raw.close()
     return bytes(mvt or b""), frozenset(seen or ()), started

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from app.deps import Caller, caller, engine_dep
 from app.errors import ApiError
 from gis import features_sql as fs
+from gis import tiles as gt
 from gis.collections import Collection, registry
 from gis.config import get_settings
 
@@ -341,6 +342,7 @@ def items(
             crs=out_crs,
             analyst=who.analyst,
         )
+        gt.CACHE.poll(engine)  # keeps derived tables (parcel classes) current
         with engine.connect() as conn:
             page = fs.items(conn, coll, req)
     except fs.FeaturesError as e:
