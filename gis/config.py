@@ -26,6 +26,8 @@ class TileSettings(BaseModel):
     feature_cap: int = 20_000  # most features one MVT layer of one tile carries
     # the byte budget of a tile: above it, fewer features (largest kept) until it fits
     max_tile_bytes: int = 500_000
+    # from this zoom a tile's 4549 -> 3857 reprojection is an affine fit (< 0.5 tile px off)
+    affine_min_zoom: int = 13
     # layers too dense to draw below a zoom (empty tiles there; TileJSON minzoom says so)
     layer_min_zoom: dict[str, int] = {"supplies": 12, "approvals": 10, "enterprises": 12}
     # Douglas-Peucker tolerance in tile pixels (of 4096) by which geometries are simplified;

@@ -258,3 +258,28 @@ def test_byte_budget_and_layer_min_zoom(city, monkeypatch):
     assert _decode(_tile(city, "enterprises", 12))["enterprises"]["features"]
     tj = city.get("/tiles/enterprises.json").json()
     assert tj["vector_layers"][0]["minzoom"] == 12
+
+
+def test_affine_reprojection_matches_st_transform(city, monkeypatch):
+    """From affine_min_zoom the tile's 4549 -> 3857 map is an affine fit: the same features
+    within one tile pixel of ST_Transform's."""
+    monkeypatch.setattr(get_settings().tiles, "cache_entries", 0)
+
+    def coords(z):
+        d = _decode(_tile(city, "parcels", z))["parcels"]["features"]
+        return {
+            f["properties"]["parcel_no"]: f["geometry"]["coordinates"]
+            for f in sorted(d, key=lambda f: f["properties"]["parcel_no"])
+        }
+
+    for z in (13, 16):
+        affine = coords(z)
+        monkeypatch.setattr(get_settings().tiles, "affine_min_zoom", 99)
+        exact = coords(z)
+        monkeypatch.setattr(get_settings().tiles, "affine_min_zoom", 13)
+        assert affine.keys() == exact.keys() and affine
+        for k in affine:
+            a = str(affine[k]).replace("[", " ").replace("]", " ").replace(",", " ").split()
+            b = str(exact[k]).replace("[", " ").replace("]", " ").replace(",", " ").split()
+            assert len(a) == len(b)
+            assert max(abs(float(u) - float(v)) for u, v in zip(a, b, strict=True)) <= 1
