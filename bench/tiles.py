@@ -57,7 +57,7 @@ def tile_set(url: str) -> dict[int, list[tuple[int, int]]]:
 def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int = 8) -> float:
     """Mean SQL time per tile (ms) of landlink's tile query, by pgbench."""
     from gis.config import get_settings
-    from gis.tiles import tilesets, tolerance_m
+    from gis.tiles import affine_3857, tilesets, tolerance_m
 
     eng = create_engine(url)
     with eng.connect() as c:
@@ -78,6 +78,8 @@ def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int =
                 "cap": s.feature_cap,
                 "min_area": 0.25 * px * px if low else 0.0,
             }
+            if z >= s.affine_min_zoom:
+                params.update(affine_3857(z, x, y))
             sql = re.sub(r"%\((\w+)\)s", lambda m, p=params: repr(p[m.group(1)]), ts.sql(z, False))
             f = Path(d) / f"t{i}.sql"
             # as the server runs it: JIT off (gis/tiles.render)
