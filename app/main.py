@@ -27,6 +27,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     errors.install(app)
+    app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing (issue 5)
     app.include_router(registry.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)

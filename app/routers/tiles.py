@@ -8,6 +8,7 @@ runs on the event loop with no database round trip; SQL lives in gis/tiles.py.
 
 from __future__ import annotations
 
+import re
 import time
 
 from fastapi import APIRouter, Depends, Request
@@ -363,3 +364,59 @@ def _ensure_zone_stats(engine: Engine) -> None:
 router.add_route(
     router.prefix + "/{layer}/{z}/{x}/{y}.{ext}", tile, methods=["GET"], include_in_schema=False
 )
+
+
+_TILE_PATH = re.compile(r"^/tiles/([^/]+)/(\d+)/(\d+)/(\d+)\.(?:mvt|pbf)$")
+
+
+class CachedTiles:
+    """ASGI middleware: answers public tile requests found in the tile cache before routing
+    (no router, dependency or response objects on the hot path). Everything else, and any
+    miss, goes on to the app unchanged."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.url: str | None = None
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["method"] == "GET":
+            m = _TILE_PATH.match(scope["path"])
+            if m and b"token=" not in scope.get("query_string", b""):
+                done = await self._hit(m, scope, send)
+                if done:
+                    return
+        await self.app(scope, receive, send)
+
+    async def _hit(self, m, scope, send) -> bool:  # type: ignore[no-untyped-def]
+        s = get_settings().tiles
+        if s.cache_entries <= 0 or time.monotonic() - gt.CACHE.last_poll >= s.cache_poll_seconds:
+            return False
+        inm = None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                return False
+            if k == b"if-none-match":
+                inm = v.decode("latin-1")
+        if self.url is None:
+            self.url = str(get_engine().url)
+        key = (self.url, m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)), False)
+        e = gt.CACHE.get(key)
+        if e is None:
+            return False
+        headers = [
+            (b"etag", e.etag.encode()),
+            (b"cache-control", f"public, max-age={s.max_age_seconds}".encode()),
+            (b"x-tile-cache", b"hit"),
+            (b"vary", b"Authorization"),
+        ]
+        if inm and e.etag in [t.strip() for t in inm.split(",")]:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        headers += [
+            (b"content-type", MVT.encode()),
+            (b"content-length", str(len(e.data)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": e.data})
+        return True
