@@ -166,14 +166,10 @@ def _parcel_class_sql(tabs: dict[str, set[str]]) -> str:
     ent = _enterprise_class_sql(tabs, "e.uscc")
     if ent == "NULL::text":
         return "NULL::text"
-    if "tile_parcel_classes" in tabs and {"kind", "from_key", "to_key"} <= tabs.get(
-        "links", set()
-    ):
+    if "tile_parcel_classes" in tabs and {"kind", "from_key", "to_key"} <= tabs.get("links", set()):
         # the same, precomputed per link/evaluation run (gis/tiles.refresh_parcel_classes,
         # kept current by the servers' tile-cache poll)
-        return (
-            "(SELECT pc.eval_class FROM tile_parcel_classes pc WHERE pc.parcel_no = t.parcel_no)"
-        )
+        return "(SELECT pc.eval_class FROM tile_parcel_classes pc WHERE pc.parcel_no = t.parcel_no)"
     if {"kind", "from_key", "to_key"} <= tabs.get("links", set()):
         # issue 3's enterprise -> parcel links (indexed on kind, to_key)
         ent = _enterprise_class_sql(tabs, "l.from_key")
@@ -469,10 +465,18 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                     Prop("parcel_count", "t.parcel_count", "integer", "地块数"),
                     Prop("parcel_nos", "array_to_string(t.parcel_nos, ';')", "string", "DKBH"),
                     Prop("area_mu", "round(t.area_mu::numeric, 2)::float8", "number", "面积 亩"),
-                    Prop("flagged_mu", "round(t.flagged_mu::numeric, 2)::float8", "number",
-                         "闲置+低效 亩"),
-                    Prop("innovation_mu", "round(t.innovation_mu::numeric, 2)::float8", "number",
-                         "创新型产业 亩"),
+                    Prop(
+                        "flagged_mu",
+                        "round(t.flagged_mu::numeric, 2)::float8",
+                        "number",
+                        "闲置+低效 亩",
+                    ),
+                    Prop(
+                        "innovation_mu",
+                        "round(t.innovation_mu::numeric, 2)::float8",
+                        "number",
+                        "创新型产业 亩",
+                    ),
                 ),
                 where="t.plan_id = (SELECT max(id) FROM plans)",
                 tables=("plans", "plan_blocks"),
