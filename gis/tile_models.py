@@ -65,3 +65,12 @@ tile_parcel_classes = Table(
     Column("parcel_no", Text, primary_key=True),  # DKBH
     Column("eval_class", Text, nullable=False),
 )
+
+# A parcel's 三块地 status in the latest detection run (idle > low_efficiency), for tiles: built
+# once per run by gis/tiles.invalidate_detection instead of two index probes per parcel per tile.
+tile_parcel_status = Table(
+    "tile_parcel_status",
+    metadata,
+    Column("parcel_no", Text, primary_key=True),  # DKBH
+    Column("land_status", Text, nullable=False),
+)

@@ -39,7 +39,7 @@ from pyproj import Transformer
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from gis import refresh
-from gis.collections import LATEST_RUN, Collection, registry, tables
+from gis.collections import IDLE_FLAGGED, LATEST_RUN, Collection, registry, tables
 from gis.config import get_settings
 from gis.layers import M2_PER_MU
 
@@ -329,8 +329,43 @@ def tilesets(conn: Connection) -> dict[str, Tileset]:
         )
         if cid == "parcels" and "tile_parcel_classes" in tabs and _class_sources(tabs):
             over["eval_class"] = PARCEL_CLASS_SQL
+        if cid == "parcels" and "tile_parcel_status" in tabs and _detection_tables(tabs):
+            over["land_status"] = PARCEL_STATUS_SQL
         out[cid] = Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tabs, over)
     return out
+
+
+PARCEL_STATUS_SQL = (
+    "(SELECT ps.land_status FROM tile_parcel_status ps WHERE ps.parcel_no = t.parcel_no)"
+)
+
+
+def _detection_tables(tabs: dict[str, set[str]]) -> bool:
+    return {"detection_runs", "idle_results", "low_efficiency_results"} <= tabs.keys()
+
+
+def refresh_parcel_status(conn: Connection, run_id: int) -> None:
+    """Rebuild ``tile_parcel_status`` for detection run ``run_id`` (what the ``parcels``
+    collection's ``land_status`` says for the latest run: idle > low_efficiency)."""
+    conn.execute(text("DELETE FROM tile_parcel_status"))
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO tile_parcel_status (parcel_no, land_status)
+            SELECT parcel_no, min(s) FROM (
+                SELECT p.parcel_no, 'idle' AS s
+                FROM idle_results r JOIN supplies su ON su.id = r.supply_id
+                JOIN parcels p ON p.supply_no = su.supply_no
+                WHERE r.run_id = :run AND r.status IN {IDLE_FLAGGED}
+                UNION ALL
+                SELECT p.parcel_no, 'low_efficiency'
+                FROM low_efficiency_results r JOIN parcels p ON p.id = r.parcel_id
+                WHERE r.run_id = :run
+            ) x GROUP BY parcel_no
+            """
+        ),
+        {"run": run_id},
+    )
 
 
 def _class_sources(tabs: dict[str, set[str]]) -> bool:
@@ -501,7 +536,7 @@ class TileCache:
         self.processed: dict[tuple[int, str], float] = {}  # (id, at) -> when seen
         # id@at, tilesets, box, at (epoch s)
         self.recent: list[tuple[str, tuple[str, ...], tuple | None, float]] = []
-        self.last_run: int | None = None
+        self.last_run: tuple | None = None
         self.last_classes: str | None = None
         self.dropped = 0
 
@@ -556,12 +591,16 @@ class TileCache:
                 "detection_runs" in tabs
                 and {"unsupplied_results", "idle_results", "low_efficiency_results"} <= tabs.keys()
             ):
-                run = conn.execute(
-                    text("SELECT max(id) FROM detection_runs WHERE finished_at IS NOT NULL")
-                ).scalar_one()
-                if run is not None and run != self.last_run:
-                    invalidate_detection(conn, run)
-                    self.last_run = run
+                # (id, finish time): ids restart after a TRUNCATE ... RESTART IDENTITY
+                last = conn.execute(
+                    text(
+                        "SELECT id, finished_at FROM detection_runs "
+                        "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+                    )
+                ).first()
+                if last is not None and tuple(last) != self.last_run:
+                    invalidate_detection(conn, last[0])
+                    self.last_run = tuple(last)
             if "tile_parcel_classes" in tabs and _class_sources(tabs):
                 sig = parcel_class_signature(conn)
                 if sig != self.last_classes:
@@ -691,6 +730,11 @@ def invalidate_detection(conn: Connection, run_id: int) -> None:
                WHERE run_id = :prev) b ON a.k = b.k
             WHERE a.s IS DISTINCT FROM b.s) d ON d.k = p.id
     """
+    if (
+        "tile_parcel_status" in tables(conn)
+        and conn.execute(text("SELECT pg_try_advisory_xact_lock(5506)")).scalar_one()
+    ):
+        refresh_parcel_status(conn, run_id)
     log_invalidation(
         conn,
         f"detection:{run_id}",

@@ -283,3 +283,20 @@ def test_affine_reprojection_matches_st_transform(city, monkeypatch):
             b = str(exact[k]).replace("[", " ").replace("]", " ").replace(",", " ").split()
             assert len(a) == len(b)
             assert max(abs(float(u) - float(v)) for u, v in zip(a, b, strict=True)) <= 1
+
+
+def test_parcel_land_status_in_tiles_follows_the_latest_run(city, db):
+    from gis.detection import run_detection
+
+    forget_schema()
+    run_detection(db, date(2026, 1, 1), user="test")
+    _wait_poll()
+    d = _decode(_tile(city, "parcels", 14))
+    tiles = {
+        f["properties"]["parcel_no"]: f["properties"].get("land_status")
+        for f in d["parcels"]["features"]
+    }
+    items = city.get("/ogc/collections/parcels/items", params={"limit": 100}).json()
+    live = {f["id"]: f["properties"]["land_status"] for f in items["features"]}
+    assert any(tiles.values())
+    assert all(tiles[k] == live[k] for k in tiles)

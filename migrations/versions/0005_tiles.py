@@ -7,7 +7,8 @@ Create Date: 2026-11-28
 tile_invalidations: the area (EPSG:4549 box) and tile layers each import batch or detection run
 changed, read by every worker to drop exactly the cached tiles it touched (gis/tile_models.py).
 tile_zone_stats: per district / platform parcel count, area in 亩 and 亩均税收 class for
-low-zoom tiles; tile_parcel_classes: parcels' A/B/C/D class for tiles. Hand-written; a
+low-zoom tiles; tile_parcel_classes / tile_parcel_status: parcels' A/B/C/D
+class and 三块地 status for tiles. Hand-written; a
 branch off 0001.
 """
 
@@ -103,6 +104,12 @@ def upgrade() -> None:
         sa.Column("eval_class", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("parcel_no", name="pk_tile_parcel_classes"),
     )
+    op.create_table(
+        "tile_parcel_status",
+        sa.Column("parcel_no", sa.Text(), nullable=False),
+        sa.Column("land_status", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("parcel_no", name="pk_tile_parcel_status"),
+    )
     op.execute(FUNCTION)
     for table, sets in TABLE_TILESETS.items():
         args = ", ".join(f"'{s}'" for s in sets)
@@ -123,6 +130,7 @@ def downgrade() -> None:
         for event in ("insert", "update", "delete", "truncate"):
             op.execute(f"DROP TRIGGER IF EXISTS tile_log_{event} ON {table}")
     op.execute("DROP FUNCTION IF EXISTS tile_log_change()")
+    op.drop_table("tile_parcel_status")
     op.drop_table("tile_parcel_classes")
     op.drop_table("tile_zone_stats")
     op.drop_table("tile_invalidations")
