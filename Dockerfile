@@ -1,9 +1,22 @@
 # landlink app image (the database is the postgis/postgis service in docker-compose.yml).
+# Stage 1: the map page's JavaScript from npm (MapLibre GL JS, ECharts), as `make web` does;
+# the page loads nothing from a CDN.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error \
+    && mkdir -p vendor \
+    && cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+          node_modules/echarts/dist/echarts.min.js vendor/
+
+# Stage 2: the app. gdal-bin for ogr2ogr/ogrinfo users; the CJK font for the PDF plan report.
 FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends gdal-bin postgresql-client \
+        fonts-wqy-microhei \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . /app
+COPY --from=web /web/vendor/ /app/app/static/vendor/
 RUN pip install --no-cache-dir -e .
 EXPOSE 8000
 # Migrate, load the sample city (idempotent: a re-run changes nothing), analyse, serve.

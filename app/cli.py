@@ -51,8 +51,8 @@ def _import_one(
 ) -> dict | None:
     from tqdm import tqdm
 
-    from gis.ingest import ImportRejected, InputError, import_file
     import gis.tiles  # noqa: F401  (registers the tile-cache refresh hook, issue 5)
+    from gis.ingest import ImportRejected, InputError, import_file
 
     bar = tqdm(
         total=len(STAGES),
