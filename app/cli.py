@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import tomllib
+from datetime import date
 from pathlib import Path
 
 from gis.config import get_settings
@@ -234,8 +235,11 @@ def cmd_token(ns) -> int:
     return 0
 
 
-def analysis_steps() -> list[tuple[str, callable]]:
-    """The analyses `make demo` runs after loading, in order (each returns a summary line)."""
+def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
+    """The analyses `make demo` runs after loading, in order (each returns a summary line).
+
+    ``as_of`` is the date the three-lands detection judges deadlines by (default today).
+    """
     from gis.detection import detect_summary_line
     from gis.evaluation import run_all_line
     from gis.layout_plan import plan_summary_line
@@ -243,15 +247,23 @@ def analysis_steps() -> list[tuple[str, callable]]:
 
     return [
         ("linkage + per-mu + evaluation + §7 indicators (issue 3)", run_all_line),
-        ("three kinds of land §3, as of today (issue 4)", detect_summary_line),
+        (
+            f"three kinds of land §3, as of {as_of or 'today'} (issue 4)",
+            lambda engine: detect_summary_line(engine, as_of),
+        ),
         ("platform kinds §4 (issue 7)", classify_summary_line),
         ("layout plan §8, both corridors (issue 7)", plan_summary_line),
     ]
 
 
 def cmd_analyse_all(ns) -> int:
+    try:
+        as_of = date.fromisoformat(ns.as_of) if ns.as_of else None
+    except ValueError:
+        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
-    for name, step in analysis_steps():
+    for name, step in analysis_steps(as_of):
         t = time.perf_counter()
         print(f"{name}: {step(_engine())} ({time.perf_counter() - t:.1f} s)")
     print(f"analyses done in {time.perf_counter() - t0:.1f} s")
@@ -260,7 +272,6 @@ def cmd_analyse_all(ns) -> int:
 
 def cmd_evaluate(ns) -> int:
     """``landlink link`` / ``landlink evaluate``: the issue-3 chain, one-screen summary."""
-    from datetime import date
 
     from gis.evaluation import run_all, summary_lines, unlinked_summary
 
@@ -278,7 +289,6 @@ def cmd_evaluate(ns) -> int:
 
 
 def cmd_detect(ns) -> int:
-    from datetime import date
 
     from gis.detection import run_detection
 
@@ -391,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     tc.set_defaults(fn=cmd_token)
 
     aa = sub.add_parser("analyse-all", help="run every analysis on the loaded data (make demo)")
+    aa.add_argument(
+        "--as-of",
+        help="date the three-lands detection judges deadlines by (YYYY-MM-DD; default today)",
+    )
     aa.set_defaults(fn=cmd_analyse_all)
 
     lk = sub.add_parser("link", help="project-land-output links (§1), and what depends on them")

@@ -455,9 +455,9 @@ def diff(engine: Engine, run_id: int, other_id: int) -> dict:
     return out
 
 
-def detect_summary_line(engine: Engine) -> str:
-    """For ``landlink analyse-all``: run a detection as of today, one line of counts."""
-    r = run_detection(engine, user="analyse-all")
+def detect_summary_line(engine: Engine, as_of: date | None = None) -> str:
+    """For ``landlink analyse-all``: run a detection as of ``as_of`` (default today), one line."""
+    r = run_detection(engine, as_of, user="analyse-all")
     c = r["counts"]
     return (
         f"run {r['id']}: 批而未供 {c['unsupplied']['unsupplied'] + c['unsupplied']['partial']}, "

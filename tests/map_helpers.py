@@ -49,7 +49,8 @@ def load_sample_city(engine: Engine, out: Path, analyses: bool = True) -> dict:
     planted = json.loads((out / "planted.json").read_text(encoding="utf-8"))
     landlink("import-dir", str(out))
     if analyses:
-        # linkage, evaluation, platform kinds, ... as the other issues register them
-        landlink("analyse-all", check=False)
-    landlink("detect", "--as-of", planted["reference_date"])
+        # linkage, evaluation, three lands, platform kinds, plan: as `make demo` runs them
+        landlink("analyse-all", "--as-of", planted["reference_date"])
+    else:
+        landlink("detect", "--as-of", planted["reference_date"])
     return planted
