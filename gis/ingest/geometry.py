@@ -16,6 +16,14 @@ from gis.ingest.validate import Issues, as_text, parse_numbers
 from gis.layers import STORAGE_SRID
 
 GCJ02 = "gcj02"
+
+
+def is_gcj02(crs) -> bool:
+    """True for the GCJ02 marker. Tested by type first: ``CRS == "gcj02"`` makes pyproj try to
+    parse "gcj02" as a CRS, ~0.14 s each time."""
+    return isinstance(crs, str) and crs == GCJ02
+
+
 _STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
 
 
@@ -23,7 +31,12 @@ def _is_storage(crs) -> bool:
     """True for EPSG:4549; a cheap string test first (a full CRS comparison costs ~60 ms)."""
     if getattr(crs, "srs", None) == f"EPSG:{STORAGE_SRID}":
         return True
-    return CRS.from_user_input(crs) == _STORAGE_CRS
+    return _as_crs(crs) == _STORAGE_CRS
+
+
+def _as_crs(crs) -> CRS:
+    """A pyproj CRS; one given is used as is (building it again re-parses its WKT, ~0.1 s)."""
+    return crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
 
 
 def resolve_crs(code: str, file: str):
@@ -48,7 +61,7 @@ def resolve_crs(code: str, file: str):
 
 def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
     """Transform shapely geometries from ``crs`` (or GCJ-02 lon/lat) to EPSG:4549 metres."""
-    if crs == GCJ02:
+    if is_gcj02(crs):
         geoms = shapely.transform(
             geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1]))
         )
@@ -61,7 +74,7 @@ def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
 
 def check_lonlat(geoms: np.ndarray, crs, issues: Issues, field_code: str) -> None:
     """Geographic input must be lon/lat within range (catches swapped or projected numbers)."""
-    if crs != GCJ02 and not CRS.from_user_input(crs).is_geographic:
+    if not is_gcj02(crs) and not _as_crs(crs).is_geographic:
         return
     b = shapely.bounds(geoms)
     bad = ~np.isnan(b[:, 0]) & (

@@ -10,7 +10,6 @@ database as it was. A rejected strict import is still logged in ``import_batches
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import shapely
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 
 from gis import refresh
 from gis.ingest.errors import ImportRejected, InputError
 from gis.ingest.geometry import (
-    GCJ02,
     check_lonlat,
+    is_gcj02,
     points_from_table,
     polygons,
     resolve_crs,
@@ -83,7 +83,7 @@ def _geometry(
     crs = raw.crs
     if opts.crs:
         given = resolve_crs(opts.crs, file)
-        if crs is not None and given != GCJ02 and given != crs:
+        if crs is not None and not is_gcj02(given) and given != crs:
             warnings.append(
                 f"CRS {opts.crs} given with --crs overrides the file's {crs.to_string()}"
             )
@@ -161,15 +161,22 @@ def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issue
             exploded = values.dropna()
         if exploded.empty:
             continue
-        wanted = pd.unique(exploded.astype(str))
-        found = {
+        as_str = exploded.astype(str)
+        wanted = pd.unique(as_str)
+        # set-based on the server: only the values no row of the referenced layer has come back
+        unknown = {
             r[0]
             for r in conn.execute(
-                text(f"SELECT {ref_col} FROM {ref.table} WHERE {ref_col} = ANY(:v)"),
+                text(
+                    f"SELECT v FROM unnest(CAST(:v AS text[])) v WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {ref.table} r WHERE r.{ref_col} = v)"
+                ),
                 {"v": list(wanted)},
             )
         }
-        missing = exploded[~exploded.astype(str).isin(found)]
+        if not unknown:
+            continue
+        missing = exploded[as_str.isin(unknown)]
         if missing.empty:
             continue
         pos = typed.index.get_indexer(missing.index.unique())
@@ -247,7 +254,18 @@ def import_file(
     layer = get_layer(layer_code)
     file = display_name or path.name
     t0 = time.perf_counter()
-    step = progress or (lambda _stage: None)
+    timings: dict[str, float] = {}
+    last = [t0, None]
+
+    def step(stage: str, notify: bool = True) -> None:
+        """Progress callback, and seconds per stage for the report (``timings_s``)."""
+        now = time.perf_counter()
+        if last[1] is not None:
+            timings[last[1]] = round(now - last[0], 3)
+        last[:] = [now, stage]
+        if progress is not None and notify:
+            progress(stage)
+
     step("read")
     raw = read_file(path, opts.encoding, opts.sheet)
     df = raw.frame
@@ -297,6 +315,7 @@ def import_file(
         "warnings": warnings,
     }
     fhash = file_hash(path)
+    step("checks", notify=False)
     with engine.begin() as conn:
         _reference_checks(conn, layer, typed, issues)
         errors = _error_list(raw, typed, layer, issues)
@@ -317,9 +336,13 @@ def import_file(
         step("load")
         counts = _load(conn, layer, good, good_geoms, batch_id)
         report.update(counts, status="loaded", batch_id=batch_id)
-        report["seconds"] = round(time.perf_counter() - t0, 3)
+        now = time.perf_counter()
+        timings["load"] = round(now - last[0], 3)
+        report["seconds"] = round(now - t0, 3)  # the import itself, without the refresh
         if counts["inserted"] or counts["updated"]:
             report["refreshed"] = refresh.after_import(conn, layer.code, batch_id)
+            timings["refresh"] = round(time.perf_counter() - now, 3)
+        report["timings_s"] = timings
         conn.execute(
             text(
                 "UPDATE import_batches SET inserted=:inserted, updated=:updated, "
@@ -389,16 +412,30 @@ def _record_batch(
     ).scalar_one()
 
 
-def _copy(conn: Connection, table: str, frame: pd.DataFrame, cols: list[str]) -> None:
-    """COPY ``frame[cols]`` into ``table`` as CSV, in chunks (bounded memory)."""
+def _copy(
+    conn: Connection,
+    table: str,
+    frame: pd.DataFrame,
+    cols: list[str],
+    prepare: Callable[[pd.DataFrame, int, int], pd.DataFrame] | None = None,
+    chunk: int = 10_000,
+) -> None:
+    """COPY ``frame[cols]`` into ``table`` as CSV, in chunks (bounded memory).
+
+    A psycopg writer thread sends each chunk while the next one is formatted (and, with
+    ``prepare(part, start, stop)``, completed), so the server parses and stores rows on the
+    second core while Python works on the next ones.
+    """
     raw_conn = conn.connection.driver_connection
-    chunk = 50_000
+    sql = f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)"
     with raw_conn.cursor() as cur:
-        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as cp:
+        with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as cp:
             for start in range(0, len(frame), chunk):
-                buf = io.StringIO()
-                frame.iloc[start : start + chunk][cols].to_csv(buf, header=False, index=False)
-                cp.write(buf.getvalue())
+                stop = min(start + chunk, len(frame))
+                part = frame.iloc[start:stop]
+                if prepare is not None:
+                    part = prepare(part, start, stop)
+                cp.write(part[cols].to_csv(header=False, index=False))
 
 
 def _changed_rows(conn: Connection, layer: Layer, frame: pd.DataFrame) -> np.ndarray:
@@ -450,9 +487,14 @@ def _load(
         cols.append("geom")
     if "source_crs" in table.c:
         cols.append("source_crs")
-    frame["row_hash"] = _row_hash(good, wkb)
     cols.append("row_hash")
-    before = conn.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one()
+    # Concurrent imports of one layer queue here (readers are not blocked), so "empty" below
+    # stays true until this transaction commits.
+    conn.execute(text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
+    before = conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {layer.table})")).scalar_one()
+    if not before and not frame.empty:
+        return _first_load(conn, layer, good, wkb, frame, cols, batch_id)
+    frame["row_hash"] = _row_hash(good, wkb)
     if before:
         frame = frame[_changed_rows(conn, layer, frame)]
     if frame.empty:
@@ -490,11 +532,6 @@ def _load(
         FROM {stg} s JOIN {layer.table} t ON {on}"""),
         {"b": batch_id, "layer": layer.code},
     ).rowcount
-    # A first load into an empty table builds the spatial index once at the end (as bulk
-    # loaders do) instead of row by row; the DDL is part of this transaction.
-    rebuild_index = before == 0 and "geom" in cols and len(frame) > 10_000
-    if rebuild_index:
-        conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
     conn.execute(
         text(f"""
@@ -504,9 +541,62 @@ def _load(
             updated_at = now()"""),
         {"b": batch_id},
     )
+    inserted = len(frame) - updated
+    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(frame)}
+
+
+# EWKB (hex) headers, little-endian, with the SRID flag: a polygon, and a multipolygon of one.
+_POLYGON_EWKB = f"0103000020{STORAGE_SRID.to_bytes(4, 'little').hex().upper()}"
+_MULTI_OF_ONE = (
+    f"0106000020{STORAGE_SRID.to_bytes(4, 'little').hex().upper()}01000000" + "0103000000"
+)
+
+
+def multi_ewkb(hex_ewkb: pd.Series) -> pd.Series:
+    """Hex EWKB polygons rewritten as multipolygons of one part (what ``ST_Multi`` does), by
+    their headers alone; other geometries and None pass unchanged."""
+    head = len(_POLYGON_EWKB)
+
+    def conv(v):
+        if isinstance(v, str) and v[:head].upper() == _POLYGON_EWKB:
+            return _MULTI_OF_ONE + v[head:]
+        return v
+
+    return hex_ewkb.map(conv)
+
+
+def _first_load(
+    conn: Connection,
+    layer: Layer,
+    good: pd.DataFrame,
+    wkb: pd.Series | None,
+    frame: pd.DataFrame,
+    cols: list[str],
+    batch_id: int,
+) -> dict:
+    """Load into an empty table: one COPY straight into it (no staging table, no upsert, no
+    change records: there is nothing to change). Row hashes and multipolygon EWKB are made
+    chunk by chunk inside the COPY, overlapping the server's work. A large load builds the
+    spatial index once at the end (as bulk loaders do) instead of row by row; the DDL is part
+    of this transaction."""
+    multi = "geom" in cols and layer.polygonal
+
+    def prepare(part: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+        part = part.copy()
+        part["row_hash"] = _row_hash(
+            good.iloc[start:stop], wkb.iloc[start:stop] if wkb is not None else None
+        )
+        if multi:
+            part["geom"] = multi_ewkb(part["geom"])
+        part["batch_id"] = batch_id
+        return part
+
+    rebuild_index = "geom" in cols and len(frame) > 10_000
+    if rebuild_index:
+        conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
+    _copy(conn, layer.table, frame, [*cols, "batch_id"], prepare)
     if rebuild_index:
         conn.execute(
             text(f"CREATE INDEX idx_{layer.table}_geom ON {layer.table} USING gist (geom)")
         )
-    inserted = len(frame) - updated
-    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(frame)}
+    return {"inserted": len(frame), "updated": 0, "unchanged": 0}
