@@ -37,6 +37,11 @@ from gis.layers import INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
 from gis.layers import layer as get_layer
 from gis.models import LAYER_TABLES
 
+# Rows per COPY chunk (formatted while the previous chunk is sent and stored).
+COPY_CHUNK_ROWS = 10_000
+# A first load of more rows than this drops the spatial index and builds it once at the end.
+INDEX_REBUILD_ROWS = 10_000
+
 
 @dataclass
 class ImportOptions:
@@ -418,7 +423,6 @@ def _copy(
     frame: pd.DataFrame,
     cols: list[str],
     prepare: Callable[[pd.DataFrame, int, int], pd.DataFrame] | None = None,
-    chunk: int = 10_000,
 ) -> None:
     """COPY ``frame[cols]`` into ``table`` as CSV, in chunks (bounded memory).
 
@@ -427,6 +431,7 @@ def _copy(
     second core while Python works on the next ones.
     """
     raw_conn = conn.connection.driver_connection
+    chunk = COPY_CHUNK_ROWS
     sql = f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)"
     with raw_conn.cursor() as cur:
         with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as cp:
@@ -591,7 +596,7 @@ def _first_load(
         part["batch_id"] = batch_id
         return part
 
-    rebuild_index = "geom" in cols and len(frame) > 10_000
+    rebuild_index = "geom" in cols and len(frame) > INDEX_REBUILD_ROWS
     if rebuild_index:
         conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
     _copy(conn, layer.table, frame, [*cols, "batch_id"], prepare)

@@ -1,0 +1,122 @@
+"""The import's bulk path: first loads COPYed straight into an empty table in chunks (row hashes
+and multipolygons made chunk by chunk), reference checks on the server, chunk boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import CRS
+from sqlalchemy import text
+
+from gis.ingest import ImportOptions, ImportRejected, import_file, pipeline
+from gis.ingest.geometry import GCJ02, is_gcj02
+from tests.conftest import snapshot
+from tests.factories import districts, parcels, supplies
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """COPY in chunks of 3 rows and rebuild the spatial index from 5 rows, so that small files
+    cross chunk boundaries and take the bulk path."""
+    monkeypatch.setattr(pipeline, "COPY_CHUNK_ROWS", 3)
+    monkeypatch.setattr(pipeline, "INDEX_REBUILD_ROWS", 5)
+
+
+def _base(db, tmp_path, n=10):
+    import_file(db, "xzq", districts(tmp_path))
+    import_file(db, "gd", supplies(tmp_path, n))
+
+
+def test_first_load_in_chunks_then_reimport_changes_nothing(db, tmp_path, small_chunks):
+    _base(db, tmp_path)
+    p = parcels(tmp_path, 10)
+    first = import_file(db, "dk", p)
+    assert (first["inserted"], first["updated"], first["unchanged"]) == (10, 0, 0)
+    assert set(first["timings_s"]) >= {"read", "validate", "geometry", "checks", "load"}
+    with db.connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT parcel_no, batch_id, GeometryType(geom), ST_SRID(geom), area_m2, "
+                "floor_area_m2, holder_name FROM parcels ORDER BY parcel_no"
+            )
+        ).all()
+        indexed = c.execute(
+            text("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_parcels_geom'")
+        ).scalar()
+    assert [r[0] for r in rows] == [f"DK-{i:04d}" for i in range(10)]
+    assert {(r[1], r[2], r[3]) for r in rows} == {(first["batch_id"], "MULTIPOLYGON", 4549)}
+    assert all(r[4] == pytest.approx(10_000) and r[5] == 12000.0 for r in rows)
+    assert rows[7][6] == "杭州测试7有限公司"
+    assert indexed == 1, "the spatial index is rebuilt after a bulk first load"
+    # a row hash made in the wrong chunk would show up here as an update
+    again = import_file(db, "dk", p)
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 10)
+    assert "refreshed" not in again
+    # the upsert path (table not empty) agrees with the bulk path, row by row
+    changed = parcels(tmp_path, 10, name="DK2.shp", JZMJ=[12000.0] * 8 + [1.0, 12000.0])
+    rep = import_file(db, "dk", changed)
+    assert (rep["inserted"], rep["updated"], rep["unchanged"]) == (0, 1, 9)
+
+
+def test_bad_row_in_second_chunk_strict_names_it_and_changes_nothing(db, tmp_path, small_chunks):
+    _base(db, tmp_path)
+    p = parcels(
+        tmp_path, 10, DZJGH=[f"3301022019B{i:05d}" if i != 7 else "NOPE" for i in range(10)]
+    )
+    before = snapshot(db)
+    with pytest.raises(ImportRejected) as exc:
+        import_file(db, "dk", p)
+    assert snapshot(db) == before
+    errors = exc.value.report["errors"]
+    assert [(e["where"], e["key"], e["field"]) for e in errors] == [
+        ("feature 7", "DK-0007", "DZJGH")
+    ]
+    assert "'NOPE' is not in layer GD" in errors[0]["reason"]
+
+
+def test_bad_row_in_second_chunk_lenient_loads_the_rest(db, tmp_path, small_chunks):
+    _base(db, tmp_path)
+    p = parcels(tmp_path, 10, QLRDM=[None] * 4 + ["9133"] + [None] * 5)
+    rep = import_file(db, "dk", p, ImportOptions(strict=False))
+    assert (rep["inserted"], rep["rejected"]) == (9, 1)
+    assert rep["errors"][0]["where"] == "feature 4"
+    with db.connect() as c:
+        keys = c.execute(text("SELECT parcel_no FROM parcels ORDER BY 1")).scalars().all()
+    assert keys == [f"DK-{i:04d}" for i in range(10) if i != 4]
+    again = import_file(db, "dk", p, ImportOptions(strict=False))
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 9)
+
+
+def test_unknown_references_many_values_only_the_missing_reported(db, tmp_path):
+    _base(db, tmp_path, 3)
+    refs = ["3301022019B00000", "NOPE-1", "3301022019B00002", "NOPE-1", "NOPE-2"]
+    p = parcels(tmp_path, 5, DZJGH=refs)
+    rep = import_file(db, "dk", p, ImportOptions(strict=False))
+    assert [(e["where"], e["field"]) for e in rep["errors"]] == [
+        ("feature 1", "DZJGH"),
+        ("feature 3", "DZJGH"),
+        ("feature 4", "DZJGH"),
+    ]
+    assert rep["inserted"] == 2
+
+
+def test_multi_ewkb_matches_st_multi():
+    poly = shapely.box(500_000, 3_350_000, 500_100, 3_350_100)
+    multi = shapely.MultiPolygon([poly, shapely.box(500_200, 3_350_000, 500_300, 3_350_100)])
+    g = shapely.set_srid(np.array([poly, multi, None], dtype=object), 4549)
+    hexes = pd.Series(shapely.to_wkb(g, hex=True, include_srid=True))
+    out = pipeline.multi_ewkb(hexes)
+    want = shapely.to_wkb(
+        shapely.set_srid(shapely.multipolygons([poly]), 4549), hex=True, include_srid=True
+    )
+    assert out[0] == want
+    assert out[1] == hexes[1]
+    assert out[2] is None or pd.isna(out[2])
+    assert shapely.equals(shapely.from_wkb(out[0]), poly)
+
+
+def test_gcj02_marker_is_not_a_crs():
+    assert is_gcj02(GCJ02) and is_gcj02("gcj02")
+    assert not is_gcj02(CRS.from_epsg(4549)) and not is_gcj02(None)
