@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import shapely
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
@@ -215,13 +217,21 @@ def _duplicate_keys(layer: Layer, typed: pd.DataFrame, raw: RawFrame, issues: Is
 
 
 def _row_hash(typed: pd.DataFrame, wkb: pd.Series | None) -> pd.Series:
+    """A 64-bit hash of each row's typed values and geometry (EWKB hex), as 16 hex digits.
+
+    Object columns hash as their ``str`` (lists joined by U+001F first); stored hashes depend
+    on exactly this, so a change here would make every stored row look changed once."""
     h = typed.copy()
     for c in h.columns:
         if h[c].dtype == object:
-            h[c] = h[c].map(lambda v: "\x1f".join(v) if isinstance(v, list) else v).astype(str)
+            col = h[c]
+            if col.map(type).eq(list).any():
+                col = col.map(lambda v: "\x1f".join(v) if isinstance(v, list) else v)
+            h[c] = col.astype(str)
     if wkb is not None:
         h["__geom"] = wkb.astype(str)
-    return pd.util.hash_pandas_object(h, index=False).map(lambda v: f"{v:016x}")
+    values = pd.util.hash_pandas_object(h, index=False)
+    return pd.Series([f"{v:016x}" for v in values.tolist()], index=values.index, dtype=object)
 
 
 def _pg_array(v) -> str | None:
@@ -440,7 +450,22 @@ def _copy(
                 part = frame.iloc[start:stop]
                 if prepare is not None:
                     part = prepare(part, start, stop)
-                cp.write(part[cols].to_csv(header=False, index=False))
+                cp.write(_csv(part[cols]))
+
+
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+
+
+def _csv(part: pd.DataFrame):
+    """CSV for COPY: Arrow's C++ writer (NaN and None -> empty = NULL, strings quoted, floats
+    in shortest round-trip form); pandas' writer for what Arrow cannot type."""
+    try:
+        table = pa.Table.from_pandas(part, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return part.to_csv(header=False, index=False)
+    out = pa.BufferOutputStream()
+    pa_csv.write_csv(table, out, _CSV_OPTIONS)
+    return memoryview(out.getvalue())
 
 
 def _changed_rows(conn: Connection, layer: Layer, frame: pd.DataFrame) -> np.ndarray:
