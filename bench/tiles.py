@@ -56,30 +56,16 @@ def tile_set(url: str) -> dict[int, list[tuple[int, int]]]:
 
 def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int = 8) -> float:
     """Mean SQL time per tile (ms) of landlink's tile query, by pgbench."""
-    from gis.config import get_settings
-    from gis.tiles import affine_3857, tilesets, tolerance_m
+    from gis.tiles import tile_params, tilesets
 
     eng = create_engine(url)
     with eng.connect() as c:
         ts = tilesets(c)["parcels"]
     eng.dispose()
-    s = get_settings().tiles
-    low = z < s.parcel_min_zoom
-    tol = tolerance_m(z, s.simplify_px_low if low else s.simplify_px_high)
-    px = tolerance_m(z, 16.0)
     files = []
     with tempfile.TemporaryDirectory() as d:
         for i, (x, y) in enumerate(tiles):
-            params = {
-                "z": z,
-                "x": x,
-                "y": y,
-                "tol": tol,
-                "cap": s.feature_cap,
-                "min_area": 0.25 * px * px if low else 0.0,
-            }
-            if z >= s.affine_min_zoom:
-                params.update(affine_3857(z, x, y))
+            params = tile_params(ts, z, x, y)  # as the server binds them (gis/tiles.render)
             sql = re.sub(r"%\((\w+)\)s", lambda m, p=params: repr(p[m.group(1)]), ts.sql(z, False))
             f = Path(d) / f"t{i}.sql"
             # as the server runs it: JIT off (gis/tiles.render)

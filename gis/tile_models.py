@@ -74,3 +74,25 @@ tile_parcel_status = Table(
     Column("parcel_no", Text, primary_key=True),  # DKBH
     Column("land_status", Text, nullable=False),
 )
+
+# What a parcel tile reads, one row per parcel (migration 0009): attributes, the class and
+# 三块地 status above, the geometry in EPSG:3857 (GiST indexed) and, for the dense parcel zooms
+# (QUANTISED_ZOOMS), the geometry already in that zoom's global MVT pixel grid (4096 << z pixels
+# around the world, y down; ST_AsMVTGeom once, at write time). Statement triggers on parcels keep
+# it in step in the writing transaction; gis/tiles.py updates eval_class and land_status when it
+# rebuilds the two tables above.
+QUANTISED_ZOOMS = (13, 14)
+tile_parcels = Table(
+    "tile_parcels",
+    metadata,
+    Column("id", BigInteger, primary_key=True),  # parcels.id
+    Column("parcel_no", Text, nullable=False),
+    Column("actual_use", Text),
+    Column("land_use_code", Text),
+    Column("area_m2", Double),
+    Column("floor_area_m2", Double),
+    Column("eval_class", Text),
+    Column("land_status", Text),
+    Column("geom", Geometry("MULTIPOLYGON", srid=3857), nullable=False),
+    *(Column(f"q{z}", Geometry("GEOMETRY", srid=0, spatial_index=False)) for z in QUANTISED_ZOOMS),
+)

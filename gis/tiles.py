@@ -35,13 +35,15 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
+import psycopg
 from pyproj import Transformer
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, event, text
 
 from gis import refresh
 from gis.collections import IDLE_FLAGGED, LATEST_RUN, Collection, registry, tables
 from gis.config import get_settings
 from gis.layers import M2_PER_MU
+from gis.tile_models import QUANTISED_ZOOMS
 
 WEB_MERCATOR_HALF = 20037508.342789244
 # Properties each tileset's MVT layer carries (public first; restricted ones for analysts only).
@@ -206,6 +208,81 @@ def _layer_sql(
         ) q WHERE q.geom IS NOT NULL"""
 
 
+# The parcels tileset from zoom parcel_min_zoom, read from tile_parcels (migration 0009): every
+# property a column of that row, the geometry already in EPSG:3857.
+TILE_PARCEL_SQL = {
+    "parcel_no": "t.parcel_no",
+    "actual_use": "t.actual_use",
+    "land_use_code": "t.land_use_code",
+    "area_mu": f"(t.area_m2 * {1 / M2_PER_MU})::float4",
+    "plot_ratio": "(t.floor_area_m2 / nullif(t.area_m2, 0))::float4",
+    "eval_class": "t.eval_class",
+    "land_status": "t.land_status",
+}
+QUANTISED_EXTENT = 4096  # the q<z> columns are in a grid of 4096 px per tile
+
+
+def _parcel_sql(coll: Collection, analyst: bool, z: int) -> str:
+    """The parcels layer of one tile from ``tile_parcels``: parameters z, x, y, tol3857, cap and,
+    at a quantised zoom, the tile's box and offset in that zoom's global pixel grid.
+
+    ``&&`` of the GiST-indexed 3857 copy against ``ST_TileEnvelope(z, x, y, margin)`` (no
+    transform); at a zoom of ``QUANTISED_ZOOMS`` a parcel lying inside the tile and its buffer
+    takes its pre-quantised geometry, moved to the tile's origin (exactly what ST_AsMVTGeom gives
+    for it: the same grid, already validated), and only a parcel the tile's buffer cuts goes
+    through ``ST_AsMVTGeom``."""
+    s = get_settings().tiles
+    props = [
+        p for n in TILE_PROPS["parcels"] if (p := coll.prop(n)) and (analyst or not p.restricted)
+    ]
+    cols = ", ".join(f"{TILE_PARCEL_SQL[p.name]} AS {p.name}" for p in props)
+    mvt_geom = (
+        "ST_AsMVTGeom(CASE WHEN %(tol3857)s > 0 THEN ST_SimplifyPreserveTopology(t.geom, "
+        f"%(tol3857)s) ELSE t.geom END, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {s.extent}, "
+        f"{s.buffer}, true)"
+    )
+    if quantised(z):
+        q = f"t.q{z}"
+        geom = (
+            f"CASE WHEN {q} @ ST_MakeEnvelope(%(qx0)s, %(qy0)s, %(qx1)s, %(qy1)s) "
+            f"THEN ST_Translate({q}, %(qdx)s, %(qdy)s) ELSE {mvt_geom} END"
+        )
+    else:
+        geom = mvt_geom
+    margin = s.buffer / s.extent
+    return f"""
+        SELECT ST_AsMVT(q, 'parcels', {s.extent}, 'geom') FROM (
+            SELECT {geom} AS geom, {cols}
+            FROM tile_parcels t
+            WHERE t.geom && ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin})
+            ORDER BY t.area_m2 DESC, t.parcel_no
+            LIMIT %(cap)s
+        ) q WHERE q.geom IS NOT NULL"""
+
+
+def quantised(z: int) -> bool:
+    """Whether a parcel tile of zoom z reads the pre-quantised copy (tile_parcels.q<z>)."""
+    s = get_settings().tiles
+    return z in QUANTISED_ZOOMS and s.extent == QUANTISED_EXTENT and s.simplify_px_high <= 0
+
+
+def quantised_params(z: int, x: int, y: int) -> dict[str, int]:
+    """The tile's box in zoom z's global pixel grid, shrunk by half the buffer (the bounding
+    boxes ``@`` compares are float4, rounded outwards by up to 8 px at zoom 14: a parcel
+    judged inside is inside the buffer for sure), and the offset to the tile's origin."""
+    s = get_settings().tiles
+    inner = s.buffer // 2
+    x0, y0 = x * s.extent, y * s.extent
+    return {
+        "qx0": x0 - inner,
+        "qy0": y0 - inner,
+        "qx1": x0 + s.extent + inner,
+        "qy1": y0 + s.extent + inner,
+        "qdx": -x0,
+        "qdy": -y0,
+    }
+
+
 def _zone_sql(level: str, table: str, analyst: bool) -> str:
     s = get_settings().tiles
     margin = s.buffer / s.extent
@@ -240,14 +317,38 @@ class Tileset:
     coll: Collection
     low_zoom_zones: bool  # below parcel_min_zoom: district/platform aggregates instead
     overrides: dict[str, str] = field(default_factory=dict)  # precomputed property SQL
+    tile_parcels: bool = False  # parcels from zoom parcel_min_zoom read tile_parcels
+    # statement text by what it depends on (zoom class, role, settings): built once
+    _sql_cache: dict[tuple, str] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def sql(self, z: int, analyst: bool) -> str:
+        s = get_settings().tiles
+        key = (
+            z if quantised(z) else z >= s.affine_min_zoom,
+            analyst,
+            z < s.parcel_min_zoom,
+            s.parcel_min_zoom,
+            s.affine_min_zoom,
+            s.extent,
+            s.buffer,
+            s.simplify_px_high,
+        )
+        hit = self._sql_cache.get(key)
+        if hit is None:
+            hit = self._sql_cache[key] = self._sql(z, analyst)
+        return hit
+
+    def _sql(self, z: int, analyst: bool) -> str:
         s = get_settings().tiles
         if self.low_zoom_zones and z < s.parcel_min_zoom:
             body = (
                 f"SELECT coalesce(({_zone_sql('district', 'districts', analyst)}), ''::bytea) "
                 f"|| coalesce(({_zone_sql('platform', 'platforms', analyst)}), ''::bytea)"
             )
+        elif self.tile_parcels:
+            body = f"SELECT coalesce(({_parcel_sql(self.coll, analyst, z)}), ''::bytea)"
         else:
             layer = _layer_sql(
                 self.coll,
@@ -331,7 +432,12 @@ def tilesets(conn: Connection) -> dict[str, Tileset]:
             over["eval_class"] = PARCEL_CLASS_SQL
         if cid == "parcels" and "tile_parcel_status" in tabs and _detection_tables(tabs):
             over["land_status"] = PARCEL_STATUS_SQL
-        out[cid] = Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tabs, over)
+        fast = (
+            cid == "parcels"
+            and "tile_parcels" in tabs
+            and {"eval_class", "land_status"} <= over.keys()
+        )
+        out[cid] = Tileset(cid, c, cid == "parcels" and "tile_zone_stats" in tabs, over, fast)
     return out
 
 
@@ -366,6 +472,15 @@ def refresh_parcel_status(conn: Connection, run_id: int) -> None:
         ),
         {"run": run_id},
     )
+    if "tile_parcels" in tables(conn):
+        conn.execute(
+            text(
+                "UPDATE tile_parcels t SET land_status = x.land_status FROM ("
+                "  SELECT tp.id, ps.land_status FROM tile_parcels tp"
+                "  LEFT JOIN tile_parcel_status ps ON ps.parcel_no = tp.parcel_no"
+                ") x WHERE x.id = t.id AND t.land_status IS DISTINCT FROM x.land_status"
+            )
+        )
 
 
 def _class_sources(tabs: dict[str, set[str]]) -> bool:
@@ -430,6 +545,14 @@ def refresh_parcel_classes(conn: Connection, signature: str | None = None) -> in
     if n:
         conn.execute(text("DELETE FROM tile_parcel_classes"))
         conn.execute(text("INSERT INTO tile_parcel_classes SELECT * FROM _pc_new"))
+        if "tile_parcels" in tables(conn):
+            conn.execute(
+                text(
+                    "UPDATE tile_parcels t SET eval_class = n.eval_class "
+                    "FROM _pc_changed c LEFT JOIN _pc_new n USING (parcel_no) "
+                    "WHERE t.parcel_no = c.parcel_no"
+                )
+            )
         log_invalidation(
             conn,
             f"classes:{sig}",
@@ -448,21 +571,79 @@ def refresh_parcel_classes(conn: Connection, signature: str | None = None) -> in
     return int(n)
 
 
-_JIT_OFF: weakref.WeakSet = weakref.WeakSet()
+class _Connections:
+    """psycopg connections for tile statements, per process and database: autocommit (one
+    statement, its own snapshot), JIT off, no pre-ping and no reset, so a tile is one round trip
+    and a checkout is a list pop (no SQLAlchemy pool on the uncached path). A connection that
+    failed is closed, not returned: the server dropping it fails one tile."""
+
+    KEEP = 16  # idle connections kept at most
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.idle: list[psycopg.Connection] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> psycopg.Connection:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        c = psycopg.connect(self.conninfo, autocommit=True)
+        # JIT compiles these costly-looking plans for 50-150 ms per tile; never worth it
+        c.execute("SET jit = off")
+        return c
+
+    def put(self, c: psycopg.Connection) -> None:
+        if c.closed or c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            c.close()
+            return
+        with self.lock:
+            if len(self.idle) < self.KEEP:
+                self.idle.append(c)
+                return
+        c.close()
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for c in idle:
+            c.close()
 
 
-@lru_cache
-def _tile_engine(url: str) -> Engine:
-    """Connections for tile statements: autocommit (one statement, its own snapshot), no
-    pre-ping and no reset on return, so a tile is one round trip to the server."""
-    return create_engine(
-        url,
-        pool_size=8,
-        max_overflow=8,
-        pool_pre_ping=False,
-        pool_reset_on_return=None,
-        isolation_level="AUTOCOMMIT",
-    )
+_CONNECTIONS: weakref.WeakKeyDictionary[Engine, _Connections] = weakref.WeakKeyDictionary()
+
+
+def _connections(engine: Engine) -> _Connections:
+    pool = _CONNECTIONS.get(engine)
+    if pool is None:
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = _CONNECTIONS[engine] = _Connections(url)
+        # a disposed engine (tests) closes our connections too
+        event.listen(engine, "engine_disposed", lambda e: pool.close())
+    return pool
+
+
+_EMPTY_SQL = f"SELECT ''::bytea, {_SEEN_SQL}, extract(epoch FROM statement_timestamp())::float8"
+
+
+def tile_params(ts: Tileset, z: int, x: int, y: int) -> dict:
+    """The statement parameters of one tile (the same for the server and bench/tiles)."""
+    s = get_settings().tiles
+    low = z < s.parcel_min_zoom
+    params: dict = {"z": z, "x": x, "y": y, "cap": s.feature_cap}
+    if ts.tile_parcels and not low:
+        # tile pixels in EPSG:3857 units (its metres, not ground metres)
+        params["tol3857"] = s.simplify_px_high * (2 * WEB_MERCATOR_HALF / (1 << z)) / s.extent
+        if quantised(z):
+            params.update(quantised_params(z, x, y))
+        return params
+    params["tol"] = tolerance_m(z, s.simplify_px_low if low else s.simplify_px_high)
+    # skip polygons under a quarter of a screen pixel (a 256-pixel tile) below the parcel zoom
+    px_m = tolerance_m(z, 16.0)
+    params["min_area"] = 0.25 * px_m * px_m if low else 0.0
+    if z >= s.affine_min_zoom:
+        params.update(affine_3857(z, x, y))
+    return params
 
 
 def render(
@@ -471,46 +652,30 @@ def render(
     """The MVT bytes of one tile, the ids (id@epoch) of the invalidation-log rows its snapshot
     saw, and when its statement started (epoch seconds)."""
     s = get_settings().tiles
-    low = z < s.parcel_min_zoom
-    tol = tolerance_m(z, s.simplify_px_low if low else s.simplify_px_high)
-    # skip polygons under a quarter of a screen pixel (a 256-pixel tile) below the parcel zoom
-    px_m = tolerance_m(z, 16.0)
-    params = {
-        "z": z,
-        "x": x,
-        "y": y,
-        "tol": tol,
-        "cap": s.feature_cap,
-        "min_area": 0.25 * px_m * px_m if low else 0.0,
-    }
-    if z >= s.affine_min_zoom:
-        params.update(affine_3857(z, x, y))
-    raw = _tile_engine(engine.url.render_as_string(hide_password=False)).raw_connection()
+    pool = _connections(engine)
+    conn = pool.get()
     try:
-        pc = raw.driver_connection
-        if pc not in _JIT_OFF:
-            # JIT compiles these costly-looking plans for 50-150 ms per tile; never worth it
-            pc.execute("SET jit = off")
-            _JIT_OFF.add(pc)
-        with raw.cursor() as cur:
+        # binary: the bytea comes as bytes, not as hex text twice its size
+        with conn.cursor(binary=True) as cur:
             if z < s.layer_min_zoom.get(ts.id, 0):
                 # too many features to show at this zoom: an empty tile (as TileJSON says)
-                cur.execute(
-                    f"SELECT ''::bytea, {_SEEN_SQL}, "
-                    "extract(epoch FROM statement_timestamp())::float8"
-                )
-            else:
-                cur.execute(ts.sql(z, analyst), params, prepare=True)
-            mvt, seen, started = cur.fetchone()
-            # the byte budget: fewer (the smallest dropped first) features until it fits
-            while mvt and len(mvt) > s.max_tile_bytes and params["cap"] > 1:
-                params["cap"] = max(
-                    1, int(params["cap"] * min(0.5, 0.9 * s.max_tile_bytes / len(mvt)))
-                )
-                cur.execute(ts.sql(z, analyst), params, prepare=True)
+                cur.execute(_EMPTY_SQL, prepare=True)
                 mvt, seen, started = cur.fetchone()
-    finally:
-        raw.close()
+            else:
+                sql, params = ts.sql(z, analyst), tile_params(ts, z, x, y)
+                cur.execute(sql, params, prepare=True)
+                mvt, seen, started = cur.fetchone()
+                # the byte budget: fewer (the smallest dropped first) features until it fits
+                while mvt and len(mvt) > s.max_tile_bytes and params["cap"] > 1:
+                    params["cap"] = max(
+                        1, int(params["cap"] * min(0.5, 0.9 * s.max_tile_bytes / len(mvt)))
+                    )
+                    cur.execute(sql, params, prepare=True)
+                    mvt, seen, started = cur.fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    pool.put(conn)
     return bytes(mvt or b""), frozenset(seen or ()), started
 
 

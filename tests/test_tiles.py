@@ -15,6 +15,8 @@ from sqlalchemy import text
 from gis import tiles as gt
 from gis.collections import forget_schema
 from gis.config import get_settings
+from gis.tile_models import QUANTISED_ZOOMS
+from tests.factories import uscc
 from tests.ogc_helpers import N_PARCELS, load_city
 
 LON, LAT = 120.0150, 30.2812  # inside the parcel grid of ogc_helpers
@@ -260,13 +262,20 @@ def test_byte_budget_and_layer_min_zoom(city, monkeypatch):
     assert tj["vector_layers"][0]["minzoom"] == 12
 
 
-def test_affine_reprojection_matches_st_transform(city, monkeypatch):
+def test_affine_reprojection_matches_st_transform(city, db, monkeypatch):
     """From affine_min_zoom the tile's 4549 -> 3857 map is an affine fit: the same features
-    within one tile pixel of ST_Transform's."""
+    within one tile pixel of ST_Transform's. (Layers over their 4549 tables; parcel tiles read
+    the 3857 copy instead, here they are rendered over the parcels table to check the fit.)"""
+    from dataclasses import replace
+
     monkeypatch.setattr(get_settings().tiles, "cache_entries", 0)
+    with db.connect() as c:
+        ts = replace(gt.tilesets(c)["parcels"], tile_parcels=False)
+    assert not ts.tile_parcels
 
     def coords(z):
-        d = _decode(_tile(city, "parcels", z))["parcels"]["features"]
+        x, y = gt.tile_for(LON, LAT, z)
+        d = _decode_bytes(gt.render(db, ts, z, x, y, False)[0])["parcels"]["features"]
         return {
             f["properties"]["parcel_no"]: f["geometry"]["coordinates"]
             for f in sorted(d, key=lambda f: f["properties"]["parcel_no"])
@@ -300,3 +309,208 @@ def test_parcel_land_status_in_tiles_follows_the_latest_run(city, db):
     live = {f["id"]: f["properties"]["land_status"] for f in items["features"]}
     assert any(tiles.values())
     assert all(tiles[k] == live[k] for k in tiles)
+
+
+def _tile_parcels_out_of_step(c) -> int:
+    """Rows of tile_parcels that differ from what parcels (and the class / status tables) say
+    they should hold, plus parcels with no row and rows with no parcel."""
+    qs = " OR ".join(
+        f"ST_AsEWKB(tile_quantise(ST_Transform(p.geom, 3857), {z})) "
+        f"IS DISTINCT FROM ST_AsEWKB(t.q{z})"
+        for z in QUANTISED_ZOOMS
+    )
+    return c.execute(
+        text(
+            f"""
+            SELECT count(*) FROM parcels p FULL JOIN tile_parcels t ON t.id = p.id
+            LEFT JOIN tile_parcel_classes pc ON pc.parcel_no = p.parcel_no
+            LEFT JOIN tile_parcel_status ps ON ps.parcel_no = p.parcel_no
+            WHERE p.id IS NULL OR t.id IS NULL
+               OR (p.parcel_no, p.actual_use, p.land_use_code, p.area_m2, p.floor_area_m2,
+                   pc.eval_class, ps.land_status)
+                  IS DISTINCT FROM (t.parcel_no, t.actual_use, t.land_use_code, t.area_m2,
+                                    t.floor_area_m2, t.eval_class, t.land_status)
+               OR ST_AsEWKB(ST_Transform(p.geom, 3857)) IS DISTINCT FROM ST_AsEWKB(t.geom)
+               OR {qs}
+            """
+        )
+    ).scalar_one()
+
+
+def test_tile_parcels_follow_every_write_to_parcels(city, db):
+    """The Web Mercator copy is kept in step by the triggers on parcels: insert, update of
+    attributes and of geometry, delete, truncate; and by the class / status rebuilds."""
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM tile_parcels")).scalar_one() == N_PARCELS
+        assert _tile_parcels_out_of_step(c) == 0
+    with db.begin() as c:
+        c.execute(text("UPDATE parcels SET actual_use = '闲置' WHERE parcel_no = 'DK-0001'"))
+        c.execute(text("UPDATE parcels SET floor_area_m2 = 1 WHERE parcel_no = 'DK-0002'"))
+        c.execute(
+            text(
+                "UPDATE parcels SET geom = ST_Multi(ST_Translate(geom, 30, -20)), "
+                "parcel_no = 'DK-0003b' WHERE parcel_no = 'DK-0003'"
+            )
+        )
+        c.execute(text("DELETE FROM parcels WHERE parcel_no = 'DK-0004'"))
+        c.execute(
+            text(
+                "INSERT INTO parcels (parcel_no, land_use_code, actual_use, geom, batch_id, "
+                "row_hash) SELECT 'DK-X', land_use_code, actual_use, "
+                "ST_Multi(ST_Translate(geom, 0, 5000)), batch_id, 'x' FROM parcels "
+                "WHERE parcel_no = 'DK-0005'"
+            )
+        )
+        assert _tile_parcels_out_of_step(c) == 0  # inside the writing transaction
+    with db.connect() as c:
+        assert _tile_parcels_out_of_step(c) == 0
+        use = c.execute(
+            text("SELECT actual_use FROM tile_parcels WHERE parcel_no = 'DK-0001'")
+        ).scalar_one()
+        assert use == "闲置"
+    # the class and 三块地 status rebuilds reach the copy
+    with db.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO tile_parcel_status VALUES ('DK-0006', 'idle'); "
+                "INSERT INTO tile_parcel_classes VALUES ('DK-0007', 'B')"
+            )
+        )
+        assert _tile_parcels_out_of_step(c) == 2
+    with db.begin() as c:
+        c.execute(text("TRUNCATE tile_parcel_status, tile_parcel_classes"))
+        c.execute(
+            text(
+                "INSERT INTO analysis_runs (kind, as_of, config_hash, config, trigger, "
+                "finished_at) VALUES ('link', '2026-01-01', 'h', '{}', 'cli', now())"
+            )
+        )
+        run = c.execute(text("SELECT max(id) FROM analysis_runs")).scalar_one()
+        c.execute(
+            text(
+                "INSERT INTO links (kind, from_key, to_key, rule, run_id, as_of) "
+                "VALUES ('enterprise_parcel', :u, 'DK-0007', 'r', :r, '2026-01-01')"
+            ),
+            {"u": uscc(1), "r": run},
+        )
+        c.execute(
+            text(
+                'INSERT INTO evaluations (year, uscc, "group", evaluated, graded, class, '
+                "rule, run_id, as_of) VALUES (2025, :u, 'above', true, true, 'B', 'r', :r, "
+                "'2026-01-01')"
+            ),
+            {"u": uscc(1), "r": run},
+        )
+        assert gt.refresh_parcel_classes(c) == 1
+        c.execute(text("INSERT INTO tile_parcel_status VALUES ('DK-0006', 'idle')"))
+        assert _tile_parcels_out_of_step(c) == 1  # status not rebuilt yet
+    with db.begin() as c:
+        # a run that flags nothing: DK-0006's status goes, in the copy too (a run that flags
+        # parcels: test_parcel_land_status_in_tiles_follows_the_latest_run)
+        gt.refresh_parcel_status(c, -1)
+        assert _tile_parcels_out_of_step(c) == 0
+        assert (
+            c.execute(
+                text("SELECT eval_class FROM tile_parcels WHERE parcel_no = 'DK-0007'")
+            ).scalar_one()
+            == "B"
+        )
+    with db.begin() as c:
+        c.execute(text("TRUNCATE parcels CASCADE"))
+        assert c.execute(text("SELECT count(*) FROM tile_parcels")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("z", [13, 14, 15, 16])
+def test_parcel_tiles_from_the_copy_equal_st_transform_and_st_asmvtgeom(city, db, monkeypatch, z):
+    """Tiles read tile_parcels (3857 copy; at zooms 13 and 14 a parcel inside the tile takes its
+    pre-quantised geometry): byte for byte the tile ST_AsMVTGeom(ST_Transform(geom, 3857))
+    over parcels gives (the reference path, no affine fit)."""
+    from dataclasses import replace
+
+    with db.connect() as c:
+        ts = gt.tilesets(c)["parcels"]
+    assert ts.tile_parcels
+    reference = replace(ts, tile_parcels=False)
+    monkeypatch.setattr(get_settings().tiles, "affine_min_zoom", 99)
+    x, y = gt.tile_for(LON, LAT, z)
+    fast = gt.render(db, ts, z, x, y, False)[0]
+    assert len(_decode_bytes(fast)["parcels"]["features"]) >= 4
+    assert fast == gt.render(db, reference, z, x, y, False)[0]
+    if gt.quantised(z):  # the pre-quantised geometry is what this tile used
+        with db.connect() as c:
+            inside = c.execute(
+                text(
+                    f"SELECT count(*) FROM tile_parcels t WHERE t.q{z} @ "
+                    "ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1)"
+                ),
+                gt.quantised_params(z, x, y),
+            ).scalar_one()
+        assert inside >= 4
+
+
+def _decode_bytes(b: bytes) -> dict:
+    return mapbox_vector_tile.decode(b) if b else {}
+
+
+def test_import_that_moves_a_parcel_changes_its_tile(city, db, tmp_path):
+    """A re-import (through the pipeline, with every refresh plugin) that moves a parcel: the
+    tile at its old place loses it, the tile at its new place has it, drawn from the moved
+    copy (as ST_Transform of the new geometry draws it)."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+
+    from gis.ingest import ImportOptions, import_file
+    from tests import factories
+
+    to_lonlat = Transformer.from_crs(4549, 4326, always_xy=True)
+    path = factories.parcels(tmp_path, n=1, DKBH="DK-MOVE", DZJGH="", XZQDM="330102")
+    import_file(db, "dk", path, ImportOptions(), user="test")
+    _wait_poll()
+    old_place = to_lonlat.transform(factories.X0 + 50, factories.Y0 + 50)
+    z = 14
+    before = _tile(city, "parcels", z, *old_place)
+    assert "DK-MOVE" in {
+        f["properties"]["parcel_no"] for f in _decode(before)["parcels"]["features"]
+    }
+    far_before = _tile(city, "parcels", z, *FAR)
+    assert "DK-MOVE" not in {
+        f["properties"]["parcel_no"]
+        for f in _decode(far_before).get("parcels", {"features": []})["features"]
+    }
+    gdf = gpd.read_file(path, engine="pyogrio")
+    fx, fy = Transformer.from_crs(4326, 4549, always_xy=True).transform(*FAR)
+    gdf.geometry = [shapely.box(fx - 60, fy - 40, fx + 60, fy + 40)]
+    gdf.to_file(path, encoding="GBK", engine="pyogrio")
+    report = import_file(db, "dk", path, ImportOptions(), user="test")
+    assert report["updated"] == 1, report
+    _wait_poll()
+    after = _tile(city, "parcels", z, *old_place)
+    assert after.headers["x-tile-cache"] == "miss" and after.content != before.content
+    assert "DK-MOVE" not in {
+        f["properties"]["parcel_no"]
+        for f in _decode(after).get("parcels", {"features": []})["features"]
+    }
+    far = _tile(city, "parcels", z, *FAR)
+    assert far.headers["x-tile-cache"] == "miss"
+    moved = [
+        f for f in _decode(far)["parcels"]["features"] if f["properties"]["parcel_no"] == "DK-MOVE"
+    ]
+    assert len(moved) == 1
+    with db.connect() as c:
+        assert _tile_parcels_out_of_step(c) == 0
+        x, y = gt.tile_for(*FAR, z)
+        want = c.execute(
+            text(
+                "SELECT ST_AsText(ST_AsMVTGeom(ST_Transform(geom, 3857), "
+                "ST_TileEnvelope(:z, :x, :y), 4096, 64, true)) FROM parcels "
+                "WHERE parcel_no = 'DK-MOVE'"
+            ),
+            {"z": z, "x": x, "y": y},
+        ).scalar_one()
+    got = shapely.from_wkt(want)
+    ring = moved[0]["geometry"]["coordinates"][0]
+    # mapbox_vector_tile decodes with y up (4096 - y): compare the bounding boxes
+    xs = [p[0] for p in ring]
+    ys = [4096 - p[1] for p in ring]
+    assert (min(xs), min(ys), max(xs), max(ys)) == tuple(int(v) for v in got.bounds)
