@@ -101,16 +101,21 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
         "sov": rules.supply_min_overlap,
         "pov": rules.project_min_overlap,
     }
-    conn.execute(text("TRUNCATE links"))  # keeps the indexes: the later steps read links
-    _enterprise_parcel(conn, p)
-    _supply_parcel(conn, p)
-    _projects(conn, p)
-    for level, table in ZONES.items():
-        _parcel_zone(conn, p, level, table)
-    conn.execute(text("ANALYZE links"))
-    for level, table in ZONES.items():
-        _enterprise_zone(conn, p, level, table)
-    conn.execute(text("ANALYZE links"))
+    # links is written without its indexes (built once at the end, several times cheaper than
+    # maintained row by row); the steps read what they need of earlier steps from temp tables
+    # (_ep_link: enterprise -> parcel; _pzone: parcel -> zone shares)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep_link, _pzone")
+    with bulk_reload(conn, "links"):
+        _enterprise_parcel(conn, p)
+        _supply_parcel(conn, p)
+        _projects(conn, p)
+        for level, table in ZONES.items():
+            _parcel_zone(conn, p, level, table)
+        conn.exec_driver_sql("CREATE INDEX ON _pzone (parcel_no)")
+        conn.exec_driver_sql("ANALYZE _pzone")
+        for level, table in ZONES.items():
+            _enterprise_zone(conn, p, level, table)
+    conn.exec_driver_sql("DROP TABLE _ep_link, _pzone")
     rows = conn.execute(
         text(
             "SELECT kind, coalesce(method, 'unlinked') AS m, count(*) FROM links "
@@ -178,6 +183,11 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
             WHERE NOT EXISTS (SELECT 1 FROM _keyed k WHERE k.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _contained c WHERE c.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _nearest n WHERE n.uscc = e.uscc);
+            CREATE TEMP TABLE _ep_link ON COMMIT DROP AS
+            SELECT uscc, parcel_no FROM _keyed UNION ALL
+            SELECT uscc, parcel_no FROM _contained UNION ALL
+            SELECT uscc, parcel_no FROM _nearest;
+            ANALYZE _ep_link;
             DROP TABLE _keyed, _contained, _nearest;
             """,
         {**p, "rule": rule},
@@ -278,13 +288,18 @@ def _projects(conn: Connection, p: dict) -> None:
 
 def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
     rule = "§1 area share, largest primary"
+    if level == "district":
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE _pzone (level text, parcel_no text, code text, share float8) "
+            "ON COMMIT DROP"
+        )
     run_sql(
         conn,
         f"""
-            INSERT INTO links ({_COLS})
-            SELECT :kind, parcel_no, code, 'overlap', NULL, round(share::numeric, 6),
-                   row_number() OVER (PARTITION BY parcel_no ORDER BY share DESC, code) = 1,
-                   NULL, :rule, :run, :as_of
+            CREATE TEMP TABLE _pz1 ON COMMIT DROP AS
+            SELECT parcel_no, code, round(share::numeric, 6) AS share,
+                   row_number() OVER (PARTITION BY parcel_no ORDER BY share DESC, code) = 1
+                       AS is_primary
             FROM (
                 SELECT pa.parcel_no, z.code,
                        ({_ov("z.geom", "pa.geom", "pa.area_m2")}) / pa.area_m2 AS share
@@ -293,13 +308,18 @@ def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
             ) s
             WHERE share > 0;
             INSERT INTO links ({_COLS})
+            SELECT :kind, parcel_no, code, 'overlap', NULL, share, is_primary,
+                   NULL, :rule, :run, :as_of
+            FROM _pz1;
+            INSERT INTO _pzone SELECT :level, parcel_no, code, share FROM _pz1;
+            INSERT INTO links ({_COLS})
             SELECT :kind, pa.parcel_no, NULL, NULL, NULL, NULL, true,
                    'lies outside every {level}', :rule, :run, :as_of
             FROM parcels pa
-            WHERE NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = :kind
-                              AND l.from_key = pa.parcel_no AND l.to_key IS NOT NULL);
+            WHERE NOT EXISTS (SELECT 1 FROM _pz1 l WHERE l.parcel_no = pa.parcel_no);
+            DROP TABLE _pz1;
             """,
-        {**p, "rule": rule, "kind": f"parcel_{level}"},
+        {**p, "rule": rule, "kind": f"parcel_{level}", "level": level},
     )
 
 
@@ -308,43 +328,40 @@ def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
     run_sql(
         conn,
         f"""
-            INSERT INTO links ({_COLS})
-            SELECT :kind, uscc, code, 'overlap', NULL, round((m2 / total)::numeric, 6),
-                   row_number() OVER (PARTITION BY uscc ORDER BY m2 DESC, code) = 1,
-                   NULL, :rule, :run, :as_of
+            CREATE TEMP TABLE _ez1 ON COMMIT DROP AS
+            SELECT uscc, code, 'overlap' AS method, round((m2 / total)::numeric, 6) AS share,
+                   row_number() OVER (PARTITION BY uscc ORDER BY m2 DESC, code) = 1 AS is_primary
             FROM (
                 WITH ep AS (
-                    SELECT l.from_key AS uscc, pa.parcel_no, pa.area_m2
-                    FROM links l JOIN parcels pa ON pa.parcel_no = l.to_key
-                    WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL
+                    SELECT l.uscc, pa.parcel_no, pa.area_m2
+                    FROM _ep_link l JOIN parcels pa ON pa.parcel_no = l.parcel_no
                 ), tot AS (SELECT uscc, sum(area_m2) AS total FROM ep GROUP BY uscc)
-                SELECT ep.uscc, z.to_key AS code, sum(ep.area_m2 * z.share) AS m2,
+                SELECT ep.uscc, z.code, sum(ep.area_m2 * z.share) AS m2,
                        min(tot.total) AS total
                 FROM ep JOIN tot USING (uscc)
-                JOIN links z ON z.kind = :pkind AND z.from_key = ep.parcel_no
-                     AND z.to_key IS NOT NULL
-                GROUP BY ep.uscc, z.to_key
+                JOIN _pzone z ON z.level = :level AND z.parcel_no = ep.parcel_no
+                GROUP BY ep.uscc, z.code
             ) s
             WHERE m2 > 0;
-            INSERT INTO links ({_COLS})
-            SELECT DISTINCT ON (e.uscc) :kind, e.uscc, z.code, 'contains', NULL, 1.0, true,
-                   NULL, :rule, :run, :as_of
+            INSERT INTO _ez1
+            SELECT DISTINCT ON (e.uscc) e.uscc, z.code, 'contains', 1.0, true
             FROM enterprises e
             JOIN {table} z ON z.geom && e.geom AND ST_Covers(z.geom, e.geom)
-            WHERE NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'enterprise_parcel'
-                              AND l.from_key = e.uscc AND l.to_key IS NOT NULL)
+            WHERE NOT EXISTS (SELECT 1 FROM _ep_link l WHERE l.uscc = e.uscc)
             ORDER BY e.uscc, z.code;
+            INSERT INTO links ({_COLS})
+            SELECT :kind, uscc, code, method, NULL, share, is_primary, NULL, :rule, :run, :as_of
+            FROM _ez1;
             INSERT INTO links ({_COLS})
             SELECT :kind, e.uscc, NULL, NULL, NULL, NULL, true,
                    CASE WHEN e.geom IS NULL AND NOT EXISTS (
-                            SELECT 1 FROM links l WHERE l.kind = 'enterprise_parcel'
-                            AND l.from_key = e.uscc AND l.to_key IS NOT NULL)
+                            SELECT 1 FROM _ep_link l WHERE l.uscc = e.uscc)
                         THEN 'no parcel and no point to place it'
                         ELSE 'its parcels and point lie outside every {level}' END,
                    :rule, :run, :as_of
             FROM enterprises e
-            WHERE NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = :kind
-                              AND l.from_key = e.uscc);
+            WHERE NOT EXISTS (SELECT 1 FROM _ez1 x WHERE x.uscc = e.uscc);
+            DROP TABLE _ez1;
             """,
-        {**p, "rule": rule, "kind": f"enterprise_{level}", "pkind": f"parcel_{level}"},
+        {**p, "rule": rule, "kind": f"enterprise_{level}", "level": level},
     )
