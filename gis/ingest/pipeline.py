@@ -508,12 +508,9 @@ def _load(
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
     wkb = None
-    if geoms is not None and "geom" in table.c:
-        g = shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID)
-        wkb = pd.Series(
-            shapely.to_wkb(g, hex=True, include_srid=True), index=good.index, dtype=object
-        )
-        frame["geom"] = wkb
+    with_geom = geoms is not None and "geom" in table.c
+    if with_geom:
+        geoms = np.asarray(geoms, dtype=object)
         cols.append("geom")
     if "source_crs" in table.c:
         cols.append("source_crs")
@@ -523,7 +520,10 @@ def _load(
     conn.execute(text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
     before = conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {layer.table})")).scalar_one()
     if not before and not frame.empty:
-        return _first_load(conn, layer, good, wkb, frame, cols, batch_id)
+        return _first_load(conn, layer, good, geoms if with_geom else None, frame, cols, batch_id)
+    if with_geom:
+        wkb = _ewkb(geoms, good.index)
+        frame["geom"] = wkb
     frame["row_hash"] = _row_hash(good, wkb)
     if before:
         frame = frame[_changed_rows(conn, layer, frame)]
@@ -595,29 +595,34 @@ def multi_ewkb(hex_ewkb: pd.Series) -> pd.Series:
     return hex_ewkb.map(conv)
 
 
+def _ewkb(geoms: np.ndarray, index: pd.Index) -> pd.Series:
+    """Hex EWKB with the storage SRID (what COPY sends and the row hash reads)."""
+    g = shapely.set_srid(geoms, STORAGE_SRID)
+    return pd.Series(shapely.to_wkb(g, hex=True, include_srid=True), index=index, dtype=object)
+
+
 def _first_load(
     conn: Connection,
     layer: Layer,
     good: pd.DataFrame,
-    wkb: pd.Series | None,
+    geoms: np.ndarray | None,
     frame: pd.DataFrame,
     cols: list[str],
     batch_id: int,
 ) -> dict:
     """Load into an empty table: one COPY straight into it (no staging table, no upsert, no
-    change records: there is nothing to change). Row hashes and multipolygon EWKB are made
+    change records: there is nothing to change). EWKB, row hashes and multipolygons are made
     chunk by chunk inside the COPY, overlapping the server's work. A large load builds the
     spatial index once at the end (as bulk loaders do) instead of row by row; the DDL is part
     of this transaction."""
-    multi = "geom" in cols and layer.polygonal
+    multi = geoms is not None and layer.polygonal
 
     def prepare(part: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
         part = part.copy()
-        part["row_hash"] = _row_hash(
-            good.iloc[start:stop], wkb.iloc[start:stop] if wkb is not None else None
-        )
-        if multi:
-            part["geom"] = multi_ewkb(part["geom"])
+        wkb = _ewkb(geoms[start:stop], part.index) if geoms is not None else None
+        part["row_hash"] = _row_hash(good.iloc[start:stop], wkb)
+        if wkb is not None:
+            part["geom"] = multi_ewkb(wkb) if multi else wkb
         part["batch_id"] = batch_id
         return part
 
