@@ -25,6 +25,7 @@ extent. A tile rendered from a snapshot that did not yet see a logged change is 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import threading
@@ -646,36 +647,113 @@ def tile_params(ts: Tileset, z: int, x: int, y: int) -> dict:
     return params
 
 
+def _statement(ts: Tileset, z: int, x: int, y: int, analyst: bool) -> tuple[str, dict | None]:
+    s = get_settings().tiles
+    if z < s.layer_min_zoom.get(ts.id, 0):
+        # too many features to show at this zoom: an empty tile (as TileJSON says)
+        return _EMPTY_SQL, None
+    return ts.sql(z, analyst), tile_params(ts, z, x, y)
+
+
+def _smaller(params: dict, mvt: bytes | None) -> bool:
+    """The byte budget: fewer features (the smallest dropped first) until the tile fits;
+    lowers ``params["cap"]`` and says whether to render again."""
+    s = get_settings().tiles
+    if not mvt or len(mvt) <= s.max_tile_bytes or params["cap"] <= 1:
+        return False
+    params["cap"] = max(1, int(params["cap"] * min(0.5, 0.9 * s.max_tile_bytes / len(mvt))))
+    return True
+
+
 def render(
     engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
 ) -> tuple[bytes, frozenset[str], float]:
     """The MVT bytes of one tile, the ids (id@epoch) of the invalidation-log rows its snapshot
     saw, and when its statement started (epoch seconds)."""
-    s = get_settings().tiles
+    sql, params = _statement(ts, z, x, y, analyst)
     pool = _connections(engine)
     conn = pool.get()
     try:
         # binary: the bytea comes as bytes, not as hex text twice its size
         with conn.cursor(binary=True) as cur:
-            if z < s.layer_min_zoom.get(ts.id, 0):
-                # too many features to show at this zoom: an empty tile (as TileJSON says)
-                cur.execute(_EMPTY_SQL, prepare=True)
-                mvt, seen, started = cur.fetchone()
-            else:
-                sql, params = ts.sql(z, analyst), tile_params(ts, z, x, y)
+            cur.execute(sql, params, prepare=True)
+            mvt, seen, started = cur.fetchone()
+            while params is not None and _smaller(params, mvt):
                 cur.execute(sql, params, prepare=True)
                 mvt, seen, started = cur.fetchone()
-                # the byte budget: fewer (the smallest dropped first) features until it fits
-                while mvt and len(mvt) > s.max_tile_bytes and params["cap"] > 1:
-                    params["cap"] = max(
-                        1, int(params["cap"] * min(0.5, 0.9 * s.max_tile_bytes / len(mvt)))
-                    )
-                    cur.execute(sql, params, prepare=True)
-                    mvt, seen, started = cur.fetchone()
     except BaseException:
         conn.close()
         raise
     pool.put(conn)
+    return bytes(mvt or b""), frozenset(seen or ()), started
+
+
+class _AsyncConnections:
+    """The same for the event loop (``render_async``): at most ``limit`` connections busy,
+    idle ones kept for reuse."""
+
+    def __init__(self, conninfo: str, limit: int = 8) -> None:
+        self.conninfo = conninfo
+        self.idle: list[psycopg.AsyncConnection] = []
+        self.slots = asyncio.Semaphore(limit)
+
+    async def get(self) -> psycopg.AsyncConnection:
+        await self.slots.acquire()
+        try:
+            if self.idle:
+                return self.idle.pop()
+            c = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            await c.execute("SET jit = off")
+            return c
+        except BaseException:
+            self.slots.release()
+            raise
+
+    async def put(self, c: psycopg.AsyncConnection, ok: bool) -> None:
+        try:
+            if ok and not c.closed and c.info.transaction_status == _IDLE:
+                self.idle.append(c)
+            else:
+                await c.close()
+        finally:
+            self.slots.release()
+
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+# per event loop (a process has one; the tests' server threads each have theirs), per database
+_ASYNC_CONNECTIONS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, _AsyncConnections]
+] = weakref.WeakKeyDictionary()
+
+
+def _async_connections(engine: Engine) -> _AsyncConnections:
+    pools = _ASYNC_CONNECTIONS.setdefault(asyncio.get_running_loop(), {})
+    key = engine_key(engine)
+    pool = pools.get(key)
+    if pool is None:
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = pools[key] = _AsyncConnections(url)
+    return pool
+
+
+async def render_async(
+    engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
+) -> tuple[bytes, frozenset[str], float]:
+    """``render`` on the event loop (psycopg's async connection): no thread hop."""
+    sql, params = _statement(ts, z, x, y, analyst)
+    pool = _async_connections(engine)
+    conn = await pool.get()
+    ok = False
+    try:
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(sql, params, prepare=True)
+            mvt, seen, started = await cur.fetchone()
+            while params is not None and _smaller(params, mvt):
+                await cur.execute(sql, params, prepare=True)
+                mvt, seen, started = await cur.fetchone()
+        ok = True
+    finally:
+        await pool.put(conn, ok)
     return bytes(mvt or b""), frozenset(seen or ()), started
 
 
@@ -814,6 +892,15 @@ def _hits(e: _Entry, sets: tuple[str, ...], box: tuple | None) -> bool:
 
 
 CACHE = TileCache()
+_ENGINE_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def engine_key(engine: Engine) -> str:
+    """``str(engine.url)`` (the database part of a cache key), rendered once per engine."""
+    k = _ENGINE_KEYS.get(engine)
+    if k is None:
+        k = _ENGINE_KEYS[engine] = str(engine.url)
+    return k
 
 
 def get_tile(
@@ -822,18 +909,44 @@ def get_tile(
     """(MVT bytes, strong ETag, served from cache)."""
     check_tile(z, x, y)
     s = get_settings().tiles
-    key = (str(engine.url), ts.id, z, x, y, analyst)
+    key = (engine_key(engine), ts.id, z, x, y, analyst)
     CACHE.poll(engine)  # also keeps tile_parcel_classes current, with the cache off too
     if s.cache_entries > 0:
         hit = CACHE.get(key)
         if hit is not None:
             return hit.data, hit.etag, True
     data, seen, started = render(engine, ts, z, x, y, analyst)
+    return data, _store(key, ts, z, x, y, data, seen, started), False
+
+
+def _store(
+    key: tuple, ts: Tileset, z: int, x: int, y: int, data: bytes, seen: frozenset, started: float
+) -> str:
+    """The tile's ETag; the tile is cached (if the cache is on and its snapshot allows)."""
+    s = get_settings().tiles
     etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
     if s.cache_entries > 0:
         box = tile_box_4549(z, x, y, s.buffer / s.extent)
         CACHE.put(key, _Entry(data, etag, box, ts.id), seen, started)
-    return data, etag, False
+    return etag
+
+
+async def get_tile_async(
+    engine: Engine, ts: Tileset, z: int, x: int, y: int, analyst: bool
+) -> tuple[bytes, str, bool]:
+    """``get_tile`` on the event loop: the statement through psycopg's async connection; the
+    invalidation-log poll (a few statements every ``cache_poll_seconds``) in a thread."""
+    check_tile(z, x, y)
+    s = get_settings().tiles
+    key = (engine_key(engine), ts.id, z, x, y, analyst)
+    if time.monotonic() - CACHE.last_poll >= s.cache_poll_seconds:
+        await asyncio.get_running_loop().run_in_executor(None, CACHE.poll, engine)
+    if s.cache_entries > 0:
+        hit = CACHE.get(key)
+        if hit is not None:
+            return hit.data, hit.etag, True
+    data, seen, started = await render_async(engine, ts, z, x, y, analyst)
+    return data, _store(key, ts, z, x, y, data, seen, started), False
 
 
 # ---- invalidation sources -------------------------------------------------------------------

@@ -30,7 +30,7 @@ _ZONES_READY: set[str] = set()
 
 
 def _tilesets(engine: Engine) -> dict[str, gt.Tileset]:
-    key = str(engine.url)
+    key = gt.engine_key(engine)
     hit = _TS_CACHE.get(key)
     if hit and time.monotonic() - hit[0] < 30:
         return hit[1]
@@ -326,12 +326,12 @@ async def tile(request: Request) -> Response:
         gt.check_tile(zi, xi, yi)
     except gt.TileError as e:
         raise ApiError(e.status, e.message) from None
-    if ts.low_zoom_zones and str(engine.url) not in _ZONES_READY:
+    if ts.low_zoom_zones and gt.engine_key(engine) not in _ZONES_READY:
         await run_in_threadpool(_ensure_zone_stats, engine)
     data = etag = None
     cached = False
     s = get_settings().tiles
-    key = (str(engine.url), ts.id, zi, xi, yi, who.analyst)
+    key = (gt.engine_key(engine), ts.id, zi, xi, yi, who.analyst)
     if s.cache_entries > 0 and time.monotonic() - gt.CACHE.last_poll < s.cache_poll_seconds:
         hit = gt.CACHE.get(key)  # fast path: fresh log, no thread hop
         if hit is not None:
@@ -357,7 +357,7 @@ def _ensure_zone_stats(engine: Engine) -> None:
     with engine.begin() as conn:
         if gt.zone_stats_missing(conn):
             gt.refresh_zone_stats(conn)
-    _ZONES_READY.add(str(engine.url))
+    _ZONES_READY.add(gt.engine_key(engine))
 
 
 # registered last, as a light route (it is described by the TileJSON, not the OpenAPI)
@@ -370,53 +370,69 @@ _TILE_PATH = re.compile(r"^/tiles/([^/]+)/(\d+)/(\d+)/(\d+)\.(?:mvt|pbf)$")
 
 
 class CachedTiles:
-    """ASGI middleware: answers public tile requests found in the tile cache before routing
-    (no router, dependency or response objects on the hot path). Everything else, and any
-    miss, goes on to the app unchanged."""
+    """ASGI middleware: answers public tile requests before routing (no router, dependency or
+    response objects on the hot path): from the tile cache, or rendered on the event loop
+    (gis.tiles.get_tile_async: psycopg's async connection, no thread hop). Tokens, errors (bad
+    zoom, unknown layer), a tileset list or zone aggregates not yet loaded, a render that
+    failed, and everything else go on to the app (the route) unchanged."""
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
         self.app = app
-        self.url: str | None = None
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] == "http" and scope["method"] == "GET":
             m = _TILE_PATH.match(scope["path"])
             if m and b"token=" not in scope.get("query_string", b""):
-                done = await self._hit(m, scope, send)
+                done = await self._serve(m, scope, send)
                 if done:
                     return
         await self.app(scope, receive, send)
 
-    async def _hit(self, m, scope, send) -> bool:  # type: ignore[no-untyped-def]
+    async def _serve(self, m, scope, send) -> bool:  # type: ignore[no-untyped-def]
         s = get_settings().tiles
-        if s.cache_entries <= 0 or time.monotonic() - gt.CACHE.last_poll >= s.cache_poll_seconds:
-            return False
         inm = None
         for k, v in scope["headers"]:
             if k == b"authorization":
                 return False
             if k == b"if-none-match":
                 inm = v.decode("latin-1")
-        if self.url is None:
-            self.url = str(get_engine().url)
-        key = (self.url, m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)), False)
-        e = gt.CACHE.get(key)
-        if e is None:
-            return False
+        engine = get_engine()
+        url = gt.engine_key(engine)
+        layer, z, x, y = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+        e = None
+        if s.cache_entries > 0 and time.monotonic() - gt.CACHE.last_poll < s.cache_poll_seconds:
+            e = gt.CACHE.get((url, layer, z, x, y, False))  # fresh log: no thread hop
+        if e is not None:
+            data, etag, cached = e.data, e.etag, True
+        else:
+            hit = _TS_CACHE.get(url)
+            if not hit or time.monotonic() - hit[0] >= 30:
+                return False  # the route loads the tileset list
+            ts = hit[1].get(layer)
+            if ts is None or (ts.low_zoom_zones and url not in _ZONES_READY):
+                return False
+            try:
+                gt.check_tile(z, x, y)
+            except gt.TileError:
+                return False  # the route answers the 400
+            try:
+                data, etag, cached = await gt.get_tile_async(engine, ts, z, x, y, False)
+            except Exception:
+                return False  # the route tries again and answers any error as JSON
         headers = [
-            (b"etag", e.etag.encode()),
+            (b"etag", etag.encode()),
             (b"cache-control", f"public, max-age={s.max_age_seconds}".encode()),
-            (b"x-tile-cache", b"hit"),
+            (b"x-tile-cache", b"hit" if cached else b"miss"),
             (b"vary", b"Authorization"),
         ]
-        if inm and e.etag in [t.strip() for t in inm.split(",")]:
+        if inm and etag in [t.strip() for t in inm.split(",")]:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return True
         headers += [
             (b"content-type", MVT.encode()),
-            (b"content-length", str(len(e.data)).encode()),
+            (b"content-length", str(len(data)).encode()),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": e.data})
+        await send({"type": "http.response.body", "body": data})
         return True
