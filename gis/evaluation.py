@@ -58,7 +58,6 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
     )
     mean_pts = ", ".join(f"avg(p_{i}) FILTER (WHERE evaluated) AS m_{i}" for i in inds)
     bcols = ", ".join(f"b.b_{i}" for i in inds) + ", b.bj"
-    vcols = ", ".join(f"v.{i}" for i in inds)
 
     def final(i: str) -> str:
         fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
@@ -76,11 +75,13 @@ def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -
     )
     return f"""
         (WITH b0 AS (SELECT year, {bench} FROM _ev WHERE grp = '{group}' GROUP BY year),
-              b AS (SELECT *, jsonb_build_object({bench_json}) AS bj FROM b0),
-              q AS (SELECT v.year, v.uscc, v.evaluated, {vcols}, {bcols}, {pts}
+              -- MATERIALIZED: inlined, the JSON would be built again for every row
+              b AS MATERIALIZED (SELECT *, jsonb_build_object({bench_json}) AS bj FROM b0),
+              q AS (SELECT v.*, {bcols}, {pts}
                     FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b USING (year)),
               m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
-        SELECT year, uscc, jsonb_build_object({ind_json}) AS indicators,
+        SELECT year, uscc, name, industry_code, grp, basis, area_mu, land_reason, evaluated,
+               not_graded, jsonb_build_object({ind_json}) AS indicators,
                CASE WHEN evaluated THEN bj END AS benchmarks,
                CASE WHEN evaluated THEN jsonb_build_object({pts_json}) END AS points,
                CASE WHEN evaluated THEN to_jsonb(array_remove(ARRAY[{missing}], NULL)) END
@@ -115,21 +116,6 @@ def evaluate(
             conn,
             f"""
             {"SELECT 1" if year is None else "DELETE FROM evaluations WHERE year = :year"};
-            CREATE TEMP TABLE _ev ON COMMIT DROP AS
-            SELECT o.year, o.uscc, e.name, e.industry_code,
-                   CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
-                   el.basis, el.area_mu, el.reason AS land_reason,
-                   el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min) AS evaluated,
-                   fy.first_year, d0.data_from, {ratios}
-            FROM outputs o
-            JOIN enterprises e ON e.uscc = o.uscc
-            JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
-            JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
-                 ON fy.uscc = o.uscc
-            CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
-            LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = o.uscc AND pm.year = o.year
-            WHERE {ymatch};
-            ANALYZE _ev;
             CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
             SELECT DISTINCT ep.from_key AS uscc, sp.from_key AS supply_no
             FROM links ep
@@ -141,7 +127,7 @@ def evaluate(
             ANALYZE _own_supply;
             CREATE TEMP TABLE _building ON COMMIT DROP AS
             SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
-            FROM _ev v
+            FROM outputs v
             JOIN _own_supply os ON os.uscc = v.uscc
             JOIN supplies s ON s.supply_no = os.supply_no
             CROSS JOIN LATERAL (SELECT make_date(v.year, 12, 31) AS ye) d
@@ -160,56 +146,71 @@ def evaluate(
               AND s.supplied_on > d.ye - make_interval(years => :supply_years)
               AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
                    OR s.actual_completion > d.ye)
+              AND (CAST(:year AS int) IS NULL OR v.year = :year)
             GROUP BY v.year, v.uscc;
+            ANALYZE _building;
+            CREATE TEMP TABLE _ev ON COMMIT DROP AS
+            SELECT o.year, o.uscc, e.name, e.industry_code,
+                   CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
+                   el.basis, el.area_mu, el.reason AS land_reason,
+                   el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min) AS evaluated,
+                   {ratios},
+                   -- why an evaluated enterprise is not graded ('' = graded, NULL = not evaluated)
+                   CASE WHEN el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min)
+                   THEN concat_ws('; ',
+                       CASE WHEN left(e.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
+                            THEN 'utility (GB/T 4754 division ' || left(e.industry_code, 2) || ')'
+                       END,
+                       CASE WHEN fy.first_year > d0.data_from
+                             AND o.year - fy.first_year < :new_years
+                            THEN 'founded under ' || :new_years || ' years ago (first output year '
+                                 || fy.first_year || ')' END,
+                       bl.reason) END AS not_graded
+            FROM outputs o
+            JOIN enterprises e ON e.uscc = o.uscc
+            JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+            JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
+                 ON fy.uscc = o.uscc
+            CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
+            LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = o.uscc AND pm.year = o.year
+            LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc
+            WHERE {ymatch};
+            ANALYZE _ev;
             CREATE TEMP TABLE _scored ON COMMIT DROP AS
             {_group_sql("above", rules.above_weights, rules.mean_points_if_missing)}
             UNION ALL
             {_group_sql("below", rules.below_weights, rules.mean_points_if_missing)};
             ANALYZE _scored;
-            CREATE TEMP TABLE _graded ON COMMIT DROP AS
-            SELECT v.year, v.uscc, v.grp, s.score,
-                   concat_ws('; ',
-                       CASE WHEN left(v.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
-                            THEN 'utility (GB/T 4754 division ' || left(v.industry_code, 2) || ')'
-                       END,
-                       CASE WHEN v.first_year > v.data_from AND v.year - v.first_year < :new_years
-                            THEN 'founded under ' || :new_years || ' years ago (first output year '
-                                 || v.first_year || ')' END,
-                       b.reason) AS not_graded
-            FROM _ev v JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
-            LEFT JOIN _building b ON b.year = v.year AND b.uscc = v.uscc
-            WHERE v.evaluated;
-            ANALYZE _graded;
             CREATE TEMP TABLE _ranked ON COMMIT DROP AS
-            SELECT year, uscc,
-                   rank() OVER w AS rnk, count(*) OVER (PARTITION BY year, grp) AS n
-            FROM _graded WHERE not_graded = ''
-            WINDOW w AS (PARTITION BY year, grp ORDER BY round(score::numeric, 6) DESC);
+            -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
+            -- (distinct below 9e9), and far cheaper to sort
+            SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
+            FROM _scored WHERE not_graded = ''
+            WINDOW p AS (PARTITION BY year, grp),
+                   w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
             INSERT INTO evaluations (year, uscc, name, industry_code, "group", evaluated, graded,
                 area_mu, land_basis, score, class, rank, group_size, indicators, benchmarks, points,
                 missing, not_evaluated_reason, not_graded_reason, district_code, platform_code,
                 corridor_code, rule, run_id, as_of)
             SELECT v.year, v.uscc, v.name, v.industry_code, v.grp, v.evaluated,
-                   r.rnk IS NOT NULL, v.area_mu, v.basis, s.score,
+                   r.rnk IS NOT NULL, v.area_mu, v.basis, v.score,
                    CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
                         WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
                         WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
                         WHEN r.rnk IS NOT NULL THEN 'D' END,
-                   r.rnk, r.n, s.indicators, coalesce(s.benchmarks, '{{}}'),
-                   coalesce(s.points, '{{}}'), coalesce(s.missing, '[]'),
+                   r.rnk, r.n, v.indicators, coalesce(v.benchmarks, '{{}}'),
+                   coalesce(v.points, '{{}}'), coalesce(v.missing, '[]'),
                    CASE WHEN NOT v.evaluated THEN
                        CASE WHEN v.basis = 'none' THEN v.land_reason
                             ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
                                  || :below_min || ' 亩 threshold' END END,
-                   nullif(g.not_graded, ''),
+                   nullif(v.not_graded, ''),
                    ez.district, ez.platform, ez.corridor,
                    :rule, :run, :as_of
-            FROM _ev v
-            JOIN _scored s ON s.year = v.year AND s.uscc = v.uscc
-            LEFT JOIN _graded g ON g.year = v.year AND g.uscc = v.uscc
+            FROM _scored v
             LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
             LEFT JOIN _ez ez ON ez.uscc = v.uscc;
-            DROP TABLE _ev, _own_supply, _building, _scored, _graded, _ranked
+            DROP TABLE _ev, _own_supply, _building, _scored, _ranked
             """,
             p,
         )
