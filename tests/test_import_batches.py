@@ -13,7 +13,7 @@ from sqlalchemy import text
 from gis.ingest import ImportOptions, ImportRejected, import_file, pipeline
 from gis.ingest.geometry import GCJ02, is_gcj02
 from tests.conftest import snapshot
-from tests.factories import districts, parcels, supplies
+from tests.factories import box, districts, parcels, supplies, write_shp
 
 
 @pytest.fixture
@@ -120,3 +120,52 @@ def test_multi_ewkb_matches_st_multi():
 def test_gcj02_marker_is_not_a_crs():
     assert is_gcj02(GCJ02) and is_gcj02("gcj02")
     assert not is_gcj02(CRS.from_epsg(4549)) and not is_gcj02(None)
+
+
+def test_first_load_keeps_lists_bools_dates_and_odd_text(db, tmp_path, small_chunks):
+    """What the Arrow CSV writer sends: text arrays with quotes and backslashes, booleans,
+    dates, empty values as NULL, across chunk boundaries."""
+    import_file(db, "xzq", districts(tmp_path))
+    odd = 'A "quoted", back\\slash'
+    item = 'A "quoted" back\\slash'  # list items split at commas too
+    recs = [
+        {
+            "PTDM": f"PT{i}",
+            "PTMC": f"平台{i}" if i != 4 else odd,
+            "PTJB": "省级",
+            "XZQDM": "330102",
+            "TSCY": f"智能制造、{item}" if i == 4 else ("生物医药;新材料" if i % 2 else None),
+            "FMQD": "2511;2521" if i % 3 == 0 else None,
+        }
+        for i in range(7)
+    ]
+    p = write_shp(tmp_path / "PT.shp", recs, [box(i) for i in range(7)])
+    rep = import_file(db, "pt", p)
+    assert rep["inserted"] == 7
+    with db.connect() as c:
+        rows = {
+            r[0]: r[1:]
+            for r in c.execute(
+                text("SELECT code, name, featured_industries, negative_list FROM platforms")
+            )
+        }
+    assert rows["PT4"] == (odd, ["智能制造", item], None)
+    assert rows["PT3"] == ("平台3", ["生物医药", "新材料"], ["2511", "2521"])
+    assert rows["PT2"] == ("平台2", None, None)
+    assert import_file(db, "pt", p)["unchanged"] == 7
+    gd = supplies(
+        tmp_path, 7, "GD7.shp", SJKGSJ=[None, "2020/01/02", None, "20200103"] + [None] * 3
+    )
+    assert import_file(db, "gd", gd)["inserted"] == 7
+    with db.connect() as c:
+        dates = dict(c.execute(text("SELECT supply_no, actual_start::text FROM supplies")).all())
+    assert dates["3301022019B00001"] == "2020-01-02" and dates["3301022019B00003"] == "2020-01-03"
+    assert dates["3301022019B00000"] is None
+
+
+def test_copy_csv_falls_back_to_pandas_for_mixed_columns():
+    mixed = pd.DataFrame({"a": [1, "x", None], "b": [1.5, None, 2.0]})
+    out = pipeline._csv(mixed)
+    assert isinstance(out, str) and out.splitlines() == ["1,1.5", "x,", ",2.0"]
+    typed = pd.DataFrame({"a": ["x", None], "b": [1.5, float("nan")]})
+    assert bytes(pipeline._csv(typed)).decode().splitlines() == ['"x",1.5', ","]
