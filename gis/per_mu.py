@@ -60,7 +60,7 @@ def _ratio_sql() -> str:
     )
 
 
-TEMP_TABLES = ("_ep", "_share", "_pz", "_ez", "_fig", "_psum", "_zsum", "_entflags")
+TEMP_TABLES = ("_share", "_pz", "_ez", "_fig", "_psum", "_zsum", "_entflags")
 
 
 def drop_temp(conn: Connection) -> None:
@@ -77,22 +77,18 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
         run_sql(
             conn,
             """
-            CREATE TEMP TABLE _ep ON COMMIT DROP AS
-            SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
-                   o.declared_land_m2 AS ydmj
-            FROM links l
-            JOIN outputs o ON o.uscc = l.from_key
-            JOIN parcels pa ON pa.parcel_no = l.to_key
-            WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL;
-            ANALYZE _ep;
             CREATE TEMP TABLE _share ON COMMIT DROP AS
             SELECT *, parcel_m2 * share AS land_m2 FROM (
-                SELECT year, uscc, parcel_no, method, parcel_m2,
-                       CASE WHEN count(ydmj) FILTER (WHERE ydmj > 0) OVER w = count(*) OVER w
-                            THEN ydmj / sum(ydmj) OVER w
+                SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
+                       CASE WHEN count(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0)
+                                 OVER w = count(*) OVER w
+                            THEN o.declared_land_m2 / sum(o.declared_land_m2) OVER w
                             ELSE 1.0 / count(*) OVER w END AS share
-                FROM _ep
-                WINDOW w AS (PARTITION BY year, parcel_no)
+                FROM links l
+                JOIN outputs o ON o.uscc = l.from_key
+                JOIN parcels pa ON pa.parcel_no = l.to_key
+                WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL
+                WINDOW w AS (PARTITION BY o.year, l.to_key)
             ) x;
             ANALYZE _share;
             INSERT INTO enterprise_land (year, uscc, area_m2, area_mu, basis, parcel_nos,
@@ -112,10 +108,12 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                    :lrule, :run, :as_of
             FROM outputs o
             LEFT JOIN (
-                SELECT year, uscc, sum(land_m2) AS m2,
-                       array_agg(parcel_no ORDER BY parcel_no) AS nos,
-                       array_agg(share ORDER BY parcel_no) AS shares
-                FROM _share GROUP BY year, uscc
+                -- one sort by (year, uscc, parcel_no) feeds the arrays in parcel order (and the
+                -- sum in a fixed order) instead of a sort per enterprise-year and array
+                SELECT year, uscc, sum(land_m2) AS m2, array_agg(parcel_no) AS nos,
+                       array_agg(share) AS shares
+                FROM (SELECT * FROM _share ORDER BY year, uscc, parcel_no) o
+                GROUP BY year, uscc
             ) s ON s.year = o.year AND s.uscc = o.uscc
             LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
                              AND u.to_key IS NULL
