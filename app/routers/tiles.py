@@ -378,6 +378,10 @@ class CachedTiles:
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
         self.app = app
+        self.engine: Engine | None = None
+        self.url = ""
+        self.max_age = -1
+        self.public = b""
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -396,12 +400,17 @@ class CachedTiles:
                 return False
             if k == b"if-none-match":
                 inm = v.decode("latin-1")
-        engine = get_engine()
-        url = gt.engine_key(engine)
+        if self.engine is None:
+            self.engine = get_engine()
+            self.url = gt.engine_key(self.engine)
+        engine, url = self.engine, self.url
+        if s.max_age_seconds != self.max_age:
+            self.max_age = s.max_age_seconds
+            self.public = f"public, max-age={s.max_age_seconds}".encode()
         layer, z, x, y = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
         e = None
         if s.cache_entries > 0 and time.monotonic() - gt.CACHE.last_poll < s.cache_poll_seconds:
-            e = gt.CACHE.get((url, layer, z, x, y, False))  # fresh log: no thread hop
+            e = gt.CACHE.get((url, layer, z, x, y, False))  # fresh log: no database
         if e is not None:
             data, etag, cached = e.data, e.etag, True
         else:
@@ -421,7 +430,7 @@ class CachedTiles:
                 return False  # the route tries again and answers any error as JSON
         headers = [
             (b"etag", etag.encode()),
-            (b"cache-control", f"public, max-age={s.max_age_seconds}".encode()),
+            (b"cache-control", self.public),
             (b"x-tile-cache", b"hit" if cached else b"miss"),
             (b"vary", b"Authorization"),
         ]
