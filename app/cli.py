@@ -52,7 +52,6 @@ def _import_one(
 ) -> dict | None:
     from tqdm import tqdm
 
-    import gis.tiles  # noqa: F401  (registers the tile-cache refresh hook, issue 5)
     from gis.ingest import ImportRejected, InputError, import_file
 
     bar = tqdm(
