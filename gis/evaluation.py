@@ -45,50 +45,98 @@ def _q(values: list[str]) -> str:
     return "ARRAY[" + ", ".join("'" + v.replace("'", "") + "'" for v in values) + "]::text[]"
 
 
-def _group_sql(group: str, weights: dict[str, float], mean_missing: list[str]) -> str:
-    """Scores of one group: benchmarks, points (with the missing-figure rule), score."""
-    inds = list(weights)
-    bench = ", ".join(
-        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) AS b_{i}" for i in inds
+def _bench_sql(group: str, weights: dict[str, float]) -> str:
+    """Benchmarks of one group and year: the mean of each indicator over the evaluated."""
+    return ", ".join(
+        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) AS b_{i}" for i in weights
     )
+
+
+def _bench_json_sql(group: str, weights: dict[str, float]) -> str:
+    """The benchmarks of each year of one group as JSON (one row per year)."""
+    js = ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in weights)
+    return f"""
+        SELECT year, '{group}' AS grp, jsonb_build_object({js}) AS bj
+        FROM (SELECT year, {_bench_sql(group, weights)} FROM _ev WHERE grp = '{group}'
+              GROUP BY year) b0
+    """
+
+
+def _group_sql(
+    group: str, weights: dict[str, float], mean_missing: list[str], all_inds: list[str]
+) -> str:
+    """Scores of one group: points (with the missing-figure rule) and score, as numbers; the
+    columns are the same for every group (``f_<indicator>``: final points, NULL when the
+    indicator is not the group's), so the groups' rows can share one table."""
+    inds = list(weights)
     pts = ", ".join(
         f"CASE WHEN evaluated AND {i} IS NOT NULL THEN CASE WHEN b_{i} > 0 "
         f"THEN {float(w)} * {i} / b_{i} ELSE 0 END END AS p_{i}"
         for i, w in weights.items()
     )
     mean_pts = ", ".join(f"avg(p_{i}) FILTER (WHERE evaluated) AS m_{i}" for i in inds)
-    bcols = ", ".join(f"b.b_{i}" for i in inds) + ", b.bj"
+    bcols = ", ".join(f"b.b_{i}" for i in inds)
 
     def final(i: str) -> str:
         fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
         return f"coalesce(p_{i}, {fallback})"
 
     score = " + ".join(final(i) for i in inds)
-    ind_json = ", ".join(f"'{i}', {i}" for i in inds)
-    bench_json = ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in inds)
-    pts_json = ", ".join(f"'{i}', round(({final(i)})::numeric, 4)" for i in inds)
-    missing = ", ".join(
-        f"CASE WHEN {i} IS NULL THEN jsonb_build_object('indicator', '{i}', 'scored', "
-        + ("'group mean points'" if i in mean_missing else "'0 points'")
-        + ") END"
-        for i in inds
+    fcols = ", ".join(
+        (f"{final(i)} AS f_{i}" if i in weights else f"NULL::float8 AS f_{i}") for i in all_inds
     )
     return f"""
-        (WITH b0 AS (SELECT year, {bench} FROM _ev WHERE grp = '{group}' GROUP BY year),
-              -- MATERIALIZED: inlined, the JSON would be built again for every row
-              b AS MATERIALIZED (SELECT *, jsonb_build_object({bench_json}) AS bj FROM b0),
+        (WITH b0 AS (SELECT year, {_bench_sql(group, weights)} FROM _ev WHERE grp = '{group}'
+                     GROUP BY year),
               q AS (SELECT v.*, {bcols}, {pts}
-                    FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b USING (year)),
+                    FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b0 b USING (year)),
               m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
-        SELECT year, uscc, name, industry_code, grp, basis, area_mu, land_reason, evaluated,
-               not_graded, jsonb_build_object({ind_json}) AS indicators,
-               CASE WHEN evaluated THEN bj END AS benchmarks,
-               CASE WHEN evaluated THEN jsonb_build_object({pts_json}) END AS points,
-               CASE WHEN evaluated THEN to_jsonb(array_remove(ARRAY[{missing}], NULL)) END
-                   AS missing,
+        SELECT {", ".join(EV_COLS)}, {", ".join(all_inds)}, {fcols},
                CASE WHEN evaluated THEN {score} END AS score
         FROM q JOIN m USING (year))
     """
+
+
+EV_COLS = (
+    "year", "uscc", "name", "industry_code", "grp", "basis", "area_mu", "land_reason",
+    "evaluated", "not_graded",
+)  # fmt: skip
+
+
+def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> dict[str, str]:
+    """The per-row JSON of the evaluations row (``v``: a row of _scored), by group."""
+
+    def by_group(build) -> str:
+        return (
+            "CASE v.grp "
+            + " ".join(f"WHEN '{g}' THEN {build(list(w))}" for g, w in groups.items())
+            + " END"
+        )
+
+    return {
+        "indicators": by_group(
+            lambda inds: "jsonb_build_object(" + ", ".join(f"'{i}', v.{i}" for i in inds) + ")"
+        ),
+        "points": by_group(
+            lambda inds: (
+                "jsonb_build_object("
+                + ", ".join(f"'{i}', round(v.f_{i}::numeric, 4)" for i in inds)
+                + ")"
+            )
+        ),
+        "missing": by_group(
+            lambda inds: (
+                "to_jsonb(array_remove(ARRAY["
+                + ", ".join(
+                    f"CASE WHEN v.{i} IS NULL THEN jsonb_build_object('indicator', '{i}', 'scored', "
+                    + ("'group mean points'" if i in mean_missing else "'0 points'")
+                    + ") END"
+                    for i in inds
+                )
+                + "], NULL))"
+            )
+        ),
+    }
 
 
 def evaluate(
@@ -110,6 +158,8 @@ def evaluate(
     }
     ratio_cols = sorted(set(rules.above_weights) | set(rules.below_weights))
     ratios = ", ".join(f"pm.{c}" for c in ratio_cols)
+    mm = rules.mean_points_if_missing
+    js = _json_sql({"above": rules.above_weights, "below": rules.below_weights}, mm)
     ymatch = "(CAST(:year AS int) IS NULL OR o.year = :year)"
     with bulk_reload(conn, "evaluations") if year is None else nullcontext():
         run_sql(
@@ -176,10 +226,14 @@ def evaluate(
             LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc
             WHERE {ymatch};
             ANALYZE _ev;
-            CREATE TEMP TABLE _scored ON COMMIT DROP AS
-            {_group_sql("above", rules.above_weights, rules.mean_points_if_missing)}
+            CREATE TEMP TABLE _bench ON COMMIT DROP AS
+            {_bench_json_sql("above", rules.above_weights)}
             UNION ALL
-            {_group_sql("below", rules.below_weights, rules.mean_points_if_missing)};
+            {_bench_json_sql("below", rules.below_weights)};
+            CREATE TEMP TABLE _scored ON COMMIT DROP AS
+            {_group_sql("above", rules.above_weights, mm, ratio_cols)}
+            UNION ALL
+            {_group_sql("below", rules.below_weights, mm, ratio_cols)};
             ANALYZE _scored;
             CREATE TEMP TABLE _ranked ON COMMIT DROP AS
             -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
@@ -198,8 +252,10 @@ def evaluate(
                         WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
                         WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
                         WHEN r.rnk IS NOT NULL THEN 'D' END,
-                   r.rnk, r.n, v.indicators, coalesce(v.benchmarks, '{{}}'),
-                   coalesce(v.points, '{{}}'), coalesce(v.missing, '[]'),
+                   r.rnk, r.n, {js["indicators"]},
+                   CASE WHEN v.evaluated THEN bj.bj ELSE '{{}}' END,
+                   CASE WHEN v.evaluated THEN {js["points"]} ELSE '{{}}' END,
+                   CASE WHEN v.evaluated THEN {js["missing"]} ELSE '[]' END,
                    CASE WHEN NOT v.evaluated THEN
                        CASE WHEN v.basis = 'none' THEN v.land_reason
                             ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
@@ -208,9 +264,10 @@ def evaluate(
                    ez.district, ez.platform, ez.corridor,
                    :rule, :run, :as_of
             FROM _scored v
+            LEFT JOIN _bench bj ON bj.year = v.year AND bj.grp = v.grp
             LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
             LEFT JOIN _ez ez ON ez.uscc = v.uscc;
-            DROP TABLE _ev, _own_supply, _building, _scored, _ranked
+            DROP TABLE _ev, _own_supply, _building, _bench, _scored, _ranked
             """,
             p,
         )
