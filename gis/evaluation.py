@@ -128,7 +128,8 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
             lambda inds: (
                 "to_jsonb(array_remove(ARRAY["
                 + ", ".join(
-                    f"CASE WHEN v.{i} IS NULL THEN jsonb_build_object('indicator', '{i}', 'scored', "
+                    f"CASE WHEN v.{i} IS NULL THEN "
+                    f"jsonb_build_object('indicator', '{i}', 'scored', "
                     + ("'group mean points'" if i in mean_missing else "'0 points'")
                     + ") END"
                     for i in inds
