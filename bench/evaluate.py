@@ -29,7 +29,7 @@ _LOAD = """
 import sys, tomllib
 from pathlib import Path
 from gis import refresh
-refresh.PLUGINS = (); refresh._loaded = True  # load without recomputing after every layer
+refresh.disable()  # load without recomputing after every layer
 from app.cli import find_layer_files
 from gis.db import get_engine
 from gis.ingest import ImportOptions, import_file

@@ -29,11 +29,27 @@ def register(layers: tuple[str, ...], fn: Refresher) -> Refresher:
     return fn
 
 
-def after_import(conn: Connection, layer_code: str, batch_id: int) -> list[str]:
-    """Run every refresher that depends on ``layer_code``; returns their descriptions."""
+def load_plugins() -> dict[str, list[Refresher]]:
+    """Import every module of ``PLUGINS`` once (each registers itself) and return the registry.
+
+    Call this before replacing or reading ``DEPENDENTS``: a plugin imported later registers into
+    whatever dict ``DEPENDENTS`` is at that moment.
+    """
     global _loaded
     if not _loaded:
         for module in PLUGINS:
             importlib.import_module(module)
         _loaded = True
+    return DEPENDENTS
+
+
+def disable() -> None:
+    """Make ``after_import`` a no-op in this process (bulk loads that recompute once at the end)."""
+    global PLUGINS, DEPENDENTS, _loaded
+    PLUGINS, DEPENDENTS, _loaded = (), {}, True
+
+
+def after_import(conn: Connection, layer_code: str, batch_id: int) -> list[str]:
+    """Run every refresher that depends on ``layer_code``; returns their descriptions."""
+    load_plugins()
     return [fn(conn, layer_code, batch_id) for fn in DEPENDENTS.get(layer_code, [])]

@@ -211,6 +211,7 @@ def test_import_refresh_hook_and_zone_aggregates(city, db, tmp_path, monkeypatch
     from gis.ingest import ImportOptions, import_file
     from tests import factories
 
+    refresh.load_plugins()  # so that no plugin registers into the replacement below
     monkeypatch.setattr(
         refresh, "DEPENDENTS", {k: [gt._after_import] for k in ("XZQ", "PT", "DK", "QY", "CC")}
     )
