@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,3 +76,33 @@ def libpq_dsn(url: str) -> str:
 def timer():
     t = time.perf_counter()
     return lambda: time.perf_counter() - t
+
+
+def pgbench_latency(url: str, scripts: list[str], seconds: int, prepared: bool = False) -> float:
+    """Mean latency (ms) of ``scripts`` (SQL texts, picked at random) run by pgbench, one
+    client, for ``seconds``."""
+    u = make_url(url)
+    with tempfile.TemporaryDirectory() as d:
+        files = []
+        for i, sql in enumerate(scripts):
+            f = Path(d) / f"s{i}.sql"
+            f.write_text(sql)
+            files += ["-f", str(f)]
+        r = subprocess.run(
+            [
+                "pgbench",
+                "-n",
+                *(["-M", "prepared"] if prepared else []),
+                *("-c", "1", "-j", "1", "-T", str(seconds)),
+                *("-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or ""),
+                *files,
+                u.database or "",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+        )
+    m = re.search(r"latency average = ([\d.]+) ms", r.stdout)
+    if not m:
+        raise RuntimeError(r.stderr or r.stdout)
+    return float(m.group(1))

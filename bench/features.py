@@ -14,14 +14,10 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import tempfile
-from pathlib import Path
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
-from bench.common import OUT
+from bench.common import OUT, pgbench_latency
 from bench.http_load import bench_database, load, start_landlink, start_tipg
 from gis import features_sql as fs
 from gis.collections import registry
@@ -37,43 +33,13 @@ def pgbench_floor(url: str, seconds: int = 8) -> float:
     with eng.connect() as c:
         coll = registry(c)["parcels"]
     eng.dispose()
-    files = []
-    with tempfile.TemporaryDirectory() as d:
-        for off in OFFSETS:
-            q, _, params = fs.page_sql(coll, fs.ItemsRequest(limit=PAGE, offset=off))
-            q = re.sub(r"(?<![:\w]):(\w+)", lambda m, p=params: repr(p[m.group(1)]), q)
-            sql = "SET jit = off; " + q + ";"  # as the server runs it
-            f = Path(d) / f"p{off}.sql"
-            f.write_text(" ".join(sql.split()) + "\n")
-            files += ["-f", str(f)]
-        u = make_url(url)
-        r = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-c",
-                "1",
-                "-j",
-                "1",
-                "-T",
-                str(seconds),
-                "-h",
-                u.host or "127.0.0.1",
-                "-p",
-                str(u.port or 5432),
-                "-U",
-                u.username or "",
-                *files,
-                u.database or "",
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ},
-        )
-    m = re.search(r"latency average = ([\d.]+) ms", r.stdout)
-    if not m:
-        raise RuntimeError(r.stderr or r.stdout)
-    return float(m.group(1))
+    scripts = []
+    for off in OFFSETS:
+        q, _, params = fs.page_sql(coll, fs.ItemsRequest(limit=PAGE, offset=off))
+        q = re.sub(r"(?<![:\w]):(\w+)", lambda m, p=params: repr(p[m.group(1)]), q)
+        sql = "SET jit = off; " + q + ";"  # as the server runs it
+        scripts.append(" ".join(sql.split()) + "\n")
+    return pgbench_latency(url, scripts, seconds)
 
 
 def main() -> None:

@@ -18,15 +18,11 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import tempfile
-from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from bench.common import OUT
+from bench.common import OUT, pgbench_latency
 from bench.http_load import Result, bench_database, start_landlink, start_tipg, wrk_load
 from gis.tiles import tile_for
 
@@ -62,45 +58,13 @@ def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int =
     with eng.connect() as c:
         ts = tilesets(c)["parcels"]
     eng.dispose()
-    files = []
-    with tempfile.TemporaryDirectory() as d:
-        for i, (x, y) in enumerate(tiles):
-            params = tile_params(ts, z, x, y)  # as the server binds them (gis/tiles.render)
-            sql = re.sub(r"%\((\w+)\)s", lambda m, p=params: repr(p[m.group(1)]), ts.sql(z, False))
-            f = Path(d) / f"t{i}.sql"
-            # as the server runs it: JIT off (gis/tiles.render)
-            f.write_text("SET jit = off;\n" + " ".join(sql.split()) + ";\n")
-            files += ["-f", str(f)]
-        u = make_url(url)
-        r = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-M",
-                "prepared",
-                "-c",
-                "1",
-                "-j",
-                "1",
-                "-T",
-                str(seconds),
-                "-h",
-                u.host or "127.0.0.1",
-                "-p",
-                str(u.port or 5432),
-                "-U",
-                u.username or "",
-                *files,
-                u.database or "",
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ},
-        )
-    m = re.search(r"latency average = ([\d.]+) ms", r.stdout)
-    if not m:
-        raise RuntimeError(r.stderr or r.stdout)
-    return float(m.group(1))
+    scripts = []
+    for x, y in tiles:
+        params = tile_params(ts, z, x, y)  # as the server binds them (gis/tiles.render)
+        sql = re.sub(r"%\((\w+)\)s", lambda m, p=params: repr(p[m.group(1)]), ts.sql(z, False))
+        # as the server runs it: JIT off (gis/tiles.render)
+        scripts.append("SET jit = off;\n" + " ".join(sql.split()) + ";\n")
+    return pgbench_latency(url, scripts, seconds, prepared=True)
 
 
 def _row(z: int, mode: str, ll: Result, tp: Result, floor: float) -> dict:
