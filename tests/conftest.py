@@ -32,6 +32,29 @@ os.environ["DATABASE_URL"] = TEST_URL
 get_settings.cache_clear()
 
 
+# Figures a test measures and prints without asserting them (e.g. the map's first render):
+# shown in the terminal summary, which output capture does not swallow.
+MEASURED = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[MEASURED] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(MEASURED, [])
+    if lines:
+        terminalreporter.section("measured, not asserted")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def report_measured(pytestconfig: pytest.Config):
+    """``report_measured(line)``: print ``line`` in the run's terminal summary."""
+    return pytestconfig.stash[MEASURED].append
+
+
 def _admin_engine():
     return create_engine(_admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
 

@@ -137,7 +137,7 @@ def cases(city, engine) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run(warm, city, cases):
+def run(warm, city, cases, report_measured):
     """Run the browser script once; every test reads its records. The run works in a private
     folder (not pytest's temp, which a concurrent pytest run may prune); its screenshots and
     exports are then copied to test-artifacts/e2e/."""
@@ -172,8 +172,8 @@ def run(warm, city, cases):
     load = results["steps"].get("load", {})
     timings = load.get("timings", {})
     # measured, printed, not asserted (DOD: first map render under 2 s on this machine)
-    print(
-        f"\n[e2e] first map render {timings.get('firstRender')} ms after navigation "
+    report_measured(
+        f"[e2e] first map render {timings.get('firstRender')} ms after navigation "
         f"(map load {timings.get('load')} ms; goto to ready {load.get('wall_ms')} ms; "
         f"sources {load.get('mode')}); second visit "
         f"{results['steps'].get('reload', {}).get('timings', {}).get('firstRender')} ms; "
