@@ -19,5 +19,6 @@ COPY . /app
 COPY --from=web /web/vendor/ /app/app/static/vendor/
 RUN pip install --no-cache-dir -e .
 EXPOSE 8000
-# Migrate, load the sample city (idempotent: a re-run changes nothing), analyse, serve.
-CMD ["sh", "-c", "landlink migrate && landlink import-dir sample_shapefiles && landlink analyse-all && landlink serve --host 0.0.0.0 --port 8000"]
+# Migrate, load the sample city (idempotent: a re-run changes nothing), analyse as of the
+# sample survey's reference_date (as `make demo` does), serve.
+CMD ["sh", "-c", "landlink migrate && landlink import-dir sample_shapefiles && landlink analyse-all --as-of \"$(sed -n 's/.*\"reference_date\": *\"\\([0-9-]*\\)\".*/\\1/p' sample_shapefiles/planted.json)\" && landlink serve --host 0.0.0.0 --port 8000"]
