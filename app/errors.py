@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("landlink")
@@ -42,6 +44,28 @@ def error_body(status: int, message: str, **extra) -> dict:
     return {"error": _CODES.get(status, "error"), "message": message, **extra}
 
 
+def database_trouble(exc: BaseException) -> str | None:
+    """What to tell the caller when ``exc`` says the database is out of reach or too busy
+    (answered 503: the request was fine, try again); None for any other error."""
+    if isinstance(exc, PoolTimeout):
+        return "the server is busy (every database connection in use); try again in a moment"
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
+    if not isinstance(orig, psycopg.OperationalError):
+        return None
+    state = getattr(orig, "sqlstate", None) or ""
+    if state == "57014":
+        return (
+            "the database cancelled the query (statement timeout); narrow the request "
+            "(bbox, filters, a smaller limit) and try again"
+        )
+    if state.startswith("40"):
+        return "the request collided with a concurrent change in the database; try again"
+    return (
+        "database unreachable; is it running ('landlink db up') and is DATABASE_URL right? "
+        "Try again once it is"
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -68,6 +92,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        trouble = database_trouble(exc)
+        if trouble is not None:
+            log.warning("database trouble on %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse(error_body(503, trouble), 503, headers={"Retry-After": "5"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             error_body(

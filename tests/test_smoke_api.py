@@ -1,4 +1,12 @@
+import os
+import subprocess
+import sys
+import time
+
+import httpx
 from sqlalchemy import text
+
+from tests.conftest import _free_port
 
 
 def test_health_reports_versions(http):
@@ -23,3 +31,42 @@ def test_layers_lists_every_contract_layer(http, db):
     assert all(x["count"] == 0 for x in r.json()["layers"])
     with db.connect() as c:
         assert c.execute(text("SELECT count(*) FROM districts")).scalar() == 0
+
+
+def test_database_out_of_reach_is_a_json_503_everywhere():
+    """A real server whose database is down: every data endpoint says so (503, JSON, what to
+    do), none answers a bare 500."""
+    port = _free_port()
+    dead = f"postgresql://nobody@127.0.0.1:{_free_port()}/none"
+    env = {**os.environ, "DATABASE_URL": dead}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(base + "/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        for path in (
+            "/health",
+            "/api/layers",
+            "/api/land/idle",
+            "/api/evaluations?year=2025",
+            "/ogc/collections",
+            "/tiles/parcels/14/13700/6700.mvt",
+            "/tiles/parcels.json",
+        ):
+            r = httpx.get(base + path, timeout=30)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            body = r.json()
+            assert body["error"] == "unavailable"
+            assert "landlink db up" in body["message"] and "DATABASE_URL" in body["message"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
