@@ -362,3 +362,32 @@ def test_enterprise_points_keep_their_source_crs(db, tmp_path):
     with db.connect() as c:
         got = dict(c.execute(text("SELECT uscc, source_crs FROM enterprises")).all())
     assert got == {uscc(1): "gcj02", uscc(2): "EPSG:4549", uscc(3): None}
+
+
+def test_enterprises_as_point_layers_gpkg_and_geojson_with_gcj02(db, tmp_path):
+    """QY may come as a point layer: a GeoPackage in EPSG:4549 stored as it is; a GeoJSON of
+    AMap lon/lat marked ``--crs gcj02`` converted to WGS84 before projecting."""
+    import geopandas as gpd
+
+    to_wgs = Transformer.from_crs(4549, 4326, always_xy=True)
+    lon, lat = to_wgs.transform(X0 + 70, Y0 + 30)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    rows = {"TYSHXYDM": [uscc(1)], "QYMC": ["甲企业"], "HYDM": ["3911"]}
+    gpkg = tmp_path / "QY.gpkg"
+    gpd.GeoDataFrame(rows, geometry=[shapely.Point(X0 + 10, Y0 + 20)], crs=4549).to_file(gpkg)
+    geojson = tmp_path / "QY.geojson"
+    rows2 = {**rows, "TYSHXYDM": [uscc(2)], "QYMC": ["乙企业"]}
+    gpd.GeoDataFrame(rows2, geometry=[shapely.Point(float(glon), float(glat))], crs=4326).to_file(
+        geojson
+    )
+    import_file(db, "qy", gpkg)
+    import_file(db, "qy", geojson, ImportOptions(crs="gcj02"))
+    with db.connect() as c:
+        got = {
+            u: (n, shapely.from_wkt(w).coords[0])
+            for u, n, w in c.execute(text("SELECT uscc, name, ST_AsText(geom) FROM enterprises"))
+        }
+    assert got[uscc(1)] == ("甲企业", (X0 + 10, Y0 + 20))
+    x, y = got[uscc(2)][1]
+    assert got[uscc(2)][0] == "乙企业"
+    assert np.hypot(x - (X0 + 70), y - (Y0 + 30)) < 0.5  # metres, after GCJ-02 -> WGS84
