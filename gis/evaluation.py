@@ -125,8 +125,10 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
             )
         ),
         "missing": by_group(
-            lambda inds: (
-                "to_jsonb(array_remove(ARRAY["
+            lambda inds: (  # most rows miss nothing: skip building their array
+                "CASE WHEN "
+                + " AND ".join(f"v.{i} IS NOT NULL" for i in inds)
+                + " THEN '[]'::jsonb ELSE to_jsonb(array_remove(ARRAY["
                 + ", ".join(
                     f"CASE WHEN v.{i} IS NULL THEN "
                     f"jsonb_build_object('indicator', '{i}', 'scored', "
@@ -134,7 +136,7 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
                     + ") END"
                     for i in inds
                 )
-                + "], NULL))"
+                + "], NULL)) END"
             )
         ),
     }
@@ -168,13 +170,12 @@ def evaluate(
             f"""
             {"SELECT 1" if year is None else "DELETE FROM evaluations WHERE year = :year"};
             CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
-            SELECT DISTINCT ep.from_key AS uscc, sp.from_key AS supply_no
-            FROM links ep
-            JOIN links sp ON sp.kind = 'supply_parcel' AND sp.to_key = ep.to_key
-                 AND sp.from_key IS NOT NULL
-            WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
-            UNION
-            SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL;
+            SELECT uscc, supply_no FROM (  -- linkage's enterprise -> parcel <- supply links
+                SELECT ep.uscc, sp.supply_no
+                FROM _ep_link ep JOIN _sp_link sp ON sp.parcel_no = ep.parcel_no
+                UNION ALL
+                SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL
+            ) x GROUP BY 1, 2;
             ANALYZE _own_supply;
             CREATE TEMP TABLE _building ON COMMIT DROP AS
             SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
@@ -243,6 +244,8 @@ def evaluate(
             FROM _scored WHERE not_graded = ''
             WINDOW p AS (PARTITION BY year, grp),
                    w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
+            ANALYZE _ranked;
+            ANALYZE _bench;
             INSERT INTO evaluations (year, uscc, name, industry_code, "group", evaluated, graded,
                 area_mu, land_basis, score, class, rank, group_size, indicators, benchmarks, points,
                 missing, not_evaluated_reason, not_graded_reason, district_code, platform_code,

@@ -65,17 +65,21 @@ def prepare_flags(conn: Connection, rules: IndicatorRules) -> None:
         text(
             f"""
             CREATE TEMP TABLE _entflags ON COMMIT DROP AS
+            -- each platform's featured prefixes as LIKE patterns: one array test per enterprise
+            WITH fp AS (
+                SELECT pt.code, array_agg(f.prefix || '%') AS pats
+                FROM platforms pt CROSS JOIN LATERAL unnest(pt.featured_industries) n
+                JOIN ({featured}) f ON f.name = trim(n)
+                GROUP BY pt.code
+            )
             SELECT e.uscc, zp.to_key IS NOT NULL AS in_platform,
-                EXISTS (SELECT 1 FROM platforms pt
-                        CROSS JOIN LATERAL unnest(pt.featured_industries) n
-                        JOIN ({featured}) f ON f.name = trim(n)
-                        WHERE pt.code = zp.to_key
-                          AND e.industry_code LIKE f.prefix || '%') AS featured,
-                EXISTS (SELECT 1 FROM ({hightech}) h
-                        WHERE e.industry_code LIKE h.prefix || '%') AS hightech
+                coalesce(e.industry_code LIKE ANY (fp.pats), false) AS featured,
+                coalesce(e.industry_code LIKE ANY (
+                    ARRAY(SELECT h.prefix || '%' FROM ({hightech}) h)), false) AS hightech
             FROM enterprises e
             LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
                  AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
+            LEFT JOIN fp ON fp.code = zp.to_key
             """
         )
     )

@@ -103,8 +103,10 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
     }
     # links is written without its indexes (built once at the end, several times cheaper than
     # maintained row by row); the steps read what they need of earlier steps from temp tables
-    # (_ep_link: enterprise -> parcel; _pzone: parcel -> zone shares)
-    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep_link, _pzone")
+    # (_ep_link: enterprise -> parcel with method and parcel area; _sp_link: supply -> parcel;
+    # _pzone: parcel -> zone shares), kept for gis/per_mu.py and gis/evaluation.py (dropped
+    # by per_mu.drop_temp, or at commit)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep_link, _sp_link, _pzone")
     with bulk_reload(conn, "links"):
         _enterprise_parcel(conn, p)
         _supply_parcel(conn, p)
@@ -115,7 +117,6 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
         conn.exec_driver_sql("ANALYZE _pzone")
         for level, table in ZONES.items():
             _enterprise_zone(conn, p, level, table)
-    conn.exec_driver_sql("DROP TABLE _ep_link, _pzone")
     rows = conn.execute(
         text(
             "SELECT kind, coalesce(method, 'unlinked') AS m, count(*) FROM links "
@@ -134,20 +135,21 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
         conn,
         f"""
             CREATE TEMP TABLE _keyed ON COMMIT DROP AS
-            SELECT DISTINCT e.uscc, pa.parcel_no
+            SELECT DISTINCT e.uscc, pa.parcel_no, pa.area_m2
             FROM enterprises e CROSS JOIN LATERAL unnest(e.parcel_nos) k(no)
             JOIN parcels pa ON pa.parcel_no = k.no;
             CREATE TEMP TABLE _contained ON COMMIT DROP AS
-            SELECT DISTINCT ON (e.uscc) e.uscc, pa.parcel_no
+            SELECT DISTINCT ON (e.uscc) e.uscc, pa.parcel_no, pa.area_m2
             FROM enterprises e
             JOIN parcels pa ON pa.geom && e.geom AND ST_Contains(pa.geom, e.geom)
             WHERE NOT EXISTS (SELECT 1 FROM _keyed k WHERE k.uscc = e.uscc)
             ORDER BY e.uscc, pa.area_m2, pa.parcel_no;
             CREATE TEMP TABLE _nearest ON COMMIT DROP AS
-            SELECT e.uscc, n.parcel_no, n.d
+            SELECT e.uscc, n.parcel_no, n.d, n.area_m2
             FROM enterprises e
             CROSS JOIN LATERAL (
-                SELECT pa.parcel_no, ST_Distance(pa.geom, e.geom) AS d FROM parcels pa
+                SELECT pa.parcel_no, ST_Distance(pa.geom, e.geom) AS d, pa.area_m2
+                FROM parcels pa
                 WHERE ST_DWithin(pa.geom, e.geom, :near)
                 ORDER BY pa.geom <-> e.geom, pa.parcel_no LIMIT 1
             ) n
@@ -184,9 +186,9 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
               AND NOT EXISTS (SELECT 1 FROM _contained c WHERE c.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _nearest n WHERE n.uscc = e.uscc);
             CREATE TEMP TABLE _ep_link ON COMMIT DROP AS
-            SELECT uscc, parcel_no FROM _keyed UNION ALL
-            SELECT uscc, parcel_no FROM _contained UNION ALL
-            SELECT uscc, parcel_no FROM _nearest;
+            SELECT uscc, parcel_no, 'key' AS method, area_m2 AS parcel_m2 FROM _keyed UNION ALL
+            SELECT uscc, parcel_no, 'contains', area_m2 FROM _contained UNION ALL
+            SELECT uscc, parcel_no, 'nearest', area_m2 FROM _nearest;
             ANALYZE _ep_link;
             DROP TABLE _keyed, _contained, _nearest;
             """,
@@ -199,7 +201,7 @@ def _supply_parcel(conn: Connection, p: dict) -> None:
     run_sql(
         conn,
         f"""
-            CREATE TEMP TABLE _sp ON COMMIT DROP AS
+            CREATE TEMP TABLE _sp_link ON COMMIT DROP AS
             SELECT s.supply_no, pa.parcel_no, 'key' AS method, NULL::float8 AS share
             FROM parcels pa JOIN supplies s ON s.supply_no = pa.supply_no;
             CREATE TEMP TABLE _spo ON COMMIT DROP AS
@@ -209,11 +211,11 @@ def _supply_parcel(conn: Connection, p: dict) -> None:
             JOIN supplies s ON s.geom && pa.geom AND ST_Intersects(s.geom, pa.geom)
             WHERE NOT EXISTS (SELECT 1 FROM supplies x WHERE x.supply_no = pa.supply_no)
             ORDER BY pa.parcel_no, 3 DESC, s.supply_no;
-            INSERT INTO _sp SELECT supply_no, parcel_no, 'overlap', share FROM _spo
+            INSERT INTO _sp_link SELECT supply_no, parcel_no, 'overlap', share FROM _spo
             WHERE share >= :sov;
             INSERT INTO links ({_COLS})
             SELECT 'supply_parcel', supply_no, parcel_no, method, NULL, round(share::numeric, 4),
-                   true, NULL, :rule, :run, :as_of FROM _sp;
+                   true, NULL, :rule, :run, :as_of FROM _sp_link;
             INSERT INTO links ({_COLS})
             SELECT 'supply_parcel', NULL, pa.parcel_no, NULL, NULL, NULL, true,
                    CASE WHEN pa.supply_no IS NOT NULL
@@ -225,14 +227,15 @@ def _supply_parcel(conn: Connection, p: dict) -> None:
                    END,
                    :rule, :run, :as_of
             FROM parcels pa LEFT JOIN _spo o ON o.parcel_no = pa.parcel_no
-            WHERE NOT EXISTS (SELECT 1 FROM _sp x WHERE x.parcel_no = pa.parcel_no);
+            WHERE NOT EXISTS (SELECT 1 FROM _sp_link x WHERE x.parcel_no = pa.parcel_no);
             INSERT INTO links ({_COLS})
             SELECT 'supply_parcel', s.supply_no, NULL, NULL, NULL, NULL, true,
                    'no parcel names this DZJGH or lies ' || round(:sov * 100)
                    || ' % within it (not yet surveyed?)', :rule, :run, :as_of
             FROM supplies s
-            WHERE NOT EXISTS (SELECT 1 FROM _sp x WHERE x.supply_no = s.supply_no);
-            DROP TABLE _sp, _spo;
+            WHERE NOT EXISTS (SELECT 1 FROM _sp_link x WHERE x.supply_no = s.supply_no);
+            ANALYZE _sp_link;
+            DROP TABLE _spo;
             """,
         {**p, "rule": rule},
     )
@@ -333,8 +336,7 @@ def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
                    row_number() OVER (PARTITION BY uscc ORDER BY m2 DESC, code) = 1 AS is_primary
             FROM (
                 WITH ep AS (
-                    SELECT l.uscc, pa.parcel_no, pa.area_m2
-                    FROM _ep_link l JOIN parcels pa ON pa.parcel_no = l.parcel_no
+                    SELECT l.uscc, l.parcel_no, l.parcel_m2 AS area_m2 FROM _ep_link l
                 ), tot AS (SELECT uscc, sum(area_m2) AS total FROM ep GROUP BY uscc)
                 SELECT ep.uscc, z.code, sum(ep.area_m2 * z.share) AS m2,
                        min(tot.total) AS total

@@ -60,7 +60,10 @@ def _ratio_sql() -> str:
     )
 
 
-TEMP_TABLES = ("_share", "_pz", "_ez", "_fig", "_psum", "_zsum", "_entflags")
+OWN_TEMP = ("_ep", "_share", "_ez", "_fig", "_psum", "_zsum")
+# and those made before compute: _entflags (gis/indicators.py), _ep_link, _sp_link and _pzone
+# (gis/linkage.py)
+TEMP_TABLES = (*OWN_TEMP, "_entflags", "_ep_link", "_sp_link", "_pzone")
 
 
 def drop_temp(conn: Connection) -> None:
@@ -72,23 +75,38 @@ def drop_temp(conn: Connection) -> None:
 def compute(conn: Connection, run_id: int, as_of: date) -> dict:
     """Rebuild ``enterprise_land`` and ``per_mu``; returns counts."""
     p = {"run": run_id, "as_of": as_of, "mu": MU, "lrule": LAND_RULE, "prule": PER_MU_RULE}
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES[:-1])}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(OWN_TEMP)}")
     with bulk_reload(conn, "enterprise_land"):
         run_sql(
             conn,
             """
+            -- each enterprise -> parcel link with the number of enterprises on the parcel
+            -- (n_ent) and of the enterprise's parcels (n_par)
+            CREATE TEMP TABLE _ep ON COMMIT DROP AS
+            SELECT l.uscc, l.parcel_no, l.method, l.parcel_m2, pc.n AS n_ent, ec.n AS n_par
+            FROM _ep_link l
+            JOIN (SELECT parcel_no, count(*) AS n FROM _ep_link GROUP BY 1) pc USING (parcel_no)
+            JOIN (SELECT uscc, count(*) AS n FROM _ep_link GROUP BY 1) ec USING (uscc);
+            ANALYZE _ep;
+            -- a parcel only one enterprise is linked to is its whole (share 1, n 1) in every
+            -- year; only the shared parcels need the split of each year (and its sort)
             CREATE TEMP TABLE _share ON COMMIT DROP AS
-            SELECT *, parcel_m2 * share AS land_m2 FROM (
-                SELECT o.year, o.uscc, l.to_key AS parcel_no, l.method, pa.area_m2 AS parcel_m2,
+            SELECT o.year, o.uscc, ep.parcel_no, ep.method, ep.parcel_m2, 1::float8 AS share,
+                   ep.parcel_m2 AS land_m2, 1::bigint AS n, ep.n_par
+            FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc
+            WHERE ep.n_ent = 1
+            UNION ALL
+            SELECT year, uscc, parcel_no, method, parcel_m2, share, parcel_m2 * share, n, n_par
+            FROM (
+                SELECT o.year, o.uscc, ep.parcel_no, ep.method, ep.parcel_m2,
                        CASE WHEN count(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0)
                                  OVER w = count(*) OVER w
                             THEN o.declared_land_m2 / sum(o.declared_land_m2) OVER w
-                            ELSE 1.0 / count(*) OVER w END AS share
-                FROM links l
-                JOIN outputs o ON o.uscc = l.from_key
-                JOIN parcels pa ON pa.parcel_no = l.to_key
-                WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL
-                WINDOW w AS (PARTITION BY o.year, l.to_key)
+                            ELSE 1.0 / count(*) OVER w END AS share,
+                       count(*) OVER w AS n, ep.n_par
+                FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc
+                WHERE ep.n_ent > 1
+                WINDOW w AS (PARTITION BY o.year, ep.parcel_no)
             ) x;
             ANALYZE _share;
             INSERT INTO enterprise_land (year, uscc, area_m2, area_mu, basis, parcel_nos,
@@ -108,11 +126,15 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                    :lrule, :run, :as_of
             FROM outputs o
             LEFT JOIN (
-                -- one sort by (year, uscc, parcel_no) feeds the arrays in parcel order (and the
-                -- sum in a fixed order) instead of a sort per enterprise-year and array
+                -- an enterprise on one parcel needs no aggregate; for the others one sort by
+                -- (year, uscc, parcel_no) feeds the arrays in parcel order (and the sum in a
+                -- fixed order) instead of a sort per enterprise-year and array
+                SELECT year, uscc, land_m2 AS m2, ARRAY[parcel_no] AS nos, ARRAY[share] AS shares
+                FROM _share WHERE n_par = 1
+                UNION ALL
                 SELECT year, uscc, sum(land_m2) AS m2, array_agg(parcel_no) AS nos,
                        array_agg(share) AS shares
-                FROM (SELECT * FROM _share ORDER BY year, uscc, parcel_no) o
+                FROM (SELECT * FROM _share WHERE n_par > 1 ORDER BY year, uscc, parcel_no) o
                 GROUP BY year, uscc
             ) s ON s.year = o.year AND s.uscc = o.uscc
             LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
@@ -120,17 +142,11 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
             """,
             p,
         )
-    # parcel -> zone shares, and each enterprise's primary zones (for counts and evaluations)
+    # each enterprise's primary zones (for counts and evaluations); parcel -> zone shares are
+    # linkage's _pzone
     run_sql(
         conn,
         """
-        CREATE TEMP TABLE _pz ON COMMIT DROP AS
-        SELECT from_key AS parcel_no, substr(kind, 8) AS level, to_key AS code, share
-        FROM links
-        WHERE kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
-          AND to_key IS NOT NULL;
-        CREATE INDEX ON _pz (parcel_no);
-        ANALYZE _pz;
         CREATE TEMP TABLE _ez ON COMMIT DROP AS
         SELECT from_key AS uscc,
                max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district,
@@ -183,10 +199,19 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                    :prule, :run, :as_of
             FROM (SELECT f.*, f.area_m2 * :mu AS area_mu FROM _fig f) x;
             CREATE TEMP TABLE _psum ON COMMIT DROP AS
+            -- a parcel-year with one enterprise needs no aggregate (the sums of one row)
+            SELECT s.parcel_no AS code, s.year, s.parcel_m2 AS area_m2, s.land_m2,
+                   1::bigint AS n, {
+                ", ".join(f"s.land_m2 / f.area_m2 * f.{c} AS {c}" for c in allc)
+            }
+            FROM _share s JOIN _fig f ON f.year = s.year AND f.uscc = s.uscc
+            WHERE s.n = 1
+            UNION ALL
             SELECT s.parcel_no AS code, s.year, min(s.parcel_m2) AS area_m2,
                    sum(s.land_m2) AS land_m2, count(*) AS n,
                    {", ".join(f"sum(s.land_m2 / f.area_m2 * f.{c}) AS {c}" for c in allc)}
             FROM _share s JOIN _fig f ON f.year = s.year AND f.uscc = s.uscc
+            WHERE s.n > 1
             GROUP BY s.parcel_no, s.year;
             ANALYZE _psum;
             INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
@@ -206,7 +231,7 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                 FROM (
                     SELECT z.level, z.code, p.year, p.land_m2 * z.share AS land_m2,
                            {", ".join(f"p.{c} * z.share AS {c}" for c in allc)}
-                    FROM _psum p JOIN _pz z ON z.parcel_no = p.code
+                    FROM _psum p JOIN _pzone z ON z.parcel_no = p.code
                     UNION ALL
                     SELECT v.level, v.code, f.year, f.area_m2, {", ".join(f"f.{c}" for c in allc)}
                     FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
@@ -216,13 +241,15 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                 ) x
                 GROUP BY level, code, year
             ) g
-            LEFT JOIN (  -- enterprises whose primary zone this is
-                SELECT v.level, v.code, f.year, count(*) AS n
+            LEFT JOIN (  -- enterprises whose primary zone this is (one pass, three groupings)
+                SELECT CASE WHEN GROUPING(ez.district) = 0 THEN 'district'
+                            WHEN GROUPING(ez.platform) = 0 THEN 'platform'
+                            ELSE 'corridor' END AS level,
+                       coalesce(ez.district, ez.platform, ez.corridor) AS code, f.year,
+                       count(*) AS n
                 FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
-                CROSS JOIN LATERAL (VALUES ('district', ez.district),
-                    ('platform', ez.platform), ('corridor', ez.corridor)) v(level, code)
-                WHERE v.code IS NOT NULL
-                GROUP BY 1, 2, 3
+                GROUP BY GROUPING SETS ((ez.district, f.year), (ez.platform, f.year),
+                                        (ez.corridor, f.year))
             ) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year;
             INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
                 ratios
