@@ -17,7 +17,8 @@ enterprise's CC figures allocated to zones in proportion to its land there.
                    ``high_tech_output_share``: GYZCZ of high-tech industries ÷ GYZCZ (%).
 
 Each value has the previous year's value, the change (value − previous) and a rank among the
-level's zones that year (1 = best; "lower" indicators rank ascending; ties share the rank).
+level's zones that year (1 = best; "lower" indicators rank ascending; ties share the rank; values
+are compared rounded to 1e-6, so equal figures tie whatever order their sums were added in).
 Tax, energy and emission indicators are ``restricted`` (analysts only).
 """
 
@@ -230,8 +231,11 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
     )
     long["change"] = long.value - long.previous
     asc = long.better == "lower"
-    rank_hi = long.groupby(["level", "year", "indicator"]).value.rank(method="min", ascending=False)
-    rank_lo = long.groupby(["level", "year", "indicator"]).value.rank(method="min", ascending=True)
+    # ranked on values rounded to 1e-6: zone sums are floating-point sums whose last digits
+    # follow the order the database added them in, and equal figures must tie whatever it was
+    by = long.value.round(6).groupby([long.level, long.year, long.indicator])
+    rank_hi = by.rank(method="min", ascending=False)
+    rank_lo = by.rank(method="min", ascending=True)
     long["rank"] = np.where(asc, rank_lo, rank_hi)
     long = long.astype(object).where(long.notna(), None)
     records = long.to_dict("records")
