@@ -122,7 +122,7 @@ def cmd_plan_report(ns) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add ``classify`` and ``plan`` to the ``landlink`` command."""
-    from gis.plan_models import KINDS
+    from gis.plan_names import KINDS
 
     cl = sub.add_parser("classify", help="platform kinds (四类平台, §4), recorded as a run")
     cl.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")

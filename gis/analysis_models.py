@@ -28,6 +28,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from gis.analysis_columns import (  # noqa: F401  (re-exported for the readers)
+    RATIO_COLUMNS,
+    RESTRICTED_COLUMNS,
+    SUM_COLUMNS,
+)
 from gis.models import metadata
 
 LINK_KINDS = (
@@ -105,37 +110,9 @@ enterprise_land = Table(
     Index("ix_enterprise_land_uscc", "uscc"),
 )
 
-# Per-mu figures of every enterprise, parcel, platform, district and corridor and year.
-_SUMS = (
-    "gross_output",  # 万元
-    "revenue",  # 万元
-    "value_added",  # 万元
-    "tax_paid",  # 万元
-    "energy_tce",  # tce
-    "emissions_t",  # t
-    "rd_spending",  # 万元
-    "employees",  # persons
-)
-_RATIOS = (
-    "output_per_mu",  # 亩均产值 GYZCZ/亩, 万元/亩
-    "revenue_per_mu",  # 亩均营业收入 YYSR/亩, 万元/亩
-    "va_per_mu",  # 亩均增加值 GYZJZ/亩, 万元/亩
-    "tax_per_mu",  # 亩均税收 SJSJ/亩, 万元/亩
-    "va_per_energy",  # 单位能耗增加值 GYZJZ/ZHNH, 万元/tce
-    "va_per_emission",  # 单位排放增加值 GYZJZ/PFDL, 万元/t
-    "labour_productivity",  # 全员劳动生产率 GYZJZ/CYRS, 万元/人
-    "rd_intensity",  # R&D 强度 YFFY/YYSR, %
-)
-SUM_COLUMNS = _SUMS
-RATIO_COLUMNS = _RATIOS
-RESTRICTED_COLUMNS = (
-    "tax_paid",
-    "energy_tce",
-    "emissions_t",
-    "tax_per_mu",
-    "va_per_energy",
-    "va_per_emission",
-)
+# Per-mu figures of every enterprise, parcel, platform, district and corridor and year
+# (columns in gis/analysis_columns.py).
+_SUMS, _RATIOS = SUM_COLUMNS, RATIO_COLUMNS
 
 per_mu = Table(
     "per_mu",

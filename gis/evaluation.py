@@ -26,7 +26,9 @@ One row in ``evaluations`` per enterprise with output (CC) in a year:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import threading
 import time
 from contextlib import nullcontext
 from datetime import date
@@ -45,21 +47,20 @@ def _q(values: list[str]) -> str:
     return "ARRAY[" + ", ".join("'" + v.replace("'", "") + "'" for v in values) + "]::text[]"
 
 
-def _bench_sql(group: str, weights: dict[str, float]) -> str:
-    """Benchmarks of one group and year: the mean of each indicator over the evaluated."""
+def _bench_sql(indicators: list[str]) -> str:
+    """Benchmarks of a group and year: the mean of each indicator over the evaluated."""
     return ", ".join(
-        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) AS b_{i}" for i in weights
+        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) AS b_{i}" for i in indicators
     )
 
 
 def _bench_json_sql(group: str, weights: dict[str, float]) -> str:
     """The benchmarks of each year of one group as JSON (one row per year)."""
     js = ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in weights)
-    return f"""
-        SELECT year, '{group}' AS grp, jsonb_build_object({js}) AS bj
-        FROM (SELECT year, {_bench_sql(group, weights)} FROM _ev WHERE grp = '{group}'
-              GROUP BY year) b0
-    """
+    return (
+        f"SELECT year, '{group}' AS grp, jsonb_build_object({js}) AS bj "
+        f"FROM _b0 WHERE grp = '{group}'"
+    )
 
 
 def _group_sql(
@@ -86,8 +87,7 @@ def _group_sql(
         (f"{final(i)} AS f_{i}" if i in weights else f"NULL::float8 AS f_{i}") for i in all_inds
     )
     return f"""
-        (WITH b0 AS (SELECT year, {_bench_sql(group, weights)} FROM _ev WHERE grp = '{group}'
-                     GROUP BY year),
+        (WITH b0 AS (SELECT * FROM _b0 WHERE grp = '{group}'),
               q AS (SELECT v.*, {bcols}, {pts}
                     FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b0 b USING (year)),
               m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
@@ -160,7 +160,7 @@ def evaluate(
         "c3": c3,
     }
     ratio_cols = sorted(set(rules.above_weights) | set(rules.below_weights))
-    ratios = ", ".join(f"pm.{c}" for c in ratio_cols)
+    ratios = ", ".join(f"o.{c}" for c in ratio_cols)
     mm = rules.mean_points_if_missing
     js = _json_sql({"above": rules.above_weights, "below": rules.below_weights}, mm)
     ymatch = "(CAST(:year AS int) IS NULL OR o.year = :year)"
@@ -204,11 +204,11 @@ def evaluate(
             CREATE TEMP TABLE _ev ON COMMIT DROP AS
             SELECT o.year, o.uscc, e.name, e.industry_code,
                    CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
-                   el.basis, el.area_mu, el.reason AS land_reason,
-                   el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min) AS evaluated,
+                   o.basis, o.area_mu, o.reason AS land_reason,
+                   o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min) AS evaluated,
                    {ratios},
                    -- why an evaluated enterprise is not graded ('' = graded, NULL = not evaluated)
-                   CASE WHEN el.basis <> 'none' AND (e.above_size OR el.area_mu >= :below_min)
+                   CASE WHEN o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min)
                    THEN concat_ws('; ',
                        CASE WHEN left(e.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
                             THEN 'utility (GB/T 4754 division ' || left(e.industry_code, 2) || ')'
@@ -218,16 +218,17 @@ def evaluate(
                             THEN 'founded under ' || :new_years || ' years ago (first output year '
                                  || fy.first_year || ')' END,
                        bl.reason) END AS not_graded
-            FROM outputs o
+            FROM _fig o  -- gis/per_mu.py: land, CC figures and ratios of each enterprise-year
             JOIN enterprises e ON e.uscc = o.uscc
-            JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
             JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
                  ON fy.uscc = o.uscc
             CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
-            LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = o.uscc AND pm.year = o.year
             LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc
             WHERE {ymatch};
             ANALYZE _ev;
+            -- the benchmarks (means) of every year and group, in one pass over _ev
+            CREATE TEMP TABLE _b0 ON COMMIT DROP AS
+            SELECT year, grp, {_bench_sql(ratio_cols)} FROM _ev GROUP BY year, grp;
             CREATE TEMP TABLE _bench ON COMMIT DROP AS
             {_bench_json_sql("above", rules.above_weights)}
             UNION ALL
@@ -242,7 +243,7 @@ def evaluate(
             -- (distinct below 9e9), and far cheaper to sort
             SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
             FROM _scored WHERE not_graded = ''
-            WINDOW p AS (PARTITION BY year, grp),
+            WINDOW p AS (PARTITION BY year, grp = 'above'),  -- the groups, sorted as booleans
                    w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
             ANALYZE _ranked;
             ANALYZE _bench;
@@ -271,7 +272,7 @@ def evaluate(
             LEFT JOIN _bench bj ON bj.year = v.year AND bj.grp = v.grp
             LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
             LEFT JOIN _ez ez ON ez.uscc = v.uscc;
-            DROP TABLE _ev, _own_supply, _building, _bench, _scored, _ranked
+            DROP TABLE _ev, _own_supply, _building, _b0, _bench, _scored, _ranked
             """,
             p,
         )
@@ -332,6 +333,8 @@ def run_chain(
     """
     from gis import indicators, linkage, per_mu
 
+    # the §7 step needs pandas: import it on the idle client core while the database works
+    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     rules = rules or get_rules()
     as_of = as_of or date.today()
     t0 = time.perf_counter()

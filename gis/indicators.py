@@ -27,8 +27,6 @@ from __future__ import annotations
 import json
 from datetime import date
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Connection, text
 
 from gis.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
@@ -84,7 +82,7 @@ def prepare_flags(conn: Connection, rules: IndicatorRules) -> None:
             """
         )
     )
-    conn.exec_driver_sql("CREATE INDEX ON _entflags (uscc)")
+    conn.exec_driver_sql("ANALYZE _entflags")  # joined by hash; no index needed
 
 
 def _featured_sql(rules: IndicatorRules) -> str:
@@ -99,6 +97,11 @@ def _hightech_sql(rules: IndicatorRules) -> str:
 
 def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -> dict:
     """Rebuild ``area_indicators`` from this transaction's zone sums; returns counts and notes."""
+    # imported here, not at the top: gis.evaluation.run_chain starts importing pandas in the
+    # background while the database computes the steps before this one
+    import numpy as np
+    import pandas as pd
+
     featured = _featured_sql(rules)
     notes: list[str] = []
     unmapped = conn.execute(
@@ -258,4 +261,6 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
 
 
 def _f(v) -> float | None:
+    import pandas as pd
+
     return None if v is None or pd.isna(v) else round(float(v), 6)

@@ -113,10 +113,31 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
         _projects(conn, p)
         for level, table in ZONES.items():
             _parcel_zone(conn, p, level, table)
-        conn.exec_driver_sql("CREATE INDEX ON _pzone (parcel_no)")
         conn.exec_driver_sql("ANALYZE _pzone")
+        # enterprise -> zone by its parcels' area, every level in one pass
+        run_sql(
+            conn,
+            """
+            CREATE TEMP TABLE _ezo ON COMMIT DROP AS
+            SELECT level, uscc, code, 'overlap' AS method,
+                   round((m2 / total)::numeric, 6) AS share,
+                   row_number() OVER (PARTITION BY level, uscc ORDER BY m2 DESC, code) = 1
+                       AS is_primary
+            FROM (
+                WITH tot AS (SELECT uscc, sum(parcel_m2) AS total FROM _ep_link GROUP BY uscc)
+                SELECT z.level, ep.uscc, z.code, sum(ep.parcel_m2 * z.share) AS m2,
+                       min(tot.total) AS total
+                FROM _ep_link ep JOIN tot USING (uscc)
+                JOIN _pzone z ON z.parcel_no = ep.parcel_no
+                GROUP BY z.level, ep.uscc, z.code
+            ) s
+            WHERE m2 > 0
+            """,
+            p,
+        )
         for level, table in ZONES.items():
             _enterprise_zone(conn, p, level, table)
+        conn.exec_driver_sql("DROP TABLE _ezo")
     rows = conn.execute(
         text(
             "SELECT kind, coalesce(method, 'unlinked') AS m, count(*) FROM links "
@@ -308,6 +329,7 @@ def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
                        ({_ov("z.geom", "pa.geom", "pa.area_m2")}) / pa.area_m2 AS share
                 FROM parcels pa
                 JOIN {table} z ON z.geom && pa.geom AND ST_Intersects(z.geom, pa.geom)
+                OFFSET 0  -- each overlap computed once (not again for the filter and the sort)
             ) s
             WHERE share > 0;
             INSERT INTO links ({_COLS})
@@ -332,19 +354,7 @@ def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
         conn,
         f"""
             CREATE TEMP TABLE _ez1 ON COMMIT DROP AS
-            SELECT uscc, code, 'overlap' AS method, round((m2 / total)::numeric, 6) AS share,
-                   row_number() OVER (PARTITION BY uscc ORDER BY m2 DESC, code) = 1 AS is_primary
-            FROM (
-                WITH ep AS (
-                    SELECT l.uscc, l.parcel_no, l.parcel_m2 AS area_m2 FROM _ep_link l
-                ), tot AS (SELECT uscc, sum(area_m2) AS total FROM ep GROUP BY uscc)
-                SELECT ep.uscc, z.code, sum(ep.area_m2 * z.share) AS m2,
-                       min(tot.total) AS total
-                FROM ep JOIN tot USING (uscc)
-                JOIN _pzone z ON z.level = :level AND z.parcel_no = ep.parcel_no
-                GROUP BY ep.uscc, z.code
-            ) s
-            WHERE m2 > 0;
+            SELECT uscc, code, method, share, is_primary FROM _ezo WHERE level = :level;
             INSERT INTO _ez1
             SELECT DISTINCT ON (e.uscc) e.uscc, z.code, 'contains', 1.0, true
             FROM enterprises e

@@ -30,7 +30,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
-from gis.analysis_models import RATIO_COLUMNS, SUM_COLUMNS
+from gis.analysis_columns import RATIO_COLUMNS, SUM_COLUMNS
 from gis.layers import M2_PER_MU
 from gis.linkage import bulk_reload, run_sql
 
@@ -53,11 +53,15 @@ RATIOS = {
 assert set(RATIOS) == set(RATIO_COLUMNS)
 
 
-def _ratio_sql() -> str:
-    return ", ".join(
+def _ratio_exprs() -> list[str]:
+    return [
         f"CASE WHEN {den} > 0 AND {num} IS NOT NULL THEN {num} / {den} * {k} END"
         for num, den, k in RATIOS.values()
-    )
+    ]
+
+
+def _ratio_sql() -> str:
+    return ", ".join(_ratio_exprs())
 
 
 OWN_TEMP = ("_ep", "_share", "_ez", "_fig", "_psum", "_zsum")
@@ -157,7 +161,6 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
         WHERE kind IN ('enterprise_district', 'enterprise_platform', 'enterprise_corridor')
           AND is_primary AND to_key IS NOT NULL
         GROUP BY from_key;
-        CREATE UNIQUE INDEX ON _ez (uscc);
         ANALYZE _ez
         """,
         p,
@@ -167,12 +170,19 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
     cols = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
     extras = ("out_featured", "out_hightech", "out_platform")
     allc = cols + extras
+    ratios_if_land = ", ".join(
+        f"CASE WHEN basis <> 'none' THEN {r} END AS {c}"
+        for r, c in zip(_ratio_exprs(), RATIOS, strict=True)
+    )
     with bulk_reload(conn, "per_mu"):
         run_sql(
             conn,
             f"""
+            -- every enterprise-year with output: its land, CC figures and (with land) per-mu
+            -- ratios, for the per_mu rows, the zone sums and the evaluation
             CREATE TEMP TABLE _fig ON COMMIT DROP AS
-            SELECT o.year, o.uscc, el.area_m2, el.basis,
+            SELECT *, {ratios_if_land} FROM (
+            SELECT o.year, o.uscc, el.area_m2, el.area_mu, el.basis, el.reason,
                    o.gross_output, o.revenue, o.value_added, o.tax_paid,
                    CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
                    CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
@@ -189,15 +199,15 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                    CASE WHEN fl.in_platform THEN o.gross_output END AS out_platform
             FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
             LEFT JOIN _entflags fl ON fl.uscc = o.uscc
-            WHERE el.basis <> 'none';
+            ) f;
             ANALYZE _fig;
             INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
                 ratios
             },
                                 rule, run_id, as_of)
-            SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {_ratio_sql()},
+            SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {ratios},
                    :prule, :run, :as_of
-            FROM (SELECT f.*, f.area_m2 * :mu AS area_mu FROM _fig f) x;
+            FROM _fig WHERE basis <> 'none';
             CREATE TEMP TABLE _psum ON COMMIT DROP AS
             -- a parcel-year with one enterprise needs no aggregate (the sums of one row)
             SELECT s.parcel_no AS code, s.year, s.parcel_m2 AS area_m2, s.land_m2,
@@ -248,6 +258,7 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
                        coalesce(ez.district, ez.platform, ez.corridor) AS code, f.year,
                        count(*) AS n
                 FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
+                WHERE f.basis <> 'none'
                 GROUP BY GROUPING SETS ((ez.district, f.year), (ez.platform, f.year),
                                         (ez.corridor, f.year))
             ) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year;

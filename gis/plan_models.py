@@ -37,16 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from gis.layers import STORAGE_SRID
 from gis.models import metadata
-
-KINDS = (
-    "consolidate_host",
-    "consolidate_member",
-    "to_innovation",
-    "retain_upgrade",
-    "phase_out",
-)
-FUNCTIONS = ("keep_industrial", "to_m0", "redevelop", "exit")
-ALLOCATION_LEVELS = ("district", "platform", "corridor")
+from gis.plan_names import ALLOCATION_LEVELS, FUNCTIONS, KINDS
 
 platform_kind_overrides = Table(
     "platform_kind_overrides",
