@@ -145,7 +145,11 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
 def evaluate(
     conn: Connection, run_id: int, as_of: date, rules: EvaluationRules, year: int | None = None
 ) -> dict:
-    """Rebuild ``evaluations`` for ``year`` (every year with output when None); returns counts."""
+    """Rebuild ``evaluations`` for ``year`` (every year with output when None); returns counts.
+
+    Reads temp tables made earlier in this transaction by ``linkage.link_all`` (``_ep_link``,
+    ``_sp_link``) and ``per_mu.compute`` (``_fig``): call it through ``run_chain``.
+    """
     c1, c2, c3 = rules.class_cutoffs
     p = {
         "run": run_id,
