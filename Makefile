@@ -87,4 +87,4 @@ bench: migrate
 
 clean-db:
 	-$(LANDLINK) db down
-	rm -rf .pgdata
+	rm -rf "$$(readlink -f .pgdata)" .pgdata  # .pgdata may link into /var/lib/postgresql

@@ -29,7 +29,10 @@ def _run(
 
 
 def _paths(s: Settings) -> tuple[Path, Path, Path]:
-    base = s.pg_data_dir
+    """The cluster's data folder, socket folder and log, as the server is given them: resolved
+    (``.pgdata`` may be a link into /var/lib/postgresql, see :func:`_ensure_reachable`), so the
+    ``postgres`` user never has to pass through the private folder holding the link."""
+    base = s.pg_data_dir.resolve()
     return base / "data", base / "run", base / "postgres.log"
 
 
@@ -63,23 +66,59 @@ def _psql(s: Settings, sql: str, db: str = "postgres") -> str:
     return r.stdout.strip()
 
 
+def _reachable(path: Path) -> bool:
+    """Whether the ``postgres`` user can reach into ``path`` (every folder on the way)."""
+    probe = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(path)], capture_output=True
+    )
+    return probe.returncode == 0
+
+
+_LINKED_HOME = Path("/var/lib/postgresql/landlink")
+
+
+def linked_target(s: Settings) -> Path:
+    """Where the data lives when ``pg_data_dir`` is in a folder ``postgres`` cannot reach:
+    /var/lib/postgresql/landlink/<hash of the absolute path>."""
+    digest = hashlib.sha256(str(s.pg_data_dir.absolute()).encode()).hexdigest()[:12]
+    return _LINKED_HOME / digest
+
+
 def _ensure_reachable(s: Settings) -> None:
     """As root, the server runs as ``postgres``, which must reach the data folder. A checkout
-    under a private folder (e.g. /root) is not reachable: then the data lives under
-    /var/lib/postgresql/landlink/<hash of the path> and ``.pgdata`` is a link to it."""
-    if not _AS_ROOT or s.pg_data_dir.exists():
+    under a private folder (e.g. /root, mode 700) is not reachable: then the data lives under
+    /var/lib/postgresql/landlink/<hash of the path>, ``.pgdata`` is a link to it, and the server
+    is handed the resolved paths (:func:`_paths`). A link made earlier is kept (and its target
+    re-created if it was removed); a real folder in a reachable place is used as it is."""
+    if not _AS_ROOT:
         return
-    parent = s.pg_data_dir.parent
-    probe = subprocess.run(
-        ["runuser", "-u", "postgres", "--", "test", "-x", str(parent)], capture_output=True
-    )
-    if probe.returncode == 0:
+    d = s.pg_data_dir
+    if d.is_symlink():
+        target = d.resolve()
+        if not target.exists():
+            target.mkdir(parents=True)
+        if not _reachable(target.parent):
+            raise RuntimeError(
+                f"{d} links to {target}, which the postgres user cannot reach; remove the link "
+                "('make clean-db') and run 'landlink db up' again"
+            )
         return
-    digest = hashlib.sha256(str(s.pg_data_dir.resolve()).encode()).hexdigest()[:12]
-    target = Path("/var/lib/postgresql/landlink") / digest
+    d.parent.mkdir(parents=True, exist_ok=True)
+    if _reachable(d if d.is_dir() else d.parent):
+        return
+    if d.exists():
+        leftovers = {p.name for p in d.iterdir()}
+        if (d / "data" / "PG_VERSION").exists() or not leftovers <= {"data", "run", "postgres.log"}:
+            raise RuntimeError(
+                f"{d} holds a cluster, but the postgres user cannot reach it (a private folder "
+                "such as /root); move it to a folder postgres can reach and set "
+                "LANDLINK_PG_DATA_DIR, or remove it ('make clean-db') to start afresh"
+            )
+        shutil.rmtree(d)  # what a failed earlier start left: an empty cluster folder
+    target = linked_target(s)
     target.mkdir(parents=True, exist_ok=True)
     shutil.chown(target.parent, "postgres", "postgres")
-    s.pg_data_dir.symlink_to(target, target_is_directory=True)
+    d.symlink_to(target, target_is_directory=True)
 
 
 def up(s: Settings) -> str:
@@ -90,11 +129,11 @@ def up(s: Settings) -> str:
             "postgresql-15 and postgresql-15-postgis-3 (make deps does it)"
         )
     _ensure_reachable(s)
-    data, run, log = _paths(s)
     s.pg_data_dir.mkdir(parents=True, exist_ok=True)
+    data, run, log = _paths(s)
     run.mkdir(parents=True, exist_ok=True)
     if _AS_ROOT:
-        shutil.chown(s.pg_data_dir, "postgres", "postgres")
+        shutil.chown(data.parent, "postgres", "postgres")
         shutil.chown(run, "postgres", "postgres")
     if not (data / "PG_VERSION").exists():
         _run(
@@ -129,6 +168,10 @@ def up(s: Settings) -> str:
                 str(data),
                 "-l",
                 str(log),
+                # the port and socket folder as configured now (a cluster made under an
+                # earlier path or port still starts where the settings look for it)
+                "-o",
+                f"-p {s.pg_port} -k '{run}'",
                 "-w",
                 "-t",
                 "60",
