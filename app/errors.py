@@ -50,9 +50,16 @@ def database_trouble(exc: BaseException) -> str | None:
     if isinstance(exc, PoolTimeout):
         return "the server is busy (every database connection in use); try again in a moment"
     orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
-    if not isinstance(orig, psycopg.OperationalError):
+    # SQLAlchemy saw the connection die under the statement (whatever the driver raised)
+    lost = bool(getattr(exc, "connection_invalidated", False))
+    if not lost and not isinstance(orig, psycopg.OperationalError):
         return None
     state = getattr(orig, "sqlstate", None) or ""
+    if lost or state.startswith("57P"):  # terminated, crashed, shutting down or starting up
+        return (
+            "the database closed the connection (restarted, or ended by an administrator); "
+            "try again in a moment"
+        )
     if state == "57014":
         return (
             "the database cancelled the query (statement timeout); narrow the request "
