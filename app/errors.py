@@ -1,12 +1,17 @@
-"""Every HTTP error is JSON: ``{"error": code, "message": text a person can act on, ...}``.
+"""Every HTTP error is an RFC 9457 problem: ``application/problem+json`` with ``type``,
+``title``, ``status`` and ``detail``, plus ``{"error": code, "message": text a person can act on,
+...}`` (``detail`` is ``message``; ``type`` is ``about:blank``, so ``title`` is the HTTP reason
+phrase).
 
 Never a stack trace: unexpected exceptions are logged server-side and answered with a 500 that
-says so.
+says so. Those answers (and the 503s for database trouble) come from :class:`ContainErrors`,
+which does not re-raise, so the server keeps the client's connection open.
 """
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -16,6 +21,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("landlink")
+
+PROBLEM_JSON = "application/problem+json"
 
 _CODES = {
     400: "bad_request",
@@ -40,8 +47,33 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def error_body(status: int, message: str, **extra) -> dict:
-    return {"error": _CODES.get(status, "error"), "message": message, **extra}
+    return {
+        "type": "about:blank",
+        "title": _title(status),
+        "status": status,
+        "detail": message,
+        "error": _CODES.get(status, "error"),
+        "message": message,
+        **extra,
+    }
+
+
+def problem(status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    """The error response: ``error_body`` served as ``application/problem+json``. A 503 says
+    when to try again (``Retry-After: 5`` unless ``headers`` give one)."""
+    if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": "5"}
+    return JSONResponse(
+        error_body(status, message, **extra), status, headers=headers, media_type=PROBLEM_JSON
+    )
 
 
 def database_trouble(exc: BaseException) -> str | None:
@@ -73,19 +105,77 @@ def database_trouble(exc: BaseException) -> str | None:
     )
 
 
+_INTERNAL = (
+    "internal error; the server log has the details. If it persists, report the request you made."
+)
+
+
+def _nul_in_text(exc: BaseException) -> bool:
+    """psycopg refuses a text value holding a NUL byte (PostgreSQL cannot store one): the
+    caller sent it, e.g. inside a JSON body."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, (psycopg.DataError, ValueError)) and "NUL (0x00)" in str(orig)
+
+
+def unexpected(request: Request, exc: BaseException) -> JSONResponse:
+    """The answer to an exception no route handled: 503 for database trouble (with
+    Retry-After), 400 for a NUL byte that reached the database, else a logged 500."""
+    trouble = database_trouble(exc)
+    if trouble is not None:
+        log.warning("database trouble on %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, trouble, headers={"Retry-After": "5"})
+    if _nul_in_text(exc):
+        return problem(400, "a text value holds a NUL byte (\\u0000), which no field may hold")
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, _INTERNAL)
+
+
+class ContainErrors:
+    """ASGI middleware around the app: answers any exception that escapes it (see
+    :func:`unexpected`) and does not re-raise, so the server keeps the connection open.
+    (Starlette's own handler for ``Exception`` re-raises after answering, and uvicorn then
+    closes the connection.) An exception after the response has started cannot be answered
+    any more and is re-raised."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message) -> None:  # type: ignore[no-untyped-def]
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:
+                raise
+            await unexpected(Request(scope), exc)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    """The error handlers, and :class:`ContainErrors` and the parameter check
+    (:class:`app.params.CheckParams`) as middleware. Call it after adding every other
+    middleware that may raise, so that ContainErrors wraps them."""
+    from app.params import CheckParams
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
-        return JSONResponse(error_body(exc.status, exc.message, **exc.extra), exc.status)
+        return problem(exc.status, exc.message, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         msg = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and msg == "Not Found":
             msg = "no such resource; see /docs for the API"
-        return JSONResponse(
-            error_body(exc.status_code, msg), exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        return problem(exc.status_code, msg, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
@@ -93,22 +183,12 @@ def install(app: FastAPI) -> None:
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}")
-        return JSONResponse(
-            error_body(422, "invalid request: " + "; ".join(problems), problems=problems), 422
-        )
+        return problem(422, "invalid request: " + "; ".join(problems), problems=problems)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        trouble = database_trouble(exc)
-        if trouble is not None:
-            log.warning("database trouble on %s %s: %s", request.method, request.url.path, exc)
-            return JSONResponse(error_body(503, trouble), 503, headers={"Retry-After": "5"})
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            error_body(
-                500,
-                "internal error; the server log has the details. "
-                "If it persists, report the request you made.",
-            ),
-            500,
-        )
+        # reached only for an exception outside ContainErrors (Starlette then re-raises)
+        return unexpected(request, exc)
+
+    app.add_middleware(CheckParams)
+    app.add_middleware(ContainErrors)

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, text
 
 from gis.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
@@ -472,20 +473,35 @@ def _blocks(
 # --------------------------------------------------------------------------------------------
 
 
+MAX_TAX_WEIGHT = 10.0  # the tax weight is an exponent: larger ones overflow a float
+MAX_WEIGHT = 1e6
+MAX_MU = 1e9  # no city has more land (亩); larger amounts overflow the integer allocation
+
+
 def _weights(req: PlanRequest, rules: PlanRules) -> PlanWeights:
     w = rules.weights.model_dump()
     if req.weights:
         unknown = set(req.weights) - {"tax", "corridor", "kinds"}
         if unknown:
             raise PlanRefused(f"unknown weights {sorted(unknown)}: use tax, corridor, kinds")
+        if not isinstance(req.weights.get("kinds") or {}, dict):
+            raise PlanRefused('weights.kinds must be an object such as {"to_innovation": 0.5}')
         kinds = {**w["kinds"], **(req.weights.get("kinds") or {})}
         bad = set(kinds) - set(KINDS)
         if bad:
             raise PlanRefused(f"unknown kinds in weights: {sorted(bad)}; kinds are {KINDS}")
         w = {**w, **{k: v for k, v in req.weights.items() if k != "kinds"}, "kinds": kinds}
-    out = PlanWeights.model_validate(w)
+    try:
+        out = PlanWeights.model_validate(w)
+    except ValidationError as e:  # a weight that is not a number
+        raise PlanRefused(f"weights must be numbers: {e.errors()[0]['msg']}") from None
     if out.tax < 0 or out.corridor < 0 or any(v < 0 for v in out.kinds.values()):
         raise PlanRefused("weights must be >= 0")
+    if out.tax > MAX_TAX_WEIGHT or max([out.corridor, *out.kinds.values()]) > MAX_WEIGHT:
+        raise PlanRefused(
+            f"weights too large: tax at most {MAX_TAX_WEIGHT} (an exponent), "
+            f"corridor and kinds at most {MAX_WEIGHT}"
+        )
     return out
 
 
@@ -493,10 +509,10 @@ def _validate(req: PlanRequest, rules: PlanRules, as_of: date) -> float:
     share = rules.corridor_min_share if req.corridor_min_share is None else req.corridor_min_share
     if not (0.0 <= share <= 1.0):
         raise PlanRefused(f"corridor_min_share {share} must lie between 0 and 1")
-    if req.new_land_mu < 0 or not math.isfinite(req.new_land_mu):
-        raise PlanRefused("new_land_mu must be a number >= 0 (亩)")
-    if req.floor_mu < 0 or not math.isfinite(req.floor_mu):
-        raise PlanRefused("floor_mu must be a number >= 0 (亩)")
+    if not 0 <= req.new_land_mu <= MAX_MU:  # also refuses NaN
+        raise PlanRefused(f"new_land_mu must be a number from 0 to {MAX_MU:g} (亩)")
+    if not 0 <= req.floor_mu <= MAX_MU:
+        raise PlanRefused(f"floor_mu must be a number from 0 to {MAX_MU:g} (亩)")
     if req.target_year < as_of.year:
         raise PlanRefused(f"target_year {req.target_year} is before the as-of year {as_of.year}")
     if not req.name or not req.name.strip():

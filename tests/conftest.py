@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -121,25 +124,59 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(engine):
-    """A real uvicorn server on 127.0.0.1 serving the app against the test database."""
+@contextmanager
+def uvicorn_thread(app, log_level: str = "warning"):
+    """A real uvicorn server on 127.0.0.1 for ``app`` in a thread of this process: its URL."""
     import uvicorn
 
-    from app.main import create_app
-
     port = _free_port()
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(100):
         if srv.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(5)
+
+
+@contextmanager
+def serve_process(database_url: str, log: Path | None = None):
+    """`landlink serve` as its own process on a free port against ``database_url`` (its
+    output to ``log``, else discarded): its URL once it answers."""
+    port = _free_port()
+    with open(log or os.devnull, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": database_url},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(base + "/docs", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def server(engine):
+    """A real uvicorn server on 127.0.0.1 serving the app against the test database."""
+    from app.main import create_app
+
+    with uvicorn_thread(create_app()) as url:
+        yield url
 
 
 @pytest.fixture
@@ -194,3 +231,42 @@ def sample_engine(engine):
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sample_server(sample_engine, tmp_path_factory):
+    """A live `landlink serve` (its own process) on an analysed copy of the sample city, as
+    `make demo` serves it: ``(base_url, engine, analyst_token, server_log_path)``.
+
+    The copy (CREATE DATABASE ... TEMPLATE) keeps the analyses out of ``sample_engine``.
+    """
+    import json
+    from datetime import date
+
+    from app.cli import analysis_steps
+    from gis import tokens
+
+    name = f"{TEST_DB}_served"
+    url = _admin_url.set(database=name).render_as_string(hide_password=False)
+    sample_engine.dispose()
+    admin = _admin_engine()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{sample_engine.url.database}"'))
+    eng = create_engine(url)
+    as_of = date.fromisoformat(
+        json.loads((SAMPLE_DIR / "planted.json").read_text())["reference_date"]
+    )
+    for _, step in analysis_steps(as_of):
+        step(eng)
+    with eng.begin() as c:
+        token = tokens.create(c, "analyst", "sample_server")
+    log = tmp_path_factory.mktemp("sample_server") / "server.log"
+    try:
+        with serve_process(url, log) as base:
+            yield base, eng, token, log
+    finally:
+        eng.dispose()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -264,7 +264,7 @@ def test_derived_collections_from_the_latest_detection(city, db):
 def test_errors_are_json_naming_the_problem(city, url, status, says):
     r = city.get(url)
     assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
+    assert r.headers["content-type"].startswith("application/problem+json")
     assert says in r.json()["message"]
 
 

@@ -1,12 +1,7 @@
-import os
-import subprocess
-import sys
-import time
-
 import httpx
 from sqlalchemy import text
 
-from tests.conftest import _free_port
+from tests.conftest import _free_port, serve_process
 
 
 def test_health_reports_versions(http):
@@ -20,8 +15,10 @@ def test_health_reports_versions(http):
 def test_unknown_path_is_json_404(http):
     r = http.get("/no/such/thing")
     assert r.status_code == 404
-    assert r.headers["content-type"].startswith("application/json")
-    assert "message" in r.json()
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["message"] == body["detail"] and body["status"] == 404
+    assert body["title"] == "Not Found" and body["type"] == "about:blank"
 
 
 def test_layers_lists_every_contract_layer(http, db):
@@ -36,23 +33,8 @@ def test_layers_lists_every_contract_layer(http, db):
 def test_database_out_of_reach_is_a_json_503_everywhere():
     """A real server whose database is down: every data endpoint says so (503, JSON, what to
     do), none answers a bare 500."""
-    port = _free_port()
     dead = f"postgresql://nobody@127.0.0.1:{_free_port()}/none"
-    env = {**os.environ, "DATABASE_URL": dead}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(base + "/docs", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serve_process(dead) as base:
         for path in (
             "/health",
             "/api/layers",
@@ -67,6 +49,3 @@ def test_database_out_of_reach_is_a_json_503_everywhere():
             body = r.json()
             assert body["error"] == "unavailable"
             assert "landlink db up" in body["message"] and "DATABASE_URL" in body["message"]
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -6,14 +6,13 @@ review is an internal step before land is supplied. Nothing is written.
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from app.deps import Caller, engine_dep, require
 from app.errors import ApiError
+from app.params import AsOf, Wan
 from gis.admission import AdmissionInputError, AdmissionRequest, check
 
 router = APIRouter(tags=["admission (项目准入)"])
@@ -27,10 +26,10 @@ class AdmissionBody(BaseModel):
     crs: str = Field("EPSG:4326", description="CRS of the location: EPSG:4326, 4490 or 4549")
     parcel_no: str | None = Field(None, description="an existing parcel (DKBH) instead")
     industry_code: str = Field(description="GB/T 4754-2017 industry code, 2-4 digits")
-    investment_total: float = Field(ge=0, description="投资总额, 万元")
-    expected_output: float = Field(ge=0, description="expected annual output (产值), 万元")
-    expected_tax: float = Field(ge=0, description="expected annual tax (税收), 万元")
-    as_of: date | None = None
+    investment_total: Wan = Field(description="投资总额, 万元")
+    expected_output: Wan = Field(description="expected annual output (产值), 万元")
+    expected_tax: Wan = Field(description="expected annual tax (税收), 万元")
+    as_of: AsOf | None = None
 
 
 @router.post("/api/admission/check")

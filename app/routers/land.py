@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
+from app.params import AsOf, DbInt, Mu, Offset
 from gis import detection, export
 from gis.export import to_geojson_features
 from gis.land_summary import KINDS, SUMMARY_FIELDS, LandQuery, QueryError, list_items, summary
@@ -129,17 +130,17 @@ def _list_endpoint(kind: str, status_param: str):
         district: str | None = Query(None, description="XZQDM (largest area share)"),
         platform: str | None = Query(None, description="PTDM (largest area share)"),
         corridor: str | None = Query(None, description="ZLDM: CXKC or CDZZ"),
-        min_mu: float | None = Query(None, ge=0, description="minimum area in 亩"),
+        min_mu: Mu | None = Query(None, description="minimum area in 亩"),
         bbox: str | None = Query(None, description="minx,miny,maxx,maxy (default lon/lat)"),
         bbox_crs: str | None = Query(None, alias="bbox-crs"),
         intersects: str | None = Query(None, description="a GeoJSON Polygon in CRS84"),
         status: str | None = Query(None, alias=status_param),
         age_band: str | None = Query(None, description="unsupplied only: <1,1-2,2-3,3-5,>=5"),
         records_disagree: bool | None = Query(None, description="idle only"),
-        run: int | None = Query(None, description="detection run id (default: the latest)"),
+        run: DbInt | None = Query(None, description="detection run id (default: the latest)"),
         sort: str | None = Query(None, description="field, -field for descending; comma list"),
         limit: int | None = Query(None, ge=1, le=MAX_PAGE),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
         format: str = Query("json", pattern=FORMAT_PATTERN),
         who: Caller = Depends(caller),
         engine: Engine = Depends(engine_dep),
@@ -199,7 +200,7 @@ router.add_api_route(
 async def land_summary(
     request: Request,
     level: str = Query("district", pattern="^(district|platform|corridor)$"),
-    run: int | None = Query(None),
+    run: DbInt | None = Query(None),
     format: str = Query("json", pattern=FORMAT_PATTERN),
     engine: Engine = Depends(engine_dep),
 ) -> Response:
@@ -217,7 +218,7 @@ def list_detections(engine: Engine = Depends(engine_dep)) -> dict:
 
 @router.post("/api/detections", status_code=201)
 async def create_detection(
-    as_of: date | None = Query(None, description="YYYY-MM-DD (default: today)"),
+    as_of: AsOf | None = Query(None, description="YYYY-MM-DD (default: today)"),
     who: Caller = Depends(require("analyst")),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
@@ -226,12 +227,12 @@ async def create_detection(
 
 
 @router.get("/api/detections/{run_id}")
-def get_detection(run_id: int, engine: Engine = Depends(engine_dep)) -> dict:
+def get_detection(run_id: DbInt, engine: Engine = Depends(engine_dep)) -> dict:
     return _run_call(detection.get_run, engine, run_id)
 
 
 @router.get("/api/detections/{run_id}/diff/{other}")
-def diff_detections(run_id: int, other: int, engine: Engine = Depends(engine_dep)) -> dict:
+def diff_detections(run_id: DbInt, other: DbInt, engine: Engine = Depends(engine_dep)) -> dict:
     """What became and what stopped being unsupplied / idle / low-efficiency going from run
     ``run_id`` to run ``other``, and what changed status (or reasons) in between."""
     return _run_call(detection.diff, engine, run_id, other)

@@ -7,7 +7,6 @@ A request the engine cannot satisfy is refused with 422 and the reason; nothing 
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -18,6 +17,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
+from app.params import BIGINT_MAX, AsOf, DbInt, Mu, Year
 from gis import layout_plan as lp
 
 router = APIRouter(tags=["layout plans (用地布局规划)"])
@@ -25,16 +25,16 @@ router = APIRouter(tags=["layout plans (用地布局规划)"])
 
 class PlanBody(BaseModel):
     name: str = Field("default", min_length=1, description="scenario name; versions count up")
-    target_year: int = Field(ge=2000, le=2100)
-    floor_mu: float = Field(ge=0, description="两底线: total industrial land stays >= this (亩)")
-    new_land_mu: float = Field(ge=0, description="new industrial land the city may supply (亩)")
+    target_year: Year = Field(ge=2000, le=2100)
+    floor_mu: Mu = Field(description="两底线: total industrial land stays >= this (亩)")
+    new_land_mu: Mu = Field(description="new industrial land the city may supply (亩)")
     corridor_min_share: float | None = Field(
         None, ge=0, le=1, description="minimum share of the new land inside the corridors"
     )
     weights: dict | None = Field(
         None, description='{"tax": 1.0, "corridor": 1.0, "kinds": {"to_innovation": 0.5}}'
     )
-    as_of: date | None = None
+    as_of: AsOf | None = None
 
 
 def _not_found(fn, *args, **kw):
@@ -75,7 +75,7 @@ def list_plans(who: Caller = Depends(caller), engine: Engine = Depends(engine_de
 
 @router.get("/api/plans/{plan_id}")
 def get_plan(
-    plan_id: int,
+    plan_id: DbInt,
     geometry: bool = Query(True, description="include block geometry (GeoJSON, EPSG:4326)"),
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
@@ -86,7 +86,7 @@ def get_plan(
 
 @router.get("/api/plans/{plan_id}/compare/{other}")
 def compare_plans(
-    plan_id: int,
+    plan_id: DbInt,
     other: str,
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
@@ -94,7 +94,7 @@ def compare_plans(
     """Compare with another plan (its id) or with today's land use (``today``)."""
     if other == "today":
         other_id = None
-    elif other.isdigit():
+    elif other.isascii() and other.isdigit() and int(other) <= BIGINT_MAX:
         other_id = int(other)
     else:
         raise ApiError(400, f"compare with a plan id or 'today', not {other!r}")
@@ -103,7 +103,7 @@ def compare_plans(
 
 @router.get("/api/plans/{plan_id}/report")
 async def plan_report(
-    plan_id: int,
+    plan_id: DbInt,
     format: Literal["html", "pdf"] = "html",
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),

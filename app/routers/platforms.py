@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
+from app.params import AsOf
 from gis import platform_kinds as pk
 from gis.plan_models import KINDS
 
@@ -42,7 +43,7 @@ def _classify(engine: Engine, as_of: date | None, analyst: bool) -> dict:
 @router.get("/api/platforms")
 def list_platforms(
     kind: str | None = Query(None, description=f"one of {', '.join(KINDS)}"),
-    as_of: date | None = Query(None, description="date to judge by (default today)"),
+    as_of: AsOf | None = Query(None, description="date to judge by (default today)"),
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
@@ -60,7 +61,7 @@ def list_platforms(
 @router.get("/api/platforms/{code}")
 def get_platform(
     code: str,
-    as_of: date | None = None,
+    as_of: AsOf | None = None,
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
