@@ -26,8 +26,8 @@ def create_app() -> FastAPI:
         "project-land-output linkage, three kinds of land, OGC API and tiles.",
         version="0.1.0",
     )
-    errors.install(app)
     app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing (issue 5)
+    errors.install(app)  # after the middleware above, so that its errors are answered too
     app.include_router(registry.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)

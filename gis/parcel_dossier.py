@@ -96,7 +96,7 @@ def _zone(conn: Connection, table: str, pid: int) -> dict | None:
     )
 
 
-def _supply(conn: Connection, parcel: dict) -> tuple[dict | None, str | None]:
+def _supply(conn: Connection, parcel: dict, pid: int) -> tuple[dict | None, str | None]:
     cols = """s.id, s.supply_no, s.method, s.land_use_code, s.supplied_on, s.grantee_name,
               s.grantee_uscc, s.agreed_start, s.agreed_completion, s.actual_start,
               s.actual_completion, s.stopped_on, s.plot_ratio_min, s.plot_ratio_max,
@@ -120,7 +120,7 @@ def _supply(conn: Connection, parcel: dict) -> tuple[dict | None, str | None]:
         WHERE p.id = :pid
         ORDER BY ST_Area(ST_Intersection(s.geom, p.geom)) DESC, s.id LIMIT 1
         """,
-        pid=parcel["id"],
+        pid=pid,
         mu=MU_PER_M2,
     )
     if s and s.pop("overlap") >= 0.5:
@@ -360,7 +360,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             "platform": _zone(conn, "platforms", pid),
             "corridor": _zone(conn, "corridors", pid),
         }
-        supply, supply_link = _supply(conn, parcel)
+        supply, supply_link = _supply(conn, parcel, pid)
         sid = supply.pop("id") if supply else None
         geom_sql = (
             "(SELECT geom FROM supplies WHERE id = :sid)"

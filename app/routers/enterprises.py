@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep
 from app.errors import ApiError
+from app.params import Offset, Year
 from gis import evaluation_read as er
 from gis import export
 from gis.export import Field
@@ -72,13 +73,13 @@ EVAL_FIELDS = [
 
 @router.get("/api/evaluations")
 def list_evaluations(
-    year: int | None = Query(None, description="ND (default: the latest evaluated year)"),
+    year: Year | None = Query(None, description="ND (default: the latest evaluated year)"),
     group: str | None = Query(
         None, pattern="^(above|below)$", description="above 规上 / below 规下"
     ),
     klass: str | None = Query(None, alias="class", pattern="^[ABCD]$"),
     limit: int | None = Query(None, ge=1, le=MAX_PAGE),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     format: str = FORMAT,
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
@@ -105,10 +106,10 @@ def list_enterprises(
     platform: str | None = Query(None, description="PTDM"),
     industry: str | None = Query(None, description="GB/T 4754 code or prefix"),
     klass: str | None = Query(None, alias="class", pattern="^[ABCD]$"),
-    year: int | None = Query(None, description="the year of the class shown (default: latest)"),
+    year: Year | None = Query(None, description="the year of the class shown (default: latest)"),
     q: str | None = Query(None, description="name (part) or USCC"),
     limit: int | None = Query(None, ge=1, le=MAX_PAGE),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     format: str = FORMAT,
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
@@ -155,7 +156,7 @@ def enterprise_dossier(
 @router.get("/api/indicators")
 def indicators(
     level: str = Query("district", pattern="^(district|platform|corridor)$"),
-    year: int | None = Query(None),
+    year: Year | None = Query(None),
     format: str = FORMAT,
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
@@ -185,7 +186,7 @@ def indicators(
 
 @router.get("/api/backward-capacity")
 def backward_capacity(
-    year: int | None = Query(None),
+    year: Year | None = Query(None),
     format: str = FORMAT,
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
