@@ -43,8 +43,10 @@ def _print_report(report: dict) -> None:
     for e in errors[:15]:
         key = f" [{e['key']}]" if e.get("key") else ""
         print(f"  ERROR {report['file']} {e['where']}{key} field {e['field']}: {e['reason']}")
-    if len(errors) > 15:
-        print(f"  ... {len(errors) - 15} more errors (all of them: --report FILE)")
+    total = report.get("errors_total", len(errors))
+    if total > 15:
+        listed = "" if total == len(errors) else f"; the first {len(errors)} listed"
+        print(f"  ... {total - 15} more errors (--report FILE{listed})")
 
 
 def _import_one(
@@ -79,7 +81,7 @@ def _import_one(
         bar.close()
         _print_report(e.report)
         print(
-            f"REFUSED: {len(e.report['errors'])} bad row(s); nothing was imported "
+            f"REFUSED: {e.report['rejected']} bad row(s); nothing was imported "
             "(--lenient loads the good rows)",
             file=sys.stderr,
         )
@@ -227,10 +229,89 @@ def cmd_sample(ns) -> int:
 def cmd_token(ns) -> int:
     from gis import tokens
 
+    try:
+        until = date.fromisoformat(ns.expires) if ns.expires else None
+        expires_at = tokens.expiry(ns.expires_in_days, until)
+    except ValueError as e:
+        msg = str(e) if str(e).startswith("--") else f"--expires {ns.expires!r}: use YYYY-MM-DD"
+        print(f"ERROR {msg}", file=sys.stderr)
+        return 2
     with _engine().begin() as conn:
-        token = tokens.create(conn, ns.role, ns.name or "")
-    print(f"token for role {ns.role} (shown once; send it as 'Authorization: Bearer <token>'):")
+        token = tokens.create(conn, ns.role, ns.name or "", expires_at)
+    print(
+        f"token {ns.name or ns.role!r} for role {ns.role}, expires "
+        f"{expires_at:%Y-%m-%d %H:%M %Z} (shown once; send it as 'Authorization: Bearer <token>'):"
+    )
     print(token)
+    return 0
+
+
+def _when(t) -> str:  # type: ignore[no-untyped-def]
+    return t.astimezone().strftime("%Y-%m-%d %H:%M") if t else "-"
+
+
+def cmd_token_list(ns) -> int:
+    from gis import tokens
+
+    with _engine().connect() as conn:
+        rows = tokens.list_tokens(conn, include_revoked=not ns.live)
+    print(
+        f"{'id':>4}  {'prefix':9} {'name':20} {'role':8} {'created':17} {'expires':17} "
+        f"{'revoked':17} {'last used':17} state"
+    )
+    for r in rows:
+        print(
+            f"{r['id']:>4}  {(r['prefix'] or '?'):9} {r['name'][:20]:20} {r['role']:8} "
+            f"{_when(r['created_at']):17} {_when(r['expires_at']):17} "
+            f"{_when(r['revoked_at']):17} {_when(r['last_used_at']):17} {r['state']}"
+        )
+    live = sum(r["state"] == "live" for r in rows)
+    print(f"{len(rows)} token(s), {live} live")
+    return 0
+
+
+def cmd_token_revoke(ns) -> int:
+    from gis import tokens
+
+    with _engine().begin() as conn:
+        done = tokens.revoke(conn, ns.name_or_id)
+    if not done:
+        print(
+            f"ERROR no unrevoked token with id or name {ns.name_or_id!r} ('landlink token list')",
+            file=sys.stderr,
+        )
+        return 1
+    for r in done:
+        print(f"revoked token {r['id']} {r['name']!r} ({r['role']}): refused from now on")
+    return 0
+
+
+def cmd_audit(ns) -> int:
+    from gis import audit
+
+    try:
+        since = date.fromisoformat(ns.since) if ns.since else None
+        until = date.fromisoformat(ns.until) if ns.until else None
+    except ValueError:
+        print("ERROR --since / --until: expected YYYY-MM-DD", file=sys.stderr)
+        return 2
+    from datetime import datetime
+
+    def start(d):  # type: ignore[no-untyped-def]
+        return datetime.combine(d, datetime.min.time()).astimezone() if d else None
+
+    with _engine().connect() as conn:
+        res = audit.entries(conn, start(since), start(until), ns.token, ns.limit, 0)
+    print(f"{'when':19} {'token':16} {'role':8} {'rows':>6}  request -> what")
+    for e in res["items"]:
+        at = datetime.fromisoformat(e["at"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        q = f"?{e['query']}" if e["query"] else ""
+        rows = "" if e["rows"] is None else e["rows"]
+        print(
+            f"{at:19} {e['token_name'][:16]:16} {e['role']:8} {rows:>6}  "
+            f"{e['method']} {e['path']}{q[:60]} -> {', '.join(e['what'])}"
+        )
+    print(f"{len(res['items'])} of {res['numberMatched']} restricted read(s)")
     return 0
 
 
@@ -326,6 +407,8 @@ def cmd_detect(ns) -> int:
 def cmd_serve(ns) -> int:
     import uvicorn
 
+    from app.deps import log_config
+
     s = get_settings()
     uvicorn.run(
         "app.main:app",
@@ -333,6 +416,7 @@ def cmd_serve(ns) -> int:
         port=ns.port or s.port,
         workers=ns.workers,
         log_level="info",
+        log_config=log_config(),  # token values in URLs never reach the log
     )
     return 0
 
@@ -396,8 +480,28 @@ def build_parser() -> argparse.ArgumentParser:
     tk_sub = tk.add_subparsers(dest="token_cmd", required=True)
     tc = tk_sub.add_parser("create")
     tc.add_argument("--role", required=True, choices=["viewer", "analyst", "admin"])
-    tc.add_argument("--name")
+    tc.add_argument("--name", help="who or what it is for (default: the role)")
+    exp = tc.add_mutually_exclusive_group()
+    exp.add_argument(
+        "--expires-in-days",
+        type=int,
+        help="lifetime in days (default: 365)",
+    )
+    exp.add_argument("--expires", help="last day it works, YYYY-MM-DD")
     tc.set_defaults(fn=cmd_token)
+    tl = tk_sub.add_parser("list", help="every token: prefix, name, role, dates, state")
+    tl.add_argument("--live", action="store_true", help="leave out revoked tokens")
+    tl.set_defaults(fn=cmd_token_list)
+    tr = tk_sub.add_parser("revoke", help="revoke a token (by id, or every token of a name)")
+    tr.add_argument("name_or_id")
+    tr.set_defaults(fn=cmd_token_revoke)
+
+    au = sub.add_parser("audit", help="reads of restricted data by tokens, newest first")
+    au.add_argument("--since", help="from this day on, YYYY-MM-DD")
+    au.add_argument("--until", help="before this day, YYYY-MM-DD")
+    au.add_argument("--token", help="a token's name")
+    au.add_argument("--limit", type=int, default=50)
+    au.set_defaults(fn=cmd_audit)
 
     aa = sub.add_parser("analyse-all", help="run every analysis on the loaded data (make demo)")
     aa.add_argument(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app import errors
+from app import dblimits, errors
+from app.deps import TokenGate
 from app.routers import (
     admission,
+    audit,
     enterprises,
     land,
     mapdata,
@@ -27,8 +29,11 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing (issue 5)
+    app.add_middleware(TokenGate)  # Bearer tokens only; audit of restricted reads
     errors.install(app)  # after the middleware above, so that its errors are answered too
+    app.add_middleware(dblimits.StatementLimits)  # outermost: every request's SQL is limited
     app.include_router(registry.router)
+    app.include_router(audit.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(land.router)

@@ -99,6 +99,9 @@ api_tokens = Table(
     Column("token_hash", Text, nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("prefix", Text),  # the token's first characters, to tell tokens apart (migration 0010)
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
     CheckConstraint("role IN ('viewer', 'analyst', 'admin')", name="role"),
 )
 

@@ -456,7 +456,9 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
     for e in enterprises:
         e["evaluation"] = classes.get(e["uscc"])
         e["failed_standards"] = [
-            {k: f[k] for k in ("year", "kind", "note")} for f in failed if f["uscc"] == e["uscc"]
+            {k: f[k] for k in ("year", "kind", "note") if analyst or k != "note"}  # SM: analysts
+            for f in failed
+            if f["uscc"] == e["uscc"]
         ]
         e["tax_by_year"] = tax.get(e["uscc"], []) if tax is not None else None
     findings = []

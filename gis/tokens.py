@@ -1,43 +1,168 @@
 """API tokens: created once, shown once, stored as SHA-256 hashes. Roles: viewer < analyst < admin.
 
-No token at all is the public viewer. Analysts see tax, energy and emission figures; admins may
-also import and edit.
+No token at all is the public viewer. Analysts see tax, energy and emission figures (and the
+backward-capacity list and the BD notes); admins may also import and edit.
+
+Every token has an expiry (``DEFAULT_DAYS`` unless told otherwise) and can be revoked; both take
+effect on the next request (each request looks its token up, nothing is cached). Only a short
+prefix of a token is kept in clear, so that a person can tell their tokens apart in
+``landlink token list``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Connection, text
 
 ROLES = ("viewer", "analyst", "admin")
 RANK = {r: i for i, r in enumerate(ROLES)}
+DEFAULT_DAYS = 365  # a new token's lifetime unless --expires-in-days / --expires says otherwise
+MAX_DAYS = 3660  # about ten years
+PREFIX_LEN = 8  # "ll_" and 5 random characters, shown by `token list`
+LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+class TokenError(ValueError):
+    """A token that may not be used (unknown, revoked, expired); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str
+    role: str
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(conn: Connection, role: str, name: str = "") -> str:
+def expiry(days: int | None = None, until: date | None = None) -> datetime:
+    """When a new token stops working: ``days`` from now, or the end of the day ``until``
+    (server local time), else ``DEFAULT_DAYS`` from now."""
+    now = datetime.now(UTC).astimezone()
+    if until is not None:
+        end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=now.tzinfo)
+        if end <= now:
+            raise ValueError(f"--expires {until}: that day is over; give a later date")
+        if end - now > timedelta(days=MAX_DAYS):
+            raise ValueError(f"--expires {until}: at most {MAX_DAYS} days ahead")
+        return end
+    days = DEFAULT_DAYS if days is None else days
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"--expires-in-days {days}: give 1 to {MAX_DAYS}")
+    return now + timedelta(days=days)
+
+
+def create(conn: Connection, role: str, name: str = "", expires_at: datetime | None = None) -> str:
     """Store a new token for ``role``; returns the token itself (never stored)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     token = "ll_" + secrets.token_urlsafe(32)
     conn.execute(
-        text("INSERT INTO api_tokens (name, role, token_hash) VALUES (:n, :r, :h)"),
-        {"n": name or role, "r": role, "h": _hash(token)},
+        text(
+            "INSERT INTO api_tokens (name, role, token_hash, prefix, expires_at) "
+            "VALUES (:n, :r, :h, :p, :e)"
+        ),
+        {
+            "n": name or role,
+            "r": role,
+            "h": _hash(token),
+            "p": token[:PREFIX_LEN],
+            "e": expires_at or expiry(),
+        },
     )
     return token
 
 
+def _when(t: datetime) -> str:
+    return t.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def authenticate(conn: Connection, token: str) -> Token:
+    """The live token ``token`` names, or :class:`TokenError` saying why it is refused.
+
+    Records when it was last used (at most every ``LAST_USED_EVERY``), so ``conn`` should be in
+    a transaction that commits.
+    """
+    row = conn.execute(
+        text(
+            "SELECT id, name, role, expires_at, revoked_at, now() AS now, "
+            "last_used_at IS NULL OR last_used_at < now() - CAST(:every AS interval) AS touch "
+            "FROM api_tokens WHERE token_hash = :h"
+        ),
+        {"h": _hash(token), "every": f"{int(LAST_USED_EVERY.total_seconds())} seconds"},
+    ).first()
+    create_hint = "create a new one with 'landlink token create --role ...'"
+    if row is None:
+        raise TokenError(f"unknown token; {create_hint}")
+    if row.revoked_at is not None:
+        raise TokenError(
+            f"token {row.name!r} was revoked on {_when(row.revoked_at)}; {create_hint}"
+        )
+    if row.expires_at <= row.now:
+        raise TokenError(f"token {row.name!r} expired on {_when(row.expires_at)}; {create_hint}")
+    if row.touch:
+        conn.execute(
+            text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i"), {"i": row.id}
+        )
+    return Token(row.id, row.name, row.role)
+
+
 def lookup(conn: Connection, token: str) -> tuple[str, str] | None:
     """(role, name) of a live token, or None."""
-    row = conn.execute(
-        text("SELECT role, name FROM api_tokens WHERE token_hash = :h AND revoked_at IS NULL"),
-        {"h": _hash(token)},
-    ).first()
-    return (row.role, row.name) if row else None
+    try:
+        t = authenticate(conn, token)
+    except TokenError:
+        return None
+    return t.role, t.name
+
+
+def list_tokens(conn: Connection, include_revoked: bool = True) -> list[dict]:
+    """Every token (never the token itself): id, prefix, name, role, created, expires, revoked,
+    last used, and its state (live, expired, revoked)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT id, prefix, name, role, created_at, expires_at, revoked_at, last_used_at,
+                   CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+                        WHEN expires_at <= now() THEN 'expired' ELSE 'live' END AS state
+            FROM api_tokens
+            WHERE CAST(:all AS boolean) OR revoked_at IS NULL
+            ORDER BY id
+            """
+        ),
+        {"all": include_revoked},
+    ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def revoke(conn: Connection, name_or_id: str) -> list[dict]:
+    """Revoke the token with this id, else every unrevoked token with this name; returns the
+    tokens revoked (empty: nothing matched). Takes effect on the next request."""
+    by_id = name_or_id.isdigit() and int(name_or_id) < 2**63
+    rows = []
+    if by_id:
+        rows = conn.execute(
+            text(
+                "UPDATE api_tokens SET revoked_at = now() WHERE id = :i AND revoked_at IS NULL "
+                "RETURNING id, name, role"
+            ),
+            {"i": int(name_or_id)},
+        ).all()
+    if not rows:
+        rows = conn.execute(
+            text(
+                "UPDATE api_tokens SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL "
+                "RETURNING id, name, role"
+            ),
+            {"n": name_or_id},
+        ).all()
+    return [dict(r._mapping) for r in sorted(rows)]
 
 
 def allows(role: str, needed: str) -> bool:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
-from app.deps import Caller, caller, engine_dep
+from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
 from app.params import Offset, Year
 from gis import evaluation_read as er
@@ -188,14 +188,17 @@ def indicators(
 def backward_capacity(
     year: Year | None = Query(None),
     format: str = FORMAT,
-    who: Caller = Depends(caller),
+    who: Caller = Depends(require("analyst")),
     engine: Engine = Depends(engine_dep),
 ) -> Response:
-    """淘汰落后产能 candidates (§6): key industry, class D or C with a failed standard, land."""
+    """淘汰落后产能 candidates (§6): key industry, class D or C with a failed standard, land.
+    Analysts only (names of enterprises proposed for elimination, with their BD notes)."""
     with engine.connect() as conn:
         res = er.backward_capacity(conn, year)
     if res["year"] is None:
         raise ApiError(404, "no evaluation yet: import output (CC) or run 'landlink evaluate'")
+    who.reads("backward-capacity list", rows=len(res["items"]))
+    who.reads("BD notes")
     if format in ("csv", "xlsx"):
         fields = [
             Field("uscc", "TYSHXYDM", "统一社会信用代码"),

@@ -75,4 +75,4 @@ async def parcel_tax(
 @router.get("/api/whoami")
 def whoami(who: Caller = Depends(caller)) -> dict:
     """The caller's role (``viewer`` without a token); 401 for an unknown token."""
-    return {"role": who.role, "name": who.name, "analyst": who.analyst}
+    return {"role": who.role, "name": who.name, "analyst": who.has_role("analyst")}

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep
 from app.errors import ApiError
+from app.params import BIGINT_MAX
 from gis import features_sql as fs
 from gis import tiles as gt
 from gis.collections import Collection, registry
@@ -62,7 +63,6 @@ ITEMS_PARAMS = {
     "sortby",
     "properties",
     "crs",
-    "token",
 }
 
 
@@ -281,17 +281,47 @@ def _limit(limit: int | None) -> int:
     s = get_settings().tiles
     if limit is None:
         return s.items_default_limit
-    if limit < 1:
-        raise ApiError(400, f"limit={limit}: must be at least 1")
+    if not 1 <= limit <= BIGINT_MAX:
+        raise ApiError(
+            400, f"limit={limit}: must be at least 1 (a page holds at most {s.items_max_limit})"
+        )
     return min(limit, s.items_max_limit)
+
+
+def _offset(offset: int) -> int:
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(400, f"offset={offset}: must be between 0 and {MAX_OFFSET}")
+    return offset
+
+
+# limit and offset are checked by _limit and _offset (OGC API asks for a 400, not a 422); the
+# OpenAPI states their bounds all the same
+MAX_OFFSET = 2**62
+
+
+def _bounds(lo: int, hi: int):  # type: ignore[no-untyped-def]
+    def extra(schema: dict) -> None:
+        for s in schema.get("anyOf", [schema]):
+            if s.get("type") == "integer":
+                s.update(minimum=lo, maximum=hi)
+
+    return extra
+
+
+_LIMIT_SCHEMA = _bounds(1, BIGINT_MAX)
+_OFFSET_SCHEMA = _bounds(0, MAX_OFFSET)
 
 
 @router.get("/collections/{collection_id}/items", summary="Features")
 def items(
     collection_id: str,
     request: Request,
-    limit: int | None = Query(None, description="features per page (clamped to the maximum)"),
-    offset: int = Query(0, ge=0),
+    limit: int | None = Query(
+        None,
+        description="features per page (clamped to the maximum)",
+        json_schema_extra=_LIMIT_SCHEMA,
+    ),
+    offset: int = Query(0, description="features to skip", json_schema_extra=_OFFSET_SCHEMA),
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs axis order"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
     datetime: str | None = Query(None, description="instant or interval a/b, '..' open"),
@@ -321,14 +351,14 @@ def items(
             raise ApiError(
                 400,
                 f"unknown query parameter {k!r}; parameters: "
-                f"{', '.join(sorted(ITEMS_PARAMS - {'token'}))} or a queryable property",
+                f"{', '.join(sorted(ITEMS_PARAMS))} or a queryable property",
             )
     try:
         out_crs = fs.parse_crs(crs, "crs")
         b_crs = fs.parse_crs(bbox_crs, "bbox-crs")
         req = fs.ItemsRequest(
             limit=_limit(limit),
-            offset=offset,
+            offset=_offset(offset),
             bbox=fs.parse_bbox(bbox, b_crs) if bbox else None,
             bbox_crs=b_crs,
             datetime=fs.parse_datetime(datetime) if datetime else None,

@@ -5,7 +5,10 @@
   'use strict';
 
   const LL = (window.__landlink = { errors: [], ready: false, mode: {}, timings: {} });
-  const ORIGIN = window.location.origin;
+  // Every request goes where the page was served from (a gateway's prefix included: the server
+  // writes <base href> into index.html), never to a host named in a server-written link.
+  const BASE = new URL('.', document.baseURI).href;
+  const serverUrl = (path) => BASE + String(path).replace(/^\//, '');
   const TOKEN_KEY = 'landlink.token';
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY) || '',
@@ -43,7 +46,7 @@
   }
 
   async function api(path, opts) {
-    const r = await fetch(path, Object.assign({}, opts, { headers: Object.assign({}, authHeaders(), (opts || {}).headers) }));
+    const r = await fetch(serverUrl(path), Object.assign({}, opts, { headers: Object.assign({}, authHeaders(), (opts || {}).headers) }));
     if (!r.ok) {
       let msg = r.status + ' ' + r.statusText;
       try {
@@ -75,7 +78,7 @@
     if (!echartsLoading) {
       echartsLoading = new Promise((resolve, reject) => {
         const s = document.createElement('script');
-        s.src = '/static/vendor/echarts.min.js';
+        s.src = serverUrl('static/vendor/echarts.min.js');
         s.onload = () => resolve(window.echarts);
         s.onerror = () => reject(new Error('echarts.min.js missing: run make web'));
         document.head.appendChild(s);
@@ -220,32 +223,33 @@
   async function sourceFor(layer, conf) {
     let tj = null;
     if (conf.tiles) try {
-      const r = await fetch(`/tiles/${layer.id}.json`, { headers: authHeaders() });
+      const r = await fetch(serverUrl(`tiles/${layer.id}.json`), { headers: authHeaders() });
       if (r.ok) tj = await r.json();
     } catch (e) {
       tj = null;
     }
     const id = 'src-' + layer.id;
     if (tj && Array.isArray(tj.tiles) && tj.tiles.length) {
-      // absolute as given, else relative to this server (new URL() would escape the {z})
-      const tiles = tj.tiles.map((t) => (/^https?:/.test(t) ? t : ORIGIN + (t.startsWith('/') ? '' : '/tiles/') + t));
+      // this server's tiles from where the page was served, whatever host the TileJSON names
+      // (string work: new URL() would escape the {z})
+      const tiles = tj.tiles.map((t) => (/(^|\/)tiles\//.test(t) ? serverUrl(t.replace(/^(.*?\/)?tiles\//, 'tiles/')) : t));
       const vl = (tj.vector_layers || []).find((v) => v.id === layer.id) || (tj.vector_layers || [])[0];
       const sourceLayer = vl ? vl.id : layer.id;
       const def = { type: 'vector', tiles, minzoom: tj.minzoom || 0, maxzoom: tj.maxzoom || 14, promoteId: { [sourceLayer]: layer.key } };
       if (tj.bounds) def.bounds = tj.bounds;
       return { id, def, sourceLayer, mode: 'tiles' };
     }
-    const url = `${ORIGIN}/api/map/layers/${layer.id}.geojson` + (layer.props ? '?props=' + layer.props.join(',') : '');
+    const gj = serverUrl(`api/map/layers/${layer.id}.geojson`) + (layer.props ? '?props=' + layer.props.join(',') : '');
     // a hidden layer's GeoJSON is fetched when it is first switched on
-    const data = layer.on ? url : { type: 'FeatureCollection', features: [] };
-    return { id, def: { type: 'geojson', data, promoteId: layer.key }, sourceLayer: null, mode: 'geojson', url, loaded: layer.on };
+    const data = layer.on ? gj : { type: 'FeatureCollection', features: [] };
+    return { id, def: { type: 'geojson', data, promoteId: layer.key }, sourceLayer: null, mode: 'geojson', url: gj, loaded: layer.on };
   }
 
   async function buildMap() {
     const conf = state.conf;
     const style = {
       version: 8,
-      glyphs: ORIGIN + '/glyphs/{fontstack}/{range}.pbf',
+      glyphs: BASE + 'glyphs/{fontstack}/{range}.pbf',
       sources: {},
       layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } }],
     };
@@ -266,7 +270,7 @@
         if (l.type === 'symbol') {
           // one label per polygon, at a point on it: tiled polygons get a label in every tile
           const lid = 'labels-' + layer.id;
-          style.sources[lid] = style.sources[lid] || { type: 'geojson', data: `${ORIGIN}/api/map/layers/${layer.id}.geojson?props=code,name&points=true` };
+          style.sources[lid] = style.sources[lid] || { type: 'geojson', data: serverUrl(`api/map/layers/${layer.id}.geojson?props=code,name&points=true`) };
           l.source = lid;
           delete l['source-layer'];
         }
@@ -304,7 +308,7 @@
       localIdeographFontFamily: "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif",
       attributionControl: conf.basemap ? { compact: true } : false,
       maxZoom: 19,
-      transformRequest: (url) => (url.startsWith(ORIGIN) && state.token ? { url, headers: authHeaders() } : { url }),
+      transformRequest: (u) => (u.startsWith(BASE) && state.token ? { url: u, headers: authHeaders() } : { url: u }),
     });
     LL.map = map;
     LL.timings.mapCreated = Math.round(performance.now());
@@ -793,9 +797,39 @@
     $$('.export a').forEach((a) => {
       const p = new URLSearchParams(params);
       p.set('format', a.dataset.format);
-      if (state.token) p.set('token', state.token);
-      a.href = `/api/land/${kind}?${p}`;
+      a.href = serverUrl(`api/land/${kind}?${p}`);
     });
+  }
+
+  // Signed in, an export is fetched with the Authorization header (a token never goes in a URL)
+  // and saved from a blob under the server's file name; public exports stay plain links.
+  async function downloadWithToken(e) {
+    const a = e.target.closest('.export a');
+    if (!a || !state.token) return;
+    e.preventDefault();
+    try {
+      const r = await fetch(a.href, { headers: authHeaders() });
+      if (!r.ok) {
+        let msg = r.status + ' ' + r.statusText;
+        try {
+          msg = (await r.json()).message || msg;
+        } catch (err) {
+          /* not JSON */
+        }
+        throw new Error(msg);
+      }
+      const m = /filename="?([^";]+)"?/.exec(r.headers.get('Content-Disposition') || '');
+      const url = URL.createObjectURL(await r.blob());
+      const tmp = document.createElement('a');
+      tmp.href = url;
+      tmp.download = m ? m[1] : 'export.' + a.dataset.format;
+      document.body.appendChild(tmp);
+      tmp.click();
+      tmp.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      toast('导出失败: ' + err.message, true);
+    }
   }
 
   const KEY_OF = { idle: 'supply_id', unsupplied: 'approval_id', 'low-efficiency': 'parcel_id' };
@@ -1046,6 +1080,7 @@
       runReserve();
     });
     $('#reserve-form').addEventListener('change', (e) => e.target.name !== 'kind' && updateExportLinks());
+    $('#reserve-form .export').addEventListener('click', downloadWithToken);
     $$('.draw button').forEach((b) => b.addEventListener('click', () => setDrawMode(b.dataset.draw)));
     $('#reserve-list').addEventListener('click', (e) => {
       const tr = e.target.closest('tr.row');
