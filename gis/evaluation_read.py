@@ -281,8 +281,9 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
         for r in conn.execute(text(f"{_EVAL_SQL} WHERE v.uscc = :u ORDER BY v.year"), {"u": uscc})
     ]
     out["failed_standards"] = [
-        {k: v for k, v in f.items() if k != "uscc"} for f in flags(conn, uscc=uscc)
-    ]
+        {k: v for k, v in f.items() if k != "uscc" and (analyst or k != "note")}
+        for f in flags(conn, uscc=uscc)
+    ]  # a BD note (SM) is for analysts
     out["restricted_hidden"] = not analyst
     return out
 
