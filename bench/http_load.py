@@ -117,8 +117,32 @@ def _wait(base: str, path: str, proc: subprocess.Popen, timeout: float = 90) -> 
     raise RuntimeError(f"server at {base} did not start")
 
 
-def start_tipg(url: str, workers: int, tables: list[str]) -> Server:
+def _start(
+    name: str, cmd: list[str], env: dict, cwd: Path, ready: str, stdout=subprocess.DEVNULL
+) -> Server:
+    """``cmd`` + ``--host 127.0.0.1 --port <free port>`` in its own process group; waits until
+    ``ready`` answers."""
     port = free_port()
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=str(cwd),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait(base, ready, proc)
+    return Server(name, base, proc)
+
+
+def _uvicorn(python: Path, app: str, workers: int) -> list[str]:
+    """bench/serve.py (uvicorn with TCP_NODELAY) serving ``app`` quietly."""
+    return [str(python), str(SERVE), app, "--workers", str(workers), "--log-level", "warning"]
+
+
+def start_tipg(url: str, workers: int, tables: list[str]) -> Server:
     env = {
         **os.environ,
         "DATABASE_URL": libpq_url(url),
@@ -126,61 +150,16 @@ def start_tipg(url: str, workers: int, tables: list[str]) -> Server:
         "TIPG_DB_TABLES": "[" + ",".join(f'"public.{t}"' for t in tables) + "]",
         "TIPG_MAX_FEATURES_PER_QUERY": "10000",
     }
-    proc = subprocess.Popen(
-        [
-            str(ensure_tipg().parent / "python"),
-            str(SERVE),
-            "tipg.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=str(OUT),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    _wait(base, "/collections", proc)
-    return Server("tipg", base, proc)
+    cmd = _uvicorn(ensure_tipg().parent / "python", "tipg.main:app", workers)
+    return _start("tipg", cmd, env, OUT, "/collections")
 
 
 def start_landlink(url: str, workers: int, cache: bool) -> Server:
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": url}
     if not cache:
         env["LANDLINK_TILES"] = '{"cache_entries": 0}'
-    proc = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "python"),
-            str(SERVE),
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=str(ROOT),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    _wait(base, "/ogc", proc)
-    return Server("landlink", base, proc)
+    cmd = _uvicorn(ROOT / ".venv" / "bin" / "python", "app.main:app", workers)
+    return _start("landlink", cmd, env, ROOT, "/ogc")
 
 
 @dataclass
@@ -437,30 +416,13 @@ def _machine_busy() -> float:
 
 
 def start_serve(url: str, workers: int, log: Path) -> Server:
-    """`landlink serve` (the production entry point) in its own process group."""
-    port = free_port()
-    out = open(log, "w")  # noqa: SIM115 (the server's log for the whole run)
-    proc = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "landlink"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env={**os.environ, "DATABASE_URL": url},
-        cwd=str(ROOT),
-        stdout=out,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    _wait(base, "/health", proc)
-    return Server("landlink serve", base, proc)
+    """`landlink serve` (the production entry point, access log on) in its own process group;
+    its log goes to ``log``."""
+    cmd = [str(ROOT / ".venv" / "bin" / "landlink"), "serve", "--workers", str(workers)]
+    with open(log, "w") as out:
+        return _start(
+            "landlink serve", cmd, {**os.environ, "DATABASE_URL": url}, ROOT, "/health", out
+        )
 
 
 @dataclass
@@ -485,6 +447,28 @@ def _kind(path: str) -> str:
 
 def _pct(lat: list[float], p: float) -> float:
     return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+
+def _mixed(lat, statuses, wall, cpu1, cpu0, kinds=None) -> Mixed:  # type: ignore[no-untyped-def]
+    """The figures of a run: latencies (s), status counts (an exception's name for a failed
+    request), wall seconds, the client's os.times() after and before, latencies by kind."""
+    lat.sort()
+    errors = sum(n for k, n in statuses.items() if not (isinstance(k, int) and k < 400))
+    by_kind = {}
+    for k, v in sorted((kinds or {}).items()):
+        v.sort()
+        by_kind[k] = {"n": len(v), "p50": round(_pct(v, 0.5), 1), "p99": round(_pct(v, 0.99), 1)}
+    return Mixed(
+        len(lat),
+        wall,
+        len(lat) / wall,
+        _pct(lat, 0.50),
+        _pct(lat, 0.99),
+        errors,
+        {str(k): n for k, n in sorted(statuses.items(), key=str)},
+        (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+        by_kind or None,
+    )
 
 
 def asyncio_load(
@@ -569,24 +553,7 @@ def asyncio_load(
         runner = asyncio.run
     cpu0 = os.times()
     wall = runner(run())
-    cpu1 = os.times()
-    lat.sort()
-    errors = sum(n for k, n in statuses.items() if not (isinstance(k, int) and k < 400))
-    by_kind = {}
-    for k, v in sorted(kinds.items()):
-        v.sort()
-        by_kind[k] = {"n": len(v), "p50": round(_pct(v, 0.5), 1), "p99": round(_pct(v, 0.99), 1)}
-    return Mixed(
-        len(lat),
-        wall,
-        len(lat) / wall,
-        _pct(lat, 0.50),
-        _pct(lat, 0.99),
-        errors,
-        {str(k): n for k, n in sorted(statuses.items(), key=str)},
-        (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
-        by_kind,
-    )
+    return _mixed(lat, statuses, wall, os.times(), cpu0, kinds)
 
 
 def httpx_load(base: str, paths: list[str], seconds: float, concurrency: int) -> Mixed:
@@ -627,19 +594,7 @@ def httpx_load(base: str, paths: list[str], seconds: float, concurrency: int) ->
     for th in threads:
         th.join()
     wall = time.perf_counter() - t0
-    cpu1 = os.times()
-    lat.sort()
-    errors = sum(n for k, n in statuses.items() if not (isinstance(k, int) and k < 400))
-    return Mixed(
-        len(lat),
-        wall,
-        len(lat) / wall,
-        _pct(lat, 0.50),
-        _pct(lat, 0.99),
-        errors,
-        {str(k): n for k, n in sorted(statuses.items(), key=str)},
-        (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
-    )
+    return _mixed(lat, statuses, wall, os.times(), cpu0)
 
 
 def wrk_mixed(base: str, paths: list[str], seconds: int, concurrency: int) -> Mixed:
