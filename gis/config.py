@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     rules_file: Path = Path(__file__).resolve().parent / "rules.toml"
     # Rows per COPY chunk when loading; bounds peak memory on big files.
     copy_chunk_rows: int = 50_000
+    # Imports (CLI and HTTP alike): what one file may hold. An upload, and an archive's members
+    # once unpacked (an XLSX is an archive too), stay under max_upload_bytes (413 above it).
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_archive_members: int = 1_000  # files in one uploaded zip
+    max_columns: int = 1_000  # columns of a CSV or XLSX sheet
+    max_line_bytes: int = 1024 * 1024  # one line of a CSV
+    max_report_errors: int = 1_000  # problems listed in an import report (all are counted)
+    # how long an import waits for another import of the same layer before it is refused
+    import_lock_wait_seconds: float = 60.0
     tiles: TileSettings = TileSettings()
 
     @property

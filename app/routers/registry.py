@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import tempfile
-import zipfile
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine, text
+from starlette.exceptions import HTTPException
 
 from app.deps import Caller, engine_dep, require
 from app.errors import ApiError
+from gis.config import get_settings
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
+from gis.ingest.limits import ByteBudget, unpack_zip
 from gis.layers import IMPORT_ORDER, LAYERS
 
 router = APIRouter(tags=["registry"])
-
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 
 @router.get("/health")
@@ -100,14 +101,85 @@ def _main_file(folder: Path) -> Path:
             raise ApiError(
                 400, f"the upload holds several {suffix} files; send one layer per import"
             )
+    sent = ", ".join(sorted(p.name for p in files)[:10]) or "nothing"
     raise ApiError(
         400,
         "no importable file in the upload (.shp with .dbf/.shx/.prj/.cpg, "
-        "or a zip of them, .gpkg, .geojson, .csv, .xlsx)",
+        f"or a zip of them, .gpkg, .geojson, .csv, .xlsx); it holds: {sent}",
     )
 
 
-@router.post("/api/imports", status_code=201)
+# Room for the multipart framing and form fields beside the files (which are counted exactly).
+MULTIPART_SLACK = 64 * 1024
+
+
+def _too_large(limit: int) -> HTTPException:
+    # an HTTPException: FastAPI passes it through while it parses the body (others become 400)
+    return HTTPException(
+        413, f"upload over the limit of {limit / 2**20:g} MB (setting LANDLINK_MAX_UPLOAD_BYTES)"
+    )
+
+
+class BoundedUpload(APIRoute):
+    """A route whose request body may not exceed ``max_upload_bytes`` (plus framing): a larger
+    ``Content-Length`` is refused before the body is read, and a body without one is counted as
+    it arrives. Starlette spools the files to disk while parsing, so none is held in memory."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request):
+            limit = get_settings().max_upload_bytes
+            cap = limit + MULTIPART_SLACK
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise _too_large(limit)
+            receive, seen = request.receive, 0
+
+            async def counting_receive():
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > cap:
+                    raise _too_large(limit)
+                return message
+
+            return await handler(Request(request.scope, counting_receive))
+
+        return bounded
+
+
+def _safe_name(name: str | None) -> str:
+    """A file name to save an upload as: its last part, printable, encodable, not too long."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = name.encode("utf-8", "replace").decode("utf-8")
+    name = "".join(c for c in name if c.isprintable()).strip()
+    if len(name.encode()) > 200:
+        stem, dot, suffix = name.rpartition(".")
+        keep = suffix[:16] if dot else ""
+        name = stem.encode()[:150].decode("utf-8", "ignore") + (("." + keep) if keep else "")
+    return name if name not in ("", ".", "..") else "upload"
+
+
+def _save_uploads(files: list[UploadFile], folder: Path) -> None:
+    """Each part copied to ``folder`` in chunks and each zip unpacked member by member, all
+    within one byte budget (``max_upload_bytes``) and ``max_archive_members``."""
+    budget = ByteBudget()
+    names: set[str] = set()
+    for up in files:
+        name = _safe_name(up.filename)
+        if name.lower() in names:
+            raise InputError(name, "sent twice; send each file once", status=422)
+        names.add(name.lower())
+        target = folder / name
+        budget.copy(up.file, target, name)
+        if name.lower().endswith(".zip"):
+            unpacked = folder / "unzipped"
+            unpacked.mkdir(exist_ok=True)
+            unpack_zip(target, unpacked, budget, name)
+            target.unlink()
+
+
 async def create_import(
     layer: str = Form(..., description="layer code: xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj, bd"),
     files: list[UploadFile] = File(..., description="the file, a shapefile's parts, or a zip"),
@@ -120,50 +192,49 @@ async def create_import(
     engine: Engine = Depends(engine_dep),
 ) -> dict:
     """Upload and import one layer (admin token). Strict by default: any bad row refuses the
-    file (422 with the report) and changes nothing."""
+    file (422 with the report) and changes nothing.
+
+    Limits (settings): the upload, and what its zips unpack to, up to
+    ``LANDLINK_MAX_UPLOAD_BYTES`` (413 above); files in a zip, columns and CSV line length
+    (422 naming the file, where and the limit); the report lists the first
+    ``LANDLINK_MAX_REPORT_ERRORS`` problems and counts them all (``errors_total``). Another
+    import of the same layer running: it waits, then 409."""
     if layer.upper() not in LAYERS:
         raise ApiError(
             400, f"unknown layer {layer!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
         )
     with tempfile.TemporaryDirectory(prefix="landlink-upload-") as tmp:
         folder = Path(tmp)
-        total = 0
-        for up in files:
-            name = Path(up.filename or "upload").name
-            data = await up.read()
-            total += len(data)
-            if total > MAX_UPLOAD_BYTES:
-                raise ApiError(413, f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
-            (folder / name).write_bytes(data)
-            if name.lower().endswith(".zip"):
-                try:
-                    with zipfile.ZipFile(folder / name) as z:
-                        for m in z.infolist():
-                            target = folder / "unzipped" / Path(m.filename).name
-                            if m.is_dir():
-                                continue
-                            target.parent.mkdir(exist_ok=True)
-                            target.write_bytes(z.read(m))
-                except zipfile.BadZipFile:
-                    raise ApiError(400, f"{name} is not a valid zip file") from None
-                (folder / name).unlink()
-        path = _main_file(folder)
-        opts = ImportOptions(
-            encoding=encoding, crs=crs, sheet=sheet, strict=mode == "strict", dry_run=dry_run
-        )
         try:
+            await run_in_threadpool(_save_uploads, files, folder)
+            path = _main_file(folder)
+            opts = ImportOptions(
+                encoding=encoding, crs=crs, sheet=sheet, strict=mode == "strict", dry_run=dry_run
+            )
             return await run_in_threadpool(
                 import_file, engine, layer, path, opts, f"token:{who.name}", path.name
             )
         except InputError as e:
-            raise ApiError(400, str(e), file=e.file, field=e.field) from None
+            raise ApiError(e.status, str(e), file=e.file, field=e.field) from None
         except ImportRejected as e:
+            rep = e.report
             raise ApiError(
                 422,
-                f"{len(e.report['errors'])} bad row(s) in {e.report['file']}; "
-                "nothing was imported (mode=lenient loads the good rows)",
-                report=e.report,
+                f"{rep['rejected']} bad row(s) in {rep['file']} ({rep['errors_total']} "
+                "problem(s)"
+                + (f", the first {len(rep['errors'])} listed" if rep["errors_truncated"] else "")
+                + "); nothing was imported (mode=lenient loads the good rows)",
+                report=rep,
             ) from None
+
+
+router.add_api_route(
+    "/api/imports",
+    create_import,
+    methods=["POST"],
+    status_code=201,
+    route_class_override=BoundedUpload,
+)
 
 
 @router.get("/api/imports/{batch_id}")

@@ -22,9 +22,11 @@ import pyarrow.csv as pa_csv
 import shapely
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from gis import refresh
-from gis.ingest.errors import ImportRejected, InputError
+from gis.config import get_settings
+from gis.ingest.errors import ImportBusy, ImportRejected, InputError, scrub_paths
 from gis.ingest.geometry import (
     check_lonlat,
     is_gcj02,
@@ -35,12 +37,16 @@ from gis.ingest.geometry import (
 )
 from gis.ingest.read import RawFrame, read_file
 from gis.ingest.validate import Issues, as_text, parse_layer
-from gis.layers import INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
+from gis.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
 from gis.layers import layer as get_layer
 from gis.models import LAYER_TABLES
 
+# Advisory lock class of imports (two-key form: this, the layer's place in IMPORT_ORDER).
+IMPORT_LOCK = 5507
 # Rows per COPY chunk (formatted while the previous chunk is sent and stored).
 COPY_CHUNK_ROWS = 10_000
+# Land-use codes listed in a report's ``not_industrial`` (the most frequent; all are counted).
+NOT_INDUSTRIAL_CODES_SHOWN = 100
 # A first load of more rows than this drops the spatial index and builds it once at the end.
 INDEX_REBUILD_ROWS = 10_000
 
@@ -119,7 +125,7 @@ def _geometry(
         if repaired.any():
             warnings.append(
                 f"{int(repaired.sum())} invalid geometries repaired by make_valid "
-                f"(features {_labels(raw, np.flatnonzero(repaired))[:20]})"
+                f"(features {_labels(raw, np.flatnonzero(repaired)[:20])})"
             )
         return geoms
     # points
@@ -200,20 +206,38 @@ def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issue
         issues.add(mask, f.code, reason.to_numpy())
 
 
+# Row labels named in one duplicate-key reason; the reason counts them all.
+DUPLICATE_ROWS_SHOWN = 10
+
+
 def _duplicate_keys(layer: Layer, typed: pd.DataFrame, raw: RawFrame, issues: Issues) -> None:
+    """Every row whose key another row of the file has too. One reason per duplicated key
+    (naming its first rows and counting them all), shared by its rows: linear in the file."""
     keys = typed[list(layer.key_columns)]
-    complete = keys.notna().all(axis=1)
-    dup = keys.duplicated(keep=False) & complete
+    complete = keys.notna().all(axis=1).to_numpy()
+    dup = keys.duplicated(keep=False).to_numpy() & complete
     if not dup.any():
         return
-    key_str = keys.astype(str).agg("|".join, axis=1)
-    positions = pd.Series(np.arange(len(typed)), index=typed.index)
-    groups = positions[dup].groupby(key_str[dup]).apply(list)
-    reason = pd.Series(None, index=typed.index, dtype=object)
-    for k, pos in groups.items():
-        where = ", ".join(_labels(raw, np.asarray(pos)))
-        reason.iloc[pos] = f"duplicate key {k} in this file ({where})"
-    issues.add(dup.to_numpy(), "+".join(layer.key), reason.to_numpy())
+    dup_pos = np.flatnonzero(dup)
+    group = keys.iloc[dup_pos].groupby(list(keys.columns), sort=False, dropna=False).ngroup()
+    group = group.to_numpy()
+    # positions grouped by key, in file order within each key
+    order = np.lexsort((dup_pos, group))
+    sorted_groups = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    texts = keys.iloc[dup_pos].astype(str)
+    reasons = np.empty(len(starts), dtype=object)
+    for start, size in zip(starts, sizes, strict=True):
+        first = dup_pos[order[start : start + min(size, DUPLICATE_ROWS_SHOWN)]]
+        where = ", ".join(_labels(raw, first))
+        if size > DUPLICATE_ROWS_SHOWN:
+            where += f" and {size - DUPLICATE_ROWS_SHOWN:,} more"
+        k = "|".join(texts.iloc[order[start]])
+        reasons[sorted_groups[start]] = f"duplicate key {k} in this file, {size:,} rows ({where})"
+    reason = np.empty(len(typed), dtype=object)
+    reason[dup_pos] = reasons[group]
+    issues.add(dup, "+".join(layer.key), reason)
 
 
 def _row_hash(typed: pd.DataFrame, wkb: pd.Series | None) -> pd.Series:
@@ -262,10 +286,66 @@ def import_file(
 ) -> dict:
     """Import one file into one layer. Returns the report; raises InputError or ImportRejected.
 
-    Geometries are stored in EPSG:4549 (metres). The whole load is one transaction.
+    Geometries are stored in EPSG:4549 (metres). The whole load is one transaction. Messages
+    name the file as ``display_name`` (else its name), never the folder it was read from.
     """
-    opts = options or ImportOptions()
     path = Path(path)
+    try:
+        return _import_file(engine, layer_code, path, options, user, display_name, progress)
+    except InputError as e:
+        file = display_name or path.name
+        clean = type(e)(
+            scrub_paths(e.file, path, file),
+            scrub_paths(e.reason, path, file),
+            field=e.field,
+            status=e.status,
+        )
+        raise clean from None
+
+
+def _lock_layer(conn: Connection, layer: Layer, file: str, wait_seconds: float) -> None:
+    """One import of a layer at a time: a transaction-level advisory lock on the layer, waited
+    for up to ``wait_seconds``; then ImportBusy saying since when the other import runs."""
+    key = IMPORT_ORDER.index(layer.code)
+    previous = conn.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
+    conn.execute(
+        text("SELECT set_config('lock_timeout', :t, true)"),
+        {"t": f"{max(1, int(wait_seconds * 1000))}ms"},
+    )
+    try:
+        with conn.begin_nested():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": IMPORT_LOCK, "b": key})
+    except OperationalError as e:
+        if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        since = conn.execute(
+            text(
+                "SELECT to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ') FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.granted AND l.classid = :a AND l.objid = :b AND l.objsubid = 2"
+            ),
+            {"a": IMPORT_LOCK, "b": key},
+        ).scalar()
+        raise ImportBusy(
+            file,
+            f"another import of {layer.code} is running"
+            + (f" since {since}" if since else "")
+            + f" (waited {wait_seconds:g} s); try again when it ends",
+        ) from None
+    conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
+
+
+def _import_file(
+    engine: Engine,
+    layer_code: str,
+    path: Path | str,
+    options: ImportOptions | None = None,
+    user: str = "cli",
+    display_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    opts = options or ImportOptions()
+    settings = get_settings()
     layer = get_layer(layer_code)
     file = display_name or path.name
     t0 = time.perf_counter()
@@ -308,12 +388,15 @@ def import_file(
         typed["source_crs"] = _source_crs(raw, opts, geoms)
     _duplicate_keys(layer, typed, raw, issues)
     not_industrial: dict[str, int] = {}
+    n_odd = 0
     for code in ("DLBM", "TDYT"):
         f = next((f for f in layer.fields if f.code == code), None)
         if f is not None:
             col = typed[f.column]
             odd = col.notna() & ~col.isin(list(INDUSTRIAL_LAND_CODES))
-            not_industrial = col[odd].value_counts().to_dict()
+            counts = col[odd].value_counts()
+            n_odd = int(counts.sum())
+            not_industrial = counts.head(NOT_INDUSTRIAL_CODES_SHOWN).to_dict()
     report: dict = {
         "file": file,
         "layer": layer.code,
@@ -324,7 +407,7 @@ def import_file(
         "encoding": raw.encoding,
         "rows_read": len(df),
         "not_industrial": {
-            "count": int(sum(not_industrial.values())),
+            "count": n_odd,
             "codes": {str(k): int(v) for k, v in not_industrial.items()},
         },
         "warnings": warnings,
@@ -332,9 +415,12 @@ def import_file(
     fhash = file_hash(path)
     step("checks", notify=False)
     with engine.begin() as conn:
+        _lock_layer(conn, layer, file, settings.import_lock_wait_seconds)
         _reference_checks(conn, layer, typed, issues)
-        errors = _error_list(raw, typed, layer, issues)
+        errors, total = _error_list(raw, typed, layer, issues, settings.max_report_errors)
         report["errors"] = errors
+        report["errors_total"] = total
+        report["errors_truncated"] = total > len(errors)
         bad = issues.bad_positions()
         report["rejected"] = int(len(bad))
         if errors and opts.strict:
@@ -378,23 +464,27 @@ def _json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def _error_list(raw: RawFrame, typed: pd.DataFrame, layer: Layer, issues: Issues) -> list[dict]:
+def _error_list(
+    raw: RawFrame, typed: pd.DataFrame, layer: Layer, issues: Issues, limit: int
+) -> tuple[list[dict], int]:
+    """The report's problems, in file order: the first ``limit`` of them (file, row or
+    feature, key, field, reason) and how many there are. Every check's problems pass here, so
+    this is where a report is capped (CLI, HTTP and dry runs alike)."""
     if not issues.pos:
-        return []
+        return [], 0
     pos = np.asarray(issues.pos)
-    where = _labels(raw, pos)
-    key_col = layer.key_columns[0]
-    keys = typed[key_col].to_numpy()[pos]
-    order = np.argsort(pos, kind="stable")
+    order = np.argsort(pos, kind="stable")[:limit]
+    where = _labels(raw, pos[order])
+    keys = typed[layer.key_columns[0]].to_numpy()[pos[order]]
     return [
         {
-            "where": where[i],
-            "key": None if pd.isna(keys[i]) else str(keys[i]),
+            "where": where[j],
+            "key": None if pd.isna(keys[j]) else str(keys[j]),
             "field": issues.fields[i],
             "reason": issues.reasons[i],
         }
-        for i in order
-    ]
+        for j, i in enumerate(order)
+    ], len(pos)
 
 
 def _record_batch(

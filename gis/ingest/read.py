@@ -9,6 +9,7 @@ CSV is UTF-8 (with or without BOM) or GB18030, detected strictly unless ``encodi
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import struct
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
-from gis.ingest.errors import InputError
+from gis.ingest.errors import InputError, OverLimit
+from gis.ingest.limits import check_columns, check_lines, check_xlsx
 
 SPATIAL_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json"}
 TABLE_SUFFIXES = {".csv", ".xlsx"}
 DEFAULT_SHAPEFILE_ENCODING = "GB18030"
+EXCEL_MAX_ROWS = 1_048_576  # what a sheet can hold
 
 # Code pages as written in .cpg files -> Python codec names.
 _CPG_ALIASES = {
@@ -49,16 +52,23 @@ class RawFrame:
     row_offset: int  # add to the 0-based position to get the label
 
 
-def python_codec(name: str, file: str) -> str:
+def python_codec(name: str, file: str, source: str = "the encoding option") -> str:
+    """The Python codec for a text encoding's name (as given with --encoding or in a .cpg);
+    InputError (422) for a name that is no text encoding ("base64", garbage, empty)."""
     key = name.strip().upper()
     codec = _CPG_ALIASES.get(key, name.strip())
     try:
-        return codecs.lookup(codec).name
-    except LookupError:
+        info = codecs.lookup(codec)
+        "a".encode(info.name)  # LookupError for codecs that are not text encodings (base64)
+        return info.name
+    except (LookupError, ValueError, TypeError):  # ValueError: a NUL; UnicodeError ("undefined")
+        shown = name if len(name) <= 40 else name[:40] + "..."
         raise InputError(
             file,
-            f"unknown text encoding {name!r}; give a known one such as GBK, GB18030 or UTF-8",
+            f"unknown text encoding {shown!r} ({source}); give a known one such as GBK, "
+            "GB18030 or UTF-8",
             field="encoding",
+            status=422,
         ) from None
 
 
@@ -92,12 +102,16 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
             continue
         except UnicodeDecodeError as e:
             r = e.start // (flen + 1)
+        except UnicodeError:  # a codec that fails without a position
+            r = 0
         raw = col[r].tobytes().rstrip(b" \0")
         try:
             raw.decode(codec)
             bad_at = -1
         except UnicodeDecodeError as e2:
             bad_at = e2.start
+        except UnicodeError:
+            bad_at = 0
         raise InputError(
             file,
             f"feature {r}: text does not decode as {codec} at byte {bad_at} "
@@ -116,8 +130,10 @@ def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
                 (p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".cpg"), cpg
             )
         if cpg.exists():
-            declared = cpg.read_text(errors="replace").strip()
-            codec, source = python_codec(declared, file), f".cpg ({declared})"
+            with open(cpg, "rb") as f:  # a code page name is short; read no more than that
+                declared = f.read(256).decode("ascii", "replace").strip()
+            codec = python_codec(declared, file, f"from {cpg.name}")
+            source = f".cpg ({declared})"
         elif encoding:
             codec, source = python_codec(encoding, file), "--encoding option"
             enc_arg = codec
@@ -169,10 +185,48 @@ def _decode_text(raw: bytes, encoding: str | None, file: str) -> tuple[str, str,
         ) from None
 
 
+def _header_columns(data: bytes) -> int:
+    """Columns of a CSV's first line (read on its own, before the whole file is parsed)."""
+    end = data.find(b"\n")
+    head = (data if end < 0 else data[:end]).decode("utf-8", "replace")
+    return len(next(csv.reader([head]), []))
+
+
+def _check_sheet(path: Path, sheet: str | None, file: str) -> None:
+    """Size, columns and rows of the sheet to read, from the XLSX's parts and the sheet's
+    declared dimension, before pandas reads any cell."""
+    check_xlsx(path, file)
+    try:
+        import openpyxl
+
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    except Exception as e:
+        raise InputError(file, f"cannot be read as XLSX: {e}") from None
+    try:
+        if sheet is None:
+            ws = wb.worksheets[0] if wb.worksheets else None
+        else:
+            ws = wb[sheet] if sheet in wb.sheetnames else None
+        if ws is None:
+            return  # pandas names what is missing
+        where = f"sheet {ws.title!r}"
+        check_columns(ws.max_column or 0, file, where)
+        if (ws.max_row or 0) > EXCEL_MAX_ROWS:
+            raise OverLimit(
+                file, f"{where} declares {ws.max_row:,} rows; a sheet holds {EXCEL_MAX_ROWS:,}"
+            )
+    finally:
+        wb.close()
+
+
 def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -> RawFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        text, codec, source = _decode_text(path.read_bytes(), encoding, file)
+        data = path.read_bytes()
+        check_lines(data, file)
+        check_columns(_header_columns(data), file, "the header (line 1)")
+        text, codec, source = _decode_text(data, encoding, file)
+        del data
         try:
             df = pd.read_csv(
                 io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
@@ -180,6 +234,7 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
         except Exception as e:
             raise InputError(file, f"cannot be read as CSV: {e}") from None
     elif suffix == ".xlsx":
+        _check_sheet(path, sheet, file)
         try:
             df = pd.read_excel(
                 path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="openpyxl"
@@ -191,6 +246,7 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
         codec, source = "utf-8", "XLSX (Unicode)"
     else:
         raise InputError(file, f"unsupported table format {suffix!r}; use .csv or .xlsx")
+    check_columns(len(df.columns), file, "the table")
     df.columns = [str(c).strip().upper().lstrip("\ufeff") for c in df.columns]
     df.index = pd.RangeIndex(len(df))
     return RawFrame(df, None, codec, source, "row", 2)
