@@ -50,7 +50,7 @@ def _problem(raw: bytes) -> str | None:
 
 
 def _shown(raw: bytes) -> str:
-    return unquote_to_bytes(raw).decode("utf-8", "replace").replace("\x00", "\\0")[:60]
+    return unquote_to_bytes(raw).decode("utf-8", "replace")[:60]  # repr shows a NUL as \x00
 
 
 def refusal(path: bytes, query: bytes) -> str | None:

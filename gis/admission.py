@@ -74,6 +74,13 @@ def _geometry_sql(req: AdmissionRequest) -> tuple[str, dict]:
         raise AdmissionInputError(f"location is not valid GeoJSON geometry: {e}") from None
     if shp.is_empty:
         raise AdmissionInputError("location is an empty polygon")
+    lim_x, lim_y = (180, 90) if srid in (4326, 4490) else (1e8, 1e8)  # degrees or metres
+    x0, y0, x1, y1 = shp.bounds
+    if not (-lim_x <= x0 <= x1 <= lim_x and -lim_y <= y0 <= y1 <= lim_y):  # NaN fails too
+        raise AdmissionInputError(
+            f"location coordinates out of range for {req.crs} (x within ±{lim_x:g}, "
+            f"y within ±{lim_y:g})"
+        )
     return (
         "SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Transform(ST_SetSRID("
         "ST_GeomFromGeoJSON(:gj), :srid), 4549)), 3)) AS geom",

@@ -303,3 +303,70 @@ def test_a_503_keeps_the_connection_open():
                 _problem(r, 503, "DATABASE_URL")
                 assert r.headers["retry-after"] == "5"
         assert len(ports) == 1, ports
+
+
+ODD_QUERIES = [
+    f"/api/land/{kind}?{q}"
+    for kind in ("unsupplied", "idle", "low-efficiency")
+    for q in (
+        "bbox=1e400,0,1,1",
+        "bbox=nan,nan,nan,nan",
+        "bbox=1,2,3",
+        "bbox=120,30,121,31&bbox-crs=EPSG:99999999999999999999",
+        "intersects=%7B%7D",
+        "intersects=%7B%22type%22%3A%22Polygon%22%2C%22coordinates%22%3A%5B%5D%7D",
+        "intersects=not-json",
+        "sort=-%22x",
+        "sort=,,,",
+        "status=nope",
+        "age_band=nope",
+        "district=%E2%80%AE&platform=%F0%9F%98%80",
+        "limit=10000&offset=4611686018427387904",
+        "format=xlsx&district=%3D1%2B1",
+    )
+] + [
+    "/api/enterprises?q=%25_%5C&industry=%25",
+    "/api/search?q=%25_%5C",
+    "/api/land/summary?run=9223372036854775807",
+    "/api/detections/9223372036854775807/diff/-9223372036854775808",
+    "/api/map/layers/parcels.geojson?props=%22%3B--",
+]
+
+
+def test_odd_queries_on_the_sample_city_get_no_server_error(sample_server):
+    base, _, token, log = sample_server
+    answers = {}
+    with httpx.Client(base_url=base, timeout=120) as http:
+        for url in ODD_QUERIES:
+            for headers in ({}, {"Authorization": f"Bearer {token}"}):
+                r = http.get(url, headers=headers)
+                answers[url] = r.status_code
+                if r.status_code >= 400:
+                    _problem(r, r.status_code, "")
+    assert not {u: s for u, s in answers.items() if s >= 500}, answers
+    assert any(s == 400 for s in answers.values()) and any(s == 200 for s in answers.values())
+
+
+def test_admission_with_coordinates_out_of_range_is_a_422(http, engine):
+    from gis import tokens
+
+    with engine.begin() as c:
+        token = tokens.create(c, "analyst", "admission")
+    body = {"industry_code": "13", "investment_total": 1, "expected_output": 1, "expected_tax": 1}
+    for ring in ([[1e308, 0], [1, 0], [1, 1], [1e308, 0]], [[0, 91], [1, 0], [1, 1], [0, 91]]):
+        r = http.post(
+            "/api/admission/check",
+            json={**body, "location": {"type": "Polygon", "coordinates": [ring]}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        _problem(r, 422, "out of range")
+    for ring in (
+        [[179, 89], [180, 89], [180, 90], [179, 89]],
+        [[-180, -90], [180, -90], [0, 0], [-180, -90]],
+    ):
+        r = http.post(
+            "/api/admission/check",
+            json={**body, "location": {"type": "Polygon", "coordinates": [ring]}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code < 500, r.text
