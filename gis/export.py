@@ -11,7 +11,9 @@ type). Output: bytes, a media type and a file name.
   docs/THREE_LANDS.md), text cut to the 254-byte DBF limit on a character boundary, all in one
   zip so ArcGIS opens it as it is.
 - CSV (UTF-8 with BOM, so Excel reads the Chinese) and XLSX (openpyxl; a second sheet lists the
-  fields): no geometry, the centroid as ``lon`` / ``lat`` (WGS84) instead.
+  fields): no geometry, the centroid as ``lon`` / ``lat`` (WGS84) instead. Every cell of both
+  goes through ``spreadsheet_cell``: text a spreadsheet would run as a formula is escaped
+  (OWASP, CSV injection), numbers stay numbers; XLSX text cells are always typed as text.
 
 Lists become ``;``-joined text and booleans 是 / 否 in the tabular and file formats; nested
 objects become JSON text.
@@ -35,6 +37,8 @@ import pandas as pd
 import pyogrio
 import shapely
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from pyproj import Transformer
 
 from gis.layers import STORAGE_SRID
@@ -63,6 +67,36 @@ class Field:
     def __post_init__(self) -> None:
         if len(self.short.encode("ascii")) > 10:
             raise ValueError(f"shapefile field name {self.short!r} is over 10 characters")
+
+
+# OWASP "CSV Injection": a cell starting with one of these is read as a formula (or a DDE
+# command) by Excel, LibreOffice or WPS. The full-width forms are ours: Chinese input methods
+# type them and some spreadsheets take them for the ASCII signs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A value as a CSV or XLSX cell may hold it: text that a spreadsheet would read as a
+    formula gets a leading ``'`` (OWASP's rule), so it shows as the text it is; numbers,
+    negative ones too, and empty cells are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _xlsx_row(ws: Any, values: list[Any]) -> list[Any]:
+    """Cells of one XLSX row: escaped as in CSV, text always a text cell (never a formula or
+    an error code such as ``#N/A``), characters XML cannot hold replaced by U+FFFD."""
+    cells = []
+    for v in values:
+        v = spreadsheet_cell(v)
+        if isinstance(v, str):
+            c = WriteOnlyCell(ws, ILLEGAL_CHARACTERS_RE.sub("\ufffd", v))
+            c.data_type = "s"
+            cells.append(c)
+        else:
+            cells.append(v)
+    return cells
 
 
 def _flat(value: Any, kind: FieldKind) -> Any:
@@ -128,10 +162,13 @@ def _csv(rows: list[dict], geoms: list, fields: list[Field]) -> bytes:
     lon, lat = _centroids(geoms) if rows else ([], [])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([f.name for f in fields] + ["lon", "lat"])
+    w.writerow([spreadsheet_cell(f.name) for f in fields] + ["lon", "lat"])
     for i, r in enumerate(rows):
         cells = [_flat(r.get(f.name), f.kind) for f in fields]
-        w.writerow(["" if c is None else _json_value(c) for c in cells] + [lon[i], lat[i]])
+        w.writerow(
+            ["" if c is None else spreadsheet_cell(_json_value(c)) for c in cells]
+            + [lon[i], lat[i]]
+        )
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -139,13 +176,13 @@ def _xlsx(rows: list[dict], geoms: list, fields: list[Field], title: str) -> byt
     lon, lat = _centroids(geoms) if rows else ([], [])
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title[:31])
-    ws.append([f.name for f in fields] + ["lon", "lat"])
+    ws.append(_xlsx_row(ws, [f.name for f in fields] + ["lon", "lat"]))
     for i, r in enumerate(rows):
-        ws.append([_flat(r.get(f.name), f.kind) for f in fields] + [lon[i], lat[i]])
+        ws.append(_xlsx_row(ws, [_flat(r.get(f.name), f.kind) for f in fields] + [lon[i], lat[i]]))
     meta = wb.create_sheet("fields")
-    meta.append(["field", "shapefile", "label", "type"])
+    meta.append(_xlsx_row(meta, ["field", "shapefile", "label", "type"]))
     for f in fields:
-        meta.append([f.name, f.short, f.label, f.kind])
+        meta.append(_xlsx_row(meta, [f.name, f.short, f.label, f.kind]))
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -207,7 +244,7 @@ def _shp(rows: list[dict], geoms: list, fields: list[Field], layer: str) -> byte
             w = csv.writer(mapping, lineterminator="\r\n")
             w.writerow(["shapefile", "field", "label"])
             for f in fields:
-                w.writerow([f.short, f.name, f.label])
+                w.writerow([spreadsheet_cell(c) for c in (f.short, f.name, f.label)])
             z.writestr("FIELDS.csv", ("\ufeff" + mapping.getvalue()).encode("utf-8"))
         return buf.getvalue()
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pyogrio
 import pytest
 
+from gis.export import spreadsheet_cell
 from gis.land_summary import KINDS, SUMMARY_FIELDS
 from tests.land_helpers import city, detect, rows
 from tests.test_land_api import analyst
@@ -57,7 +58,7 @@ def expected_cell(value, kind: str):
         return "是" if value else "否"
     if kind == "json":
         return json.loads(json.dumps(value))
-    return value
+    return spreadsheet_cell(value)  # text a spreadsheet would run as a formula: escaped
 
 
 def same(got, want, kind: str, where: str) -> None:
