@@ -28,18 +28,23 @@ AS_ROOT = os.geteuid() == 0
 
 @pytest.fixture
 def private_clone():
-    """A `git clone` of this repository's HEAD inside a mode-700 folder; removed afterwards
-    (with the data folder under /var/lib/postgresql it may have linked to)."""
+    """A `git clone` of this repository's HEAD (a copy when it is not a git checkout) inside a
+    mode-700 folder; removed afterwards, with the data folder under /var/lib/postgresql it may
+    have linked to."""
     if not (Settings().pg_bin_dir / "initdb").exists():
         pytest.skip("PostgreSQL 15 binaries are not installed")
     outer = Path(tempfile.mkdtemp(prefix="landlink_private_"))
     outer.chmod(0o700)
     clone = outer / "landlink"
-    subprocess.run(
-        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
-        check=True,
-        capture_output=True,
-    )
+    if (ROOT / ".git").exists():
+        subprocess.run(
+            ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
+            check=True,
+            capture_output=True,
+        )
+    else:  # a copy without git history: the code, not the environment or data
+        skip = shutil.ignore_patterns(".venv", ".pgdata", "node_modules", "bench", "test-artifacts")
+        shutil.copytree(ROOT, clone, ignore=skip, symlinks=True)
     linked = None
     try:
         yield clone
