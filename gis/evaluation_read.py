@@ -1,7 +1,9 @@
 """Reading the evaluation results for the API: enterprise lists, the 一企一档 dossier, evaluation
 lists, §7 indicators and the backward-capacity list. Public callers (``analyst=False``) never get
 tax (SJSJ), energy (ZHNH) or emission (PFDL) figures, nor anything derived from them (亩均税收,
-单位能耗/排放增加值, their points and benchmarks). Money 万元, areas 亩 (m² × 0.0015).
+单位能耗/排放增加值, their points and benchmarks), nor the total score, which is the sum of those
+points and the public ones (``public_evaluation``, docs/EVALUATION.md "What public callers
+see"). Money 万元, areas 亩 (m² × 0.0015).
 """
 
 from __future__ import annotations
@@ -27,15 +29,34 @@ def latest_year(conn: Connection) -> int | None:
     return conn.execute(text("SELECT max(year) FROM evaluations")).scalar_one()
 
 
-def _public_json(d: dict | None, analyst: bool) -> dict | None:
-    if d is None or analyst:
-        return d
-    return {k: v for k, v in d.items() if k not in RESTRICTED_INDICATORS}
+def public_evaluation(ev: dict) -> dict:
+    """The public view of one enterprise's evaluation in a year, the one place that makes it:
+    every answer that carries an evaluation (lists, the dossier, their CSV and XLSX) passes
+    public callers' rows through here.
+
+    Withheld: the restricted indicators (亩均税收, 单位能耗/排放增加值) with their benchmarks and
+    points, which of them were missing and how they were scored, and the total **score**: it is
+    the sum of every indicator's points, so the score minus the public points would give the
+    restricted points (the 规下 group's score less its 亩均营业收入 points is its 亩均税收 points).
+    Kept: the class, the rank and the group's size (the published result and its order), the
+    public indicators with their benchmarks and points.
+    """
+    out = dict(ev)
+    if "score" in out:
+        out["score"] = None
+    for key in ("indicators", "benchmarks", "points"):
+        if out.get(key) is not None:
+            out[key] = {k: v for k, v in out[key].items() if k not in RESTRICTED_INDICATORS}
+    if out.get("missing"):
+        out["missing"] = [
+            m for m in out["missing"] if m.get("indicator") not in RESTRICTED_INDICATORS
+        ]
+    return out
 
 
 def _evaluation_item(r: Any, analyst: bool) -> dict:
     m = dict(r._mapping)
-    return {
+    item = {
         "uscc": m["uscc"],
         "name": m["name"],
         "year": m["year"],
@@ -49,9 +70,9 @@ def _evaluation_item(r: Any, analyst: bool) -> dict:
         "group_size": m["group_size"],
         "area_mu": m["area_mu"],
         "land_basis": m["land_basis"],
-        "indicators": _public_json(m["indicators"], analyst),
-        "benchmarks": _public_json(m["benchmarks"], analyst),
-        "points": _public_json(m["points"], analyst),
+        "indicators": m["indicators"],
+        "benchmarks": m["benchmarks"],
+        "points": m["points"],
         "missing": m["missing"],
         "not_evaluated_reason": m["not_evaluated_reason"],
         "not_graded_reason": m["not_graded_reason"],
@@ -62,6 +83,7 @@ def _evaluation_item(r: Any, analyst: bool) -> dict:
         "rule": m["rule"],
         "as_of": m["as_of"].isoformat(),
     }
+    return item if analyst else public_evaluation(item)
 
 
 _EVAL_SQL = """
@@ -165,6 +187,8 @@ def enterprises(
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=limit, offset=offset)
     items = [dict(r._mapping) for r in conn.execute(text(sql), params)]
+    if not analyst:
+        items = [public_evaluation(it) for it in items]
     for it in items:
         it["parcel_nos"] = list(it["parcel_nos"] or [])
     return {"year": year, "numberMatched": total, "items": items}
