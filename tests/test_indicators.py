@@ -169,17 +169,16 @@ def test_public_callers_never_see_tax_energy_or_emissions(http, city, analyst):
         {
             "year": 2024,
             "kind": "节能降耗",
-            "note": None,
             "batch_id": d["failed_standards"][0]["batch_id"],
         }
-    ]
+    ]  # its note (SM) is for analysts
     assert d["evaluations"][-1]["flags"] == ["节能降耗"]
     da = http.get(f"/api/enterprises/{B}", headers=analyst).json()
     assert da["figures"][-1]["tax_paid"] == pytest.approx(75)
     assert http.get("/api/enterprises/91330100MA2A99999X").status_code == 404
 
 
-def test_enterprise_filters_and_formats(http, city):
+def test_enterprise_filters_and_formats(http, city, analyst):
     r = http.get("/api/enterprises", params={"district": "330102"}).json()
     assert {i["uscc"] for i in r["items"]} == {A, B}
     r = http.get("/api/enterprises", params={"platform": "PT1"}).json()
@@ -196,7 +195,8 @@ def test_enterprise_filters_and_formats(http, city):
     assert "v_tax_per_mu" not in csv.text.splitlines()[0]
     xlsx = http.get("/api/indicators", params={"level": "platform", "format": "xlsx"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
-    bc = http.get("/api/backward-capacity", params={"year": 2024})
+    assert http.get("/api/backward-capacity", params={"year": 2024}).status_code == 401
+    bc = http.get("/api/backward-capacity", params={"year": 2024}, headers=analyst)
     assert bc.status_code == 200 and bc.json()["items"] == []  # no key-industry D/C firms
     bad = http.get("/api/evaluations", params={"group": "middle"})
     assert bad.status_code == 422 and "group" in bad.json()["message"]
