@@ -31,7 +31,7 @@ def create_app() -> FastAPI:
     app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing (issue 5)
     app.add_middleware(TokenGate)  # Bearer tokens only; audit of restricted reads
     errors.install(app)  # after the middleware above, so that its errors are answered too
-    app.add_middleware(dblimits.StatementLimits)  # outermost: every request's SQL is limited
+    dblimits.install(app)  # outermost: every request's SQL has a statement timeout
     app.include_router(registry.router)
     app.include_router(audit.router)
     app.include_router(ogc.router)

@@ -43,6 +43,11 @@ class TileSettings(BaseModel):
     items_default_limit: int = 1000  # also the OpenAPI limit default, QGIS's page size
     items_max_limit: int = 10_000
     exact_count_below: int = 50_000  # numberMatched: exact COUNT(*) below, planner estimate above
+    # a CQL2 filter is refused (400) past these: its length, its terms (comparisons, LIKE, IN,
+    # BETWEEN, ...) and its depth (nested parentheses and NOTs)
+    filter_max_chars: int = 20_000
+    filter_max_terms: int = 200
+    filter_max_depth: int = 20
 
 
 class Settings(BaseSettings):
@@ -72,6 +77,11 @@ class Settings(BaseSettings):
     max_report_errors: int = 1_000  # problems listed in an import report (all are counted)
     # how long an import waits for another import of the same layer before it is refused
     import_lock_wait_seconds: float = 60.0
+    # How long one SQL statement of an HTTP request may run (ms; 0: no limit); a request cut
+    # short answers 503. Imports, detections and plans started over HTTP get the job limit.
+    # The CLI (analyses, imports) is never limited.
+    statement_timeout_ms: int = 30_000
+    job_statement_timeout_ms: int = 1_800_000
     tiles: TileSettings = TileSettings()
 
     @property

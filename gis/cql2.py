@@ -14,12 +14,19 @@ into numbers and rebuilt, then bound too. An unknown property or a type mismatch
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gis.collections import Collection
+from gis.config import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from gis.features_sql import Crs
 
 GEOMETRY_NAMES = ("geometry", "geom")
 
@@ -44,6 +51,7 @@ class Literal:
 @dataclass(frozen=True)
 class GeometryLiteral:
     wkt: str  # rebuilt by us from parsed numbers
+    positions: tuple[tuple[float, float], ...] = ()  # its (first, second) axis values
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,8 @@ _WKT_TYPES = {
     "MULTIPOLYGON",
     "BBOX",
 }
-MAX_FILTER_CHARS = 20_000
-MAX_DEPTH = 50
+# deepest nesting of coordinate lists a WKT literal needs (MULTIPOLYGON: polygons, rings, points)
+MAX_WKT_NESTING = 3
 
 
 @dataclass
@@ -150,11 +158,48 @@ def _tokens(s: str) -> list[_Tok]:
     return out
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How big a filter may be: characters, terms (comparisons, LIKE, IN, BETWEEN, IS NULL,
+    S_INTERSECTS, TRUE/FALSE) and depth (nested parentheses and NOTs). The parser refuses a
+    filter as soon as it passes one, before any recursion could run deep."""
+
+    chars: int
+    terms: int
+    depth: int
+
+    @classmethod
+    def configured(cls) -> Limits:
+        t = get_settings().tiles
+        return cls(t.filter_max_chars, t.filter_max_terms, t.filter_max_depth)
+
+
 class _Parser:
-    def __init__(self, s: str):
+    def __init__(self, s: str, limits: Limits):
         self.toks = _tokens(s)
         self.i = 0
         self.depth = 0
+        self.terms = 0
+        self.limits = limits
+
+    def enter(self) -> None:
+        """One level deeper (a parenthesis or a NOT); refused past the limit."""
+        self.depth += 1
+        if self.depth > self.limits.depth:
+            raise CQL2Error(
+                f"filter nested deeper than {self.limits.depth} levels of parentheses and NOT "
+                "(the limit, setting tiles.filter_max_depth)"
+            )
+
+    def term(self) -> None:
+        """One more term; refused past the limit."""
+        self.terms += 1
+        if self.terms > self.limits.terms:
+            raise CQL2Error(
+                f"filter has more than {self.limits.terms} terms (comparisons, LIKE, IN, "
+                "BETWEEN, IS NULL, S_INTERSECTS; the limit, setting tiles.filter_max_terms); "
+                "use IN (...) for many values of one property"
+            )
 
     # helpers
     def peek(self, k: int = 0) -> _Tok:
@@ -204,34 +249,37 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def not_(self):
-        if self.kw("NOT"):
+        negations = 0  # a run of NOTs, counted without recursion
+        while self.kw("NOT"):
             self.next()
-            return Not(self.not_())
-        return self.primary()
+            self.enter()
+            negations += 1
+        node = self.primary()
+        self.depth -= negations
+        for _ in range(negations):
+            node = Not(node)
+        return node
 
     def primary(self):
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise CQL2Error(f"filter nested deeper than {MAX_DEPTH} levels")
-        try:
-            t = self.peek()
-            if t.kind == "op" and t.text == "(":
-                # a parenthesised boolean expression
-                self.next()
-                node = self.or_()
-                self.expect_op(")")
-                return node
-            if self.kw("S_INTERSECTS") and self.peek(1).text == "(":
-                self.next()
-                self.expect_op("(")
-                a = self.spatial_arg()
-                self.expect_op(",")
-                b = self.spatial_arg()
-                self.expect_op(")")
-                return SIntersects(a, b)
-            return self.predicate()
-        finally:
+        t = self.peek()
+        if t.kind == "op" and t.text == "(":
+            # a parenthesised boolean expression
+            self.next()
+            self.enter()
+            node = self.or_()
+            self.expect_op(")")
             self.depth -= 1
+            return node
+        self.term()
+        if self.kw("S_INTERSECTS") and self.peek(1).text == "(":
+            self.next()
+            self.expect_op("(")
+            a = self.spatial_arg()
+            self.expect_op(",")
+            b = self.spatial_arg()
+            self.expect_op(")")
+            return SIntersects(a, b)
+        return self.predicate()
 
     def predicate(self):
         left = self.scalar()
@@ -281,9 +329,10 @@ class _Parser:
         if t.kind == "str":
             return Literal(t.text[1:-1].replace("''", "'"))
         if t.kind == "num":
-            return Literal(_number(t.text))
+            return Literal(_number(t.text, t.pos))
         if t.kind == "op" and t.text in ("-", "+") and self.peek().kind == "num":
-            v = _number(self.next().text)
+            n = self.next()
+            v = _number(n.text, n.pos)
             return Literal(-v if t.text == "-" else v)
         if t.kind == "qid":
             return Property(t.text[1:-1].replace('""', '"'))
@@ -312,7 +361,7 @@ class _Parser:
             self.next()
             kind = t.text.upper()
             body = self.coords()
-            return GeometryLiteral(_wkt(kind, body, t.pos))
+            return GeometryLiteral(_wkt(kind, body, t.pos), tuple(_positions(kind, body)))
         node = self.scalar()
         if not isinstance(node, Property):
             raise CQL2Error(
@@ -321,22 +370,27 @@ class _Parser:
             )
         return node
 
-    def coords(self):
+    def coords(self, level: int = 1):
         """A parenthesised, possibly nested, list of numbers -> nested Python lists."""
+        t = self.peek()
+        if level > MAX_WKT_NESTING:
+            raise CQL2Error(
+                f"coordinates nested deeper than {MAX_WKT_NESTING} levels at position {t.pos + 1}"
+            )
         self.expect_op("(")
         items: list = []
         group: list[float] = []
         while True:
             t = self.peek()
             if t.text == "(":
-                items.append(self.coords())
+                items.append(self.coords(level + 1))
             elif t.kind == "num" or (t.text in ("-", "+") and self.peek(1).kind == "num"):
                 self.next()
                 sign = 1
                 if t.text in ("-", "+"):
                     sign = -1 if t.text == "-" else 1
                     t = self.next()
-                group.append(sign * float(t.text))
+                group.append(sign * _number(t.text, t.pos, real=True))
                 continue
             elif t.text == ",":
                 self.next()
@@ -358,11 +412,18 @@ class _Parser:
 _RESERVED = {"AND", "OR", "NOT", "LIKE", "IN", "BETWEEN", "IS", "NULL"}
 
 
-def _number(s: str) -> int | float:
+def _number(s: str, pos: int, real: bool = False) -> int | float:
+    """A number token (an int where it is one, unless ``real``); refused when not finite."""
     try:
-        return int(s)
+        if not real:
+            return int(s)
     except ValueError:
-        return float(s)
+        pass
+    v = float(s)
+    if not math.isfinite(v):
+        shown = s if len(s) <= 24 else s[:20] + "..."
+        raise CQL2Error(f"number {shown} at position {pos + 1} is out of range")
+    return v
 
 
 def _temporal(kind: str, s: str) -> date | datetime:
@@ -372,6 +433,21 @@ def _temporal(kind: str, s: str) -> date | datetime:
         return datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
         raise CQL2Error(f"{kind}({s!r}) is not a valid {kind.lower()}") from None
+
+
+def _positions(kind: str, body: list) -> Iterator[tuple[float, float]]:
+    """The (first axis, second axis) numbers of every position of parsed, checked coordinates
+    (of a BBOX, its two corners)."""
+    if kind == "BBOX":
+        nums = body[0] if len(body) == 1 else [v for g in body for v in g]
+        yield nums[0], nums[1]
+        yield nums[2], nums[3]
+        return
+    if body and not isinstance(body[0], list):
+        yield body[0], body[1]
+        return
+    for v in body:
+        yield from _positions(kind, v)
 
 
 def _fmt(v: float) -> str:
@@ -430,28 +506,32 @@ def _wkt(kind: str, body: list, pos: int) -> str:
     raise CQL2Error(f"unsupported geometry {kind}")
 
 
-def parse(s: str):
-    """CQL2 text -> AST; raises CQL2Error naming the position of the problem."""
+def parse(s: str, limits: Limits | None = None):
+    """CQL2 text -> AST; raises CQL2Error naming the position of the problem, or the limit
+    (``limits``, default the configured ones) that the filter passes."""
+    limits = limits or Limits.configured()
     if not s or not s.strip():
         raise CQL2Error("empty filter")
-    if len(s) > MAX_FILTER_CHARS:
-        raise CQL2Error(f"filter longer than {MAX_FILTER_CHARS} characters")
+    if len(s) > limits.chars:
+        raise CQL2Error(
+            f"filter longer than {limits.chars} characters (the limit, setting "
+            "tiles.filter_max_chars)"
+        )
     if "\x00" in s:
         raise CQL2Error("the filter contains a NUL character")
-    return _Parser(s).parse()
+    return _Parser(s, limits).parse()
 
 
 # ---- SQL ------------------------------------------------------------------------------------
 
 
 class _Compiler:
-    def __init__(self, coll: Collection, analyst: bool, filter_srid: int, flip: bool):
+    def __init__(self, coll: Collection, analyst: bool, crs: Crs):
         self.props = {p.name: p for p in coll.visible(analyst)}
         self.hidden = {p.name for p in coll.props} - self.props.keys()
         self.coll = coll
         self.params: dict[str, Any] = {}
-        self.filter_srid = filter_srid
-        self.flip = flip
+        self.crs = crs
 
     def bind(self, v: Any) -> str:
         name = f"f{len(self.params)}"
@@ -533,12 +613,18 @@ class _Compiler:
                 "S_INTERSECTS takes the geometry property (geometry) and one WKT geometry, "
                 "e.g. S_INTERSECTS(geometry, POINT(120.2 30.2))"
             )
-        g = f"ST_GeomFromText({self.bind(geoms[0].wkt)}, {int(self.filter_srid)})"
-        if self.flip:
+        geom = geoms[0]
+        for a, b in geom.positions:
+            x, y = (b, a) if self.crs.flip else (a, b)
+            if self.crs.outside(x, y):
+                raise CQL2Error(
+                    f"S_INTERSECTS: the position {a:g} {b:g} is outside the range of "
+                    f"{self.crs.uri} ({self.crs.range_text}); filter-crs names the CRS"
+                )
+        g = f"ST_GeomFromText({self.bind(geom.wkt)}, {int(self.crs.srid)})"
+        if self.crs.flip:
             g = f"ST_FlipCoordinates({g})"
-        if self.filter_srid != 4549:
-            g = f"ST_Transform({g}, 4549)"
-        return f"ST_Intersects({self.coll.geom}, {g})"
+        return f"ST_Intersects({self.coll.geom}, {self.crs.storage_sql(g)})"
 
 
 def _coerce(v: Any, want: str | None) -> Any:
@@ -571,12 +657,16 @@ def _coerce(v: Any, want: str | None) -> Any:
 
 
 def to_sql(
-    node, coll: Collection, analyst: bool, filter_srid: int = 4326, flip: bool = False
+    node, coll: Collection, analyst: bool, crs: Crs | None = None
 ) -> tuple[str, dict[str, Any]]:
     """A parsed filter as an SQL boolean expression and its bound parameters (``:fN``).
 
-    ``filter_srid``/``flip``: the CRS of WKT literals (filter-crs; default CRS84, lon/lat) and
-    whether its axis order is latitude/northing first.
+    ``crs``: the CRS of WKT literals (filter-crs; default CRS84, lon/lat), a
+    ``gis.features_sql.Crs``; their positions must lie in its range.
     """
-    c = _Compiler(coll, analyst, filter_srid, flip)
+    if crs is None:
+        from gis.features_sql import CRS84, CRSS
+
+        crs = CRSS[CRS84]
+    c = _Compiler(coll, analyst, crs)
     return c.sql(node), c.params

@@ -14,9 +14,10 @@ COUNT(*) per page costs on big tables). On a last page it is exact: offset + num
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -31,26 +32,65 @@ CRS84 = OGC_CRS + "OGC/1.3/CRS84"
 STORAGE_CRS = OGC_CRS + "EPSG/0/4549"
 
 
+# Where the storage CRS (EPSG:4549, a transverse Mercator on 120E) is well defined, in lon/lat:
+# geometries in another CRS are clipped to it before they are projected (PROJ fails or folds
+# coordinates far from the central meridian). No parcel of a 4549 dataset lies outside it.
+STORAGE_DOMAIN = (90.0, -80.0, 150.0, 80.0)
+_MERCATOR_R = 6378137.0  # EPSG:3857 sphere
+
+
 @dataclass(frozen=True)
 class Crs:
     uri: str
     srid: int
     flip: bool  # axis order is latitude / northing first: swap x and y
     geographic: bool
+    # valid coordinates (x = east order): xmin, ymin, xmax, ymax; None: any finite number
+    bounds: tuple[float, float, float, float] | None = None
 
     @property
     def digits(self) -> int:
         return 8 if self.geographic else 4
 
+    def outside(self, x: float, y: float) -> bool:
+        """Whether (x, y) (x = east) is not a coordinate of this CRS (or not finite)."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return True
+        b = self.bounds
+        return b is not None and not (b[0] <= x <= b[2] and b[1] <= y <= b[3])
 
+    @property
+    def range_text(self) -> str:
+        if self.bounds is None:
+            return "finite numbers"
+        x0, y0, x1, y1 = (f"{v:g}" for v in self.bounds)
+        xs, ys = (f"{x0}..{x1}", f"{y0}..{y1}")
+        names = ("longitude", "latitude") if self.geographic else ("easting", "northing")
+        parts = [f"{names[0]} {xs}", f"{names[1]} {ys}"]
+        return ", ".join(parts[::-1] if self.flip else parts)
+
+    def storage_sql(self, geom: str) -> str:
+        """SQL of ``geom`` (an SQL geometry in this CRS, x = east) in EPSG:4549, clipped to
+        :data:`STORAGE_DOMAIN` first when it has to be projected."""
+        if self.srid == 4549:
+            return geom
+        lonlat = geom if self.geographic else f"ST_Transform({geom}, 4326)"
+        srid = self.srid if self.geographic else 4326
+        x0, y0, x1, y1 = STORAGE_DOMAIN
+        clip = f"ST_MakeEnvelope({x0}, {y0}, {x1}, {y1}, {srid})"
+        return f"ST_Transform(ST_ClipByBox2D({lonlat}, {clip}), 4549)"
+
+
+_LONLAT = (-180.0, -90.0, 180.0, 90.0)
+_WEB_MERCATOR = (-20037508.35, -20048966.11, 20037508.35, 20048966.11)  # EPSG's bounds
 CRSS: dict[str, Crs] = {
     c.uri: c
     for c in (
-        Crs(CRS84, 4326, False, True),
-        Crs(OGC_CRS + "EPSG/0/4326", 4326, True, True),
-        Crs(OGC_CRS + "EPSG/0/4490", 4490, True, True),
+        Crs(CRS84, 4326, False, True, _LONLAT),
+        Crs(OGC_CRS + "EPSG/0/4326", 4326, True, True, _LONLAT),
+        Crs(OGC_CRS + "EPSG/0/4490", 4490, True, True, _LONLAT),
         Crs(STORAGE_CRS, 4549, True, False),
-        Crs(OGC_CRS + "EPSG/0/3857", 3857, False, False),
+        Crs(OGC_CRS + "EPSG/0/3857", 3857, False, False, _WEB_MERCATOR),
     )
 }
 CRS_LIST = list(CRSS)
@@ -70,7 +110,7 @@ def parse_crs(value: str | None, what: str = "crs") -> Crs:
     if not value:
         return CRSS[CRS84]
     v = value.strip().strip("[]<>")
-    m = re.fullmatch(r"(?i)(?:EPSG:|http://www\.opengis\.net/def/crs/EPSG/0/)(\d+)", v)
+    m = re.fullmatch(r"(?i)(?:EPSG:|https?://www\.opengis\.net/def/crs/EPSG/0/)?(\d+)", v)
     if m:
         v = OGC_CRS + "EPSG/0/" + m.group(1)
     elif re.fullmatch(r"(?i)(OGC:)?CRS84|http://www\.opengis\.net/def/crs/OGC/1\.3/CRS84", v):
@@ -84,36 +124,79 @@ def parse_crs(value: str | None, what: str = "crs") -> Crs:
 
 
 def parse_bbox(value: str, crs: Crs) -> tuple[float, float, float, float]:
-    """bbox in the axis order of ``crs`` -> (xmin, ymin, xmax, ymax) in x=east order."""
+    """bbox in the axis order of ``crs`` -> (xmin, ymin, xmax, ymax) in x=east order; 400 for
+    anything but four (or six) finite numbers in the CRS's range, lower corner first."""
+    parts = value.split(",")
     try:
-        nums = [float(v) for v in value.split(",")]
+        nums = [float(v) for v in parts]
     except ValueError:
-        raise FeaturesError(400, f"bbox {value!r}: four (or six) comma-separated numbers") from None
+        nums = []
+    if len(nums) not in (4, 6):
+        raise FeaturesError(
+            400,
+            f"bbox {value[:200]!r}: four numbers (or six, with heights), comma-separated, "
+            f"lower corner first, in the axis order of bbox-crs ({crs.uri})",
+        )
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
-    if len(nums) != 4 or any(n != n or abs(n) == float("inf") for n in nums):
-        raise FeaturesError(400, f"bbox {value!r}: four (or six) comma-separated numbers")
-    a0, b0, a1, b1 = nums
+    return check_bbox(nums, crs, value)
+
+
+def check_bbox(nums, crs: Crs, shown: str | None = None) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
+    """Four numbers of a bbox in the axis order of ``crs`` -> (xmin, ymin, xmax, ymax) in
+    x=east order; 400 unless they are finite, in the CRS's range and lower corner first."""
+    shown = (shown or ",".join(f"{v:g}" for v in nums))[:200]
+    a0, b0, a1, b1 = (float(v) for v in nums)
     x0, y0, x1, y1 = (b0, a0, b1, a1) if crs.flip else (a0, b0, a1, b1)
+    if crs.outside(x0, y0) or crs.outside(x1, y1):
+        raise FeaturesError(
+            400, f"bbox {shown!r} is outside the range of {crs.uri} ({crs.range_text})"
+        )
     if x0 > x1 or y0 > y1:
-        raise FeaturesError(400, f"bbox {value!r}: the lower corner comes first")
-    if crs.geographic and not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
-        order = "lat,lon" if crs.flip else "lon,lat"
-        raise FeaturesError(400, f"bbox {value!r} is outside the range of {crs.uri} ({order})")
+        raise FeaturesError(400, f"bbox {shown!r}: the lower corner comes first")
     return x0, y0, x1, y1
 
 
-def bbox_sql(crs: Crs, bbox: tuple[float, float, float, float]) -> tuple[str, dict]:
-    """SQL of the bbox polygon in EPSG:4549 (edges densified before reprojecting)."""
+def crs_of(srid: int, flip: bool = False) -> Crs:
+    """The supported CRS of ``srid``, x = east unless ``flip`` (an axis order of its own)."""
+    for c in CRSS.values():
+        if c.srid == srid:
+            return replace(c, flip=flip)
+    raise FeaturesError(400, f"EPSG:{srid} is not supported; use one of: {', '.join(CRS_LIST)}")
+
+
+def bbox_condition(geom: str, crs: Crs, bbox: tuple[float, float, float, float]):
+    """SQL condition (and its parameters) that ``geom`` (EPSG:4549) meets a bbox from
+    :func:`parse_bbox`."""
+    box = bbox_sql(crs, bbox)
+    if box is None:
+        return "false", {}
+    env, params = box
+    return f"{geom} && {env} AND ST_Intersects({geom}, {env})", params
+
+
+def bbox_sql(crs: Crs, bbox: tuple[float, float, float, float]) -> tuple[str, dict] | None:
+    """SQL of the bbox polygon in EPSG:4549 (edges densified before reprojecting); None when it
+    lies outside :data:`STORAGE_DOMAIN` (no feature can be in it)."""
     x0, y0, x1, y1 = bbox
+    srid, geographic = crs.srid, crs.geographic
+    if srid == 3857:  # a rectangle in Web Mercator is one in lon/lat: use that
+        x0, x1 = (math.degrees(x / _MERCATOR_R) for x in (x0, x1))
+        y0, y1 = (math.degrees(math.atan(math.sinh(y / _MERCATOR_R))) for y in (y0, y1))
+        srid, geographic = 4326, True
+    if srid != 4549:  # clip to where the storage projection holds
+        d = STORAGE_DOMAIN
+        x0, y0, x1, y1 = max(x0, d[0]), max(y0, d[1]), min(x1, d[2]), min(y1, d[3])
+        if x0 > x1 or y0 > y1:
+            return None
     if x0 == x1 or y0 == y1:  # a point or a line: widen it by 0.1 mm so it is a polygon
-        eps = 1e-9 if crs.geographic else 1e-4
+        eps = 1e-9 if geographic else 1e-4
         x0, y0, x1, y1 = x0 - eps, y0 - eps, x1 + eps, y1 + eps
     env = "ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, :bsrid)"
-    if crs.srid != 4549:
+    if srid != 4549:
         env = f"ST_Transform(ST_Segmentize({env}, :bseg), 4549)"
     seg = max((x1 - x0), (y1 - y0)) / 32 or 1.0
-    return env, {"bx0": x0, "by0": y0, "bx1": x1, "by1": y1, "bsrid": crs.srid, "bseg": seg}
+    return env, {"bx0": x0, "by0": y0, "bx1": x1, "by1": y1, "bsrid": srid, "bseg": seg}
 
 
 def _parse_instant(s: str, end: bool) -> date | None:
@@ -189,9 +272,9 @@ def _where(coll: Collection, req: ItemsRequest) -> tuple[str, dict[str, Any]]:
     clauses = [f"({coll.where})"]
     params: dict[str, Any] = {}
     if req.bbox:
-        env, p = bbox_sql(req.bbox_crs, req.bbox)
+        cond, p = bbox_condition(coll.geom, req.bbox_crs, req.bbox)
+        clauses.append(cond)
         params.update(p)
-        clauses.append(f"{coll.geom} && {env} AND ST_Intersects({coll.geom}, {env})")
     if req.datetime and coll.temporal:
         tp = coll.prop(coll.temporal)
         assert tp is not None
@@ -205,7 +288,7 @@ def _where(coll: Collection, req: ItemsRequest) -> tuple[str, dict[str, Any]]:
     if req.filter:
         try:
             ast = cql2.parse(req.filter)
-            sql, p = cql2.to_sql(ast, coll, req.analyst, req.filter_crs.srid, req.filter_crs.flip)
+            sql, p = cql2.to_sql(ast, coll, req.analyst, req.filter_crs)
         except cql2.CQL2Error as e:
             raise FeaturesError(400, f"filter: {e}") from None
         clauses.append(sql)

@@ -18,6 +18,7 @@ from typing import Any
 import shapely
 from sqlalchemy import Engine, text
 
+from gis import features_sql as fs
 from gis.detection import ZONE_LEVELS, get_run
 from gis.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_STATUSES
 from gis.export import Field
@@ -211,18 +212,14 @@ def _where(kind: Kind, q: LandQuery, params: dict) -> str:
     if q.min_mu is not None:
         conds.append(f"{kind.area_mu} >= :min_mu")
         params["min_mu"] = q.min_mu
-    if q.bbox is not None:
-        x1, y1, x2, y2 = q.bbox
-        if x1 > x2 or y1 > y2:
-            raise QueryError("bbox must be minx,miny,maxx,maxy with min <= max")
-        # densified so that the box's edges stay true when reprojected
-        seg = 0.01 if q.bbox_srid in (4326, 4490) else 1000.0
-        params.update(bx1=x1, by1=y1, bx2=x2, by2=y2, bsrid=q.bbox_srid, bseg=seg)
-        env = (
-            "ST_Transform(ST_Segmentize(ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, :bsrid), "
-            ":bseg), 4549)"
-        )
-        conds.append(f"{kind.geom} && {env} AND ST_Intersects({kind.geom}, {env})")
+    if q.bbox is not None:  # as OGC API Features filters (checked, clipped, densified)
+        try:
+            crs = fs.crs_of(q.bbox_srid)
+            cond, p = fs.bbox_condition(kind.geom, crs, fs.check_bbox(q.bbox, crs))
+        except fs.FeaturesError as e:
+            raise QueryError(e.message) from None
+        conds.append(cond)
+        params.update(p)
     if q.intersects:
         try:
             g = shapely.from_geojson(q.intersects)

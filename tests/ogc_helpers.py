@@ -12,6 +12,8 @@ from datetime import date
 import shapely
 from sqlalchemy import Engine, text
 
+from gis import features_sql
+from gis.collections import forget_schema
 from tests.factories import uscc
 from tests.land_helpers import X0, Y0, insert, rect
 
@@ -21,6 +23,15 @@ N_PARCELS = 20
 def parcel_geom(i: int) -> shapely.Geometry:
     """Parcel i: 100 m × 100 m squares 200 m apart, 5 per row."""
     return rect(1000 + (i % 5) * 200, 1000 + (i // 5) * 200, 100, 100)
+
+
+def city_client(http, db):  # type: ignore[no-untyped-def]
+    """The small city loaded into ``db`` and the schema and extents caches forgotten: ``http``
+    (the body of the ``city`` fixtures)."""
+    load_city(db)
+    forget_schema()
+    features_sql.forget_extents()
+    return http
 
 
 def load_city(engine: Engine) -> None:

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gis import cql2
+from gis import features_sql as fs
 from gis.collections import _build
+from gis.config import get_settings
 
 TABS = {
     t: {"id"}
@@ -64,15 +66,43 @@ def test_dates_are_typed():
 
 def test_s_intersects_wkt_and_bbox():
     s, p = sql("S_INTERSECTS(geometry, POLYGON((120 30, 120.1 30, 120.1 30.1, 120 30)))")
-    assert s.startswith("ST_Intersects(t.geom, ST_Transform(ST_GeomFromText(:f0, 4326), 4549))")
+    assert s.startswith(
+        "ST_Intersects(t.geom, ST_Transform(ST_ClipByBox2D(ST_GeomFromText(:f0, 4326), "
+        "ST_MakeEnvelope(90.0, -80.0, 150.0, 80.0, 4326)), 4549))"
+    )
     assert p["f0"].startswith("POLYGON((120.0 30.0, 120.1 30.0")
     s, p = sql("S_INTERSECTS(geometry, BBOX(120, 30, 120.1, 30.1))")
     assert p["f0"].startswith("POLYGON((")
     s, p = cql2.to_sql(
-        cql2.parse("S_INTERSECTS(geometry, POINT(3351050 501050))"), PARCELS, False, 4549, True
+        cql2.parse("S_INTERSECTS(geometry, POINT(3351050 501050))"),
+        PARCELS,
+        False,
+        fs.parse_crs("EPSG:4549"),
     )
     assert "ST_FlipCoordinates(ST_GeomFromText(:f0, 4549))" in s
     assert "ST_Transform" not in s
+    s, p = cql2.to_sql(
+        cql2.parse("S_INTERSECTS(geometry, POINT(13358338 3503549))"),
+        PARCELS,
+        False,
+        fs.parse_crs("EPSG:3857"),
+    )
+    assert "ST_Transform(ST_GeomFromText(:f0, 3857), 4326)" in s
+
+
+@pytest.mark.parametrize(
+    "f, crs",
+    [
+        ("S_INTERSECTS(geometry, POINT(200 30))", "CRS84"),
+        ("S_INTERSECTS(geometry, POINT(120 -91))", "CRS84"),
+        ("S_INTERSECTS(geometry, BBOX(100, 30, 190, 40))", "CRS84"),
+        ("S_INTERSECTS(geometry, POINT(120 30))", "EPSG:4326"),  # lat 120: lat,lon order
+        ("S_INTERSECTS(geometry, POINT(3e7 0))", "EPSG:3857"),
+    ],
+)
+def test_positions_outside_the_filter_crs_are_refused(f, crs):
+    with pytest.raises(cql2.CQL2Error, match="outside the range"):
+        cql2.to_sql(cql2.parse(f), PARCELS, False, fs.parse_crs(crs))
 
 
 @pytest.mark.parametrize(
@@ -109,8 +139,47 @@ def test_restricted_properties_need_an_analyst():
 
 
 def test_deep_nesting_is_refused():
-    with pytest.raises(cql2.CQL2Error, match="nested deeper"):
+    with pytest.raises(cql2.CQL2Error, match="nested deeper than 20 levels"):
         sql("(" * 200 + "area_m2 > 1" + ")" * 200)
+
+
+LIMITS = cql2.Limits(chars=1_000_000, terms=200, depth=20)
+
+
+@pytest.mark.parametrize(
+    "f, says",
+    [
+        ("NOT " * 10_000 + "area_m2 > 1", "nested deeper than 20 levels"),
+        ("(NOT " * 10_000 + "area_m2 > 1" + ")" * 10_000, "nested deeper than 20 levels"),
+        ("(" * 10_000 + "area_m2 > 1" + ")" * 10_000, "nested deeper than 20 levels"),
+        ("S_INTERSECTS(geometry, POINT" + "(" * 10_000 + "1 2" + ")" * 10_000 + ")", "coordinates"),
+        (" AND ".join(["area_m2 > 1"] * 201), "more than 200 terms"),
+        (" OR ".join(["area_m2 > 1"] * 1_241), "more than 200 terms"),
+        ("area_m2 > 1e999", "out of range"),
+        ("area_m2 > " + "9" * 5_000, "out of range"),
+        ("S_INTERSECTS(geometry, POINT(1e999 1))", "out of range"),
+    ],
+)
+def test_limits_refuse_early(f, says):
+    """Deep or long filters are refused while parsing, before recursion or SQL: a CQL2Error
+    naming the limit, never a RecursionError."""
+    with pytest.raises(cql2.CQL2Error, match=re.escape(says)):
+        cql2.parse(f, LIMITS)
+
+
+def test_filters_at_the_limits_parse():
+    assert len(cql2.parse(" AND ".join(["area_m2 > 1"] * 200), LIMITS).items) == 200
+    node = cql2.parse("NOT " * 10 + "(" * 10 + "area_m2 > 1" + ")" * 10, LIMITS)
+    assert isinstance(node, cql2.Not)
+    with pytest.raises(cql2.CQL2Error, match="longer than 10 characters"):
+        cql2.parse("area_m2 > 1", cql2.Limits(chars=10, terms=200, depth=20))
+
+
+def test_configured_limits():
+    t = get_settings().tiles
+    assert cql2.Limits.configured() == cql2.Limits(
+        t.filter_max_chars, t.filter_max_terms, t.filter_max_depth
+    )
 
 
 # ---- fuzz: whatever the client writes, SQL holds only our expressions and placeholders -------
@@ -118,7 +187,8 @@ def test_deep_nesting_is_refused():
 _OURS = sorted({p.sql for p in PARCELS.props} | {PARCELS.geom}, key=len, reverse=True)
 _SAFE = re.compile(
     r"^(?:\s|\(|\)|,|:f\d+|=|<>|<=|>=|<|>|AND|OR|NOT|LIKE|IN|BETWEEN|IS|NULL|TRUE|FALSE"
-    r"|ST_Intersects|ST_Transform|ST_GeomFromText|ST_FlipCoordinates|\d+)*$"
+    r"|ST_Intersects|ST_Transform|ST_GeomFromText|ST_FlipCoordinates|ST_ClipByBox2D"
+    r"|ST_MakeEnvelope|-?\d+(?:\.\d+)?)*$"
 )
 
 

@@ -13,20 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from gis import features_sql
-from gis.collections import forget_schema
 from tests.land_helpers import X0, Y0
-from tests.ogc_helpers import N_PARCELS, load_city
+from tests.ogc_helpers import N_PARCELS, city_client
 
 OGRINFO = "/usr/bin/ogrinfo"
 
 
 @pytest.fixture
 def city(http, db):
-    load_city(db)
-    forget_schema()
-    features_sql.forget_extents()
-    return http
+    return city_client(http, db)
 
 
 def ogrinfo(*args: str) -> str:
