@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import Pool
 
 from gis.config import get_settings
@@ -50,12 +51,15 @@ def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-u
     want = _LIMIT.get()
     if record.info.get(_APPLIED) == want:
         return
-    with dbapi_connection.cursor() as cur:
-        if want is None:
-            cur.execute("RESET statement_timeout")
-        else:
-            cur.execute(f"SET statement_timeout = {int(want)}")
-    dbapi_connection.commit()
+    try:
+        with dbapi_connection.cursor() as cur:
+            if want is None:
+                cur.execute("RESET statement_timeout")
+            else:
+                cur.execute(f"SET statement_timeout = {int(want)}")
+        dbapi_connection.commit()
+    except Exception as e:  # only a broken connection fails here: the pool takes a new one
+        raise DisconnectionError(f"connection unusable: {e}") from e
     record.info[_APPLIED] = want
 
 
