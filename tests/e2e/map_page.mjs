@@ -340,6 +340,20 @@ try {
     return { text, token_in_session: stored, painted: await paintedShare(page, path.join(cfg.out, '10-analyst-tax-bands.png')) };
   });
 
+  await step('analyst_export', async () => {
+    // signed in, an export is fetched with the Authorization header and saved from a blob
+    await page.click('.tabs button[data-tab=reserve]');
+    const urls = [];
+    const onRequest = (req) => urls.push(req.url());
+    page.on('request', onRequest);
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 60000 }), page.click('.export a[data-format=xlsx]')]);
+    page.off('request', onRequest);
+    const name = dl.suggestedFilename();
+    const file = path.join(cfg.out, 'analyst-export-' + name);
+    await dl.saveAs(file);
+    return { name, head: fs.readFileSync(file).subarray(0, 2).toString('latin1'), token_in_url: urls.some((u) => u.includes(cfg.token)), requests: urls.length };
+  });
+
   // ---------------------------------------------------------------- a second visit (warm caches)
   await step('reload', async () => {
     const p2 = await ctx.newPage();

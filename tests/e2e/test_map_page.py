@@ -261,6 +261,12 @@ def test_export_downloads_files_that_open(run, cases) -> None:
     assert len(shp) == len(expected)
 
 
+def test_signed_in_export_sends_the_token_as_a_header(run) -> None:
+    s = _step(run, "analyst_export")
+    assert s["head"] == "PK" and s["name"].endswith(".xlsx"), s
+    assert s["requests"] >= 1 and not s["token_in_url"]
+
+
 def test_public_view_shows_no_tax_figure(run) -> None:
     s = _step(run, "public_no_tax")
     assert s["chart"] == 0 and s["locked"] == 1
