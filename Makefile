@@ -38,15 +38,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The map page's JavaScript (MapLibre GL JS, ECharts; playwright-core for the e2e tests) from
-# npm, copied into app/static/vendor/ (git-ignored): the page loads nothing from a CDN.
+# The web pages' JavaScript from npm (MapLibre GL JS and ECharts for the map page, Swagger UI
+# and ReDoc for /docs and /redoc; playwright-core for the e2e tests), copied into
+# app/static/vendor/ (git-ignored): no page loads anything from a CDN.
 WEB_VENDOR := app/static/vendor
 WEB_STAMP := $(WEB_VENDOR)/.vendored
 $(WEB_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(WEB_VENDOR)
 	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
-	  node_modules/echarts/dist/echarts.min.js $(WEB_VENDOR)/
+	  node_modules/echarts/dist/echarts.min.js \
+	  node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	  $(WEB_VENDOR)/
+	cp node_modules/swagger-ui-dist/favicon-32x32.png $(WEB_VENDOR)/favicon.png
+	@# ReDoc's menu shows a logo from cdn.redoc.ly: an empty image instead (it hides itself)
+	sed 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:,#' \
+	  node_modules/redoc/bundles/redoc.standalone.js > $(WEB_VENDOR)/redoc.standalone.js
 	@touch $@
 
 web: deps $(WEB_STAMP)

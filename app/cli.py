@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 import tomllib
@@ -409,7 +410,19 @@ def cmd_serve(ns) -> int:
 
     from app.deps import log_config
 
+    # through the environment, so that every worker process builds its app with them
+    for name, value in (
+        ("LANDLINK_PUBLIC_URL", ns.public_url),
+        ("LANDLINK_FORWARDED_ALLOW_IPS", ns.forwarded_allow_ips),
+    ):
+        if value is not None:
+            os.environ[name] = value
+    get_settings.cache_clear()
     s = get_settings()
+    root_path = (ns.root_path or "").rstrip("/")
+    if root_path and not root_path.startswith("/"):
+        print(f"ERROR --root-path {ns.root_path!r}: give a path such as /gis", file=sys.stderr)
+        return 2
     uvicorn.run(
         "app.main:app",
         host=ns.host or s.host,
@@ -417,6 +430,9 @@ def cmd_serve(ns) -> int:
         workers=ns.workers,
         log_level="info",
         log_config=log_config(),  # token values in URLs never reach the log
+        root_path=root_path,
+        # X-Forwarded-* are read by the app (app/links.py), from --forwarded-allow-ips only
+        proxy_headers=False,
     )
     return 0
 
@@ -529,6 +545,22 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
     sv.add_argument("--workers", type=int, default=1)
+    sv.add_argument(
+        "--root-path",
+        default="",
+        help="the prefix a gateway serves landlink under and strips before forwarding, e.g. "
+        "/gis: every link the server writes carries it",
+    )
+    sv.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies (IPs, CIDRs, comma list; '*' any) whose X-Forwarded-For/-Proto/-Host/-Port "
+        "are believed (default: LANDLINK_FORWARDED_ALLOW_IPS, else none)",
+    )
+    sv.add_argument(
+        "--public-url",
+        help="the URL clients reach the server at, e.g. https://gis.example.gov.cn/gis; links "
+        "start with it (default: LANDLINK_PUBLIC_URL)",
+    )
     sv.set_defaults(fn=cmd_serve)
     return p
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
-from app import dblimits, errors
+from app import dblimits, errors, links
 from app.deps import TokenGate
 from app.routers import (
     admission,
@@ -19,6 +21,40 @@ from app.routers import (
     tiles,
     web,
 )
+from gis.config import get_settings
+
+_NOT_GZIPPED = (
+    tiles.MVT,
+    "application/x-protobuf",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/geopackage+sqlite3",
+    "application/pdf",
+)
+
+
+def _add_http_middleware(app: FastAPI) -> None:
+    """gzip, CORS and the trusted proxies' headers (outside everything else, in that order
+    from the inside out; settings in gis/config.py)."""
+    s = get_settings()
+    # gzip for what compresses: JSON, GeoJSON, CSV, HTML, JavaScript; not vector tiles (cached
+    # and served by the thousand a second, where the CPU matters more) nor zip, XLSX, GeoPackage
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=s.gzip_min_bytes,
+        compresslevel=6,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, *_NOT_GZIPPED),
+    )
+    origins = links.cors_origins()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["Content-Disposition", "ETag", "X-Tile-Cache"],
+            max_age=600,
+        )
+    app.add_middleware(links.ForwardedHeaders, trusted=s.forwarded_allow_ips)
 
 
 def create_app() -> FastAPI:
@@ -27,11 +63,14 @@ def create_app() -> FastAPI:
         description="工业用地经济地理信息系统 — industrial-land economic GIS: registry, "
         "project-land-output linkage, three kinds of land, OGC API and tiles.",
         version="0.1.0",
+        docs_url=None,  # /docs and /redoc: app/routers/web.py, from vendored files (no CDN)
+        redoc_url=None,
     )
     app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing (issue 5)
     app.add_middleware(TokenGate)  # Bearer tokens only; audit of restricted reads
     errors.install(app)  # after the middleware above, so that its errors are answered too
     dblimits.install(app)  # outermost: every request's SQL has a statement timeout
+    _add_http_middleware(app)
     app.include_router(registry.router)
     app.include_router(audit.router)
     app.include_router(ogc.router)

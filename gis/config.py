@@ -65,6 +65,16 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Behind a gateway (app/links.py): the URL clients reach this server at, prefix included
+    # (e.g. https://gis.example.gov.cn/gis; without a path, `serve --root-path` is added). Every
+    # link the server writes starts with it. Unset: the X-Forwarded-Host/-Proto/-Port of a proxy
+    # in forwarded_allow_ips, else the address the connection came in on; never the Host header.
+    public_url: str | None = None
+    # proxies (IPs, CIDRs, comma list; "*" any) whose X-Forwarded-* headers are believed
+    forwarded_allow_ips: str = ""
+    # browser origins allowed by CORS: comma list or JSON list, "*" any; empty: no CORS headers
+    cors_origins: str = ""
+    gzip_min_bytes: int = 1024  # JSON, GeoJSON, CSV, HTML answers above this are gzipped
     rules_file: Path = Path(__file__).resolve().parent / "rules.toml"
     # Rows per COPY chunk when loading; bounds peak memory on big files.
     copy_chunk_rows: int = 50_000

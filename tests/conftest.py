@@ -145,14 +145,17 @@ def uvicorn_thread(app, log_level: str = "warning"):
 
 
 @contextmanager
-def serve_process(database_url: str, log: Path | None = None):
+def serve_process(
+    database_url: str, log: Path | None = None, args: tuple[str, ...] = (), env: dict | None = None
+):
     """`landlink serve` as its own process on a free port against ``database_url`` (its
-    output to ``log``, else discarded): its URL once it answers."""
+    output to ``log``, else discarded; more options in ``args``, more environment in ``env``):
+    its URL once it answers."""
     port = _free_port()
     with open(log or os.devnull, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env={**os.environ, "DATABASE_URL": database_url},
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
+            env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

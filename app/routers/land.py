@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
+from app.links import request_link
 from app.params import AsOf, DbInt, Mu, Offset
 from gis import detection, export
 from gis import features_sql as fs
@@ -96,9 +97,9 @@ def _respond(
             media_type=media,
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    links = [{"rel": "self", "href": str(request.url)}]
+    links = [{"rel": "self", "href": request_link(request)}]
     if limit is not None and offset + len(items) < result["number_matched"]:
-        nxt = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+        nxt = request_link(request, offset=offset + limit, limit=limit)
         links.append({"rel": "next", "href": nxt, "type": export.MEDIA_TYPES[fmt]})
     body: dict = {
         "run": run_info,

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep
 from app.errors import ApiError
+from app.links import public_base
 from app.params import BIGINT_MAX
 from gis import features_sql as fs
 from gis import tiles as gt
@@ -67,7 +68,7 @@ ITEMS_PARAMS = {
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
+    return public_base(request) + "/ogc"
 
 
 def _wants_html(request: Request, f: str | None) -> bool:
@@ -526,7 +527,7 @@ def openapi30(request: Request):
     doc = {
         "openapi": "3.0.3",
         "info": {**full.get("info", {}), "title": "landlink OGC API Features"},
-        "servers": [{"url": str(request.base_url).rstrip("/")}],
+        "servers": [{"url": public_base(request)}],
         "paths": _to_30(paths),
         "components": _to_30(full.get("components", {})),
     }

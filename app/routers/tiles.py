@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from app.deps import PUBLIC, Caller, caller, engine_dep
 from app.errors import ApiError
+from app.links import public_base, route_path
 from gis import tiles as gt
 from gis.config import get_settings
 from gis.db import get_engine
@@ -47,15 +48,11 @@ def _tileset(engine: Engine, layer: str) -> gt.Tileset:
     return ts[layer]
 
 
-def _root(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 @router.get("/style.json", summary="MapLibre style of all layers")
 def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONResponse:
     """Parcels coloured by actual use (SJYT), evaluation class or 三块地 status (switch with the
     layer visibility), platforms by kind (四类平台), the three kinds of land on top."""
-    root = _root(request)
+    root = public_base(request)
     ts = _tilesets(engine)
     s = get_settings().tiles
     sources = {lid: {"type": "vector", "url": f"{root}/tiles/{lid}.json"} for lid in ts}
@@ -289,7 +286,7 @@ def tilejson(
             "name": layer,
             "description": ts.coll.description,
             "scheme": "xyz",
-            "tiles": [f"{_root(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
+            "tiles": [f"{public_base(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
             "minzoom": 0,
             "maxzoom": s.max_zoom,
             "bounds": ext,
@@ -385,7 +382,7 @@ class CachedTiles:
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] == "http" and scope["method"] == "GET":
-            m = _TILE_PATH.match(scope["path"])
+            m = _TILE_PATH.match(route_path(scope))
             if m:  # a token in the query string never gets here (app.deps.TokenGate)
                 done = await self._serve(m, scope, send)
                 if done:

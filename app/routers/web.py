@@ -1,20 +1,27 @@
 """The map page (地图): index.html and its static files, the page's settings, local glyphs.
 
 Everything the page loads comes from this server: MapLibre GL JS and ECharts are vendored into
-app/static/vendor/ from npm at set-up (``make web``); no CDN. A base map is optional
-(``LANDLINK_BASEMAP_URL``: an XYZ raster tile URL, e.g. 天地图 with its ``tk=`` key, or the
-bureau's own); without one, district outlines and labels draw the city.
+app/static/vendor/ from npm at set-up (``make web``); no CDN. So are Swagger UI and ReDoc, which
+serve the API's documentation at ``/docs`` and ``/redoc`` (also the OGC ``service-doc``). Every
+page refers to its files by relative URLs, so it works under a gateway's prefix too.
+
+A base map is optional (``LANDLINK_BASEMAP_URL``: an XYZ raster tile URL, e.g. 天地图 with its
+``tk=`` key, or the bureau's own); without one, district outlines and labels draw the city.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ApiError
+from app.links import public_base
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -31,16 +38,77 @@ class PageSettings(BaseSettings):
     basemap_maxzoom: int = 18
 
 
-@router.get("/", include_in_schema=False)
-def index() -> FileResponse:
-    page = STATIC / "index.html"
-    if not (STATIC / "vendor" / "maplibre-gl.js").exists():
+def _vendored(name: str, what: str) -> None:
+    """503 naming the fix when app/static/vendor/ lacks ``name`` (``make web`` not run)."""
+    if not (STATIC / "vendor" / name).exists():
         raise ApiError(
             503,
-            "the map page's JavaScript is not installed: run 'make web' (npm ci, then copies "
-            "MapLibre GL JS and ECharts into app/static/vendor/)",
+            f"{what} is not installed: run 'make web' (npm ci, then copies MapLibre GL JS, "
+            "ECharts, Swagger UI and ReDoc into app/static/vendor/)",
         )
-    return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/", include_in_schema=False)
+def index(request: Request) -> HTMLResponse:
+    """index.html with ``<base href>`` set to where the page is served (the gateway's prefix
+    included), against which the page resolves every request it makes."""
+    _vendored("maplibre-gl.js", "the map page's JavaScript")
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    base = html.escape(urlsplit(public_base(request)).path.rstrip("/") + "/", quote=True)
+    page = page.replace('<base href="/">', f'<base href="{base}">', 1)
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+# The documentation pages may load nothing from outside this server (ReDoc's bundle, for one,
+# would fetch its logo from cdn.redoc.ly): the browser is told so, and hides what it refused.
+_DOC_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def _api_doc(request: Request, make, js: str, what: str, **files) -> HTMLResponse:  # type: ignore[no-untyped-def]
+    """An API documentation page from FastAPI's ``make`` (relative URLs: the page lives at
+    ``<prefix>/docs``, its files at ``<prefix>/static/vendor/``)."""
+    _vendored(js, what)
+    page = make(
+        openapi_url=request.app.openapi_url.lstrip("/"),
+        title=f"{request.app.title} — API",
+        **files,
+    )
+    page.headers["Cache-Control"] = "no-cache"
+    page.headers["Content-Security-Policy"] = _DOC_CSP
+    return page
+
+
+@router.get("/docs", include_in_schema=False)
+def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI from app/static/vendor/."""
+    return _api_doc(
+        request,
+        get_swagger_ui_html,
+        "swagger-ui-bundle.js",
+        "Swagger UI (the /docs page)",
+        swagger_js_url="static/vendor/swagger-ui-bundle.js",
+        swagger_css_url="static/vendor/swagger-ui.css",
+        swagger_favicon_url="static/vendor/favicon.png",
+        # no badge from validator.swagger.io: nothing is fetched from outside
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
+@router.get("/redoc", include_in_schema=False)
+def redoc(request: Request) -> HTMLResponse:
+    """ReDoc's standalone bundle from app/static/vendor/, without Google Fonts."""
+    return _api_doc(
+        request,
+        get_redoc_html,
+        "redoc.standalone.js",
+        "ReDoc (the /redoc page)",
+        redoc_js_url="static/vendor/redoc.standalone.js",
+        redoc_favicon_url="static/vendor/favicon.png",
+        with_google_fonts=False,
+    )
 
 
 @router.get("/app-config.json", include_in_schema=False)

@@ -8,7 +8,7 @@
   // Every request goes where the page was served from (a gateway's prefix included: the server
   // writes <base href> into index.html), never to a host named in a server-written link.
   const BASE = new URL('.', document.baseURI).href;
-  const serverUrl = (path) => BASE + String(path).replace(/^\//, '');
+  const serverUrl = (path) => BASE + String(path).replace(/^\/+/, '');
   const TOKEN_KEY = 'landlink.token';
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY) || '',
@@ -296,7 +296,7 @@
       : '数据来源: 本系统 GeoJSON(矢量切片服务未启用)';
 
     // the city's extent: from the districts' TileJSON, else from their GeoJSON
-    const districtsReq = api('/api/map/layers/districts.geojson').catch(() => null);
+    const districtsReq = api('api/map/layers/districts.geojson').catch(() => null);
     const tb = sourceInfo.districts.def.bounds;
     const districts = tb ? null : await districtsReq;
     const bounds = tb || (districts ? bboxOf(districts.features) : [119.0, 29.3, 120.8, 30.6]);
@@ -332,8 +332,8 @@
       map.on('mouseleave', id, () => { if (!state.draw.mode) map.getCanvas().style.cursor = ''; });
     });
     districtsReq.then((g) => g && zonesFrom('district', g.features));
-    api('/api/map/layers/platforms.geojson').then((g) => zonesFrom('platform', g.features)).catch(() => {});
-    api('/api/map/layers/corridors.geojson').then((g) => zonesFrom('corridor', g.features)).catch(() => {});
+    api('api/map/layers/platforms.geojson').then((g) => zonesFrom('platform', g.features)).catch(() => {});
+    api('api/map/layers/corridors.geojson').then((g) => zonesFrom('corridor', g.features)).catch(() => {});
   }
 
   function bboxOf(features) {
@@ -403,7 +403,7 @@
 
   async function loadTaxBands() {
     if (state.tax) return;
-    const t = await api('/api/map/parcel-tax');
+    const t = await api('api/map/parcel-tax');
     state.tax = t;
     applyTaxState();
   }
@@ -435,7 +435,7 @@
       state.analyst = false;
     } else {
       try {
-        const me = await api('/api/whoami');
+        const me = await api('api/whoami');
         state.role = me.role;
         state.analyst = !!me.analyst;
       } catch (e) {
@@ -488,7 +488,7 @@
       return;
     }
     try {
-      const r = await api('/api/search?q=' + encodeURIComponent(q));
+      const r = await api('api/search?q=' + encodeURIComponent(q));
       if (seq !== searchSeq) return; // a newer search, or a pick, came first
       searchHits = r.results;
       if (!searchHits.length) {
@@ -577,7 +577,7 @@
     body.innerHTML = '<p class="note">加载中…</p>';
     let d;
     try {
-      d = await api('/api/parcels/' + encodeURIComponent(dkbh));
+      d = await api('api/parcels/' + encodeURIComponent(dkbh));
       if (seq !== dossierSeq) return; // another parcel was clicked meanwhile
     } catch (e) {
       if (seq !== dossierSeq) return;
@@ -847,7 +847,7 @@
     $('#reserve-count').textContent = '查询中…';
     let fc;
     try {
-      fc = await api(`/api/land/${kind}?${p}`);
+      fc = await api(`api/land/${kind}?${p}`);
       if (seq !== reserveSeq) return; // a newer filter was asked for
     } catch (e) {
       $('#reserve-count').textContent = '';
@@ -920,8 +920,8 @@
     const body = $('#dash-body');
     if (!code || !$('#tab-dashboard').classList.contains('on')) return;
     const [summary, ind] = await Promise.all([
-      apiOptional(`/api/land/summary?level=${level}`).catch(() => null),
-      state.conf.indicators ? apiOptional(`/api/indicators?level=${level}`).catch((e) => ({ error: e.message })) : null,
+      apiOptional(`api/land/summary?level=${level}`).catch(() => null),
+      state.conf.indicators ? apiOptional(`api/indicators?level=${level}`).catch((e) => ({ error: e.message })) : null,
       loadECharts(),
     ]);
     if (seq !== dashSeq) return; // the user chose another level or object meanwhile
@@ -1104,7 +1104,7 @@
     fillStatus();
     renderLayerList();
     await refreshRole();
-    state.conf = await api('/app-config.json').catch(() => ({}));
+    state.conf = await api('app-config.json').catch(() => ({}));
     await buildMap();
     map.on('dblclick', onDblClick);
     map.on('sourcedata', (e) => {
