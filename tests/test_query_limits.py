@@ -236,7 +236,7 @@ def test_a_request_past_the_statement_timeout_is_a_503_and_jobs_are_not_cut(samp
 
 def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
     """A server whose statement timeout is 50 ms (in this process, so it shares the
-    connection pool with this test): a statement of 0.5 s is cut, answered 503 with
+    connection pool with this test): a statement of 2 s is cut, answered 503 with
     Retry-After, and the connection stays open; code outside a request (as the CLI's) then
     runs unlimited on the same pooled connections."""
     from app.main import create_app
@@ -254,9 +254,7 @@ def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
     with uvicorn_thread(app, log_level="critical") as base:
         with httpx.Client(base_url=base, timeout=60) as http:
             for _ in range(3):
-                t0 = time.perf_counter()
-                r = http.get("/test-only/sleep", params={"s": 0.5})
-                assert time.perf_counter() - t0 < 0.45
+                r = http.get("/test-only/sleep", params={"s": 2})  # a 200 had it not been cut
                 _problem(r, 503, "statement timeout")
                 assert r.headers["retry-after"] == "5"
                 assert http.get("/test-only/sleep", params={"s": 0.001}).status_code == 200
