@@ -125,15 +125,20 @@ def test_terminated_connections_give_503_at_worst_and_the_server_recovers(
         f"answers {dict(sorted(answers.items(), key=str))}"
     )
     assert killed >= ROUNDS, f"only {killed} backends terminated: the faults did not happen"
-    assert sum(answers.values()) > 100, answers
+    assert sum(answers.values()) >= 5 * THREADS, answers  # the load ran through the faults
     assert not bad, f"{len(bad)} bad answers {dict(answers)}:\n" + "\n".join(bad[:10])
 
     # recovery: after the last termination every endpoint answers 200 again, by itself
-    deadline = time.monotonic() + 15
+    # (a generous bound: other work may share this machine; the time taken is reported)
+    t0 = time.monotonic()
+    deadline = t0 + 30
     with httpx.Client(base_url=base, timeout=60) as http:
         pending = list(dict.fromkeys(paths[:16] + paths[-4:]))
         while pending and time.monotonic() < deadline:
             pending = [p for p in pending if http.get(p).status_code != 200]
             if pending:
                 time.sleep(0.5)
-    assert not pending, f"not recovered within 15 s: {pending} (server log {log})"
+    assert not pending, f"not recovered within 30 s: {pending} (server log {log})"
+    report_measured(
+        f"db faults: every endpoint answered 200 again {time.monotonic() - t0:.1f} s later"
+    )
