@@ -93,6 +93,7 @@ class Caller:
 
 
 PUBLIC = Caller("viewer", "public")
+_PUBLIC_LEDGER = Ledger()  # shared by requests without a token: PUBLIC never marks it
 
 
 def bearer_token(auth: str) -> str | None:
@@ -145,6 +146,8 @@ def require(role: str):
 
 
 def _url_token(query: bytes) -> str | None:
+    if b"oken" not in query.lower() and b"%" not in query:
+        return None  # the common case, without splitting
     for part in query.split(b"&"):
         name = part.partition(b"=")[0]
         if name and unquote_plus(name.decode("latin-1")).strip().lower() in URL_TOKEN_NAMES:
@@ -217,15 +220,19 @@ class TokenGate:
             headers = WWW_AUTHENTICATE if status == 401 else None
             await problem(status, msg, headers=headers)(scope, receive, send)
             return
-        ledger = Ledger()
         auth = [v for k, v in scope["headers"] if k == b"authorization"]
-        if auth:  # a Bearer token (token_refusal let it through): known, live, on every route
+        if not auth:  # public: nothing to record, no wrapper on the hot path (cached tiles)
+            scope[AUDIT_KEY] = _PUBLIC_LEDGER
+            await self.app(scope, receive, send)
+            return
+        # a Bearer token (token_refusal let it through): known and live, whatever the route
+        ledger = Ledger()
+        try:
             token = bearer_token(auth[0].decode("latin-1"))
-            try:
-                ledger.caller = await run_in_threadpool(_authenticate, get_engine(), token, ledger)
-            except tokens.TokenError as e:
-                await problem(401, str(e), headers=WWW_AUTHENTICATE)(scope, receive, send)
-                return
+            ledger.caller = await run_in_threadpool(_authenticate, get_engine(), token, ledger)
+        except tokens.TokenError as e:
+            await problem(401, str(e), headers=WWW_AUTHENTICATE)(scope, receive, send)
+            return
         scope[AUDIT_KEY] = ledger
         blocked = False
 
