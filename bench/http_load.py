@@ -1,5 +1,9 @@
-"""Shared by bench/tiles.py and bench/features.py: the 100,000-parcel database, starting tipg and
-landlink on it with the same number of workers, and a small bounded load generator on loopback.
+"""bench/http_load: mixed HTTP traffic on the analysed sample city against `landlink serve`
+(``python bench/http_load.py``, see :func:`main` and docs/BENCHMARKS.md).
+
+Also shared by bench/tiles.py and bench/features.py: the 100,000-parcel database, starting tipg
+and landlink on it with the same number of workers, and a small bounded load generator on
+loopback.
 
 The load generator is a fixed number of requests over a fixed list of URLs (round robin), sent
 by ``concurrency`` threads with one keep-alive httpx client each; it records every latency and
@@ -516,29 +520,44 @@ def asyncio_load(
             await r.readexactly(length)
         return status
 
+    async def connect(end: float):  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                r, w = await asyncio.open_connection(host, port)
+            except OSError as e:  # counted, retried until the end
+                statuses[type(e).__name__] += 1
+                if time.perf_counter() >= end:
+                    return None, None
+                await asyncio.sleep(0.1)
+                continue
+            sock = w.transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return r, w
+
     async def conn(end: float) -> None:
-        r, w = await asyncio.open_connection(host, port)
-        w.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        r, w = await connect(end)
         try:
-            while time.perf_counter() < end and counter[0] < limit:
+            while w is not None and time.perf_counter() < end and counter[0] < limit:
                 i = counter[0]
                 counter[0] += 1
                 t = time.perf_counter()
                 try:
                     w.write(reqs[i % len(reqs)])
-                    status = await read_answer(r)
+                    status = await asyncio.wait_for(read_answer(r), 60)
                 except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+                    # a dropped connection, a timeout (TimeoutError), a malformed answer
                     statuses[type(e).__name__] += 1
                     lat.append(time.perf_counter() - t)
                     w.close()
-                    r, w = await asyncio.open_connection(host, port)
+                    r, w = await connect(end)
                     continue
                 dt = time.perf_counter() - t
                 lat.append(dt)
                 kinds.setdefault(kind_of[i % len(reqs)], []).append(dt)
                 statuses[status] += 1
         finally:
-            w.close()
+            if w is not None:
+                w.close()
 
     async def run() -> float:
         t0 = time.perf_counter()
