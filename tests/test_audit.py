@@ -179,3 +179,20 @@ def test_no_restricted_read_can_skip_the_audit(db):
     with pytest.raises(RuntimeError, match="outside TokenGate"):
         _ = Caller("analyst", "x", 1).analyst
     assert Caller("viewer", "v", 2).analyst is False
+
+
+def test_no_audit_row_no_restricted_data(server, city, db):
+    """If the audit row cannot be written, the analyst gets a 503, not the figures; public
+    answers go on."""
+    with db.begin() as c:
+        c.execute(text("ALTER TABLE audit_log RENAME TO audit_log_away"))
+    try:
+        with httpx.Client(base_url=server, timeout=60) as h:
+            r = h.get(f"/api/enterprises/{E1}", headers=city["analyst"])
+            assert r.status_code == 503 and "audit log" in r.json()["message"], r.text
+            assert "tax_paid" not in r.text and r.headers["retry-after"]
+            assert h.get(f"/api/enterprises/{E1}").status_code == 200
+            assert h.get(f"/api/enterprises/{E1}", headers=city["viewer"]).status_code == 200
+    finally:
+        with db.begin() as c:
+            c.execute(text("ALTER TABLE audit_log_away RENAME TO audit_log"))
