@@ -1,13 +1,18 @@
 # landlink app image (the database is the postgis/postgis service in docker-compose.yml).
-# Stage 1: the map page's JavaScript from npm (MapLibre GL JS, ECharts), as `make web` does;
-# the page loads nothing from a CDN.
+# Stage 1: the pages' JavaScript from npm (MapLibre GL JS, ECharts, Swagger UI, ReDoc), as
+# `make web` does; no page loads anything from a CDN.
 FROM node:20-bookworm-slim AS web
 WORKDIR /web
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error \
+RUN SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error \
     && mkdir -p vendor \
     && cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
-          node_modules/echarts/dist/echarts.min.js vendor/
+          node_modules/echarts/dist/echarts.min.js \
+          node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+          vendor/ \
+    && cp node_modules/swagger-ui-dist/favicon-32x32.png vendor/favicon.png \
+    && sed 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:,#' \
+          node_modules/redoc/bundles/redoc.standalone.js > vendor/redoc.standalone.js
 
 # Stage 2: the app. gdal-bin for ogr2ogr/ogrinfo users; the CJK font for the PDF plan report.
 FROM python:3.11-slim-bookworm

@@ -51,7 +51,10 @@ def _host_port(host: str, port: int | str | None, scheme: str) -> str:
 def public_base(request: Request) -> str:
     """``scheme://host[:port]/root-path`` of this server as its clients reach it (no trailing
     slash). See the module's docstring for where each part comes from."""
-    scope = request.scope
+    return _base(request.scope)
+
+
+def _base(scope) -> str:  # type: ignore[no-untyped-def]
     root = scope.get("root_path", "").rstrip("/")
     s = get_settings()
     if s.public_url:
@@ -103,7 +106,11 @@ class ForwardedHeaders:
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set the client and scheme (uvicorn's
     ProxyHeadersMiddleware does that part), its ``X-Forwarded-Host``/``-Port`` are kept for
     :func:`public_base`. From any other peer these headers change nothing. ``landlink serve``
-    turns uvicorn's own proxy-header handling off, so this list is the only one that counts."""
+    turns uvicorn's own proxy-header handling off, so this list is the only one that counts.
+
+    Then, for every request, the ``Host`` header and the scheme are replaced by those of
+    :func:`public_base`, so that what Starlette derives from them (``request.url``, the
+    ``Location`` of a trailing-slash redirect) cannot carry a host a client made up either."""
 
     def __init__(self, app, trusted: str = "") -> None:  # type: ignore[no-untyped-def]
         self.app = app
@@ -111,18 +118,27 @@ class ForwardedHeaders:
         self.proxy = ProxyHeadersMiddleware(self._host, trusted_hosts=trusted) if trusted else None
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        if self.proxy is not None and scope["type"] in ("http", "websocket"):
-            client = scope.get("client")
-            if client and client[0] in self.proxy.trusted_hosts:
-                await self.proxy(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        if self.proxy is not None and client and client[0] in self.proxy.trusted_hosts:
+            await self.proxy(scope, receive, send)
+        else:
+            await self._settled(scope, receive, send)
 
     async def _host(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         """After ProxyHeadersMiddleware, for a trusted peer (the scheme is the forwarded one)."""
         host = _forwarded_host(scope["headers"], scope.get("scheme", "http"))
         if host:
             scope[FORWARDED_HOST] = host
+        await self._settled(scope, receive, send)
+
+    async def _settled(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        public = urlsplit(_base(scope))
+        scope["scheme"] = public.scheme
+        host = (b"host", public.netloc.encode("latin-1"))
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [host]
         await self.app(scope, receive, send)
 
 

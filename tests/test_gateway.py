@@ -253,6 +253,10 @@ def test_a_forged_host_is_never_echoed(trusting, untrusting, public):
             assert r.status_code == 200, path
             assert "evil.example" not in r.text, path
             assert "evil.example" not in str(r.headers), path
+        # nor in a redirect (Starlette's, to the path without the trailing slash)
+        r = c.get("/ogc/collections/")
+        assert r.status_code == 307
+        assert r.headers["location"] == untrusting + "/gis/ogc/collections"
 
 
 def test_forwarded_headers_of_a_trusted_proxy_make_the_links(trusting):
