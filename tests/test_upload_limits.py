@@ -147,6 +147,21 @@ def test_cli_dry_run_caps_the_report_the_same_way(tmp_path, engine):
     assert "3000 bad row(s)" in p.stderr
 
 
+def test_thousands_of_coordinate_systems_cost_no_more_than_twenty(live):
+    rows = [f"{uscc(i)},企业{i},1310,1,120.1,30.2,EPSG:9{i:05d}\n" for i in range(2_000)]
+    rows.insert(0, f"{uscc(2_000)},企业,1310,1,120.1,30.2,Beijing 1954 / some name\n")
+    csv = QY_HEADER.strip() + ",X,Y,ZBXT\n" + "".join(rows)
+    r, s, grew = live.post("qy", [("files", ("QY.csv", csv.encode()))], dry_run=True)
+    assert r.status_code == 422, r.text[:500]
+    _bounded(r, s, grew, 60)
+    rep = r.json()["report"]
+    reasons = {e["reason"] for e in rep["errors"]}
+    assert "more than 20 coordinate systems in one file; give the points in a few" in reasons
+    assert "'Beijing 1954 / some name' is not a CRS code (use e.g. EPSG:4549, 4490 or gcj02)" in (
+        reasons
+    )
+
+
 def _zip_bomb(path: Path, size: int = 300 * 2**20) -> Path:
     zeros = bytes(2**20)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:

@@ -6,6 +6,8 @@ repaired, and only those whose repair leaves no polygon are rejected.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -16,6 +18,10 @@ from gis.ingest.validate import Issues, as_text, parse_numbers
 from gis.layers import STORAGE_SRID
 
 GCJ02 = "gcj02"
+# ZBXT holds a CRS code (contract): EPSG:4549, 4549, ESRI:102100, or gcj02
+_CRS_CODE = re.compile(r"^(?:[A-Za-z]{2,10}:)?\d{3,6}$")
+# distinct ZBXT codes one file may use (each costs a CRS lookup and a transform)
+MAX_ZBXT_CODES = 20
 
 
 def is_gcj02(crs) -> bool:
@@ -146,12 +152,28 @@ def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) 
             "coordinates without a coordinate system: fill ZBXT or give --crs",
         )
     codes = zb.where(zb.notna(), "__default__")
-    for code in pd.unique(codes[has_xy]):
-        rows = has_xy & (codes == code).to_numpy()
+    # rows by code in one pass (a mask per code would be quadratic in a file of many codes)
+    group, uniques = pd.factorize(codes.where(pd.Series(has_xy, index=codes.index)))
+    for g, code in enumerate(uniques):
+        rows = group == g
         if code == "__default__":
             if default_crs is None:
                 continue
             crs = default_crs
+        elif g >= MAX_ZBXT_CODES:
+            issues.add(
+                rows,
+                "ZBXT",
+                f"more than {MAX_ZBXT_CODES} coordinate systems in one file; "
+                "give the points in a few",
+            )
+            continue
+        elif not is_gcj02(str(code).lower()) and not _CRS_CODE.match(str(code)):
+            # only codes: pyproj searches its whole database for a name (seconds each)
+            issues.add(
+                rows, "ZBXT", f"{code!r} is not a CRS code (use e.g. EPSG:4549, 4490 or gcj02)"
+            )
+            continue
         else:
             try:
                 crs = resolve_crs(code, file)

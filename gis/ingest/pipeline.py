@@ -322,7 +322,8 @@ def _lock_layer(conn: Connection, layer: Layer, file: str, wait_seconds: float) 
             text(
                 "SELECT to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ') FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                "AND l.granted AND l.classid = :a AND l.objid = :b AND l.objsubid = 2"
+                "AND l.granted AND l.classid = :a AND l.objid = :b AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             ),
             {"a": IMPORT_LOCK, "b": key},
         ).scalar()
