@@ -352,6 +352,41 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(liv
     assert "LANDLINK_MAX_UPLOAD_BYTES" in answer
 
 
+def test_a_chunked_body_over_the_limit_is_cut_off_as_it_arrives(live):
+    host, port = live.url.removeprefix("http://").split(":")
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="layer"\r\n\r\nqy\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="QY.csv"\r\n\r\n'
+    )
+    sent, answer = 0, b""
+    Path(f"/proc/{live.pid}/clear_refs").write_text("5")
+    before = _status_kb(live.pid, "VmRSS")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(
+            b"POST /api/imports HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: {live.headers['Authorization']}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\n"
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = bytes(2**20)
+        try:
+            s.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+            while sent < 4 * LIMIT:
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except OSError:  # the server answered and closed while we were still sending
+            pass
+        s.settimeout(30)
+        while chunk := s.recv(65536):
+            answer += chunk
+            if b"}" in answer:
+                break
+    text_ = answer.decode("utf-8", "replace")
+    assert text_.startswith("HTTP/1.1 413"), text_[:300]
+    assert '"message":"upload over the limit of 8 MB (setting LANDLINK_MAX_UPLOAD_BYTES)' in text_
+    assert _status_kb(live.pid, "VmHWM") - before < MEMORY_BOUND
+
+
 def test_no_refused_or_dry_run_upload_left_a_batch(live, engine):
     with engine.connect() as c:
         n = c.execute(
