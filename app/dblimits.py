@@ -6,27 +6,14 @@ short is SQLSTATE 57014, answered 503 by app/errors.py); the jobs a caller start
 Anything outside a request (the CLI's analyses and imports, code in threads a request did not
 start) is not limited: the connection keeps PostgreSQL's default for the role.
 
-The limit travels in a context variable (set by :class:`StatementLimits`, which wraps the app;
-FastAPI's thread pool copies it). A pool ``checkout`` listener applies it to the connection
-being handed out, with ``SET statement_timeout`` (committed, so it outlives the transaction), only
-when it differs from what that connection already has: most checkouts cost no round trip.
+:class:`StatementLimits` wraps the app and sets the limit of each request with
+:func:`gis.dblimits.statement_timeout`, which the connection pools apply (gis/dblimits.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-
-from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.pool import Pool
-
 from gis.config import get_settings
-
-# the limit in ms for the work under way (0: none); None: PostgreSQL's default (not limited)
-_LIMIT: ContextVar[int | None] = ContextVar("statement_timeout_ms", default=None)
-_APPLIED = "landlink_statement_timeout_ms"  # key in a pooled connection's info: what it has
+from gis.dblimits import statement_timeout
 
 # (method, path) of the routes that start long work: the job limit instead of the request one
 JOB_ROUTES = {
@@ -34,37 +21,6 @@ JOB_ROUTES = {
     ("POST", "/api/detections"),
     ("POST", "/api/plans"),
 }
-
-
-@contextmanager
-def statement_timeout(ms: int | None) -> Iterator[None]:
-    """Statements run in this context (and threads it hands work to) stop after ``ms``
-    milliseconds (0: never; None: PostgreSQL's default)."""
-    token = _LIMIT.set(ms)
-    try:
-        yield
-    finally:
-        _LIMIT.reset(token)
-
-
-def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
-    want = _LIMIT.get()
-    if record.info.get(_APPLIED) == want:
-        return
-    try:
-        with dbapi_connection.cursor() as cur:
-            if want is None:
-                cur.execute("RESET statement_timeout")
-            else:
-                cur.execute(f"SET statement_timeout = {int(want)}")
-        dbapi_connection.commit()
-    except Exception as e:  # only a broken connection fails here: the pool takes a new one
-        raise DisconnectionError(f"connection unusable: {e}") from e
-    record.info[_APPLIED] = want
-
-
-if not event.contains(Pool, "checkout", _on_checkout):
-    event.listen(Pool, "checkout", _on_checkout)
 
 
 class StatementLimits:

@@ -40,7 +40,7 @@ import psycopg
 from pyproj import Transformer
 from sqlalchemy import Connection, Engine, event, text
 
-from gis import refresh
+from gis import dblimits, refresh
 from gis.collections import IDLE_FLAGGED, LATEST_RUN, Collection, registry, tables
 from gis.config import get_settings
 from gis.layers import M2_PER_MU
@@ -617,7 +617,9 @@ _CONNECTIONS: weakref.WeakKeyDictionary[Engine, _Connections] = weakref.WeakKeyD
 def _connections(engine: Engine) -> _Connections:
     pool = _CONNECTIONS.get(engine)
     if pool is None:
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # made in a request: its statement limit
+        url = dblimits.limited_url(engine.url.set(drivername="postgresql"))
+        url = url.render_as_string(hide_password=False)
         pool = _CONNECTIONS[engine] = _Connections(url)
         # a disposed engine (tests) closes our connections too
         event.listen(engine, "engine_disposed", lambda e: pool.close())
@@ -731,7 +733,9 @@ def _async_connections(engine: Engine) -> _AsyncConnections:
     key = engine_key(engine)
     pool = pools.get(key)
     if pool is None:
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # made in a request: its statement limit
+        url = dblimits.limited_url(engine.url.set(drivername="postgresql"))
+        url = url.render_as_string(hide_password=False)
         pool = pools[key] = _AsyncConnections(url)
     return pool
 

@@ -5,6 +5,7 @@ statement timeout on every request's SQL (503 with Retry-After) that neither HTT
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -213,10 +214,26 @@ def sample_copy(sample_engine):
         admin.dispose()
 
 
+def _tile_over_the_city(url: str, z: int = 14) -> tuple[int, int, int]:
+    eng = create_engine(url)
+    with eng.connect() as c:
+        lon, lat = c.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_SetSRID(ST_Centroid("
+                "ST_Extent(geom)::geometry), 4549), 4326) AS p FROM parcels) q"
+            )
+        ).one()
+    eng.dispose()
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y
+
+
 def test_a_request_past_the_statement_timeout_is_a_503_and_jobs_are_not_cut(sample_copy, tmp_path):
     """`landlink serve` with a 1 ms statement timeout: a page of 10,000 parcels cannot be
-    built in time (503, Retry-After, the timeout named); a detection started over HTTP runs
-    under the job limit and completes; the server goes on answering."""
+    built in time (503, Retry-After, the timeout named), nor a tile; a detection started over
+    HTTP runs under the job limit and completes; the server goes on answering."""
     url, token = sample_copy
     with _env(LANDLINK_STATEMENT_TIMEOUT_MS="1"):
         with serve_process(url, tmp_path / "server.log") as base:
@@ -225,6 +242,8 @@ def test_a_request_past_the_statement_timeout_is_a_503_and_jobs_are_not_cut(samp
                 body = _problem(r, 503, "statement timeout")
                 assert r.headers["retry-after"]
                 assert "traceback" not in r.text.lower() and body["title"]
+                z, x, y = _tile_over_the_city(url)  # rendered on the tiles' own connections
+                _problem(http.get(f"/tiles/parcels/{z}/{x}/{y}.mvt"), 503, "statement timeout")
                 r = http.post(
                     "/api/detections",
                     params={"as_of": "2025-06-30"},
@@ -277,3 +296,30 @@ def test_the_cli_is_not_limited(sample_copy):
         timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_tile_connections_carry_the_limit_of_the_work_that_opened_them(sample_copy):
+    """Tiles render on connections of their own (not SQLAlchemy's pool): opened in a request,
+    they carry its limit; opened outside one, none."""
+    from gis import tiles as gt
+    from gis.dblimits import statement_timeout
+
+    url, _ = sample_copy
+    z, x, y = _tile_over_the_city(url, 10)
+    limited, free = create_engine(url), create_engine(url)
+    try:
+        with limited.connect() as c:
+            ts = gt.tilesets(c)["parcels"]
+        with statement_timeout(45_000):
+            gt.render(limited, ts, z, x, y, False)
+        gt.render(free, ts, z, x, y, False)
+        for eng, setting in ((limited, "45s"), (free, "0")):
+            pool = gt._connections(eng)
+            conn = pool.get()
+            try:
+                assert conn.execute("SHOW statement_timeout").fetchone()[0] == setting
+            finally:
+                pool.put(conn)
+    finally:
+        limited.dispose()
+        free.dispose()
