@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from pyproj import Transformer
 from shapely.geometry import mapping
+from sqlalchemy import text
 
 from gis.admission import AdmissionInputError, AdmissionRequest, check
 from gis.rules import Rules
@@ -242,6 +243,8 @@ def test_admission_api_needs_an_analyst_and_writes_nothing(http, world):
     assert {c["check"]: c["status"] for c in out["checks"]}["platform_found"] == "pass"
     assert out["location"]["thresholds_from"] == "district 330182"
     assert snapshot(world) == before
+    with world.connect() as c:  # the analyst's check is recorded in the audit log, nothing else
+        assert c.execute(text("SELECT count(*) FROM audit_log WHERE method = 'POST'")).scalar() == 1
     bad = {**body, "location": {"type": "Polygon", "coordinates": "nonsense"}}
     r = http.post("/api/admission/check", json=bad, headers=headers)
     assert r.status_code == 422 and "GeoJSON" in r.json()["message"]
