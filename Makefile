@@ -82,7 +82,7 @@ demo: analyse web
 
 test: db web
 	$(BIN)/ruff check app gis tests bench migrations
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 lint: venv
 	$(BIN)/ruff check app gis tests bench migrations
