@@ -66,10 +66,11 @@ def create_app() -> FastAPI:
         docs_url=None,  # /docs and /redoc: app/routers/web.py, from vendored files (no CDN)
         redoc_url=None,
     )
-    app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing (issue 5)
+    app.add_middleware(tiles.CachedTiles)  # cached public tiles before routing
     app.add_middleware(TokenGate)  # Bearer tokens only; audit of restricted reads
     errors.install(app)  # after the middleware above, so that its errors are answered too
-    dblimits.install(app)  # outermost: every request's SQL has a statement timeout
+    dblimits.install(app)  # every request's SQL has a statement timeout (middleware that
+    # does not raise; gzip, CORS and the proxy headers go outside it)
     _add_http_middleware(app)
     app.include_router(registry.router)
     app.include_router(audit.router)
