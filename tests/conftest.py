@@ -238,6 +238,25 @@ def sample_engine(engine):
     admin.dispose()
 
 
+@contextmanager
+def database_copy(source, suffix: str):
+    """The URL of a new database copied from ``source`` (an engine; CREATE DATABASE ... TEMPLATE),
+    named ``<source>_<suffix>`` and dropped afterwards: for tests that write to the sample city."""
+    name = f"{source.url.database}_{suffix}"
+    url = _admin_url.set(database=name).render_as_string(hide_password=False)
+    source.dispose()
+    admin = _admin_engine()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source.url.database}"'))
+    try:
+        yield url
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def sample_server(sample_engine, tmp_path_factory):
     """A live `landlink serve` (its own process) on an analysed copy of the sample city, as
@@ -251,27 +270,18 @@ def sample_server(sample_engine, tmp_path_factory):
     from app.cli import analysis_steps
     from gis import tokens
 
-    name = f"{TEST_DB}_served"
-    url = _admin_url.set(database=name).render_as_string(hide_password=False)
-    sample_engine.dispose()
-    admin = _admin_engine()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{sample_engine.url.database}"'))
-    eng = create_engine(url)
-    as_of = date.fromisoformat(
-        json.loads((SAMPLE_DIR / "planted.json").read_text())["reference_date"]
-    )
-    for _, step in analysis_steps(as_of):
-        step(eng)
-    with eng.begin() as c:
-        token = tokens.create(c, "analyst", "sample_server")
-    log = tmp_path_factory.mktemp("sample_server") / "server.log"
-    try:
-        with serve_process(url, log) as base:
-            yield base, eng, token, log
-    finally:
-        eng.dispose()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with database_copy(sample_engine, "served") as url:
+        eng = create_engine(url)
+        as_of = date.fromisoformat(
+            json.loads((SAMPLE_DIR / "planted.json").read_text())["reference_date"]
+        )
+        for _, step in analysis_steps(as_of):
+            step(eng)
+        with eng.begin() as c:
+            token = tokens.create(c, "analyst", "sample_server")
+        log = tmp_path_factory.mktemp("sample_server") / "server.log"
+        try:
+            with serve_process(url, log) as base:
+                yield base, eng, token, log
+        finally:
+            eng.dispose()

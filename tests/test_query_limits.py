@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gis.config import get_settings
-from tests.conftest import _admin_engine, _admin_url, serve_process, uvicorn_thread
+from tests.conftest import database_copy, serve_process, uvicorn_thread
 from tests.ogc_helpers import N_PARCELS, city_client
 
 ITEMS = "/ogc/collections/parcels/items"
@@ -195,23 +195,12 @@ def sample_copy(sample_engine):
     analyst token."""
     from gis import tokens
 
-    name = f"{sample_engine.url.database}_limits"
-    url = _admin_url.set(database=name).render_as_string(hide_password=False)
-    sample_engine.dispose()
-    admin = _admin_engine()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{sample_engine.url.database}"'))
-    eng = create_engine(url)
-    with eng.begin() as c:
-        token = tokens.create(c, "analyst", "query_limits")
-    eng.dispose()
-    try:
+    with database_copy(sample_engine, "limits") as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            token = tokens.create(c, "analyst", "query_limits")
+        eng.dispose()
         yield url, token
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _tile_over_the_city(url: str, z: int = 14) -> tuple[int, int, int]:
