@@ -82,6 +82,11 @@ class Caller:
         self.reads(RESTRICTED_FIGURES)
         return True
 
+    def sees(self, restricted: bool) -> bool:
+        """:attr:`analyst` for a resource that holds restricted figures (a yes is recorded);
+        False, recording nothing, for one that holds none (nothing to withhold or audit)."""
+        return self.analyst if restricted else False
+
     def reads(self, what: str, rows: int | None = None) -> None:
         """Record that this request serves restricted data ``what`` (``rows`` of it)."""
         if self.ledger is None:

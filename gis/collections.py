@@ -68,6 +68,11 @@ class Collection:
     temporal: str | None = None  # name of the date property datetime= filters on
     tables: tuple[str, ...] = field(default=())  # tables it reads (must exist)
 
+    @property
+    def has_restricted(self) -> bool:
+        """Whether any property is a restricted figure (tax, energy, emissions)."""
+        return any(p.restricted for p in self.props)
+
     def visible(self, analyst: bool) -> tuple[Prop, ...]:
         return tuple(p for p in self.props if analyst or not p.restricted)
 

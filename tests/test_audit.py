@@ -96,6 +96,23 @@ def test_analyst_tax_read_is_recorded_public_and_viewer_reads_are_not(server, ci
         assert _audit(db)[-1].route is None and _audit(db)[-1].path == "/tiles/parcels/0/0/0.mvt"
 
 
+def test_ogc_reads_are_recorded_only_where_a_collection_holds_restricted_figures(server, city, db):
+    """An analyst paging OGC collections: one row for each collection that has restricted
+    properties (served to the analyst), none for the others (nothing restricted was served)."""
+    from gis.collections import registry
+
+    with db.connect() as c:
+        colls = registry(c)
+    restricted = {k for k, v in colls.items() if v.has_restricted}
+    assert restricted and restricted != set(colls)  # both kinds exist, so the test can fail
+    with httpx.Client(base_url=server, timeout=60) as h:
+        for cid in sorted(colls):
+            r = h.get(f"/ogc/collections/{cid}/items", params={"limit": 1}, headers=city["analyst"])
+            assert r.status_code == 200, r.text
+    paths = [a.path for a in _audit(db)]
+    assert sorted(paths) == sorted(f"/ogc/collections/{c}/items" for c in restricted)
+
+
 def test_backward_capacity_and_bd_notes_are_for_analysts(server, city, db):
     with httpx.Client(base_url=server, timeout=60) as h:
         for fmt in ("json", "csv", "xlsx"):

@@ -261,7 +261,7 @@ def queryables(
 ):
     coll = _collection(engine, collection_id)
     url = f"{_base(request)}/collections/{coll.id}/queryables"
-    return _json(fs.queryables(coll, who.analyst, url), "application/schema+json")
+    return _json(fs.queryables(coll, who.sees(coll.has_restricted), url), "application/schema+json")
 
 
 @router.get("/collections/{collection_id}/sortables", summary="Sortables (JSON Schema)")
@@ -273,7 +273,7 @@ def sortables(
 ):
     coll = _collection(engine, collection_id)
     url = f"{_base(request)}/collections/{coll.id}/sortables"
-    doc = fs.queryables(coll, who.analyst, url)
+    doc = fs.queryables(coll, who.sees(coll.has_restricted), url)
     doc["properties"].pop("geometry", None)
     return _json(doc, "application/schema+json")
 
@@ -339,7 +339,7 @@ def items(
     coll = _collection(engine, collection_id)
     if filter_lang and filter_lang != "cql2-text":
         raise ApiError(400, f"filter-lang={filter_lang!r}: only cql2-text is supported")
-    visible = {p.name for p in coll.visible(who.analyst)}
+    visible = {p.name for p in coll.visible(who.sees(coll.has_restricted))}
     equals = {}
     for k, v in request.query_params.items():
         if k in ITEMS_PARAMS:
@@ -371,7 +371,7 @@ def items(
             if properties is not None
             else None,
             crs=out_crs,
-            analyst=who.analyst,
+            analyst=who.sees(coll.has_restricted),
         )
         gt.CACHE.poll(engine)  # keeps derived tables (parcel classes) current
         with engine.connect() as conn:
@@ -471,7 +471,7 @@ def feature(
     except fs.FeaturesError as e:
         raise ApiError(e.status, e.message) from None
     with engine.connect() as conn:
-        feat = fs.item(conn, coll, feature_id, out_crs, who.analyst)
+        feat = fs.item(conn, coll, feature_id, out_crs, who.sees(coll.has_restricted))
     if feat is None:
         raise ApiError(
             404, f"no feature {feature_id!r} in {coll.id} (ids are {coll.key_name} values)"
