@@ -327,13 +327,13 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
     from gis.platform_kinds import classify_summary_line
 
     return [
-        ("linkage + per-mu + evaluation + §7 indicators (issue 3)", run_all_line),
+        ("linkage + per-mu + evaluation + §7 indicators", run_all_line),
         (
-            f"three kinds of land §3, as of {as_of or 'today'} (issue 4)",
+            f"three kinds of land §3, as of {as_of or 'today'}",
             lambda engine: detect_summary_line(engine, as_of),
         ),
-        ("platform kinds §4 (issue 7)", classify_summary_line),
-        ("layout plan §8, both corridors (issue 7)", plan_summary_line),
+        ("platform kinds §4", classify_summary_line),
+        ("layout plan §8, both corridors", plan_summary_line),
     ]
 
 
@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
     dt.set_defaults(fn=cmd_detect)
 
-    from app.plan_cli import add_parsers as plan_parsers  # issue 7: classify, plan
+    from app.plan_cli import add_parsers as plan_parsers  # classify, plan
 
     plan_parsers(sub)
 

@@ -1,4 +1,4 @@
-"""``landlink classify`` and ``landlink plan ...`` (issue 7), registered by app/cli.py."""
+"""``landlink classify`` and ``landlink plan ...``, registered by app/cli.py."""
 
 from __future__ import annotations
 

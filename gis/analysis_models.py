@@ -1,4 +1,4 @@
-"""Tables of the project—land—output linkage and the 亩均论英雄 evaluation (issue 3, 0003).
+"""Tables of the project—land—output linkage and the 亩均论英雄 evaluation (0003).
 
 Derived tables hold the *current* figures: every run replaces them whole (they follow the data,
 DOMAIN_RULES preamble), and each row names the run (``analysis_runs``: as_of, rules hash, what

@@ -6,8 +6,8 @@ its geometry (EPSG:4549, metres), its properties (API field names, each an SQL e
 wrote, typed, public or restricted) and its temporal field. Nothing a client sends is ever put
 into these expressions: clients name properties, and the registry maps names to SQL.
 
-Derived collections read other issues' tables when they exist (detection results of issue 4,
-evaluation classes of issue 3, platform kinds of issue 7). ``registry(conn)`` looks at the
+Derived collections read the analyses' tables when they exist (three-lands detection results,
+evaluation classes, platform kinds). ``registry(conn)`` looks at the
 database's tables; a collection whose table is missing is left out, and a derived property whose
 table is missing is NULL, so the service works before those issues land.
 
@@ -142,7 +142,7 @@ def _class_col(cols: set[str]) -> str | None:
 
 
 def _enterprise_class_sql(tabs: dict[str, set[str]], uscc: str) -> str:
-    """SQL of an enterprise's latest A/B/C/D class from issue 3's evaluation table, else NULL."""
+    """SQL of an enterprise's latest A/B/C/D class from the evaluation table, else NULL."""
     for t in ("enterprise_evaluations", "evaluations", "evaluation_results"):
         cols = tabs.get(t, set())
         klass = _class_col(cols)
@@ -157,7 +157,7 @@ def _enterprise_class_sql(tabs: dict[str, set[str]], uscc: str) -> str:
 
 
 def _parcel_class_sql(tabs: dict[str, set[str]]) -> str:
-    """A parcel's class: issue 3's per-parcel class if present, else the best class of the
+    """A parcel's class: per-parcel class if present, else the best class of the
     enterprises occupying it (by DKBH), else NULL."""
     for t in ("parcel_evaluations", "parcel_figures", "parcel_metrics"):
         cols = tabs.get(t, set())
@@ -176,7 +176,7 @@ def _parcel_class_sql(tabs: dict[str, set[str]]) -> str:
         # kept current by the servers' tile-cache poll)
         return "(SELECT pc.eval_class FROM tile_parcel_classes pc WHERE pc.parcel_no = t.parcel_no)"
     if {"kind", "from_key", "to_key"} <= tabs.get("links", set()):
-        # issue 3's enterprise -> parcel links (indexed on kind, to_key)
+        # enterprise -> parcel links (indexed on kind, to_key)
         ent = _enterprise_class_sql(tabs, "l.from_key")
         return (
             f"(SELECT min({ent}) FROM links l WHERE l.kind = 'enterprise_parcel' "
@@ -186,7 +186,7 @@ def _parcel_class_sql(tabs: dict[str, set[str]]) -> str:
 
 
 def _platform_kind_sql(tabs: dict[str, set[str]]) -> str:
-    """Issue 7's platform kind (四类平台) if it exists, else NULL."""
+    """The platform kind (四类平台) if it exists, else NULL."""
     if "kind" in tabs.get("platforms", set()):
         return "t.kind::text"
     for t in ("platform_kinds", "platform_classifications", "platform_kind_results"):
@@ -238,7 +238,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
         Collection(
             "platforms",
             "工业平台 industrial platforms",
-            "Industrial platforms (PT), key PTDM; kind = 四类平台 (issue 7), null until known.",
+            "Industrial platforms (PT), key PTDM; kind = 四类平台, null until known.",
             "platforms t",
             "t.code",
             "PTDM",
@@ -289,7 +289,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             "parcels",
             "现状工业用地 industrial parcels",
             "Surveyed industrial parcels (DK), key DKBH, with the evaluation class of their "
-            "enterprises (issue 3) and their 三块地 status in the latest detection run.",
+            "enterprises and their 三块地 status in the latest detection run.",
             "parcels t",
             "t.parcel_no",
             "DKBH",
@@ -359,7 +359,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             Collection(
                 "unsupplied",
                 "批而未供 approved, not supplied",
-                "Remainders of approvals not supplied, latest detection run (issue 4), key PZWH.",
+                "Remainders of approvals not supplied, latest detection run, key PZWH.",
                 "unsupplied_results t",
                 "t.approval_no",
                 "PZWH",
@@ -389,8 +389,8 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             Collection(
                 "idle",
                 "供而未用 / 闲置 idle supply records",
-                "Supply records overdue, idle or partly idle in the latest detection run "
-                "(issue 4), key DZJGH; geometry of the supply record.",
+                "Supply records overdue, idle or partly idle in the latest detection run, "
+                "key DZJGH; geometry of the supply record.",
                 "idle_results t JOIN supplies s ON s.id = t.supply_id",
                 "t.supply_no",
                 "DZJGH",
@@ -422,7 +422,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             Collection(
                 "low_efficiency",
                 "低效利用 low-efficiency parcels",
-                "Parcels with a low-efficiency reason in the latest detection run (issue 4), "
+                "Parcels with a low-efficiency reason in the latest detection run, "
                 "key DKBH. The reasons with their figures (taxes among them) for analysts only.",
                 "low_efficiency_results t JOIN parcels p ON p.id = t.parcel_id",
                 "t.parcel_no",
@@ -448,13 +448,13 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                 tables=("low_efficiency_results", "parcels"),
             )
         )
-    if {"plans", "plan_blocks"} <= tabs.keys():  # issue 7: blocks of the latest layout plan
+    if {"plans", "plan_blocks"} <= tabs.keys():  # blocks of the latest layout plan
         out.append(
             Collection(
                 "plan_blocks",
                 "用地布局规划 plan blocks",
                 "Corridor blocks and their function (keep_industrial, to_m0, redevelop, exit) in "
-                "the latest layout plan (issue 7); /api/plans/{id} serves every plan.",
+                "the latest layout plan; /api/plans/{id} serves every plan.",
                 "plan_blocks t",
                 "t.plan_id::text || '-' || t.block_no::text",
                 "plan_id-block_no",

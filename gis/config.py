@@ -16,7 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class TileSettings(BaseModel):
-    """Vector tiles and OGC API Features (issue 5): serving limits, not domain rules.
+    """Vector tiles and OGC API Features: serving limits, not domain rules.
 
     Set from the environment as JSON, e.g. ``LANDLINK_TILES='{"cache_entries": 0}'``.
     """

@@ -80,7 +80,7 @@ def _inputs(conn: Connection) -> tuple[dict, str]:
 
 def _links(conn: Connection, rules: Rules) -> None:
     """Temp tables of the links the detections need (§1), built inside the run's transaction
-    from the registry alone, so that a run is self-contained and re-runnable (issue 3's
+    from the registry alone, so that a run is self-contained and re-runnable (the evaluation's
     ``links`` table follows its own runs; the rules are the same).
 
     ``_parcel_supply``: a parcel's supply record by DZJGH, else the supply with the largest

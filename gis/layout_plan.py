@@ -23,7 +23,7 @@ the corridors, and weights. The engine
    ``to_m0`` (a 转为创新型 platform, or an innovation corridor block with
    >= ``m0_min_share`` innovation land), ``redevelop`` (idle + low-efficiency share >=
    ``redevelop_min_share``), else ``keep_industrial``. Idle land: parcels of supply records whose
-   status in the latest three-lands run (§3, issue 4) is in ``idle_statuses``; low-efficiency land:
+   status in the latest three-lands run (§3) is in ``idle_statuses``; low-efficiency land:
    that run's 低效 parcels. Without a run, SJYT 闲置 / 挪作他用 stand in (noted in the plan);
 5. holds the floor: industrial land after = today + new − exits (− to_m0 when M0 does not count
    as industrial) must stay >= the floor; exits are deferred (to ``redevelop``), least-flagged
@@ -947,7 +947,7 @@ def create(engine: Engine, req: PlanRequest, user: str, rules: Rules | None = No
 
 def _invalidate_tiles(conn: Connection, plan_id: int) -> None:
     """The ``plan_blocks`` tiles show the latest plan: log the area of the new plan's blocks and
-    of the plan before it, so cached tiles there are dropped (issue 5's tile cache)."""
+    of the plan before it, so cached tiles there are dropped (the tile cache)."""
     from gis.tiles import log_invalidation
 
     prev = conn.execute(
@@ -1195,7 +1195,7 @@ def default_request(engine: Engine, name: str = "sample-both-corridors") -> Plan
 def plan_summary_line(engine: Engine) -> str:
     """For ``landlink analyse-all``: make the sample plan for both corridors.
 
-    Without any three-lands run yet, one is made first (issue 4's ``run_detection``), so the
+    Without any three-lands run yet, one is made first (``run_detection``), so the
     plan's redevelop and exit blocks see idle and low-efficiency land, not only SJYT."""
     with engine.connect() as conn:
         run = _latest_detection_run(conn)

@@ -10,10 +10,10 @@ Reasons, each with its figure and threshold:
   enterprises on it, each enterprise's tax spread over its parcels in proportion to its land there
   (its share of a parcel: declared YDMJ among the parcel's enterprises, else equal; §Units). Year:
   the latest ND <= year(as_of) - ``tax_year_lag`` with outputs. No enterprise or no output: no
-  figure, no reason. When issue 3's ``per_mu`` holds parcel figures for that year they are used
+  figure, no reason. When ``per_mu`` holds parcel figures for that year they are used
   instead (the run's notes say which source was used).
 - ``class_d``: an enterprise on the parcel is class D in the A/B/C/D evaluation of that year
-  (issue 3's ``evaluations``, when it holds graded rows for the year; otherwise the run notes
+  (``evaluations``, when it holds graded rows for the year; otherwise the run notes
   that this reason was not checked).
 - ``diverted``: SJYT is 挪作他用. ``idle_use``: SJYT is 闲置.
 
@@ -58,11 +58,11 @@ def _columns(conn: Connection, table: str) -> set[str]:
 
 
 def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]:
-    """SQL selecting (uscc, year) of class-D enterprises from issue 3's ``evaluations`` table,
+    """SQL selecting (uscc, year) of class-D enterprises from ``evaluations`` table,
     or None; and a note saying where class D came from or why it was not checked."""
     cols = _columns(conn, "evaluations")
     if not ({"uscc", "year", "class"} <= cols):
-        return None, "class_d not checked: the A/B/C/D evaluation (issue 3) is not installed"
+        return None, "class_d not checked: the A/B/C/D evaluation is not installed"
     if year is None:
         return None, "class_d not checked: no output year to evaluate"
     n = conn.execute(
@@ -80,7 +80,7 @@ def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]
 
 
 def per_mu_source(conn: Connection, year: int | None) -> bool:
-    """Whether issue 3's ``per_mu`` table holds parcel 亩均税收 for ``year``."""
+    """Whether ``per_mu`` table holds parcel 亩均税收 for ``year``."""
     if year is None or not ({"level", "code", "year", "tax_per_mu"} <= _columns(conn, "per_mu")):
         return False
     return bool(
@@ -135,7 +135,7 @@ def detect(
             text("SELECT max(run_id) FROM per_mu WHERE level = 'parcel' AND year = :y"),
             {"y": year},
         ).scalar_one()
-        notes.append(f"tax_per_mu from per_mu (issue 3, analysis run {src}), parcels, {year}")
+        notes.append(f"tax_per_mu from per_mu (analysis run {src}), parcels, {year}")
         conn.execute(
             text(
                 """
@@ -148,7 +148,7 @@ def detect(
             params,
         )
     elif year is not None:
-        notes.append(f"tax_per_mu computed here from CC {year} (issue 3's per_mu not available)")
+        notes.append(f"tax_per_mu computed here from CC {year} (per_mu not available)")
         conn.execute(
             text(
                 """

@@ -5,7 +5,7 @@
   tiles are not there, and for small layers. Restricted properties only for analysts.
 * ``parcel_tax_bands``: 亩均税收 (万元/亩) of every parcel in the latest year with output, and its
   band, for the analyst-only "parcels by 亩均税收" layer (the page colours the tiled parcels by
-  feature state, so no tax figure ever goes into a tile). Issue 3's ``per_mu`` table is read when
+  feature state, so no tax figure ever goes into a tile). ``per_mu`` table is read when
   it exists; else a parcel's tax is the SJSJ of its enterprises (by DKBH), each enterprise's tax
   spread over its parcels by area and a parcel shared equally.
 """

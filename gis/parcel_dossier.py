@@ -129,7 +129,7 @@ def _supply(conn: Connection, parcel: dict, pid: int) -> tuple[dict | None, str 
 
 
 def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
-    """The parcel's enterprises: issue 3's links (kind enterprise_parcel) when they have been
+    """The parcel's enterprises: links (kind enterprise_parcel) when they have been
     computed, else the same rule here (DKBH, else the point's parcel, else nearest ≤ 50 m)."""
     if (
         _exists(conn, "links")
@@ -181,7 +181,7 @@ def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
 def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[str, list[dict]]:
     """SJSJ (万元) and 亩均税收 (万元/亩) per enterprise and year over all its land.
 
-    Issue 3's ``per_mu`` (level enterprise) when it has the enterprises, so the dossier shows the
+    ``per_mu`` (level enterprise) when it has the enterprises, so the dossier shows the
     evaluation's own figures; else computed here: its parcels by DKBH (a parcel shared equally
     among its enterprises), this parcel for an enterprise linked by its point, else its declared
     YDMJ (rented land)."""
@@ -235,7 +235,7 @@ def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[st
 
 
 def _evaluation_classes(conn: Connection, usccs: list[str]) -> dict[str, dict]:
-    """The latest A/B/C/D class of each enterprise, if issue 3's evaluation has been run."""
+    """The latest A/B/C/D class of each enterprise, if the evaluation has been run."""
     for table in ("evaluations", "evaluation_results"):
         if not _exists(conn, table):
             continue

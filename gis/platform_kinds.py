@@ -16,7 +16,7 @@ Rules, applied in this order; the first that holds decides:
 
 亩均税收 of a platform (万元/亩) for year Y = Σ SJSJ of the enterprises on its parcels ÷ Σ area
 in 亩 of its parcels (a parcel belongs to the platform holding the largest share of its area,
-§1). It is read from issue 3's ``per_mu`` table when that holds platform rows for Y; otherwise
+§1). It is read from ``per_mu`` table when that holds platform rows for Y; otherwise
 computed here: enterprise → parcel by DKBH, else the parcel containing its point; an
 enterprise's tax is spread over its parcels in proportion to its land on each (a parcel's
 area shared among its enterprises by declared YDMJ, or equally where any is missing, §Units).
@@ -108,7 +108,7 @@ def tax_year(conn: Connection, as_of: date, lag: int) -> int | None:
 def platform_tax(conn: Connection, year: int | None) -> tuple[dict[str, dict], str]:
     """{PTDM: {"tax_paid" 万元, "area_mu", "tax_per_mu" 万元/亩}} for ``year``, and the source.
 
-    Source "per_mu" (issue 3's table) when it has platform rows for the year, else "computed".
+    Source "per_mu" (table) when it has platform rows for the year, else "computed".
     Platforms without parcels have no entry.
     """
     if year is None:

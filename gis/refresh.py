@@ -17,8 +17,8 @@ DEPENDENTS: dict[str, list[Refresher]] = {}
 # Modules that register their refreshers when imported (one line per analysis); loaded on the
 # first import so that every entry point (CLI, API, tests) refreshes the same things.
 PLUGINS: tuple[str, ...] = (
-    "gis.tiles",  # issue 5: zone aggregates of low-zoom tiles, enterprise tile invalidation
-    "gis.evaluation",  # issue 3: linkage, per-mu, evaluation, §7
+    "gis.tiles",  # zone aggregates of low-zoom tiles, enterprise tile invalidation
+    "gis.evaluation",  # linkage, per-mu, evaluation, §7
 )
 _loaded = False
 

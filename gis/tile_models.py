@@ -1,4 +1,4 @@
-"""The tile-cache invalidation log (issue 5): which area of which tile layers changed, and when.
+"""The tile-cache invalidation log: which area of which tile layers changed, and when.
 
 Every worker keeps its own in-process tile cache (gis/tiles.py) and reads this log to drop the
 cached tiles whose area a change touched. A row is written inside the transaction that changed
@@ -57,7 +57,7 @@ tile_zone_stats = Table(
 )
 
 # A parcel's A/B/C/D class for tiles (the best class of the enterprises linked to it, latest
-# evaluated year): issue 3's links + evaluations, joined once per evaluation/link run instead of
+# evaluated year): links + evaluations, joined once per evaluation/link run instead of
 # per parcel per tile. Rebuilt by gis/tiles.refresh_parcel_classes when those runs change.
 tile_parcel_classes = Table(
     "tile_parcel_classes",

@@ -485,7 +485,7 @@ def refresh_parcel_status(conn: Connection, run_id: int) -> None:
 
 
 def _class_sources(tabs: dict[str, set[str]]) -> bool:
-    """issue 3's links and evaluations, as tile_parcel_classes reads them."""
+    """links and evaluations, as tile_parcel_classes reads them."""
     return {"kind", "from_key", "to_key", "run_id"} <= tabs.get("links", set()) and {
         "uscc",
         "year",
@@ -495,7 +495,7 @@ def _class_sources(tabs: dict[str, set[str]]) -> bool:
 
 
 def parcel_class_signature(conn: Connection) -> str:
-    """Changes when issue 3 finishes a link or evaluation run (``analysis_runs``, a small
+    """Changes when the evaluation finishes a link or evaluation run (``analysis_runs``, a small
     table; polled by every worker, so it must stay cheap)."""
     if "analysis_runs" in tables(conn):
         return conn.execute(

@@ -1,4 +1,4 @@
-"""Small hand-made cities for the linkage / evaluation / indicator tests (issue 3).
+"""Small hand-made cities for the linkage / evaluation / indicator tests.
 
 Everything goes through the importer (GBK shapefiles and CSV, as a bureau sends them), so the
 import refresh hook computes links, land, per-mu figures, evaluations and indicators before each

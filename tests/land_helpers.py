@@ -1,4 +1,4 @@
-"""Hand-made land records written straight into the registry tables (issue 4 tests).
+"""Hand-made land records written straight into the registry tables .
 
 Geometry is shapely in EPSG:4549 metres around (X0, Y0); each row gets a batch id and row hash as
 an import would. Areas are worked out by hand in the tests.

@@ -1,4 +1,4 @@
-"""A small city written straight into the registry tables, for the OGC API and tile tests (issue 5).
+"""A small city written straight into the registry tables, for the OGC API and tile tests.
 
 Around (X0, Y0) in EPSG:4549: two districts side by side (10 km squares), two platforms, one
 corridor, two approvals, three supplies, a 5 × 4 grid of 100 m parcels (20) with Chinese text and

@@ -1,5 +1,5 @@
 """CQL2 text -> AST -> SQL with bound parameters: grammar, errors, and a fuzz proving that no
-client text reaches SQL (issue 5)."""
+client text reaches SQL."""
 
 from __future__ import annotations
 

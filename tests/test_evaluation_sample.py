@@ -1,4 +1,4 @@
-"""The sample city's planted cases come out as planted (issue 3).
+"""The sample city's planted cases come out as planted.
 
 One module-scoped load: sample_shapefiles/ (or a freshly generated sample city when the folder
 is absent) imported as ``landlink import-dir`` does (find_layer_files + import_file with the

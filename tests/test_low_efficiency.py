@@ -233,9 +233,9 @@ def _has_table(db, table: str) -> bool:
 
 
 def test_class_d_and_per_mu_from_the_evaluation_tables(db):
-    """When issue 3's evaluation and per-mu tables hold the tax year, they are used."""
+    """When evaluation and per-mu tables hold the tax year, they are used."""
     if not (_has_table(db, "evaluations") and _has_table(db, "per_mu")):
-        pytest.skip("issue 3's evaluation tables are not installed")
+        pytest.skip("evaluation tables are not installed")
     insert(
         db,
         "parcels",
@@ -256,7 +256,7 @@ def test_class_d_and_per_mu_from_the_evaluation_tables(db):
                 ),
                 {"u": uscc(n), "c": klass},
             )
-        # issue 3's parcel figure for DK-2 says 3 万元/亩 (their computation wins when present)
+        # parcel figure for DK-2 says 3 万元/亩 (their computation wins when present)
         conn.execute(
             text(
                 "INSERT INTO per_mu (level, code, year, n_enterprises, tax_per_mu, rule, run_id, "

@@ -1,5 +1,5 @@
 """OGC API Features under /ogc, read by real clients: GDAL's OAPIF driver (ogrinfo) and plain HTTP
-(issue 5)."""
+."""
 
 from __future__ import annotations
 

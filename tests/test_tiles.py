@@ -1,5 +1,5 @@
 """Vector tiles read by real clients (GDAL's MVT driver, mapbox-vector-tile), zoom-aware content,
-ETag/304, errors, and precise cache invalidation on change (issue 5)."""
+ETag/304, errors, and precise cache invalidation on change."""
 
 from __future__ import annotations
 

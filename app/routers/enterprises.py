@@ -1,4 +1,4 @@
-"""Enterprises, the A/B/C/D evaluation, §7 indicators and backward capacity over HTTP (issue 3).
+"""Enterprises, the A/B/C/D evaluation, §7 indicators and backward capacity over HTTP.
 
 JSON by default; ``?format=csv|xlsx`` for the tables. Public callers see classes and names, never
 tax, energy or emission figures (an analyst token shows them).
