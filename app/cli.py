@@ -582,6 +582,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+        if getattr(getattr(e, "orig", None), "sqlstate", None) == "42P01":  # undefined_table
+            print(
+                "ERROR the database has no landlink tables yet (or an older schema): run "
+                f"'landlink migrate' first ({str(e.orig).strip().splitlines()[0]})",
+                file=sys.stderr,
+            )
+            return 1
         raise
 
 

@@ -81,3 +81,36 @@ def test_import_dir_uses_dependency_order_and_manifest(db, tmp_path):
     r = run("import-dir", str(d))
     assert "5 of 5 files imported" in r.stdout
     assert all(line.split()[3] == "0" for line in r.stdout.splitlines()[1:6])
+
+
+def test_a_command_on_an_unmigrated_database_says_to_migrate(engine):
+    """`landlink token list` against an empty database: one line saying to run
+    'landlink migrate', exit 1, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import text as sql
+
+    from tests.conftest import _admin_engine, _admin_url
+
+    name = f"{engine.url.database}_empty"
+    admin = _admin_engine()
+    with admin.connect() as c:
+        c.execute(sql(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(sql(f'CREATE DATABASE "{name}"'))
+    try:
+        url = _admin_url.set(database=name).render_as_string(hide_password=False)
+        r = subprocess.run(
+            [sys.executable, "-m", "app.cli", "token", "list"],
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "landlink migrate" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        with admin.connect() as c:
+            c.execute(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
