@@ -43,6 +43,7 @@ from sqlalchemy import Connection, Engine, event, text
 from gis import dblimits, refresh
 from gis.collections import IDLE_FLAGGED, LATEST_RUN, Collection, registry, tables
 from gis.config import get_settings
+from gis.db import closed_by_server
 from gis.layers import M2_PER_MU
 from gis.tile_models import QUANTISED_ZOOMS
 
@@ -576,7 +577,8 @@ class _Connections:
     """psycopg connections for tile statements, per process and database: autocommit (one
     statement, its own snapshot), JIT off, no pre-ping and no reset, so a tile is one round trip
     and a checkout is a list pop (no SQLAlchemy pool on the uncached path). A connection that
-    failed is closed, not returned: the server dropping it fails one tile."""
+    failed is closed, not returned; one the server ended while idle is dropped at checkout
+    (``closed_by_server``: no round trip)."""
 
     KEEP = 16  # idle connections kept at most
 
@@ -586,9 +588,14 @@ class _Connections:
         self.lock = threading.Lock()
 
     def get(self) -> psycopg.Connection:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
+        while True:
+            with self.lock:
+                c = self.idle.pop() if self.idle else None
+            if c is None:
+                break
+            if not closed_by_server(c):  # ended while idle (terminated, restarted): drop it
+                return c
+            c.close()
         c = psycopg.connect(self.conninfo, autocommit=True)
         # JIT compiles these costly-looking plans for 50-150 ms per tile; never worth it
         c.execute("SET jit = off")
@@ -702,8 +709,11 @@ class _AsyncConnections:
     async def get(self) -> psycopg.AsyncConnection:
         await self.slots.acquire()
         try:
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                c = self.idle.pop()
+                if not closed_by_server(c):  # ended while idle: drop it
+                    return c
+                await c.close()
             c = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
             await c.execute("SET jit = off")
             return c

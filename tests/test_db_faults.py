@@ -142,3 +142,47 @@ def test_terminated_connections_give_503_at_worst_and_the_server_recovers(
     report_measured(
         f"db faults: every endpoint answered 200 again {time.monotonic() - t0:.1f} s later"
     )
+
+
+def _terminate_pid(url, pid: int) -> None:
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            assert c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    finally:
+        admin.dispose()
+    time.sleep(0.3)  # the backend's goodbye reaches the socket
+
+
+def test_a_tile_connection_ended_while_idle_is_replaced_not_a_failed_tile(sample_server):
+    """Tiles render on connections of their own (not SQLAlchemy's pool): one the server ended
+    while it sat idle is dropped at checkout, so the next tile renders (sync and async)."""
+    import asyncio
+
+    from gis import tiles as gt
+
+    _, served, _, _ = sample_server
+    eng = create_engine(served.url)
+    try:
+        with eng.connect() as c:
+            ts = gt.tilesets(c)["districts"]
+        gt.render(eng, ts, 0, 0, 0, False)
+        pool = gt._connections(eng)
+        conn = pool.get()
+        pid = conn.info.backend_pid
+        pool.put(conn)
+        _terminate_pid(eng.url, pid)
+        gt.render(eng, ts, 0, 0, 0, False)  # was AdminShutdown: a 503 tile
+
+        async def twice() -> None:
+            await gt.render_async(eng, ts, 0, 0, 0, False)
+            apool = gt._async_connections(eng)
+            aconn = await apool.get()
+            apid = aconn.info.backend_pid
+            await apool.put(aconn, True)
+            await asyncio.to_thread(_terminate_pid, eng.url, apid)
+            await gt.render_async(eng, ts, 0, 0, 0, False)
+
+        asyncio.run(twice())
+    finally:
+        eng.dispose()
