@@ -12,13 +12,13 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
-from gis.config import get_settings
+from gis.core.config import get_settings
 
 STAGES = ("read", "validate", "geometry", "load")
 
 
 def _engine():
-    from gis.db import get_engine
+    from gis.core.db import get_engine
 
     return get_engine()
 
@@ -120,7 +120,7 @@ def cmd_import(ns) -> int:
 
 def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
     """Files named after a layer code (case-insensitive), in dependency order."""
-    from gis.layers import IMPORT_ORDER
+    from gis.core.layers import IMPORT_ORDER
 
     suffixes = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".xlsx"}
     found: dict[str, Path] = {}
@@ -204,7 +204,7 @@ def cmd_db(ns) -> int:
 
 
 def cmd_migrate(ns) -> int:
-    from gis.migrate import upgrade
+    from gis.core.migrate import upgrade
 
     try:
         upgrade(revision=ns.revision)
@@ -216,7 +216,7 @@ def cmd_migrate(ns) -> int:
 
 
 def cmd_sample(ns) -> int:
-    from gis.sample import generate
+    from gis.sample.city import generate
 
     t0 = time.perf_counter()
     summary = generate(ns.out, scale=ns.scale, seed=ns.seed)
@@ -228,7 +228,7 @@ def cmd_sample(ns) -> int:
 
 
 def cmd_token(ns) -> int:
-    from gis import tokens
+    from gis.core import tokens
 
     try:
         until = date.fromisoformat(ns.expires) if ns.expires else None
@@ -252,7 +252,7 @@ def _when(t) -> str:  # type: ignore[no-untyped-def]
 
 
 def cmd_token_list(ns) -> int:
-    from gis import tokens
+    from gis.core import tokens
 
     with _engine().connect() as conn:
         rows = tokens.list_tokens(conn, include_revoked=not ns.live)
@@ -272,7 +272,7 @@ def cmd_token_list(ns) -> int:
 
 
 def cmd_token_revoke(ns) -> int:
-    from gis import tokens
+    from gis.core import tokens
 
     with _engine().begin() as conn:
         done = tokens.revoke(conn, ns.name_or_id)
@@ -288,7 +288,7 @@ def cmd_token_revoke(ns) -> int:
 
 
 def cmd_audit(ns) -> int:
-    from gis import audit
+    from gis.core import audit
 
     try:
         since = date.fromisoformat(ns.since) if ns.since else None
@@ -321,10 +321,10 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
 
     ``as_of`` is the date the three-lands detection judges deadlines by (default today).
     """
-    from gis.detection import detect_summary_line
-    from gis.evaluation import run_all_line
-    from gis.layout_plan import plan_summary_line
-    from gis.platform_kinds import classify_summary_line
+    from gis.economy.evaluation import run_all_line
+    from gis.lands.detection import detect_summary_line
+    from gis.platforms.layout_plan import plan_summary_line
+    from gis.platforms.platform_kinds import classify_summary_line
 
     return [
         ("linkage + per-mu + evaluation + §7 indicators", run_all_line),
@@ -354,7 +354,7 @@ def cmd_analyse_all(ns) -> int:
 def cmd_evaluate(ns) -> int:
     """``landlink link`` / ``landlink evaluate``: the issue-3 chain, one-screen summary."""
 
-    from gis.evaluation import run_all, summary_lines, unlinked_summary
+    from gis.economy.evaluation import run_all, summary_lines, unlinked_summary
 
     try:
         as_of = date.fromisoformat(ns.as_of) if getattr(ns, "as_of", None) else None
@@ -371,7 +371,7 @@ def cmd_evaluate(ns) -> int:
 
 def cmd_detect(ns) -> int:
 
-    from gis.detection import run_detection
+    from gis.lands.detection import run_detection
 
     try:
         as_of = date.fromisoformat(ns.as_of) if ns.as_of else None

@@ -7,13 +7,14 @@ Anything outside a request (the CLI's analyses and imports, code in threads a re
 start) is not limited: the connection keeps PostgreSQL's default for the role.
 
 :class:`StatementLimits` wraps the app and sets the limit of each request with
-:func:`gis.dblimits.statement_timeout`, which the connection pools apply (gis/dblimits.py).
+:func:`gis.core.dblimits.statement_timeout`, which the connection pools apply
+(gis/core/dblimits.py).
 """
 
 from __future__ import annotations
 
-from gis.config import get_settings
-from gis.dblimits import statement_timeout
+from gis.core.config import get_settings
+from gis.core.dblimits import statement_timeout
 
 # (method, path) of the routes that start long work: the job limit instead of the request one
 JOB_ROUTES = {

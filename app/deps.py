@@ -10,7 +10,7 @@ dependency hands routes what it found.
 Audit: a request served to a token is a *restricted read* when the route asks whether the caller
 may see restricted data (:attr:`Caller.analyst` answering yes, or :meth:`Caller.reads`), or when
 the route requires an analyst or admin token (:func:`require`). :class:`TokenGate` then writes
-one ``audit_log`` row (gis/audit.py) before the response starts; if that write fails the client
+one ``audit_log`` row (gis/core/audit.py) before the response starts; if that write fails the client
 gets a 503 instead of the data. Public callers and viewer tokens are never recorded (they get no
 restricted data).
 """
@@ -27,8 +27,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from app.errors import ApiError, problem
-from gis import audit, tokens
-from gis.db import get_engine
+from gis.core import audit, tokens
+from gis.core.db import get_engine
 
 log = logging.getLogger("landlink")
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from gis.config import get_settings
+from gis.core.config import get_settings
 
 FORWARDED_HOST = "landlink.forwarded_host"  # scope key: a trusted proxy's X-Forwarded-Host
 _HOST = re.compile(

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gis.config import Settings
+from gis.core.config import Settings
 
 _AS_ROOT = os.geteuid() == 0
 

@@ -21,7 +21,7 @@ from app.routers import (
     tiles,
     web,
 )
-from gis.config import get_settings
+from gis.core.config import get_settings
 
 _NOT_GZIPPED = (
     tiles.MVT,
@@ -34,7 +34,7 @@ _NOT_GZIPPED = (
 
 def _add_http_middleware(app: FastAPI) -> None:
     """gzip, CORS and the trusted proxies' headers (outside everything else, in that order
-    from the inside out; settings in gis/config.py)."""
+    from the inside out; settings in gis/core/config.py)."""
     s = get_settings()
     # gzip for what compresses: JSON, GeoJSON, CSV, HTML, JavaScript; not vector tiles (cached
     # and served by the thousand a second, where the CPU matters more) nor zip, XLSX, GeoPackage

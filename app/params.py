@@ -19,7 +19,7 @@ import annotated_types as at
 from fastapi import Query
 
 from app.errors import problem
-from gis.layout_plan import MAX_MU
+from gis.platforms.layout_plan import MAX_MU
 
 BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint
 

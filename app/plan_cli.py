@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def _engine():
-    from gis.db import get_engine
+    from gis.core.db import get_engine
 
     return get_engine()
 
@@ -26,7 +26,7 @@ def _date(value: str | None) -> date | None:
 
 
 def cmd_classify(ns) -> int:
-    from gis.platform_kinds import record
+    from gis.platforms.platform_kinds import record
 
     with _engine().begin() as conn:
         res = record(conn, "cli", f"cli:{getpass.getuser()}", _date(ns.as_of))
@@ -53,7 +53,7 @@ def cmd_classify(ns) -> int:
 
 
 def cmd_plan_create(ns) -> int:
-    from gis.layout_plan import PlanRefused, PlanRequest, create
+    from gis.platforms.layout_plan import PlanRefused, PlanRequest, create
 
     weights = None
     if ns.weights:
@@ -94,7 +94,7 @@ def cmd_plan_create(ns) -> int:
 
 
 def cmd_plan_list(ns) -> int:
-    from gis.layout_plan import list_plans
+    from gis.platforms.layout_plan import list_plans
 
     for p in list_plans(_engine(), analyst=True):
         t = p["totals"]
@@ -106,8 +106,8 @@ def cmd_plan_list(ns) -> int:
 
 
 def cmd_plan_report(ns) -> int:
-    from gis.layout_plan import PlanNotFound
-    from gis.plan_report import render
+    from gis.platforms.layout_plan import PlanNotFound
+    from gis.platforms.plan_report import render
 
     try:
         body, _ = render(_engine(), ns.id, ns.format, analyst=True)
@@ -122,7 +122,7 @@ def cmd_plan_report(ns) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add ``classify`` and ``plan`` to the ``landlink`` command."""
-    from gis.plan_names import KINDS
+    from gis.core.plan_names import KINDS
 
     cl = sub.add_parser("classify", help="platform kinds (四类平台, §4), recorded as a run")
     cl.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")

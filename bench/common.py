@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gis.config import Settings
+from gis.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -57,7 +57,7 @@ def scratch_database(name: str) -> str:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = base.set(database=name).render_as_string(hide_password=False)
-    from gis.migrate import upgrade
+    from gis.core.migrate import upgrade
 
     upgrade(url)
     return url

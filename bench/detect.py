@@ -34,7 +34,7 @@ _RUN = """
 import json, resource, sys, time
 from datetime import date
 from sqlalchemy import create_engine, text
-from gis.detection import run_detection
+from gis.lands.detection import run_detection
 url, as_of = sys.argv[1], date.fromisoformat(sys.argv[2])
 eng = create_engine(url, pool_size=1, max_overflow=0)
 with eng.connect() as c:

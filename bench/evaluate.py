@@ -28,10 +28,10 @@ from bench.common import OUT, ROOT, measure, scratch_database  # noqa: E402
 _LOAD = """
 import sys, tomllib
 from pathlib import Path
-from gis import refresh
+from gis.core import refresh
 refresh.disable()  # load without recomputing after every layer
 from app.cli import find_layer_files
-from gis.db import get_engine
+from gis.core.db import get_engine
 from gis.ingest import ImportOptions, import_file
 d = Path(sys.argv[1])
 man = {k.upper(): v for k, v in tomllib.loads((d / "manifest.toml").read_text()).items()}
@@ -64,8 +64,8 @@ def _timings(out: str) -> dict:
 _CPU = """
 import json, os, resource, sys, time
 from sqlalchemy import text
-from gis.db import get_engine
-from gis.evaluation import run_chain
+from gis.core.db import get_engine
+from gis.economy.evaluation import run_chain
 eng = get_engine()
 def ticks(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine
 
 from bench.common import OUT, pgbench_latency
 from bench.http_load import bench_database, load, start_landlink, start_tipg
-from gis import features_sql as fs
-from gis.collections import registry
+from gis.serving import features_sql as fs
+from gis.serving.collections import registry
 
 PAGE = 1000
 OFFSETS = list(range(0, 20_000, PAGE))

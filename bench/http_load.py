@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.common import OUT, ROOT, measure, scratch_database  # noqa: E402
-from gis.config import Settings  # noqa: E402
+from gis.core.config import Settings  # noqa: E402
 
 DB_NAME = "landlink_bench_tiles"
 TIPG_VENV = ROOT / "bench" / ".venv-tipg"
@@ -339,7 +339,7 @@ def sample_database(reuse: bool = False) -> str:
 def mixed_paths(url: str, layers: list[str], collections: list[str]) -> list[str]:
     """The mixed request set, interleaved: per 10 requests about 7 tiles, 1 items page, 1 land
     list and 1 search."""
-    from gis.tiles import tile_for
+    from gis.serving.tiles import tile_for
 
     eng = create_engine(url)
     with eng.connect() as c:

@@ -49,7 +49,7 @@ def _existing(name: str) -> str | None:
     """The URL of an already loaded scratch database (``--reuse``), else None."""
     from sqlalchemy.engine import make_url
 
-    from gis.config import Settings
+    from gis.core.config import Settings
 
     url = make_url(Settings().sqlalchemy_url).set(database=name)
     try:
@@ -91,9 +91,9 @@ def load(scale: int, reuse: bool) -> tuple[str, date]:
 
 
 def bench(url: str, as_of: date, runs: int) -> dict:
-    from gis.layout_plan import create, default_request
-    from gis.plan_report import render
-    from gis.platform_kinds import classify
+    from gis.platforms.layout_plan import create, default_request
+    from gis.platforms.plan_report import render
+    from gis.platforms.platform_kinds import classify
 
     eng = create_engine(url)
     with eng.connect() as c:

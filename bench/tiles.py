@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from bench.common import OUT, pgbench_latency
 from bench.http_load import Result, bench_database, start_landlink, start_tipg, wrk_load
-from gis.tiles import tile_for
+from gis.serving.tiles import tile_for
 
 ZOOMS = {10: 8, 12: 24, 14: 60, 16: 60}  # zoom -> tiles in the fixed set
 
@@ -52,7 +52,7 @@ def tile_set(url: str) -> dict[int, list[tuple[int, int]]]:
 
 def pgbench_floor(url: str, z: int, tiles: list[tuple[int, int]], seconds: int = 8) -> float:
     """Mean SQL time per tile (ms) of landlink's tile query, by pgbench."""
-    from gis.tiles import tile_params, tilesets
+    from gis.serving.tiles import tile_params, tilesets
 
     eng = create_engine(url)
     with eng.connect() as c:
@@ -97,8 +97,8 @@ def sizes(base: str, paths: list[str]) -> tuple[float, int]:
 def size_sweep(url: str, zooms: range = range(6, 15)) -> dict:
     """Largest tile (KB) of every tile layer at each zoom, over the tiles holding the most
     features (rendered in-process, cache off): the "no tile over 500 KB" check."""
-    from gis.db import engine_for
-    from gis.tiles import render, tilesets
+    from gis.core.db import engine_for
+    from gis.serving.tiles import render, tilesets
 
     eng = engine_for(url)
     with eng.connect() as c:
@@ -124,9 +124,9 @@ def size_sweep(url: str, zooms: range = range(6, 15)) -> dict:
 
 def prepare(url: str) -> None:
     """Derived tile tables current before measuring (else the first poll builds them)."""
-    from gis.collections import tables
-    from gis.db import engine_for
-    from gis.tiles import (
+    from gis.core.db import engine_for
+    from gis.serving.collections import tables
+    from gis.serving.tiles import (
         invalidate_detection,
         parcel_class_signature,
         refresh_parcel_classes,

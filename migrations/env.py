@@ -6,8 +6,8 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
 
-from gis.all_models import metadata
-from gis.config import get_settings
+from gis.core.all_models import metadata
+from gis.core.config import get_settings
 
 config = context.config
 

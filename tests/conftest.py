@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gis.config import Settings, get_settings
+from gis.core.config import Settings, get_settings
 
 _base = Settings()
 if _base.local_cluster:
@@ -68,8 +68,8 @@ def engine():
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}"'))
         c.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
-    from gis.db import get_engine
-    from gis.migrate import upgrade
+    from gis.core.db import get_engine
+    from gis.core.migrate import upgrade
 
     upgrade(TEST_URL)
     eng = get_engine()
@@ -226,7 +226,7 @@ def sample_engine(engine):
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    from gis.migrate import upgrade
+    from gis.core.migrate import upgrade
 
     upgrade(url)
     eng = create_engine(url)
@@ -268,7 +268,7 @@ def sample_server(sample_engine, tmp_path_factory):
     from datetime import date
 
     from app.cli import analysis_steps
-    from gis import tokens
+    from gis.core import tokens
 
     with database_copy(sample_engine, "served") as url:
         eng = create_engine(url)

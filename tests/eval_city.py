@@ -14,7 +14,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from gis.gcj02 import wgs84_to_gcj02
+from gis.core.gcj02 import wgs84_to_gcj02
 from gis.ingest import import_file
 from tests.factories import X0, Y0, uscc, write_shp
 

@@ -8,7 +8,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from gis.uscc import check_character
+from gis.core.uscc import check_character
 
 X0, Y0 = 500_000.0, 3_350_000.0  # EPSG:4549 metres, near Hangzhou (CM 120E)
 

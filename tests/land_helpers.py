@@ -13,7 +13,7 @@ from datetime import date
 import shapely
 from sqlalchemy import Engine, text
 
-from gis.detection import run_detection
+from gis.lands.detection import run_detection
 from tests.factories import uscc
 
 X0, Y0 = 500_000.0, 3_350_000.0

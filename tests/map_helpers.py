@@ -27,11 +27,11 @@ def landlink(*args: str, check: bool = True) -> str:
 
 
 def load_sample_city(engine: Engine, out: Path, analyses: bool = True) -> dict:
-    """Empty every table, write the sample city (gis.sample, default seed: the same as
+    """Empty every table, write the sample city (gis.sample.city, default seed: the same as
     sample_shapefiles/) into ``out``, import it, run the analyses ``make demo`` runs (when
     ``analyses``) and detection as of the sample's reference date (the latest run, which the
     page shows). Returns planted.json."""
-    from gis.sample import generate
+    from gis.sample.city import generate
 
     with engine.begin() as conn:
         tables = [

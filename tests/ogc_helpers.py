@@ -12,8 +12,8 @@ from datetime import date
 import shapely
 from sqlalchemy import Engine, text
 
-from gis import features_sql
-from gis.collections import forget_schema
+from gis.serving import features_sql
+from gis.serving.collections import forget_schema
 from tests.factories import uscc
 from tests.land_helpers import X0, Y0, insert, rect
 

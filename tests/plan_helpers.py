@@ -14,7 +14,7 @@ from datetime import date
 import shapely
 from sqlalchemy import Engine, text
 
-from gis import tokens
+from gis.core import tokens
 from tests.factories import uscc
 
 X0, Y0 = 500_000.0, 3_350_000.0

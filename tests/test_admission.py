@@ -11,8 +11,8 @@ from pyproj import Transformer
 from shapely.geometry import mapping
 from sqlalchemy import text
 
-from gis.admission import AdmissionInputError, AdmissionRequest, check
-from gis.rules import Rules
+from gis.core.rules import Rules
+from gis.platforms.admission import AdmissionInputError, AdmissionRequest, check
 from tests.conftest import snapshot
 from tests.plan_helpers import (
     AS_OF,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
 from tests.conftest import snapshot
 from tests.factories import districts, supplies
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
 from tests.eval_city import districts, enterprises, load, outputs, parcels, rect, table, uscc
 from tests.test_cli import run
 
@@ -99,7 +99,7 @@ def test_analyst_tax_read_is_recorded_public_and_viewer_reads_are_not(server, ci
 def test_ogc_reads_are_recorded_only_where_a_collection_holds_restricted_figures(server, city, db):
     """An analyst paging OGC collections: one row for each collection that has restricted
     properties (served to the analyst), none for the others (nothing restricted was served)."""
-    from gis.collections import registry
+    from gis.serving.collections import registry
 
     with db.connect() as c:
         colls = registry(c)

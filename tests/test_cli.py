@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
 from tests.conftest import TEST_URL, snapshot
 from tests.factories import box, districts, parcels, supplies, write_shp
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gis import cql2
-from gis import features_sql as fs
-from gis.collections import _build
-from gis.config import get_settings
+from gis.core.config import get_settings
+from gis.serving import cql2
+from gis.serving import features_sql as fs
+from gis.serving.collections import _build
 
 TABS = {
     t: {"id"}

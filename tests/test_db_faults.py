@@ -14,7 +14,7 @@ from collections import Counter
 import httpx
 from sqlalchemy import create_engine, text
 
-from gis.tiles import tile_for
+from gis.serving.tiles import tile_for
 
 THREADS = 8
 ROUNDS = 6  # terminations, one every TERMINATE_EVERY seconds
@@ -159,7 +159,7 @@ def test_a_tile_connection_ended_while_idle_is_replaced_not_a_failed_tile(sample
     while it sat idle is dropped at checkout, so the next tile renders (sync and async)."""
     import asyncio
 
-    from gis import tiles as gt
+    from gis.serving import tiles as gt
 
     _, served, _, _ = sample_server
     eng = create_engine(served.url)

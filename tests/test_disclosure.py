@@ -35,8 +35,8 @@ import openpyxl
 import pytest
 from sqlalchemy import text
 
-from gis.evaluation_read import RESTRICTED_INDICATORS
-from gis.rules import get_rules
+from gis.core.rules import get_rules
+from gis.economy.evaluation_read import RESTRICTED_INDICATORS
 
 RESTRICTED_FIGURES = ("tax_paid", "energy_tce", "emissions_t")
 SKIP_FIELDS = {"year", "as_of", "id"}  # keys and dates, not figures

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from gis.evaluation import run_all
-from gis.rules import EvaluationRules, Rules
+from gis.core.rules import EvaluationRules, Rules
+from gis.economy.evaluation import run_all
 from tests.eval_city import (
     districts,
     enterprises,
@@ -248,8 +248,8 @@ def test_not_graded_and_backward_capacity(db, tmp_path):
     run_all(db, rules=rules)
     ev = _rows(db)
     assert [ev[u]["class"] for u in (E1, E4, E2, E3, E5)] == ["A", "B", "C", "C", "D"]
-    from gis.backward_capacity import candidates
-    from gis.rules import BackwardCapacityRules
+    from gis.core.rules import BackwardCapacityRules
+    from gis.economy.backward_capacity import candidates
 
     with db.connect() as c:
         got = candidates(c, 2024, BackwardCapacityRules())

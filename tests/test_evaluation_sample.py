@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import text
 
 from app.cli import find_layer_files
-from gis.backward_capacity import candidates
+from gis.core.rules import get_rules
+from gis.economy.backward_capacity import candidates
 from gis.ingest import ImportOptions, import_file
-from gis.rules import get_rules
 from tests.conftest import _data_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def sample_db(engine, tmp_path_factory):
     folder = ROOT / "sample_shapefiles"
     if not (folder / "planted.json").exists():
-        from gis.sample import generate
+        from gis.sample.city import generate
 
         folder = tmp_path_factory.mktemp("sample_eval")
         generate(folder)

@@ -14,8 +14,8 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from gis.export import spreadsheet_cell
-from gis.land_summary import KINDS, SUMMARY_FIELDS
+from gis.lands.land_summary import KINDS, SUMMARY_FIELDS
+from gis.serving.export import spreadsheet_cell
 from tests.land_helpers import city, detect, rows
 from tests.test_land_api import analyst
 

@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 from sqlalchemy import text
 
-from gis.export import FORMULA_STARTS, spreadsheet_cell
+from gis.serving.export import FORMULA_STARTS, spreadsheet_cell
 from tests.eval_city import load, outputs, uscc
 from tests.land_helpers import city, detect
 from tests.test_land_api import analyst

@@ -373,7 +373,7 @@ def test_cors_only_for_configured_origins(public, trusting):
 
 def test_cors_origins_setting_forms(monkeypatch):
     from app.links import cors_origins
-    from gis.config import get_settings
+    from gis.core.config import get_settings
 
     for raw, want in (
         ("", []),

@@ -9,7 +9,7 @@ import shapely
 from pyproj import Transformer
 from sqlalchemy import text
 
-from gis.gcj02 import wgs84_to_gcj02
+from gis.core.gcj02 import wgs84_to_gcj02
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from tests.conftest import snapshot
 from tests.factories import X0, Y0, box, districts, parcels, supplies, uscc, write_shp

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
+from gis.core.layers import IMPORT_ORDER
+from gis.core.uscc import check_character
 from gis.ingest import import_file
 from gis.ingest.pipeline import IMPORT_LOCK
-from gis.layers import IMPORT_ORDER
-from gis.uscc import check_character
 from tests.conftest import TEST_URL, snapshot
 from tests.factories import districts
 
@@ -201,7 +201,7 @@ def test_an_import_that_waits_too_long_is_refused_saying_why(db, tmp_path, serve
         assert "(waited 1 s); try again when it ends" in err
         assert time.monotonic() - t0 < 60
         # over HTTP: 409 with the same words (the in-thread server's wait set to 1 s)
-        from gis.config import get_settings
+        from gis.core.config import get_settings
 
         settings = get_settings()
         old = settings.import_lock_wait_seconds

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
 from tests.eval_city import (
     districts,
     enterprises,

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from pyproj import Transformer
 
-from gis import tokens
+from gis.core import tokens
 from tests.land_helpers import X0, Y0, approval, city, detect, insert, rect
 
 AS_OF = date(2025, 6, 30)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gis.layout_plan import (
+from gis.platforms.layout_plan import (
     PlanRefused,
     PlanRequest,
     allocate,
@@ -341,7 +341,7 @@ _CAPS: dict[int, dict] = {}
 
 
 def test_plan_uses_the_three_lands_run(city):
-    from gis.detection import run_detection
+    from gis.lands.detection import run_detection
 
     run = run_detection(city, AS_OF, user="test")
     res = create(city, plan_req(), user="test")

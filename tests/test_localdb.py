@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from gis.config import Settings
+from gis.core.config import Settings
 from tests.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 
-from gis.rules import LowEfficiencyRules, get_rules
+from gis.core.rules import LowEfficiencyRules, get_rules
 from tests.factories import uscc
 from tests.land_helpers import detect, insert, parcel, rect, rows, supply
 
@@ -205,7 +205,7 @@ def test_every_reason_listed_and_platform_threshold(db):
     rules = get_rules().model_copy(
         update={"low_efficiency": LowEfficiencyRules(tax_per_mu_by_platform={"PT-HI": 8.0})}
     )
-    from gis.detection import run_detection
+    from gis.lands.detection import run_detection
 
     run = run_detection(db, AS_OF, rules=rules)
     got = reasons(db, run["id"])

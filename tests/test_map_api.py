@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
 from tests.map_helpers import ROOT, load_sample_city
 
 

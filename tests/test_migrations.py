@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gis.migrate import alembic_config
+from gis.core.migrate import alembic_config
 from tests.conftest import TEST_URL, _admin_engine
 
 
@@ -56,8 +56,8 @@ def test_upgrade_downgrade_round_trip_and_models_match():
         # the tables the models declare are the tables the migrations make, column for column
         from geoalchemy2 import alembic_helpers
 
-        import gis.all_models  # noqa: F401
-        from gis.models import metadata
+        import gis.core.all_models  # noqa: F401
+        from gis.core.models import metadata
 
         assert len(metadata.tables) > 20  # every module's tables were declared
         eng = create_engine(mig_url)

@@ -187,7 +187,7 @@ def test_what_the_caller_sent_is_refused_as_a_problem(http, url, status, says):
 
 
 def test_a_nul_byte_in_a_json_body_is_a_400_not_a_500(http, engine):
-    from gis import tokens
+    from gis.core import tokens
 
     with engine.begin() as c:
         token = tokens.create(c, "analyst", "nul")
@@ -202,7 +202,7 @@ def test_a_nul_byte_in_a_json_body_is_a_400_not_a_500(http, engine):
 
 
 def test_plan_amounts_and_weights_out_of_range_are_refused(http, engine):
-    from gis import tokens
+    from gis.core import tokens
 
     with engine.begin() as c:
         token = tokens.create(c, "analyst", "plans")
@@ -348,7 +348,7 @@ def test_odd_queries_on_the_sample_city_get_no_server_error(sample_server):
 
 
 def test_admission_with_coordinates_out_of_range_is_a_422(http, engine):
-    from gis import tokens
+    from gis.core import tokens
 
     with engine.begin() as c:
         token = tokens.create(c, "analyst", "admission")

@@ -198,7 +198,7 @@ def _uscc(i: int) -> str:
 
 
 def test_public_sees_no_tax_analyst_does(city, db):
-    from gis import tokens
+    from gis.core import tokens
 
     r = city.get("/ogc/collections/enterprises/items").json()
     assert all("tax_paid" not in f["properties"] for f in r["features"])
@@ -217,7 +217,7 @@ def test_public_sees_no_tax_analyst_does(city, db):
 
 
 def test_derived_collections_from_the_latest_detection(city, db):
-    from gis.detection import run_detection
+    from gis.lands.detection import run_detection
 
     run_detection(db, date(2026, 1, 1), user="test")
     r = city.get("/ogc/collections/idle/items").json()

@@ -13,8 +13,8 @@ import pytest
 from matplotlib.image import imread
 from sqlalchemy import text
 
-from gis.layout_plan import create, default_request, plan_summary_line
-from gis.plan_report import FUNCTION_COLORS, cjk_font, render
+from gis.platforms.layout_plan import create, default_request, plan_summary_line
+from gis.platforms.plan_report import FUNCTION_COLORS, cjk_font, render
 from tests.plan_helpers import token
 from tests.test_layout_plan import plan_req, small_city
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from gis.platform_kinds import classify, record, set_override
+from gis.platforms.platform_kinds import classify, record, set_override
 from tests.plan_helpers import (
     AS_OF,
     MAIN,

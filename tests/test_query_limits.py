@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from gis.config import get_settings
+from gis.core.config import get_settings
 from tests.conftest import database_copy, serve_process, uvicorn_thread
 from tests.ogc_helpers import N_PARCELS, city_client
 
@@ -193,7 +193,7 @@ def _env(**values: str):
 def sample_copy(sample_engine):
     """A copy of the sample city this module may write to (detections): its URL and an
     analyst token."""
-    from gis import tokens
+    from gis.core import tokens
 
     with database_copy(sample_engine, "limits") as url:
         eng = create_engine(url)
@@ -248,7 +248,7 @@ def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
     Retry-After, and the connection stays open; code outside a request (as the CLI's) then
     runs unlimited on the same pooled connections."""
     from app.main import create_app
-    from gis.db import get_engine
+    from gis.core.db import get_engine
 
     with _env(LANDLINK_STATEMENT_TIMEOUT_MS="50"):
         app = create_app()
@@ -290,8 +290,8 @@ def test_the_cli_is_not_limited(sample_copy):
 def test_tile_connections_carry_the_limit_of_the_work_that_opened_them(sample_copy):
     """Tiles render on connections of their own (not SQLAlchemy's pool): opened in a request,
     they carry its limit; opened outside one, none."""
-    from gis import tiles as gt
-    from gis.dblimits import statement_timeout
+    from gis.core.dblimits import statement_timeout
+    from gis.serving import tiles as gt
 
     url, _ = sample_copy
     z, x, y = _tile_over_the_city(url, 10)

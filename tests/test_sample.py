@@ -1,4 +1,5 @@
-"""The synthetic sample city (gis.sample): deterministic, complete, and its planted cases real."""
+"""The synthetic sample city (gis.sample.city): deterministic, complete, and its planted
+cases real."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pyogrio
 import pytest
 import shapely
 
-from gis.gcj02 import gcj02_to_wgs84
-from gis.layers import LAYERS
-from gis.sample import generate
-from gis.uscc import valid_mask
+from gis.core.gcj02 import gcj02_to_wgs84
+from gis.core.layers import LAYERS
+from gis.core.uscc import valid_mask
+from gis.sample.city import generate
 
 SHAPE_LAYERS = ("XZQ", "PT", "ZL", "PZ", "GD", "DK")
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from app.cli import find_layer_files
-from gis.config import PROJECT_ROOT
-from gis.detection import run_detection
+from gis.core.config import PROJECT_ROOT
 from gis.ingest import ImportOptions, import_file
+from gis.lands.detection import run_detection
 
 SAMPLE = PROJECT_ROOT / "sample_shapefiles"
 pytestmark = pytest.mark.skipif(

@@ -12,10 +12,10 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
-from gis import tiles as gt
-from gis.collections import forget_schema
-from gis.config import get_settings
-from gis.tile_models import QUANTISED_ZOOMS
+from gis.core.config import get_settings
+from gis.core.tile_models import QUANTISED_ZOOMS
+from gis.serving import tiles as gt
+from gis.serving.collections import forget_schema
 from tests.factories import uscc
 from tests.ogc_helpers import N_PARCELS, load_city
 
@@ -120,7 +120,7 @@ def test_etag_304_and_cache_headers(city):
 
 
 def test_analyst_tiles_add_tax_figures_privately(city, db):
-    from gis import tokens
+    from gis.core import tokens
 
     with db.begin() as c:
         tok = tokens.create(c, "analyst", "analyst")
@@ -207,7 +207,7 @@ def test_invalidation_drops_only_touched_tiles_old_and_new_geometry(city, db):
 def test_import_refresh_hook_and_zone_aggregates(city, db, tmp_path, monkeypatch):
     """An import through the pipeline: tiles of the changed area and of the zones whose
     aggregates changed are dropped; others are kept. (Only our refresh hook runs here.)"""
-    from gis import refresh
+    from gis.core import refresh
     from gis.ingest import ImportOptions, import_file
     from tests import factories
 
@@ -233,7 +233,7 @@ def test_import_refresh_hook_and_zone_aggregates(city, db, tmp_path, monkeypatch
 
 
 def test_detection_run_invalidates_derived_tiles(city, db):
-    from gis.detection import run_detection
+    from gis.lands.detection import run_detection
 
     forget_schema()
     before = _decode(_tile(city, "idle", 14))
@@ -296,7 +296,7 @@ def test_affine_reprojection_matches_st_transform(city, db, monkeypatch):
 
 
 def test_parcel_land_status_in_tiles_follows_the_latest_run(city, db):
-    from gis.detection import run_detection
+    from gis.lands.detection import run_detection
 
     forget_schema()
     run_detection(db, date(2026, 1, 1), user="test")

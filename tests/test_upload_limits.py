@@ -23,7 +23,7 @@ import openpyxl
 import pytest
 from sqlalchemy import text
 
-from gis import tokens
+from gis.core import tokens
 from tests.conftest import TEST_URL, serve_process
 from tests.factories import districts, uscc
 

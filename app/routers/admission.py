@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from app.deps import Caller, engine_dep, require
 from app.errors import ApiError
 from app.params import AsOf, Wan
-from gis.admission import AdmissionInputError, AdmissionRequest, check
+from gis.platforms.admission import AdmissionInputError, AdmissionRequest, check
 
 router = APIRouter(tags=["admission (项目准入)"])
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from app.deps import Caller, engine_dep, require
 from app.errors import ApiError
 from app.params import Offset
-from gis import audit
+from gis.core import audit
 
 router = APIRouter(tags=["audit"])
 

@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
 from app.params import Offset, Year
-from gis import evaluation_read as er
-from gis import export
-from gis.export import Field
+from gis.economy import evaluation_read as er
+from gis.serving import export
+from gis.serving.export import Field
 
 router = APIRouter(tags=["enterprises and evaluation (亩均论英雄)"])
 

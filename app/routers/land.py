@@ -15,10 +15,11 @@ from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
 from app.links import request_link
 from app.params import AsOf, DbInt, Mu, Offset
-from gis import detection, export
-from gis import features_sql as fs
-from gis.export import to_geojson_features
-from gis.land_summary import KINDS, SUMMARY_FIELDS, LandQuery, QueryError, list_items, summary
+from gis.lands import detection
+from gis.lands.land_summary import KINDS, SUMMARY_FIELDS, LandQuery, QueryError, list_items, summary
+from gis.serving import export
+from gis.serving import features_sql as fs
+from gis.serving.export import to_geojson_features
 
 router = APIRouter(tags=["three kinds of land (三块地)"])
 
@@ -49,7 +50,8 @@ def parse_crs(value: str | None) -> tuple[int, bool]:
 
 def parse_bbox(value: str | None, crs: str | None) -> tuple[tuple, int] | None:
     """bbox in the axis order of ``crs`` (see :func:`parse_crs`) -> x=east numbers and their
-    SRID, checked as the OGC items check theirs (gis.features_sql); 400 naming the problem."""
+    SRID, checked as the OGC items check theirs (gis.serving.features_sql); 400 naming the
+    problem."""
     if not value:
         return None
     srid, latlon = parse_crs(crs)

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
-from gis import map_layers, parcel_dossier, search
+from gis.map import map_layers, parcel_dossier
+from gis.serving import search
 
 router = APIRouter(tags=["map page"])
 

@@ -4,7 +4,7 @@ reference, Part 3 filtering (CQL2 text, queryables, sortby, properties).
 QGIS and GDAL read it as it is: the landing page links ``service-desc`` (an OpenAPI 3.0 document
 with a ``limit`` parameter component, from which QGIS takes its page size) and ``data``; items
 are ``application/geo+json`` with ``numberMatched`` / ``numberReturned`` and ``rel=next``.
-SQL lives in gis/features_sql.py and gis/collections.py.
+SQL lives in gis/serving/features_sql.py and gis/serving/collections.py.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from app.deps import Caller, caller, engine_dep
 from app.errors import ApiError
 from app.links import public_base
 from app.params import BIGINT_MAX
-from gis import features_sql as fs
-from gis import tiles as gt
-from gis.collections import Collection, registry
-from gis.config import get_settings
+from gis.core.config import get_settings
+from gis.serving import features_sql as fs
+from gis.serving import tiles as gt
+from gis.serving.collections import Collection, registry
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
 from app.params import BIGINT_MAX, AsOf, DbInt, Mu, Year
-from gis import layout_plan as lp
+from gis.platforms import layout_plan as lp
 
 router = APIRouter(tags=["layout plans (用地布局规划)"])
 
@@ -109,7 +109,7 @@ async def plan_report(
     engine: Engine = Depends(engine_dep),
 ) -> Response:
     """The plan report with maps of each corridor, allocation tables, indicators, assumptions."""
-    from gis.plan_report import render
+    from gis.platforms.plan_report import render
 
     body, media = await run_in_threadpool(_not_found, render, engine, plan_id, format, who.analyst)
     headers = {}

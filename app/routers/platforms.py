@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
 from app.params import AsOf
-from gis import platform_kinds as pk
-from gis.plan_models import KINDS
+from gis.core.plan_models import KINDS
+from gis.platforms import platform_kinds as pk
 
 router = APIRouter(tags=["platforms (四类平台)"])
 

@@ -13,10 +13,10 @@ from starlette.exceptions import HTTPException
 
 from app.deps import Caller, engine_dep, require
 from app.errors import ApiError
-from gis.config import get_settings
+from gis.core.config import get_settings
+from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from gis.ingest.limits import ByteBudget, unpack_zip
-from gis.layers import IMPORT_ORDER, LAYERS
 
 router = APIRouter(tags=["registry"])
 

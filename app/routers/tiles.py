@@ -3,7 +3,7 @@ TileJSON 3.0 per layer at /tiles/{layer}.json, a MapLibre style at /tiles/style.
 
 Tiles carry a strong ETag (304 on If-None-Match) and Cache-Control; public tiles are ``public``,
 tiles for an analyst token (which add 亩均税收 and tax figures) are ``private``. The cached path
-runs on the event loop with no database round trip; SQL lives in gis/tiles.py.
+runs on the event loop with no database round trip; SQL lives in gis/serving/tiles.py.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 from app.deps import PUBLIC, Caller, caller, engine_dep
 from app.errors import ApiError
 from app.links import public_base, route_path
-from gis import tiles as gt
-from gis.config import get_settings
-from gis.db import get_engine
+from gis.core.config import get_settings
+from gis.core.db import get_engine
+from gis.serving import tiles as gt
 
 router = APIRouter(prefix="/tiles", tags=["vector tiles"])
 
@@ -275,7 +275,7 @@ def tilejson(
 ) -> JSONResponse:
     ts = _tileset(engine, layer)
     s = get_settings().tiles
-    from gis import features_sql as fs
+    from gis.serving import features_sql as fs
 
     with engine.connect() as conn:
         ext = fs.extent(conn, ts.coll)["spatial"]["bbox"][0]
@@ -369,8 +369,8 @@ _TILE_PATH = re.compile(r"^/tiles/([^/]+)/(\d+)/(\d+)/(\d+)\.(?:mvt|pbf)$")
 class CachedTiles:
     """ASGI middleware: answers public tile requests before routing (no router, dependency or
     response objects on the hot path): from the tile cache, or rendered on the event loop
-    (gis.tiles.get_tile_async: psycopg's async connection, no thread hop). Tokens, errors (bad
-    zoom, unknown layer), a tileset list or zone aggregates not yet loaded, a render that
+    (gis.serving.tiles.get_tile_async: psycopg's async connection, no thread hop). Tokens, errors
+    (bad zoom, unknown layer), a tileset list or zone aggregates not yet loaded, a render that
     failed, and everything else go on to the app (the route) unchanged."""
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from gis.gcj02 import gcj02_to_wgs84
+from gis.core.gcj02 import gcj02_to_wgs84
+from gis.core.layers import STORAGE_SRID
 from gis.ingest.validate import Issues, as_text, parse_numbers
-from gis.layers import STORAGE_SRID
 
 GCJ02 = "gcj02"
 # ZBXT holds a CRS code (contract): EPSG:4549, 4549, ESRI:102100, or gcj02

@@ -1,6 +1,6 @@
 """What one import may hold, checked before the heavy work: bytes uploaded and unpacked,
 members of an archive, columns and line length of a table. Every limit is a setting
-(``gis.config``) and every refusal names the file, where in it, and the limit.
+(``gis.core.config``) and every refusal names the file, where in it, and the limit.
 
 Archives are unpacked member by member in chunks (never a whole member in memory), counting the
 bytes actually written, so a zip whose headers lie is stopped at the limit too.
@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from gis.config import get_settings
+from gis.core.config import get_settings
 from gis.ingest.errors import InputError, OverLimit, TooLarge
 
 CHUNK = 1 << 20

@@ -24,8 +24,11 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from gis import refresh
-from gis.config import get_settings
+from gis.core import refresh
+from gis.core.config import get_settings
+from gis.core.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
+from gis.core.layers import layer as get_layer
+from gis.core.models import LAYER_TABLES
 from gis.ingest.errors import ImportBusy, ImportRejected, InputError, scrub_paths
 from gis.ingest.geometry import (
     check_lonlat,
@@ -37,9 +40,6 @@ from gis.ingest.geometry import (
 )
 from gis.ingest.read import RawFrame, read_file
 from gis.ingest.validate import Issues, as_text, parse_layer
-from gis.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
-from gis.layers import layer as get_layer
-from gis.models import LAYER_TABLES
 
 # Advisory lock class of imports (two-key form: this, the layer's place in IMPORT_ORDER).
 IMPORT_LOCK = 5507

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gis import uscc
-from gis.layers import Field, Layer
+from gis.core import uscc
+from gis.core.layers import Field, Layer
 
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _LIST_SPLIT = r"[;；、,，]"

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-28
 
-Every layer of the data contract (tables derived from gis/layers.py at this revision),
+Every layer of the data contract (tables derived from gis/core/layers.py at this revision),
 import batches with their per-key changes, and API tokens (stored hashed).
 """
 

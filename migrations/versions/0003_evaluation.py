@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-28
 
 analysis_runs, links, enterprise_land, per_mu, evaluations and area_indicators
-(gis/analysis_models.py). Hand-written; a branch off 0001.
+(gis/core/analysis_models.py). Hand-written; a branch off 0001.
 """
 
 import sqlalchemy as sa

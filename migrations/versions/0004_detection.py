@@ -7,7 +7,7 @@ Create Date: 2026-11-28
 detection_runs (as_of, configuration hash, input batches, counts, time) and, keyed by run id,
 unsupplied_results (批而未供, with the remainder geometry), idle_results (供而未用/闲置),
 low_efficiency_results (低效利用, reasons as jsonb) and detection_summaries. Hand-written
-(gis/detection_models.py); a branch off 0001.
+(gis/core/detection_models.py); a branch off 0001.
 """
 
 import sqlalchemy as sa

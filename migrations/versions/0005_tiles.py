@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-28
 
 tile_invalidations: the area (EPSG:4549 box) and tile layers each import batch or detection run
-changed, read by every worker to drop exactly the cached tiles it touched (gis/tile_models.py).
+changed, read by every worker to drop exactly the cached tiles it touched (gis/core/tile_models.py).
 tile_zone_stats: per district / platform parcel count, area in 亩 and 亩均税收 class for
 low-zoom tiles; tile_parcel_classes / tile_parcel_status: parcels' A/B/C/D
 class and 三块地 status for tiles. Hand-written; a
@@ -23,7 +23,7 @@ branch_labels = None
 depends_on = None
 
 
-# Tile layers (tilesets) that a change to each registry table can alter (gis/tiles.py).
+# Tile layers (tilesets) that a change to each registry table can alter (gis/serving/tiles.py).
 TABLE_TILESETS = {
     "districts": ("districts", "parcels"),
     "platforms": ("platforms", "parcels"),

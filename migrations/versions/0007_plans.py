@@ -7,7 +7,7 @@ Create Date: 2026-11-28
 platform_kind_overrides (§4, append-only, who and when), platform_kind_runs / platform_kinds
 (recorded classifications), plans (versioned scenarios, §8),
 plan_allocations (new land per district / platform / corridor) and plan_blocks (corridor blocks
-with their function and geometry). Hand-written (gis/plan_models.py); a branch off 0001.
+with their function and geometry). Hand-written (gis/core/plan_models.py); a branch off 0001.
 """
 
 import sqlalchemy as sa

@@ -4,7 +4,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-28
 
-One row per parcel with what a parcel tile reads (gis/tiles.py): the attributes, the parcel's
+One row per parcel with what a parcel tile reads (gis/serving/tiles.py): the attributes, the parcel's
 class and 三块地 status for tiles (from tile_parcel_classes / tile_parcel_status), its geometry
 in EPSG:3857 (GiST indexed: a tile's && needs no transform) and, for the dense parcel zooms 13
 and 14, the geometry already in that zoom's global MVT pixel grid (4096 << z pixels around the
@@ -13,7 +13,7 @@ zoom and its buffer is then a translation, with no per-tile ST_AsMVTGeom.
 
 Statement triggers on parcels keep the copy in step inside the writing transaction, for every
 write path (imports, the refresh plugins, scripts, tests): INSERT and UPDATE upsert the new or
-changed rows, DELETE removes, TRUNCATE empties. gis/tiles.py keeps eval_class and land_status
+changed rows, DELETE removes, TRUNCATE empties. gis/serving/tiles.py keeps eval_class and land_status
 current when it rebuilds tile_parcel_classes / tile_parcel_status.
 """
 

@@ -7,7 +7,7 @@ Create Date: 2026-12-03
 api_tokens gains ``expires_at`` (required; tokens made before this revision expire 365 days
 after they were created), ``prefix`` (the token's first characters, unknown for older tokens)
 and ``last_used_at``. ``audit_log`` records every request that served restricted data to a
-token (gis/audit.py).
+token (gis/core/audit.py).
 """
 
 import sqlalchemy as sa

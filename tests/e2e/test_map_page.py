@@ -1,8 +1,8 @@
 """The map page end to end, in headless Chromium, against the sample city.
 
 The app runs on a free port (conftest's ``server``) against the test database loaded with the
-sample city (gis.sample, the same seed as sample_shapefiles/) and its planted cases; detection is
-run as of the sample's reference date. tests/e2e/map_page.mjs drives Debian's /usr/bin/chromium
+sample city (gis.sample.city, the same seed as sample_shapefiles/) and its planted cases; detection
+is run as of the sample's reference date. tests/e2e/map_page.mjs drives Debian's /usr/bin/chromium
 with playwright-core (npm, no browser download) and records each step; the tests below assert on
 those records. Screenshots and exported files land in test-artifacts/e2e/ (git-ignored).
 
@@ -49,7 +49,7 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 @pytest.fixture(scope="module")
 def city(engine) -> dict:
     """The test database emptied and loaded with the sample city; returns planted.json."""
-    from gis import tokens
+    from gis.core import tokens
 
     out = Path(tempfile.mkdtemp(prefix="landlink-e2e-city-"))  # not pruned by other pytest runs
     try:
@@ -64,8 +64,8 @@ def city(engine) -> dict:
 @pytest.fixture(scope="module")
 def warm(server, city) -> str:
     """One low-zoom parcel tile before the browser asks for forty at once: the first such tile
-    builds the tiles' zone aggregates (gis/tiles.py), which parallel first requests would all
-    try to build together."""
+    builds the tiles' zone aggregates (gis/serving/tiles.py), which parallel first requests would
+    all try to build together."""
     import httpx
 
     r = httpx.get(f"{server}/tiles/parcels/8/213/105.mvt", timeout=120)

@@ -1,0 +1,196 @@
+"""Tables of the project—land—output linkage and the 亩均论英雄 evaluation (0003).
+
+Derived tables hold the *current* figures: every run replaces them whole (they follow the data,
+DOMAIN_RULES preamble), and each row names the run (``analysis_runs``: as_of, rules hash, what
+it read, counts, time), the rule that produced it and the figures it used.
+
+Units: areas m² from EPSG:4549 geometry, 亩 = m² × 0.0015; money 万元; energy tce; emissions t.
+Written by gis/economy/linkage.py, gis/economy/per_mu.py, gis/economy/evaluation.py and
+gis/economy/indicators.py.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from gis.core.analysis_columns import (  # noqa: F401  (re-exported for the readers)
+    RATIO_COLUMNS,
+    RESTRICTED_COLUMNS,
+    SUM_COLUMNS,
+)
+from gis.core.models import metadata
+
+LINK_KINDS = (
+    "enterprise_parcel",
+    "supply_parcel",
+    "project_supply",
+    "project_parcel",
+    "parcel_district",
+    "parcel_platform",
+    "parcel_corridor",
+    "enterprise_district",
+    "enterprise_platform",
+    "enterprise_corridor",
+)
+LINK_METHODS = ("key", "contains", "nearest", "overlap")
+LEVELS = ("enterprise", "parcel", "platform", "district", "corridor")
+
+analysis_runs = Table(
+    "analysis_runs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("kind", Text, nullable=False),  # link | evaluate
+    Column("as_of", Date, nullable=False),
+    Column("config_hash", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("trigger", Text, nullable=False),  # cli | api | import:<layer>:<batch>
+    Column("counts", JSONB, nullable=False, server_default="{}"),
+    Column("notes", JSONB, nullable=False, server_default="[]"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("seconds", Double),
+)
+
+# One row per link, and one per record that could not be linked (to_key NULL, with the reason).
+# from_key NULL: a record of the target side that nothing links to (e.g. a parcel no supply
+# record covers), with the reason.
+links = Table(
+    "links",
+    metadata,
+    Column("kind", Text, nullable=False),
+    Column("from_key", Text),
+    Column("to_key", Text),
+    Column("method", Text),  # key | contains | nearest | overlap (NULL when unlinked)
+    Column("distance_m", Double),  # nearest: metres from the point to the parcel
+    Column("share", Double),  # overlap: share of the from-record's area (0-1)
+    Column("is_primary", Boolean, nullable=False, server_default="true"),  # largest share
+    Column("reason", Text),  # why a record is unlinked
+    Column("rule", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    CheckConstraint(f"kind IN {LINK_KINDS}", name="kind"),
+    CheckConstraint(f"method IS NULL OR method IN {LINK_METHODS}", name="method"),
+    Index("ix_links_kind_from", "kind", "from_key"),
+    Index("ix_links_kind_to", "kind", "to_key"),
+)
+
+# An enterprise's land per year (§Units): parcel shares, else declared YDMJ, else none.
+enterprise_land = Table(
+    "enterprise_land",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("uscc", Text, nullable=False),
+    Column("area_m2", Double),
+    Column("area_mu", Double),
+    Column("basis", Text, nullable=False),  # parcels | declared | none
+    # the parcels it occupies and, for each, the share of the parcel's area that is its land
+    Column("parcel_nos", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("parcel_shares", ARRAY(Double), nullable=False, server_default="{}"),
+    Column("reason", Text),  # basis none: why
+    Column("rule", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    PrimaryKeyConstraint("year", "uscc", name="pk_enterprise_land"),
+    CheckConstraint("basis IN ('parcels', 'declared', 'none')", name="basis"),
+    Index("ix_enterprise_land_uscc", "uscc"),
+)
+
+# Per-mu figures of every enterprise, parcel, platform, district and corridor and year
+# (columns in gis/core/analysis_columns.py).
+_SUMS, _RATIOS = SUM_COLUMNS, RATIO_COLUMNS
+
+per_mu = Table(
+    "per_mu",
+    metadata,
+    Column("level", Text, nullable=False),
+    Column("code", Text, nullable=False),  # USCC, DKBH, PTDM, XZQDM or ZLDM
+    Column("year", Integer, nullable=False),
+    Column("area_m2", Double),
+    Column("area_mu", Double),
+    Column("n_enterprises", Integer, nullable=False, server_default="0"),
+    *[Column(c, Double) for c in _SUMS],
+    *[Column(c, Double) for c in _RATIOS],
+    Column("rule", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    PrimaryKeyConstraint("level", "code", "year", name="pk_per_mu"),
+    CheckConstraint(f"level IN {LEVELS}", name="level"),
+    Index("ix_per_mu_level_year", "level", "year"),
+)
+
+# The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("uscc", Text, nullable=False),
+    Column("name", Text),
+    Column("industry_code", Text),
+    Column("group", Text, nullable=False),  # above (规上) | below (规下)
+    Column("evaluated", Boolean, nullable=False),
+    Column("graded", Boolean, nullable=False),
+    Column("area_mu", Double),
+    Column("land_basis", Text),
+    Column("score", Double),
+    Column("class", Text),  # A | B | C | D, NULL when not graded / not evaluated
+    Column("rank", Integer),  # among the graded of the year and group, ties share the best
+    Column("group_size", Integer),  # graded enterprises in the year and group
+    Column("indicators", JSONB, nullable=False, server_default="{}"),  # name -> value
+    Column("benchmarks", JSONB, nullable=False, server_default="{}"),  # name -> group mean
+    Column("points", JSONB, nullable=False, server_default="{}"),  # name -> points
+    Column("missing", JSONB, nullable=False, server_default="[]"),  # names scored at the mean
+    Column("not_evaluated_reason", Text),
+    Column("not_graded_reason", Text),
+    Column("district_code", Text),
+    Column("platform_code", Text),
+    Column("corridor_code", Text),
+    Column("rule", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    PrimaryKeyConstraint("year", "uscc", name="pk_evaluations"),
+    CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
+    CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
+    Index("ix_evaluations_uscc", "uscc"),
+)
+
+# §7 indicators per district, platform and corridor and year, long format.
+area_indicators = Table(
+    "area_indicators",
+    metadata,
+    Column("level", Text, nullable=False),  # district | platform | corridor
+    Column("code", Text, nullable=False),
+    Column("name", Text),
+    Column("year", Integer, nullable=False),
+    Column("indicator", Text, nullable=False),
+    Column("category", Text, nullable=False),  # 两底线 | 两降低 | 四提升
+    Column("value", Double),
+    Column("unit", Text, nullable=False),
+    Column("previous", Double),  # the value of the year before
+    Column("change", Double),  # value - previous
+    Column("rank", Integer),  # among the level's zones that year, 1 = best
+    Column("better", Text, nullable=False),  # higher | lower
+    Column("restricted", Boolean, nullable=False, server_default="false"),
+    Column("figures", JSONB, nullable=False, server_default="{}"),  # numerator, denominator
+    Column("rule", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    PrimaryKeyConstraint("level", "code", "year", "indicator", name="pk_area_indicators"),
+)
+
+TABLES = (links, enterprise_land, per_mu, evaluations, area_indicators)

@@ -1,0 +1,158 @@
+"""Tables of the three-kinds-of-land detection (三块地): one recorded run, results keyed by run id.
+
+Every result row belongs to one ``detection_runs`` row (as-of date, configuration hash, the input
+batches it read, counts, time), so a figure can be explained and re-run. Geometries are EPSG:4549
+(metres); areas are m² and 亩 (m² × 0.0015). Written by gis/lands/detection.py; migration 0004.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from gis.core.layers import STORAGE_SRID
+from gis.core.models import metadata
+
+IDLE_STATUSES = ("not_due", "started", "overdue", "idle", "idle_reclaimable", "partial_idle")
+UNSUPPLIED_STATUSES = ("unsupplied", "partial", "supplied")
+REASON_CODES = ("plot_ratio", "tax_per_mu", "class_d", "diverted", "idle_use")
+AGE_BANDS = ("<1", "1-2", "2-3", "3-5", ">=5")
+
+
+def _run_fk() -> Column:
+    return Column(
+        "run_id", BigInteger, ForeignKey("detection_runs.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+def _zones() -> list[Column]:
+    """District / platform / corridor holding the largest share of the row's area (§1)."""
+    return [
+        Column("district_code", Text),
+        Column("platform_code", Text),
+        Column("corridor_code", Text),
+    ]
+
+
+detection_runs = Table(
+    "detection_runs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("config_hash", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    # {layer: {"rows": n, "batches": [ids], "hash": md5 of row hashes}}
+    Column("inputs", JSONB, nullable=False),
+    Column("inputs_hash", Text, nullable=False),
+    Column("counts", JSONB, nullable=False, server_default="{}"),
+    Column("notes", JSONB, nullable=False, server_default="[]"),
+    Column("created_by", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("seconds", Double),
+)
+
+unsupplied_results = Table(
+    "unsupplied_results",
+    metadata,
+    _run_fk(),
+    Column("approval_id", BigInteger, nullable=False),
+    Column("approval_no", Text, nullable=False),  # PZWH
+    Column("batch_name", Text),
+    Column("approved_on", Date, nullable=False),
+    Column("approved_m2", Double, nullable=False),
+    Column("supplied_m2", Double, nullable=False),  # approval ∩ ∪ supplies
+    Column("sliver_m2", Double, nullable=False),  # remainder parts dropped as slivers
+    Column("unsupplied_m2", Double, nullable=False),
+    Column("unsupplied_mu", Double, nullable=False),
+    Column("unsupplied_share", Double, nullable=False),  # unsupplied_m2 / approved_m2
+    Column("years_since_approval", Double, nullable=False),
+    Column("age_band", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("supply_nos", ARRAY(Text), nullable=False, server_default="{}"),
+    *_zones(),
+    Column("geom", Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False)),
+    PrimaryKeyConstraint("run_id", "approval_id", name="pk_unsupplied_results"),
+    CheckConstraint(f"status IN {UNSUPPLIED_STATUSES}", name="status"),
+    Index("ix_unsupplied_results_geom", "geom", postgresql_using="gist"),
+)
+
+idle_results = Table(
+    "idle_results",
+    metadata,
+    _run_fk(),
+    Column("supply_id", BigInteger, nullable=False),
+    Column("supply_no", Text, nullable=False),  # DZJGH
+    Column("status", Text, nullable=False),
+    Column("days_overdue", Integer),
+    Column("area_m2", Double, nullable=False),
+    Column("area_mu", Double, nullable=False),
+    Column("supplied_on", Date),
+    Column("agreed_start", Date),
+    Column("actual_start", Date),
+    Column("actual_completion", Date),
+    Column("stopped_on", Date),
+    Column("rule", Text, nullable=False),
+    Column("consequence", Text, nullable=False),
+    Column("figures", JSONB, nullable=False, server_default="{}"),
+    Column("footprint_share", Double),
+    Column("records_disagree", Boolean),
+    Column("parcel_nos", ARRAY(Text), nullable=False, server_default="{}"),
+    *_zones(),
+    PrimaryKeyConstraint("run_id", "supply_id", name="pk_idle_results"),
+    CheckConstraint(f"status IN {IDLE_STATUSES}", name="status"),
+)
+
+low_efficiency_results = Table(
+    "low_efficiency_results",
+    metadata,
+    _run_fk(),
+    Column("parcel_id", BigInteger, nullable=False),
+    Column("parcel_no", Text, nullable=False),  # DKBH
+    Column("area_m2", Double, nullable=False),
+    Column("area_mu", Double, nullable=False),
+    Column("actual_use", Text),
+    Column("supply_no", Text),
+    # [{"code", "figure", "threshold", "unit", "source"}], one per reason that applies
+    Column("reasons", JSONB, nullable=False),
+    Column("reason_codes", ARRAY(Text), nullable=False),
+    *_zones(),
+    PrimaryKeyConstraint("run_id", "parcel_id", name="pk_low_efficiency_results"),
+    Index("ix_low_efficiency_results_reason_codes", "reason_codes", postgresql_using="gin"),
+)
+
+detection_summaries = Table(
+    "detection_summaries",
+    metadata,
+    _run_fk(),
+    Column("level", Text, nullable=False),  # district | platform | corridor
+    Column("code", Text, nullable=False),
+    Column("name", Text),
+    Column("kind", Text, nullable=False),  # unsupplied | idle | low_efficiency
+    Column("count", Integer, nullable=False),  # items whose largest area share lies here
+    Column("area_mu", Double, nullable=False),  # area shares lying here (split by boundaries)
+    PrimaryKeyConstraint("run_id", "level", "code", "kind", name="pk_detection_summaries"),
+)
+
+RESULT_TABLES = {
+    "unsupplied": unsupplied_results,
+    "idle": idle_results,
+    "low_efficiency": low_efficiency_results,
+}

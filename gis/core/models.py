@@ -1,0 +1,152 @@
+"""Database tables. Layer tables are derived from gis/core/layers.py, so the contract
+maps in one place.
+
+Every layer table has: a surrogate ``id``, the contract key as a unique constraint, the contract
+fields under their English names, ``geom`` in EPSG:4549 (polygonal layers: MultiPolygon, area
+``area_m2`` computed once by PostgreSQL), and provenance: ``batch_id`` (the import batch that last
+wrote the row), ``row_hash`` (detects unchanged rows on re-import) and ``updated_at``.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Computed,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from gis.core.layers import LAYERS, STORAGE_SRID, Layer
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_SQL_TYPES = {
+    "text": Text,
+    "code": Text,
+    "uscc": Text,
+    "int": Integer,
+    "float": Double,
+    "date": Date,
+    "bool": Boolean,
+}
+
+import_batches = Table(
+    "import_batches",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("layer", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("file_hash", Text, nullable=False),
+    Column("options", JSONB, nullable=False, server_default="{}"),
+    Column("status", Text, nullable=False),  # loaded | rejected
+    Column("rows_read", Integer, nullable=False, server_default="0"),
+    Column("inserted", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("unchanged", Integer, nullable=False, server_default="0"),
+    Column("rejected", Integer, nullable=False, server_default="0"),
+    Column("report", JSONB, nullable=False, server_default="{}"),
+    Column("created_by", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('loaded', 'rejected')", name="status"),
+)
+
+# What each batch changed: one row per inserted or updated key, with old -> new values.
+import_changes = Table(
+    "import_changes",
+    metadata,
+    Column(
+        "batch_id",
+        BigInteger,
+        ForeignKey("import_batches.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("layer", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("action", Text, nullable=False),  # update (inserts are rows with this batch_id)
+    Column("changes", JSONB),  # {column: [old, new]} for updates
+    CheckConstraint("action IN ('insert', 'update')", name="action"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("prefix", Text),  # the token's first characters, to tell tokens apart (migration 0010)
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    CheckConstraint("role IN ('viewer', 'analyst', 'admin')", name="role"),
+)
+
+
+def _layer_table(layer: Layer) -> Table:
+    cols: list = [Column("id", BigInteger, Identity(), primary_key=True)]
+    checks: list = []
+    for f in layer.fields:
+        sql_type = ARRAY(Text) if f.type == "list" else _SQL_TYPES[f.type]()
+        cols.append(
+            Column(f.column, sql_type, nullable=not f.required, comment=f"{f.code} {f.label}")
+        )
+        if f.choices:
+            allowed = ", ".join(f"'{c}'" for c in f.choices)
+            checks.append(CheckConstraint(f"{f.column} IN ({allowed})", name=f"{f.column}_choice"))
+        if f.type == "uscc":
+            checks.append(
+                CheckConstraint(
+                    f"{f.column} ~ '^[0-9A-HJ-NPQRTUWXY]{{18}}$'", name=f"{f.column}_uscc"
+                )
+            )
+    if layer.polygonal:
+        cols.append(
+            Column(
+                "geom",
+                Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True),
+                nullable=layer.geometry == "polygon_or_table",
+            )
+        )
+        cols.append(Column("area_m2", Double, Computed("ST_Area(geom)", persisted=True)))
+        checks.append(
+            CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid")
+        )
+    elif layer.geometry == "point_or_table":
+        cols.append(Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=True)))
+        cols.append(Column("source_crs", Text, comment="ZBXT 坐标系"))
+    cols += [
+        # The import batch that last wrote the row (import_batches.id). Not a foreign key: a
+        # per-row RI trigger costs a quarter of a 100,000-row load, and batches are never deleted.
+        Column("batch_id", BigInteger, nullable=False, index=True),
+        Column("row_hash", Text, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+    return Table(layer.table, metadata, *cols, UniqueConstraint(*layer.key_columns), *checks)
+
+
+LAYER_TABLES: dict[str, Table] = {code: _layer_table(layer) for code, layer in LAYERS.items()}

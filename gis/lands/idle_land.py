@@ -1,0 +1,177 @@
+"""供而未用 / 闲置土地 (supplied, not used / idle land), DOMAIN_RULES §3.
+
+Source: 《闲置土地处置办法》(国土资源部令第53号, 2012), art. 2 (what is idle) and art. 14 (the
+consequences). For each supply record (GD) supplied on or before ``as_of``, one status:
+
+- ``not_due``: not started and ``as_of <= HTKGSJ`` (agreed start not passed).
+- ``overdue``: not started, ``HTKGSJ < as_of < HTKGSJ + 1 year`` (供而未用, a warning).
+- ``idle``: not started, ``HTKGSJ + 1 year <= as_of < HTKGSJ + 2 years`` (闲置: 土地闲置费).
+- ``idle_reclaimable``: not started, ``as_of >= HTKGSJ + 2 years`` (无偿收回 candidate).
+- ``partial_idle``: started, not completed, stopped (TGRQ) at least one year before ``as_of``, and
+  developed area YKFMJ < 1/3 of the supplied area or investment SJTZ < 25 % of YDTZ.
+- ``started``: started and none of the above.
+
+Years are calendar years (PostgreSQL ``date + interval 'n year'``; 29 February + 1 year = 28
+February). "Started" means SJKGSJ (or SJJGSJ) on or before ``as_of``; dates after ``as_of`` are not
+yet known at that date. ``days_overdue`` is ``as_of - HTKGSJ`` for the not-started statuses past
+their date and ``as_of - TGRQ`` for ``partial_idle``. Areas from geometry in EPSG:4549, m² and 亩.
+The parcels of a supply record (for the footprint check) come from the ``_parcel_supply`` temp
+table gis/lands/detection.py builds (DZJGH, else largest overlap, §1).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Connection, text
+
+from gis.core.layers import M2_PER_MU
+from gis.core.rules import IdleRules
+
+CONSEQUENCES = {
+    "not_due": "未到约定开工时间 / agreed start date not yet reached",
+    "started": "已开工 / construction started",
+    "overdue": "供而未用：超过约定开工时间未满一年，预警 / past the agreed start date, "
+    "not started, under one year: warning (art. 2)",
+    "idle": "闲置土地：未开工满一年，可按出让或划拨价款的20%以下征收土地闲置费（第十四条第一项）"
+    " / idle one year or more: idle-land fee up to 20 % of the land price (art. 14 (1))",
+    "idle_reclaimable": "闲置土地：未开工满两年，可无偿收回国有建设用地使用权（第十四条第二项）"
+    " / idle two years or more: may be taken back without compensation (art. 14 (2))",
+    "partial_idle": "已开工但开发面积不足三分之一或投资不足百分之二十五，中止开发建设满一年，"
+    "可认定为闲置土地（第二条）；满一年可征收土地闲置费，满两年可无偿收回（第十四条）"
+    " / started, under 1/3 developed or under 25 % invested, stopped one year or more: may be "
+    "found idle (art. 2); fee at one year, taking back at two (art. 14)",
+}
+RULES = {
+    "not_due": "art. 2: as_of <= HTKGSJ",
+    "started": "started (SJKGSJ <= as_of), not the partial-development case",
+    "overdue": "art. 2: HTKGSJ < as_of < HTKGSJ + 1 year, not started",
+    "idle": "art. 2, 14 (1): HTKGSJ + 1 year <= as_of < HTKGSJ + 2 years, not started",
+    "idle_reclaimable": "art. 14 (2): as_of >= HTKGSJ + 2 years, not started",
+    "partial_idle": "art. 2: started, (YKFMJ < 1/3 area or SJTZ < 25 % YDTZ), "
+    "TGRQ + 1 year <= as_of",
+}
+FLAGGED = ("overdue", "idle", "idle_reclaimable", "partial_idle")
+
+
+def _case(mapping: dict[str, str]) -> str:
+    return (
+        "CASE status "
+        + " ".join(
+            f"WHEN '{k}' THEN '{v.replace(chr(39), chr(39) * 2)}'" for k, v in mapping.items()
+        )
+        + " END"
+    )
+
+
+def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict:
+    """Write ``idle_results`` rows for ``run_id``; returns counts by status."""
+    params = {
+        "run": run_id,
+        "as_of": as_of,
+        "idle_y": rules.idle_after_years,
+        "reclaim_y": rules.reclaim_after_years,
+        "dev": rules.partial_developed_share,
+        "inv": rules.partial_investment_share,
+        "stop_y": rules.partial_stopped_years,
+        "fp": rules.footprint_min_share,
+        "mu": 1 / M2_PER_MU,
+    }
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO idle_results (
+                run_id, supply_id, supply_no, status, days_overdue, area_m2, area_mu, supplied_on,
+                agreed_start, actual_start, actual_completion, stopped_on, rule, consequence,
+                figures, footprint_share, records_disagree, parcel_nos, district_code,
+                platform_code, corridor_code)
+            SELECT :run, id, supply_no, status,
+                   CASE WHEN status IN ('overdue', 'idle', 'idle_reclaimable')
+                            THEN CAST(:as_of AS date) - agreed_start
+                        WHEN status = 'partial_idle' THEN CAST(:as_of AS date) - stopped_on END,
+                   area_m2, area_m2 * :mu, supplied_on, agreed_start, actual_start,
+                   actual_completion, stopped_on, {_case(RULES)}, {_case(CONSEQUENCES)},
+                   jsonb_strip_nulls(jsonb_build_object(
+                       'agreed_start', agreed_start, 'actual_start', actual_start,
+                       'actual_completion', actual_completion, 'stopped_on', stopped_on,
+                       'idle_from', CASE WHEN NOT started
+                           THEN CAST(agreed_start + make_interval(years => :idle_y) AS date) END,
+                       'reclaimable_from', CASE WHEN NOT started
+                           THEN CAST(agreed_start + make_interval(years => :reclaim_y) AS date) END,
+                       'supplied_m2', round(area_m2::numeric, 1),
+                       'developed_m2', developed_area_m2,
+                       'developed_share', round(dev_share::numeric, 4),
+                       'developed_share_min', round(CAST(:dev AS numeric), 4),
+                       'investment_made', investment_made,
+                       'agreed_investment', agreed_investment,
+                       'investment_share', round(inv_share::numeric, 4),
+                       'investment_share_min', CAST(:inv AS numeric),
+                       'years_stopped', CASE WHEN stopped
+                           THEN round(((CAST(:as_of AS date) - stopped_on) / 365.25)::numeric, 2)
+                           END,
+                       'footprint_m2', footprint_m2, 'parcel_m2', round(parcel_m2::numeric, 1),
+                       'footprint_share', round(footprint_share::numeric, 4),
+                       'footprint_share_min', CAST(:fp AS numeric))),
+                   footprint_share,
+                   CASE WHEN started AND footprint_share IS NOT NULL
+                        THEN footprint_share < :fp END,
+                   parcel_nos, district_code, platform_code, corridor_code
+            FROM (
+                SELECT b.*,
+                    CASE
+                        WHEN started AND stopped AND NOT completed
+                             AND stopped_on + make_interval(years => :stop_y) <= :as_of
+                             AND (dev_share < :dev OR inv_share < :inv) THEN 'partial_idle'
+                        WHEN started THEN 'started'
+                        WHEN :as_of <= agreed_start THEN 'not_due'
+                        WHEN :as_of < agreed_start + make_interval(years => :idle_y)
+                            THEN 'overdue'
+                        WHEN :as_of < agreed_start + make_interval(years => :reclaim_y)
+                            THEN 'idle'
+                        ELSE 'idle_reclaimable'
+                    END AS status
+                FROM (
+                    SELECT s.id, s.supply_no, s.area_m2, s.supplied_on, s.agreed_start,
+                        s.developed_area_m2, s.investment_made, s.agreed_investment,
+                        CASE WHEN s.actual_start <= :as_of THEN s.actual_start END AS actual_start,
+                        CASE WHEN s.actual_completion <= :as_of
+                             THEN s.actual_completion END AS actual_completion,
+                        CASE WHEN s.stopped_on <= :as_of THEN s.stopped_on END AS stopped_on,
+                        coalesce(s.actual_start <= :as_of OR s.actual_completion <= :as_of, false)
+                            AS started,
+                        coalesce(s.actual_completion <= :as_of, false) AS completed,
+                        coalesce(s.stopped_on <= :as_of, false) AS stopped,
+                        s.developed_area_m2 / nullif(s.area_m2, 0) AS dev_share,
+                        s.investment_made / nullif(s.agreed_investment, 0) AS inv_share,
+                        p.footprint_m2, p.parcel_m2,
+                        p.footprint_m2 / nullif(p.parcel_m2, 0) AS footprint_share,
+                        coalesce(p.parcel_nos, '{{}}') AS parcel_nos,
+                        zc.district_code, zc.platform_code, zc.corridor_code
+                    FROM supplies s
+                    LEFT JOIN _zcodes zc ON zc.kind = 'idle' AND zc.item_id = s.id
+                    LEFT JOIN (
+                        SELECT ps.supply_id,
+                               array_agg(q.parcel_no ORDER BY q.parcel_no) AS parcel_nos,
+                               sum(q.footprint_m2) AS footprint_m2,
+                               sum(q.area_m2) FILTER (WHERE q.footprint_m2 IS NOT NULL)
+                                   AS parcel_m2
+                        FROM _parcel_supply ps JOIN parcels q ON q.id = ps.parcel_id
+                        GROUP BY ps.supply_id
+                    ) p ON p.supply_id = s.id
+                    WHERE s.supplied_on <= :as_of
+                ) b
+            ) c
+            """
+        ),
+        params,
+    )
+    rows = conn.execute(
+        text("SELECT status, count(*) FROM idle_results WHERE run_id = :run GROUP BY status"),
+        params,
+    ).all()
+    counts = {s: 0 for s in RULES}
+    counts.update({s: n for s, n in rows})
+    counts["records_disagree"] = conn.execute(
+        text("SELECT count(*) FROM idle_results WHERE run_id = :run AND records_disagree"), params
+    ).scalar_one()
+    return counts

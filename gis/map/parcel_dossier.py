@@ -1,0 +1,530 @@
+"""A parcel's dossier (地块档案) for the map page's side panel.
+
+For one surveyed parcel (DK, by DKBH): its area (m², 亩; geometry in EPSG:4549), land use, the
+district / platform / corridor holding the largest share of it, its supply record (GD) and dates,
+the approvals (PZ) it lies on, where it stands on Zhejiang's chain 批而未供 → 供而未用 → 用而未尽 →
+建而未投 → 投而未达标 (DOMAIN_RULES §3), its enterprises with their evaluation class, their
+projects, and its three-lands findings (the latest detection run) with reasons.
+
+Links follow DOMAIN_RULES §1: supply record by DZJGH, else the supply polygon covering at least
+half of the parcel; enterprises by DKBH, else the parcel holding the enterprise's point, else the
+nearest parcel within 50 m. Tax figures (亩均税收 by year, SJSJ) only for analysts: public
+callers get ``tax: null`` and the tax_per_mu finding without its figure.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
+
+MU_PER_M2 = 1 / M2_PER_MU
+
+CHAIN = (
+    ("unsupplied", "批而未供", "approved, not supplied"),
+    ("unused", "供而未用", "supplied, not used (not started)"),
+    ("underused", "用而未尽", "used, not fully (part developed, stopped or below plot ratio)"),
+    ("not_operating", "建而未投", "built, not in production"),
+    ("below_standard", "投而未达标", "in production, below standard (tax per mu, class D, use)"),
+)
+IDLE_LABELS = {
+    "not_due": "未到开工期",
+    "started": "已开工",
+    "overdue": "供而未用(逾期未满一年)",
+    "idle": "闲置(满一年)",
+    "idle_reclaimable": "闲置(满两年,可收回)",
+    "partial_idle": "部分开发后中止",
+}
+REASON_LABELS = {
+    "plot_ratio": "容积率低于下限",
+    "tax_per_mu": "亩均税收低于标准",
+    "class_d": "D类企业",
+    "diverted": "挪作他用",
+    "idle_use": "现状闲置",
+}
+
+
+def redact_reasons(reasons: list[dict], analyst: bool) -> list[dict]:
+    """Withhold the tax_per_mu figure from public callers (as gis.lands.land_summary.redact
+    does)."""
+    if analyst:
+        return reasons
+    return [
+        {
+            **r,
+            "figure": None,
+            "threshold": None,
+            "basis": "亩均税收: analyst token needed",
+            "restricted": True,
+        }
+        if r.get("code") == "tax_per_mu"
+        else r
+        for r in reasons
+    ]
+
+
+class ParcelNotFound(LookupError):
+    """No parcel with that DKBH."""
+
+
+def _one(conn: Connection, sql: str, **params) -> dict | None:
+    row = conn.execute(text(sql), params).mappings().first()
+    return dict(row) if row else None
+
+
+def _all(conn: Connection, sql: str, **params) -> list[dict]:
+    return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+
+def _exists(conn: Connection, table: str) -> bool:
+    return conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar_one()
+
+
+def _zone(conn: Connection, table: str, pid: int) -> dict | None:
+    return _one(
+        conn,
+        f"""
+        SELECT z.code, z.name, round((ST_Area(ST_Intersection(z.geom, p.geom)) / p.area_m2)
+               ::numeric, 4)::float8 AS share
+        FROM parcels p JOIN {table} z ON z.geom && p.geom AND ST_Intersects(z.geom, p.geom)
+        WHERE p.id = :pid
+        ORDER BY ST_Area(ST_Intersection(z.geom, p.geom)) DESC, z.code LIMIT 1
+        """,
+        pid=pid,
+    )
+
+
+def _supply(conn: Connection, parcel: dict, pid: int) -> tuple[dict | None, str | None]:
+    cols = """s.id, s.supply_no, s.method, s.land_use_code, s.supplied_on, s.grantee_name,
+              s.grantee_uscc, s.agreed_start, s.agreed_completion, s.actual_start,
+              s.actual_completion, s.stopped_on, s.plot_ratio_min, s.plot_ratio_max,
+              s.agreed_investment, s.investment_made, s.developed_area_m2,
+              round(s.area_m2::numeric, 2)::float8 AS area_m2,
+              round((s.area_m2 * :mu)::numeric, 4)::float8 AS area_mu"""
+    if parcel["supply_no"]:
+        s = _one(
+            conn,
+            f"SELECT {cols} FROM supplies s WHERE s.supply_no = :no",
+            no=parcel["supply_no"],
+            mu=MU_PER_M2,
+        )
+        if s:
+            return s, "key"
+    s = _one(
+        conn,
+        f"""
+        SELECT {cols}, ST_Area(ST_Intersection(s.geom, p.geom)) / p.area_m2 AS overlap
+        FROM parcels p JOIN supplies s ON s.geom && p.geom AND ST_Intersects(s.geom, p.geom)
+        WHERE p.id = :pid
+        ORDER BY ST_Area(ST_Intersection(s.geom, p.geom)) DESC, s.id LIMIT 1
+        """,
+        pid=pid,
+        mu=MU_PER_M2,
+    )
+    if s and s.pop("overlap") >= 0.5:
+        return s, "overlap"
+    return None, None
+
+
+def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
+    """The parcel's enterprises: links (kind enterprise_parcel) when they have been
+    computed, else the same rule here (DKBH, else the point's parcel, else nearest ≤ 50 m)."""
+    if (
+        _exists(conn, "links")
+        and conn.execute(
+            text("SELECT EXISTS (SELECT 1 FROM links WHERE kind = 'enterprise_parcel')")
+        ).scalar_one()
+    ):
+        return _all(
+            conn,
+            """
+            SELECT DISTINCT ON (e.name, e.uscc) e.uscc, e.name, e.industry_code, e.above_size,
+                   l.method AS how, round(l.distance_m::numeric, 1)::float8 AS distance_m,
+                   e.parcel_nos
+            FROM links l JOIN enterprises e ON e.uscc = l.from_key
+            WHERE l.kind = 'enterprise_parcel' AND l.to_key = :no
+            ORDER BY e.name, e.uscc
+            """,
+            no=parcel_no,
+        )
+    return _all(
+        conn,
+        """
+        WITH keyed AS (
+            SELECT e.uscc, 'key' AS how, NULL::float8 AS distance_m
+            FROM enterprises e WHERE :no = ANY(e.parcel_nos)
+        ), spatial AS (
+            SELECT e.uscc,
+                   CASE WHEN ST_Contains(p.geom, e.geom) THEN 'contains' ELSE 'nearest' END,
+                   round(ST_Distance(p.geom, e.geom)::numeric, 1)::float8
+            FROM enterprises e JOIN parcels p ON p.id = :pid
+            WHERE e.geom IS NOT NULL AND ST_DWithin(p.geom, e.geom, 50)
+              AND coalesce(cardinality(e.parcel_nos), 0) = 0
+              AND NOT EXISTS (  -- the parcel holding the point, else the nearest, is its parcel
+                  SELECT 1 FROM parcels q
+                  WHERE q.id <> p.id AND ST_DWithin(q.geom, e.geom, 50)
+                    AND (ST_Distance(q.geom, e.geom), q.id) < (ST_Distance(p.geom, e.geom), p.id)
+              )
+        ), linked AS (SELECT * FROM keyed UNION ALL SELECT * FROM spatial)
+        SELECT e.uscc, e.name, e.industry_code, e.above_size, l.how, l.distance_m,
+               e.parcel_nos
+        FROM linked l JOIN enterprises e USING (uscc)
+        ORDER BY e.name, e.uscc
+        """,
+        no=parcel_no,
+        pid=pid,
+    )
+
+
+def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[str, list[dict]]:
+    """SJSJ (万元) and 亩均税收 (万元/亩) per enterprise and year over all its land.
+
+    ``per_mu`` (level enterprise) when it has the enterprises, so the dossier shows the
+    evaluation's own figures; else computed here: its parcels by DKBH (a parcel shared equally
+    among its enterprises), this parcel for an enterprise linked by its point, else its declared
+    YDMJ (rented land)."""
+    usccs = [e["uscc"] for e in enterprises]
+    if _exists(conn, "per_mu"):
+        rows = _all(
+            conn,
+            """SELECT code AS uscc, year, tax_paid,
+                      round((area_mu * :m2)::numeric, 1)::float8 AS land_m2,
+                      round(tax_per_mu::numeric, 3)::float8 AS tax_per_mu
+               FROM per_mu WHERE level = 'enterprise' AND code = ANY(:u)
+               ORDER BY code, year""",
+            u=usccs,
+            m2=M2_PER_MU,
+        )
+        if rows:
+            out: dict[str, list[dict]] = {}
+            for r in rows:
+                out.setdefault(r.pop("uscc"), []).append(r)
+            return out
+    spatial = [e["uscc"] for e in enterprises if e["how"] != "key"]
+    rows = _all(
+        conn,
+        """
+        WITH ep AS (
+            SELECT e.uscc, p.id AS parcel_id, p.area_m2
+            FROM enterprises e, unnest(e.parcel_nos) k JOIN parcels p ON p.parcel_no = k
+            UNION
+            SELECT u, p.id, p.area_m2 FROM unnest(CAST(:spatial AS text[])) u, parcels p
+            WHERE p.id = :pid
+        ), shared AS (
+            SELECT uscc, area_m2 / count(*) OVER (PARTITION BY parcel_id) AS land_m2 FROM ep
+        ), land AS (SELECT uscc, sum(land_m2) AS land_m2 FROM shared GROUP BY uscc)
+        SELECT o.uscc, o.year, o.tax_paid,
+               round(coalesce(l.land_m2, o.declared_land_m2)::numeric, 1)::float8 AS land_m2,
+               round((o.tax_paid / nullif(coalesce(l.land_m2, o.declared_land_m2) * :mu, 0))
+                     ::numeric, 3)::float8 AS tax_per_mu
+        FROM outputs o LEFT JOIN land l USING (uscc)
+        WHERE o.uscc = ANY(:usccs)
+        ORDER BY o.uscc, o.year
+        """,
+        usccs=[e["uscc"] for e in enterprises],
+        spatial=spatial,
+        pid=pid,
+        mu=MU_PER_M2,
+    )
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r.pop("uscc"), []).append(r)
+    return out
+
+
+def _evaluation_classes(conn: Connection, usccs: list[str]) -> dict[str, dict]:
+    """The latest A/B/C/D class of each enterprise, if the evaluation has been run."""
+    for table in ("evaluations", "evaluation_results"):
+        if not _exists(conn, table):
+            continue
+        cols = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"),
+                {"t": table},
+            )
+        }
+        if not {"uscc", "year"} <= cols:
+            continue
+        cls = "class" if "class" in cols else "grade" if "grade" in cols else None
+        if cls is None:
+            continue
+        rows = _all(
+            conn,
+            f"""SELECT DISTINCT ON (uscc) uscc, year, "{cls}" AS class
+                FROM {table} WHERE uscc = ANY(:u) ORDER BY uscc, year DESC""",
+            u=usccs,
+        )
+        return {r["uscc"]: {"class": r["class"], "year": r["year"]} for r in rows}
+    return {}
+
+
+def _chain(
+    unsupplied: list[dict],
+    supply: dict | None,
+    idle: dict | None,
+    low: dict | None,
+    projects: list[dict],
+    enterprises: list[dict],
+    actual_use: str | None,
+) -> dict:
+    """Where the parcel stands on 批而未供 → 供而未用 → 用而未尽 → 建而未投 → 投而未达标.
+
+    Each stage: ``passed`` (the parcel is past it), ``here`` (it is held at this stage),
+    ``pending`` (not reached yet) or ``flag`` (a finding of a later stage while held earlier).
+    ``position`` is the first stage it is held at, or ``cleared`` (达标).
+    """
+    reasons = set(low["reason_codes"]) if low else set()
+    status = idle["status"] if idle else None
+    held: dict[str, str] = {}
+    if supply is None and any(u["status"] in ("unsupplied", "partial") for u in unsupplied):
+        held["unsupplied"] = "地块位于批而未供范围 / on an approval's unsupplied remainder"
+    if status in ("not_due", "overdue", "idle", "idle_reclaimable"):
+        held["unused"] = IDLE_LABELS[status]
+    if status == "partial_idle" or (idle and idle.get("records_disagree")):
+        held["underused"] = (
+            IDLE_LABELS["partial_idle"]
+            if status == "partial_idle"
+            else "记录已开工但建筑基底不足 / started on paper, little built"
+        )
+    if "plot_ratio" in reasons or "idle_use" in reasons or actual_use == "闲置":
+        held.setdefault("underused", "容积率低或现状闲置 / low plot ratio or idle use")
+    producing = any(p["status"] == "投产" for p in projects)
+    building = [p for p in projects if p["status"] in ("未开工", "在建", "停建")]
+    if building and not producing:
+        held["not_operating"] = "项目未投产: " + "、".join(
+            f"{p['name']}({p['status']})" for p in building[:3]
+        )
+    elif supply and supply.get("actual_completion") and not enterprises and not producing:
+        held["not_operating"] = "已竣工但无在册企业 / completed, no enterprise registered"
+    below = sorted(reasons & {"tax_per_mu", "class_d", "diverted"})
+    if below:
+        held["below_standard"] = "、".join(REASON_LABELS[r] for r in below)
+    position = next((c for c, *_ in CHAIN if c in held), "cleared")
+    first = [c for c, *_ in CHAIN].index(position) if position != "cleared" else len(CHAIN)
+    stages = []
+    for i, (code, label, english) in enumerate(CHAIN):
+        if i < first:
+            state = "passed"
+        elif i == first:
+            state = "here"
+        else:
+            state = "flag" if code in held else "pending"
+        stages.append(
+            {
+                "code": code,
+                "label": label,
+                "english": english,
+                "state": state,
+                "note": held.get(code),
+            }
+        )
+    return {
+        "position": position,
+        "position_label": dict((c, lb) for c, lb, _ in CHAIN).get(position, "达标"),
+        "stages": stages,
+    }
+
+
+def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
+    """The dossier of parcel ``parcel_no`` (DKBH); raises ParcelNotFound."""
+    with engine.connect() as conn:
+        parcel = _one(
+            conn,
+            """
+            SELECT p.id, p.parcel_no, p.land_use_code, p.actual_use, p.floor_area_m2,
+                   p.footprint_m2, p.supply_no, p.holder_name, p.holder_uscc, p.district_code,
+                   round(p.area_m2::numeric, 2)::float8 AS area_m2,
+                   round((p.area_m2 * :mu)::numeric, 4)::float8 AS area_mu,
+                   round((p.floor_area_m2 / nullif(p.area_m2, 0))::numeric, 3)::float8
+                       AS plot_ratio,
+                   round((p.footprint_m2 / nullif(p.area_m2, 0))::numeric, 4)::float8
+                       AS footprint_share,
+                   ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json AS geometry,
+                   ARRAY[ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)] AS bbox
+            FROM parcels p,
+                 LATERAL (SELECT ST_Transform(ST_Envelope(p.geom), 4326) AS b) x
+            WHERE p.parcel_no = :no
+            """,
+            no=parcel_no,
+            mu=MU_PER_M2,
+        )
+        if parcel is None:
+            raise ParcelNotFound(f"no parcel with DKBH {parcel_no!r}")
+        pid = parcel.pop("id")
+        parcel["land_use"] = INDUSTRIAL_LAND_CODES.get(parcel["land_use_code"], "非工业用地")
+        zones = {
+            "district": _zone(conn, "districts", pid),
+            "platform": _zone(conn, "platforms", pid),
+            "corridor": _zone(conn, "corridors", pid),
+        }
+        supply, supply_link = _supply(conn, parcel, pid)
+        sid = supply.pop("id") if supply else None
+        geom_sql = (
+            "(SELECT geom FROM supplies WHERE id = :sid)"
+            if sid
+            else ("(SELECT geom FROM parcels WHERE id = :pid)")
+        )
+        approvals = _all(
+            conn,
+            f"""
+            SELECT a.doc_no, a.batch_name, a.approved_on,
+                   round((a.area_m2 * :mu)::numeric, 4)::float8 AS area_mu
+            FROM approvals a, {geom_sql} g(geom)
+            WHERE a.geom && g.geom AND ST_Intersects(a.geom, g.geom)
+              AND ST_Area(ST_Intersection(a.geom, g.geom)) >= 0.1 * ST_Area(g.geom)
+            ORDER BY a.approved_on, a.doc_no
+            """,
+            sid=sid,
+            pid=pid,
+            mu=MU_PER_M2,
+        )
+        run = (
+            _one(
+                conn,
+                "SELECT id, as_of FROM detection_runs WHERE finished_at IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
+            )
+            if _exists(conn, "detection_runs")
+            else None
+        )
+        idle = low = None
+        unsupplied: list[dict] = []
+        if run:
+            if sid:
+                idle = _one(
+                    conn,
+                    """SELECT status, days_overdue, rule, consequence, records_disagree,
+                              round(footprint_share::numeric, 4)::float8 AS footprint_share,
+                              figures
+                       FROM idle_results WHERE run_id = :r AND supply_id = :sid""",
+                    r=run["id"],
+                    sid=sid,
+                )
+                if idle:
+                    idle["status_label"] = IDLE_LABELS.get(idle["status"], idle["status"])
+            low = _one(
+                conn,
+                "SELECT reason_codes, reasons FROM low_efficiency_results "
+                "WHERE run_id = :r AND parcel_id = :pid",
+                r=run["id"],
+                pid=pid,
+            )
+            if low:
+                low["reasons"] = redact_reasons(low["reasons"], analyst)
+                for r in low["reasons"]:
+                    r["label"] = REASON_LABELS.get(r.get("code"), r.get("code"))
+            if approvals:
+                unsupplied = _all(
+                    conn,
+                    """SELECT approval_no, status, age_band,
+                              round(unsupplied_mu::numeric, 4)::float8 AS unsupplied_mu,
+                              round(unsupplied_share::numeric, 4)::float8 AS unsupplied_share
+                       FROM unsupplied_results
+                       WHERE run_id = :r AND approval_no = ANY(:nos)""",
+                    r=run["id"],
+                    nos=[a["doc_no"] for a in approvals],
+                )
+        enterprises = _enterprises(conn, pid, parcel["parcel_no"])
+        usccs = [e["uscc"] for e in enterprises]
+        classes = _evaluation_classes(conn, usccs) if usccs else {}
+        failed = (
+            _all(
+                conn,
+                "SELECT uscc, year, kind, note FROM failed_standards WHERE uscc = ANY(:u) "
+                "ORDER BY uscc, year DESC, kind",
+                u=usccs,
+            )
+            if usccs
+            else []
+        )
+        projects = _all(
+            conn,
+            """
+            SELECT project_code, name, uscc, status, planned_investment, investment_made,
+                   started_on, production_on
+            FROM projects
+            WHERE parcel_no = :no OR (CAST(:sno AS text) IS NOT NULL AND supply_no = :sno)
+            ORDER BY project_code
+            """,
+            no=parcel["parcel_no"],
+            sno=supply["supply_no"] if supply else None,
+        )
+        tax = _tax_by_year(conn, enterprises, pid) if (analyst and usccs) else None
+    for e in enterprises:
+        e["evaluation"] = classes.get(e["uscc"])
+        e["failed_standards"] = [
+            {k: f[k] for k in ("year", "kind", "note") if analyst or k != "note"}  # SM: analysts
+            for f in failed
+            if f["uscc"] == e["uscc"]
+        ]
+        e["tax_by_year"] = tax.get(e["uscc"], []) if tax is not None else None
+    findings = []
+    if idle and idle["status"] != "started":
+        findings.append(
+            {
+                "kind": "idle",
+                "label": "供而未用/闲置",
+                "status": idle["status"],
+                "status_label": idle["status_label"],
+                "reason": idle["consequence"],
+                "rule": idle["rule"],
+            }
+        )
+    if idle and idle.get("records_disagree"):
+        findings.append(
+            {
+                "kind": "idle",
+                "label": "记录与现状不一致",
+                "status": "records_disagree",
+                "status_label": "记录已开工但建筑基底不足5%",
+                "reason": idle["rule"],
+                "rule": None,
+            }
+        )
+    for u in unsupplied:
+        if u["status"] != "supplied":
+            findings.append(
+                {
+                    "kind": "unsupplied",
+                    "label": "批而未供",
+                    "status": u["status"],
+                    "status_label": f"批文 {u['approval_no']}: 未供 {u['unsupplied_mu']} 亩",
+                    "reason": f"批准年限 {u['age_band']} 年",
+                    "rule": None,
+                }
+            )
+    for r in (low or {}).get("reasons", []):
+        findings.append(
+            {
+                "kind": "low_efficiency",
+                "label": "低效用地",
+                "status": r.get("code"),
+                "status_label": r["label"],
+                "reason": r.get("basis") or r.get("source"),
+                "figure": r.get("figure"),
+                "threshold": r.get("threshold"),
+                "unit": r.get("unit"),
+                "restricted": r.get("restricted", False),
+            }
+        )
+    return {
+        "parcel": parcel,
+        "zones": zones,
+        "supply": supply,
+        "supply_link": supply_link,
+        "approvals": approvals,
+        "chain": _chain(unsupplied, supply, idle, low, projects, enterprises, parcel["actual_use"]),
+        "idle": idle,
+        "low_efficiency": low,
+        "unsupplied": unsupplied,
+        "findings": findings,
+        "enterprises": enterprises,
+        "projects": projects,
+        "run": {"id": run["id"], "as_of": run["as_of"]} if run else None,
+        "tax_visible": analyst,
+        "as_of": date.today().isoformat() if run is None else run["as_of"].isoformat(),
+    }

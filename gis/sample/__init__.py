@@ -1,0 +1,2 @@
+"""The seeded synthetic sample city (``city``): ``landlink sample generate`` and the tests'
+fixtures."""
