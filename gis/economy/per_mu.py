@@ -26,9 +26,10 @@ denominator (e.g. va_per_energy sums GYZJZ over those with ZHNH > 0). 亩 = m² 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from gis.core.analysis_columns import RATIO_COLUMNS, SUM_COLUMNS
 from gis.core.layers import M2_PER_MU
@@ -282,3 +283,38 @@ def compute(conn: Connection, run_id: int, as_of: date) -> dict:
             conn.exec_driver_sql("SELECT level, count(*) FROM per_mu GROUP BY 1 ORDER BY 1").all()
         ),
     }
+
+
+ZONE_LEVELS = ("district", "platform", "corridor")
+FIGURE_COLUMNS = ("area_m2", "area_mu", "n_enterprises", *SUM_COLUMNS, *RATIO_COLUMNS)
+
+
+def zone_figures(
+    conn: Connection, level: str, year: int | None = None, codes: Iterable[str] | None = None
+) -> dict[str, dict[str, float | int | None]]:
+    """The one definition of a zone's figures (亩均产值 ``output_per_mu``, 亩均税收
+    ``tax_per_mu``, ...): its ``per_mu`` row of ``level`` (district, platform or corridor) and
+    ``year`` (the latest year with zone rows when None), for ``codes`` (every zone when None).
+
+    Returns ``{code: {"year", "area_m2", "area_mu", "n_enterprises", <sums>, <ratios>}}`` with the
+    columns of gis/core/analysis_columns.py; a zone with no enterprise land that year is absent.
+    ``tax_paid``, ``energy_tce``, ``emissions_t`` and their ratios are restricted (analysts only):
+    the caller redacts them for others.
+    """
+    if level not in ZONE_LEVELS:
+        raise ValueError(f"level must be one of {ZONE_LEVELS}, not {level!r}")
+    cols = ", ".join(FIGURE_COLUMNS)
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT code, year, {cols} FROM per_mu
+            WHERE level = :level
+              AND year = coalesce(CAST(:year AS int),
+                                  (SELECT max(year) FROM per_mu WHERE level = :level))
+              AND (CAST(:codes AS text[]) IS NULL OR code = ANY(CAST(:codes AS text[])))
+            ORDER BY code
+            """
+        ),
+        {"level": level, "year": year, "codes": None if codes is None else list(codes)},
+    ).all()
+    return {r.code: {k: v for k, v in r._mapping.items() if k != "code"} for r in rows}
