@@ -25,7 +25,6 @@ from app.links import public_base
 from app.params import BIGINT_MAX
 from gis.core.config import get_settings
 from gis.serving import features_sql as fs
-from gis.serving import tiles as gt
 from gis.serving.collections import Collection, registry
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
@@ -373,7 +372,6 @@ def items(
             crs=out_crs,
             analyst=who.sees(coll.has_restricted),
         )
-        gt.CACHE.poll(engine)  # keeps derived tables (parcel classes) current
         with engine.connect() as conn:
             page = fs.items(conn, coll, req)
     except fs.FeaturesError as e:

@@ -27,7 +27,6 @@ router = APIRouter(prefix="/tiles", tags=["vector tiles"])
 
 MVT = "application/vnd.mapbox-vector-tile"
 _TS_CACHE: dict[str, tuple[float, dict]] = {}
-_ZONES_READY: set[str] = set()
 
 
 def _tilesets(engine: Engine) -> dict[str, gt.Tileset]:
@@ -323,8 +322,6 @@ async def tile(request: Request) -> Response:
         gt.check_tile(zi, xi, yi)
     except gt.TileError as e:
         raise ApiError(e.status, e.message) from None
-    if ts.low_zoom_zones and gt.engine_key(engine) not in _ZONES_READY:
-        await run_in_threadpool(_ensure_zone_stats, engine)
     data = etag = None
     cached = False
     s = get_settings().tiles
@@ -349,14 +346,6 @@ async def tile(request: Request) -> Response:
     return Response(data, 200, headers, MVT)
 
 
-def _ensure_zone_stats(engine: Engine) -> None:
-    """Aggregates for low-zoom parcel tiles, built once if no import has built them yet."""
-    with engine.begin() as conn:
-        if gt.zone_stats_missing(conn):
-            gt.refresh_zone_stats(conn)
-    _ZONES_READY.add(gt.engine_key(engine))
-
-
 # registered last, as a light route (it is described by the TileJSON, not the OpenAPI)
 router.add_route(
     router.prefix + "/{layer}/{z}/{x}/{y}.{ext}", tile, methods=["GET"], include_in_schema=False
@@ -370,7 +359,7 @@ class CachedTiles:
     """ASGI middleware: answers public tile requests before routing (no router, dependency or
     response objects on the hot path): from the tile cache, or rendered on the event loop
     (gis.serving.tiles.get_tile_async: psycopg's async connection, no thread hop). Tokens, errors
-    (bad zoom, unknown layer), a tileset list or zone aggregates not yet loaded, a render that
+    (bad zoom, unknown layer), a tileset list not yet loaded, a render that
     failed, and everything else go on to the app (the route) unchanged."""
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
@@ -415,7 +404,7 @@ class CachedTiles:
             if not hit or time.monotonic() - hit[0] >= 30:
                 return False  # the route loads the tileset list
             ts = hit[1].get(layer)
-            if ts is None or (ts.low_zoom_zones and url not in _ZONES_READY):
+            if ts is None:
                 return False
             try:
                 gt.check_tile(z, x, y)

@@ -36,6 +36,10 @@ class TileSettings(BaseModel):
     simplify_px_high: float = 0.0
     extent: int = 4096
     buffer: int = 64  # tile buffer in tile pixels (ST_AsMVTGeom), also the && margin
+    # low-zoom zone colours: A/B/C/D by a zone's 亩均税收 rank among the zones of its level (top
+    # 25 %, to 70 %, to 95 %, the rest). A rendering choice (four colour bands, the §2 shares
+    # reused), not a domain rule: the rules rank enterprises, not zones.
+    zone_class_cutoffs: tuple[float, float, float] = (0.25, 0.70, 0.95)
     cache_entries: int = 20_000  # in-process tile cache size (tiles); 0 disables it
     cache_max_bytes: int = 256 * 1024 * 1024
     cache_poll_seconds: float = 0.5  # how often a worker reads the invalidation log

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import re
 import threading
 import time
 import weakref
@@ -40,9 +41,10 @@ import psycopg
 from pyproj import Transformer
 from sqlalchemy import Connection, Engine, event, text
 
-from gis.core import dblimits, refresh
+from gis.core import dblimits
 from gis.core.config import get_settings
 from gis.core.db import closed_by_server
+from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.tile_models import QUANTISED_ZOOMS
 from gis.serving.collections import IDLE_FLAGGED, LATEST_RUN, Collection, registry, tables
@@ -452,39 +454,6 @@ def _detection_tables(tabs: dict[str, set[str]]) -> bool:
     return {"detection_runs", "idle_results", "low_efficiency_results"} <= tabs.keys()
 
 
-def refresh_parcel_status(conn: Connection, run_id: int) -> None:
-    """Rebuild ``tile_parcel_status`` for detection run ``run_id`` (what the ``parcels``
-    collection's ``land_status`` says for the latest run: idle > low_efficiency)."""
-    conn.execute(text("DELETE FROM tile_parcel_status"))
-    conn.execute(
-        text(
-            f"""
-            INSERT INTO tile_parcel_status (parcel_no, land_status)
-            SELECT parcel_no, min(s) FROM (
-                SELECT p.parcel_no, 'idle' AS s
-                FROM idle_results r JOIN supplies su ON su.id = r.supply_id
-                JOIN parcels p ON p.supply_no = su.supply_no
-                WHERE r.run_id = :run AND r.status IN {IDLE_FLAGGED}
-                UNION ALL
-                SELECT p.parcel_no, 'low_efficiency'
-                FROM low_efficiency_results r JOIN parcels p ON p.id = r.parcel_id
-                WHERE r.run_id = :run
-            ) x GROUP BY parcel_no
-            """
-        ),
-        {"run": run_id},
-    )
-    if "tile_parcels" in tables(conn):
-        conn.execute(
-            text(
-                "UPDATE tile_parcels t SET land_status = x.land_status FROM ("
-                "  SELECT tp.id, ps.land_status FROM tile_parcels tp"
-                "  LEFT JOIN tile_parcel_status ps ON ps.parcel_no = tp.parcel_no"
-                ") x WHERE x.id = t.id AND t.land_status IS DISTINCT FROM x.land_status"
-            )
-        )
-
-
 def _class_sources(tabs: dict[str, set[str]]) -> bool:
     """links and evaluations, as tile_parcel_classes reads them."""
     return {"kind", "from_key", "to_key", "run_id"} <= tabs.get("links", set()) and {
@@ -493,84 +462,6 @@ def _class_sources(tabs: dict[str, set[str]]) -> bool:
         "class",
         "run_id",
     } <= tabs.get("evaluations", set())
-
-
-def parcel_class_signature(conn: Connection) -> str:
-    """Changes when the evaluation finishes a link or evaluation run (``analysis_runs``, a small
-    table; polled by every worker, so it must stay cheap)."""
-    if "analysis_runs" in tables(conn):
-        return conn.execute(
-            text(
-                "SELECT 'runs:' || coalesce(max(id), 0)::text FROM analysis_runs "
-                "WHERE finished_at IS NOT NULL"
-            )
-        ).scalar_one()
-    return conn.execute(
-        text(
-            "SELECT coalesce((SELECT max(run_id) FROM evaluations), 0)::text || '/' || "
-            "coalesce((SELECT max(run_id) FROM links), 0)::text"
-        )
-    ).scalar_one()
-
-
-def refresh_parcel_classes(conn: Connection, signature: str | None = None) -> int:
-    """Rebuild ``tile_parcel_classes`` (a parcel's best A/B/C/D among the enterprises linked to
-    it, latest evaluated year, as the ``parcels`` collection's ``eval_class``) and log the
-    parcels whose class changed. One worker does it (advisory lock); returns how many changed."""
-    sig = signature or parcel_class_signature(conn)
-    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(5505)")).scalar_one():
-        return 0
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE _pc_new ON COMMIT DROP AS
-            SELECT l.to_key AS parcel_no, min(ev.class) AS eval_class
-            FROM links l
-            JOIN evaluations ev ON ev.uscc = l.from_key
-                 AND ev.year = (SELECT max(year) FROM evaluations)
-            WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL AND ev.class IS NOT NULL
-            GROUP BY l.to_key
-            """
-        )
-    )
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE _pc_changed ON COMMIT DROP AS
-            SELECT coalesce(n.parcel_no, o.parcel_no) AS parcel_no
-            FROM _pc_new n FULL JOIN tile_parcel_classes o ON o.parcel_no = n.parcel_no
-            WHERE n.eval_class IS DISTINCT FROM o.eval_class
-            """
-        )
-    )
-    n = conn.execute(text("SELECT count(*) FROM _pc_changed")).scalar_one()
-    if n:
-        conn.execute(text("DELETE FROM tile_parcel_classes"))
-        conn.execute(text("INSERT INTO tile_parcel_classes SELECT * FROM _pc_new"))
-        if "tile_parcels" in tables(conn):
-            conn.execute(
-                text(
-                    "UPDATE tile_parcels t SET eval_class = n.eval_class "
-                    "FROM _pc_changed c LEFT JOIN _pc_new n USING (parcel_no) "
-                    "WHERE t.parcel_no = c.parcel_no"
-                )
-            )
-        log_invalidation(
-            conn,
-            f"classes:{sig}",
-            ("parcels",),
-            "SELECT p.geom FROM parcels p JOIN _pc_changed c USING (parcel_no)",
-            {},
-        )
-    conn.execute(
-        text(
-            "INSERT INTO tile_invalidations (source, layers) VALUES (:s, '{-}') "
-            "ON CONFLICT (source) DO NOTHING"
-        ),
-        {"s": f"classes:{sig}"},
-    )
-    conn.execute(text("DROP TABLE _pc_new, _pc_changed"))
-    return int(n)
 
 
 class _Connections:
@@ -793,8 +684,6 @@ class TileCache:
         self.processed: dict[tuple[int, str], float] = {}  # (id, at) -> when seen
         # id@at, tilesets, box, at (epoch s)
         self.recent: list[tuple[str, tuple[str, ...], tuple | None, float]] = []
-        self.last_run: tuple | None = None
-        self.last_classes: str | None = None
         self.dropped = 0
 
     def clear(self) -> None:
@@ -834,40 +723,16 @@ class TileCache:
 
     def poll(self, engine: Engine, force: bool = False) -> int:
         """Read new invalidation-log rows (at most every ``cache_poll_seconds``) and drop the
-        cached tiles they touch; returns how many tiles were dropped."""
+        cached tiles they touch; returns how many tiles were dropped. Reads only: the writers
+        keep the tile aggregates current and log what they changed."""
         s = get_settings().tiles
         now = time.monotonic()
         if not force and now - self.last_poll < s.cache_poll_seconds:
             return 0
         self.last_poll = now
-        with engine.begin() as conn:
-            tabs = tables(conn)
-            if "tile_invalidations" not in tabs:
+        with engine.connect() as conn:
+            if "tile_invalidations" not in tables(conn):
                 return 0
-            if (
-                "detection_runs" in tabs
-                and {"unsupplied_results", "idle_results", "low_efficiency_results"} <= tabs.keys()
-            ):
-                # (id, finish time): ids restart after a TRUNCATE ... RESTART IDENTITY
-                last = conn.execute(
-                    text(
-                        "SELECT id, finished_at FROM detection_runs "
-                        "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
-                    )
-                ).first()
-                if last is not None and tuple(last) != self.last_run:
-                    invalidate_detection(conn, last[0])
-                    self.last_run = tuple(last)
-            if "tile_parcel_classes" in tabs and _class_sources(tabs):
-                sig = parcel_class_signature(conn)
-                if sig != self.last_classes:
-                    done = conn.execute(
-                        text("SELECT 1 FROM tile_invalidations WHERE source = :s"),
-                        {"s": f"classes:{sig}"},
-                    ).first()
-                    if not done:
-                        refresh_parcel_classes(conn, sig)
-                    self.last_classes = sig
             rows = conn.execute(
                 text(
                     "SELECT id, extract(epoch FROM at)::text, layers, ST_XMin(extent), "
@@ -924,7 +789,7 @@ def get_tile(
     check_tile(z, x, y)
     s = get_settings().tiles
     key = (engine_key(engine), ts.id, z, x, y, analyst)
-    CACHE.poll(engine)  # also keeps tile_parcel_classes current, with the cache off too
+    CACHE.poll(engine)
     if s.cache_entries > 0:
         hit = CACHE.get(key)
         if hit is not None:
@@ -982,150 +847,388 @@ def log_invalidation(
     )
 
 
-def invalidate_detection(conn: Connection, run_id: int) -> None:
-    """Log the area a detection run changed, against the run before it: for each kind, the
-    items whose state differs between the two runs (their geometry), for the derived tilesets
-    and ``parcels`` (whose ``land_status`` reads the latest run). Call it inside the run's
-    transaction, or let the tile cache find the new run itself (it does, on its next poll)."""
-    prev = conn.execute(
-        text("SELECT max(id) FROM detection_runs WHERE id < :r AND finished_at IS NOT NULL"),
-        {"r": run_id},
-    ).scalar_one()
-    params = {"run": run_id, "prev": prev if prev is not None else -1}
-    changed = """
-        SELECT coalesce(a.g, b.g) FROM
-          (SELECT r.approval_id AS k, r.status || coalesce(ST_AsEWKB(r.geom)::text, '') AS s,
-                  ap.geom AS g
-           FROM unsupplied_results r JOIN approvals ap ON ap.id = r.approval_id
-           WHERE r.run_id = :run) a
-        FULL JOIN
-          (SELECT r.approval_id AS k, r.status || coalesce(ST_AsEWKB(r.geom)::text, '') AS s,
-                  ap.geom AS g
-           FROM unsupplied_results r JOIN approvals ap ON ap.id = r.approval_id
-           WHERE r.run_id = :prev) b ON a.k = b.k
-        WHERE a.s IS DISTINCT FROM b.s
+# ---- the producer: tile aggregates kept current by the derivation graph ---------------------
+#
+# The writer keeps them current (an import, a row edit, ``landlink refresh``) inside its own
+# transaction, and logs the area of what changed; a tile or OGC request only reads. Each
+# aggregate is recomputed for the keys that changed and compared with what is there: only rows
+# that differ are deleted and inserted (MVCC, readers never wait), and only their area is logged.
+
+# a parcel's 三块地 status in the latest detection run: idle (its supply flagged) over
+# low_efficiency
+_STATUS_ROWS = f"""
+    SELECT parcel_no, min(s) AS land_status FROM (
+        SELECT p.parcel_no, 'idle' AS s
+        FROM idle_results r JOIN supplies su ON su.id = r.supply_id
+        JOIN parcels p ON p.supply_no = su.supply_no
+        WHERE r.run_id = {LATEST_RUN} AND r.status IN {IDLE_FLAGGED}
         UNION ALL
-        SELECT sp.geom FROM supplies sp JOIN (
-            SELECT coalesce(a.k, b.k) AS k FROM
-              (SELECT supply_id AS k, status AS s FROM idle_results WHERE run_id = :run) a
-            FULL JOIN
-              (SELECT supply_id AS k, status AS s FROM idle_results WHERE run_id = :prev) b
-              ON a.k = b.k
-            WHERE a.s IS DISTINCT FROM b.s) d ON d.k = sp.id
-        UNION ALL
-        SELECT p.geom FROM parcels p JOIN (
-            SELECT coalesce(a.k, b.k) AS k FROM
-              (SELECT parcel_id AS k, reasons::text AS s FROM low_efficiency_results
-               WHERE run_id = :run) a
-            FULL JOIN
-              (SELECT parcel_id AS k, reasons::text AS s FROM low_efficiency_results
-               WHERE run_id = :prev) b ON a.k = b.k
-            WHERE a.s IS DISTINCT FROM b.s) d ON d.k = p.id
-    """
-    if (
-        "tile_parcel_status" in tables(conn)
-        and conn.execute(text("SELECT pg_try_advisory_xact_lock(5506)")).scalar_one()
-    ):
-        refresh_parcel_status(conn, run_id)
-    log_invalidation(
-        conn,
-        f"detection:{run_id}",
-        ("unsupplied", "idle", "low_efficiency", "parcels"),
-        changed,
-        params,
+        SELECT p.parcel_no, 'low_efficiency'
+        FROM low_efficiency_results r JOIN parcels p ON p.id = r.parcel_id
+        WHERE r.run_id = {LATEST_RUN}
+    ) x WHERE {{scope}} GROUP BY parcel_no"""
+# a parcel's A/B/C/D: the best class of the enterprises linked to it, latest evaluated year
+_CLASS_ROWS = """
+    SELECT l.to_key AS parcel_no, min(ev.class) AS eval_class
+    FROM links l
+    JOIN evaluations ev ON ev.uscc = l.from_key
+         AND ev.year = (SELECT max(year) FROM evaluations)
+    WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL AND ev.class IS NOT NULL
+      AND {scope}
+    GROUP BY l.to_key"""
+
+CLASS_READS = ("links", "evaluations", "parcels")
+STATUS_READS = ("detection_runs", "idle_results", "low_efficiency_results", "supplies", "parcels")
+ZONE_READS = ("per_mu", "links", "parcels", "districts", "platforms")
+ENTERPRISE_READS = ("evaluations", "outputs")
+DETECTION_READS = ("detection_runs", "unsupplied_results", "idle_results", "low_efficiency_results")
+ZONE_LEVELS = (("district", "districts"), ("platform", "platforms"))
+
+
+def _parts(changes: Changes, names: tuple[str, ...]) -> set[str] | None:
+    """The changed keys of ``names``, split at ':' and '|' (``USCC:year`` gives the USCC and the
+    year); None when one of them changed whole (``ALL``)."""
+    out: set[str] = set()
+    for t in names:
+        if changes.everything(t):
+            return None
+        for k in changes.get(t, ()):
+            out.update(p for p in re.split(r"[:|]", k) if p)
+    return out
+
+
+def _stamp(conn: Connection, ctx: Context, what: str) -> str:
+    """A unique source for one invalidation-log row of this refresh."""
+    t = conn.execute(text("SELECT txid_current()::text || ':' || clock_timestamp()")).scalar_one()
+    return f"graph:{ctx.trigger}:{what}:{t}"
+
+
+def _apply(
+    conn: Connection, table: str, column: str, rows_sql: str, key: str, parcels: list[str] | None
+) -> list[str]:
+    """Bring ``table`` (parcel_no, ``column``) and tile_parcels' ``column`` to ``rows_sql`` (its
+    ``{scope}`` a condition on ``key``, the parcel number) for ``parcels`` (None: every parcel);
+    only the rows that differ are deleted and inserted. Returns the parcel numbers that changed."""
+    every = parcels is None
+    changed = (
+        conn.execute(
+            text(
+                f"""
+                WITH n AS ({rows_sql.format(scope="true" if every else f"{key} = ANY(:p)")})
+                SELECT coalesce(n.parcel_no, o.parcel_no)
+                FROM n FULL JOIN (SELECT * FROM {table}
+                                  WHERE {"true" if every else "parcel_no = ANY(:p)"}) o
+                     USING (parcel_no)
+                WHERE n.{column} IS DISTINCT FROM o.{column}
+                """
+            ),
+            {"p": parcels},
+        )
+        .scalars()
+        .all()
     )
-
-
-def refresh_zone_stats(conn: Connection) -> int:
-    """Rebuild ``tile_zone_stats`` (parcels by point-on-surface in each district and platform,
-    area in 亩, 亩均税收 = latest-year SJSJ of the enterprises located there ÷ that area, class
-    A/B/C/D by rank among zones of the same level: top 25 %, to 70 %, to 95 %, the rest, as §2
-    ranks enterprises) and log the zones whose figures changed. Returns how many changed."""
-    conn.execute(text("CREATE TEMP TABLE _zs_old ON COMMIT DROP AS SELECT * FROM tile_zone_stats"))
-    conn.execute(text("DELETE FROM tile_zone_stats"))
+    if not changed:
+        return []
+    conn.execute(text(f"DELETE FROM {table} WHERE parcel_no = ANY(:c)"), {"c": changed})
+    conn.execute(
+        text(
+            f"INSERT INTO {table} (parcel_no, {column}) SELECT parcel_no, {column} "
+            f"FROM ({rows_sql.format(scope=f'{key} = ANY(:c)')}) n"
+        ),
+        {"c": changed},
+    )
     conn.execute(
         text(
             f"""
-            WITH tax AS (
-                SELECT DISTINCT ON (uscc) uscc, tax_paid FROM outputs
-                ORDER BY uscc, year DESC
-            ), zones AS (
-                SELECT 'district' AS level, code, geom FROM districts
-                UNION ALL SELECT 'platform', code, geom FROM platforms
-            ), agg AS (
-                SELECT z.level, z.code, count(p.id) AS n, coalesce(sum(p.area_m2), 0) AS m2,
-                       (SELECT sum(t.tax_paid) FROM enterprises e JOIN tax t USING (uscc)
-                        WHERE e.geom && z.geom AND ST_Intersects(z.geom, e.geom)) AS tax
-                FROM zones z
-                LEFT JOIN parcels p ON p.geom && z.geom
-                     AND ST_Intersects(z.geom, ST_PointOnSurface(p.geom))
-                GROUP BY z.level, z.code, z.geom
-            ), ranked AS (
-                SELECT *, m2 / {M2_PER_MU} AS mu,
-                       CASE WHEN m2 > 0 AND tax IS NOT NULL THEN tax / (m2 / {M2_PER_MU}) END
-                           AS tpm
-                FROM agg
-            )
-            INSERT INTO tile_zone_stats (level, code, parcel_count, area_mu, tax_per_mu,
-                                         tax_class)
-            SELECT level, code, n, mu, tpm,
-                   CASE WHEN tpm IS NULL THEN NULL
-                        WHEN r <= 0.25 THEN 'A' WHEN r <= 0.70 THEN 'B'
-                        WHEN r <= 0.95 THEN 'C' ELSE 'D' END
-            FROM (SELECT *, percent_rank() OVER (PARTITION BY level, tpm IS NULL
-                                                 ORDER BY tpm DESC) AS r FROM ranked) x
+            UPDATE tile_parcels t SET {column} = v.{column}
+            FROM parcels p JOIN unnest(CAST(:c AS text[])) c(parcel_no) USING (parcel_no)
+            LEFT JOIN {table} v USING (parcel_no)
+            WHERE t.id = p.id AND t.{column} IS DISTINCT FROM v.{column}
             """
-        )
+        ),
+        {"c": changed},
     )
-    changed = """
-        SELECT z.geom FROM (
-            SELECT coalesce(n.level, o.level) AS level, coalesce(n.code, o.code) AS code
-            FROM tile_zone_stats n FULL JOIN _zs_old o ON o.level = n.level AND o.code = n.code
-            WHERE (n.parcel_count, n.area_mu, n.tax_per_mu, n.tax_class)
-                  IS DISTINCT FROM (o.parcel_count, o.area_mu, o.tax_per_mu, o.tax_class)
-        ) c
-        JOIN (SELECT 'district' AS level, code, geom FROM districts
-              UNION ALL SELECT 'platform', code, geom FROM platforms) z
-          ON z.level = c.level AND z.code = c.code
-    """
-    n = conn.execute(text(f"SELECT count(*) FROM ({changed}) q")).scalar_one()
-    if n:
-        stamp = conn.execute(text("SELECT txid_current()::text || ':' || clock_timestamp()"))
-        log_invalidation(conn, f"zones:{stamp.scalar_one()}", ("parcels",), changed, {})
-    conn.execute(text("DROP TABLE _zs_old"))
-    return int(n)
+    return list(changed)
 
 
-def _after_import(conn: Connection, layer_code: str, batch_id: int) -> str:
-    """Refresh hook: zone aggregates (and the tiles of zones whose figures changed) and, for
-    outputs (CC), the enterprise points whose figures changed. Geometry changes of the
-    registry tables themselves are logged by the statement triggers of migration 0005, with
-    both the old and the new geometry."""
+def _class_parcels(conn: Connection, changes: Changes | None) -> list[str] | None:
+    """The parcels whose class may have changed: the parcels among the changed keys and those
+    linked now to a changed enterprise (linkage returns both a link's old and new parcels);
+    None (every parcel) when the latest evaluated year may have changed or a key set is ALL."""
+    if changes is None:
+        return None
+    keys = _parts(changes, CLASS_READS + ("enterprise_land",))
+    if keys is None:
+        return None
+    years = {int(k) for k in keys if k.isdigit() and len(k) == 4}
+    if changes.get("evaluations"):
+        latest = conn.execute(text("SELECT max(year) FROM evaluations")).scalar_one()
+        if any(latest is None or y > latest for y in years):
+            return None  # the latest year went
+        if latest in years:
+            ours = sum(1 for k in changes["evaluations"] if str(latest) in re.split(r"[:|]", k))
+            have = conn.execute(
+                text("SELECT count(*) FROM evaluations WHERE year = :y"), {"y": latest}
+            ).scalar_one()
+            if have <= ours:
+                return None  # the latest year may be new: every parcel's class reads it
+        if not years:
+            return None  # keys without the year: cannot tell
+    keys -= {str(y) for y in years}
+    if not keys:
+        return []
+    return list(
+        conn.execute(
+            text(
+                """
+                SELECT parcel_no FROM parcels WHERE parcel_no = ANY(:k)
+                UNION SELECT parcel_no FROM tile_parcel_classes WHERE parcel_no = ANY(:k)
+                UNION SELECT to_key FROM links
+                      WHERE kind = 'enterprise_parcel' AND from_key = ANY(:k)
+                        AND to_key IS NOT NULL
+                """
+            ),
+            {"k": sorted(keys)},
+        ).scalars()
+    )
+
+
+def _status_parcels(conn: Connection, changes: Changes | None) -> list[str] | None:
+    """The parcels whose status may have changed: every parcel when a detection run is new
+    (the status reads the latest run), else the changed parcels and those of changed supplies."""
+    if changes is None or changes.touches(DETECTION_READS):
+        return None
+    keys = _parts(changes, ("supplies", "parcels"))
+    if keys is None:
+        return None
+    if not keys:
+        return []
+    return list(
+        conn.execute(
+            text(
+                """
+                SELECT parcel_no FROM parcels WHERE parcel_no = ANY(:k) OR supply_no = ANY(:k)
+                UNION SELECT parcel_no FROM tile_parcel_status WHERE parcel_no = ANY(:k)
+                """
+            ),
+            {"k": sorted(keys)},
+        ).scalars()
+    )
+
+
+def zone_classes(values: dict[str, float | None]) -> dict[str, str | None]:
+    """A/B/C/D of each zone by its 亩均税收's rank among the zones of its level
+    (``Settings.tiles.zone_class_cutoffs``: top 25 %, to 70 %, to 95 %, the rest; ties share
+    the best rank; a zone without the figure has no class)."""
+    cut = get_settings().tiles.zone_class_cutoffs
+    ranked = sorted((v for v in values.values() if v is not None), reverse=True)
+    n = len(ranked)
+    out: dict[str, str | None] = {}
+    for code, v in values.items():
+        if v is None:
+            out[code] = None
+            continue
+        r = 0.0 if n <= 1 else sum(1 for w in ranked if w > v) / (n - 1)
+        out[code] = next((c for c, k in zip("ABC", cut, strict=True) if r <= k), "D")
+    return out
+
+
+def _zone_rows(conn: Connection, recount: bool) -> dict[tuple[str, str], tuple]:
+    """(level, code) -> (parcel_count, area_mu, tax_per_mu, tax_class) of every zone: the
+    zone's figures of the latest year (per_mu.zone_figures: the one definition of a zone's area
+    and 亩均税收), its parcels (``links`` parcel_district / parcel_platform, each parcel in the
+    zone it lies in most); ``recount`` False keeps the parcel counts already there."""
+    from gis.economy.per_mu import zone_figures
+
     tabs = tables(conn)
+    counts: dict[tuple[str, str], int] = {}
+    if recount and "links" in tabs:
+        for level, n, code in conn.execute(
+            text(
+                "SELECT split_part(kind, '_', 2), count(*), to_key FROM links "
+                "WHERE kind IN ('parcel_district', 'parcel_platform') AND is_primary "
+                "AND from_key IS NOT NULL AND to_key IS NOT NULL GROUP BY kind, to_key"
+            )
+        ):
+            counts[(level, code)] = n
+    elif not recount:
+        for level, code, n in conn.execute(
+            text("SELECT level, code, parcel_count FROM tile_zone_stats")
+        ):
+            counts[(level, code)] = n
+    out: dict[tuple[str, str], tuple] = {}
+    for level, table in ZONE_LEVELS:
+        codes = conn.execute(text(f"SELECT code FROM {table}")).scalars().all()
+        figs = zone_figures(conn, level) if "per_mu" in tabs else {}
+        tax = {c: (figs.get(c) or {}).get("tax_per_mu") for c in codes}
+        cls = zone_classes(tax)
+        for c in codes:
+            area = (figs.get(c) or {}).get("area_mu")
+            out[(level, c)] = (counts.get((level, c), 0), area or 0.0, tax[c], cls[c])
+    return out
+
+
+def _refresh_zones(conn: Connection, ctx: Context, recount: bool) -> int:
+    new = _zone_rows(conn, recount)
+    old = {
+        (r[0], r[1]): tuple(r[2:])
+        for r in conn.execute(
+            text(
+                "SELECT level, code, parcel_count, area_mu, tax_per_mu, tax_class "
+                "FROM tile_zone_stats"
+            )
+        )
+    }
+    changed = [k for k in new.keys() | old.keys() if new.get(k) != old.get(k)]
+    if not changed:
+        return 0
+    levels = [k[0] for k in changed]
+    codes = [k[1] for k in changed]
+    conn.execute(
+        text(
+            "DELETE FROM tile_zone_stats s USING unnest(CAST(:l AS text[]), CAST(:c AS text[])) "
+            "x(level, code) WHERE s.level = x.level AND s.code = x.code"
+        ),
+        {"l": levels, "c": codes},
+    )
+    rows = [
+        {"l": k[0], "c": k[1], "n": v[0], "a": v[1], "t": v[2], "k": v[3]}
+        for k in changed
+        if (v := new.get(k)) is not None
+    ]
+    if rows:
+        conn.execute(
+            text(
+                "INSERT INTO tile_zone_stats (level, code, parcel_count, area_mu, tax_per_mu, "
+                "tax_class) VALUES (:l, :c, :n, :a, :t, :k)"
+            ),
+            rows,
+        )
+    log_invalidation(
+        conn,
+        _stamp(conn, ctx, "zones"),
+        ("parcels",),
+        "SELECT z.geom FROM (SELECT 'district' AS level, code, geom FROM districts "
+        "UNION ALL SELECT 'platform', code, geom FROM platforms) z "
+        "JOIN unnest(CAST(:l AS text[]), CAST(:c AS text[])) x(level, code) "
+        "ON x.level = z.level AND x.code = z.code",
+        {"l": levels, "c": codes},
+    )
+    return len(changed)
+
+
+def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
+    """The ``tiles`` producer: each parcel's evaluation class (tile_parcel_classes) and 三块地
+    status (tile_parcel_status) and their copies in tile_parcels, each district's and platform's
+    aggregates (tile_zone_stats), for the keys in ``changes`` (everything when None), and the
+    area of what changed in the invalidation log (tile_invalidations), also for the enterprise
+    points whose evaluation or outputs changed and the derived lands layers of a detection run.
+
+    Returns ``tile_parcel_classes`` / ``tile_parcel_status``: parcel numbers; ``tile_zone_stats``:
+    ``level:code``; ``tile_invalidations``: ALL when a row was logged."""
+    tabs = tables(conn)
+    out = Changes()
     if "tile_zone_stats" not in tabs:
-        return "tiles: not migrated"
-    done = []
-    if layer_code == "CC":
+        return out
+    logged = False
+    if _class_sources(tabs) and (changes is None or changes.touches(CLASS_READS)):
+        scope = _class_parcels(conn, changes)
+        if scope is None or scope:
+            changed = _apply(
+                conn, "tile_parcel_classes", "eval_class", _CLASS_ROWS, "l.to_key", scope
+            )
+            out.add("tile_parcel_classes", changed)
+    if _detection_tables(tabs) and (changes is None or changes.touches(STATUS_READS)):
+        scope = _status_parcels(conn, changes)
+        if scope is None or scope:
+            changed = _apply(
+                conn, "tile_parcel_status", "land_status", _STATUS_ROWS, "parcel_no", scope
+            )
+            out.add("tile_parcel_status", changed)
+    parcels = sorted(out.get("tile_parcel_classes", set()) | out.get("tile_parcel_status", set()))
+    if parcels:
         log_invalidation(
             conn,
-            f"import:{batch_id}",
-            ("enterprises",),
-            """SELECT e.geom FROM enterprises e WHERE e.uscc IN (
-                   SELECT split_part(key, '|', 1) FROM import_changes WHERE batch_id = :b
-                   UNION SELECT uscc FROM outputs WHERE batch_id = :b)""",
-            {"b": batch_id},
+            _stamp(conn, ctx, "parcels"),
+            ("parcels",),
+            "SELECT geom FROM parcels WHERE parcel_no = ANY(:p)",
+            {"p": parcels},
         )
-        done.append("enterprise tiles")
-    n = refresh_zone_stats(conn)
-    done.append(f"{n} zone aggregates changed")
-    return "tiles: " + ", ".join(done)
+        logged = True
+    if changes is None or changes.touches(ZONE_READS):
+        recount = changes is None or bool(
+            changes.touches(("parcels", "districts", "platforms"))
+            or _links_touch_zones(conn, changes)
+        )
+        n = _refresh_zones(conn, ctx, recount)
+        if n:
+            out.add("tile_zone_stats", [ALL])
+            logged = True
+    if changes is not None and changes.touches(ENTERPRISE_READS):
+        keys = _parts(changes, ENTERPRISE_READS)
+        log_invalidation(
+            conn,
+            _stamp(conn, ctx, "enterprises"),
+            ("enterprises",),
+            "SELECT geom FROM enterprises WHERE CAST(:k AS text[]) IS NULL OR uscc = ANY(:k)",
+            {"k": None if keys is None else sorted(keys)},
+        )
+        logged = True
+    if changes is not None and changes.touches(DETECTION_READS) and "detection_runs" in tabs:
+        # a new detection run: its layers read the latest run
+        log_invalidation(
+            conn,
+            _stamp(conn, ctx, "lands"),
+            ("unsupplied", "idle", "low_efficiency"),
+            "SELECT ST_Extent(geom)::geometry FROM parcels",
+            {},
+        )
+        logged = True
+    if logged:
+        out.add("tile_invalidations", [ALL])
+    return out
 
 
-refresh.register(("XZQ", "PT", "DK", "QY", "CC"), _after_import)
+def _links_touch_zones(conn: Connection, changes: Changes) -> bool:
+    """Whether changed links keys name a parcel or a zone (an enterprise's links leave the
+    parcels' zones as they are)."""
+    keys = _parts(changes, ("links",))
+    if keys is None:
+        return True
+    if not keys:
+        return False
+    return bool(
+        conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM parcels WHERE parcel_no = ANY(:k)) "
+                "OR EXISTS (SELECT 1 FROM districts WHERE code = ANY(:k)) "
+                "OR EXISTS (SELECT 1 FROM platforms WHERE code = ANY(:k)) "
+                "OR EXISTS (SELECT 1 FROM tile_zone_stats WHERE code = ANY(:k))"
+            ),
+            {"k": sorted(keys)},
+        ).scalar_one()
+    )
 
 
-def zone_stats_missing(conn: Connection) -> bool:
-    return conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM tile_zone_stats)")).scalar_one()
+PRODUCERS = (
+    Producer(
+        "tiles",
+        reads=tuple(
+            dict.fromkeys(
+                CLASS_READS + STATUS_READS + ZONE_READS + ENTERPRISE_READS + DETECTION_READS
+            )
+        ),
+        writes=(
+            "tile_parcel_classes",
+            "tile_parcel_status",
+            "tile_zone_stats",
+            "tile_parcels",
+            "tile_invalidations",
+        ),
+        run=refresh_tiles,
+        doc="parcel class and 三块地 status, zone aggregates, tiles invalidated by area",
+    ),
+)
 
 
 __all__ = [
@@ -1133,8 +1236,8 @@ __all__ = [
     "LATEST_RUN",
     "TileError",
     "get_tile",
-    "invalidate_detection",
-    "refresh_zone_stats",
+    "PRODUCERS",
+    "refresh_tiles",
     "tilesets",
 ]
 
