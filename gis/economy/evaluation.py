@@ -26,19 +26,17 @@ One row in ``evaluations`` per enterprise with output (CC) in a year:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import threading
 import time
-from contextlib import nullcontext
 from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from gis.core import refresh
+from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.rules import EvaluationRules, Rules, get_rules
-from gis.economy.linkage import bulk_reload, run_sql
+from gis.economy import per_mu
+from gis.economy.linkage import run_sql
 
 RULE = "§2 亩均论英雄 Σ w·v/mean, rank quotas"  # docs/EVALUATION.md
 
@@ -143,19 +141,18 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
 
 
 def evaluate(
-    conn: Connection, run_id: int, as_of: date, rules: EvaluationRules, year: int | None = None
-) -> dict:
-    """Rebuild ``evaluations`` for ``year`` (every year with output when None); returns counts.
-
-    Reads temp tables made earlier in this transaction by ``linkage.link_all`` (``_ep_link``,
-    ``_sp_link``) and ``per_mu.compute`` (``_fig``): call it through ``run_chain``.
+    conn: Connection, run_id: int, as_of: date, rules: EvaluationRules, scoped: bool = False
+) -> set[str]:
+    """Recompute ``evaluations`` of every year and group, or (``scoped``) of the (year, grp)
+    pairs in this function's caller's temp table ``_evscope``; returns the ``USCC:year`` keys of
+    the rows that changed ({ALL} when not scoped). Reads ``enterprise_land`` and ``per_mu``
+    (gis/economy/per_mu.py), ``links``, ``outputs``, ``enterprises``, ``supplies``, ``projects``.
     """
     c1, c2, c3 = rules.class_cutoffs
     p = {
         "run": run_id,
         "as_of": as_of,
         "rule": RULE,
-        "year": year,
         "below_min": rules.below_min_mu,
         "new_years": rules.new_enterprise_years,
         "supply_years": rules.new_supply_years,
@@ -167,16 +164,45 @@ def evaluate(
     ratios = ", ".join(f"o.{c}" for c in ratio_cols)
     mm = rules.mean_points_if_missing
     js = _json_sql({"above": rules.above_weights, "below": rules.below_weights}, mm)
-    ymatch = "(CAST(:year AS int) IS NULL OR o.year = :year)"
-    with bulk_reload(conn, "evaluations") if year is None else nullcontext():
+    ymatch = "(o.year, o.grp) IN (SELECT year, grp FROM _evscope)" if scoped else "true"
+    yonly = "v.year IN (SELECT year FROM _evscope)" if scoped else "true"
+    conn.exec_driver_sql(
+        "DROP TABLE IF EXISTS _fig, _ez, _own_supply, _building, _ev, _b0, _bench, _scored, "
+        "_ranked, _ev_new"
+    )
+    if True:  # noqa: SIM108 (kept indented as the statements it holds)
         run_sql(
             conn,
             f"""
-            {"SELECT 1" if year is None else "DELETE FROM evaluations WHERE year = :year"};
+            -- each enterprise-year's land, group and per-mu ratios (gis/economy/per_mu.py)
+            CREATE TEMP TABLE _fig ON COMMIT DROP AS
+            SELECT * FROM (
+                SELECT el.year, el.uscc, el.basis, el.area_mu, el.reason,
+                       CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp, {
+                ", ".join(f"pm.{c}" for c in ratio_cols)
+            }
+                FROM enterprise_land el JOIN enterprises e ON e.uscc = el.uscc
+                LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = el.uscc
+                     AND pm.year = el.year
+            ) o WHERE {ymatch};
+            ANALYZE _fig;
+            CREATE TEMP TABLE _ez ON COMMIT DROP AS
+            SELECT from_key AS uscc,
+                   max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district,
+                   max(to_key) FILTER (WHERE kind = 'enterprise_platform') AS platform,
+                   max(to_key) FILTER (WHERE kind = 'enterprise_corridor') AS corridor
+            FROM links
+            WHERE kind IN ('enterprise_district', 'enterprise_platform', 'enterprise_corridor')
+              AND is_primary AND to_key IS NOT NULL
+              {"AND from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
+            GROUP BY from_key;
             CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
             SELECT uscc, supply_no FROM (  -- linkage's enterprise -> parcel <- supply links
-                SELECT ep.uscc, sp.supply_no
-                FROM _ep_link ep JOIN _sp_link sp ON sp.parcel_no = ep.parcel_no
+                SELECT ep.from_key AS uscc, sp.from_key AS supply_no
+                FROM links ep JOIN links sp ON sp.kind = 'supply_parcel'
+                     AND sp.to_key = ep.to_key AND sp.from_key IS NOT NULL
+                WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
+                  {"AND ep.from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
                 UNION ALL
                 SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL
             ) x GROUP BY 1, 2;
@@ -202,12 +228,11 @@ def evaluate(
               AND s.supplied_on > d.ye - make_interval(years => :supply_years)
               AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
                    OR s.actual_completion > d.ye)
-              AND (CAST(:year AS int) IS NULL OR v.year = :year)
+              AND {yonly}
             GROUP BY v.year, v.uscc;
             ANALYZE _building;
             CREATE TEMP TABLE _ev ON COMMIT DROP AS
-            SELECT o.year, o.uscc, e.name, e.industry_code,
-                   CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp,
+            SELECT o.year, o.uscc, e.name, e.industry_code, o.grp,
                    o.basis, o.area_mu, o.reason AS land_reason,
                    o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min) AS evaluated,
                    {ratios},
@@ -228,8 +253,7 @@ def evaluate(
             JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
                  ON fy.uscc = o.uscc
             CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
-            LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc
-            WHERE {ymatch};
+            LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc;
             ANALYZE _ev;
             -- the benchmarks (means) of every year and group, in one pass over _ev
             CREATE TEMP TABLE _b0 ON COMMIT DROP AS
@@ -252,35 +276,53 @@ def evaluate(
                    w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
             ANALYZE _ranked;
             ANALYZE _bench;
-            INSERT INTO evaluations (year, uscc, name, industry_code, "group", evaluated, graded,
-                area_mu, land_basis, score, class, rank, group_size, indicators, benchmarks, points,
-                missing, not_evaluated_reason, not_graded_reason, district_code, platform_code,
-                corridor_code, rule, run_id, as_of)
-            SELECT v.year, v.uscc, v.name, v.industry_code, v.grp, v.evaluated,
-                   r.rnk IS NOT NULL, v.area_mu, v.basis, v.score,
+            CREATE TEMP TABLE _ev_new ON COMMIT DROP AS
+            SELECT v.year, v.uscc, v.name, v.industry_code, v.grp AS "group", v.evaluated,
+                   r.rnk IS NOT NULL AS graded, v.area_mu, v.basis AS land_basis, v.score,
                    CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
                         WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
                         WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
-                        WHEN r.rnk IS NOT NULL THEN 'D' END,
-                   r.rnk, r.n, {js["indicators"]},
-                   CASE WHEN v.evaluated THEN bj.bj ELSE '{{}}' END,
-                   CASE WHEN v.evaluated THEN {js["points"]} ELSE '{{}}' END,
-                   CASE WHEN v.evaluated THEN {js["missing"]} ELSE '[]' END,
+                        WHEN r.rnk IS NOT NULL THEN 'D' END AS class,
+                   r.rnk::int AS rank, r.n::int AS group_size,
+                   {js["indicators"]} AS indicators,
+                   CASE WHEN v.evaluated THEN bj.bj ELSE '{{}}' END AS benchmarks,
+                   CASE WHEN v.evaluated THEN {js["points"]} ELSE '{{}}' END AS points,
+                   CASE WHEN v.evaluated THEN {js["missing"]} ELSE '[]' END AS missing,
                    CASE WHEN NOT v.evaluated THEN
                        CASE WHEN v.basis = 'none' THEN v.land_reason
                             ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
-                                 || :below_min || ' 亩 threshold' END END,
-                   nullif(v.not_graded, ''),
-                   ez.district, ez.platform, ez.corridor,
-                   :rule, :run, :as_of
+                                 || :below_min || ' 亩 threshold' END END
+                       AS not_evaluated_reason,
+                   nullif(v.not_graded, '') AS not_graded_reason,
+                   ez.district AS district_code, ez.platform AS platform_code,
+                   ez.corridor AS corridor_code
             FROM _scored v
             LEFT JOIN _bench bj ON bj.year = v.year AND bj.grp = v.grp
             LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
             LEFT JOIN _ez ez ON ez.uscc = v.uscc;
-            DROP TABLE _ev, _own_supply, _building, _b0, _bench, _scored, _ranked
+            DROP TABLE _ev, _own_supply, _building, _b0, _bench, _scored, _ranked, _fig, _ez
             """,
             p,
         )
+    changed = per_mu.replace_rows(
+        conn, "evaluations", "_ev_new", ("year", "uscc"), EVALUATION_COLUMNS,
+        "(year, \"group\") IN (SELECT year, grp FROM _evscope)" if scoped else None,
+        "uscc || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of", p,
+    )  # fmt: skip
+    conn.exec_driver_sql("DROP TABLE _ev_new")
+    return changed
+
+
+EVALUATION_COLUMNS = (
+    "name", "industry_code", "group", "evaluated", "graded", "area_mu", "land_basis", "score",
+    "class", "rank", "group_size", "indicators", "benchmarks", "points", "missing",
+    "not_evaluated_reason", "not_graded_reason", "district_code", "platform_code",
+    "corridor_code",
+)  # fmt: skip
+
+
+def counts_of(conn: Connection) -> dict:
+    """Evaluations by year and group: rows, evaluated, graded and each class."""
     rows = conn.exec_driver_sql(
         """
         SELECT year, "group", count(*) AS n, count(*) FILTER (WHERE evaluated) AS evaluated,
@@ -325,6 +367,82 @@ def _temp_buffers(conn: Connection) -> None:
         pass
 
 
+def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
+    """Producer ``evaluation``: the evaluations of every (year, group) in which an enterprise's
+    land, figures, group or grading changed (the group's benchmarks and ranks move with it);
+    everything when ``changes`` is None or names every key, or names supplies or projects (the
+    still-building rule). Returns ``Changes(evaluations={"USCC:year"})``: rows whose class,
+    score, rank or any other column changed."""
+    rules = ctx.rules.evaluation
+    full = changes is None or any(
+        changes.everything(t) for t in ("enterprise_land", "per_mu", "outputs", "enterprises")
+    )
+    full = full or bool(changes.get("supplies") or changes.get("projects"))
+    if not full:
+        pairs = set()
+        for k in changes.get("enterprise_land", ()) | changes.get("outputs", ()):
+            u, _, y = k.rpartition(":")
+            if y.isdigit():
+                pairs.add((u, int(y)))
+        for k in changes.get("per_mu", ()):
+            level, _, rest = k.partition(":")
+            u, _, y = rest.rpartition(":")
+            if level == "enterprise" and y.isdigit():
+                pairs.add((u, int(y)))
+        whole = set(changes.get("enterprises", ())) | set(changes.get("links", ()))
+        run_sql(
+            conn,
+            """
+            DROP TABLE IF EXISTS _evscope;
+            CREATE TEMP TABLE _evscope ON COMMIT DROP AS
+            WITH a AS (
+                SELECT unnest(CAST(:us AS text[])) AS uscc, unnest(CAST(:ys AS int[])) AS year
+                UNION SELECT uscc, year FROM outputs WHERE uscc = ANY(CAST(:whole AS text[]))
+                UNION SELECT uscc, year FROM evaluations WHERE uscc = ANY(CAST(:whole AS text[]))
+                -- an output year added or removed moves the enterprise's first year: all of them
+                UNION SELECT o.uscc, o.year FROM outputs o
+                WHERE o.uscc = ANY(CAST(:us AS text[])) AND (
+                    SELECT min(year) FROM outputs x WHERE x.uscc = o.uscc) IS DISTINCT FROM (
+                    SELECT min(year) FROM evaluations x WHERE x.uscc = o.uscc)
+            )
+            SELECT DISTINCT a.year, CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp
+            FROM a JOIN enterprises e ON e.uscc = a.uscc
+            UNION SELECT ev.year, ev."group" FROM a JOIN evaluations ev USING (uscc, year)
+            """,
+            {
+                "us": [u for u, _ in sorted(pairs)],
+                "ys": [y for _, y in sorted(pairs)],
+                "whole": sorted(whole),
+            },
+        )
+        data_from = conn.exec_driver_sql(
+            "SELECT (SELECT min(year) FROM outputs) IS DISTINCT FROM "
+            "(SELECT min(year) FROM evaluations)"
+        ).scalar()
+        if data_from:
+            full = True
+        elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evscope)").scalar():
+            return Changes()
+    changed = evaluate(conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _evscope")
+    ctx.counts["evaluations"] = "all" if ALL in changed else len(changed)
+    return Changes(evaluations=changed)
+
+
+PRODUCERS = (
+    Producer(
+        name="evaluation",
+        reads=(
+            "enterprise_land", "per_mu", "outputs", "enterprises", "links", "supplies",
+            "projects",
+        ),
+        writes=("evaluations",),
+        run=run,
+        doc="the A/B/C/D evaluation (亩均论英雄, §2) of every enterprise-year with output",
+    ),
+)  # fmt: skip
+
+
 def run_chain(
     conn: Connection,
     year: int | None = None,
@@ -332,25 +450,22 @@ def run_chain(
     rules: Rules | None = None,
     trigger: str = "cli",
 ) -> dict:
-    """Link, land and per-mu figures, evaluation and §7 indicators inside ``conn``'s transaction.
+    """The whole recompute (links, land and per-mu figures, evaluation, §7 indicators) inside
+    ``conn``'s transaction, as one recorded run (``year`` is accepted for the CLI and ignored:
+    every year is recomputed). A thin wrapper kept until the callers use ``graph.refresh``.
 
     Returns the run record: id, as_of, counts per step, notes, seconds (and per-step timings).
     """
-    from gis.economy import indicators, linkage, per_mu
+    from gis.economy import indicators, linkage
 
-    # the §7 step needs pandas: import it on the idle client core while the database works
-    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     rules = rules or get_rules()
     as_of = as_of or date.today()
     t0 = time.perf_counter()
     _temp_buffers(conn)
     conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
-    # the many ANALYZEs of fresh (temp) tables need rough row counts, not fine histograms
     conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
-    # JIT compiling each of the chain's ~60 statements costs more than it saves
     conn.exec_driver_sql("SET LOCAL jit = off")
-    cfg = config_of(rules)
-    blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(config_of(rules), sort_keys=True, ensure_ascii=False)
     run_id = conn.execute(
         text(
             "INSERT INTO analysis_runs (kind, as_of, config_hash, config, trigger) "
@@ -363,25 +478,31 @@ def run_chain(
             "trigger": trigger,
         },
     ).scalar_one()
+    ctx = Context(as_of=as_of, rules=rules, trigger=trigger, run_id=run_id, full=True)
     counts: dict = {}
-    timings: dict = {}
     t = time.perf_counter()
     counts["links"] = linkage.link_all(conn, run_id, as_of, rules.linkage)
-    timings["link"] = time.perf_counter() - t
-    t = time.perf_counter()
-    indicators.prepare_flags(conn, rules.indicators)
-    counts.update(per_mu.compute(conn, run_id, as_of))
-    timings["per_mu"] = time.perf_counter() - t
-    t = time.perf_counter()
-    counts["evaluations"] = evaluate(conn, run_id, as_of, rules.evaluation, year)
-    timings["evaluate"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ind = indicators.compute(conn, run_id, as_of, rules.indicators)
-    timings["indicators"] = time.perf_counter() - t
-    per_mu.drop_temp(conn)
-    counts["area_indicators"] = ind["rows"]
+    ctx.timings["link"] = round(time.perf_counter() - t, 3)
+    for name, fn in (("per_mu", per_mu.run), ("evaluate", run), ("indicators", indicators.run)):
+        t = time.perf_counter()
+        fn(conn, ctx, None)
+        ctx.timings[name] = round(time.perf_counter() - t, 3)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep_link, _sp_link, _pzone")
+    counts["enterprise_land"] = dict(
+        conn.exec_driver_sql(
+            "SELECT basis, count(*) FROM enterprise_land GROUP BY 1 ORDER BY 1"
+        ).all()
+    )
+    counts["per_mu"] = dict(
+        conn.exec_driver_sql("SELECT level, count(*) FROM per_mu GROUP BY 1 ORDER BY 1").all()
+    )
+    counts["evaluations"] = counts_of(conn)
+    counts["area_indicators"] = conn.exec_driver_sql(
+        "SELECT count(*) FROM area_indicators"
+    ).scalar()
+    notes = ctx.notes
     seconds = time.perf_counter() - t0
-    counts["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    counts["timings_s"] = ctx.timings
     conn.execute(
         text(
             "UPDATE analysis_runs SET counts = CAST(:c AS jsonb), notes = CAST(:n AS jsonb), "
@@ -389,7 +510,7 @@ def run_chain(
         ),
         {
             "c": json.dumps(counts, default=str),
-            "n": json.dumps(ind["notes"], ensure_ascii=False),
+            "n": json.dumps(notes, ensure_ascii=False),
             "s": seconds,
             "id": run_id,
         },
@@ -398,7 +519,7 @@ def run_chain(
         "id": run_id,
         "as_of": as_of.isoformat(),
         "counts": counts,
-        "notes": ind["notes"],
+        "notes": notes,
         "seconds": seconds,
     }
 
@@ -410,28 +531,24 @@ def run_all(
     rules: Rules | None = None,
     trigger: str = "cli",
 ) -> dict:
-    """link + per-mu + evaluate + indicators for every year (or ``year``), in one transaction."""
+    """``run_chain`` in a transaction of its own."""
     with engine.begin() as conn:
         return run_chain(conn, year, as_of, rules, trigger)
 
 
-def _refresh(conn: Connection, layer_code: str, batch_id: int) -> str:
-    """Import hook: recompute what derives from the changed layer before the import returns."""
+def _import_hook(conn: Connection, layer_code: str, batch_id: int) -> str:
+    """Until imports call ``graph.refresh``: the whole recompute after an import."""
     r = run_chain(conn, trigger=f"import:{layer_code}:{batch_id}")
-    c = r["counts"]
-    n = sum(v["n"] for v in c["evaluations"].values())
-    return (
-        f"linkage/evaluation run {r['id']}: links rebuilt, {n} evaluations, "
-        f"{c['area_indicators']} indicator values ({r['seconds']:.1f} s)"
-    )
+    n = sum(v["n"] for v in r["counts"]["evaluations"].values())
+    return f"linkage/evaluation run {r['id']}: {n} evaluations ({r['seconds']:.1f} s)"
 
 
-def _bd_refresh(conn: Connection, layer_code: str, batch_id: int) -> str:
-    return "不达标 flags and backward-capacity lists read BD live: nothing to recompute"
-
-
-refresh.register(REFRESH_LAYERS, _refresh)
-refresh.register(("BD",), _bd_refresh)
+try:  # gis/core/refresh.py goes when imports call graph.refresh; then this goes too
+    from gis.core import refresh as _hooks
+except ImportError:  # pragma: no cover
+    _hooks = None
+if _hooks is not None:
+    _hooks.register(REFRESH_LAYERS, _import_hook)
 
 
 def summary_lines(run: dict) -> list[str]:

@@ -29,8 +29,10 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.rules import IndicatorRules
+from gis.economy import per_mu
 
 RULE = "§7 两底线 两降低 四提升"  # docs/EVALUATION.md
 # indicator -> (category, unit, better, restricted)
@@ -55,34 +57,26 @@ def _prefix_values(pairs: list[tuple[str, str]]) -> str:
     return f"SELECT * FROM (VALUES {rows}) v(name, prefix)"
 
 
-def prepare_flags(conn: Connection, rules: IndicatorRules) -> None:
-    """Temp table ``_entflags`` (uscc, featured, hightech, in_platform) for gis/economy/per_mu.py's
-    zone sums: featured = its industry is one of its primary platform's featured industries."""
+def _flags_sql(rules: IndicatorRules) -> str:
+    """A SELECT of (uscc, in_platform, featured, hightech): featured = its industry is one of its
+    primary platform's featured industries (TSCY)."""
     featured, hightech = _featured_sql(rules), _hightech_sql(rules)
-    conn.exec_driver_sql("DROP TABLE IF EXISTS _entflags")
-    conn.execute(
-        text(
-            f"""
-            CREATE TEMP TABLE _entflags ON COMMIT DROP AS
-            -- each platform's featured prefixes as LIKE patterns: one array test per enterprise
-            WITH fp AS (
-                SELECT pt.code, array_agg(f.prefix || '%') AS pats
-                FROM platforms pt CROSS JOIN LATERAL unnest(pt.featured_industries) n
-                JOIN ({featured}) f ON f.name = trim(n)
-                GROUP BY pt.code
-            )
-            SELECT e.uscc, zp.to_key IS NOT NULL AS in_platform,
-                coalesce(e.industry_code LIKE ANY (fp.pats), false) AS featured,
-                coalesce(e.industry_code LIKE ANY (
-                    ARRAY(SELECT h.prefix || '%' FROM ({hightech}) h)), false) AS hightech
-            FROM enterprises e
-            LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
-                 AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
-            LEFT JOIN fp ON fp.code = zp.to_key
-            """
+    return f"""
+        WITH fp AS (  -- each platform's featured prefixes as LIKE patterns
+            SELECT pt.code, array_agg(f.prefix || '%') AS pats
+            FROM platforms pt CROSS JOIN LATERAL unnest(pt.featured_industries) n
+            JOIN ({featured}) f ON f.name = trim(n)
+            GROUP BY pt.code
         )
-    )
-    conn.exec_driver_sql("ANALYZE _entflags")  # joined by hash; no index needed
+        SELECT e.uscc, zp.to_key IS NOT NULL AS in_platform,
+            coalesce(e.industry_code LIKE ANY (fp.pats), false) AS featured,
+            coalesce(e.industry_code LIKE ANY (
+                ARRAY(SELECT h.prefix || '%' FROM ({hightech}) h)), false) AS hightech
+        FROM enterprises e
+        LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
+             AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
+        LEFT JOIN fp ON fp.code = zp.to_key
+    """
 
 
 def _featured_sql(rules: IndicatorRules) -> str:
@@ -95,11 +89,12 @@ def _hightech_sql(rules: IndicatorRules) -> str:
     return _prefix_values([("", pfx) for pfx in rules.high_tech_prefixes])
 
 
-def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -> dict:
-    """Rebuild ``area_indicators`` from this transaction's zone sums; returns counts and notes."""
-    # imported here, not at the top: gis.economy.evaluation.run_chain starts importing pandas in the
-    # background while the database computes the steps before this one
-    import numpy as np
+def compute(
+    conn: Connection, run_id: int, as_of: date, rules: IndicatorRules, years: list[int] | None
+) -> dict:
+    years_arg = years
+    """Recompute ``area_indicators`` of ``years`` (every year when None) from the zone rows of
+    ``per_mu``; returns the changed keys (``level:code:year``) and notes."""
     import pandas as pd
 
     featured = _featured_sql(rules)
@@ -119,22 +114,51 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
             "featured industries with no GB/T 4754 mapping (count as no match): "
             + "、".join(unmapped)
         )
+    all_years = [
+        r[0] for r in conn.execute(text("SELECT DISTINCT year FROM outputs ORDER BY 1")).all()
+    ]
+    # the years computed: those asked for and their neighbours (previous values, changes)
+    calc = (
+        all_years
+        if years is None
+        else sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
+    )
+    write = all_years if years is None else sorted({y + d for y in years for d in (0, 1)})
+    yl = "SELECT unnest(CAST(:years AS int[]))"
     wide = pd.DataFrame(
         conn.execute(
             text(
+                f"""
+                SELECT z.level, z.code, z.year, z.gross_output, x.out_featured, x.out_hightech,
+                       x.out_platform, z.tax_paid, z.area_m2, z.energy_tce,
+                       z.va_per_energy * z.energy_tce AS va_e, z.emissions_t
+                FROM per_mu z
+                LEFT JOIN (  -- outputs of featured, high-tech and platform enterprises
+                    SELECT w.level, w.code, w.year,
+                        sum(w.land_m2 / el.area_m2 * o.gross_output) FILTER (WHERE fl.featured)
+                            AS out_featured,
+                        sum(w.land_m2 / el.area_m2 * o.gross_output) FILTER (WHERE fl.hightech)
+                            AS out_hightech,
+                        sum(w.land_m2 / el.area_m2 * o.gross_output)
+                            FILTER (WHERE fl.in_platform) AS out_platform
+                    FROM ({per_mu.zone_land_sql(None, yl)}) w
+                    JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
+                    JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
+                    JOIN ({_flags_sql(rules)}) fl ON fl.uscc = w.uscc
+                    GROUP BY 1, 2, 3
+                ) x ON x.level = z.level AND x.code = z.code AND x.year = z.year
+                WHERE z.level IN ('district', 'platform', 'corridor')
+                  AND z.year = ANY(CAST(:years AS int[]))
                 """
-                SELECT level, code, year, gross_output, out_featured, out_hightech, out_platform,
-                       tax_paid, area_m2, energy_tce, va_e, emissions_t
-                FROM _zsum WHERE level <> 'parcel'
-                """
-            )
+            ),
+            {"years": calc},
         ).all(),
         columns=[
             "level", "code", "year", "output", "out_featured", "out_hightech", "out_platform",
             "tax", "land_m2", "energy", "va_e", "emissions",
         ],
     )  # fmt: skip
-    years = [r[0] for r in conn.execute(text("SELECT DISTINCT year FROM outputs ORDER BY 1")).all()]
+    years = calc
     zones = pd.DataFrame(
         conn.execute(
             text(
@@ -170,9 +194,46 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
         ).all(),
         columns=["level", "code", "year", "gdp", "tj_va", "tj_land_m2"],
     )
-    conn.execute(text("TRUNCATE area_indicators"))
-    if not years or zones.empty:
-        return {"rows": 0, "notes": notes}
+    if years and not zones.empty:
+        records = _records(wide, zones, land, stats, years, run_id, as_of)
+        records = [r for r in records if r["year"] in write]
+    else:
+        records = []
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _ai_new")
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE _ai_new ON COMMIT DROP AS SELECT * FROM area_indicators WITH NO DATA"
+    )
+    if records:
+        conn.execute(
+            text(
+                """
+                INSERT INTO _ai_new (level, code, name, year, indicator, category, value,
+                    unit, previous, change, rank, better, restricted, figures, rule, run_id,
+                    as_of)
+                VALUES (:level, :code, :name, :year, :indicator, :category, :value, :unit,
+                    :previous, :change, :rank, :better, :restricted, CAST(:figures AS jsonb),
+                    :rule, :run, :as_of)
+                """
+            ),
+            records,
+        )
+    changed = per_mu.replace_rows(
+        conn, "area_indicators", "_ai_new", ("level", "code", "year", "indicator"),
+        ("name", "category", "value", "unit", "previous", "change", "rank", "better",
+         "restricted", "figures"),
+        None if years_arg is None else "year = ANY(CAST(:write AS int[]))",
+        "level || ':' || code || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of",
+        {"write": write, "rule": RULE, "run": run_id, "as_of": as_of},
+    )  # fmt: skip
+    conn.exec_driver_sql("DROP TABLE _ai_new")
+    return {"rows": len(records), "notes": notes, "changed": changed}
+
+
+def _records(wide, zones, land, stats, years, run_id, as_of) -> list[dict]:
+    """The indicator rows of ``years`` (long format) from the zone figures."""
+    import numpy as np
+    import pandas as pd
+
     grid = zones.merge(pd.DataFrame({"year": years}), how="cross")
     df = grid.merge(wide, on=["level", "code", "year"], how="left")
     df = df.merge(land, on=["level", "code"], how="left").merge(
@@ -245,22 +306,51 @@ def compute(conn: Connection, run_id: int, as_of: date, rules: IndicatorRules) -
     for r in records:
         r["rank"] = int(r["rank"]) if r["rank"] is not None else None
         r.update(run=run_id, as_of=as_of, rule=RULE)
-    conn.execute(
-        text(
-            """
-            INSERT INTO area_indicators (level, code, name, year, indicator, category, value,
-                unit, previous, change, rank, better, restricted, figures, rule, run_id, as_of)
-            VALUES (:level, :code, :name, :year, :indicator, :category, :value, :unit,
-                :previous, :change, :rank, :better, :restricted, CAST(:figures AS jsonb), :rule,
-                :run, :as_of)
-            """
-        ),
-        records,
-    )
-    return {"rows": len(records), "notes": notes}
+    return records
 
 
 def _f(v) -> float | None:
     import pandas as pd
 
     return None if v is None or pd.isna(v) else round(float(v), 6)
+
+
+def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
+    """Producer ``indicators``: ``area_indicators`` of the years whose zone rows of ``per_mu``
+    changed (and the year after each: its previous value and change), every zone of the level
+    (ranks are per level and year); every year when ``changes`` is None or names anything but
+    ``per_mu`` zone rows (enterprises' industries, platforms' featured industries, links,
+    parcels, TJ). Returns ``Changes(area_indicators={"level:code:year"})``."""
+    years: list[int] | None = None
+    if changes is not None and not any(
+        changes.get(t)
+        for t in ("enterprises", "links", "parcels", "platforms", "districts", "corridors",
+                  "district_stats")
+    ) and not changes.everything("per_mu"):  # fmt: skip
+        years = sorted(
+            {
+                int(k.rsplit(":", 1)[1])
+                for k in changes.get("per_mu", ())
+                if k.split(":", 1)[0] in LEVEL_TABLES
+            }
+        )
+        if not years:
+            return Changes()
+    r = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules.indicators, years)
+    ctx.notes.extend(n for n in r["notes"] if n not in ctx.notes)
+    ctx.counts["area_indicators"] = "all" if ALL in r["changed"] else len(r["changed"])
+    return Changes(area_indicators=r["changed"])
+
+
+PRODUCERS = (
+    Producer(
+        name="indicators",
+        reads=(
+            "per_mu", "enterprise_land", "outputs", "enterprises", "links", "parcels",
+            "platforms", "districts", "corridors", "district_stats",
+        ),
+        writes=("area_indicators",),
+        run=run,
+        doc="§7 两底线 两降低 四提升 per district, platform and corridor and year",
+    ),
+)  # fmt: skip

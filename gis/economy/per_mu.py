@@ -27,13 +27,13 @@ denominator (e.g. va_per_energy sums GYZJZ over those with ZHNH > 0). 亩 = m² 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
 
 from sqlalchemy import Connection, text
 
 from gis.core.analysis_columns import RATIO_COLUMNS, SUM_COLUMNS
+from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import M2_PER_MU
-from gis.economy.linkage import bulk_reload, run_sql
+from gis.economy.linkage import run_sql
 
 # rule ids stored with every row; docs/EVALUATION.md spells each out
 LAND_RULE = "§Units parcel share by YDMJ, else YDMJ"
@@ -65,224 +65,440 @@ def _ratio_sql() -> str:
     return ", ".join(_ratio_exprs())
 
 
-OWN_TEMP = ("_ep", "_share", "_ez", "_fig", "_psum", "_zsum")
-# and those made before compute: _entflags (gis/economy/indicators.py), _ep_link, _sp_link and
-# _pzone (gis/economy/linkage.py)
-TEMP_TABLES = (*OWN_TEMP, "_entflags", "_ep_link", "_sp_link", "_pzone")
+ZONE_LINKS = "('parcel_district', 'parcel_platform', 'parcel_corridor')"
+ENTERPRISE_ZONE_LINKS = "('enterprise_district', 'enterprise_platform', 'enterprise_corridor')"
 
 
-def drop_temp(conn: Connection) -> None:
-    """Drop the chain's temp tables (kept until then for gis/economy/indicators.py; ``_entflags`` is
-    made by ``gis.economy.indicators.prepare_flags`` before ``compute``)."""
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES)}")
+def zone_land_sql(zones: str | None = None, years: str | None = None) -> str:
+    """The one allocation of enterprise land to zones: a SELECT of (level, code, year, uscc,
+    land_m2), the land of the enterprise-year lying in the zone. Its figures go to the zone in
+    proportion ``land_m2 / enterprise_land.area_m2`` (a parcel's share in the zone times the
+    enterprise's land on the parcel); an enterprise on declared land goes wholly to the zone
+    holding its point. ``zones``: a query of (level, code) to restrict to; ``years``: of (year).
+    Used by the zone rows of ``per_mu`` and by gis/economy/indicators.py's output shares."""
+    zf = f"AND (substr(kind, 8), to_key) IN ({zones})" if zones else ""
+    ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
+    yf = f"AND el.year IN ({years})" if years else ""
+    return f"""
+        SELECT pz.level, pz.code, el.year, el.uscc,
+               sum(pa.area_m2 * el.parcel_shares[array_position(el.parcel_nos, pz.parcel_no)]
+                   * pz.share) AS land_m2
+        FROM (SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
+              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}) pz
+        JOIN parcels pa ON pa.parcel_no = pz.parcel_no
+        JOIN links ep ON ep.kind = 'enterprise_parcel' AND ep.to_key = pz.parcel_no
+        JOIN enterprise_land el ON el.uscc = ep.from_key AND el.basis = 'parcels' {yf}
+        GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT substr(l.kind, 12), l.to_key, el.year, el.uscc, el.area_m2
+        FROM enterprise_land el
+        JOIN links l ON l.kind IN {ENTERPRISE_ZONE_LINKS} AND l.from_key = el.uscc
+             AND l.is_primary AND l.method = 'contains' AND l.to_key IS NOT NULL {ezf}
+        WHERE el.basis = 'declared' {yf}
+    """
 
 
-def compute(conn: Connection, run_id: int, as_of: date) -> dict:
-    """Rebuild ``enterprise_land`` and ``per_mu``; returns counts."""
-    p = {"run": run_id, "as_of": as_of, "mu": MU, "lrule": LAND_RULE, "prule": PER_MU_RULE}
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(OWN_TEMP)}")
-    with bulk_reload(conn, "enterprise_land"):
-        run_sql(
-            conn,
-            """
-            -- each enterprise -> parcel link with the number of enterprises on the parcel
-            -- (n_ent) and of the enterprise's parcels (n_par)
-            CREATE TEMP TABLE _ep ON COMMIT DROP AS
-            SELECT l.uscc, l.parcel_no, l.method, l.parcel_m2, pc.n AS n_ent, ec.n AS n_par
-            FROM _ep_link l
-            JOIN (SELECT parcel_no, count(*) AS n FROM _ep_link GROUP BY 1) pc USING (parcel_no)
-            JOIN (SELECT uscc, count(*) AS n FROM _ep_link GROUP BY 1) ec USING (uscc);
-            ANALYZE _ep;
-            -- a parcel only one enterprise is linked to is its whole (share 1, n 1) in every
-            -- year; only the shared parcels need the split of each year (and its sort)
-            CREATE TEMP TABLE _share ON COMMIT DROP AS
-            SELECT o.year, o.uscc, ep.parcel_no, ep.method, ep.parcel_m2, 1::float8 AS share,
-                   ep.parcel_m2 AS land_m2, 1::bigint AS n, ep.n_par
-            FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc
-            WHERE ep.n_ent = 1
-            UNION ALL
-            SELECT year, uscc, parcel_no, method, parcel_m2, share, parcel_m2 * share, n, n_par
-            FROM (
-                SELECT o.year, o.uscc, ep.parcel_no, ep.method, ep.parcel_m2,
-                       CASE WHEN count(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0)
-                                 OVER w = count(*) OVER w
-                            THEN o.declared_land_m2 / sum(o.declared_land_m2) OVER w
-                            ELSE 1.0 / count(*) OVER w END AS share,
-                       count(*) OVER w AS n, ep.n_par
-                FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc
-                WHERE ep.n_ent > 1
-                WINDOW w AS (PARTITION BY o.year, ep.parcel_no)
-            ) x;
-            ANALYZE _share;
-            INSERT INTO enterprise_land (year, uscc, area_m2, area_mu, basis, parcel_nos,
-                                         parcel_shares, reason, rule, run_id, as_of)
-            SELECT o.year, o.uscc,
-                   CASE WHEN s.m2 IS NOT NULL THEN s.m2
-                        WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END,
-                   CASE WHEN s.m2 IS NOT NULL THEN s.m2
-                        WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END * :mu,
-                   CASE WHEN s.m2 IS NOT NULL THEN 'parcels'
-                        WHEN o.declared_land_m2 > 0 THEN 'declared' ELSE 'none' END,
-                   coalesce(s.nos, '{}'), coalesce(s.shares, '{}'),
-                   CASE WHEN s.m2 IS NULL AND NOT coalesce(o.declared_land_m2 > 0, false)
-                        THEN 'no land: no parcel linked ('
-                             || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
-                             || o.year END,
-                   :lrule, :run, :as_of
-            FROM outputs o
-            LEFT JOIN (
-                -- an enterprise on one parcel needs no aggregate; for the others one sort by
-                -- (year, uscc, parcel_no) feeds the arrays in parcel order (and the sum in a
-                -- fixed order) instead of a sort per enterprise-year and array
-                SELECT year, uscc, land_m2 AS m2, ARRAY[parcel_no] AS nos, ARRAY[share] AS shares
-                FROM _share WHERE n_par = 1
-                UNION ALL
-                SELECT year, uscc, sum(land_m2) AS m2, array_agg(parcel_no) AS nos,
-                       array_agg(share) AS shares
-                FROM (SELECT * FROM _share WHERE n_par > 1 ORDER BY year, uscc, parcel_no) o
-                GROUP BY year, uscc
-            ) s ON s.year = o.year AND s.uscc = o.uscc
-            LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
-                             AND u.to_key IS NULL
-            """,
-            p,
+def _figure_cols() -> str:
+    """The CC figures of an enterprise-year (``o``: outputs) as summed into per_mu."""
+    return """o.gross_output, o.revenue, o.value_added, o.tax_paid,
+           CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
+           CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
+           o.rd_spending,
+           CASE WHEN o.employees > 0 THEN o.employees END AS employees,
+           CASE WHEN o.energy_tce > 0 THEN o.value_added END AS va_e,
+           CASE WHEN o.emissions_t > 0 THEN o.value_added END AS va_p,
+           CASE WHEN o.employees > 0 THEN o.value_added END AS va_l,
+           CASE WHEN o.revenue > 0 THEN o.rd_spending END AS rd_r,
+           CASE WHEN o.rd_spending IS NOT NULL AND o.revenue > 0 THEN o.revenue END AS rev_r"""
+
+
+CALC_COLS = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
+_INSERT = (
+    f"INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, "
+    f"{', '.join(SUM_COLUMNS)}, {', '.join(RATIO_COLUMNS)}, rule, run_id, as_of)"
+)
+_VALUES = f"{', '.join(SUM_COLUMNS)}, {_ratio_sql()}, :prule, :run, :as_of"
+
+
+def _scope(conn: Connection, changes) -> tuple[bool, list[int]] | None:
+    """Fill ``_aff`` (uscc, year: enterprise-years to recompute) and ``_apar`` (parcel_no:
+    parcels whose rows to recompute) from ``changes``; returns (zones of every level to redo,
+    years) or None when everything must be recomputed."""
+    if changes is None:
+        return None
+    if any(changes.everything(t) for t in ("links", "outputs", "parcels", "enterprises")):
+        return None
+    pairs = [k.rsplit(":", 1) for k in changes.get("outputs", ())]
+    pairs = [(u, int(y)) for u, y in pairs if y.isdigit()]
+    named = set(changes.get("links", ())) | set(changes.get("enterprises", ()))
+    named |= set(changes.get("parcels", ()))
+    # the named keys that are enterprises (relinked), the others parcels; a relinked
+    # enterprise on declared land had its point, which may have left its zone
+    ents, declared = (
+        conn.execute(
+            text(
+                "SELECT coalesce(array_agg(DISTINCT uscc), '{}'), coalesce(bool_or(declared), "
+                "false) FROM (SELECT uscc, false AS declared FROM enterprises "
+                "WHERE uscc = ANY(CAST(:k AS text[])) UNION ALL SELECT uscc, basis = 'declared' "
+                "FROM enterprise_land WHERE uscc = ANY(CAST(:k AS text[]))) x"
+            ),
+            {"k": sorted(named)},
+        ).one()
+        if named
+        else ([], False)
+    )
+    keys, parcels = set(ents), named - set(ents)
+    all_zones = bool(parcels) or declared
+    if parcels:
+        years = [
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT year FROM outputs UNION SELECT year FROM enterprise_land ORDER BY 1"
+            )
+        ]
+    else:
+        years = sorted(
+            {y for _, y in pairs}
+            | set(
+                conn.execute(
+                    text(
+                        "SELECT year FROM outputs WHERE uscc = ANY(CAST(:k AS text[])) "
+                        "UNION SELECT year FROM enterprise_land "
+                        "WHERE uscc = ANY(CAST(:k AS text[]))"
+                    ),
+                    {"k": sorted(keys)},
+                ).scalars()
+            )
         )
-    # each enterprise's primary zones (for counts and evaluations); parcel -> zone shares are
-    # linkage's _pzone
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _u0, _aff, _apar")
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE _u0 ON COMMIT DROP AS
+            SELECT DISTINCT uscc FROM (
+                SELECT unnest(CAST(:us AS text[])) AS uscc
+                UNION ALL SELECT uscc FROM enterprises WHERE uscc = ANY(CAST(:keys AS text[]))
+                UNION ALL SELECT from_key FROM links
+                WHERE kind = 'enterprise_parcel' AND to_key = ANY(CAST(:parcels AS text[]))
+                UNION ALL SELECT uscc FROM enterprise_land
+                WHERE uscc = ANY(CAST(:keys AS text[]))
+            ) x WHERE uscc IS NOT NULL
+            """
+        ),
+        {"us": [u for u, _ in pairs], "keys": sorted(keys), "parcels": sorted(parcels)},
+    )
     run_sql(
         conn,
         """
-        CREATE TEMP TABLE _ez ON COMMIT DROP AS
-        SELECT from_key AS uscc,
-               max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district,
-               max(to_key) FILTER (WHERE kind = 'enterprise_platform') AS platform,
-               max(to_key) FILTER (WHERE kind = 'enterprise_corridor') AS corridor,
-               bool_or(method = 'contains') AS by_point
-        FROM links
-        WHERE kind IN ('enterprise_district', 'enterprise_platform', 'enterprise_corridor')
-          AND is_primary AND to_key IS NOT NULL
-        GROUP BY from_key;
-        ANALYZE _ez
+        -- the parcels of those enterprises, before (enterprise_land) and now (links), and the
+        -- parcels named as changed
+        CREATE TEMP TABLE _apar ON COMMIT DROP AS
+        SELECT DISTINCT parcel_no FROM (
+            SELECT unnest(el.parcel_nos) AS parcel_no FROM enterprise_land el
+            JOIN _u0 USING (uscc) WHERE el.year = ANY(CAST(:years AS int[]))
+            UNION ALL SELECT l.to_key FROM links l JOIN _u0 ON _u0.uscc = l.from_key
+            WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL
+            UNION ALL SELECT p.parcel_no FROM parcels p
+            WHERE p.parcel_no = ANY(CAST(:parcels AS text[]))
+        ) x;
+        -- every enterprise sharing one of them: its share of the parcel may change
+        CREATE TEMP TABLE _aff ON COMMIT DROP AS
+        SELECT u.uscc, y.year FROM (
+            SELECT uscc FROM _u0
+            UNION SELECT l.from_key FROM links l JOIN _apar a ON a.parcel_no = l.to_key
+            WHERE l.kind = 'enterprise_parcel'
+        ) u CROSS JOIN unnest(CAST(:years AS int[])) y(year);
+        -- and every parcel of theirs (their land, hence the allocation, may change)
+        INSERT INTO _apar
+        SELECT DISTINCT l.to_key FROM links l JOIN (SELECT DISTINCT uscc FROM _aff) a
+             ON a.uscc = l.from_key
+        WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM _apar x WHERE x.parcel_no = l.to_key);
+        INSERT INTO _apar
+        SELECT DISTINCT p FROM enterprise_land el JOIN _aff a USING (uscc, year),
+             unnest(el.parcel_nos) p
+        WHERE NOT EXISTS (SELECT 1 FROM _apar x WHERE x.parcel_no = p);
+        ANALYZE _aff;
+        ANALYZE _apar
+        """,
+        {"years": years, "parcels": sorted(parcels)},
+    )
+    return all_zones, years
+
+
+def run(conn: Connection, ctx, changes) -> Changes:
+    """Producer ``per_mu``: ``enterprise_land`` and ``per_mu`` of the enterprise-years, parcels
+    and zones that depend on ``changes`` (everything when None).
+
+    Reads ``outputs`` keys ``USCC:year``, ``links`` and ``enterprises`` keys (the enterprises whose
+    parcels changed, as USCC; parcels whose links changed, as DKBH), ``parcels`` keys (DKBH).
+    Returns ``Changes(enterprise_land={"USCC:year"}, per_mu={"level:code:year"})``: the rows whose
+    values changed (``per_mu`` keys like ``enterprise:USCC:2023``, ``parcel:DKBH:2023``,
+    ``platform:PT01:2023``; a row that appeared or went away counts as changed).
+    """
+    scope = _scope(conn, changes)
+    full = scope is None
+    years = None if full else scope[1]
+    p = {"run": ctx.run_id or 0, "as_of": ctx.as_of, "mu": MU, "lrule": LAND_RULE,
+         "prule": PER_MU_RULE, "years": years}  # fmt: skip
+    out = Changes()
+    if not full and not years:
+        return out
+    conn.exec_driver_sql(
+        "DROP TABLE IF EXISTS _ep, _share, _el_new, _fig, _pm_new, _zs, _zw, _pkeys"
+    )
+    aff = "" if full else "JOIN _aff a ON a.uscc = o.uscc AND a.year = o.year"
+    aff_links = (
+        ""
+        if full
+        else "AND to_key IN (SELECT to_key FROM links WHERE kind = 'enterprise_parcel' "
+        "AND from_key IN (SELECT uscc FROM _aff))"
+    )
+    run_sql(
+        conn,
+        f"""
+        -- each enterprise -> parcel link with the number of enterprises on the parcel
+        -- (n_ent) and of the enterprise's parcels (n_par); incrementally, every link of the
+        -- parcels of the enterprises in question (so that both counts are whole for them)
+        CREATE TEMP TABLE _ep ON COMMIT DROP AS
+        SELECT l.uscc, l.parcel_no, l.method, pa.area_m2 AS parcel_m2,
+               count(*) OVER (PARTITION BY l.parcel_no) AS n_ent,
+               count(*) OVER (PARTITION BY l.uscc) AS n_par
+        FROM (SELECT from_key AS uscc, to_key AS parcel_no, method FROM links
+              WHERE kind = 'enterprise_parcel' AND to_key IS NOT NULL {aff_links}) l
+        JOIN parcels pa ON pa.parcel_no = l.parcel_no;
+        ANALYZE _ep;
+        -- a parcel only one enterprise is linked to is its whole (share 1, n 1) in every
+        -- year; only the shared parcels need the split of each year
+        CREATE TEMP TABLE _share ON COMMIT DROP AS
+        SELECT o.year, o.uscc, ep.parcel_no, ep.parcel_m2, 1::float8 AS share,
+               ep.parcel_m2 AS land_m2, ep.n_par
+        FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc {aff}
+        WHERE ep.n_ent = 1
+        UNION ALL
+        SELECT year, uscc, parcel_no, parcel_m2, share, parcel_m2 * share, n_par
+        FROM (
+            SELECT o.year, o.uscc, ep.parcel_no, ep.parcel_m2, ep.n_par,
+                   CASE WHEN count(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0)
+                             OVER w = count(*) OVER w
+                        THEN o.declared_land_m2 / sum(o.declared_land_m2) OVER w
+                        ELSE 1.0 / count(*) OVER w END AS share
+            FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc
+            WHERE ep.n_ent > 1 {"" if full else "AND o.year = ANY(CAST(:years AS int[]))"}
+            WINDOW w AS (PARTITION BY o.year, ep.parcel_no)
+        ) x
+        {"" if full else "WHERE (uscc, year) IN (SELECT uscc, year FROM _aff)"};
+        ANALYZE _share;
+        CREATE TEMP TABLE _el_new ON COMMIT DROP AS
+        SELECT o.year, o.uscc,
+               CASE WHEN s.m2 IS NOT NULL THEN s.m2
+                    WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END AS area_m2,
+               CASE WHEN s.m2 IS NOT NULL THEN s.m2
+                    WHEN o.declared_land_m2 > 0 THEN o.declared_land_m2 END * :mu AS area_mu,
+               CASE WHEN s.m2 IS NOT NULL THEN 'parcels'
+                    WHEN o.declared_land_m2 > 0 THEN 'declared' ELSE 'none' END AS basis,
+               coalesce(s.nos, '{{}}') AS parcel_nos, coalesce(s.shares, '{{}}') AS parcel_shares,
+               CASE WHEN s.m2 IS NULL AND NOT coalesce(o.declared_land_m2 > 0, false)
+                    THEN 'no land: no parcel linked ('
+                         || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
+                         || o.year END AS reason
+        FROM outputs o {aff}
+        LEFT JOIN (
+            SELECT year, uscc, land_m2 AS m2, ARRAY[parcel_no] AS nos, ARRAY[share] AS shares
+            FROM _share WHERE n_par = 1
+            UNION ALL
+            SELECT year, uscc, sum(land_m2) AS m2, array_agg(parcel_no) AS nos,
+                   array_agg(share) AS shares
+            FROM (SELECT * FROM _share WHERE n_par > 1 ORDER BY year, uscc, parcel_no) o
+            GROUP BY year, uscc
+        ) s ON s.year = o.year AND s.uscc = o.uscc
+        LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
+                         AND u.to_key IS NULL
         """,
         p,
     )
-    sums = ", ".join(SUM_COLUMNS)
-    ratios = ", ".join(RATIO_COLUMNS)
-    cols = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
-    extras = ("out_featured", "out_hightech", "out_platform")
-    allc = cols + extras
+    out.add("enterprise_land", replace_rows(
+        conn, "enterprise_land", "_el_new", ("year", "uscc"),
+        ("area_m2", "area_mu", "basis", "parcel_nos", "parcel_shares", "reason"),
+        None if full else "(uscc, year) IN (SELECT uscc, year FROM _aff)",
+        "uscc || ':' || year", "rule, run_id, as_of", ":lrule, :run, :as_of", p,
+    ))  # fmt: skip
+    if full or scope[0]:
+        # every zone of the years in question: a parcel or a point may have left a zone it no
+        # longer names
+        zones = None
+    else:
+        zones = "SELECT level, code FROM _zs"
+        run_sql(
+            conn,
+            f"""
+            CREATE TEMP TABLE _zs ON COMMIT DROP AS
+            SELECT substr(kind, 8) AS level, to_key AS code FROM links
+            WHERE kind IN {ZONE_LINKS} AND from_key IN (SELECT parcel_no FROM _apar)
+              AND to_key IS NOT NULL
+            UNION
+            SELECT substr(kind, 12), to_key FROM links
+            WHERE kind IN {ENTERPRISE_ZONE_LINKS} AND is_primary AND to_key IS NOT NULL
+              AND from_key IN (SELECT uscc FROM _aff)
+            """,
+            p,
+        )
+    yrs = None if full else "SELECT unnest(CAST(:years AS int[]))"
+    ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
+    yf = f"AND el.year IN ({yrs})" if yrs else ""
     ratios_if_land = ", ".join(
         f"CASE WHEN basis <> 'none' THEN {r} END AS {c}"
         for r, c in zip(_ratio_exprs(), RATIOS, strict=True)
     )
-    with bulk_reload(conn, "per_mu"):
+    # every enterprise-year whose figures a recomputed row needs (all, when full)
+    fig_scope = (
+        ""
+        if full
+        else """WHERE (o.uscc, o.year) IN (
+                SELECT uscc, year FROM _aff
+                UNION SELECT el.uscc, el.year FROM enterprise_land el
+                JOIN links l ON l.kind = 'enterprise_parcel' AND l.from_key = el.uscc
+                JOIN _apar a ON a.parcel_no = l.to_key
+                WHERE el.year = ANY(CAST(:years AS int[]))
+                UNION SELECT uscc, year FROM _zw)"""
+    )
+    sums = ", ".join(SUM_COLUMNS)
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _zw ON COMMIT DROP AS {zone_land_sql(zones, yrs)};
+        CREATE TEMP TABLE _fig ON COMMIT DROP AS
+        SELECT *, {ratios_if_land} FROM (
+            SELECT o.year, o.uscc, el.area_m2, el.area_mu, el.basis, el.parcel_nos,
+                   el.parcel_shares, {_figure_cols()}
+            FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+            {fig_scope}
+        ) f;
+        CREATE TEMP TABLE _pm_new ON COMMIT DROP AS
+        SELECT 'enterprise'::text AS level, uscc AS code, year, area_m2, area_mu,
+               1 AS n_enterprises, {sums}, {", ".join(RATIOS)}
+        FROM _fig f WHERE basis <> 'none'
+          {"" if full else "AND (uscc, year) IN (SELECT uscc, year FROM _aff)"};
+        -- parcel rows: the enterprises' figures in proportion to their land on the parcel
+        INSERT INTO _pm_new
+        SELECT 'parcel', code, year, area_m2, area_mu, n, {_VALUES.rsplit(", :prule", 1)[0]}
+        FROM (
+            SELECT x.parcel_no AS code, f.year, min(pa.area_m2) AS area_m2,
+                   min(pa.area_m2) * :mu AS area_mu, count(*) AS n,
+                   {
+            ", ".join(f"sum(x.share * pa.area_m2 / f.area_m2 * f.{c}) AS {c}" for c in CALC_COLS)
+        }
+            FROM _fig f CROSS JOIN LATERAL unnest(f.parcel_nos, f.parcel_shares)
+                 x(parcel_no, share)
+            JOIN parcels pa ON pa.parcel_no = x.parcel_no
+            WHERE f.basis = 'parcels'
+              {"" if full else "AND x.parcel_no IN (SELECT parcel_no FROM _apar)"}
+            GROUP BY x.parcel_no, f.year
+        ) g;
+        -- zone rows: the enterprises' figures in proportion to their land in the zone
+        INSERT INTO _pm_new
+        SELECT g.level, g.code, g.year, g.area_m2, g.area_mu, coalesce(cnt.n, 0),
+               {_VALUES.rsplit(", :prule", 1)[0]}
+        FROM (
+            SELECT w.level, w.code, w.year, sum(w.land_m2) AS area_m2,
+                   sum(w.land_m2) * :mu AS area_mu,
+                   {", ".join(f"sum(w.land_m2 / f.area_m2 * f.{c}) AS {c}" for c in CALC_COLS)}
+            FROM _zw w JOIN _fig f ON f.year = w.year AND f.uscc = w.uscc
+            GROUP BY w.level, w.code, w.year
+        ) g
+        LEFT JOIN (  -- enterprises with land whose primary zone this is
+            SELECT substr(l.kind, 12) AS level, l.to_key AS code, el.year, count(*) AS n
+            FROM links l JOIN enterprise_land el ON el.uscc = l.from_key AND el.basis <> 'none'
+            WHERE l.kind IN {ENTERPRISE_ZONE_LINKS} AND l.is_primary AND l.to_key IS NOT NULL
+              {ezf} {yf}
+            GROUP BY 1, 2, 3
+        ) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year
+        """,
+        p,
+    )
+    if full:
+        where = None
+    else:
+        zone_keys = (
+            f"SELECT level, code, y FROM ({zones}) z, unnest(CAST(:years AS int[])) y"
+            if zones
+            else "SELECT level, code, year FROM per_mu WHERE level NOT IN ('enterprise', "
+            "'parcel') AND year = ANY(CAST(:years AS int[])) UNION SELECT level, code, year "
+            "FROM _pm_new WHERE level NOT IN ('enterprise', 'parcel')"
+        )
         run_sql(
             conn,
             f"""
-            -- every enterprise-year with output: its land, CC figures and (with land) per-mu
-            -- ratios, for the per_mu rows, the zone sums and the evaluation
-            CREATE TEMP TABLE _fig ON COMMIT DROP AS
-            SELECT *, {ratios_if_land} FROM (
-            SELECT o.year, o.uscc, el.area_m2, el.area_mu, el.basis, el.reason,
-                   o.gross_output, o.revenue, o.value_added, o.tax_paid,
-                   CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
-                   CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
-                   o.rd_spending,
-                   CASE WHEN o.employees > 0 THEN o.employees END AS employees,
-                   CASE WHEN o.energy_tce > 0 THEN o.value_added END AS va_e,
-                   CASE WHEN o.emissions_t > 0 THEN o.value_added END AS va_p,
-                   CASE WHEN o.employees > 0 THEN o.value_added END AS va_l,
-                   CASE WHEN o.revenue > 0 THEN o.rd_spending END AS rd_r,
-                   CASE WHEN o.rd_spending IS NOT NULL AND o.revenue > 0 THEN o.revenue END
-                       AS rev_r,
-                   CASE WHEN fl.featured THEN o.gross_output END AS out_featured,
-                   CASE WHEN fl.hightech THEN o.gross_output END AS out_hightech,
-                   CASE WHEN fl.in_platform THEN o.gross_output END AS out_platform
-            FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
-            LEFT JOIN _entflags fl ON fl.uscc = o.uscc
-            ) f;
-            ANALYZE _fig;
-            INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
-                ratios
-            },
-                                rule, run_id, as_of)
-            SELECT 'enterprise', uscc, year, area_m2, area_mu, 1, {sums}, {ratios},
-                   :prule, :run, :as_of
-            FROM _fig WHERE basis <> 'none';
-            CREATE TEMP TABLE _psum ON COMMIT DROP AS
-            -- a parcel-year with one enterprise needs no aggregate (the sums of one row)
-            SELECT s.parcel_no AS code, s.year, s.parcel_m2 AS area_m2, s.land_m2,
-                   1::bigint AS n, {
-                ", ".join(f"s.land_m2 / f.area_m2 * f.{c} AS {c}" for c in allc)
-            }
-            FROM _share s JOIN _fig f ON f.year = s.year AND f.uscc = s.uscc
-            WHERE s.n = 1
-            UNION ALL
-            SELECT s.parcel_no AS code, s.year, min(s.parcel_m2) AS area_m2,
-                   sum(s.land_m2) AS land_m2, count(*) AS n,
-                   {", ".join(f"sum(s.land_m2 / f.area_m2 * f.{c}) AS {c}" for c in allc)}
-            FROM _share s JOIN _fig f ON f.year = s.year AND f.uscc = s.uscc
-            WHERE s.n > 1
-            GROUP BY s.parcel_no, s.year;
-            ANALYZE _psum;
-            INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
-                ratios
-            },
-                                rule, run_id, as_of)
-            SELECT 'parcel', code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
-                   :prule, :run, :as_of
-            FROM (SELECT *, area_m2 * :mu AS area_mu FROM _psum) g;
-            CREATE TEMP TABLE _zsum ON COMMIT DROP AS
-            SELECT g.level, g.code, g.year, g.area_m2, coalesce(cnt.n, 0) AS n, {
-                ", ".join(f"g.{c}" for c in allc)
-            }
-            FROM (
-                SELECT level, code, year, sum(land_m2) AS area_m2,
-                       {", ".join(f"sum({c}) AS {c}" for c in allc)}
-                FROM (
-                    SELECT z.level, z.code, p.year, p.land_m2 * z.share AS land_m2,
-                           {", ".join(f"p.{c} * z.share AS {c}" for c in allc)}
-                    FROM _psum p JOIN _pzone z ON z.parcel_no = p.code
-                    UNION ALL
-                    SELECT v.level, v.code, f.year, f.area_m2, {", ".join(f"f.{c}" for c in allc)}
-                    FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
-                    CROSS JOIN LATERAL (VALUES ('district', ez.district),
-                        ('platform', ez.platform), ('corridor', ez.corridor)) v(level, code)
-                    WHERE f.basis = 'declared' AND ez.by_point AND v.code IS NOT NULL
-                ) x
-                GROUP BY level, code, year
-            ) g
-            LEFT JOIN (  -- enterprises whose primary zone this is (one pass, three groupings)
-                SELECT CASE WHEN GROUPING(ez.district) = 0 THEN 'district'
-                            WHEN GROUPING(ez.platform) = 0 THEN 'platform'
-                            ELSE 'corridor' END AS level,
-                       coalesce(ez.district, ez.platform, ez.corridor) AS code, f.year,
-                       count(*) AS n
-                FROM _fig f JOIN _ez ez ON ez.uscc = f.uscc
-                WHERE f.basis <> 'none'
-                GROUP BY GROUPING SETS ((ez.district, f.year), (ez.platform, f.year),
-                                        (ez.corridor, f.year))
-            ) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year;
-            INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, {sums}, {
-                ratios
-            },
-                                rule, run_id, as_of)
-            SELECT level, code, year, area_m2, area_mu, n, {sums}, {_ratio_sql()},
-                   :prule, :run, :as_of
-            FROM (SELECT *, area_m2 * :mu AS area_mu FROM _zsum) g
+            CREATE TEMP TABLE _pkeys ON COMMIT DROP AS
+            SELECT 'enterprise'::text AS level, uscc AS code, year FROM _aff
+            UNION SELECT 'parcel', parcel_no, y FROM _apar, unnest(CAST(:years AS int[])) y
+            UNION {zone_keys}
             """,
             p,
         )
-    return {
-        "enterprise_land": dict(
-            conn.exec_driver_sql(
-                "SELECT basis, count(*) FROM enterprise_land GROUP BY 1 ORDER BY 1"
-            ).all()
-        ),
-        "per_mu": dict(
-            conn.exec_driver_sql("SELECT level, count(*) FROM per_mu GROUP BY 1 ORDER BY 1").all()
-        ),
-    }
+        where = "(level, code, year) IN (SELECT level, code, year FROM _pkeys)"
+    out.add("per_mu", replace_rows(
+        conn, "per_mu", "_pm_new", ("level", "code", "year"),
+        ("area_m2", "area_mu", "n_enterprises", *SUM_COLUMNS, *RATIO_COLUMNS), where,
+        "level || ':' || code || ':' || year", "rule, run_id, as_of", ":prule, :run, :as_of", p,
+    ))  # fmt: skip
+    conn.exec_driver_sql(
+        "DROP TABLE IF EXISTS _ep, _share, _el_new, _fig, _pm_new, _zs, _zw, _u0, _aff, _apar, "
+        "_pkeys"
+    )
+    ctx.counts["per_mu"] = {t: (len(k) if ALL not in k else "all") for t, k in out.items()}
+    return out
+
+
+def replace_rows(
+    conn: Connection,
+    table: str,
+    new: str,
+    keys: tuple[str, ...],
+    values: tuple[str, ...],
+    where: str | None,
+    key_text: str,
+    extra_cols: str,
+    extra_vals: str,
+    params: dict,
+) -> set[str]:
+    """Make the rows of ``table`` within ``where`` (every row when None) those of the temp table
+    ``new`` (``keys`` + ``values`` columns): rows whose values are unchanged are left as they are,
+    the others deleted and inserted (no TRUNCATE: readers see the rows before or after).
+    ``extra_cols`` are filled with ``extra_vals`` (rule, run_id, as_of). Returns the keys
+    (``key_text``, an SQL expression over the key columns) of the rows that changed, appeared or
+    went away; ``{ALL}`` after a full replacement."""
+    vc = ", ".join(f'"{v}"' for v in values)
+    kq = ", ".join(f'"{k}"' for k in keys)
+    if where is None:  # everything: DELETE + INSERT (MVCC; no TRUNCATE under readers)
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+        conn.execute(
+            text(f"INSERT INTO {table} ({kq}, {vc}, {extra_cols}) SELECT {kq}, {vc}, "
+                 f"{extra_vals} FROM {new}"),
+            params,
+        )  # fmt: skip
+        return {ALL}
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _chg")
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _chg ON COMMIT DROP AS
+        SELECT DISTINCT {kq} FROM (
+            (SELECT {kq}, {vc} FROM {table} WHERE {where} EXCEPT SELECT {kq}, {vc} FROM {new})
+            UNION ALL
+            (SELECT {kq}, {vc} FROM {new} EXCEPT SELECT {kq}, {vc} FROM {table} WHERE {where})
+        ) x;
+        DELETE FROM {table} t WHERE ({", ".join(f't."{k}"' for k in keys)}) IN (
+            SELECT {kq} FROM _chg);
+        INSERT INTO {table} ({kq}, {vc}, {extra_cols})
+        SELECT {kq}, {vc}, {extra_vals} FROM {new} n
+        WHERE ({kq}) IN (SELECT {kq} FROM _chg)
+        """,
+        params,
+    )
+    changed = set(conn.exec_driver_sql(f"SELECT {key_text} FROM _chg").scalars())
+    conn.exec_driver_sql("DROP TABLE _chg")
+    return changed
 
 
 ZONE_LEVELS = ("district", "platform", "corridor")
@@ -318,3 +534,14 @@ def zone_figures(
         {"level": level, "year": year, "codes": None if codes is None else list(codes)},
     ).all()
     return {r.code: {k: v for k, v in r._mapping.items() if k != "code"} for r in rows}
+
+
+PRODUCERS = (
+    Producer(
+        name="per_mu",
+        reads=("links", "outputs", "parcels"),
+        writes=("enterprise_land", "per_mu"),
+        run=run,
+        doc="an enterprise's land (§Units) and the per-mu figures of every level (§2)",
+    ),
+)
