@@ -19,27 +19,40 @@ Keys are the natural keys readers use, as text: ``enterprises`` USCC, ``outputs`
 ``parcels`` DKBH (parcel_no), ``supplies`` DZJGH, ``approvals`` PZWH, ``projects`` XMDM, zone tables
 their codes, derived tables as their producer documents. ``ALL`` in a key set means every key.
 
+The pseudo-table ``calendar`` (key ``ALL``) means "the day changed": producers whose results depend
+on the date (deadlines) declare it in ``reads``; ``landlink refresh --as-of D`` passes it.
+
 Producers live in the module of the rule they compute and are listed in ``PRODUCER_MODULES``
 (each module defines ``PRODUCERS``, a tuple of ``Producer``); nothing else decides what runs after
-a write.
+a write. ``refresh`` records each refresh that does any work as one ``analysis_runs`` row (kind
+``full`` or ``refresh``), whose id the producers stamp on the rows they write (``ctx.run_id``).
+``describe`` and ``mermaid`` give the graph as data and as a Mermaid flowchart (``landlink graph``).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
-from gis.core.rules import Rules, get_rules
+from gis.core.rules import Rules, get_rules, rules_hash
 
 ALL = "*"  # in a key set: every key of that table
+CALENDAR = "calendar"  # pseudo-table: the day results are judged as of (key ALL)
 
 # The modules that define producers (their order does not matter: the graph sorts them).
-PRODUCER_MODULES: tuple[str, ...] = ()
+PRODUCER_MODULES: tuple[str, ...] = (
+    "gis.economy.per_mu",
+    "gis.economy.evaluation",
+    "gis.economy.indicators",
+    "gis.serving.tiles",
+)
 
 
 class Changes(dict[str, set[str]]):
@@ -60,6 +73,10 @@ class Changes(dict[str, set[str]]):
             self.add(t, keys)
         return self
 
+    def sizes(self) -> dict[str, int | str]:
+        """``{table: number of keys}`` (``"all"`` for ``ALL``), for run records and reports."""
+        return {t: "all" if ALL in k else len(k) for t, k in sorted(self.items()) if k}
+
 
 @dataclass
 class Context:
@@ -75,6 +92,9 @@ class Context:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, object] = field(default_factory=dict)
+    # what each producer that ran returned: {producer: {table: number of keys | "all"}}
+    changed: dict[str, dict[str, int | str]] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 Run = Callable[[Connection, Context, Changes | None], Changes]
@@ -91,6 +111,11 @@ class Producer:
     doc: str = ""
 
 
+class GraphError(RuntimeError):
+    """The declarations do not make a graph: a listed module without producers, a table with
+    two producers, a cycle."""
+
+
 _registry: list[Producer] | None = None
 
 
@@ -100,33 +125,48 @@ def producers() -> list[Producer]:
     if _registry is None:
         found: list[Producer] = []
         for module in PRODUCER_MODULES:
-            found.extend(importlib.import_module(module).PRODUCERS)
+            mod = importlib.import_module(module)
+            declared = getattr(mod, "PRODUCERS", None)
+            if not declared or not all(isinstance(p, Producer) for p in declared):
+                raise GraphError(
+                    f"{module} is listed in gis.core.graph.PRODUCER_MODULES but defines no "
+                    "PRODUCERS (a tuple of graph.Producer): define them or take it off the list"
+                )
+            found.extend(declared)
         _registry = order(found)
     return _registry
 
 
 def order(found: list[Producer]) -> list[Producer]:
-    """Topological order by the declarations; refuses a table with two producers or a cycle."""
+    """Topological order by the declarations; refuses a table with two producers or a cycle.
+
+    Ties (producers that do not depend on each other) are broken by name, so the order is the
+    same on every run."""
     writer: dict[str, Producer] = {}
+    names: set[str] = set()
     for p in found:
+        if p.name in names:
+            raise GraphError(f"two producers are named {p.name}")
+        names.add(p.name)
         for t in p.writes:
             if t in writer:
-                raise ValueError(f"{t} has two producers: {writer[t].name} and {p.name}")
+                raise GraphError(f"{t} has two producers: {writer[t].name} and {p.name}")
             writer[t] = p
     done: list[Producer] = []
     seen: set[str] = set()
-    visiting: set[str] = set()
+    visiting: list[str] = []
 
     def visit(p: Producer) -> None:
         if p.name in seen:
             return
         if p.name in visiting:
-            raise ValueError(f"the derivation graph has a cycle through {p.name}")
-        visiting.add(p.name)
+            loop = " -> ".join(visiting[visiting.index(p.name) :] + [p.name])
+            raise GraphError(f"the derivation graph has a cycle: {loop}")
+        visiting.append(p.name)
         for t in p.reads:
             if t in writer and writer[t] is not p:
                 visit(writer[t])
-        visiting.discard(p.name)
+        visiting.pop()
         seen.add(p.name)
         done.append(p)
 
@@ -135,24 +175,172 @@ def order(found: list[Producer]) -> list[Producer]:
     return done
 
 
+def upstream(tables: Iterable[str], among: list[Producer] | None = None) -> list[Producer]:
+    """The producers needed to make ``tables`` (theirs and, recursively, their inputs'), in
+    graph order."""
+    graph = among if among is not None else producers()
+    writer = {t: p for p in graph for t in p.writes}
+    need: set[str] = set()
+    todo = [t for t in tables if t in writer]
+    while todo:
+        p = writer[todo.pop()]
+        if p.name not in need:
+            need.add(p.name)
+            todo.extend(t for t in p.reads if t in writer)
+    return [p for p in graph if p.name in need]
+
+
+def _tune(conn: Connection, full: bool) -> None:
+    """Settings for the rest of the caller's transaction: no JIT (many small statements); for a
+    full recompute, room for sorts and temp tables (200,000-row copies on a 10x city).
+
+    ``temp_buffers`` can only be set before the session's first temp table; after one (an
+    import's staging table, an earlier run on a pooled connection) it stays as it is."""
+    conn.exec_driver_sql("SET LOCAL jit = off")
+    if not full:
+        return
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("SET LOCAL temp_buffers = '256MB'")
+    except DBAPIError:
+        pass
+    conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
+    conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
+
+
+def _open_run(conn: Connection, ctx: Context, kind: str) -> int:
+    config = json.dumps(ctx.rules.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return conn.execute(
+        text(
+            "INSERT INTO analysis_runs (kind, as_of, config_hash, config, trigger) "
+            "VALUES (:kind, :as_of, :h, CAST(:cfg AS jsonb), :trigger) RETURNING id"
+        ),
+        {
+            "kind": kind,
+            "as_of": ctx.as_of,
+            "h": rules_hash(ctx.rules),
+            "cfg": config,
+            "trigger": ctx.trigger,
+        },
+    ).scalar_one()
+
+
 def refresh(
     conn: Connection,
     changes: Changes | None,
     as_of: date | None = None,
     rules: Rules | None = None,
     trigger: str = "cli",
+    targets: Iterable[str] | None = None,
 ) -> Context:
     """Bring every derived table up to date with ``changes`` (``None``: recompute everything)
-    inside ``conn``'s transaction; returns the context with per-producer timings and counts."""
+    inside ``conn``'s transaction; returns the context with per-producer timings and counts.
+
+    A refresh that runs at least one producer is recorded in ``analysis_runs`` (kind ``full``
+    when ``changes`` is None, else ``refresh``; the rules' hash and values; the trigger; counts
+    with each producer's seconds and changed keys) and ``ctx.run_id`` is that row's id; one
+    with nothing to do records nothing. ``targets``: make only these tables (and what they are
+    made from), e.g. ``landlink evaluate``; default every derived table."""
+    t0 = time.perf_counter()
     ctx = Context(as_of=as_of or date.today(), rules=rules or get_rules(), trigger=trigger)
     ctx.full = changes is None
     pending = None if changes is None else Changes().merge(changes)
-    for p in producers():
+    graph = producers() if targets is None else upstream(targets)
+    todo = [p for p in graph if pending is None or pending.touches(p.reads)]
+    if not todo:
+        return ctx
+    _tune(conn, ctx.full)
+    ctx.run_id = _open_run(conn, ctx, "full" if ctx.full else "refresh")
+    for p in graph:
         if pending is not None and not pending.touches(p.reads):
             continue
         t = time.perf_counter()
-        out = p.run(conn, ctx, pending)
+        out = p.run(conn, ctx, None if pending is None else Changes().merge(pending))
         ctx.timings[p.name] = round(time.perf_counter() - t, 3)
+        ctx.changed[p.name] = Changes().merge(out).sizes()
         if pending is not None:
             pending.merge(out)
+    ctx.seconds = time.perf_counter() - t0
+    counts = {
+        **ctx.counts,
+        "changes": None if changes is None else Changes().merge(changes).sizes(),
+        "producers": {
+            name: {"seconds": s, "changed": ctx.changed[name]} for name, s in ctx.timings.items()
+        },
+        "timings_s": ctx.timings,
+    }
+    conn.execute(
+        text(
+            "UPDATE analysis_runs SET counts = CAST(:c AS jsonb), notes = CAST(:n AS jsonb), "
+            "finished_at = now(), seconds = :s WHERE id = :id"
+        ),
+        {
+            "c": json.dumps(counts, default=str, ensure_ascii=False),
+            "n": json.dumps(ctx.notes, ensure_ascii=False),
+            "s": ctx.seconds,
+            "id": ctx.run_id,
+        },
+    )
     return ctx
+
+
+# --------------------------------------------------------------------------------------------
+# The graph as data and as a picture (``landlink graph``, docs/ARCHITECTURE.md)
+# --------------------------------------------------------------------------------------------
+
+
+def describe(graph: list[Producer] | None = None) -> dict:
+    """The graph as data: producers in order (module, reads, writes, the producers they follow,
+    doc), the source tables (read, written by no producer) and the derived tables (by producer)."""
+    graph = producers() if graph is None else graph
+    writer = {t: p.name for p in graph for t in p.writes}
+    read = {t for p in graph for t in p.reads}
+    return {
+        "producers": [
+            {
+                "name": p.name,
+                "module": getattr(p.run, "__module__", None),
+                "reads": list(p.reads),
+                "writes": list(p.writes),
+                "after": sorted({writer[t] for t in p.reads if t in writer} - {p.name}),
+                "doc": p.doc,
+            }
+            for p in graph
+        ],
+        "sources": sorted(read - set(writer)),
+        "derived": dict(sorted(writer.items())),
+    }
+
+
+def mermaid(graph: list[Producer] | None = None) -> str:
+    """A Mermaid flowchart of the graph: source tables as rounded nodes, derived tables as boxes,
+    producers as hexagons, with an edge from each table a producer reads and to each it writes."""
+    d = describe(graph)
+    lines = ["flowchart LR"]
+    for t in d["sources"]:
+        lines.append(f"  t_{t}([{t}])")
+    for t in d["derived"]:
+        lines.append(f"  t_{t}[{t}]")
+    for p in d["producers"]:
+        lines.append(f"  p_{p['name']}{{{{{p['name']}}}}}")
+    for p in d["producers"]:
+        lines.extend(f"  t_{t} --> p_{p['name']}" for t in p["reads"])
+        lines.extend(f"  p_{p['name']} --> t_{t}" for t in p["writes"])
+    lines.append("  classDef producer fill:#fde68a,stroke:#b45309")
+    lines.append("  classDef source fill:#e0f2fe,stroke:#0369a1")
+    if d["producers"]:
+        lines.append("  class " + ",".join(f"p_{p['name']}" for p in d["producers"]) + " producer")
+    if d["sources"]:
+        lines.append("  class " + ",".join(f"t_{t}" for t in d["sources"]) + " source")
+    return "\n".join(lines)
+
+
+def text_lines(graph: list[Producer] | None = None) -> list[str]:
+    """The graph for a terminal: producers in the order they run, what each reads and writes."""
+    d = describe(graph)
+    out = [f"sources: {', '.join(d['sources'])}"]
+    for i, p in enumerate(d["producers"], 1):
+        out.append(f"{i}. {p['name']} ({p['module']}): {p['doc']}")
+        out.append(f"     reads  {', '.join(p['reads'])}")
+        out.append(f"     writes {', '.join(p['writes'])}")
+    return out
