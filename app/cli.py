@@ -40,6 +40,7 @@ def _print_report(report: dict) -> None:
         print(f"  not industrial land-use codes: {ni['count']} rows {ni['codes']}")
     for w in report.get("warnings", []):
         print(f"  note: {w}")
+    _print_changes(report)
     errors = report.get("errors", [])
     for e in errors[:15]:
         key = f" [{e['key']}]" if e.get("key") else ""
@@ -110,12 +111,58 @@ def _options(ns, overrides: dict | None = None):
         sheet=getattr(ns, "sheet", None) or o.get("sheet"),
         strict=strict,
         dry_run=bool(getattr(ns, "dry_run", False) or o.get("dry_run", False)),
+        replace=bool(getattr(ns, "replace", False)),
     )
 
 
 def cmd_import(ns) -> int:
     report = _import_one(ns.layer, Path(ns.file), _options(ns), ns.report)
     return 0 if report else 1
+
+
+def _print_changes(report: dict) -> None:
+    """The retired keys, the changed keys and the refresh of an import or retirement."""
+    if report.get("retired"):
+        keys = report.get("retired_keys", [])
+        more = report["retired"] - len(keys[:20])
+        print(
+            f"  retired {report['retired']}: {', '.join(keys[:20])}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+        for layer, n in report.get("retired_with", {}).items():
+            print(f"  retired with them: {n} row(s) of {layer}")
+    if "would_refresh" in report:
+        names = ", ".join(report["would_refresh"]) or "none"
+        print(f"  would refresh (not run, dry run): {names}")
+    refreshed = report.get("refreshed")
+    if refreshed:
+        done = ", ".join(f"{k} {v:.2f} s" for k, v in refreshed["producers"].items()) or "none"
+        print(f"  refreshed: {done}")
+
+
+def cmd_retire(ns) -> int:
+    from gis.core.layers import layer as get_layer
+    from gis.ingest.errors import ImportBusy
+    from gis.ingest.retire import UnknownKeys, retire
+
+    try:
+        get_layer(ns.layer)
+        report = retire(
+            _engine(), ns.layer, ns.keys, who=f"cli:{getpass.getuser()}", dry_run=ns.dry_run
+        )
+    except KeyError as e:
+        print(f"ERROR {e.args[0]}", file=sys.stderr)
+        return 1
+    except (ValueError, UnknownKeys, ImportBusy) as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        return 1
+    print(
+        f"{report['layer']} ({report['table']}): retired {report['retired']} row(s)"
+        + (" [dry run: nothing changed]" if report["dry_run"] else "")
+        + f" in {report['seconds']:.2f} s"
+    )
+    _print_changes(report)
+    return 0
 
 
 def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
@@ -475,7 +522,26 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("file")
     import_opts(im)
     im.add_argument("--report", help="write the full import report (JSON) to this file")
+    im.add_argument(
+        "--replace",
+        action="store_true",
+        help="the file is the whole layer: retire the rows it does not hold (kept in history)",
+    )
     im.set_defaults(fn=cmd_import, mode=None)
+
+    rt = sub.add_parser(
+        "retire", help="retire rows of a layer (a closed enterprise, a split parcel)"
+    )
+    rt.add_argument("layer", help="xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj or bd")
+    rt.add_argument(
+        "keys",
+        nargs="+",
+        metavar="KEY",
+        help="contract keys; a composite one joined by ':' in contract order "
+        "(CC: 91330102169913999J:2023)",
+    )
+    rt.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
+    rt.set_defaults(fn=cmd_retire)
 
     idir = sub.add_parser("import-dir", help="import every layer file in a folder")
     idir.add_argument("dir")

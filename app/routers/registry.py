@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 
@@ -188,6 +191,9 @@ async def create_import(
     sheet: str | None = Form(None),
     mode: str = Form("strict", pattern="^(strict|lenient)$"),
     dry_run: bool = Form(False),
+    replace: bool = Form(
+        False, description="the file is the whole layer: retire the rows it does not hold"
+    ),
     who: Caller = Depends(require("admin")),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
@@ -198,7 +204,10 @@ async def create_import(
     ``LANDLINK_MAX_UPLOAD_BYTES`` (413 above); files in a zip, columns and CSV line length
     (422 naming the file, where and the limit); the report lists the first
     ``LANDLINK_MAX_REPORT_ERRORS`` problems and counts them all (``errors_total``). Another
-    import of the same layer running: it waits, then 409."""
+    import of the same layer running: it waits, then 409. ``replace=true``: the rows of the
+    layer the file does not hold are retired (``retired``, ``retired_keys`` in the report).
+    The report names the derived results refreshed (``refreshed``; a dry run: ``would_refresh``,
+    not run)."""
     if layer.upper() not in LAYERS:
         raise ApiError(
             400, f"unknown layer {layer!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
@@ -209,7 +218,12 @@ async def create_import(
             await run_in_threadpool(_save_uploads, files, folder)
             path = _main_file(folder)
             opts = ImportOptions(
-                encoding=encoding, crs=crs, sheet=sheet, strict=mode == "strict", dry_run=dry_run
+                encoding=encoding,
+                crs=crs,
+                sheet=sheet,
+                strict=mode == "strict",
+                dry_run=dry_run,
+                replace=replace,
             )
             return await run_in_threadpool(
                 import_file, engine, layer, path, opts, f"token:{who.name}", path.name
@@ -261,3 +275,44 @@ def get_import(
             {"id": batch_id},
         ).all()
     return {**dict(row), "changes": {a: n for a, n in changes}}
+
+
+class RetireRequest(BaseModel):
+    keys: list[str] = PydanticField(
+        ...,
+        min_length=1,
+        max_length=10_000,
+        description="contract keys; a composite one joined by ':' (CC: 91330102169913999J:2023)",
+    )
+    dry_run: bool = False
+
+
+@router.post("/api/layers/{code}/retire")
+def retire_rows(
+    code: str,
+    body: RetireRequest,
+    who: Caller = Depends(require("admin")),
+    engine: Engine = Depends(engine_dep),
+) -> dict:
+    """Retire rows of a layer (admin token): each is moved to the row history and leaves every
+    derived result; rows whose key names it (an enterprise's outputs) are retired with it.
+    404 for an unknown layer or a key with no current row (nothing changes), 422 for a
+    malformed key, 409 while an import of the layer runs."""
+    from gis.ingest.errors import ImportBusy
+    from gis.ingest.retire import UnknownKeys, retire
+
+    if code.upper() not in LAYERS:
+        raise ApiError(
+            404, f"unknown layer {code!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
+        )
+    via = f"request:{uuid.uuid4().hex[:16]}"
+    try:
+        return retire(
+            engine, code, body.keys, who=f"token:{who.name}", via=via, dry_run=body.dry_run
+        )
+    except UnknownKeys as e:
+        raise ApiError(404, str(e), missing=e.missing[:1000]) from None
+    except ValueError as e:
+        raise ApiError(422, str(e)) from None
+    except ImportBusy as e:
+        raise ApiError(e.status, str(e)) from None

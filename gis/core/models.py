@@ -91,6 +91,29 @@ import_changes = Table(
     CheckConstraint("action IN ('insert', 'update')", name="action"),
 )
 
+# Every version of every layer row (migration 0011): op insert / update / retire / restore, who,
+# when, through what (``via``: ``batch:N``, a request or command id), the row as it became
+# (contract columns, ``geom`` as hex EWKB; for a retirement the row as it was), the changed
+# columns {column: [old, new]} of an update, and for a row retired with another the ``cause``
+# (``QY:<USCC>``). A retired row lives only here (gis/ingest/history.py).
+row_history = Table(
+    "row_history",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("layer", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("op", Text, nullable=False),
+    Column("who", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+    Column("via", Text, nullable=False),
+    Column("row", JSONB),
+    Column("changes", JSONB),
+    Column("cause", Text),
+    UniqueConstraint("layer", "key", "version"),
+    CheckConstraint("op IN ('insert', 'update', 'retire', 'restore')", name="op"),
+)
+
 api_tokens = Table(
     "api_tokens",
     metadata,

@@ -3,8 +3,11 @@
 Strict mode (the default for the API) refuses the whole file on any bad row and writes no layer
 data; lenient mode loads the good rows. Either way every bad row is in the report with file,
 row or feature, key, field and reason. The load is one transaction: a failure leaves the
-database as it was. A rejected strict import is still logged in ``import_batches`` (status
-``rejected``, with its report) so that ``GET /api/imports/{id}`` can show it; no layer row changes.
+database as it was. Every inserted, updated, restored or (``replace``) retired row gets a version
+in ``row_history``, and the derivation graph is refreshed with exactly the changed keys inside
+the same transaction; a dry run computes the keys and names the producers it would run. A
+rejected strict import is still logged in ``import_batches`` (status ``rejected``, with its
+report) so that ``GET /api/imports/{id}`` can show it; no layer row changes.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from gis.core import refresh
+from gis.core import graph
 from gis.core.config import get_settings
+from gis.core.graph import ALL, Changes
 from gis.core.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
 from gis.core.layers import layer as get_layer
 from gis.core.models import LAYER_TABLES
@@ -38,7 +42,9 @@ from gis.ingest.geometry import (
     resolve_crs,
     to_storage,
 )
+from gis.ingest.history import key_sql, last_version_join, planned, record_all, row_sql, summary
 from gis.ingest.read import RawFrame, read_file
+from gis.ingest.retire import lock_layers, refresh_report, report_keys, retire_missing
 from gis.ingest.validate import Issues, as_text, parse_layer
 
 # Advisory lock class of imports (two-key form: this, the layer's place in IMPORT_ORDER).
@@ -58,6 +64,7 @@ class ImportOptions:
     sheet: str | None = None
     strict: bool = True
     dry_run: bool = False
+    replace: bool = False  # retire the layer's rows the file does not hold
 
 
 def file_hash(path: Path) -> str:
@@ -416,7 +423,10 @@ def _import_file(
     fhash = file_hash(path)
     step("checks", notify=False)
     with engine.begin() as conn:
-        _lock_layer(conn, layer, file, settings.import_lock_wait_seconds)
+        if opts.replace:
+            lock_layers(conn, layer, file)
+        else:
+            _lock_layer(conn, layer, file, settings.import_lock_wait_seconds)
         _reference_checks(conn, layer, typed, issues)
         errors, total = _error_list(raw, typed, layer, issues, settings.max_report_errors)
         report["errors"] = errors
@@ -436,13 +446,24 @@ def _import_file(
         good_geoms = geoms[keep] if geoms is not None else None
         batch_id = _record_batch(conn, layer, file, fhash, opts, user, report)
         step("load")
-        counts = _load(conn, layer, good, good_geoms, batch_id)
+        via = f"batch:{batch_id}"
+        counts, changes = _load(conn, layer, good, good_geoms, batch_id, user)
+        if opts.replace:
+            held = _held_keys(layer, typed, warnings)
+            if held is not None:
+                gone, retired = retire_missing(conn, layer, held, user, via)
+                changes.merge(retired)
+                report.update(report_keys(gone, retired, layer))
         report.update(counts, status="loaded", batch_id=batch_id)
+        report["changed"] = summary(changes)
         now = time.perf_counter()
         timings["load"] = round(now - last[0], 3)
         report["seconds"] = round(now - t0, 3)  # the import itself, without the refresh
-        if counts["inserted"] or counts["updated"]:
-            report["refreshed"] = refresh.after_import(conn, layer.code, batch_id)
+        if opts.dry_run:
+            report["would_refresh"] = planned(changes) if changes else []
+        elif changes:
+            ctx = graph.refresh(conn, changes, trigger=f"import:{layer.code}:{batch_id}")
+            report["refreshed"] = refresh_report(ctx)
             timings["refresh"] = round(time.perf_counter() - now, 3)
         report["timings_s"] = timings
         conn.execute(
@@ -590,11 +611,41 @@ def _changed_rows(conn: Connection, layer: Layer, frame: pd.DataFrame) -> np.nda
     return ours.isin(set(theirs)).to_numpy()
 
 
+def _held_keys(layer: Layer, typed: pd.DataFrame, warnings: list[str]) -> list[tuple] | None:
+    """The keys a file holds (its rejected rows' too: a bad row still names its key), or None
+    with a warning when some row's key could not be read (then no row is retired: a mistyped
+    key must not retire the row it meant)."""
+    keys = typed[list(layer.key_columns)]
+    incomplete = int((~keys.notna().all(axis=1)).sum())
+    if incomplete:
+        warnings.append(
+            f"--replace: {incomplete} row(s) without a readable key "
+            f"({'+'.join(layer.key)}); no row was retired"
+        )
+        return None
+    out = []
+    for row in keys.itertuples(index=False, name=None):
+        out.append(
+            tuple(
+                int(v) if layer.field(c).type == "int" else str(v)
+                for c, v in zip(layer.key, row, strict=True)
+            )
+        )
+    return out
+
+
 def _load(
-    conn: Connection, layer: Layer, good: pd.DataFrame, geoms: np.ndarray | None, batch_id: int
-) -> dict:
+    conn: Connection,
+    layer: Layer,
+    good: pd.DataFrame,
+    geoms: np.ndarray | None,
+    batch_id: int,
+    user: str,
+) -> tuple[dict, Changes]:
     """Upsert the good rows by key. Unchanged rows (same hash) are not sent again or touched;
-    updates are recorded key by key in import_changes; inserted rows carry ``batch_id``."""
+    updates are recorded key by key in import_changes; inserted rows carry ``batch_id``; every
+    inserted, updated or restored row gets its version in row_history. Returns the counts and
+    the changed keys."""
     table = LAYER_TABLES[layer.code]
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
@@ -611,7 +662,9 @@ def _load(
     conn.execute(text(f"LOCK TABLE {layer.table} IN SHARE ROW EXCLUSIVE MODE"))
     before = conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {layer.table})")).scalar_one()
     if not before and not frame.empty:
-        return _first_load(conn, layer, good, geoms if with_geom else None, frame, cols, batch_id)
+        counts = _first_load(conn, layer, good, geoms if with_geom else None, frame, cols, batch_id)
+        record_all(conn, layer, user, f"batch:{batch_id}")
+        return counts, Changes().add(layer.table, [ALL])
     if with_geom:
         wkb = _ewkb(geoms, good.index)
         frame["geom"] = wkb
@@ -619,7 +672,7 @@ def _load(
     if before:
         frame = frame[_changed_rows(conn, layer, frame)]
     if frame.empty:
-        return {"inserted": 0, "updated": 0, "unchanged": len(good)}
+        return {"inserted": 0, "updated": 0, "unchanged": len(good)}, Changes()
     stg = f"stg_{layer.table}"
     col_list = ", ".join(cols)
     untyped = ", ".join("geom::geometry AS geom" if c == "geom" else c for c in cols)
@@ -654,16 +707,31 @@ def _load(
         {"b": batch_id, "layer": layer.code},
     ).rowcount
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
-    conn.execute(
+    # the upsert and its versions in one statement; xmax = 0 marks a row inserted, not updated
+    key = key_sql(layer, "up")
+    old_key = "concat_ws('|', " + ", ".join(f"up.{k}" for k in keys) + ")"
+    changed = conn.execute(
         text(f"""
-        INSERT INTO {layer.table} ({col_list}, batch_id)
-        SELECT {select_list}, :b FROM {stg}
-        ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
-            updated_at = now()"""),
-        {"b": batch_id},
+        WITH up AS (
+            INSERT INTO {layer.table} ({col_list}, batch_id)
+            SELECT {select_list}, :b FROM {stg}
+            ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id,
+                updated_at = now()
+            RETURNING *, (xmax = 0) AS fresh)
+        INSERT INTO row_history (layer, key, version, op, who, via, row, changes)
+        SELECT :layer, {key}, COALESCE(v.version, 0) + 1,
+               CASE WHEN NOT up.fresh THEN 'update' WHEN v.op = 'retire' THEN 'restore'
+                    ELSE 'insert' END,
+               :who, :via, {row_sql(layer, "up")}, c.changes
+        FROM up {last_version_join("v", key)}
+        LEFT JOIN import_changes c ON c.batch_id = :b AND c.key = {old_key}
+        RETURNING key"""),
+        {"b": batch_id, "layer": layer.code, "who": user, "via": f"batch:{batch_id}"},
     )
+    changes = Changes().add(layer.table, [r[0] for r in changed])
     inserted = len(frame) - updated
-    return {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(frame)}
+    counts = {"inserted": inserted, "updated": updated, "unchanged": len(good) - len(frame)}
+    return counts, changes
 
 
 # EWKB (hex) headers, little-endian, with the SRID flag: a polygon, and a multipolygon of one.
