@@ -363,32 +363,68 @@ def cmd_audit(ns) -> int:
     return 0
 
 
-def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
-    """The analyses `make demo` runs after loading, in order (each returns a summary line).
+def _as_of(ns) -> date | None:
+    """``--as-of YYYY-MM-DD`` (None when not given); ValueError with the message to print."""
+    value = getattr(ns, "as_of", None)
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ValueError(f"--as-of {value!r}: expected YYYY-MM-DD") from None
 
-    ``as_of`` is the date the three-lands detection judges deadlines by (default today).
+
+def _graph_run(engine, changes, as_of: date | None, trigger: str) -> str:
+    """One ``graph.refresh`` in a transaction of its own; a line with its run and each
+    producer's seconds and changed keys."""
+    from gis.core import graph
+
+    with engine.begin() as conn:
+        ctx = graph.refresh(conn, changes, as_of, trigger=trigger)
+    if ctx.run_id is None:
+        return "nothing to do"
+    kind = "full" if ctx.full else "refresh"
+    parts = []
+    for name, seconds in ctx.timings.items():
+        changed = ", ".join(f"{t} {n}" for t, n in ctx.changed.get(name, {}).items())
+        parts.append(f"{name} {seconds:.2f} s" + (f" ({changed})" if changed else ""))
+    notes = "".join(f"\n  note: {n}" for n in ctx.notes)
+    return (
+        f"run {ctx.run_id} ({kind}, as of {ctx.as_of}) in {ctx.seconds:.1f} s\n  "
+        + "\n  ".join(parts)
+        + notes
+    )
+
+
+def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
+    """What `make demo` runs after loading, in order (each step takes an engine and returns a
+    summary): the derivation graph (every derived table, one transaction, order from the
+    producers' declarations: ``landlink graph``), then what is not a derived table: a recorded
+    three-lands detection run (a snapshot to compare) and the demo's layout plan (§8).
+
+    ``as_of`` is the date deadlines are judged by (default today).
     """
-    from gis.economy.evaluation import run_all_line
+    from gis.core import graph
     from gis.lands.detection import detect_summary_line
     from gis.platforms.layout_plan import plan_summary_line
-    from gis.platforms.platform_kinds import classify_summary_line
 
+    names = " -> ".join(p.name for p in graph.producers())
     return [
-        ("linkage + per-mu + evaluation + §7 indicators", run_all_line),
         (
-            f"three kinds of land §3, as of {as_of or 'today'}",
+            f"derivation graph ({names})",
+            lambda engine: _graph_run(engine, None, as_of, "analyse-all"),
+        ),
+        (
+            f"three kinds of land §3, recorded run as of {as_of or 'today'}",
             lambda engine: detect_summary_line(engine, as_of),
         ),
-        ("platform kinds §4", classify_summary_line),
         ("layout plan §8, both corridors", plan_summary_line),
     ]
 
 
 def cmd_analyse_all(ns) -> int:
     try:
-        as_of = date.fromisoformat(ns.as_of) if ns.as_of else None
-    except ValueError:
-        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
+        as_of = _as_of(ns)
+    except ValueError as e:
+        print(f"ERROR {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     for name, step in analysis_steps(as_of):
@@ -398,15 +434,43 @@ def cmd_analyse_all(ns) -> int:
     return 0
 
 
+def cmd_refresh(ns) -> int:
+    """``landlink refresh [--as-of D]``: re-judge every result that depends on the date."""
+    from gis.core.graph import ALL, CALENDAR, Changes
+
+    try:
+        as_of = _as_of(ns)
+    except ValueError as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        return 2
+    changes = Changes().add(CALENDAR, [ALL])
+    print(f"refresh: {_graph_run(_engine(), changes, as_of, 'refresh')}")
+    return 0
+
+
+def cmd_graph(ns) -> int:
+    """``landlink graph``: the producers, what they read and write, in the order they run."""
+    from gis.core import graph
+
+    if ns.format == "mermaid":
+        print(graph.mermaid())
+    elif ns.format == "json":
+        print(json.dumps(graph.describe(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(graph.text_lines()))
+    return 0
+
+
 def cmd_evaluate(ns) -> int:
-    """``landlink link`` / ``landlink evaluate``: the issue-3 chain, one-screen summary."""
+    """``landlink link`` / ``landlink evaluate``: the evaluation and §7 indicators and what they
+    are made from (links, land, per-mu figures), recomputed as one graph run; a summary."""
 
     from gis.economy.evaluation import run_all, summary_lines, unlinked_summary
 
     try:
-        as_of = date.fromisoformat(ns.as_of) if getattr(ns, "as_of", None) else None
-    except ValueError:
-        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
+        as_of = _as_of(ns)
+    except ValueError as e:
+        print(f"ERROR {e}", file=sys.stderr)
         return 2
     r = run_all(_engine(), year=getattr(ns, "year", None), as_of=as_of, trigger="cli")
     lines = summary_lines(r)
@@ -585,12 +649,33 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--limit", type=int, default=50)
     au.set_defaults(fn=cmd_audit)
 
-    aa = sub.add_parser("analyse-all", help="run every analysis on the loaded data (make demo)")
+    aa = sub.add_parser(
+        "analyse-all",
+        help="recompute every derived table from scratch, then the demo's detection run and plan "
+        "(make demo)",
+    )
+    aa.add_argument(
+        "--full",
+        action="store_true",
+        help="recompute everything from scratch (what analyse-all always does; accepted for "
+        "clarity)",
+    )
     aa.add_argument(
         "--as-of",
         help="date the three-lands detection judges deadlines by (YYYY-MM-DD; default today)",
     )
     aa.set_defaults(fn=cmd_analyse_all)
+
+    rf = sub.add_parser(
+        "refresh",
+        help="re-judge every result that depends on the date (deadlines); what a daily timer runs",
+    )
+    rf.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
+    rf.set_defaults(fn=cmd_refresh)
+
+    gr = sub.add_parser("graph", help="the derivation graph: producers, what they read and write")
+    gr.add_argument("--format", choices=["text", "mermaid", "json"], default="text")
+    gr.set_defaults(fn=cmd_graph)
 
     lk = sub.add_parser("link", help="project-land-output links (§1), and what depends on them")
     lk.set_defaults(fn=cmd_evaluate)
