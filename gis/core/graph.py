@@ -190,6 +190,32 @@ def upstream(tables: Iterable[str], among: list[Producer] | None = None) -> list
     return [p for p in graph if p.name in need]
 
 
+def planned(changes: Changes | None, targets: Iterable[str] | None = None) -> list[str]:
+    """The producers ``refresh(conn, changes)`` would run, in order, without running them (one
+    runs when what it reads changed, here or upstream of it: an upper bound, since a producer
+    may find that nothing it writes changed)."""
+    graph = producers() if targets is None else upstream(targets)
+    if changes is None:
+        return [p.name for p in graph]
+    pending = {t for t, keys in changes.items() if keys}
+    names = []
+    for p in graph:
+        if pending & set(p.reads):
+            names.append(p.name)
+            pending |= set(p.writes)
+    return names
+
+
+_deferred = False
+
+
+def defer() -> None:
+    """Make every ``refresh`` with changes a no-op in this process: for a bulk load that runs
+    one full refresh (``landlink analyse-all``) at the end. A full refresh still runs."""
+    global _deferred
+    _deferred = True
+
+
 def _tune(conn: Connection, full: bool) -> None:
     """Settings for the rest of the caller's transaction: no JIT (many small statements); for a
     full recompute, room for sorts and temp tables (200,000-row copies on a 10x city).
@@ -248,6 +274,9 @@ def refresh(
     graph = producers() if targets is None else upstream(targets)
     todo = [p for p in graph if pending is None or pending.touches(p.reads)]
     if not todo:
+        return ctx
+    if _deferred and pending is not None:
+        ctx.notes.append("refresh deferred (bulk load): run landlink analyse-all at the end")
         return ctx
     _tune(conn, ctx.full)
     ctx.run_id = _open_run(conn, ctx, "full" if ctx.full else "refresh")
