@@ -161,7 +161,7 @@ def order(found: list[Producer]) -> list[Producer]:
             return
         if p.name in visiting:
             loop = " -> ".join(visiting[visiting.index(p.name) :] + [p.name])
-            raise GraphError(f"the derivation graph has a cycle: {loop}")
+            raise GraphError(f"the derivation graph has a cycle (each needs the next): {loop}")
         visiting.append(p.name)
         for t in p.reads:
             if t in writer and writer[t] is not p:
