@@ -108,3 +108,58 @@ def test_tokens_are_stored_hashed(db):
     with db.connect() as c:
         stored = c.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
     assert t not in stored and len(stored[0]) == 64
+
+
+def test_replace_over_http_and_the_retire_endpoint(http, db, tmp_path):
+    """replace=true retires the supplies the file lacks; POST /api/layers/{code}/retire is for
+    admins, 404 for an unknown layer or key (nothing changes), and retires a named row."""
+    h = {"Authorization": f"Bearer {token(db, 'admin')}"}
+    r = http.post(
+        "/api/imports", data={"layer": "xzq"}, files=shp_parts(districts(tmp_path)), headers=h
+    )
+    assert r.status_code == 201, r.text
+    r = http.post(
+        "/api/imports", data={"layer": "gd"}, files=shp_parts(supplies(tmp_path, 3)), headers=h
+    )
+    assert r.status_code == 201 and r.json()["inserted"] == 3
+    (tmp_path / "b").mkdir()
+    fewer = supplies(tmp_path / "b", 2)
+    r = http.post(
+        "/api/imports",
+        data={"layer": "gd", "replace": "true"},
+        files=shp_parts(fewer),
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    rep = r.json()
+    assert rep["retired"] == 1 and rep["retired_keys"] == ["3301022019B00002"]
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM supplies")).scalar() == 2
+        assert c.execute(
+            text("SELECT op, who FROM row_history WHERE layer = 'GD' AND op = 'retire'")
+        ).all() == [("retire", "token:test-admin")]
+
+    body = {"keys": ["3301022019B00001"]}
+    r = http.post("/api/layers/gd/retire", json=body)
+    assert r.status_code == 401
+    r = http.post(
+        "/api/layers/gd/retire",
+        json=body,
+        headers={"Authorization": f"Bearer {token(db, 'analyst')}"},
+    )
+    assert r.status_code == 403
+    before = snapshot(db)
+    r = http.post("/api/layers/zz/retire", json=body, headers=h)
+    assert r.status_code == 404 and "unknown layer" in r.json()["message"]
+    r = http.post("/api/layers/gd/retire", json={"keys": ["NOPE", "3301022019B00001"]}, headers=h)
+    assert r.status_code == 404 and r.json()["missing"] == ["NOPE"]
+    r = http.post("/api/layers/gd/retire", json={"keys": ["3301022019B00002"]}, headers=h)
+    assert r.status_code == 404 and "(retired " in r.json()["message"]
+    assert snapshot(db) == before
+    r = http.post("/api/layers/gd/retire", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["retired_keys"] == ["3301022019B00001"]
+    with db.connect() as c:
+        assert c.execute(text("SELECT supply_no FROM supplies")).scalars().all() == [
+            "3301022019B00000"
+        ]
