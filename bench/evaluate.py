@@ -28,8 +28,8 @@ from bench.common import OUT, ROOT, measure, scratch_database  # noqa: E402
 _LOAD = """
 import sys, tomllib
 from pathlib import Path
-from gis.core import refresh
-refresh.disable()  # load without recomputing after every layer
+from gis.core import graph
+graph.defer()  # load without refreshing after every layer (one full refresh follows)
 from app.cli import find_layer_files
 from gis.core.db import get_engine
 from gis.ingest import ImportOptions, import_file

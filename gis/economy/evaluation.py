@@ -339,9 +339,6 @@ def counts_of(conn: Connection) -> dict:
 # The whole chain: link -> land and per-mu -> evaluation -> §7 indicators, as one recorded run
 # --------------------------------------------------------------------------------------------
 
-REFRESH_LAYERS = ("XZQ", "PT", "ZL", "GD", "DK", "QY", "CC", "XM", "TJ")
-
-
 def config_of(rules: Rules) -> dict:
     return {
         k: getattr(rules, k).model_dump()
@@ -534,21 +531,6 @@ def run_all(
     """``run_chain`` in a transaction of its own."""
     with engine.begin() as conn:
         return run_chain(conn, year, as_of, rules, trigger)
-
-
-def _import_hook(conn: Connection, layer_code: str, batch_id: int) -> str:
-    """Until imports call ``graph.refresh``: the whole recompute after an import."""
-    r = run_chain(conn, trigger=f"import:{layer_code}:{batch_id}")
-    n = sum(v["n"] for v in r["counts"]["evaluations"].values())
-    return f"linkage/evaluation run {r['id']}: {n} evaluations ({r['seconds']:.1f} s)"
-
-
-try:  # gis/core/refresh.py goes when imports call graph.refresh; then this goes too
-    from gis.core import refresh as _hooks
-except ImportError:  # pragma: no cover
-    _hooks = None
-if _hooks is not None:
-    _hooks.register(REFRESH_LAYERS, _import_hook)
 
 
 def summary_lines(run: dict) -> list[str]:
