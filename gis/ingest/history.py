@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from gis.core.graph import ALL, Changes, producers
+from gis.core.graph import ALL, Changes
 from gis.core.layers import Layer
 from gis.core.models import LAYER_TABLES
 
@@ -72,20 +72,6 @@ def parse_keys(layer: Layer, keys: list[str]) -> list[tuple]:
                 row.append(part.strip())
         out.append(tuple(row))
     return out
-
-
-def planned(changes: Changes | None) -> list[str]:
-    """The producers ``graph.refresh(conn, changes)`` would run, in order, without running them
-    (a producer runs when what it reads changed, here or upstream of it)."""
-    if changes is None:
-        return [p.name for p in producers()]
-    pending = {t for t, keys in changes.items() if keys}
-    names = []
-    for p in producers():
-        if pending & set(p.reads):
-            names.append(p.name)
-            pending |= set(p.writes)
-    return names
 
 
 def summary(changes: Changes) -> dict[str, int | str]:

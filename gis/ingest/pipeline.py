@@ -42,7 +42,7 @@ from gis.ingest.geometry import (
     resolve_crs,
     to_storage,
 )
-from gis.ingest.history import key_sql, last_version_join, planned, record_all, row_sql, summary
+from gis.ingest.history import key_sql, last_version_join, record_all, row_sql, summary
 from gis.ingest.read import RawFrame, read_file
 from gis.ingest.retire import lock_layers, refresh_report, report_keys, retire_missing
 from gis.ingest.validate import Issues, as_text, parse_layer
@@ -460,7 +460,7 @@ def _import_file(
         timings["load"] = round(now - last[0], 3)
         report["seconds"] = round(now - t0, 3)  # the import itself, without the refresh
         if opts.dry_run:
-            report["would_refresh"] = planned(changes) if changes else []
+            report["would_refresh"] = graph.planned(changes) if changes else []
         elif changes:
             ctx = graph.refresh(conn, changes, trigger=f"import:{layer.code}:{batch_id}")
             report["refreshed"] = refresh_report(ctx)

@@ -23,7 +23,7 @@ from gis.core.config import get_settings
 from gis.core.graph import Changes
 from gis.core.layers import IMPORT_ORDER, LAYERS, Layer
 from gis.core.layers import layer as get_layer
-from gis.ingest.history import key_sql, last_version_join, parse_keys, planned, row_sql, summary
+from gis.ingest.history import key_sql, last_version_join, parse_keys, row_sql, summary
 
 # Retired keys listed in a report (all are counted).
 KEYS_SHOWN = 1000
@@ -240,7 +240,7 @@ def retire(
             "changed": summary(changes),
         }
         if dry_run:
-            report["would_refresh"] = planned(changes)
+            report["would_refresh"] = graph.planned(changes)
             conn.rollback()
         else:
             t1 = time.perf_counter()
