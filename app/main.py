@@ -19,6 +19,7 @@ from app.routers import (
     platforms,
     registry,
     tiles,
+    vocabulary,
     web,
 )
 from gis.core.config import get_settings
@@ -82,6 +83,7 @@ def create_app() -> FastAPI:
     app.include_router(platforms.router)
     app.include_router(admission.router)
     app.include_router(plans.router)
+    app.include_router(vocabulary.router)
     app.include_router(web.router)
     return app
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from app.deps import PUBLIC, Caller, caller, engine_dep
 from app.errors import ApiError
 from app.links import public_base, route_path
+from gis.core import vocabulary as vocab
 from gis.core.config import get_settings
 from gis.core.db import get_engine
 from gis.serving import tiles as gt
@@ -50,13 +51,18 @@ def _tileset(engine: Engine, layer: str) -> gt.Tileset:
 @router.get("/style.json", summary="MapLibre style of all layers")
 def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONResponse:
     """Parcels coloured by actual use (SJYT), evaluation class or 三块地 status (switch with the
-    layer visibility), platforms by kind (四类平台), the three kinds of land on top."""
+    layer visibility), platforms by kind (四类平台), the three kinds of land on top; every
+    colour from the vocabulary (gis/core/vocabulary.py, ``GET /api/vocabulary``)."""
     root = public_base(request)
     ts = _tilesets(engine)
     s = get_settings().tiles
     sources = {lid: {"type": "vector", "url": f"{root}/tiles/{lid}.json"} for lid in ts}
     layers: list[dict] = [
-        {"id": "background", "type": "background", "paint": {"background-color": "#f4f3ef"}}
+        {
+            "id": "background",
+            "type": "background",
+            "paint": {"background-color": vocab.colour("map", "background")},
+        }
     ]
 
     def add(layer: dict) -> None:
@@ -69,7 +75,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "type": "line",
             "source": "districts",
             "source-layer": "districts",
-            "paint": {"line-color": "#888", "line-width": 1},
+            "paint": {"line-color": vocab.colour("map", "district_line"), "line-width": 1},
         }
     )
     add(
@@ -80,21 +86,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "source-layer": "platforms",
             "paint": {
                 "fill-opacity": 0.25,
-                "fill-color": [
-                    "match",
-                    ["coalesce", ["get", "kind"], ""],
-                    "consolidate_host",
-                    "#1f78b4",
-                    "consolidate_member",
-                    "#a6cee3",
-                    "to_innovation",
-                    "#33a02c",
-                    "retain_upgrade",
-                    "#ff7f00",
-                    "phase_out",
-                    "#e31a1c",
-                    "#b3b3b3",
-                ],
+                "fill-color": vocab.match_expression("platform_kind", "kind"),
             },
         }
     )
@@ -104,7 +96,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "type": "line",
             "source": "platforms",
             "source-layer": "platforms",
-            "paint": {"line-color": "#555", "line-width": 1.2},
+            "paint": {"line-color": vocab.colour("map", "platform_label"), "line-width": 1.2},
         }
     )
     add(
@@ -116,19 +108,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "maxzoom": s.parcel_min_zoom,
             "paint": {
                 "fill-opacity": 0.5,
-                "fill-color": [
-                    "match",
-                    ["coalesce", ["get", "tax_class"], ""],
-                    "A",
-                    "#1a9850",
-                    "B",
-                    "#91cf60",
-                    "C",
-                    "#fc8d59",
-                    "D",
-                    "#d73027",
-                    "#cccccc",
-                ],
+                "fill-color": vocab.match_expression("eval_class", "tax_class"),
             },
         }
     )
@@ -141,19 +121,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "minzoom": s.parcel_min_zoom,
             "paint": {
                 "fill-opacity": 0.7,
-                "fill-color": [
-                    "match",
-                    ["coalesce", ["get", "actual_use"], ""],
-                    "工业",
-                    "#8da0cb",
-                    "创新型产业",
-                    "#66c2a5",
-                    "挪作他用",
-                    "#fc8d62",
-                    "闲置",
-                    "#e78ac3",
-                    "#bbbbbb",
-                ],
+                "fill-color": vocab.match_expression("actual_use", "actual_use"),
             },
         }
     )
@@ -167,19 +135,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "layout": {"visibility": "none"},
             "paint": {
                 "fill-opacity": 0.7,
-                "fill-color": [
-                    "match",
-                    ["coalesce", ["get", "eval_class"], ""],
-                    "A",
-                    "#1a9850",
-                    "B",
-                    "#91cf60",
-                    "C",
-                    "#fc8d59",
-                    "D",
-                    "#d73027",
-                    "#cccccc",
-                ],
+                "fill-color": vocab.match_expression("eval_class", "eval_class"),
             },
         }
     )
@@ -193,15 +149,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "layout": {"visibility": "none"},
             "paint": {
                 "fill-opacity": 0.7,
-                "fill-color": [
-                    "match",
-                    ["coalesce", ["get", "land_status"], ""],
-                    "idle",
-                    "#d7301f",
-                    "low_efficiency",
-                    "#fdae61",
-                    "rgba(0,0,0,0)",
-                ],
+                "fill-color": vocab.match_expression("land_kind", "land_status"),
             },
         }
     )
@@ -212,7 +160,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "source": "parcels",
             "source-layer": "parcels",
             "minzoom": s.parcel_min_zoom,
-            "paint": {"line-color": "#444", "line-width": 0.4},
+            "paint": {"line-color": vocab.colour("map", "parcel_line"), "line-width": 0.4},
         }
     )
     add(
@@ -221,7 +169,10 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "type": "fill",
             "source": "unsupplied",
             "source-layer": "unsupplied",
-            "paint": {"fill-color": "#6a3d9a", "fill-opacity": 0.5},
+            "paint": {
+                "fill-color": vocab.colour("land_kind", "unsupplied"),
+                "fill-opacity": 0.5,
+            },
         }
     )
     add(
@@ -230,7 +181,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "type": "line",
             "source": "idle",
             "source-layer": "idle",
-            "paint": {"line-color": "#d7301f", "line-width": 2},
+            "paint": {"line-color": vocab.colour("land_kind", "idle"), "line-width": 2},
         }
     )
     add(
@@ -239,7 +190,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "type": "line",
             "source": "low_efficiency",
             "source-layer": "low_efficiency",
-            "paint": {"line-color": "#fdae61", "line-width": 2},
+            "paint": {"line-color": vocab.colour("land_kind", "low_efficiency"), "line-width": 2},
         }
     )
     add(
@@ -249,7 +200,7 @@ def style(request: Request, engine: Engine = Depends(engine_dep)) -> JSONRespons
             "source": "enterprises",
             "source-layer": "enterprises",
             "minzoom": s.parcel_min_zoom,
-            "paint": {"circle-radius": 3, "circle-color": "#222"},
+            "paint": {"circle-radius": 3, "circle-color": vocab.colour("map", "enterprise")},
         }
     )
     return JSONResponse(
