@@ -19,32 +19,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from gis.core import vocabulary
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 
 MU_PER_M2 = 1 / M2_PER_MU
 
-CHAIN = (
-    ("unsupplied", "批而未供", "approved, not supplied"),
-    ("unused", "供而未用", "supplied, not used (not started)"),
-    ("underused", "用而未尽", "used, not fully (part developed, stopped or below plot ratio)"),
-    ("not_operating", "建而未投", "built, not in production"),
-    ("below_standard", "投而未达标", "in production, below standard (tax per mu, class D, use)"),
-)
-IDLE_LABELS = {
-    "not_due": "未到开工期",
-    "started": "已开工",
-    "overdue": "供而未用(逾期未满一年)",
-    "idle": "闲置(满一年)",
-    "idle_reclaimable": "闲置(满两年,可收回)",
-    "partial_idle": "部分开发后中止",
-}
-REASON_LABELS = {
-    "plot_ratio": "容积率低于下限",
-    "tax_per_mu": "亩均税收低于标准",
-    "class_d": "D类企业",
-    "diverted": "挪作他用",
-    "idle_use": "现状闲置",
-}
+CHAIN = tuple((t.code, t.label, t.english) for t in vocabulary.vocabulary("chain_stage").terms)
+IDLE_LABELS = vocabulary.labels("idle_status")
+REASON_LABELS = vocabulary.labels("low_efficiency_reason")
+LAND_KIND = vocabulary.labels("land_kind")
 
 
 def redact_reasons(reasons: list[dict], analyst: bool) -> list[dict]:
@@ -324,7 +307,9 @@ def _chain(
         )
     return {
         "position": position,
-        "position_label": dict((c, lb) for c, lb, _ in CHAIN).get(position, "达标"),
+        "position_label": vocabulary.label(
+            "chain_stage", None if position == "cleared" else position
+        ),
         "stages": stages,
     }
 
@@ -467,7 +452,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
         findings.append(
             {
                 "kind": "idle",
-                "label": "供而未用/闲置",
+                "label": LAND_KIND["idle"],
                 "status": idle["status"],
                 "status_label": idle["status_label"],
                 "reason": idle["consequence"],
@@ -490,7 +475,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             findings.append(
                 {
                     "kind": "unsupplied",
-                    "label": "批而未供",
+                    "label": LAND_KIND["unsupplied"],
                     "status": u["status"],
                     "status_label": f"批文 {u['approval_no']}: 未供 {u['unsupplied_mu']} 亩",
                     "reason": f"批准年限 {u['age_band']} 年",
@@ -501,7 +486,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
         findings.append(
             {
                 "kind": "low_efficiency",
-                "label": "低效用地",
+                "label": LAND_KIND["low_efficiency"],
                 "status": r.get("code"),
                 "status_label": r["label"],
                 "reason": r.get("basis") or r.get("source"),

@@ -34,6 +34,7 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 
+from gis.core import vocabulary  # noqa: E402
 from gis.platforms.layout_plan import get_plan  # noqa: E402
 from gis.platforms.platform_kinds import KIND_LABELS  # noqa: E402
 
@@ -50,25 +51,11 @@ CJK_FONTS = (
     "SimHei",
     "Microsoft YaHei",
 )
-FUNCTION_COLORS = {
-    "keep_industrial": "#8da0cb",
-    "to_m0": "#66c2a5",
-    "redevelop": "#fc8d62",
-    "exit": "#e5c494",
-}
+FUNCTION_COLORS = vocabulary.colours("block_function")
 FUNCTION_LABELS = {
-    "keep_industrial": "保留工业 keep industrial",
-    "to_m0": "转创新型产业 to M0",
-    "redevelop": "再开发 redevelop",
-    "exit": "退出 exit",
+    t.code: f"{t.label} {t.english}" for t in vocabulary.vocabulary("block_function").terms
 }
-KIND_COLORS = {
-    "consolidate_host": "#1b9e77",
-    "consolidate_member": "#66a61e",
-    "to_innovation": "#7570b3",
-    "retain_upgrade": "#1f78b4",
-    "phase_out": "#d95f02",
-}
+KIND_COLORS = vocabulary.colours("platform_kind")
 
 
 def cjk_font() -> str | None:
@@ -132,7 +119,12 @@ def corridor_maps(engine: Engine, plan: dict, dpi: int = 110) -> dict[str, tuple
         near = platforms[platforms.intersects(c.geom)]
         for kind, grp in near.groupby("kind"):
             grp.plot(
-                ax=ax, facecolor="none", edgecolor=KIND_COLORS.get(kind, "#999"), linewidth=1.2
+                ax=ax,
+                facecolor="none",
+                edgecolor=KIND_COLORS.get(
+                    kind, vocabulary.vocabulary("platform_kind").other_colour
+                ),
+                linewidth=1.2,
             )
         mine = blocks[blocks.corridor_code == c.code]
         for fn, grp in mine.groupby("function"):

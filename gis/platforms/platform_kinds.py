@@ -33,17 +33,12 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from gis.core import vocabulary
 from gis.core.layers import M2_PER_MU
 from gis.core.plan_models import KINDS
 from gis.core.rules import PlatformKindRules, Rules, get_rules
 
-KIND_LABELS = {
-    "consolidate_host": "整合托管型（托管主体）",
-    "consolidate_member": "整合托管型（被托管）",
-    "to_innovation": "转为创新型",
-    "retain_upgrade": "保留提升型",
-    "phase_out": "逐步退出型",
-}
+KIND_LABELS = vocabulary.labels("platform_kind")
 SOURCE = "DOMAIN_RULES §4 (杭政办函〔2017〕127号 三(三)1)"
 
 
