@@ -88,47 +88,46 @@
   }
 
   // ------------------------------------------------------------------ labels and colours
-  const USE_COLOURS = { 工业: '#4c78a8', 创新型产业: '#72b7b2', 挪作他用: '#e45756', 闲置: '#f58518' };
-  const CLASS_COLOURS = { A: '#2f855a', B: '#3182ce', C: '#d69e2e', D: '#c53030' };
-  const TAX_COLOURS = { '<5': '#c53030', '5-15': '#ed8936', '15-30': '#ecc94b', '30-60': '#68d391', '>=60': '#2f855a' };
-  const PLATFORM_KINDS = {
-    consolidate_host: ['整合托管型(托管主体)', '#2b6cb0'],
-    consolidate_member: ['整合托管型(被托管)', '#63b3ed'],
-    to_innovation: ['转为创新型', '#805ad5'],
-    retain_upgrade: ['保留提升型', '#38a169'],
-    phase_out: ['逐步退出型', '#a0aec0'],
+  // Every code's Chinese label and colour comes from GET /api/vocabulary (gis/core/vocabulary.py,
+  // the same source as the tile style and the API's labels), fetched at start-up: no copy here.
+  let VOCAB = {};
+  const terms = (name) => (VOCAB[name] || { terms: [] }).terms;
+  const other = (name) => (VOCAB[name] || {}).other || {};
+  const termOf = (name, code) => terms(name).find((t) => t.code === code);
+  /** The label of a code (the vocabulary's "other" label when missing, the code when unknown). */
+  const label = (name, code) => {
+    const t = termOf(name, code);
+    if (t) return t.label;
+    return code === null || code === undefined || code === '' ? other(name).label || '' : String(code);
   };
-  const UNSUPPLIED_STATUS = { unsupplied: ['全部未供', '#6b46c1'], partial: ['部分未供', '#b794f4'], supplied: ['已供', '#e9d8fd'] };
-  const IDLE_STATUS = {
-    overdue: ['供而未用(逾期<1年)', '#ecc94b'],
-    idle: ['闲置(1-2年)', '#ed8936'],
-    idle_reclaimable: ['闲置(≥2年,可收回)', '#c53030'],
-    partial_idle: ['部分开发后中止', '#d53f8c'],
-    not_due: ['未到开工期', '#a0aec0'],
-    started: ['已开工', '#cbd5e0'],
+  const colour = (name, code) => {
+    const t = termOf(name, code);
+    return (t && t.colour) || other(name).colour || 'rgba(0,0,0,0)';
   };
-  const REASONS = {
-    diverted: ['挪作他用', '#e53e3e'],
-    idle_use: ['现状闲置', '#dd6b20'],
-    class_d: ['D类企业', '#9b2c2c'],
-    tax_per_mu: ['亩均税收低', '#d69e2e'],
-    plot_ratio: ['容积率低', '#718096'],
-  };
-  const KIND_LABEL = { enterprise: '企业', parcel: '地块', supply: '供地', approval: '批文' };
-
-  const matchExpr = (prop, table, fallback) => {
+  const mapColour = (code) => colour('map', code);
+  /** MapLibre expression: the colour of the code in feature property prop. */
+  const matchExpr = (prop, name, fallback) => {
     const e = ['match', ['coalesce', ['get', prop], '']];
-    Object.entries(table).forEach(([k, v]) => e.push(k, Array.isArray(v) ? v[1] : v));
-    e.push(fallback);
+    terms(name).forEach((t) => t.colour && e.push(t.code, t.colour));
+    e.push(fallback || other(name).colour || 'rgba(0,0,0,0)');
     return e;
   };
+  /** Low-efficiency parcels: the colour of their first reason in the vocabulary's order. */
   const reasonExpr = () => {
     const e = ['case'];
-    Object.entries(REASONS).forEach(([k, v]) => e.push(['in', k, ['coalesce', ['get', 'reason_codes'], '']], v[1]));
-    e.push('#718096');
+    terms('low_efficiency_reason').forEach((t) => e.push(['in', t.code, ['coalesce', ['get', 'reason_codes'], '']], t.colour));
+    e.push(other('low_efficiency_reason').colour);
     return e;
   };
-  const legendOf = (table) => Object.values(table).map((v) => (Array.isArray(v) ? v : [null, v]));
+  /** Legend entries [label, colour] of a vocabulary (only its flagged terms if asked), with
+   * the entry for a missing code when asked. */
+  const legendOf = (name, opts) => {
+    const o = opts || {};
+    const rows = terms(name)
+      .filter((t) => t.colour && (!o.flagged || t.flagged))
+      .map((t) => [t.label, t.colour]);
+    return o.other ? rows.concat([[other(name).label, other(name).colour]]) : rows;
+  };
 
   // ------------------------------------------------------------------ layers
   // Each entry: a collection (the tiles' / OGC API's collection id), its key property (for
@@ -136,27 +135,27 @@
   const LAYERS = [
     {
       id: 'districts', title: '行政区', on: true, key: 'code',
-      legend: () => [['行政区界', '#334e68', 'line']],
+      legend: () => [[label('map', 'district_line'), mapColour('district_line'), 'line']],
       layers: (s) => [
-        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], '#d5e3f0', '#e2e8d8'], 'fill-opacity': state.conf.basemap ? 0.15 : 0.9 } }, s),
-        Object.assign({ id: 'districts-line', type: 'line', paint: { 'line-color': '#334e68', 'line-width': 1.6 } }, s),
-        Object.assign({ id: 'districts-label', type: 'symbol', layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 14, 'symbol-placement': 'point' }, paint: { 'text-color': '#243b53', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } }, s),
+        Object.assign({ id: 'districts-fill', type: 'fill', paint: { 'fill-color': ['case', ['==', ['get', 'main_urban'], true], mapColour('district_main'), mapColour('district_other')], 'fill-opacity': state.conf.basemap ? 0.15 : 0.9 } }, s),
+        Object.assign({ id: 'districts-line', type: 'line', paint: { 'line-color': mapColour('district_line'), 'line-width': 1.6 } }, s),
+        Object.assign({ id: 'districts-label', type: 'symbol', layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 14, 'symbol-placement': 'point' }, paint: { 'text-color': mapColour('label'), 'text-halo-color': mapColour('halo'), 'text-halo-width': 1.5 } }, s),
       ],
     },
     {
       id: 'corridors', title: '走廊', on: true, key: 'code',
-      legend: () => [['城西科创大走廊', '#d69e2e', 'line'], ['城东智造大走廊', '#dd6b20', 'line']],
+      legend: () => legendOf('corridor').map(([l, c]) => [l, c, 'line']),
       layers: (s) => [
-        Object.assign({ id: 'corridors-line', type: 'line', paint: { 'line-color': ['match', ['get', 'code'], 'CXKC', '#d69e2e', '#dd6b20'], 'line-width': 2.5, 'line-dasharray': [3, 2] } }, s),
+        Object.assign({ id: 'corridors-line', type: 'line', paint: { 'line-color': matchExpr('code', 'corridor'), 'line-width': 2.5, 'line-dasharray': [3, 2] } }, s),
       ],
     },
     {
       id: 'platforms', title: '工业平台(四类平台)', on: true, key: 'code',
-      legend: () => legendOf(PLATFORM_KINDS).concat([['未分类', '#718096']]),
+      legend: () => legendOf('platform_kind', { other: true }),
       layers: (s) => [
-        Object.assign({ id: 'platforms-fill', type: 'fill', paint: { 'fill-color': matchExpr('kind', PLATFORM_KINDS, '#718096'), 'fill-opacity': 0.12 } }, s),
-        Object.assign({ id: 'platforms-line', type: 'line', paint: { 'line-color': matchExpr('kind', PLATFORM_KINDS, '#718096'), 'line-width': 2 } }, s),
-        Object.assign({ id: 'platforms-label', type: 'symbol', minzoom: 10, layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 12 }, paint: { 'text-color': '#1a365d', 'text-halo-color': '#fff', 'text-halo-width': 1.2 } }, s),
+        Object.assign({ id: 'platforms-fill', type: 'fill', paint: { 'fill-color': matchExpr('kind', 'platform_kind'), 'fill-opacity': 0.12 } }, s),
+        Object.assign({ id: 'platforms-line', type: 'line', paint: { 'line-color': matchExpr('kind', 'platform_kind'), 'line-width': 2 } }, s),
+        Object.assign({ id: 'platforms-label', type: 'symbol', minzoom: 10, layout: { 'text-field': ['get', 'name'], 'text-font': ['Noto Sans Regular'], 'text-size': 12 }, paint: { 'text-color': mapColour('platform_label'), 'text-halo-color': mapColour('halo'), 'text-halo-width': 1.2 } }, s),
       ],
     },
     {
@@ -164,55 +163,54 @@
       options: [['use', '实际用途'], ['class', '评价等级'], ['tax', '亩均税收', true]],
       legend: () =>
         state.parcelColour === 'class'
-          ? legendOf(CLASS_COLOURS).map((v, i) => [['A类', 'B类', 'C类', 'D类'][i], v[1]]).concat([['未评价', '#cbd2d9']])
+          ? legendOf('eval_class', { other: true })
           : state.parcelColour === 'tax'
-            ? Object.entries(TAX_COLOURS).map(([k, v]) => [k + ' 万元/亩', v]).concat([['无数据', '#cbd2d9']])
-            : Object.entries(USE_COLOURS).map(([k, v]) => [k, v]).concat(sourceInfo.parcels && sourceInfo.parcels.mode === 'tiles' ? [['13级以下: 平台汇总(亩均等级)', '#9fb3c8']] : []),
+            ? legendOf('tax_band', { other: true })
+            : legendOf('actual_use', { other: true }).concat(sourceInfo.parcels && sourceInfo.parcels.mode === 'tiles' ? [['13级以下: ' + label('map', 'aggregate') + '(亩均等级)', mapColour('aggregate')]] : []),
       layers: (s) => [
         Object.assign({ id: 'parcels-fill', type: 'fill', paint: { 'fill-color': parcelColour(), 'fill-opacity': 0.75 } }, s),
-        Object.assign({ id: 'parcels-line', type: 'line', minzoom: 12, paint: { 'line-color': '#243b53', 'line-width': 0.4 } }, s),
+        Object.assign({ id: 'parcels-line', type: 'line', minzoom: 12, paint: { 'line-color': mapColour('parcel_line'), 'line-width': 0.4 } }, s),
       ].concat(
         // our tiles carry platform aggregates instead of parcels below zoom 13
         !s.source || s['source-layer']
-          ? [Object.assign({}, s, { id: 'parcels-agg', type: 'fill', 'source-layer': 'platforms', maxzoom: 13, paint: { 'fill-color': matchExpr('tax_class', CLASS_COLOURS, '#9fb3c8'), 'fill-opacity': 0.7 } })]
+          ? [Object.assign({}, s, { id: 'parcels-agg', type: 'fill', 'source-layer': 'platforms', maxzoom: 13, paint: { 'fill-color': matchExpr('tax_class', 'eval_class', mapColour('aggregate')), 'fill-opacity': 0.7 } })]
           : []
       ),
     },
     {
-      id: 'unsupplied', title: '批而未供', on: false, key: 'doc_no',
-      legend: () => legendOf(UNSUPPLIED_STATUS).slice(0, 2),
+      id: 'unsupplied', get title() { return label('land_kind', 'unsupplied'); }, on: false, key: 'doc_no',
+      legend: () => legendOf('unsupplied_status', { flagged: true }),
       layers: (s) => [
-        Object.assign({ id: 'unsupplied-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', UNSUPPLIED_STATUS, '#6b46c1'), 'fill-opacity': 0.6 } }, s),
-        Object.assign({ id: 'unsupplied-line', type: 'line', paint: { 'line-color': '#44337a', 'line-width': 1 } }, s),
+        Object.assign({ id: 'unsupplied-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', 'unsupplied_status'), 'fill-opacity': 0.6 } }, s),
+        Object.assign({ id: 'unsupplied-line', type: 'line', paint: { 'line-color': mapColour('unsupplied_line'), 'line-width': 1 } }, s),
       ],
     },
     {
       id: 'idle', title: '供而未用 / 闲置(按状态)', on: false, key: 'supply_no', props: ['supply_no', 'status', 'area_mu'],
-      legend: () => legendOf(IDLE_STATUS).slice(0, 4),
+      legend: () => legendOf('idle_status', { flagged: true }),
       layers: (s) => [
-        Object.assign({ id: 'idle-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', IDLE_STATUS, '#ed8936'), 'fill-opacity': 0.8 } }, s),
-        Object.assign({ id: 'idle-line', type: 'line', paint: { 'line-color': '#742a2a', 'line-width': 1 } }, s),
+        Object.assign({ id: 'idle-fill', type: 'fill', paint: { 'fill-color': matchExpr('status', 'idle_status'), 'fill-opacity': 0.8 } }, s),
+        Object.assign({ id: 'idle-line', type: 'line', paint: { 'line-color': mapColour('idle_line'), 'line-width': 1 } }, s),
       ],
     },
     {
       id: 'low_efficiency', title: '低效用地(按原因)', on: false, key: 'parcel_no', props: ['parcel_no', 'reason_codes', 'area_mu'],
-      legend: () => legendOf(REASONS),
+      legend: () => legendOf('low_efficiency_reason'),
       layers: (s) => [
         Object.assign({ id: 'low_efficiency-fill', type: 'fill', paint: { 'fill-color': reasonExpr(), 'fill-opacity': 0.8 } }, s),
-        Object.assign({ id: 'low_efficiency-line', type: 'line', paint: { 'line-color': '#5f370e', 'line-width': 1 } }, s),
+        Object.assign({ id: 'low_efficiency-line', type: 'line', paint: { 'line-color': mapColour('low_efficiency_line'), 'line-width': 1 } }, s),
       ],
     },
   ];
 
   function parcelColour() {
-    if (state.parcelColour === 'class') return matchExpr('eval_class', CLASS_COLOURS, '#cbd2d9');
+    if (state.parcelColour === 'class') return matchExpr('eval_class', 'eval_class');
     if (state.parcelColour === 'tax') {
-      const e = ['match', ['coalesce', ['feature-state', 'band'], '']];
-      Object.entries(TAX_COLOURS).forEach(([k, v]) => e.push(k, v));
-      e.push('#cbd2d9');
+      const e = matchExpr('band', 'tax_band');
+      e[1] = ['coalesce', ['feature-state', 'band'], ''];
       return e;
     }
-    return matchExpr('actual_use', USE_COLOURS, '#9fb3c8');
+    return matchExpr('actual_use', 'actual_use');
   }
 
   // ------------------------------------------------------------------ map
@@ -251,7 +249,7 @@
       version: 8,
       glyphs: BASE + 'glyphs/{fontstack}/{range}.pbf',
       sources: {},
-      layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } }],
+      layers: [{ id: 'background', type: 'background', paint: { 'background-color': mapColour('background') } }],
     };
     if (conf.basemap) {
       style.sources.basemap = { type: 'raster', tiles: conf.basemap.tiles, tileSize: 256, maxzoom: conf.basemap.maxzoom || 18, attribution: conf.basemap.attribution || '' };
@@ -282,11 +280,11 @@
     style.sources.draw = { type: 'geojson', data: { type: 'FeatureCollection', features: [] } };
     style.sources.selected = { type: 'geojson', data: { type: 'FeatureCollection', features: [] } };
     style.layers.push(
-      { id: 'reserve-fill', type: 'fill', source: 'reserve', paint: { 'fill-color': '#ff7a00', 'fill-opacity': 0.35 } },
-      { id: 'reserve-line', type: 'line', source: 'reserve', paint: { 'line-color': '#c05621', 'line-width': 2 } },
-      { id: 'draw-fill', type: 'fill', source: 'draw', paint: { 'fill-color': '#3182ce', 'fill-opacity': 0.1 } },
-      { id: 'draw-line', type: 'line', source: 'draw', paint: { 'line-color': '#2b6cb0', 'line-width': 2, 'line-dasharray': [2, 1] } },
-      { id: 'selected-line', type: 'line', source: 'selected', paint: { 'line-color': '#00e5ff', 'line-width': 3 } }
+      { id: 'reserve-fill', type: 'fill', source: 'reserve', paint: { 'fill-color': mapColour('reserve_fill'), 'fill-opacity': 0.35 } },
+      { id: 'reserve-line', type: 'line', source: 'reserve', paint: { 'line-color': mapColour('reserve_line'), 'line-width': 2 } },
+      { id: 'draw-fill', type: 'fill', source: 'draw', paint: { 'fill-color': mapColour('draw_fill'), 'fill-opacity': 0.1 } },
+      { id: 'draw-line', type: 'line', source: 'draw', paint: { 'line-color': mapColour('draw_line'), 'line-width': 2, 'line-dasharray': [2, 1] } },
+      { id: 'selected-line', type: 'line', source: 'selected', paint: { 'line-color': mapColour('selected'), 'line-width': 3 } }
     );
     const modes = new Set(infos.map((i) => i.mode));
     $('#source-note').textContent = modes.has('tiles')
@@ -495,7 +493,7 @@
         list.innerHTML = '<li>未找到</li>';
       } else {
         list.innerHTML = searchHits
-          .map((h, i) => `<li data-i="${i}"><span class="kind">${KIND_LABEL[h.kind] || h.kind}</span>${esc(h.label)}<span class="sub">${esc(h.sub)}</span></li>`)
+          .map((h, i) => `<li data-i="${i}"><span class="kind">${esc(label('search_kind', h.kind))}</span>${esc(h.label)}<span class="sub">${esc(h.sub)}</span></li>`)
           .join('');
       }
       list.hidden = false;
@@ -552,7 +550,7 @@
         const p = pf.properties;
         new maplibregl.Popup()
           .setLngLat(e.lngLat)
-          .setHTML(`<b>${esc(p.name)}</b> (${esc(p.code)})<br>${esc(p.level || '')} ${esc(p.type || '')}<br>${esc((PLATFORM_KINDS[p.kind] || ['未分类'])[0])}`)
+          .setHTML(`<b>${esc(p.name)}</b> (${esc(p.code)})<br>${esc(p.level || '')} ${esc(p.type || '')}<br>${esc(label('platform_kind', p.kind))}`)
           .addTo(map);
       }
       return;
@@ -614,7 +612,7 @@
       : '—';
     const findings = d.findings.length
       ? d.findings
-        .map((f) => `<div class="finding ${f.kind}" data-kind="${f.kind}" data-status="${esc(f.status)}"><b>${esc(f.label)}</b>: ${esc(f.status_label)}${f.figure !== undefined && f.figure !== null ? ` (${fmt(f.figure, 3)} ${esc(f.unit || '')}, 标准 ${fmt(f.threshold)})` : f.restricted ? ' <span class="restricted">(数值需分析令牌)</span>' : ''}<div class="why">${esc(f.reason || '')}</div></div>`)
+        .map((f) => `<div class="finding ${f.kind}" style="border-left-color:${colour('land_kind', f.kind)}" data-kind="${f.kind}" data-status="${esc(f.status)}"><b>${esc(f.label)}</b>: ${esc(f.status_label)}${f.figure !== undefined && f.figure !== null ? ` (${fmt(f.figure, 3)} ${esc(f.unit || '')}, 标准 ${fmt(f.threshold)})` : f.restricted ? ' <span class="restricted">(数值需分析令牌)</span>' : ''}<div class="why">${esc(f.reason || '')}</div></div>`)
         .join('')
       : '<p class="note">无三块地问题</p>';
     const ents = d.enterprises.length
@@ -622,7 +620,7 @@
         .map((e) => {
           const c = e.evaluation && e.evaluation.class;
           const fail = e.failed_standards.length ? `<br><span class="restricted">不达标: ${e.failed_standards.map((f) => f.year + ' ' + esc(f.kind)).join('、')}</span>` : '';
-          return `<tr data-uscc="${esc(e.uscc)}"><td>${esc(e.name)}<br><span class="note">${esc(e.uscc)} · ${esc(e.industry_code)}${e.above_size ? ' · 规上' : ''}</span>${fail}</td><td>${c ? `<span class="cls cls-${c}">${c}</span> ${e.evaluation.year}` : '<span class="note">未评价</span>'}</td><td>${{ key: '地块编号', contains: '坐标落入', nearest: '最近' + fmt(e.distance_m, 0) + '米' }[e.how] || e.how}</td></tr>`;
+          return `<tr data-uscc="${esc(e.uscc)}"><td>${esc(e.name)}<br><span class="note">${esc(e.uscc)} · ${esc(e.industry_code)}${e.above_size ? ' · 规上' : ''}</span>${fail}</td><td>${c ? `<span class="cls cls-${esc(c)}" style="background:${colour('eval_class', c)}">${esc(c)}</span> ${e.evaluation.year}` : `<span class="note">${esc(label('eval_class', null))}</span>`}</td><td>${esc(label('link_how', e.how))}${e.how === 'nearest' ? fmt(e.distance_m, 0) + '米' : ''}</td></tr>`;
         })
         .join('')}</table>`
       : '<p class="note">无关联企业</p>';
@@ -768,16 +766,18 @@
   }
 
   // ------------------------------------------------------------------ land-reserve panel
-  const STATUS_OPTIONS = {
-    idle: [['', '需关注(逾期/闲置/中止)'], ['overdue', IDLE_STATUS.overdue[0]], ['idle', IDLE_STATUS.idle[0]], ['idle_reclaimable', IDLE_STATUS.idle_reclaimable[0]], ['partial_idle', IDLE_STATUS.partial_idle[0]], ['not_due', IDLE_STATUS.not_due[0]], ['all', '全部']],
-    unsupplied: [['', '未供与部分未供'], ['unsupplied', '全部未供'], ['partial', '部分未供'], ['supplied', '已供'], ['all', '全部']],
-    'low-efficiency': [['', '全部原因']].concat(Object.entries(REASONS).map(([k, v]) => [k, v[0]])),
+  /** The status filter's options: the flagged statuses (the API's default), each status, all. */
+  const statusOptions = (kind) => {
+    const name = { idle: 'idle_status', unsupplied: 'unsupplied_status', 'low-efficiency': 'low_efficiency_reason' }[kind];
+    const each = terms(name).map((t) => [t.code, t.label]);
+    if (kind === 'low-efficiency') return [['', '全部原因']].concat(each);
+    return [['', kind === 'idle' ? '需关注(逾期/闲置/中止)' : '未供与部分未供']].concat(each, [['all', '全部']]);
   };
 
   function fillStatus() {
     const kind = $('#reserve-form select[name=kind]').value;
     $('#status-label').firstChild.textContent = kind === 'low-efficiency' ? '原因 ' : '状态 ';
-    $('#reserve-form select[name=status]').innerHTML = STATUS_OPTIONS[kind].map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('');
+    $('#reserve-form select[name=status]').innerHTML = statusOptions(kind).map(([v, l]) => `<option value="${v}">${esc(l)}</option>`).join('');
   }
 
   function reserveParams() {
@@ -867,10 +867,10 @@
     const key = KEY_OF[kind];
     const status = (pr) =>
       kind === 'idle'
-        ? (IDLE_STATUS[pr.status] || [pr.status])[0]
+        ? label('idle_status', pr.status)
         : kind === 'unsupplied'
-          ? (UNSUPPLIED_STATUS[pr.status] || [pr.status])[0]
-          : (pr.reason_codes || []).map((c) => (REASONS[c] || [c])[0]).join('、');
+          ? label('unsupplied_status', pr.status)
+          : (pr.reason_codes || []).map((c) => label('low_efficiency_reason', c)).join('、');
     $('#reserve-list').innerHTML = `<table><tr><th>${{ idle: '电子监管号', unsupplied: '批准文号', 'low-efficiency': '地块编号' }[kind]}</th><th>亩</th><th>${kind === 'low-efficiency' ? '原因' : '状态'}</th></tr>${features
       .map((f, i) => {
         const pr = f.properties;
@@ -934,9 +934,9 @@
         animation: false,
         tooltip: {},
         grid: { left: 50, right: 10, top: 10, bottom: 25 },
-        xAxis: { type: 'category', data: ['批而未供', '供而未用/闲置', '低效用地'], axisLabel: { interval: 0, fontSize: 10 } },
+        xAxis: { type: 'category', data: terms('land_kind').map((t) => t.label), axisLabel: { interval: 0, fontSize: 10 } },
         yAxis: { type: 'value' },
-        series: [{ type: 'bar', data: [me.unsupplied_mu, me.idle_mu, me.low_efficiency_mu].map((v) => +(v || 0).toFixed(1)), itemStyle: { color: '#12355b' } }],
+        series: [{ type: 'bar', data: terms('land_kind').map((t) => ({ value: +(me[t.code + '_mu'] || 0).toFixed(1), itemStyle: { color: t.colour } })) }],
       });
       const items = summary.items.slice().sort((a, b) => (a.idle_mu + a.low_efficiency_mu) - (b.idle_mu + b.low_efficiency_mu));
       const c2 = echarts.init($('#dash-rank'), null, { renderer: 'svg' });
@@ -948,26 +948,14 @@
         yAxis: { type: 'category', data: items.map((x) => x.name || x.code), axisLabel: { fontSize: 10, interval: 0, width: 96, overflow: 'truncate' } },
         xAxis: { type: 'value', splitNumber: 3, axisLabel: { fontSize: 10 } },
         series: [
-          { name: '闲置', type: 'bar', stack: 's', itemStyle: { color: '#ed8936' }, data: items.map((x) => ({ value: +x.idle_mu.toFixed(1), itemStyle: { color: x.code === code ? '#c53030' : '#ed8936' } })) },
-          { name: '低效', type: 'bar', stack: 's', itemStyle: { color: '#b7791f' }, data: items.map((x) => ({ value: +x.low_efficiency_mu.toFixed(1), itemStyle: { color: x.code === code ? '#742a2a' : '#b7791f' } })) },
+          { name: label('land_kind', 'idle'), type: 'bar', stack: 's', itemStyle: { color: colour('land_kind', 'idle') }, data: items.map((x) => ({ value: +x.idle_mu.toFixed(1), itemStyle: { color: x.code === code ? mapColour('chart_this') : colour('land_kind', 'idle') } })) },
+          { name: label('land_kind', 'low_efficiency'), type: 'bar', stack: 's', itemStyle: { color: colour('land_kind', 'low_efficiency') }, data: items.map((x) => ({ value: +x.low_efficiency_mu.toFixed(1), itemStyle: { color: x.code === code ? mapColour('chart_this_2') : colour('land_kind', 'low_efficiency') } })) },
         ],
       });
       charts.push(c1, c2);
     }
     renderIndicators(ind, level, code);
   }
-
-  const INDICATOR_LABELS = {
-    va_gdp_share: '工业增加值占GDP比重',
-    industrial_land_mu: '工业用地面积',
-    energy_per_va: '单位工业增加值能耗',
-    emissions_t: '排放总量',
-    output_per_mu: '亩均产值',
-    tax_per_mu: '亩均税收',
-    platform_output_share: '平台产值占比',
-    featured_output_share: '特色产业产值占比',
-    high_tech_output_share: '高新技术产业产值占比',
-  };
 
   /** §7 indicators of one zone (from GET /api/indicators?level=: every zone of the latest
    * year, each indicator with value, previous, change and rank) as a table and two charts. */
@@ -988,7 +976,7 @@
       return;
     }
     const names = (ind.indicators || Object.keys(me.indicators)).filter((n) => me.indicators[n]);
-    const label = (n) => INDICATOR_LABELS[n] || n;
+    const indLabel = (n) => label('indicator', n);
     const good = (v, r) => (r.better === 'lower' ? v <= 0 : v >= 0);
     const arrow = (r) =>
       r.change === null || r.change === undefined
@@ -998,22 +986,22 @@
       <div class="kpi" id="kpi"><b>指标</b><b>数值</b><b>同比</b><b>排名</b>${names
         .map((n) => {
           const r = me.indicators[n];
-          return `<span data-indicator="${esc(n)}">${esc(label(n))} <span class="note">${esc(r.category || '')}</span></span><span>${r.value === null || r.value === undefined ? '—' : fmt(r.value, 2) + ' ' + esc(r.unit || '')}</span><span>${arrow(r)}</span><span>${r.rank ? r.rank + '/' + zones.length : '—'}</span>`;
+          return `<span data-indicator="${esc(n)}">${esc(indLabel(n))} <span class="note">${esc(r.category || '')}</span></span><span>${r.value === null || r.value === undefined ? '—' : fmt(r.value, 2) + ' ' + esc(r.unit || '')}</span><span>${arrow(r)}</span><span>${r.rank ? r.rank + '/' + zones.length : '—'}</span>`;
         })
         .join('')}</div></div>
       <div class="dash-card"><h4>同比变化(%)</h4><div id="dash-yoy" class="chart"></div></div>
-      <div class="dash-card"><h4>排名 <select id="dash-ind-pick">${names.map((n) => `<option value="${esc(n)}">${esc(label(n))}</option>`).join('')}</select></h4><div id="dash-rank-ind" class="chart" style="height:${Math.max(200, zones.length * 16 + 40)}px"></div></div>`;
+      <div class="dash-card"><h4>排名 <select id="dash-ind-pick">${names.map((n) => `<option value="${esc(n)}">${esc(indLabel(n))}</option>`).join('')}</select></h4><div id="dash-rank-ind" class="chart" style="height:${Math.max(200, zones.length * 16 + 40)}px"></div></div>`;
     const pct = names.map((n) => {
       const r = me.indicators[n];
       const v = r.previous ? (100 * (r.value - r.previous)) / Math.abs(r.previous) : null;
-      return { value: v === null ? null : +v.toFixed(2), itemStyle: { color: v === null || good(v, r) ? '#2f855a' : '#c53030' } };
+      return { value: v === null ? null : +v.toFixed(2), itemStyle: { color: mapColour(v === null || good(v, r) ? 'better' : 'worse') } };
     });
     const c1 = echarts.init($('#dash-yoy'), null, { renderer: 'svg' });
     c1.setOption({
       animation: false,
       tooltip: { trigger: 'axis', valueFormatter: (v) => (v === null ? '—' : v + '%') },
       grid: { left: 110, right: 20, top: 5, bottom: 20 },
-      yAxis: { type: 'category', data: names.map(label), axisLabel: { fontSize: 10 } },
+      yAxis: { type: 'category', data: names.map(indLabel), axisLabel: { fontSize: 10 } },
       xAxis: { type: 'value' },
       series: [{ type: 'bar', data: pct }],
     });
@@ -1029,7 +1017,7 @@
         grid: { left: 4, right: 20, top: 5, bottom: 20, containLabel: true },
         yAxis: { type: 'category', data: rows.map((z) => z.name || z.code), axisLabel: { fontSize: 10, interval: 0, width: 96, overflow: 'truncate' } },
         xAxis: { type: 'value', name: (me.indicators[n] || {}).unit || '' },
-        series: [{ type: 'bar', data: rows.map((z) => ({ value: +z.indicators[n].value.toFixed(2), itemStyle: { color: z.code === code ? '#c53030' : '#4c78a8' } })) }],
+        series: [{ type: 'bar', data: rows.map((z) => ({ value: +z.indicators[n].value.toFixed(2), itemStyle: { color: mapColour(z.code === code ? 'chart_this' : 'chart_other') } })) }],
       }, true);
     };
     const first = names.find((n) => me.indicators[n].value !== null && me.indicators[n].value !== undefined);
@@ -1100,6 +1088,7 @@
   window.addEventListener('unhandledrejection', (e) => LL.errors.push(String(e.reason && e.reason.message ? e.reason.message : e.reason)));
 
   async function start() {
+    VOCAB = (await api('api/vocabulary')).vocabularies;
     wire();
     fillStatus();
     renderLayerList();
