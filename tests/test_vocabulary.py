@@ -31,15 +31,16 @@ HEX = re.compile(r"#[0-9a-fA-F]{6}\b|#[0-9a-fA-F]{3}\b")
 
 
 def _scanned() -> list[Path]:
-    """The page's scripts and every Python module of gis/ and app/ but the vocabulary itself."""
+    """The page's scripts and markup and every Python module of gis/ and app/ but the vocabulary itself."""
     files = sorted((ROOT / "app" / "static").glob("*.js"))
+    files += sorted((ROOT / "app" / "static").glob("*.html"))
     files += sorted((ROOT / "gis").rglob("*.py")) + sorted((ROOT / "app").rglob("*.py"))
     return [f for f in files if f != ROOT / "gis" / "core" / "vocabulary.py"]
 
 
 def _quoted(label: str) -> re.Pattern:
     q = re.escape(label)
-    return re.compile(rf"'{q}'|\"{q}\"|`{q}`")
+    return re.compile(rf"'{q}'|\"{q}\"|`{q}`|>\s*{q}\s*<")
 
 
 def test_no_copy_of_a_label_or_colour_outside_the_vocabulary():

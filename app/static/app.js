@@ -1089,6 +1089,11 @@
 
   async function start() {
     VOCAB = (await api('api/vocabulary')).vocabularies;
+    // the page's own markup names codes by data-vocabulary="name:code"; the labels come from here
+    $$('[data-vocabulary]').forEach((el) => {
+      const [name, code] = el.dataset.vocabulary.split(':');
+      el.textContent = label(name, code);
+    });
     wire();
     fillStatus();
     renderLayerList();
