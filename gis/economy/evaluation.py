@@ -377,7 +377,7 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     full = full or bool(changes.get("supplies") or changes.get("projects"))
     if not full:
         pairs = set()
-        for k in changes.get("enterprise_land", ()) | changes.get("outputs", ()):
+        for k in set(changes.get("enterprise_land", ())) | set(changes.get("outputs", ())):
             u, _, y = k.rpartition(":")
             if y.isdigit():
                 pairs.add((u, int(y)))
