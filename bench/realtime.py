@@ -1,0 +1,336 @@
+"""bench/realtime: one-row changes against the full analysis, and DK's first load against ogr2ogr.
+
+    .venv/bin/python bench/realtime.py [--scale 20]
+
+On a city made by `landlink sample generate --scale N` (scale 1: the sample city), loaded into a
+scratch database (``landlink_bench_realtime``) with `landlink import` (XZQ and GD, then DK timed
+beside `ogr2ogr -f PostgreSQL` with PG_USE_COPY on the same file, then `landlink import-dir` for the
+rest) and analysed once with `landlink analyse-all` (timed), it times five one-row changes, each
+twice: a file of ONE changed row imported with `landlink import` (a fresh process, wall time),
+then another change of the same row uploaded to `POST /api/imports` of a live `landlink serve`
+(admin token; the request's wall time):
+
+- CC: one enterprise's SJSJ (tax) for one year;
+- QY: an enterprise located by its point (no DKBH) moved onto another parcel;
+- DK: one parcel's geometry moved 1 m east;
+- GD: one supply record's agreed start (HTKGSJ) moved 30 days;
+- retiring one enterprise: `landlink retire qy KEY` and `POST /api/layers/qy/retire`.
+
+Each is printed beside the full `analyse-all` time with the ratio; the import report's own
+timings (parse, write, the graph refresh) are printed too. Goal: each one-row change <= 1 s end
+to end. Results go to bench/out/realtime.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyogrio  # noqa: E402
+
+from bench.common import OUT, ROOT, libpq_dsn, measure, scratch_database, timer  # noqa: E402
+from bench.evaluate import _city  # noqa: E402
+
+LANDLINK = str(ROOT / ".venv" / "bin" / "landlink")
+SHP_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ogr2ogr(url: str, shp: Path, env: dict) -> dict:
+    return measure(
+        [
+            "ogr2ogr",
+            *("--config", "PG_USE_COPY", "YES"),
+            *("-f", "PostgreSQL", f"PG:{libpq_dsn(url)}", str(shp)),
+            *("-nln", "bench_dk_ogr2ogr", "-lco", "GEOMETRY_NAME=geom"),
+            *("-nlt", "PROMOTE_TO_MULTI", "-t_srs", "EPSG:4549", "-overwrite"),
+        ],
+        env,
+    )
+
+
+# ---------------------------------------------------------------- one-row files
+
+
+def _cc_rows(city: Path) -> tuple[list[str], list[str]]:
+    with (city / "CC.csv").open(encoding="utf-8", newline="") as f:
+        r = csv.reader(f)
+        header = next(r)
+        return header, next(row for row in r if row[header.index("SJSJ")])
+
+
+def cc_file(city: Path, folder: Path, delta: float) -> tuple[Path, str]:
+    """CC.csv holding one enterprise-year with its SJSJ raised by ``delta`` (万元)."""
+    header, row = _cc_rows(city)
+    i = header.index("SJSJ")
+    row = list(row)
+    row[i] = f"{float(row[i]) + delta:.2f}"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, row])
+    path = folder / "CC.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path, f"{row[0]}:{row[1]}"
+
+
+def _dk(city: Path):
+    return pyogrio.read_dataframe(city / "DK.shp")
+
+
+def qy_file(city: Path, folder: Path, target: int) -> tuple[Path, str]:
+    """QY.xlsx holding one enterprise located by its point (no DKBH), its point moved onto the
+    parcel at row ``target`` of DK (a point inside it, EPSG:4549)."""
+    qy = pd.read_excel(city / "QY.xlsx", dtype=str)
+    row = qy[qy["DKBH"].isna() & qy["X"].notna()].iloc[[0]].copy()
+    pt = _dk(city).geometry.iloc[target].representative_point()
+    row["X"], row["Y"], row["ZBXT"] = f"{pt.x:.3f}", f"{pt.y:.3f}", "EPSG:4549"
+    path = folder / "QY.xlsx"
+    row.to_excel(path, index=False)
+    return path, str(row["TYSHXYDM"].iloc[0])
+
+
+def _write_shp(gdf, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.shp"
+    pyogrio.write_dataframe(gdf, path, encoding="UTF-8")
+    return path
+
+
+def dk_file(city: Path, folder: Path, metres: float) -> tuple[Path, str]:
+    """DK.shp holding one parcel, moved ``metres`` east (EPSG:4549 is in metres)."""
+    dk = _dk(city)
+    dk = dk.iloc[[len(dk) // 2]].copy()
+    dk["geometry"] = dk.geometry.translate(xoff=metres)
+    return _write_shp(dk, folder, "DK"), str(dk["DKBH"].iloc[0])
+
+
+def gd_file(city: Path, folder: Path, days: int) -> tuple[Path, str]:
+    """GD.shp holding one supply record not started, its agreed start (HTKGSJ) moved ``days``
+    later (its idle status may change)."""
+    gd = pyogrio.read_dataframe(city / "GD.shp")
+    row = gd[gd["HTKGSJ"].notna() & gd["SJKGSJ"].isna()].iloc[[0]].copy()  # not started
+    row["HTKGSJ"] = pd.to_datetime(row["HTKGSJ"]) + timedelta(days=days)
+    for c in row.columns:  # a shapefile has dates, not date-times: written as YYYY-MM-DD
+        if pd.api.types.is_datetime64_any_dtype(row[c]):
+            row[c] = row[c].dt.strftime("%Y-%m-%d")
+    return _write_shp(row, folder, "GD"), str(row["DZJGH"].iloc[0])
+
+
+def _parts(path: Path) -> list[Path]:
+    if path.suffix == ".shp":
+        return [path.with_suffix(s) for s in SHP_PARTS if path.with_suffix(s).exists()]
+    return [path]
+
+
+# ---------------------------------------------------------------- the two ways in
+
+
+def cli_import(layer: str, path: Path, env: dict) -> dict:
+    rep = path.parent / "report.json"
+    m = measure([LANDLINK, "import", layer, str(path), "--report", str(rep)], env)
+    return {"seconds": m["seconds"], "report": json.loads(rep.read_text())}
+
+
+def http_import(client: httpx.Client, layer: str, path: Path) -> dict:
+    files = [("files", (p.name, p.read_bytes())) for p in _parts(path)]
+    t = timer()
+    r = client.post("/api/imports", data={"layer": layer}, files=files)
+    seconds = t()
+    if r.status_code != 201:
+        raise RuntimeError(
+            f"POST /api/imports {layer}: {r.status_code} {r.text[:500]} (server log: {SERVE_LOG})"
+        )
+    return {"seconds": seconds, "report": r.json()}
+
+
+def _summary(rep: dict) -> str:
+    counts = {k: rep.get(k) for k in ("inserted", "updated", "unchanged", "retired") if rep.get(k)}
+    inside = rep.get("timings_s") or {}
+    inner = ", ".join(f"{k} {v:.2f}" for k, v in inside.items() if isinstance(v, int | float))
+    return f"{counts} [{inner}]"
+
+
+def _inside(rep: dict) -> float | None:
+    """Seconds of the import's own stages (its report's timings), inside the process."""
+    t = [v for v in (rep.get("timings_s") or {}).values() if isinstance(v, int | float)]
+    return sum(t) if t else None
+
+
+SERVE_LOG = OUT / "realtime-serve.log"
+
+
+def serve(env: dict, port: int) -> subprocess.Popen:
+    """A live `landlink serve` on ``port``, its log in bench/out/realtime-serve.log."""
+    OUT.mkdir(exist_ok=True)
+    proc = subprocess.Popen(
+        [LANDLINK, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=SERVE_LOG.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/vocabulary", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"landlink serve exited: {SERVE_LOG.read_text()[-2000:]}")
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("landlink serve did not answer in 60 s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", type=int, default=20)
+    ns = ap.parse_args()
+    city = _city(ns.scale)
+    n_dk = pyogrio.read_info(city / "DK.shp")["features"]
+    url = scratch_database("landlink_bench_realtime")
+    env = {"DATABASE_URL": url}
+    print(f"bench/realtime: scale {ns.scale} ({n_dk} parcels), {os.cpu_count()} cores", flush=True)
+
+    # first load: XZQ and GD (so DK's references check), DK timed beside ogr2ogr, then the rest
+    for code in ("XZQ", "GD"):
+        measure([LANDLINK, "import", code.lower(), str(city / f"{code}.shp")], env)
+    dk_load = measure([LANDLINK, "import", "dk", str(city / "DK.shp")], env)
+    ogr = _ogr2ogr(url, city / "DK.shp", env)
+    measure([LANDLINK, "import-dir", str(city)], env)
+    full = measure([LANDLINK, "analyse-all"], env)
+    print(f"loaded; analyse-all {full['seconds']:.2f} s", flush=True)
+
+    token = measure([LANDLINK, "token", "create", "--role", "admin", "--name", "bench"], env)
+    token = token["out"].strip().splitlines()[-1]
+    port = _free_port()
+    proc = serve(env, port)
+    rows: list[dict] = []
+    try:
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        )
+        with tempfile.TemporaryDirectory(prefix="landlink-realtime-") as tmp:
+            tmp = Path(tmp)
+
+            def both(name: str, layer: str, make) -> None:
+                a, b = tmp / f"{layer}-cli", tmp / f"{layer}-http"
+                a.mkdir()
+                b.mkdir()
+                path_a, key = make(a, 1)
+                path_b, _ = make(b, 2)
+                cli = cli_import(layer, path_a, env)
+                web = http_import(client, layer, path_b)
+                rows.append({"change": name, "key": key, "cli": cli, "http": web})
+                print(f"  {name} ({key}): cli {cli['seconds']:.2f} s, http {web['seconds']:.2f} s")
+
+            both("CC: one enterprise-year's SJSJ", "cc", lambda d, i: cc_file(city, d, i * 1.0))
+            both(
+                "QY: a point onto another parcel",
+                "qy",
+                lambda d, i: qy_file(city, d, target=i * (n_dk // 3)),
+            )
+            both("DK: one parcel moved 1 m", "dk", lambda d, i: dk_file(city, d, i * 1.0))
+            both("GD: one supply's HTKGSJ", "gd", lambda d, i: gd_file(city, d, i * 30))
+
+            # retiring an enterprise with outputs: one by the CLI, another over HTTP
+            header, _ = _cc_rows(city)
+            with (city / "CC.csv").open(encoding="utf-8", newline="") as f:
+                usccs = list(dict.fromkeys(r[0] for r in csv.reader(f) if r and r[0] != header[0]))
+            keys = usccs[-2:]
+            has_retire = (
+                subprocess.run([LANDLINK, "retire", "--help"], capture_output=True).returncode == 0
+            )
+            if has_retire:
+                cli = measure([LANDLINK, "retire", "qy", keys[0]], env)
+                t = timer()
+                r = client.post("/api/layers/qy/retire", json={"keys": [keys[1]]})
+                web_s = t()
+                if r.status_code != 200:
+                    raise RuntimeError(f"POST /api/layers/qy/retire: {r.status_code} {r.text}")
+                rows.append(
+                    {
+                        "change": "retire one enterprise (QY)",
+                        "key": keys[0],
+                        "cli": {"seconds": cli["seconds"], "report": {}},
+                        "http": {"seconds": web_s, "report": r.json()},
+                    }
+                )
+            else:
+                print("  (no `landlink retire` in this build: retiring skipped)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    print(
+        f"\nbench/realtime: scale {ns.scale} ({n_dk} parcels), {os.cpu_count()} cores; "
+        f"full `landlink analyse-all` {full['seconds']:.2f} s"
+    )
+    print(
+        f"{'one-row change':36}{'way':>6}{'seconds':>9}{'/ analyse-all':>15}{'inside':>8}  "
+        "report (inside: the import's own stages, without process start or HTTP)"
+    )
+    for r in rows:
+        for way in ("cli", "http"):
+            s = r[way]["seconds"]
+            inside = _inside(r[way]["report"])
+            print(
+                f"{r['change']:36}{way:>6}{s:>9.2f}{s / full['seconds']:>15.3f}"
+                f"{'' if inside is None else f'{inside:.2f}':>8}  {_summary(r[way]['report'])}"
+            )
+    print(
+        f"\nfirst load of DK ({n_dk} parcels): landlink import dk {dk_load['seconds']:.2f} s, "
+        f"ogr2ogr -f PostgreSQL (PG_USE_COPY) {ogr['seconds']:.2f} s: ratio "
+        f"{dk_load['seconds'] / ogr['seconds']:.2f} (goal <= 2)"
+    )
+    worst = max((r[w]["seconds"] for r in rows for w in ("cli", "http")), default=0.0)
+    print(f"slowest one-row change {worst:.2f} s (goal <= 1 s end to end)")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "realtime.json").write_text(
+        json.dumps(
+            {
+                "scale": ns.scale,
+                "parcels": n_dk,
+                "cores": os.cpu_count(),
+                "analyse_all_s": full["seconds"],
+                "dk_first_load_s": dk_load["seconds"],
+                "ogr2ogr_s": ogr["seconds"],
+                "changes": [
+                    {
+                        "change": r["change"],
+                        "key": r["key"],
+                        "cli_s": r["cli"]["seconds"],
+                        "http_s": r["http"]["seconds"],
+                        "cli_report_timings": r["cli"]["report"].get("timings_s"),
+                        "http_report_timings": r["http"]["report"].get("timings_s"),
+                    }
+                    for r in rows
+                ],
+            },
+            indent=2,
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
