@@ -31,7 +31,7 @@ HEX = re.compile(r"#[0-9a-fA-F]{6}\b|#[0-9a-fA-F]{3}\b")
 
 
 def _scanned() -> list[Path]:
-    """The page's scripts and markup and every Python module of gis/ and app/ but the vocabulary itself."""
+    """The page's scripts and markup, every Python module of gis/ and app/ but the vocabulary."""
     files = sorted((ROOT / "app" / "static").glob("*.js"))
     files += sorted((ROOT / "app" / "static").glob("*.html"))
     files += sorted((ROOT / "gis").rglob("*.py")) + sorted((ROOT / "app").rglob("*.py"))
