@@ -472,7 +472,7 @@ def cmd_evaluate(ns) -> int:
     except ValueError as e:
         print(f"ERROR {e}", file=sys.stderr)
         return 2
-    r = run_all(_engine(), year=getattr(ns, "year", None), as_of=as_of, trigger="cli")
+    r = run_all(_engine(), as_of=as_of, trigger="cli")
     lines = summary_lines(r)
     if ns.command == "link":
         lines = [x for x in lines if not x.startswith("  20")][:14] + unlinked_summary(_engine())
@@ -680,7 +680,6 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("link", help="project-land-output links (§1), and what depends on them")
     lk.set_defaults(fn=cmd_evaluate)
     ev = sub.add_parser("evaluate", help="亩均 figures, A/B/C/D evaluation (§2), §7 indicators")
-    ev.add_argument("--year", type=int, help="evaluate this year only (default: every year)")
     ev.add_argument("--as-of", help="the date recorded with the results (default: today)")
     ev.set_defaults(fn=cmd_evaluate)
 

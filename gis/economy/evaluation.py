@@ -31,8 +31,8 @@ import time
 from datetime import date
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
 
+from gis.core import graph
 from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.rules import EvaluationRules, Rules, get_rules
 from gis.economy import per_mu
@@ -48,7 +48,8 @@ def _q(values: list[str]) -> str:
 def _bench_sql(indicators: list[str]) -> str:
     """Benchmarks of a group and year: the mean of each indicator over the evaluated."""
     return ", ".join(
-        f"avg({i}) FILTER (WHERE evaluated AND {i} IS NOT NULL) AS b_{i}" for i in indicators
+        f"{per_mu.exact_sum(i, 'avg', f'evaluated AND {i} IS NOT NULL')} AS b_{i}"
+        for i in indicators
     )
 
 
@@ -73,7 +74,7 @@ def _group_sql(
         f"THEN {float(w)} * {i} / b_{i} ELSE 0 END END AS p_{i}"
         for i, w in weights.items()
     )
-    mean_pts = ", ".join(f"avg(p_{i}) FILTER (WHERE evaluated) AS m_{i}" for i in inds)
+    mean_pts = ", ".join(f"{per_mu.exact_sum(f'p_{i}', 'avg', 'evaluated')} AS m_{i}" for i in inds)
     bcols = ", ".join(f"b.b_{i}" for i in inds)
 
     def final(i: str) -> str:
@@ -141,12 +142,18 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
 
 
 def evaluate(
-    conn: Connection, run_id: int, as_of: date, rules: EvaluationRules, scoped: bool = False
+    conn: Connection,
+    run_id: int,
+    as_of: date,
+    rules: EvaluationRules,
+    scoped: bool = False,
+    full: bool = True,
 ) -> set[str]:
     """Recompute ``evaluations`` of every year and group, or (``scoped``) of the (year, grp)
     pairs in this function's caller's temp table ``_evscope``; returns the ``USCC:year`` keys of
-    the rows that changed ({ALL} when not scoped). Reads ``enterprise_land`` and ``per_mu``
-    (gis/economy/per_mu.py), ``links``, ``outputs``, ``enterprises``, ``supplies``, ``projects``.
+    the rows that changed ({ALL} for a ``full`` recompute, when every key counts as changed).
+    Reads ``enterprise_land`` and ``per_mu`` (gis/economy/per_mu.py), ``links``, ``outputs``,
+    ``enterprises``, ``supplies``, ``projects``.
     """
     c1, c2, c3 = rules.class_cutoffs
     p = {
@@ -170,143 +177,143 @@ def evaluate(
         "DROP TABLE IF EXISTS _fig, _ez, _own_supply, _building, _ev, _b0, _bench, _scored, "
         "_ranked, _ev_new"
     )
-    if True:  # noqa: SIM108 (kept indented as the statements it holds)
-        run_sql(
-            conn,
-            f"""
-            -- each enterprise-year's land, group and per-mu ratios (gis/economy/per_mu.py)
-            CREATE TEMP TABLE _fig ON COMMIT DROP AS
-            SELECT * FROM (
-                SELECT el.year, el.uscc, el.basis, el.area_mu, el.reason,
-                       CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp, {
-                ", ".join(f"pm.{c}" for c in ratio_cols)
-            }
-                FROM enterprise_land el JOIN enterprises e ON e.uscc = el.uscc
-                LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = el.uscc
-                     AND pm.year = el.year
-            ) o WHERE {ymatch};
-            ANALYZE _fig;
-            CREATE TEMP TABLE _ez ON COMMIT DROP AS
-            SELECT from_key AS uscc,
-                   max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district,
-                   max(to_key) FILTER (WHERE kind = 'enterprise_platform') AS platform,
-                   max(to_key) FILTER (WHERE kind = 'enterprise_corridor') AS corridor
-            FROM links
-            WHERE kind IN ('enterprise_district', 'enterprise_platform', 'enterprise_corridor')
-              AND is_primary AND to_key IS NOT NULL
-              {"AND from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
-            GROUP BY from_key;
-            CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
-            SELECT uscc, supply_no FROM (  -- linkage's enterprise -> parcel <- supply links
-                SELECT ep.from_key AS uscc, sp.from_key AS supply_no
-                FROM links ep JOIN links sp ON sp.kind = 'supply_parcel'
-                     AND sp.to_key = ep.to_key AND sp.from_key IS NOT NULL
-                WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
-                  {"AND ep.from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
-                UNION ALL
-                SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL
-            ) x GROUP BY 1, 2;
-            ANALYZE _own_supply;
-            CREATE TEMP TABLE _building ON COMMIT DROP AS
-            SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
-            FROM outputs v
-            JOIN _own_supply os ON os.uscc = v.uscc
-            JOIN supplies s ON s.supply_no = os.supply_no
-            CROSS JOIN LATERAL (SELECT make_date(v.year, 12, 31) AS ye) d
-            LEFT JOIN LATERAL (
-                SELECT string_agg(x.project_code, ', ' ORDER BY x.project_code) AS codes
-                FROM links ps JOIN projects x ON x.project_code = ps.from_key
-                WHERE ps.kind = 'project_supply' AND ps.to_key = s.supply_no
-                  AND x.status = '在建' AND (x.started_on IS NULL OR x.started_on <= d.ye)
-            ) pr ON true
-            CROSS JOIN LATERAL (SELECT
-                'still building on newly supplied land: ' || s.supply_no || ' supplied '
-                || s.supplied_on || CASE WHEN pr.codes IS NOT NULL
-                                         THEN ', project ' || pr.codes || ' 在建'
-                                         ELSE ', not completed by ' || d.ye END AS r) t
-            WHERE s.supplied_on <= d.ye
-              AND s.supplied_on > d.ye - make_interval(years => :supply_years)
-              AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
-                   OR s.actual_completion > d.ye)
-              AND {yonly}
-            GROUP BY v.year, v.uscc;
-            ANALYZE _building;
-            CREATE TEMP TABLE _ev ON COMMIT DROP AS
-            SELECT o.year, o.uscc, e.name, e.industry_code, o.grp,
-                   o.basis, o.area_mu, o.reason AS land_reason,
-                   o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min) AS evaluated,
-                   {ratios},
-                   -- why an evaluated enterprise is not graded ('' = graded, NULL = not evaluated)
-                   CASE WHEN o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min)
-                   THEN concat_ws('; ',
-                       CASE WHEN left(e.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
-                            THEN 'utility (GB/T 4754 division ' || left(e.industry_code, 2) || ')'
-                       END,
-                       CASE WHEN fy.first_year > d0.data_from
-                             AND o.year - fy.first_year < :new_years
-                            THEN 'founded under ' || :new_years || ' years ago (first output year '
-                                 || fy.first_year || ')' END,
-                       bl.reason) END AS not_graded
-            FROM _fig o  -- gis/economy/per_mu.py: land, CC figures and ratios of each
-                         -- enterprise-year
-            JOIN enterprises e ON e.uscc = o.uscc
-            JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
-                 ON fy.uscc = o.uscc
-            CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
-            LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc;
-            ANALYZE _ev;
-            -- the benchmarks (means) of every year and group, in one pass over _ev
-            CREATE TEMP TABLE _b0 ON COMMIT DROP AS
-            SELECT year, grp, {_bench_sql(ratio_cols)} FROM _ev GROUP BY year, grp;
-            CREATE TEMP TABLE _bench ON COMMIT DROP AS
-            {_bench_json_sql("above", rules.above_weights)}
+    run_sql(
+        conn,
+        f"""
+        -- each enterprise-year's land, group and per-mu ratios (gis/economy/per_mu.py)
+        CREATE TEMP TABLE _fig ON COMMIT DROP AS
+        SELECT * FROM (
+            SELECT el.year, el.uscc, el.basis, el.area_mu, el.reason,
+                   CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp, {
+            ", ".join(f"pm.{c}" for c in ratio_cols)
+        }
+            FROM enterprise_land el JOIN enterprises e ON e.uscc = el.uscc
+            LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = el.uscc
+                 AND pm.year = el.year
+        ) o WHERE {ymatch};
+        ANALYZE _fig;
+        CREATE TEMP TABLE _ez ON COMMIT DROP AS
+        SELECT from_key AS uscc,
+               max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district,
+               max(to_key) FILTER (WHERE kind = 'enterprise_platform') AS platform,
+               max(to_key) FILTER (WHERE kind = 'enterprise_corridor') AS corridor
+        FROM links
+        WHERE kind IN ('enterprise_district', 'enterprise_platform', 'enterprise_corridor')
+          AND is_primary AND to_key IS NOT NULL
+          {"AND from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
+        GROUP BY from_key;
+        CREATE TEMP TABLE _own_supply ON COMMIT DROP AS
+        SELECT uscc, supply_no FROM (  -- linkage's enterprise -> parcel <- supply links
+            SELECT ep.from_key AS uscc, sp.from_key AS supply_no
+            FROM links ep JOIN links sp ON sp.kind = 'supply_parcel'
+                 AND sp.to_key = ep.to_key AND sp.from_key IS NOT NULL
+            WHERE ep.kind = 'enterprise_parcel' AND ep.to_key IS NOT NULL
+              {"AND ep.from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
             UNION ALL
-            {_bench_json_sql("below", rules.below_weights)};
-            CREATE TEMP TABLE _scored ON COMMIT DROP AS
-            {_group_sql("above", rules.above_weights, mm, ratio_cols)}
-            UNION ALL
-            {_group_sql("below", rules.below_weights, mm, ratio_cols)};
-            ANALYZE _scored;
-            CREATE TEMP TABLE _ranked ON COMMIT DROP AS
-            -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
-            -- (distinct below 9e9), and far cheaper to sort
-            SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
-            FROM _scored WHERE not_graded = ''
-            WINDOW p AS (PARTITION BY year, grp = 'above'),  -- the groups, sorted as booleans
-                   w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
-            ANALYZE _ranked;
-            ANALYZE _bench;
-            CREATE TEMP TABLE _ev_new ON COMMIT DROP AS
-            SELECT v.year, v.uscc, v.name, v.industry_code, v.grp AS "group", v.evaluated,
-                   r.rnk IS NOT NULL AS graded, v.area_mu, v.basis AS land_basis, v.score,
-                   CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
-                        WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
-                        WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
-                        WHEN r.rnk IS NOT NULL THEN 'D' END AS class,
-                   r.rnk::int AS rank, r.n::int AS group_size,
-                   {js["indicators"]} AS indicators,
-                   CASE WHEN v.evaluated THEN bj.bj ELSE '{{}}' END AS benchmarks,
-                   CASE WHEN v.evaluated THEN {js["points"]} ELSE '{{}}' END AS points,
-                   CASE WHEN v.evaluated THEN {js["missing"]} ELSE '[]' END AS missing,
-                   CASE WHEN NOT v.evaluated THEN
-                       CASE WHEN v.basis = 'none' THEN v.land_reason
-                            ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
-                                 || :below_min || ' 亩 threshold' END END
-                       AS not_evaluated_reason,
-                   nullif(v.not_graded, '') AS not_graded_reason,
-                   ez.district AS district_code, ez.platform AS platform_code,
-                   ez.corridor AS corridor_code
-            FROM _scored v
-            LEFT JOIN _bench bj ON bj.year = v.year AND bj.grp = v.grp
-            LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
-            LEFT JOIN _ez ez ON ez.uscc = v.uscc;
-            DROP TABLE _ev, _own_supply, _building, _b0, _bench, _scored, _ranked, _fig, _ez
-            """,
-            p,
-        )
+            SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL
+        ) x GROUP BY 1, 2;
+        ANALYZE _own_supply;
+        CREATE TEMP TABLE _building ON COMMIT DROP AS
+        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
+        FROM outputs v
+        JOIN _own_supply os ON os.uscc = v.uscc
+        JOIN supplies s ON s.supply_no = os.supply_no
+        CROSS JOIN LATERAL (SELECT make_date(v.year, 12, 31) AS ye) d
+        LEFT JOIN LATERAL (
+            SELECT string_agg(x.project_code, ', ' ORDER BY x.project_code) AS codes
+            FROM links ps JOIN projects x ON x.project_code = ps.from_key
+            WHERE ps.kind = 'project_supply' AND ps.to_key = s.supply_no
+              AND x.status = '在建' AND (x.started_on IS NULL OR x.started_on <= d.ye)
+        ) pr ON true
+        CROSS JOIN LATERAL (SELECT
+            'still building on newly supplied land: ' || s.supply_no || ' supplied '
+            || s.supplied_on || CASE WHEN pr.codes IS NOT NULL
+                                     THEN ', project ' || pr.codes || ' 在建'
+                                     ELSE ', not completed by ' || d.ye END AS r) t
+        WHERE s.supplied_on <= d.ye
+          AND s.supplied_on > d.ye - make_interval(years => :supply_years)
+          AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
+               OR s.actual_completion > d.ye)
+          AND {yonly}
+        GROUP BY v.year, v.uscc;
+        ANALYZE _building;
+        CREATE TEMP TABLE _ev ON COMMIT DROP AS
+        SELECT o.year, o.uscc, e.name, e.industry_code, o.grp,
+               o.basis, o.area_mu, o.reason AS land_reason,
+               o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min) AS evaluated,
+               {ratios},
+               -- why an evaluated enterprise is not graded ('' = graded, NULL = not evaluated)
+               CASE WHEN o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min)
+               THEN concat_ws('; ',
+                   CASE WHEN left(e.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
+                        THEN 'utility (GB/T 4754 division ' || left(e.industry_code, 2) || ')'
+                   END,
+                   CASE WHEN fy.first_year > d0.data_from
+                         AND o.year - fy.first_year < :new_years
+                        THEN 'founded under ' || :new_years || ' years ago (first output year '
+                             || fy.first_year || ')' END,
+                   bl.reason) END AS not_graded
+        FROM _fig o  -- gis/economy/per_mu.py: land, CC figures and ratios of each
+                     -- enterprise-year
+        JOIN enterprises e ON e.uscc = o.uscc
+        JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
+             ON fy.uscc = o.uscc
+        CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
+        LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc;
+        ANALYZE _ev;
+        -- the benchmarks (means) of every year and group, in one pass over _ev
+        CREATE TEMP TABLE _b0 ON COMMIT DROP AS
+        SELECT year, grp, {_bench_sql(ratio_cols)} FROM _ev GROUP BY year, grp;
+        CREATE TEMP TABLE _bench ON COMMIT DROP AS
+        {_bench_json_sql("above", rules.above_weights)}
+        UNION ALL
+        {_bench_json_sql("below", rules.below_weights)};
+        CREATE TEMP TABLE _scored ON COMMIT DROP AS
+        {_group_sql("above", rules.above_weights, mm, ratio_cols)}
+        UNION ALL
+        {_group_sql("below", rules.below_weights, mm, ratio_cols)};
+        ANALYZE _scored;
+        CREATE TEMP TABLE _ranked ON COMMIT DROP AS
+        -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
+        -- (distinct below 9e9), and far cheaper to sort
+        SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
+        FROM _scored WHERE not_graded = ''
+        WINDOW p AS (PARTITION BY year, grp = 'above'),  -- the groups, sorted as booleans
+               w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
+        ANALYZE _ranked;
+        ANALYZE _bench;
+        CREATE TEMP TABLE _ev_new ON COMMIT DROP AS
+        SELECT v.year, v.uscc, v.name, v.industry_code, v.grp AS "group", v.evaluated,
+               r.rnk IS NOT NULL AS graded, v.area_mu, v.basis AS land_basis, v.score,
+               CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
+                    WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
+                    WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
+                    WHEN r.rnk IS NOT NULL THEN 'D' END AS class,
+               r.rnk::int AS rank, r.n::int AS group_size,
+               {js["indicators"]} AS indicators,
+               CASE WHEN v.evaluated THEN bj.bj ELSE '{{}}' END AS benchmarks,
+               CASE WHEN v.evaluated THEN {js["points"]} ELSE '{{}}' END AS points,
+               CASE WHEN v.evaluated THEN {js["missing"]} ELSE '[]' END AS missing,
+               CASE WHEN NOT v.evaluated THEN
+                   CASE WHEN v.basis = 'none' THEN v.land_reason
+                        ELSE '规下 on ' || round(v.area_mu::numeric, 2) || ' 亩, under the '
+                             || :below_min || ' 亩 threshold' END END
+                   AS not_evaluated_reason,
+               nullif(v.not_graded, '') AS not_graded_reason,
+               ez.district AS district_code, ez.platform AS platform_code,
+               ez.corridor AS corridor_code
+        FROM _scored v
+        LEFT JOIN _bench bj ON bj.year = v.year AND bj.grp = v.grp
+        LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
+        LEFT JOIN _ez ez ON ez.uscc = v.uscc;
+        DROP TABLE _ev, _own_supply, _building, _b0, _bench, _scored, _ranked, _fig, _ez
+        """,
+        p,
+    )
     changed = per_mu.replace_rows(
         conn, "evaluations", "_ev_new", ("year", "uscc"), EVALUATION_COLUMNS,
-        "(year, \"group\") IN (SELECT year, grp FROM _evscope)" if scoped else None,
+        "(year, \"group\") IN (SELECT year, grp FROM _evscope)" if scoped
+        else None if full else "true",
         "uscc || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of", p,
     )  # fmt: skip
     conn.exec_driver_sql("DROP TABLE _ev_new")
@@ -339,29 +346,12 @@ def counts_of(conn: Connection) -> dict:
 # The whole chain: link -> land and per-mu -> evaluation -> §7 indicators, as one recorded run
 # --------------------------------------------------------------------------------------------
 
+
 def config_of(rules: Rules) -> dict:
     return {
         k: getattr(rules, k).model_dump()
         for k in ("linkage", "evaluation", "backward_capacity", "indicators")
     }
-
-
-TEMP_BUFFERS = "256MB"
-
-
-def _temp_buffers(conn: Connection) -> None:
-    """Give the chain's temp tables (200,000-row copies on a 10× city) room in local buffers.
-
-    With the default 8 MB, every temp table larger than that goes through the kernel's files.
-    PostgreSQL allows the change only before the session's first temp table; after one (an
-    import's staging table, an earlier run on a pooled connection) the setting stays as it
-    is, which only costs time.
-    """
-    try:
-        with conn.begin_nested():
-            conn.exec_driver_sql(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'")
-    except DBAPIError:
-        pass
 
 
 def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
@@ -420,7 +410,9 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
             full = True
         elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evscope)").scalar():
             return Changes()
-    changed = evaluate(conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full)
+    changed = evaluate(
+        conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full, full=changes is None
+    )
     conn.exec_driver_sql("DROP TABLE IF EXISTS _evscope")
     ctx.counts["evaluations"] = "all" if ALL in changed else len(changed)
     return Changes(evaluations=changed)
@@ -442,14 +434,14 @@ PRODUCERS = (
 
 def run_chain(
     conn: Connection,
-    year: int | None = None,
     as_of: date | None = None,
     rules: Rules | None = None,
     trigger: str = "cli",
 ) -> dict:
     """The whole recompute (links, land and per-mu figures, evaluation, §7 indicators) inside
-    ``conn``'s transaction, as one recorded run (``year`` is accepted for the CLI and ignored:
-    every year is recomputed). A thin wrapper kept until the callers use ``graph.refresh``.
+    ``conn``'s transaction, as one recorded run (every year: a year's benchmarks, ranks and
+    indicators need the whole city's links and land). A thin wrapper kept until the linkage is
+    a producer of the graph and the callers use ``graph.refresh``.
 
     Returns the run record: id, as_of, counts per step, notes, seconds (and per-step timings).
     """
@@ -458,10 +450,7 @@ def run_chain(
     rules = rules or get_rules()
     as_of = as_of or date.today()
     t0 = time.perf_counter()
-    _temp_buffers(conn)
-    conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
-    conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
-    conn.exec_driver_sql("SET LOCAL jit = off")
+    graph._tune(conn, full=True)
     blob = json.dumps(config_of(rules), sort_keys=True, ensure_ascii=False)
     run_id = conn.execute(
         text(
@@ -523,14 +512,13 @@ def run_chain(
 
 def run_all(
     engine: Engine,
-    year: int | None = None,
     as_of: date | None = None,
     rules: Rules | None = None,
     trigger: str = "cli",
 ) -> dict:
     """``run_chain`` in a transaction of its own."""
     with engine.begin() as conn:
-        return run_chain(conn, year, as_of, rules, trigger)
+        return run_chain(conn, as_of, rules, trigger)
 
 
 def summary_lines(run: dict) -> list[str]:

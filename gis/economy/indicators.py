@@ -79,6 +79,12 @@ def _flags_sql(rules: IndicatorRules) -> str:
     """
 
 
+def _share_sum(flag: str) -> str:
+    """GYZCZ of the enterprises with ``flag`` allocated to the zone (``w``: zone land rows),
+    summed exactly (per_mu.exact_sum: the same whatever order the rows come in)."""
+    return per_mu.exact_sum("w.land_m2 / el.area_m2 * o.gross_output", where=flag)
+
+
 def _featured_sql(rules: IndicatorRules) -> str:
     return _prefix_values(
         [(n, pfx) for n, pfxs in rules.featured_industry_codes.items() for pfx in pfxs]
@@ -90,11 +96,17 @@ def _hightech_sql(rules: IndicatorRules) -> str:
 
 
 def compute(
-    conn: Connection, run_id: int, as_of: date, rules: IndicatorRules, years: list[int] | None
+    conn: Connection,
+    run_id: int,
+    as_of: date,
+    rules: IndicatorRules,
+    years: list[int] | None,
+    full: bool = True,
 ) -> dict:
-    years_arg = years
     """Recompute ``area_indicators`` of ``years`` (every year when None) from the zone rows of
-    ``per_mu``; returns the changed keys (``level:code:year``) and notes."""
+    ``per_mu``; returns the changed keys (``level:code:year``; ``{ALL}`` for a ``full``
+    recompute) and notes."""
+    years_arg = years
     import pandas as pd
 
     featured = _featured_sql(rules)
@@ -124,7 +136,7 @@ def compute(
         else sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
     )
     write = all_years if years is None else sorted({y + d for y in years for d in (0, 1)})
-    yl = "SELECT unnest(CAST(:years AS int[]))"
+    yl = "CAST(:years AS int[])"
     wide = pd.DataFrame(
         conn.execute(
             text(
@@ -135,12 +147,9 @@ def compute(
                 FROM per_mu z
                 LEFT JOIN (  -- outputs of featured, high-tech and platform enterprises
                     SELECT w.level, w.code, w.year,
-                        sum(w.land_m2 / el.area_m2 * o.gross_output) FILTER (WHERE fl.featured)
-                            AS out_featured,
-                        sum(w.land_m2 / el.area_m2 * o.gross_output) FILTER (WHERE fl.hightech)
-                            AS out_hightech,
-                        sum(w.land_m2 / el.area_m2 * o.gross_output)
-                            FILTER (WHERE fl.in_platform) AS out_platform
+                        {_share_sum("fl.featured")} AS out_featured,
+                        {_share_sum("fl.hightech")} AS out_hightech,
+                        {_share_sum("fl.in_platform")} AS out_platform
                     FROM ({per_mu.zone_land_sql(None, yl)}) w
                     JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
                     JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
@@ -149,6 +158,7 @@ def compute(
                 ) x ON x.level = z.level AND x.code = z.code AND x.year = z.year
                 WHERE z.level IN ('district', 'platform', 'corridor')
                   AND z.year = ANY(CAST(:years AS int[]))
+                ORDER BY z.level, z.code, z.year  -- the city's sums add in one order
                 """
             ),
             {"years": calc},
@@ -172,9 +182,9 @@ def compute(
     land = pd.DataFrame(
         conn.execute(
             text(
-                """
+                f"""
                 SELECT substr(l.kind, 8) AS level, l.to_key AS code,
-                       sum(pa.area_m2 * l.share) / :m2mu AS mu
+                       {per_mu.exact_sum("pa.area_m2 * l.share")} / :m2mu AS mu
                 FROM links l JOIN parcels pa ON pa.parcel_no = l.from_key
                 WHERE l.kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
                   AND l.to_key IS NOT NULL AND pa.land_use_code = ANY(:codes)
@@ -221,7 +231,8 @@ def compute(
         conn, "area_indicators", "_ai_new", ("level", "code", "year", "indicator"),
         ("name", "category", "value", "unit", "previous", "change", "rank", "better",
          "restricted", "figures"),
-        None if years_arg is None else "year = ANY(CAST(:write AS int[]))",
+        "year = ANY(CAST(:write AS int[]))" if years_arg is not None
+        else None if full else "true",
         "level || ':' || code || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of",
         {"write": write, "rule": RULE, "run": run_id, "as_of": as_of},
     )  # fmt: skip
@@ -336,7 +347,7 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
         )
         if not years:
             return Changes()
-    r = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules.indicators, years)
+    r = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules.indicators, years, full=changes is None)
     ctx.notes.extend(n for n in r["notes"] if n not in ctx.notes)
     ctx.counts["area_indicators"] = "all" if ALL in r["changed"] else len(r["changed"])
     return Changes(area_indicators=r["changed"])

@@ -65,6 +65,15 @@ def _ratio_sql() -> str:
     return ", ".join(_ratio_exprs())
 
 
+def exact_sum(expr: str, agg: str = "sum", where: str | None = None) -> str:
+    """``sum(expr)`` (or ``agg``: ``avg``; ``FILTER (WHERE where)``) in numeric, back to float8:
+    a float sum depends on the order the rows arrive in, which differs between a refresh by
+    keys and a full recompute; the numeric sum of the same terms does not (incremental must
+    equal from scratch)."""
+    filt = f" FILTER (WHERE {where})" if where else ""
+    return f"{agg}(({expr})::numeric){filt}::float8"
+
+
 ZONE_LINKS = "('parcel_district', 'parcel_platform', 'parcel_corridor')"
 ENTERPRISE_ZONE_LINKS = "('enterprise_district', 'enterprise_platform', 'enterprise_corridor')"
 
@@ -74,20 +83,23 @@ def zone_land_sql(zones: str | None = None, years: str | None = None) -> str:
     land_m2), the land of the enterprise-year lying in the zone. Its figures go to the zone in
     proportion ``land_m2 / enterprise_land.area_m2`` (a parcel's share in the zone times the
     enterprise's land on the parcel); an enterprise on declared land goes wholly to the zone
-    holding its point. ``zones``: a query of (level, code) to restrict to; ``years``: of (year).
-    Used by the zone rows of ``per_mu`` and by gis/economy/indicators.py's output shares."""
+    holding its point. ``zones``: a query of (level, code) to restrict to; ``years``: an SQL
+    int[] of the years (``= ANY``, which plans better than ``IN (SELECT unnest(...))``). Used by
+    the zone rows of ``per_mu`` and by gis/economy/indicators.py's output shares. An
+    enterprise's parcels and shares are read from ``enterprise_land`` (made from ``links``)."""
     zf = f"AND (substr(kind, 8), to_key) IN ({zones})" if zones else ""
     ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
-    yf = f"AND el.year IN ({years})" if years else ""
+    yf = f"AND el.year = ANY({years})" if years else ""
     return f"""
         SELECT pz.level, pz.code, el.year, el.uscc,
-               sum(pa.area_m2 * el.parcel_shares[array_position(el.parcel_nos, pz.parcel_no)]
-                   * pz.share) AS land_m2
-        FROM (SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
+               {exact_sum("pa.area_m2 * x.share * pz.share")} AS land_m2
+        FROM enterprise_land el
+        CROSS JOIN LATERAL unnest(el.parcel_nos, el.parcel_shares) x(parcel_no, share)
+        JOIN (SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
               FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}) pz
-        JOIN parcels pa ON pa.parcel_no = pz.parcel_no
-        JOIN links ep ON ep.kind = 'enterprise_parcel' AND ep.to_key = pz.parcel_no
-        JOIN enterprise_land el ON el.uscc = ep.from_key AND el.basis = 'parcels' {yf}
+             ON pz.parcel_no = x.parcel_no
+        JOIN parcels pa ON pa.parcel_no = x.parcel_no
+        WHERE el.basis = 'parcels' {yf}
         GROUP BY 1, 2, 3, 4
         UNION ALL
         SELECT substr(l.kind, 12), l.to_key, el.year, el.uscc, el.area_m2
@@ -281,7 +293,7 @@ def run(conn: Connection, ctx, changes) -> Changes:
             SELECT o.year, o.uscc, ep.parcel_no, ep.parcel_m2, ep.n_par,
                    CASE WHEN count(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0)
                              OVER w = count(*) OVER w
-                        THEN o.declared_land_m2 / sum(o.declared_land_m2) OVER w
+                        THEN o.declared_land_m2 / (sum(o.declared_land_m2::numeric) OVER w)::float8
                         ELSE 1.0 / count(*) OVER w END AS share
             FROM _ep ep JOIN outputs o ON o.uscc = ep.uscc
             WHERE ep.n_ent > 1 {"" if full else "AND o.year = ANY(CAST(:years AS int[]))"}
@@ -343,9 +355,9 @@ def run(conn: Connection, ctx, changes) -> Changes:
             """,
             p,
         )
-    yrs = None if full else "SELECT unnest(CAST(:years AS int[]))"
+    yrs = None if full else "CAST(:years AS int[])"
     ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
-    yf = f"AND el.year IN ({yrs})" if yrs else ""
+    yf = f"AND el.year = ANY({yrs})" if yrs else ""
     ratios_if_land = ", ".join(
         f"CASE WHEN basis <> 'none' THEN {r} END AS {c}"
         for r, c in zip(_ratio_exprs(), RATIOS, strict=True)
@@ -380,31 +392,42 @@ def run(conn: Connection, ctx, changes) -> Changes:
         FROM _fig f WHERE basis <> 'none'
           {"" if full else "AND (uscc, year) IN (SELECT uscc, year FROM _aff)"};
         -- parcel rows: the enterprises' figures in proportion to their land on the parcel
+        -- (float terms summed in a fixed order, by enterprise: the same sum however the
+        -- rows in question were found)
         INSERT INTO _pm_new
         SELECT 'parcel', code, year, area_m2, area_mu, n, {_VALUES.rsplit(", :prule", 1)[0]}
         FROM (
-            SELECT x.parcel_no AS code, f.year, min(pa.area_m2) AS area_m2,
-                   min(pa.area_m2) * :mu AS area_mu, count(*) AS n,
-                   {
-            ", ".join(f"sum(x.share * pa.area_m2 / f.area_m2 * f.{c}) AS {c}" for c in CALC_COLS)
+            SELECT code, year, min(parcel_m2) AS area_m2, min(parcel_m2) * :mu AS area_mu,
+                   count(*) AS n, {", ".join(f"sum({c}) AS {c}" for c in CALC_COLS)}
+            FROM (
+                SELECT x.parcel_no AS code, f.year, pa.area_m2 AS parcel_m2,
+                       {
+            ", ".join(f"x.share * pa.area_m2 / f.area_m2 * f.{c} AS {c}" for c in CALC_COLS)
         }
-            FROM _fig f CROSS JOIN LATERAL unnest(f.parcel_nos, f.parcel_shares)
-                 x(parcel_no, share)
-            JOIN parcels pa ON pa.parcel_no = x.parcel_no
-            WHERE f.basis = 'parcels'
-              {"" if full else "AND x.parcel_no IN (SELECT parcel_no FROM _apar)"}
-            GROUP BY x.parcel_no, f.year
+                FROM _fig f CROSS JOIN LATERAL unnest(f.parcel_nos, f.parcel_shares)
+                     x(parcel_no, share)
+                JOIN parcels pa ON pa.parcel_no = x.parcel_no
+                WHERE f.basis = 'parcels'
+                  {"" if full else "AND x.parcel_no IN (SELECT parcel_no FROM _apar)"}
+                ORDER BY x.parcel_no, f.year, f.uscc
+            ) t
+            GROUP BY code, year
         ) g;
-        -- zone rows: the enterprises' figures in proportion to their land in the zone
+        -- zone rows: the enterprises' figures in proportion to their land in the zone (summed
+        -- in a fixed order, as above)
         INSERT INTO _pm_new
         SELECT g.level, g.code, g.year, g.area_m2, g.area_mu, coalesce(cnt.n, 0),
                {_VALUES.rsplit(", :prule", 1)[0]}
         FROM (
-            SELECT w.level, w.code, w.year, sum(w.land_m2) AS area_m2,
-                   sum(w.land_m2) * :mu AS area_mu,
-                   {", ".join(f"sum(w.land_m2 / f.area_m2 * f.{c}) AS {c}" for c in CALC_COLS)}
-            FROM _zw w JOIN _fig f ON f.year = w.year AND f.uscc = w.uscc
-            GROUP BY w.level, w.code, w.year
+            SELECT level, code, year, sum(land_m2) AS area_m2, sum(land_m2) * :mu AS area_mu,
+                   {", ".join(f"sum({c}) AS {c}" for c in CALC_COLS)}
+            FROM (
+                SELECT w.level, w.code, w.year, w.land_m2,
+                       {", ".join(f"w.land_m2 / f.area_m2 * f.{c} AS {c}" for c in CALC_COLS)}
+                FROM _zw w JOIN _fig f ON f.year = w.year AND f.uscc = w.uscc
+                ORDER BY w.level, w.code, w.year, w.uscc
+            ) t
+            GROUP BY level, code, year
         ) g
         LEFT JOIN (  -- enterprises with land whose primary zone this is
             SELECT substr(l.kind, 12) AS level, l.to_key AS code, el.year, count(*) AS n
@@ -464,30 +487,26 @@ def replace_rows(
 ) -> set[str]:
     """Make the rows of ``table`` within ``where`` (every row when None) those of the temp table
     ``new`` (``keys`` + ``values`` columns): rows whose values are unchanged are left as they are,
-    the others deleted and inserted (no TRUNCATE: readers see the rows before or after).
-    ``extra_cols`` are filled with ``extra_vals`` (rule, run_id, as_of). Returns the keys
-    (``key_text``, an SQL expression over the key columns) of the rows that changed, appeared or
-    went away; ``{ALL}`` after a full replacement."""
+    the others deleted and inserted (no TRUNCATE: readers see the rows before or after). A full
+    recompute that finds most rows as they were so writes little (rewriting every row of a
+    table costs more than comparing them, and leaves as many dead rows). ``extra_cols`` are
+    filled with ``extra_vals`` (rule, run_id, as_of). Returns the keys (``key_text``, an SQL
+    expression over the key columns) of the rows that changed, appeared or went away; ``{ALL}``
+    when ``where`` is None (everything was recomputed)."""
     vc = ", ".join(f'"{v}"' for v in values)
     kq = ", ".join(f'"{k}"' for k in keys)
-    if where is None:  # everything: DELETE + INSERT (MVCC; no TRUNCATE under readers)
-        conn.exec_driver_sql(f"DELETE FROM {table}")
-        conn.execute(
-            text(f"INSERT INTO {table} ({kq}, {vc}, {extra_cols}) SELECT {kq}, {vc}, "
-                 f"{extra_vals} FROM {new}"),
-            params,
-        )  # fmt: skip
-        return {ALL}
+    within = "true" if where is None else where
     conn.exec_driver_sql("DROP TABLE IF EXISTS _chg")
     run_sql(
         conn,
         f"""
         CREATE TEMP TABLE _chg ON COMMIT DROP AS
         SELECT DISTINCT {kq} FROM (
-            (SELECT {kq}, {vc} FROM {table} WHERE {where} EXCEPT SELECT {kq}, {vc} FROM {new})
+            (SELECT {kq}, {vc} FROM {table} WHERE {within} EXCEPT SELECT {kq}, {vc} FROM {new})
             UNION ALL
-            (SELECT {kq}, {vc} FROM {new} EXCEPT SELECT {kq}, {vc} FROM {table} WHERE {where})
+            (SELECT {kq}, {vc} FROM {new} EXCEPT SELECT {kq}, {vc} FROM {table} WHERE {within})
         ) x;
+        ANALYZE _chg;
         DELETE FROM {table} t WHERE ({", ".join(f't."{k}"' for k in keys)}) IN (
             SELECT {kq} FROM _chg);
         INSERT INTO {table} ({kq}, {vc}, {extra_cols})
@@ -496,6 +515,9 @@ def replace_rows(
         """,
         params,
     )
+    if where is None:
+        conn.exec_driver_sql("DROP TABLE _chg")
+        return {ALL}
     changed = set(conn.exec_driver_sql(f"SELECT {key_text} FROM _chg").scalars())
     conn.exec_driver_sql("DROP TABLE _chg")
     return changed

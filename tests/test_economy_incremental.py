@@ -1,0 +1,170 @@
+"""The economy producers (per_mu, evaluation, indicators) refreshed by changed keys give, row by
+row, what a full recompute gives: ``enterprise_land``, ``per_mu``, ``evaluations`` and
+``area_indicators`` after one changed CC row (one enterprise-year's figures or declared land) and
+after one relinked enterprise (its point moved onto another parcel, or off every parcel).
+
+Each case runs in a transaction that is rolled back (every case starts from the same analysed
+city); the full recompute runs in a savepoint after the incremental refresh. The incremental
+refresh's time is printed (``pytest -s``), not asserted.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from gis.core import graph
+from gis.core.graph import Changes
+from gis.core.rules import get_rules
+from tests.conftest import database_copy
+from tests.test_incremental_property import AS_OF, derived_rows, differences
+
+ECONOMY = ("enterprise_land", "per_mu", "evaluations", "area_indicators")
+
+
+def _linkage_in_graph() -> bool:
+    return "links" in graph.describe()["derived"]
+
+
+def _relink(conn) -> None:  # noqa: ANN001
+    """Make ``links`` current after a point moved. Without a linkage producer in the graph,
+    every link is rebuilt (the other enterprises' links come out as they were), so the refresh
+    after it is given the keys a linkage producer would return: the moved enterprise."""
+    from gis.economy import linkage
+
+    linkage.link_all(conn, 0, AS_OF, get_rules().linkage)
+
+
+@pytest.fixture(scope="module")
+def city(sample_engine):
+    """A copy of the sample city, linked and analysed from scratch."""
+    with database_copy(sample_engine, "econ_inc") as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            if not _linkage_in_graph():
+                _relink(c)
+            graph.refresh(c, None, AS_OF, trigger="test")
+        yield eng
+        eng.dispose()
+
+
+def _pick(conn, sql: str) -> tuple:  # noqa: ANN001
+    row = conn.execute(text(sql)).first()
+    assert row is not None, f"the sample city has no case for: {sql}"
+    return tuple(row)
+
+
+# Each case: (the change as SQL over the picked row, the keys a writer reports)
+GRADED_ABOVE = """
+    SELECT uscc, year FROM evaluations WHERE graded AND "group" = 'above'
+    ORDER BY score DESC, uscc, year LIMIT 1 OFFSET 3"""
+SHARED_PARCEL = """
+    SELECT o.uscc, o.year FROM outputs o
+    JOIN links l ON l.kind = 'enterprise_parcel' AND l.from_key = o.uscc
+    WHERE o.declared_land_m2 > 0
+      AND EXISTS (  -- the parcel is split by declared land among enterprises with output
+        SELECT 1 FROM links x JOIN outputs xo ON xo.uscc = x.from_key AND xo.year = o.year
+        WHERE x.kind = 'enterprise_parcel' AND x.to_key = l.to_key AND x.from_key <> o.uscc)
+      AND NOT EXISTS (
+        SELECT 1 FROM links x JOIN outputs xo ON xo.uscc = x.from_key AND xo.year = o.year
+        WHERE x.kind = 'enterprise_parcel' AND x.to_key = l.to_key
+          AND NOT coalesce(xo.declared_land_m2 > 0, false))
+    ORDER BY o.uscc, o.year LIMIT 1"""
+DECLARED = """
+    SELECT uscc, year FROM enterprise_land WHERE basis = 'declared'
+    ORDER BY uscc, year LIMIT 1"""
+
+
+def _output_case(column: str, value: str, which: str):  # noqa: ANN202
+    def change(conn) -> Changes:  # noqa: ANN001
+        uscc, year = _pick(conn, which)
+        conn.execute(
+            text(f"UPDATE outputs SET {column} = {value} WHERE uscc = :u AND year = :y"),
+            {"u": uscc, "y": year},
+        )
+        return Changes(outputs={f"{uscc}:{year}"})
+
+    return change
+
+
+def _relink_case(assignments: str):  # noqa: ANN202
+    """An evaluated enterprise linked by its DKBH gets new ``assignments`` (SQL, given :u)."""
+
+    def change(conn) -> Changes:  # noqa: ANN001
+        (uscc,) = _pick(
+            conn,
+            """SELECT el.uscc FROM enterprise_land el
+               JOIN links l ON l.kind = 'enterprise_parcel' AND l.from_key = el.uscc
+                    AND l.method = 'key'
+               WHERE el.basis = 'parcels' ORDER BY el.uscc LIMIT 1 OFFSET 5""",
+        )
+        conn.execute(text(f"UPDATE enterprises SET {assignments} WHERE uscc = :u"), {"u": uscc})
+        if _linkage_in_graph():
+            return Changes(enterprises={uscc})
+        _relink(conn)
+        return Changes(enterprises={uscc}, links={uscc})
+
+    return change
+
+
+# the parcel of another evaluated enterprise (the parcel becomes shared)
+ANOTHER_PARCEL = """(
+    SELECT p.parcel_no FROM parcels p
+    JOIN links l ON l.kind = 'enterprise_parcel' AND l.to_key = p.parcel_no
+    JOIN enterprise_land el ON el.uscc = l.from_key AND el.basis = 'parcels'
+    WHERE l.from_key <> :u AND NOT EXISTS (
+        SELECT 1 FROM links x WHERE x.kind = 'enterprise_parcel' AND x.from_key = :u
+          AND x.to_key = p.parcel_no)
+    ORDER BY p.parcel_no DESC LIMIT 1)"""
+ONTO_ANOTHER = f"""parcel_nos = ARRAY[{ANOTHER_PARCEL}],
+    geom = (SELECT ST_PointOnSurface(geom) FROM parcels WHERE parcel_no = {ANOTHER_PARCEL})"""
+# no DKBH and a point far from every parcel (unlinked: declared land or none)
+OFF_EVERY_PARCEL = "parcel_nos = NULL, geom = ST_Translate(geom, 20000, 20000)"
+
+CASES = {
+    "tax of a graded 规上 enterprise-year": _output_case(
+        "tax_paid", "tax_paid * 3 + 7", GRADED_ABOVE
+    ),
+    "output cleared": _output_case("gross_output", "NULL", GRADED_ABOVE),
+    "declared land on a shared parcel": _output_case(
+        "declared_land_m2", "declared_land_m2 * 2.5", SHARED_PARCEL
+    ),
+    "declared land of an enterprise on declared land": _output_case(
+        "declared_land_m2", "declared_land_m2 / 4", DECLARED
+    ),
+    "relinked (DKBH and point) to another enterprise's parcel": _relink_case(ONTO_ANOTHER),
+    "unlinked (no DKBH, point off every parcel)": _relink_case(OFF_EVERY_PARCEL),
+}
+
+
+def _economy(conn) -> dict[str, list[str]]:  # noqa: ANN001
+    return {t: rows for t, rows in derived_rows(conn).items() if t in ECONOMY}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_incremental_equals_full(city, case):
+    with city.connect() as conn:
+        tx = conn.begin()
+        try:
+            before = _economy(conn)
+            changes = CASES[case](conn)
+            t0 = time.perf_counter()
+            ctx = graph.refresh(conn, changes, AS_OF, trigger="test")
+            seconds = time.perf_counter() - t0
+            incremental = _economy(conn)
+            with conn.begin_nested():
+                t0 = time.perf_counter()
+                graph.refresh(conn, None, AS_OF, trigger="test-full")
+                full_seconds = time.perf_counter() - t0
+                full = _economy(conn)
+        finally:
+            tx.rollback()
+    print(
+        f"\n{case}: incremental {seconds * 1000:.0f} ms {ctx.timings} changed {ctx.changed}; "
+        f"full {full_seconds * 1000:.0f} ms"
+    )
+    assert incremental != before, "the change changed no derived row: the case tests nothing"
+    diff = differences(incremental, full)
+    assert not diff, f"{case} ({changes.sizes()}):\n" + "\n".join(diff)
