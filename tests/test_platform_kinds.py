@@ -13,6 +13,7 @@ from tests.plan_helpers import (
     AS_OF,
     MAIN,
     OTHER,
+    analyse,
     districts,
     insert,
     parcel_with_tax,
@@ -123,9 +124,10 @@ def test_retain_needs_1_km2_featured_industries_and_the_median(db):
         x = 10000 + i * 5000
         insert(db, "platforms", [platform(code, rect(x, 0, w, h), tscy=tscy)])
         parcel_with_tax(db, f"DK-{code}", rect(x + 10, 10, 100, 100), tax=15 * t)
+    analyse(db)
     with db.connect() as conn:
         res = classify(conn, AS_OF)
-    assert res["tax_year"] == 2025 and res["tax_source"] == "computed"
+    assert res["tax_year"] == 2025 and res["tax_source"] == "per_mu"
     assert abs(res["median_tax_per_mu"] - 20.0) < 1e-9
     k = {it["platform_id"]: it for it in res["items"]}
     assert k["R1"]["kind"] == "retain_upgrade"
@@ -167,6 +169,7 @@ def test_platforms_api(http, db):
         ],
     )
     parcel_with_tax(db, "DK-1", rect(10010, 10, 100, 100), tax=150)
+    analyse(db)
     r = http.get("/api/platforms", params={"as_of": "2026-06-30"})
     assert r.status_code == 200
     body = r.json()
@@ -228,30 +231,174 @@ def test_planted_platforms_of_the_sample_city(sample_engine):
     assert {k[c] for c in planted["retain_or_exit"]} <= {"retain_upgrade", "phase_out"}
 
 
-def test_platform_tax_read_from_issue_3_per_mu_when_present(db):
+def test_the_figure_is_per_mu_zone_row_of_the_platform(db):
+    """亩均税收 of a platform is its per_mu zone row: the enterprises' land there (a vacant parcel
+    of the platform does not count), by the one §1 linkage (a point 20 m off its parcel is linked
+    by the nearest step)."""
+    from gis.economy.per_mu import zone_figures
+    from tests.factories import uscc
+
     districts(db)
+    insert(db, "platforms", [platform("A", rect(10000, 0, 1000, 1000), tscy=["装备"])])
+    parcel_with_tax(db, "DK-A1", rect(10010, 10, 100, 100), tax=15 * 4.0)
+    parcel_with_tax(db, "DK-A2", rect(10200, 10, 100, 100), tax=None)  # vacant
+    parcel_with_tax(db, "DK-A3", rect(10400, 10, 100, 100), tax=None)
+    # an enterprise with no DKBH whose point lies 20 m south of DK-A3 (§1: nearest within 50 m)
+    code = uscc(79999)
+    from shapely import Point
+
+    from tests.plan_helpers import X0, Y0
+
     insert(
         db,
-        "platforms",
+        "enterprises",
         [
-            platform("A", rect(10000, 0, 1000, 1000), tscy=["装备"]),
-            platform("B", rect(20000, 0, 1000, 1000), tscy=["装备"]),
+            {
+                "uscc": code,
+                "name": "点企业",
+                "industry_code": "3484",
+                "geom": Point(X0 + 10450, Y0 - 10),
+            }
         ],
     )
-    parcel_with_tax(db, "DK-A", rect(10010, 10, 100, 100), tax=15 * 1.0)
-    parcel_with_tax(db, "DK-B", rect(20010, 10, 100, 100), tax=15 * 9.0)
-    with db.begin() as conn:
-        for code, t in (("A", 50.0), ("B", 10.0)):
-            conn.execute(
-                text(
-                    "INSERT INTO per_mu (level, code, year, area_mu, tax_paid, tax_per_mu, rule, "
-                    "run_id, as_of) VALUES ('platform', :c, 2025, 15, :tp, :t, 'test', 1, :d)"
-                ),
-                {"c": code, "t": t, "tp": 15 * t, "d": AS_OF},
-            )
+    insert(db, "outputs", [{"uscc": code, "year": 2025, "tax_paid": 15 * 2.0}])
+    analyse(db)
     with db.connect() as conn:
+        fig = zone_figures(conn, "platform", 2025)["A"]
         res = classify(conn, AS_OF)
-    assert res["tax_source"] == "per_mu" and res["median_tax_per_mu"] == 30.0
-    k = {it["platform_id"]: it for it in res["items"]}
-    assert k["A"]["tax_per_mu"] == 50.0 and k["A"]["kind"] == "retain_upgrade"
-    assert k["B"]["kind"] == "phase_out"
+    item = res["items"][0]
+    assert res["tax_source"] == "per_mu" and res["tax_year"] == 2025
+    assert item["tax_per_mu"] == fig["tax_per_mu"]
+    # (60 + 30) 万元 on 2 × 15 亩 of enterprise land: 3.0, not 90 / 45 over all three parcels
+    assert abs(fig["tax_per_mu"] - 3.0) < 1e-9 and abs(fig["area_mu"] - 30.0) < 1e-9
+
+
+def _current(engine) -> dict[str, dict]:
+    return {
+        r["platform_code"]: r
+        for r in rows(
+            engine,
+            "SELECT k.*, k.xmin::text AS version FROM platform_kinds k "
+            "JOIN platform_kind_runs r ON r.id = k.run_id WHERE r.trigger = 'current'",
+        )
+    }
+
+
+def _strip(current: dict[str, dict]) -> dict[str, tuple]:
+    return {
+        c: tuple(v for k, v in r.items() if k not in ("run_id", "version"))
+        for c, r in current.items()
+    }
+
+
+def _full_recompute_equals(engine) -> None:
+    """The current kinds equal what a full recompute gives (in a savepoint, rolled back)."""
+    from gis.core import graph
+
+    before = _strip(_current(engine))
+    with engine.connect() as conn:
+        tx = conn.begin()
+        graph.refresh(conn, None, AS_OF, trigger="test")
+        after = {
+            r.platform_code: tuple(v for k, v in r._mapping.items() if k != "run_id")
+            for r in conn.execute(
+                text(
+                    "SELECT k.* FROM platform_kinds k JOIN platform_kind_runs r "
+                    "ON r.id = k.run_id WHERE r.trigger = 'current'"
+                )
+            )
+        }
+        tx.rollback()
+    assert before == after
+
+
+def test_producer_keeps_the_current_kinds_by_changed_keys(db, http):
+    from gis.core import graph
+    from gis.core.graph import Changes
+
+    districts(db)
+    specs = [("K1", 10.0), ("K2", 20.0), ("K3", 30.0), ("K4", 40.0)]
+    for i, (code, t) in enumerate(specs):
+        x = 10000 + i * 5000
+        insert(db, "platforms", [platform(code, rect(x, 0, 1000, 1000), tscy=["装备"])])
+        parcel_with_tax(db, f"DK-{code}", rect(x + 10, 10, 100, 100), tax=15 * t)
+    analyse(db)
+    cur = _current(db)
+    assert {c: r["kind"] for c, r in cur.items()} == {
+        "K1": "phase_out",
+        "K2": "phase_out",
+        "K3": "retain_upgrade",
+        "K4": "retain_upgrade",
+    }
+    runs = rows(db, "SELECT * FROM platform_kind_runs WHERE trigger = 'current'")
+    assert len(runs) == 1 and runs[0]["median_tax_per_mu"] == 25.0
+    assert runs[0]["tax_source"] == "per_mu" and runs[0]["tax_year"] == 2025
+    # the map (OGC platforms collection) shows the current kinds, even after an older snapshot
+    with db.begin() as conn:
+        record(conn, "test", "tester", AS_OF)
+
+    # an override: that platform's row only; the others are not rewritten
+    with db.begin() as conn:
+        set_override(conn, "K1", "to_innovation", "规划调整", "analyst:alice")
+    now = _current(db)
+    assert now["K1"]["kind"] == "to_innovation" and now["K1"]["rule_kind"] == "phase_out"
+    assert all(now[c]["version"] == cur[c]["version"] for c in ("K2", "K3", "K4"))
+    ogc = http.get("/ogc/collections/platforms/items/K1").json()
+    assert ogc["properties"]["kind"] == "to_innovation"  # not the snapshot's phase_out
+    _full_recompute_equals(db)
+
+    # K2's tax rises: the median moves (25 -> 35), every platform is reclassified
+    k2 = rows(db, "SELECT uscc FROM enterprises WHERE parcel_nos = ARRAY['DK-K2']")[0]["uscc"]
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE outputs SET tax_paid = :t WHERE uscc = :u AND year = 2025"),
+            {"t": 15 * 50.0, "u": k2},
+        )
+        ctx = graph.refresh(conn, Changes(outputs={f"{k2}:2025"}), AS_OF)
+    assert "platform_kinds" in ctx.timings
+    cur = _current(db)
+    assert {c: r["kind"] for c, r in cur.items()} == {
+        "K1": "to_innovation",
+        "K2": "retain_upgrade",
+        "K3": "phase_out",
+        "K4": "retain_upgrade",
+    }
+    assert rows(db, "SELECT median_tax_per_mu AS m FROM platform_kind_runs "
+                "WHERE trigger = 'current'")[0]["m"] == 35.0  # fmt: skip
+    _full_recompute_equals(db)
+
+    # a platform's own figure changes but the median stays: only that row is rewritten
+    k1 = rows(db, "SELECT uscc FROM enterprises WHERE parcel_nos = ARRAY['DK-K1']")[0]["uscc"]
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE outputs SET tax_paid = :t WHERE uscc = :u AND year = 2025"),
+            {"t": 15 * 5.0, "u": k1},
+        )
+        graph.refresh(conn, Changes(outputs={f"{k1}:2025"}), AS_OF)
+    now = _current(db)
+    assert abs(now["K1"]["tax_per_mu"] - 5.0) < 1e-9
+    assert all(now[c]["version"] == cur[c]["version"] for c in ("K2", "K3", "K4"))
+    _full_recompute_equals(db)
+
+    # a platform moves next to a new national host: a platform change reclassifies all
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO platforms (code, name, level, type, district_code, geom, batch_id, "
+                "row_hash) VALUES ('NH', '国家级', '国家级', '经济技术开发区', :d, "
+                "ST_Multi(ST_GeomFromText(:w, 4549)), 1, 'x')"
+            ),
+            {"d": OTHER, "w": rect(16500, 0, 500, 500).wkt},
+        )
+        graph.refresh(conn, Changes(platforms={"NH"}), AS_OF)
+    now = _current(db)
+    assert now["NH"]["kind"] == "consolidate_host"
+    assert now["K2"]["kind"] == "consolidate_member" and now["K2"]["host_code"] == "NH"
+    _full_recompute_equals(db)
+
+    # retired: its row leaves the current kinds
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM platforms WHERE code = 'NH'"))
+        graph.refresh(conn, Changes(platforms={"NH"}), AS_OF)
+    assert "NH" not in _current(db) and _current(db)["K2"]["kind"] == "retain_upgrade"
+    _full_recompute_equals(db)

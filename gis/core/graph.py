@@ -51,6 +51,7 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "gis.economy.per_mu",
     "gis.economy.evaluation",
     "gis.economy.indicators",
+    "gis.platforms.platform_kinds",
     "gis.serving.tiles",
 )
 

@@ -51,7 +51,7 @@ from sqlalchemy import Connection, Engine, text
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.plan_models import FUNCTIONS, KINDS
 from gis.core.rules import PlanRules, PlanWeights, Rules, get_rules, rules_hash
-from gis.platforms.platform_kinds import ENTERPRISE_TAX_SQL, classify
+from gis.platforms.platform_kinds import classify
 
 MU = 1 / M2_PER_MU  # 亩 per m²
 INNOVATION_CODES = ("M0", "100104")
@@ -241,9 +241,10 @@ def _prepare_parcels(conn: Connection, rules: PlanRules, tax_year: int | None) -
             "no three-lands run (landlink detect) yet: idle land is SJYT 闲置 and low-efficiency "
             "land is SJYT 挪作他用 only"
         )
+    # a parcel's tax: its per_mu row (the enterprises' SJSJ by their land on it, §Units)
     tax_cte = (
-        f"WITH {ENTERPRISE_TAX_SQL} SELECT parcel_id AS id, sum(tax_share) AS tax "
-        "FROM ent_tax GROUP BY 1"
+        "SELECT p.id, m.tax_paid AS tax FROM per_mu m JOIN parcels p ON p.parcel_no = m.code "
+        "WHERE m.level = 'parcel' AND m.year = :year"
         if tax_year is not None
         else "SELECT NULL::bigint AS id, NULL::float AS tax WHERE false"
     )

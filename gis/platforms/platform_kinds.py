@@ -14,13 +14,12 @@ Rules, applied in this order; the first that holds decides:
    (TSCY) given, and 亩均税收 at or above the median of the platforms that have a figure.
 5. ``phase_out`` (逐步退出型): all others.
 
-亩均税收 of a platform (万元/亩) for year Y = Σ SJSJ of the enterprises on its parcels ÷ Σ area
-in 亩 of its parcels (a parcel belongs to the platform holding the largest share of its area,
-§1). It is read from ``per_mu`` table when that holds platform rows for Y; otherwise
-computed here: enterprise → parcel by DKBH, else the parcel containing its point; an
-enterprise's tax is spread over its parcels in proportion to its land on each (a parcel's
-area shared among its enterprises by declared YDMJ, or equally where any is missing, §Units).
-Y = the latest output year <= year(as_of) − ``tax_year_lag``.
+亩均税收 of a platform (万元/亩) for year Y is its ``per_mu`` zone row (gis/economy/per_mu.py,
+``per_mu.zone_figures``): Σ SJSJ allocated to the platform ÷ the land of the enterprises there
+(§Units: each enterprise's land, its parcels by the §1 linkage and their area share in the
+platform). It is the same figure the §7 indicators, the tile zone statistics and the page show;
+there is no other formula here. Y = the latest year <= year(as_of) − ``tax_year_lag`` with
+platform rows in ``per_mu``.
 
 A planner may override a kind (``set_override``); the override is kept with reason, who and when,
 and the rule's own verdict stays visible beside it. Areas m² (EPSG:4549), 1 亩 = m² × 0.0015.
@@ -33,10 +32,11 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
-from gis.core import vocabulary
-from gis.core.layers import M2_PER_MU
+from gis.core import graph, vocabulary
+from gis.core.graph import Changes, Producer
 from gis.core.plan_models import KINDS
 from gis.core.rules import PlatformKindRules, Rules, get_rules
+from gis.economy import per_mu
 
 KIND_LABELS = vocabulary.labels("platform_kind")
 SOURCE = "DOMAIN_RULES §4 (杭政办函〔2017〕127号 三(三)1)"
@@ -46,114 +46,30 @@ class UnknownPlatform(LookupError):
     pass
 
 
-# Enterprise -> parcel links (DKBH, else containing point) and each link's share of the
-# enterprise's tax in :year. Columns: uscc, parcel_id, tax_share (万元).
-ENTERPRISE_TAX_SQL = """
-    ep AS (
-        SELECT DISTINCT e.uscc, p.id AS parcel_id
-        FROM enterprises e CROSS JOIN LATERAL unnest(e.parcel_nos) k
-        JOIN parcels p ON p.parcel_no = k
-        UNION
-        SELECT e.uscc, p.id
-        FROM enterprises e JOIN parcels p ON ST_Contains(p.geom, e.geom)
-        WHERE e.geom IS NOT NULL AND coalesce(cardinality(e.parcel_nos), 0) = 0
-    ), epo AS (
-        SELECT ep.uscc, ep.parcel_id, p.area_m2, o.tax_paid, o.declared_land_m2 AS ydmj,
-               count(*) OVER w AS n_on_parcel,
-               count(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0) OVER w AS n_ydmj,
-               sum(o.declared_land_m2) FILTER (WHERE o.declared_land_m2 > 0) OVER w AS sum_ydmj
-        FROM ep JOIN parcels p ON p.id = ep.parcel_id
-        LEFT JOIN outputs o ON o.uscc = ep.uscc AND o.year = :year
-        WINDOW w AS (PARTITION BY ep.parcel_id)
-    ), land AS (
-        SELECT uscc, parcel_id, tax_paid,
-               area_m2 * CASE WHEN n_ydmj = n_on_parcel THEN ydmj / sum_ydmj
-                              ELSE 1.0 / n_on_parcel END AS land_m2
-        FROM epo
-    ), ent_tax AS (
-        SELECT uscc, parcel_id,
-               coalesce(tax_paid, 0) * land_m2 / nullif(sum(land_m2) OVER (PARTITION BY uscc), 0)
-                   AS tax_share
-        FROM land
-    )
-"""
-
-# Parcel -> platform holding the largest share of its area (§1). Columns: parcel_id, area_m2,
-# platform_code.
-PARCEL_PLATFORM_SQL = """
-    pp AS (
-        SELECT DISTINCT ON (p.id) p.id AS parcel_id, p.area_m2, pt.code AS platform_code
-        FROM parcels p
-        JOIN platforms pt ON pt.geom && p.geom AND ST_Intersects(pt.geom, p.geom)
-        ORDER BY p.id,
-                 CASE WHEN ST_CoveredBy(p.geom, pt.geom) THEN p.area_m2
-                      ELSE ST_Area(ST_Intersection(p.geom, pt.geom)) END DESC,
-                 pt.code
-    )
-"""
-
-
 def tax_year(conn: Connection, as_of: date, lag: int) -> int | None:
-    """The output year used for 亩均税收: the latest ND <= year(as_of) - lag, or None."""
+    """The year of the 亩均税收 used: the latest with platform rows in ``per_mu`` that is <=
+    year(as_of) - lag, or None."""
     return conn.execute(
-        text("SELECT max(year) FROM outputs WHERE year <= :y"), {"y": as_of.year - lag}
+        text("SELECT max(year) FROM per_mu WHERE level = 'platform' AND year <= :y"),
+        {"y": as_of.year - lag},
     ).scalar_one()
 
 
 def platform_tax(conn: Connection, year: int | None) -> tuple[dict[str, dict], str]:
-    """{PTDM: {"tax_paid" 万元, "area_mu", "tax_per_mu" 万元/亩}} for ``year``, and the source.
-
-    Source "per_mu" (table) when it has platform rows for the year, else "computed".
-    Platforms without parcels have no entry.
-    """
+    """{PTDM: {"tax_paid" 万元, "area_mu", "tax_per_mu" 万元/亩}} for ``year`` and the source
+    (``per_mu``, or ``none`` without a year): the platforms' per_mu zone rows. A platform
+    without enterprise land that year has no entry."""
     if year is None:
         return {}, "none"
-    has_per_mu = (
-        conn.execute(text("SELECT to_regclass('per_mu') IS NOT NULL")).scalar_one()
-        and conn.execute(
-            text("SELECT EXISTS (SELECT 1 FROM per_mu WHERE level = 'platform' AND year = :y)"),
-            {"y": year},
-        ).scalar_one()
-    )
-    if has_per_mu:
-        rows = conn.execute(
-            text(
-                "SELECT code, tax_paid, area_mu, tax_per_mu FROM per_mu "
-                "WHERE level = 'platform' AND year = :y"
-            ),
-            {"y": year},
-        ).all()
-        return {
-            r.code: {"tax_paid": r.tax_paid, "area_mu": r.area_mu, "tax_per_mu": r.tax_per_mu}
-            for r in rows
-        }, "per_mu"
-    rows = conn.execute(
-        text(
-            f"""
-            WITH {PARCEL_PLATFORM_SQL}, {ENTERPRISE_TAX_SQL},
-            ptax AS (
-                SELECT pp.platform_code, sum(t.tax_share) AS tax
-                FROM ent_tax t JOIN pp ON pp.parcel_id = t.parcel_id GROUP BY 1
-            ), parea AS (
-                SELECT platform_code, sum(area_m2) AS area_m2 FROM pp GROUP BY 1
-            )
-            SELECT a.platform_code AS code, coalesce(t.tax, 0) AS tax_paid,
-                   a.area_m2 / :m2mu AS area_mu,
-                   coalesce(t.tax, 0) / (a.area_m2 / :m2mu) AS tax_per_mu
-            FROM parea a LEFT JOIN ptax t USING (platform_code)
-            WHERE a.area_m2 > 0
-            """
-        ),
-        {"year": year, "m2mu": M2_PER_MU},
-    ).all()
+    figs = per_mu.zone_figures(conn, "platform", year)
     return {
-        r.code: {"tax_paid": r.tax_paid, "area_mu": r.area_mu, "tax_per_mu": r.tax_per_mu}
-        for r in rows
-    }, "computed"
+        code: {k: f[k] for k in ("tax_paid", "area_mu", "tax_per_mu")} for code, f in figs.items()
+    }, "per_mu"
 
 
-def _facts(conn: Connection, rules: PlatformKindRules) -> list:
-    """Per platform: attributes, host flag, main-urban district, nearest host and distance (m)."""
+def _facts(conn: Connection, rules: PlatformKindRules, codes: list[str] | None = None) -> list:
+    """Per platform (of ``codes``; all when None): attributes, host flag, main-urban district,
+    nearest host and distance (m)."""
     return conn.execute(
         text(
             """
@@ -188,6 +104,7 @@ def _facts(conn: Connection, rules: PlatformKindRules) -> list:
                 FROM pt x WHERE x.is_host AND x.code <> pt.code
                 ORDER BY ST_Distance(x.geom, pt.geom), x.code LIMIT 1
             ) h ON NOT pt.is_host
+            WHERE CAST(:codes AS text[]) IS NULL OR pt.code = ANY(CAST(:codes AS text[]))
             ORDER BY pt.code
             """
         ),
@@ -195,6 +112,7 @@ def _facts(conn: Connection, rules: PlatformKindRules) -> list:
             "host_levels": rules.host_levels,
             "host_types": rules.host_provincial_types,
             "dmax": rules.member_max_distance_m,
+            "codes": codes,
         },
     ).all()
 
@@ -205,6 +123,12 @@ def _median(values: list[float]) -> float | None:
         return None
     n = len(v)
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def _city_figures(conn: Connection, taxes: dict[str, dict]) -> list[float]:
+    """The 亩均税收 of every platform that has one (the median's population)."""
+    codes = set(conn.execute(text("SELECT code FROM platforms")).scalars())
+    return [t["tax_per_mu"] for c, t in taxes.items() if c in codes and t["tax_per_mu"] is not None]
 
 
 def current_overrides(conn: Connection) -> dict[str, dict]:
@@ -230,8 +154,14 @@ def current_overrides(conn: Connection) -> dict[str, dict]:
     }
 
 
-def classify(conn: Connection, as_of: date | None = None, rules: Rules | None = None) -> dict:
-    """Every platform's kind with the figures and the rule that decided it (writes nothing).
+def classify(
+    conn: Connection,
+    as_of: date | None = None,
+    rules: Rules | None = None,
+    codes: list[str] | None = None,
+) -> dict:
+    """Every platform's kind (of ``codes`` only, when given: the median is still the city's)
+    with the figures and the rule that decided it (writes nothing).
 
     Returns {"as_of", "tax_year", "tax_source", "median_tax_per_mu", "rules", "items": [...]};
     each item: platform_id (PTDM), name, level, type, district, kind, rule_kind (the rules'
@@ -242,10 +172,8 @@ def classify(conn: Connection, as_of: date | None = None, rules: Rules | None = 
     as_of = as_of or date.today()
     year = tax_year(conn, as_of, r.tax_year_lag)
     taxes, source = platform_tax(conn, year)
-    facts = _facts(conn, r)
-    figures = [taxes[f.code]["tax_per_mu"] for f in facts if f.code in taxes]
-    figures = [x for x in figures if x is not None]
-    median = _median(figures)
+    facts = _facts(conn, r, codes)
+    median = _median(_city_figures(conn, taxes))
     overrides = current_overrides(conn)
     items = []
     for f in facts:
@@ -371,7 +299,8 @@ def redact(result: dict) -> dict:
 def set_override(
     conn: Connection, platform_code: str, kind: str | None, reason: str, user: str
 ) -> dict:
-    """Record a planner's override (``kind`` None withdraws it); returns the row written."""
+    """Record a planner's override (``kind`` None withdraws it) and bring the current kinds up to
+    date with it (``graph.refresh`` in the caller's transaction); returns the row written."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     if not reason or not reason.strip():
@@ -390,6 +319,9 @@ def set_override(
         ),
         {"c": platform_code, "k": kind, "r": reason.strip(), "u": user},
     ).one()
+    graph.refresh(
+        conn, Changes(platform_kind_overrides={platform_code}), trigger=f"override:{user}"
+    )
     return {
         "id": row.id,
         "platform_id": platform_code,
@@ -452,40 +384,190 @@ def record(
             "user": user,
         },
     ).scalar_one()
-    if res["items"]:
+    _write_rows(conn, run_id, res["items"])
+    return {**res, "run_id": run_id}
+
+
+# --------------------------------------------------------------------------------------------
+# The current kinds: kept by the derivation graph (producer ``platform_kinds``)
+# --------------------------------------------------------------------------------------------
+
+CURRENT = "current"  # platform_kind_runs.trigger of the one run the graph keeps current
+_ROW_COLS = (
+    "kind",
+    "rule_kind",
+    "host_code",
+    "host_distance_m",
+    "tax_per_mu",
+    "reasons",
+    "override",
+)
+
+
+def current_run_id(conn: Connection) -> int | None:
+    """The ``platform_kind_runs`` row holding the current kinds (None before the first refresh)."""
+    return conn.execute(
+        text("SELECT min(id) FROM platform_kind_runs WHERE trigger = :t"), {"t": CURRENT}
+    ).scalar_one()
+
+
+def _row(it: dict) -> dict:
+    """An item as a ``platform_kinds`` row (JSON as text, sorted keys: compared as stored)."""
+    return {
+        "platform_code": it["platform_id"],
+        "kind": it["kind"],
+        "rule_kind": it["rule_kind"],
+        "host_code": it["host_id"],
+        "host_distance_m": it["host_distance_m"],
+        "tax_per_mu": it["tax_per_mu"],
+        "reasons": json.dumps(it["reasons"], ensure_ascii=False, sort_keys=True),
+        "override": json.dumps(it["override"], ensure_ascii=False, sort_keys=True)
+        if it["override"]
+        else None,
+    }
+
+
+def _write_rows(conn: Connection, run_id: int, items: list[dict]) -> None:
+    if items:
         conn.execute(
             text(
                 """
                 INSERT INTO platform_kinds (run_id, platform_code, kind, rule_kind, host_code,
                     host_distance_m, tax_per_mu, reasons, override)
-                VALUES (:run, :platform_id, :kind, :rule_kind, :host_id, :host_distance_m,
+                VALUES (:run, :platform_code, :kind, :rule_kind, :host_code, :host_distance_m,
                     :tax_per_mu, CAST(:reasons AS jsonb), CAST(:override AS jsonb))
                 """
             ),
-            [
-                {
-                    **it,
-                    "run": run_id,
-                    "reasons": json.dumps(it["reasons"], ensure_ascii=False),
-                    "override": json.dumps(it["override"], ensure_ascii=False)
-                    if it["override"]
-                    else None,
-                }
-                for it in res["items"]
-            ],
+            [{**_row(it), "run": run_id} for it in items],
         )
-    return {**res, "run_id": run_id}
 
 
-def classify_summary_line(engine) -> str:
-    """For ``landlink analyse-all``: classify, record the run, counts per kind."""
-    with engine.begin() as conn:
-        res = record(conn, "analyse-all", "analyse-all")
-    counts: dict[str, int] = {}
-    for it in res["items"]:
-        counts[it["kind"]] = counts.get(it["kind"], 0) + 1
-    return (
-        f"run {res['run_id']}: {len(res['items'])} platforms "
-        f"(亩均税收 {res['tax_year']}, {res['tax_source']}): "
-        + ", ".join(f"{k} {counts.get(k, 0)}" for k in KINDS)
+def _scope(conn: Connection, ctx, changes, run) -> tuple[list[str] | None, int | None]:
+    """The platforms to reclassify (None: all) and the tax year.
+
+    All: a full refresh, a changed platform or district (hosts, distances and districts of the
+    others), the date (the tax year), other rules, a tax year or a median that moved. Else the
+    platforms whose per_mu row of the tax year changed and those whose override changed."""
+    r = ctx.rules.platform_kinds
+    year = tax_year(conn, ctx.as_of, r.tax_year_lag)
+    rules_now = json.loads(json.dumps(r.model_dump(), ensure_ascii=False))
+    if (
+        changes is None
+        or run is None
+        or changes.touches(("platforms", "districts", "calendar"))
+        or changes.everything("per_mu")
+        or changes.everything("platform_kind_overrides")
+        or run.tax_year != year
+        or run.rules != rules_now
+    ):
+        return None, year
+    codes = set(changes.get("platform_kind_overrides", ()))
+    figures = {
+        code
+        for level, code, y in (
+            k.rsplit(":", 2) for k in changes.get("per_mu", ()) if k.count(":") >= 2
+        )
+        if level == "platform" and y == str(year)
+    }
+    if figures:
+        taxes, _ = platform_tax(conn, year)
+        if _median(_city_figures(conn, taxes)) != run.median_tax_per_mu:
+            return None, year
+    return sorted(codes | figures), year
+
+
+def run(conn: Connection, ctx, changes) -> Changes:
+    """Producer ``platform_kinds``: the current kinds (the ``platform_kind_runs`` row of trigger
+    ``current`` and its ``platform_kinds`` rows), as of ``ctx.as_of``.
+
+    Reads ``platforms`` and ``districts`` (keys: codes; any change reclassifies all: hosts and
+    distances involve the others), ``per_mu`` (keys ``level:code:year``: the platform rows of the
+    tax year), ``platform_kind_overrides`` (keys: PTDM) and ``calendar``. Every platform is
+    reclassified when the median of 亩均税收 or the tax year moves. Rows whose values did not
+    change are left as they are; the others are deleted and inserted (a platform gone: deleted).
+    Returns ``Changes(platform_kinds={PTDM})``, the platforms whose current row changed.
+    """
+    cur = current_run_id(conn)
+    run_row = (
+        None
+        if cur is None
+        else conn.execute(
+            text("SELECT * FROM platform_kind_runs WHERE id = :id FOR UPDATE"), {"id": cur}
+        ).one()
     )
+    codes, _ = _scope(conn, ctx, changes, run_row)
+    out = Changes()
+    if codes is not None and not codes:
+        return out
+    res = classify(conn, ctx.as_of, ctx.rules, codes)
+    params = {
+        "as_of": res["as_of"],
+        "ty": res["tax_year"],
+        "src": res["tax_source"],
+        "median": res["median_tax_per_mu"],
+        "rules": json.dumps(res["rules"], ensure_ascii=False),
+    }
+    if cur is None:
+        cur = conn.execute(
+            text(
+                """
+                INSERT INTO platform_kind_runs (as_of, tax_year, tax_source, median_tax_per_mu,
+                                                rules, trigger, created_by)
+                VALUES (:as_of, :ty, :src, :median, CAST(:rules AS jsonb), :t, 'refresh')
+                RETURNING id
+                """
+            ),
+            {**params, "t": CURRENT},
+        ).scalar_one()
+    else:
+        conn.execute(
+            text(
+                "UPDATE platform_kind_runs SET as_of = :as_of, tax_year = :ty, tax_source = :src, "
+                "median_tax_per_mu = :median, rules = CAST(:rules AS jsonb), created_at = now() "
+                "WHERE id = :id"
+            ),
+            {**params, "id": cur},
+        )
+    new = {it["platform_id"]: it for it in res["items"]}
+    old = {
+        r.platform_code: r
+        for r in conn.execute(
+            text(
+                f"SELECT platform_code, {', '.join(_ROW_COLS)} FROM platform_kinds "
+                "WHERE run_id = :run AND (CAST(:codes AS text[]) IS NULL "
+                "OR platform_code = ANY(CAST(:codes AS text[])))"
+            ),
+            {"run": cur, "codes": codes},
+        )
+    }
+    changed = {c for c in old if c not in new}
+    for c, it in new.items():
+        o, row = old.get(c), _row(it)
+        if o is None or any(
+            getattr(o, k) != (json.loads(row[k]) if k in ("reasons", "override") and row[k]
+                              else row[k])
+            for k in _ROW_COLS
+        ):  # fmt: skip
+            changed.add(c)
+    if changed:
+        conn.execute(
+            text(
+                "DELETE FROM platform_kinds WHERE run_id = :run "
+                "AND platform_code = ANY(CAST(:c AS text[]))"
+            ),
+            {"run": cur, "c": sorted(changed)},
+        )
+        _write_rows(conn, cur, [new[c] for c in sorted(changed) if c in new])
+    ctx.counts["platform_kinds"] = {"reclassified": len(new), "changed": len(changed)}
+    return out.add("platform_kinds", changed)
+
+
+PRODUCERS = (
+    Producer(
+        name="platform_kinds",
+        reads=("platforms", "districts", "per_mu", "platform_kind_overrides", "calendar"),
+        writes=("platform_kinds",),
+        run=run,
+        doc="the current kind of every platform (§4), 亩均税收 from per_mu's platform rows",
+    ),
+)

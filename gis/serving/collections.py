@@ -194,6 +194,12 @@ def _platform_kind_sql(tabs: dict[str, set[str]]) -> str:
         if "kind" in cols and ("platform_code" in cols or "code" in cols):
             c = "platform_code" if "platform_code" in cols else "code"
             order = "ORDER BY pk.run_id DESC " if "run_id" in cols else ""
+            if "platform_kind_runs" in tabs:
+                # the current kinds (kept by the graph) before any recorded snapshot
+                order = (
+                    "ORDER BY pk.run_id = (SELECT min(id) FROM platform_kind_runs "
+                    "WHERE trigger = 'current') DESC NULLS LAST, pk.run_id DESC "
+                )
             return f"(SELECT pk.kind::text FROM {t} pk WHERE pk.{c} = t.code {order}LIMIT 1)"
     return "NULL::text"
 
