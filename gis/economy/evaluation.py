@@ -359,7 +359,8 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     land, figures, group or grading changed (the group's benchmarks and ranks move with it);
     everything when ``changes`` is None or names every key, or names supplies or projects (the
     still-building rule). Returns ``Changes(evaluations={"USCC:year"})``: rows whose class,
-    score, rank or any other column changed."""
+    score, rank or any other column changed, appeared or went away (``ALL`` only when
+    ``changes`` is None). docs/EVALUATION.md "How a change propagates" spells the scope out."""
     rules = ctx.rules.evaluation
     full = changes is None or any(
         changes.everything(t) for t in ("enterprise_land", "per_mu", "outputs", "enterprises")

@@ -331,7 +331,8 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     changed (and the year after each: its previous value and change), every zone of the level
     (ranks are per level and year); every year when ``changes`` is None or names anything but
     ``per_mu`` zone rows (enterprises' industries, platforms' featured industries, links,
-    parcels, TJ). Returns ``Changes(area_indicators={"level:code:year"})``."""
+    parcels, TJ). Returns ``Changes(area_indicators={"level:code:year"})`` of the rows that
+    changed (``ALL`` only when ``changes`` is None)."""
     years: list[int] | None = None
     if changes is not None and not any(
         changes.get(t)
