@@ -28,6 +28,7 @@ DERIVED = (
     "per_mu",
     "evaluations",
     "area_indicators",
+    "platform_kinds",
     "tile_parcel_classes",
     "tile_parcel_status",
     "tile_zone_stats",
