@@ -312,6 +312,20 @@ def _full_recompute_equals(engine) -> None:
     assert before == after
 
 
+def _set_tax(engine, code: str, tax_per_mu: float):
+    """The 2025 SJSJ of the enterprise on DK-<code> (15 亩), refreshed by its key."""
+    from gis.core import graph
+    from gis.core.graph import Changes
+
+    u = rows(engine, "SELECT uscc FROM enterprises WHERE parcel_nos = ARRAY[:p]", p=f"DK-{code}")
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE outputs SET tax_paid = :t WHERE uscc = :u AND year = 2025"),
+            {"t": 15 * tax_per_mu, "u": u[0]["uscc"]},
+        )
+        return graph.refresh(conn, Changes(outputs={f"{u[0]['uscc']}:2025"}), AS_OF)
+
+
 def test_producer_keeps_the_current_kinds_by_changed_keys(db, http):
     from gis.core import graph
     from gis.core.graph import Changes
@@ -348,13 +362,7 @@ def test_producer_keeps_the_current_kinds_by_changed_keys(db, http):
     _full_recompute_equals(db)
 
     # K2's tax rises: the median moves (25 -> 35), every platform is reclassified
-    k2 = rows(db, "SELECT uscc FROM enterprises WHERE parcel_nos = ARRAY['DK-K2']")[0]["uscc"]
-    with db.begin() as conn:
-        conn.execute(
-            text("UPDATE outputs SET tax_paid = :t WHERE uscc = :u AND year = 2025"),
-            {"t": 15 * 50.0, "u": k2},
-        )
-        ctx = graph.refresh(conn, Changes(outputs={f"{k2}:2025"}), AS_OF)
+    ctx = _set_tax(db, "K2", 50.0)
     assert "platform_kinds" in ctx.timings
     cur = _current(db)
     assert {c: r["kind"] for c, r in cur.items()} == {
@@ -368,13 +376,7 @@ def test_producer_keeps_the_current_kinds_by_changed_keys(db, http):
     _full_recompute_equals(db)
 
     # a platform's own figure changes but the median stays: only that row is rewritten
-    k1 = rows(db, "SELECT uscc FROM enterprises WHERE parcel_nos = ARRAY['DK-K1']")[0]["uscc"]
-    with db.begin() as conn:
-        conn.execute(
-            text("UPDATE outputs SET tax_paid = :t WHERE uscc = :u AND year = 2025"),
-            {"t": 15 * 5.0, "u": k1},
-        )
-        graph.refresh(conn, Changes(outputs={f"{k1}:2025"}), AS_OF)
+    _set_tax(db, "K1", 5.0)
     now = _current(db)
     assert abs(now["K1"]["tax_per_mu"] - 5.0) < 1e-9
     assert all(now[c]["version"] == cur[c]["version"] for c in ("K2", "K3", "K4"))
