@@ -6,6 +6,8 @@ inclusive, nearest host. Main urban district: ZCQ = 1. Retain: >= 1 km², TSCY, 
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import text
 
 from gis.platforms.platform_kinds import classify, record, set_override
@@ -273,15 +275,18 @@ def test_the_figure_is_per_mu_zone_row_of_the_platform(db):
     assert abs(fig["tax_per_mu"] - 3.0) < 1e-9 and abs(fig["area_mu"] - 30.0) < 1e-9
 
 
+CURRENT_SQL = (
+    "SELECT k.*, k.xmin::text AS version FROM platform_kinds k "
+    "JOIN platform_kind_runs r ON r.id = k.run_id WHERE r.trigger = 'current'"
+)
+
+
 def _current(engine) -> dict[str, dict]:
-    return {
-        r["platform_code"]: r
-        for r in rows(
-            engine,
-            "SELECT k.*, k.xmin::text AS version FROM platform_kinds k "
-            "JOIN platform_kind_runs r ON r.id = k.run_id WHERE r.trigger = 'current'",
-        )
-    }
+    return {r["platform_code"]: r for r in rows(engine, CURRENT_SQL)}
+
+
+def _current_in(conn) -> dict[str, dict]:
+    return {r.platform_code: dict(r._mapping) for r in conn.execute(text(CURRENT_SQL))}
 
 
 def _strip(current: dict[str, dict]) -> dict[str, tuple]:
@@ -299,15 +304,7 @@ def _full_recompute_equals(engine) -> None:
     with engine.connect() as conn:
         tx = conn.begin()
         graph.refresh(conn, None, AS_OF, trigger="test")
-        after = {
-            r.platform_code: tuple(v for k, v in r._mapping.items() if k != "run_id")
-            for r in conn.execute(
-                text(
-                    "SELECT k.* FROM platform_kinds k JOIN platform_kind_runs r "
-                    "ON r.id = k.run_id WHERE r.trigger = 'current'"
-                )
-            )
-        }
+        after = _strip(_current_in(conn))
         tx.rollback()
     assert before == after
 
@@ -404,3 +401,73 @@ def test_producer_keeps_the_current_kinds_by_changed_keys(db, http):
         graph.refresh(conn, Changes(platforms={"NH"}), AS_OF)
     assert "NH" not in _current(db) and _current(db)["K2"]["kind"] == "retain_upgrade"
     _full_recompute_equals(db)
+
+
+def test_current_kinds_by_keys_equal_a_full_recompute_on_the_sample_city(sample_engine):
+    """On an analysed copy of the sample city: one enterprise's tax in each platform of the median
+    (the median moves), an override, a platform moved 3 km: each refreshed by its keys, the
+    current kinds equal a full recompute."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    from gis.core import graph
+    from gis.core.graph import Changes
+    from tests.conftest import SAMPLE_DIR, database_copy
+
+    as_of = date.fromisoformat(
+        json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))["reference_date"]
+    )
+    with database_copy(sample_engine, "kinds") as url:
+        eng = create_engine(url)
+        try:
+            analyse(eng, as_of)
+            run = rows(eng, "SELECT * FROM platform_kind_runs WHERE trigger = 'current'")[0]
+            assert run["median_tax_per_mu"] is not None
+            # the enterprise with the most land in the platform just above the median
+            top = rows(
+                eng,
+                """
+                SELECT k.platform_code, l.from_key AS uscc FROM platform_kinds k
+                JOIN links l ON l.kind = 'enterprise_platform' AND l.to_key = k.platform_code
+                JOIN outputs o ON o.uscc = l.from_key AND o.year = :y
+                WHERE k.run_id = :r AND k.tax_per_mu >= :m
+                ORDER BY k.tax_per_mu, o.tax_paid DESC LIMIT 1
+                """,
+                y=run["tax_year"],
+                r=run["id"],
+                m=run["median_tax_per_mu"],
+            )[0]
+            changes = [
+                (
+                    "UPDATE outputs SET tax_paid = 0 WHERE uscc = :u AND year = :y",
+                    {"u": top["uscc"], "y": run["tax_year"]},
+                    Changes(outputs={f"{top['uscc']}:{run['tax_year']}"}),
+                ),
+                (
+                    "INSERT INTO platform_kind_overrides (platform_code, kind, reason, "
+                    "created_by) VALUES (:p, 'phase_out', '测试', 'test')",
+                    {"p": top["platform_code"]},
+                    Changes(platform_kind_overrides={top["platform_code"]}),
+                ),
+                (
+                    "UPDATE platforms SET geom = ST_Translate(geom, 3000, 0) WHERE code = :p",
+                    {"p": top["platform_code"]},
+                    Changes(platforms={top["platform_code"]}),
+                ),
+            ]
+            before = _strip(_current(eng))
+            for sql, params, ch in changes:
+                with eng.begin() as conn:
+                    conn.execute(text(sql), params)
+                    graph.refresh(conn, ch, as_of, trigger="test")
+                with eng.connect() as conn:
+                    tx = conn.begin()
+                    incremental = _strip(_current_in(conn))
+                    graph.refresh(conn, None, as_of, trigger="test-full")
+                    full = _strip(_current_in(conn))
+                    tx.rollback()
+                assert incremental == full, sql
+            assert _strip(_current(eng)) != before
+        finally:
+            eng.dispose()
