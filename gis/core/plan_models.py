@@ -3,7 +3,9 @@
 - ``platform_kind_overrides``: a planner's override of a platform's kind (§4), append-only: the
   latest row per platform applies; a row with ``kind`` NULL clears the override. Who and when are
   kept with the reason.
-- ``platform_kind_runs`` / ``platform_kinds``: a recorded classification (CLI, overrides).
+- ``platform_kind_runs`` / ``platform_kinds``: the current kinds (the one run of trigger
+  ``current``, kept by the graph's ``platform_kinds`` producer) and recorded classifications
+  (snapshots: CLI, overrides).
 - ``plans``: one versioned scenario (name + version), its request, the rules and inputs it used,
   the kinds it saw, totals and the invariants it checked.
 - ``plan_allocations``: the new industrial land per district, platform and corridor (亩).
@@ -52,8 +54,9 @@ platform_kind_overrides = Table(
     CheckConstraint("length(btrim(reason)) > 0", name="reason"),
 )
 
-# A recorded classification (``landlink classify``, and after each override): what the map and
-# the OGC ``platforms`` collection show (latest run). GET /api/platforms computes live instead.
+# The current kinds (trigger ``current``: one run updated in place by the graph's producer) and
+# recorded classifications (``landlink classify``, each override). The map and the OGC
+# ``platforms`` collection show the current kinds; GET /api/platforms computes live instead.
 platform_kind_runs = Table(
     "platform_kind_runs",
     metadata,
