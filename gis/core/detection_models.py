@@ -2,7 +2,8 @@
 
 Every result row belongs to one ``detection_runs`` row (as-of date, configuration hash, the input
 batches it read, counts, time), so a figure can be explained and re-run. Geometries are EPSG:4549
-(metres); areas are m² and 亩 (m² × 0.0015). Written by gis/lands/detection.py; migration 0004.
+(metres); areas are m² and 亩 (m² × 0.0015). Written by gis/lands/detection.py; migrations 0004
+and 0012 (the live run, kept current by the derivation graph, and the zone shares).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -43,11 +45,13 @@ def _run_fk() -> Column:
 
 
 def _zones() -> list[Column]:
-    """District / platform / corridor holding the largest share of the row's area (§1)."""
+    """District / platform / corridor holding the largest share of the row's area (§1), and the
+    day the row was judged as of (in the live run, the refresh that last wrote it)."""
     return [
         Column("district_code", Text),
         Column("platform_code", Text),
         Column("corridor_code", Text),
+        Column("as_of", Date),
     ]
 
 
@@ -67,6 +71,9 @@ detection_runs = Table(
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
     Column("seconds", Double),
+    # the one run the derivation graph keeps current (recorded runs are frozen snapshots)
+    Column("live", Boolean, nullable=False, server_default="false"),
+    Index("uq_detection_runs_live", "live", unique=True, postgresql_where=text("live")),
 )
 
 unsupplied_results = Table(
@@ -149,6 +156,23 @@ detection_summaries = Table(
     Column("count", Integer, nullable=False),  # items whose largest area share lies here
     Column("area_mu", Double, nullable=False),  # area shares lying here (split by boundaries)
     PrimaryKeyConstraint("run_id", "level", "code", "kind", name="pk_detection_summaries"),
+)
+
+# Per flagged item of a run: the area of it in each zone (批而未供: of the unsupplied remainder)
+# and whether the zone holds the item's largest share; detection_summaries are sums over it.
+detection_zone_shares = Table(
+    "detection_zone_shares",
+    metadata,
+    _run_fk(),
+    Column("kind", Text, nullable=False),  # unsupplied | idle | low_efficiency
+    Column("key", Text, nullable=False),  # PZWH, DZJGH or DKBH
+    Column("level", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text),
+    Column("area_m2", Double, nullable=False),
+    Column("top", Boolean, nullable=False),
+    PrimaryKeyConstraint("run_id", "kind", "key", "level", "code", name="pk_detection_zone_shares"),
+    Index("ix_detection_zone_shares_zone", "run_id", "level", "code"),
 )
 
 RESULT_TABLES = {

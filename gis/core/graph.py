@@ -51,6 +51,7 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "gis.economy.per_mu",
     "gis.economy.evaluation",
     "gis.economy.indicators",
+    "gis.lands.detection",
     "gis.platforms.platform_kinds",
     "gis.serving.tiles",
 )

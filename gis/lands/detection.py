@@ -1,9 +1,14 @@
-"""One recorded detection run of the three kinds of land (三块地), and the difference between runs.
+"""The three kinds of land (三块地): the live run kept current by the derivation graph, recorded
+snapshots, and the difference between runs.
 
-``run_detection`` computes 批而未供 (lands/unsupplied.py), 供而未用/闲置 (lands/idle_land.py) and
-低效利用 (lands/low_efficiency.py) as of a date in one transaction, and records the run: as_of, the
-hash of the rules it used, the input batches (per layer: rows, batch ids, a hash of the row
-hashes), the counts and the time. The same data, rules and as_of give the same results (all SQL is
+批而未供 (lands/unsupplied.py), 供而未用/闲置 (lands/idle_land.py) and 低效利用
+(lands/low_efficiency.py) are rows of a detection run. One run is *live* (``detection_runs.live``):
+the producer ``three_lands`` (``PRODUCERS``) keeps its rows current after every write, by changed
+keys, judged as of the day of the write; readers use it by default. ``run_detection`` (``landlink
+detect``) records a frozen snapshot: a new run holding a copy of the live rows (or, for another
+day, computed from scratch as of that day), with as_of, the hash of the rules it used, the input
+batches (per layer: rows, batch ids, a hash of the row hashes), the counts and the time; ``diff``
+compares two runs. The same data, rules and as_of give the same results (all SQL is
 deterministic: ties are broken by key). Every result row carries the district, platform and
 corridor holding the largest share of its area (§1); summaries split areas by boundary.
 Geometry EPSG:4549, areas m² and 亩.
@@ -18,6 +23,8 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
+from gis.core.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_STATUSES
+from gis.core.graph import ALL, CALENDAR, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import Rules, get_rules
 from gis.lands import idle_land, low_efficiency, unsupplied
@@ -78,283 +85,484 @@ def _inputs(conn: Connection) -> tuple[dict, str]:
     return out, digest
 
 
-def _links(conn: Connection, rules: Rules) -> None:
-    """Temp tables of the links the detections need (§1), built inside the run's transaction
-    from the registry alone, so that a run is self-contained and re-runnable (the evaluation's
-    ``links`` table follows its own runs; the rules are the same).
-
-    ``_parcel_supply``: a parcel's supply record by DZJGH, else the supply with the largest
-    overlap if it covers >= ``supply_min_overlap`` of the parcel. ``_enterprise_parcel``: by DKBH,
-    else the parcel containing the enterprise's point, else the nearest within ``nearest_max_m``.
-    """
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE _parcel_supply ON COMMIT DROP AS
-            SELECT p.id AS parcel_id, s.id AS supply_id, 'key' AS how
-            FROM parcels p JOIN supplies s ON s.supply_no = p.supply_no
-            """
-        )
-    )
-    conn.execute(
-        text(
-            """
-            INSERT INTO _parcel_supply
-            SELECT DISTINCT ON (parcel_id) parcel_id, supply_id, 'overlap'
-            FROM (
-                SELECT p.id AS parcel_id, s.id AS supply_id, p.area_m2,
-                       ST_Area(ST_Intersection(s.geom, p.geom)) AS ov
-                FROM (
-                    SELECT q.id, q.geom, q.area_m2 FROM parcels q
-                    WHERE NOT EXISTS (SELECT 1 FROM _parcel_supply k WHERE k.parcel_id = q.id)
-                ) p
-                JOIN supplies s ON s.geom && p.geom AND ST_Intersects(s.geom, p.geom)
-            ) o
-            WHERE ov >= :ov * area_m2
-            ORDER BY parcel_id, ov DESC, supply_id
-            """
-        ),
-        {"ov": rules.linkage.supply_min_overlap},
-    )
-    conn.execute(text("CREATE INDEX ON _parcel_supply (supply_id)"))
-    conn.execute(text("ANALYZE _parcel_supply"))
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE _enterprise_parcel ON COMMIT DROP AS
-            SELECT DISTINCT e.uscc, p.id AS parcel_id, 'key' AS how
-            FROM enterprises e, unnest(e.parcel_nos) k
-            JOIN parcels p ON p.parcel_no = k
-            """
-        )
-    )
-    # enterprises no DKBH links: their point's parcel, else the nearest within the distance
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE _unkeyed ON COMMIT DROP AS
-            SELECT e.uscc, e.geom FROM enterprises e
-            WHERE e.geom IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM _enterprise_parcel k WHERE k.uscc = e.uscc)
-            """
-        )
-    )
-    conn.execute(
-        text(
-            """
-            INSERT INTO _enterprise_parcel
-            SELECT DISTINCT ON (e.uscc) e.uscc, p.id, 'contains'
-            FROM _unkeyed e JOIN parcels p ON ST_Contains(p.geom, e.geom)
-            ORDER BY e.uscc, p.id
-            """
-        )
-    )
-    conn.execute(
-        text(
-            """
-            INSERT INTO _enterprise_parcel
-            SELECT e.uscc, n.id, 'nearest'
-            FROM _unkeyed e
-            CROSS JOIN LATERAL (
-                SELECT p.id FROM parcels p WHERE ST_DWithin(p.geom, e.geom, :near)
-                ORDER BY p.geom <-> e.geom, p.id LIMIT 1
-            ) n
-            WHERE NOT EXISTS (SELECT 1 FROM _enterprise_parcel c WHERE c.uscc = e.uscc)
-            """
-        ),
-        {"near": rules.linkage.nearest_max_m},
-    )
-    conn.execute(text("DROP TABLE _unkeyed"))
-    conn.execute(text("CREATE INDEX ON _enterprise_parcel (parcel_id)"))
-    if rules.low_efficiency.tax_per_mu_by_platform:
-        conn.execute(
-            text(
-                """
-                CREATE TEMP TABLE _parcel_platform ON COMMIT DROP AS
-                SELECT DISTINCT ON (p.id) p.id AS parcel_id, z.code
-                FROM parcels p
-                JOIN platforms z ON z.geom && p.geom AND ST_Intersects(z.geom, p.geom)
-                ORDER BY p.id, ST_Area(ST_Intersection(z.geom, p.geom)) DESC, z.code
-                """
-            )
-        )
-
-
-SOURCES = {
-    "unsupplied": ("approvals", "i.approved_on <= :as_of"),
-    "idle": ("supplies", "i.supplied_on <= :as_of"),
-    "low_efficiency": ("parcels", "true"),
+SOURCES = {  # kind -> (result table, key column, source table, its key, its id column)
+    "unsupplied": ("unsupplied_results", "approval_no", "approvals", "doc_no", "approval_id"),
+    "idle": ("idle_results", "supply_no", "supplies", "supply_no", "supply_id"),
+    "low_efficiency": ("low_efficiency_results", "parcel_no", "parcels", "parcel_no", "parcel_id"),
 }
+DETECT = {
+    "unsupplied": lambda conn, run, as_of, rules, keys: unsupplied.detect(
+        conn, run, as_of, rules.unsupplied, keys
+    ),
+    "idle": lambda conn, run, as_of, rules, keys: idle_land.detect(
+        conn, run, as_of, rules.idle, keys
+    ),
+    "low_efficiency": lambda conn, run, as_of, rules, keys: low_efficiency.detect(
+        conn, run, as_of, rules.low_efficiency, keys
+    ),
+}
+Scope = dict[str, list[str] | None]  # kind -> keys to recompute (None: every one)
 
 
-def _share_sql(kind: str, src: str, cond: str, level: str, zone_table: str) -> str:
-    """Area (m²) of each source item lying in each zone of one level (zones outside the join:
-    each zone's prepared geometry serves all its items)."""
-    return f"""
-        SELECT '{kind}' AS kind, i.id AS item_id, '{level}' AS level, z.code, z.name,
-               CASE WHEN ST_Covers(z.geom, i.geom) THEN i.area_m2
-                    ELSE ST_Area(ST_Intersection(z.geom, i.geom)) END AS share_m2
-        FROM {zone_table} z
-        JOIN {src} i ON i.geom && z.geom AND ST_Intersects(z.geom, i.geom)
-        WHERE {cond}"""
+def _zone_shares(conn: Connection, run_id: int, kind: str, keys: list[str] | None) -> None:
+    """The zone codes of the ``kind`` rows of ``run_id`` for ``keys`` (None: all), and their
+    rows in ``detection_zone_shares`` (flagged items only).
 
-
-def _source_zones(conn: Connection, as_of: date) -> None:
-    """``_zshares`` (kind, item_id, level, code, name, share_m2, top) for every approval, supply
-    record and parcel; ``_zcodes`` (kind, item_id, district, platform, corridor): the zone of
-    each level holding the largest share of the item's area (ties: the smaller code), §1."""
+    Codes: per level, the zone holding the largest share of the item's area (ties: the smaller
+    code), §1. Shares: the item's area in each zone (批而未供: the unsupplied remainder's) and
+    whether the zone is the item's largest share (what the counts use)."""
+    table, key, src, src_key, id_col = SOURCES[kind]
+    p = {"run": run_id, "keys": keys, "kind": kind}
+    only = "" if keys is None else f"AND r.{key} = ANY(CAST(:keys AS text[]))"
     parts = " UNION ALL ".join(
-        _share_sql(kind, src, cond, level, table)
-        for kind, (src, cond) in SOURCES.items()
-        for level, table in ZONE_LEVELS.items()
+        f"""SELECT r.{key} AS key, '{level}' AS level, z.code, z.name,
+                   CASE WHEN ST_Covers(z.geom, i.geom) THEN i.area_m2
+                        ELSE ST_Area(ST_Intersection(z.geom, i.geom)) END AS share_m2
+            FROM {table} r JOIN {src} i ON i.id = r.{id_col}
+            JOIN {zones} z ON i.geom && z.geom AND ST_Intersects(z.geom, i.geom)
+            WHERE r.run_id = :run {only}"""
+        for level, zones in ZONE_LEVELS.items()
     )
     conn.execute(
         text(
             f"""
-            CREATE TEMP TABLE _zshares ON COMMIT DROP AS
-            SELECT *, row_number() OVER (PARTITION BY kind, item_id, level
+            CREATE TEMP TABLE _zs ON COMMIT DROP AS
+            SELECT *, row_number() OVER (PARTITION BY key, level
                                          ORDER BY share_m2 DESC, code) = 1 AS top
-            FROM ({parts}) s
-            WHERE share_m2 > 0
+            FROM ({parts}) s WHERE share_m2 > 0
             """
         ),
-        {"as_of": as_of},
-    )
-    conn.execute(text("ANALYZE _zshares"))
-    conn.execute(
-        text(
-            """
-            CREATE TEMP TABLE _zcodes ON COMMIT DROP AS
-            SELECT kind, item_id,
-                   max(code) FILTER (WHERE level = 'district') AS district_code,
-                   max(code) FILTER (WHERE level = 'platform') AS platform_code,
-                   max(code) FILTER (WHERE level = 'corridor') AS corridor_code
-            FROM _zshares WHERE top GROUP BY kind, item_id
-            """
-        )
-    )
-    conn.execute(text("ALTER TABLE _zcodes ADD PRIMARY KEY (kind, item_id)"))
-    conn.execute(text("ANALYZE _zcodes"))
-
-
-def _summaries(conn: Connection, run_id: int) -> None:
-    """The run's counts and areas (亩) per zone and kind. Count: flagged items whose largest
-    share lies in the zone (what the list's zone filter returns); area: the part of each flagged
-    item's area lying in the zone (the unsupplied remainder, the supply record, the parcel)."""
-    remainder = " UNION ALL ".join(
-        f"""SELECT '{level}' AS level, z.code, z.name,
-                   CASE WHEN ST_Covers(z.geom, r.geom) THEN ST_Area(r.geom)
-                        ELSE ST_Area(ST_Intersection(z.geom, r.geom)) END AS share_m2
-            FROM unsupplied_results r
-            JOIN {table} z ON z.geom && r.geom AND ST_Intersects(z.geom, r.geom)
-            WHERE r.run_id = :run AND r.geom IS NOT NULL"""
-        for level, table in ZONE_LEVELS.items()
+        p,
     )
     conn.execute(
         text(
             f"""
-            CREATE TEMP TABLE _flagged ON COMMIT DROP AS
-            SELECT 'unsupplied' AS kind, approval_id AS item_id FROM unsupplied_results
-            WHERE run_id = :run AND {FLAGGED_SQL["unsupplied"]}
-            UNION ALL
-            SELECT 'idle', supply_id FROM idle_results WHERE run_id = :run AND {FLAGGED_SQL["idle"]}
-            UNION ALL
-            SELECT 'low_efficiency', parcel_id FROM low_efficiency_results WHERE run_id = :run
+            UPDATE {table} r SET district_code = c.d, platform_code = c.p, corridor_code = c.c
+            FROM (SELECT key, max(code) FILTER (WHERE level = 'district') AS d,
+                         max(code) FILTER (WHERE level = 'platform') AS p,
+                         max(code) FILTER (WHERE level = 'corridor') AS c
+                  FROM _zs WHERE top GROUP BY key) c
+            WHERE r.run_id = :run AND r.{key} = c.key
             """
         ),
-        {"run": run_id},
+        p,
     )
-    conn.execute(text("ANALYZE _flagged"))
+    flagged = f"r.run_id = :run {only} AND {FLAGGED_SQL[kind]}"
+    if kind == "unsupplied":  # area: the remainder's share; count: the approval's top zone
+        remainder = " UNION ALL ".join(
+            f"""SELECT r.approval_no AS key, '{level}' AS level, z.code, z.name,
+                       CASE WHEN ST_Covers(z.geom, r.geom) THEN ST_Area(r.geom)
+                            ELSE ST_Area(ST_Intersection(z.geom, r.geom)) END AS share_m2,
+                       false AS top
+                FROM unsupplied_results r
+                JOIN {zones} z ON z.geom && r.geom AND ST_Intersects(z.geom, r.geom)
+                WHERE {flagged} AND r.geom IS NOT NULL"""
+            for level, zones in ZONE_LEVELS.items()
+        )
+        rows = f"""
+            SELECT key, level, code, min(name), coalesce(sum(share_m2), 0), bool_or(top)
+            FROM (SELECT zs.key, zs.level, zs.code, zs.name, 0::float8 AS share_m2, true AS top
+                  FROM _zs zs JOIN unsupplied_results r ON r.approval_no = zs.key
+                  WHERE zs.top AND {flagged}
+                  UNION ALL
+                  SELECT * FROM ({remainder}) rem WHERE share_m2 > 0) x
+            GROUP BY key, level, code"""
+    else:
+        rows = f"""
+            SELECT zs.key, zs.level, zs.code, zs.name, zs.share_m2, zs.top
+            FROM _zs zs JOIN {table} r ON r.{key} = zs.key WHERE {flagged}"""
+    conn.execute(
+        text(
+            "INSERT INTO detection_zone_shares (run_id, kind, key, level, code, name, area_m2, "
+            f"top) SELECT :run, :kind, * FROM ({rows}) q"
+        ),
+        p,
+    )
+    conn.execute(text("DROP TABLE _zs"))
+
+
+def _zones_of(conn: Connection, run_id: int, kind: str, keys: list[str]) -> set[tuple[str, str]]:
+    return {
+        (r.level, r.code)
+        for r in conn.execute(
+            text(
+                "SELECT DISTINCT level, code FROM detection_zone_shares "
+                "WHERE run_id = :run AND kind = :kind AND key = ANY(CAST(:keys AS text[]))"
+            ),
+            {"run": run_id, "kind": kind, "keys": keys},
+        )
+    }
+
+
+def _summaries(conn: Connection, run_id: int, zones: set[tuple[str, str]] | None) -> None:
+    """The run's counts and areas (亩) per zone and kind, for ``zones`` ((level, code); None:
+    every zone), from ``detection_zone_shares``. Count: flagged items whose largest share lies in
+    the zone (what the list's zone filter returns); area: the part of each flagged item's area
+    lying in it (the unsupplied remainder, the supply record, the parcel). Sums in numeric, so
+    that they do not depend on the order of the rows."""
+    p: dict = {"run": run_id, "mu": 1 / M2_PER_MU}
+    only = ""
+    if zones is not None:
+        if not zones:
+            return
+        z = sorted(zones)
+        p.update(levels=[x[0] for x in z], codes=[x[1] for x in z])
+        only = (
+            "AND (level, code) IN (SELECT * FROM unnest(CAST(:levels AS text[]), "
+            "CAST(:codes AS text[])))"
+        )
+    conn.execute(text(f"DELETE FROM detection_summaries WHERE run_id = :run {only}"), p)
     conn.execute(
         text(
             f"""
             INSERT INTO detection_summaries (run_id, level, code, name, kind, count, area_mu)
             SELECT :run, level, code, min(name), kind, count(*) FILTER (WHERE top),
-                   coalesce(sum(share_m2), 0) * :mu
-            FROM (
-                SELECT zs.kind, zs.level, zs.code, zs.name, zs.top,
-                       CASE WHEN zs.kind <> 'unsupplied' THEN zs.share_m2 END AS share_m2
-                FROM _zshares zs JOIN _flagged f ON f.kind = zs.kind AND f.item_id = zs.item_id
-                WHERE zs.top OR zs.kind <> 'unsupplied'
-                UNION ALL
-                SELECT 'unsupplied', level, code, name, false, share_m2
-                FROM ({remainder}) rem
-                WHERE share_m2 > 0
-            ) x
+                   coalesce(sum(area_m2::numeric), 0)::float8 * :mu
+            FROM detection_zone_shares WHERE run_id = :run {only}
             GROUP BY level, code, kind
             """
         ),
-        {"run": run_id, "mu": 1 / M2_PER_MU},
+        p,
     )
-    conn.execute(text("DROP TABLE _zshares, _zcodes, _flagged"))
+
+
+def compute(
+    conn: Connection, run_id: int, as_of: date, rules: Rules, scope: Scope
+) -> set[tuple[str, str]] | None:
+    """Recompute the rows of ``run_id`` for ``scope`` (per kind, the keys to judge again as of
+    ``as_of``; None: every one; a kind left out: none), their zone shares and the summaries of
+    the zones they lie in now or lay in before; returns those zones (None: every zone)."""
+    zones: set[tuple[str, str]] | None = set()
+    for kind in KINDS:
+        if kind not in scope:
+            continue
+        keys = scope[kind]
+        if keys is not None and not keys:
+            continue
+        table, key = SOURCES[kind][:2]
+        if keys is None:
+            zones = None
+            conn.execute(
+                text("DELETE FROM detection_zone_shares WHERE run_id = :run AND kind = :kind"),
+                {"run": run_id, "kind": kind},
+            )
+        else:
+            if zones is not None:
+                zones |= _zones_of(conn, run_id, kind, keys)
+            conn.execute(
+                text(
+                    "DELETE FROM detection_zone_shares WHERE run_id = :run AND kind = :kind "
+                    "AND key = ANY(CAST(:keys AS text[]))"
+                ),
+                {"run": run_id, "kind": kind, "keys": keys},
+            )
+        DETECT[kind](conn, run_id, as_of, rules, keys)
+        _zone_shares(conn, run_id, kind, keys)
+        if zones is not None and keys is not None:
+            zones |= _zones_of(conn, run_id, kind, keys)
+    _summaries(conn, run_id, zones)
+    return zones
+
+
+def counts_of(conn: Connection, run_id: int, as_of: date, rules: Rules) -> dict:
+    """Counts of a run's rows: by status (批而未供, 闲置), by reason (低效) and the tax year."""
+    out: dict = {}
+    for kind, statuses in (
+        ("unsupplied", UNSUPPLIED_STATUSES),
+        ("idle", IDLE_STATUSES),
+    ):
+        table = SOURCES[kind][0]
+        c = {s: 0 for s in statuses}
+        c.update(
+            dict(
+                conn.execute(
+                    text(f"SELECT status, count(*) FROM {table} WHERE run_id = :r GROUP BY 1"),
+                    {"r": run_id},
+                ).all()
+            )
+        )
+        out[kind] = c
+    out["idle"]["records_disagree"] = conn.execute(
+        text("SELECT count(*) FROM idle_results WHERE run_id = :r AND records_disagree"),
+        {"r": run_id},
+    ).scalar_one()
+    c = {code: 0 for code in REASON_CODES}
+    c.update(
+        dict(
+            conn.execute(
+                text(
+                    "SELECT code, count(*) FROM low_efficiency_results, unnest(reason_codes) code "
+                    "WHERE run_id = :r GROUP BY code"
+                ),
+                {"r": run_id},
+            ).all()
+        )
+    )
+    c["parcels"] = conn.execute(
+        text("SELECT count(*) FROM low_efficiency_results WHERE run_id = :r"), {"r": run_id}
+    ).scalar_one()
+    c["tax_year"] = low_efficiency.tax_year(conn, as_of, rules.low_efficiency)
+    out["low_efficiency"] = c
+    return out
+
+
+def _new_run(conn: Connection, as_of: date, rules: Rules, user: str, live: bool) -> int:
+    inputs, inputs_hash = ({}, "live") if live else _inputs(conn)
+    return conn.execute(
+        text(
+            """
+            INSERT INTO detection_runs (as_of, config_hash, config, inputs, inputs_hash,
+                                        created_by, live)
+            VALUES (:as_of, :h, CAST(:cfg AS jsonb), CAST(:inp AS jsonb), :ih, :user, :live)
+            RETURNING id
+            """
+        ),
+        {
+            "as_of": as_of,
+            "h": config_hash(rules),
+            "cfg": json.dumps(config_of(rules), ensure_ascii=False),
+            "inp": json.dumps(inputs),
+            "ih": inputs_hash,
+            "user": user,
+            "live": live,
+        },
+    ).scalar_one()
+
+
+def _finish(conn: Connection, run_id: int, as_of: date, rules: Rules, t0: float, **extra) -> None:
+    counts = {**counts_of(conn, run_id, as_of, rules), **extra.pop("counts", {})}
+    _, notes = low_efficiency.notes_for(conn, as_of, rules.low_efficiency)
+    conn.execute(
+        text(
+            """
+            UPDATE detection_runs SET as_of = :as_of, config_hash = :h,
+                config = CAST(:cfg AS jsonb), counts = CAST(:c AS jsonb),
+                notes = CAST(:n AS jsonb), finished_at = now(), seconds = :s
+            WHERE id = :run
+            """
+        ),
+        {
+            "as_of": as_of,
+            "h": config_hash(rules),
+            "cfg": json.dumps(config_of(rules), ensure_ascii=False),
+            "c": json.dumps(counts, default=str),
+            "n": json.dumps(notes + extra.get("notes", []), ensure_ascii=False),
+            "s": time.perf_counter() - t0,
+            "run": run_id,
+        },
+    )
+
+
+# ---- the live run: the three lands' current status, kept current by the derivation graph ----
+
+LIVE_READS = (
+    "approvals",
+    "supplies",
+    "parcels",
+    "links",
+    "per_mu",
+    "evaluations",
+    "outputs",
+    "districts",
+    "platforms",
+    "corridors",
+    CALENDAR,
+)
+LIVE_WRITES = (
+    "unsupplied_results",
+    "idle_results",
+    "low_efficiency_results",
+    "detection_zone_shares",
+    "detection_summaries",
+)
+
+
+def _live(conn: Connection):
+    return conn.execute(
+        text("SELECT id, as_of, config_hash, counts FROM detection_runs WHERE live FOR UPDATE")
+    ).first()
+
+
+def _keys(changes: Changes, *tables: str) -> list[str] | None:
+    """The changed keys of ``tables`` (None: one of them changed whole)."""
+    out: set[str] = set()
+    for t in tables:
+        if changes.everything(t):
+            return None
+        out |= changes.get(t, set())
+    return sorted(out)
+
+
+def _select(conn: Connection, sql: str, **params) -> set[str]:
+    return {r[0] for r in conn.execute(text(sql), params) if r[0] is not None}
+
+
+def _scope(conn: Connection, run_id: int, changes: Changes, tax_year_changed: bool) -> Scope:
+    """Per kind, the keys whose status may depend on ``changes`` (see ``run``)."""
+    if changes.touches(("districts", "platforms", "corridors", CALENDAR)):
+        return dict.fromkeys(KINDS)
+    approvals = _keys(changes, "approvals")
+    supplies = _keys(changes, "supplies")
+    parcels = _keys(changes, "parcels", "links")  # links: the DKBH (or USCC) linkage changed
+    scope: Scope = {}
+    # 批而未供: the approvals, and those a changed supply met before or overlaps now
+    if approvals is None or supplies is None:
+        scope["unsupplied"] = None
+    else:
+        scope["unsupplied"] = sorted(
+            set(approvals)
+            | _select(
+                conn,
+                "SELECT approval_no FROM unsupplied_results WHERE run_id = :run "
+                "AND supply_nos && CAST(:s AS text[]) UNION "
+                "SELECT a.doc_no FROM supplies s JOIN approvals a "
+                "ON a.geom && s.geom AND ST_Intersects(a.geom, s.geom) WHERE s.supply_no = ANY(:s)",
+                run=run_id,
+                s=supplies,
+            )
+        )
+    # 闲置: the supplies, and those whose parcels (before or now) changed
+    if supplies is None or parcels is None:
+        scope["idle"] = None
+    else:
+        scope["idle"] = sorted(
+            set(supplies)
+            | _select(
+                conn,
+                "SELECT supply_no FROM idle_results WHERE run_id = :run "
+                "AND parcel_nos && CAST(:p AS text[]) UNION "
+                "SELECT from_key FROM links WHERE kind = 'supply_parcel' AND to_key = ANY(:p) "
+                "UNION SELECT supply_no FROM supplies WHERE supply_no = ANY(:p)",
+                run=run_id,
+                p=parcels,
+            )
+        )
+    # 低效: the parcels, those of changed supplies (before or now), of changed per-mu rows and
+    # of enterprises whose links or class changed
+    per_mu = _keys(changes, "per_mu")
+    evaluations = _keys(changes, "evaluations")
+    if tax_year_changed or None in (supplies, parcels, per_mu, evaluations):
+        scope["low_efficiency"] = None
+    else:
+        usccs = {k.split(":")[0] for k in evaluations} | set(parcels)
+        mu_parcels = {k.split(":")[1] for k in per_mu if k.startswith("parcel:")}
+        scope["low_efficiency"] = sorted(
+            _select(
+                conn,
+                "SELECT parcel_no FROM parcels WHERE parcel_no = ANY(:p) UNION "
+                "SELECT parcel_no FROM low_efficiency_results WHERE run_id = :run "
+                "AND (parcel_no = ANY(:p) OR supply_no = ANY(:s)) UNION "
+                "SELECT to_key FROM links WHERE kind = 'supply_parcel' AND from_key = ANY(:s) "
+                "UNION SELECT to_key FROM links WHERE kind = 'enterprise_parcel' "
+                "AND from_key = ANY(:e)",
+                run=run_id,
+                p=sorted(set(parcels) | mu_parcels),
+                s=supplies,
+                e=sorted(usccs),
+            )
+        )
+    return scope
+
+
+def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
+    """Producer ``three_lands``: the live detection run's rows (批而未供 per approval, 闲置 per
+    supply record, 低效 per parcel), zone shares and zone summaries, judged as of ``ctx.as_of``.
+
+    What is judged again: a changed approval (PZWH): its row; a changed supply record (DZJGH):
+    its own row, the approvals it met before (``supply_nos``) or overlaps now, the parcels it was
+    or is linked to (``links`` supply_parcel); a changed parcel or ``links`` key (DKBH, or an
+    enterprise's USCC): that parcel's 低效 row, the supply records it was or is linked to, the
+    parcels of that enterprise; changed ``per_mu`` rows ``parcel:DKBH:year``: those parcels;
+    changed ``evaluations`` ``USCC:year``: the parcels of those enterprises; ``outputs``: only when
+    the tax year (latest ND <= year(as_of) - lag) moved (then every parcel). Everything: the
+    zones or the calendar changed, the live run is judged as of another day than ``ctx.as_of``,
+    its rules differ, or there is no live run yet (made here).
+
+    Returns ``unsupplied_results`` PZWH, ``idle_results`` DZJGH, ``low_efficiency_results`` DKBH
+    (the keys judged again, whether or not their row changed; ALL when every key was) and
+    ``detection_summaries`` ``level:code`` of the zones recomputed (``detection_zone_shares``:
+    nothing; only this module reads it)."""
+    t0 = time.perf_counter()
+    live = _live(conn)
+    if live is None:
+        run_id = _new_run(conn, ctx.as_of, ctx.rules, "graph", live=True)
+        changes = None
+    else:
+        run_id = live.id
+        if live.as_of != ctx.as_of or live.config_hash != config_hash(ctx.rules):
+            changes = None
+    if changes is None:
+        scope: Scope = dict.fromkeys(KINDS)
+    else:
+        year = low_efficiency.tax_year(conn, ctx.as_of, ctx.rules.low_efficiency)
+        stored = (live.counts or {}).get("low_efficiency", {}).get("tax_year", year)
+        scope = _scope(conn, run_id, changes, year != stored)
+    if all(v is not None and not v for v in scope.values()):
+        return Changes()
+    zones = compute(conn, run_id, ctx.as_of, ctx.rules, scope)
+    _finish(conn, run_id, ctx.as_of, ctx.rules, t0)
+    out = Changes()
+    for kind, keys in scope.items():
+        out.add(SOURCES[kind][0], [ALL] if keys is None else keys)
+    if zones is None:
+        out.add("detection_summaries", [ALL])
+    else:
+        out.add("detection_summaries", [f"{lv}:{c}" for lv, c in sorted(zones)])
+    ctx.counts["three_lands"] = {k: "all" if v is None else len(v) for k, v in scope.items()}
+    return out
+
+
+PRODUCERS = (
+    Producer(
+        "three_lands",
+        reads=LIVE_READS,
+        writes=LIVE_WRITES,
+        run=run,
+        doc="the three lands' current status (the live detection run) and its zone summaries",
+    ),
+)
 
 
 def run_detection(
     engine: Engine, as_of: date | None = None, user: str = "cli", rules: Rules | None = None
 ) -> dict:
-    """Run all three detections as of ``as_of`` (default today) as one recorded run.
+    """Record a snapshot of the three lands as of ``as_of`` (default today): a new frozen run.
 
-    Returns the run record: id, as_of, config_hash, inputs_hash, counts, notes, seconds.
-    """
+    When the live run is judged as of that day with the same rules, its rows are copied (the
+    live run is current: the graph keeps it so); otherwise the run is computed from scratch as
+    of ``as_of``. Returns the run record: id, as_of, config_hash, inputs_hash, counts, notes,
+    seconds."""
     rules = rules or get_rules()
     as_of = as_of or date.today()
     t0 = time.perf_counter()
-    notes: list[str] = []
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
-        inputs, inputs_hash = _inputs(conn)
-        run_id = conn.execute(
-            text(
-                """
-                INSERT INTO detection_runs (as_of, config_hash, config, inputs, inputs_hash,
-                                            created_by)
-                VALUES (:as_of, :h, CAST(:cfg AS jsonb), CAST(:inp AS jsonb), :ih, :user)
-                RETURNING id
-                """
-            ),
-            {
-                "as_of": as_of,
-                "h": config_hash(rules),
-                "cfg": json.dumps(config_of(rules), ensure_ascii=False),
-                "inp": json.dumps(inputs),
-                "ih": inputs_hash,
-                "user": user,
-            },
-        ).scalar_one()
-        timings = {}
-        t = time.perf_counter()
-        _links(conn, rules)
-        timings["links"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _source_zones(conn, as_of)
-        timings["zones"] = time.perf_counter() - t
-        t = time.perf_counter()
-        counts = {"unsupplied": unsupplied.detect(conn, run_id, as_of, rules.unsupplied)}
-        timings["unsupplied"] = time.perf_counter() - t
-        t = time.perf_counter()
-        counts["idle"] = idle_land.detect(conn, run_id, as_of, rules.idle)
-        timings["idle"] = time.perf_counter() - t
-        t = time.perf_counter()
-        counts["low_efficiency"] = low_efficiency.detect(
-            conn, run_id, as_of, rules.low_efficiency, notes
-        )
-        timings["low_efficiency"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _summaries(conn, run_id)
-        timings["summaries"] = time.perf_counter() - t
-        seconds = time.perf_counter() - t0
-        counts["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        live = _live(conn)
+        run_id = _new_run(conn, as_of, rules, user, live=False)
+        if live is not None and live.as_of == as_of and live.config_hash == config_hash(rules):
+            _copy(conn, live.id, run_id)
+            extra = {"notes": [f"copied from the live run {live.id}"]}
+        else:
+            compute(conn, run_id, as_of, rules, dict.fromkeys(KINDS))
+            extra = {"notes": ["computed from scratch"]}
+        _finish(conn, run_id, as_of, rules, t0, **extra)
+    return get_run(engine, run_id)
+
+
+def _copy(conn: Connection, src: int, dst: int) -> None:
+    """Every row of run ``src`` into run ``dst`` (INSERT ... SELECT)."""
+    from gis.core import detection_models as dm
+
+    for table in (*dm.RESULT_TABLES.values(), dm.detection_zone_shares, dm.detection_summaries):
+        cols = [c.name for c in table.columns if c.name != "run_id"]
+        names = ", ".join(cols)
         conn.execute(
             text(
-                """
-                UPDATE detection_runs SET counts = CAST(:c AS jsonb),
-                    notes = CAST(:n AS jsonb), finished_at = now(), seconds = :s
-                WHERE id = :run
-                """
+                f"INSERT INTO {table.name} (run_id, {names}) "
+                f"SELECT :dst, {names} FROM {table.name} WHERE run_id = :src"
             ),
-            {"c": json.dumps(counts), "n": json.dumps(notes), "s": seconds, "run": run_id},
+            {"src": src, "dst": dst},
         )
-    return get_run(engine, run_id)
 
 
 def _run_dict(row) -> dict:
@@ -370,16 +578,18 @@ def _run_dict(row) -> dict:
         "started_at": row.started_at.isoformat(),
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
         "seconds": row.seconds,
+        "live": row.live,
     }
 
 
 def get_run(engine: Engine, run_id: int | None = None) -> dict:
-    """A run record by id, or the latest finished run; RunNotFound if there is none."""
+    """A run record by id, or the live run (the current status), else the latest finished
+    run; RunNotFound if there is none."""
     with engine.connect() as conn:
         row = conn.execute(
             text(
                 "SELECT * FROM detection_runs WHERE finished_at IS NOT NULL "
-                + ("AND id = :id" if run_id is not None else "ORDER BY id DESC LIMIT 1")
+                + ("AND id = :id" if run_id is not None else "ORDER BY live DESC, id DESC LIMIT 1")
             ),
             {"id": run_id},
         ).first()
@@ -397,7 +607,7 @@ def list_runs(engine: Engine, limit: int = 50) -> list[dict]:
         rows = conn.execute(
             text(
                 "SELECT * FROM detection_runs WHERE finished_at IS NOT NULL "
-                "ORDER BY id DESC LIMIT :n"
+                "ORDER BY live DESC, id DESC LIMIT :n"
             ),
             {"n": limit},
         ).all()

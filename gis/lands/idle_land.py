@@ -15,8 +15,8 @@ Years are calendar years (PostgreSQL ``date + interval 'n year'``; 29 February +
 February). "Started" means SJKGSJ (or SJJGSJ) on or before ``as_of``; dates after ``as_of`` are not
 yet known at that date. ``days_overdue`` is ``as_of - HTKGSJ`` for the not-started statuses past
 their date and ``as_of - TGRQ`` for ``partial_idle``. Areas from geometry in EPSG:4549, m² and 亩.
-The parcels of a supply record (for the footprint check) come from the ``_parcel_supply`` temp
-table gis/lands/detection.py builds (DZJGH, else largest overlap, §1).
+The parcels of a supply record (for the footprint check) are its ``supply_parcel`` links in
+``links`` (the one §1 linkage, gis/economy/linkage.py: DZJGH, else largest overlap).
 """
 
 from __future__ import annotations
@@ -64,9 +64,19 @@ def _case(mapping: dict[str, str]) -> str:
     )
 
 
-def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict:
-    """Write ``idle_results`` rows for ``run_id``; returns counts by status."""
+def detect(
+    conn: Connection, run_id: int, as_of: date, rules: IdleRules, keys: list[str] | None = None
+) -> None:
+    """Replace the ``idle_results`` rows of ``run_id`` for the supply records ``keys`` (DZJGH;
+    None: every record) with their status as of ``as_of``. Zone codes are left NULL (the caller
+    sets them from the zone shares)."""
+    scoped = "" if keys is None else "AND supply_no = ANY(CAST(:keys AS text[]))"
+    conn.execute(
+        text(f"DELETE FROM idle_results WHERE run_id = :run {scoped}"),
+        {"run": run_id, "keys": keys},
+    )
     params = {
+        "keys": keys,
         "run": run_id,
         "as_of": as_of,
         "idle_y": rules.idle_after_years,
@@ -83,8 +93,7 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
             INSERT INTO idle_results (
                 run_id, supply_id, supply_no, status, days_overdue, area_m2, area_mu, supplied_on,
                 agreed_start, actual_start, actual_completion, stopped_on, rule, consequence,
-                figures, footprint_share, records_disagree, parcel_nos, district_code,
-                platform_code, corridor_code)
+                figures, footprint_share, records_disagree, parcel_nos, as_of)
             SELECT :run, id, supply_no, status,
                    CASE WHEN status IN ('overdue', 'idle', 'idle_reclaimable')
                             THEN CAST(:as_of AS date) - agreed_start
@@ -115,7 +124,7 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
                    footprint_share,
                    CASE WHEN started AND footprint_share IS NOT NULL
                         THEN footprint_share < :fp END,
-                   parcel_nos, district_code, platform_code, corridor_code
+                   parcel_nos, :as_of
             FROM (
                 SELECT b.*,
                     CASE
@@ -145,33 +154,21 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: IdleRules) -> dict
                         s.investment_made / nullif(s.agreed_investment, 0) AS inv_share,
                         p.footprint_m2, p.parcel_m2,
                         p.footprint_m2 / nullif(p.parcel_m2, 0) AS footprint_share,
-                        coalesce(p.parcel_nos, '{{}}') AS parcel_nos,
-                        zc.district_code, zc.platform_code, zc.corridor_code
+                        coalesce(p.parcel_nos, '{{}}') AS parcel_nos
                     FROM supplies s
-                    LEFT JOIN _zcodes zc ON zc.kind = 'idle' AND zc.item_id = s.id
-                    LEFT JOIN (
-                        SELECT ps.supply_id,
-                               array_agg(q.parcel_no ORDER BY q.parcel_no) AS parcel_nos,
-                               sum(q.footprint_m2) AS footprint_m2,
-                               sum(q.area_m2) FILTER (WHERE q.footprint_m2 IS NOT NULL)
-                                   AS parcel_m2
-                        FROM _parcel_supply ps JOIN parcels q ON q.id = ps.parcel_id
-                        GROUP BY ps.supply_id
-                    ) p ON p.supply_id = s.id
+                    LEFT JOIN LATERAL (
+                        SELECT array_agg(q.parcel_no ORDER BY q.parcel_no) AS parcel_nos,
+                               sum(q.footprint_m2::numeric)::float8 AS footprint_m2,
+                               sum(q.area_m2::numeric) FILTER (WHERE q.footprint_m2 IS NOT NULL)
+                                   ::float8 AS parcel_m2
+                        FROM links l JOIN parcels q ON q.parcel_no = l.to_key
+                        WHERE l.kind = 'supply_parcel' AND l.from_key = s.supply_no
+                    ) p ON true
                     WHERE s.supplied_on <= :as_of
+                      {"" if keys is None else "AND s.supply_no = ANY(CAST(:keys AS text[]))"}
                 ) b
             ) c
             """
         ),
         params,
     )
-    rows = conn.execute(
-        text("SELECT status, count(*) FROM idle_results WHERE run_id = :run GROUP BY status"),
-        params,
-    ).all()
-    counts = {s: 0 for s in RULES}
-    counts.update({s: n for s, n in rows})
-    counts["records_disagree"] = conn.execute(
-        text("SELECT count(*) FROM idle_results WHERE run_id = :run AND records_disagree"), params
-    ).scalar_one()
-    return counts

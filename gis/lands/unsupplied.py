@@ -46,32 +46,45 @@ def age_bands(years: list[int]) -> list[str]:
     return [f"<{ys[0]}"] + [f"{a}-{b}" for a, b in zip(ys, ys[1:], strict=False)] + [f">={ys[-1]}"]
 
 
-def detect(conn: Connection, run_id: int, as_of: date, rules: UnsuppliedRules) -> dict:
-    """Write ``unsupplied_results`` rows for ``run_id``; returns counts by status."""
+def detect(
+    conn: Connection,
+    run_id: int,
+    as_of: date,
+    rules: UnsuppliedRules,
+    keys: list[str] | None = None,
+) -> None:
+    """Replace the ``unsupplied_results`` rows of ``run_id`` for the approvals ``keys`` (PZWH;
+    None: every approval) with their status as of ``as_of``. Zone codes are left NULL (the
+    caller sets them from the zone shares)."""
     params = {
         "run": run_id,
         "as_of": as_of,
         "min_m2": rules.sliver_min_m2,
         "half": rules.sliver_min_width_m / 2,
         "mu": MU_PER_M2,
+        "keys": keys,
     }
+    scoped = "" if keys is None else "AND approval_no = ANY(CAST(:keys AS text[]))"
+    conn.execute(text(f"DELETE FROM unsupplied_results WHERE run_id = :run {scoped}"), params)
     # 1. remainder of each approval: approval minus the union of the supplies meeting its interior
     conn.execute(
         text(
-            """
+            f"""
             CREATE TEMP TABLE _u_raw ON COMMIT DROP AS
             SELECT a.id, a.doc_no, a.batch_name, a.approved_on, a.area_m2 AS approved_m2,
-                   coalesce(s.nos, '{}') AS supply_nos,
+                   coalesce(s.nos, '{{}}') AS supply_nos,
                    CASE WHEN s.sup IS NULL THEN a.geom
                         ELSE ST_CollectionExtract(ST_Difference(a.geom, s.sup), 3) END AS raw
             FROM approvals a
             LEFT JOIN LATERAL (
-                SELECT ST_Union(g.geom) AS sup, array_agg(g.supply_no ORDER BY g.supply_no) AS nos
+                SELECT ST_Union(g.geom ORDER BY g.supply_no) AS sup,
+                       array_agg(g.supply_no ORDER BY g.supply_no) AS nos
                 FROM supplies g
                 WHERE g.geom && a.geom AND g.supplied_on <= :as_of
                   AND ST_Relate(g.geom, a.geom, 'T********')
             ) s ON true
             WHERE a.approved_on <= :as_of
+              {"" if keys is None else "AND a.doc_no = ANY(CAST(:keys AS text[]))"}
             """
         ),
         params,
@@ -102,8 +115,7 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: UnsuppliedRules) -
             INSERT INTO unsupplied_results (
                 run_id, approval_id, approval_no, batch_name, approved_on, approved_m2,
                 supplied_m2, sliver_m2, unsupplied_m2, unsupplied_mu, unsupplied_share,
-                years_since_approval, age_band, status, supply_nos, geom, district_code,
-                platform_code, corridor_code)
+                years_since_approval, age_band, status, supply_nos, geom, as_of)
             SELECT :run, r.id, r.doc_no, r.batch_name, r.approved_on, r.approved_m2,
                    greatest(r.approved_m2 - coalesce(p.raw_m2, 0), 0),
                    coalesce(p.raw_m2, 0) - coalesce(p.kept_m2, 0),
@@ -116,9 +128,8 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: UnsuppliedRules) -
                         WHEN cardinality(r.supply_nos) = 0 THEN 'unsupplied'
                         ELSE 'partial' END,
                    r.supply_nos,
-                   p.geom, zc.district_code, zc.platform_code, zc.corridor_code
+                   p.geom, :as_of
             FROM _u_raw r
-            LEFT JOIN _zcodes zc ON zc.kind = 'unsupplied' AND zc.item_id = r.id
             LEFT JOIN (
                 SELECT id, sum(area) AS raw_m2, sum(area) FILTER (WHERE keep) AS kept_m2,
                        ST_Multi(ST_Collect(g) FILTER (WHERE keep)) AS geom
@@ -128,11 +139,4 @@ def detect(conn: Connection, run_id: int, as_of: date, rules: UnsuppliedRules) -
         ),
         params,
     )
-    rows = conn.execute(
-        text("SELECT status, count(*) FROM unsupplied_results WHERE run_id = :run GROUP BY status"),
-        params,
-    ).all()
-    counts = {s: 0 for s in ("unsupplied", "partial", "supplied")}
-    counts.update({s: n for s, n in rows})
     conn.execute(text("DROP TABLE _u_raw, _u_parts"))
-    return counts

@@ -35,8 +35,12 @@ _JSON_TYPES = {
     "list": "array",
 }
 MU = 1 / M2_PER_MU  # 亩 per m²
-# The latest finished detection run (an uncorrelated scalar subquery: evaluated once per query).
-LATEST_RUN = "(SELECT max(id) FROM detection_runs WHERE finished_at IS NOT NULL)"
+# The three lands' current run: the live detection run the derivation graph keeps current, else
+# the latest finished one (an uncorrelated scalar subquery: evaluated once per query).
+LATEST_RUN = (
+    "(SELECT id FROM detection_runs WHERE finished_at IS NOT NULL "
+    "ORDER BY live DESC, id DESC LIMIT 1)"
+)
 IDLE_FLAGGED = "('overdue', 'idle', 'idle_reclaimable', 'partial_idle')"
 
 
