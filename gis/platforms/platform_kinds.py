@@ -23,6 +23,10 @@ platform rows in ``per_mu``.
 
 A planner may override a kind (``set_override``); the override is kept with reason, who and when,
 and the rule's own verdict stays visible beside it. Areas m² (EPSG:4549), 1 亩 = m² × 0.0015.
+
+``classify`` judges live and writes nothing (GET /api/platforms, admission, plans); ``record``
+keeps a snapshot run (``landlink classify``, overrides); the producer ``platform_kinds`` (``run``)
+keeps the current kinds, what the map shows, by changed keys.
 """
 
 from __future__ import annotations
