@@ -222,7 +222,8 @@ def test_block_functions_and_allocation(city):
     assert t["industrial_mu_today"] == TODAY_MU
     assert t["exit_mu"] == 30.0 + 15.0  # PO-0, PO-1 and OUT-0
     assert t["industrial_mu_after"] == TODAY_MU + 1000.0 - 45.0
-    assert plan["notes"] and "no three-lands run" in plan["notes"][0]
+    # analysed: the graph keeps a live three-lands run, which the plan reads
+    assert not any("no three-lands run" in n for n in plan["notes"])
     assert all(v["holds"] for v in plan["invariants"].values())
 
 
