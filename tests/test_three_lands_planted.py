@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import text
 
 from app.cli import find_layer_files
-from gis.core.config import PROJECT_ROOT
-from gis.ingest import ImportOptions, import_file
 from gis.core import graph
+from gis.core.config import PROJECT_ROOT
 from gis.core.rules import get_rules
+from gis.ingest import ImportOptions, import_file
 from gis.lands.detection import run_detection
 
 SAMPLE = PROJECT_ROOT / "sample_shapefiles"
@@ -136,3 +136,215 @@ def test_planted_low_efficiency(planted_run, reason):
     got = sorted(r.parcel_no for r in res["low_efficiency"] if reason in r.reason_codes)
     assert got == planted["low_efficiency"][reason]
     assert run["counts"]["low_efficiency"]["tax_year"] == planted["evaluation_year"]
+
+
+# ---- the live run kept by changed keys ---------------------------------------------------------
+
+LINK_KINDS = (
+    "('enterprise_parcel', 'supply_parcel', 'parcel_district', 'parcel_platform', "
+    "'parcel_corridor')"
+)
+
+
+def _links(conn) -> set[tuple]:  # noqa: ANN001
+    return set(
+        conn.execute(
+            text(
+                "SELECT kind, from_key, to_key, method, share FROM links "
+                f"WHERE kind IN {LINK_KINDS}"
+            )
+        ).all()
+    )
+
+
+def _relink(conn, as_of: date) -> set[str]:  # noqa: ANN001
+    """Make ``links`` current; the keys a linkage producer would return (both ends of every
+    link that changed)."""
+    if "links" in graph.describe()["derived"]:
+        return set()  # the graph relinks and reports them itself
+    from gis.economy import linkage
+
+    before = _links(conn)
+    conn.execute(text("DELETE FROM links"))
+    linkage.link_all(conn, 0, as_of, get_rules().linkage)
+    return {k for row in before ^ _links(conn) for k in row[1:3] if k}
+
+
+def _rows(conn, run_id: int) -> dict[str, list]:  # noqa: ANN001
+    """Every row of a run, without run ids, as_of and item ids; floats rounded, geometry as
+    normalised text snapped to 1 cm."""
+    from geoalchemy2 import Geometry
+    from sqlalchemy import Double
+
+    from gis.core import detection_models as dm
+
+    out = {}
+    for t in (*dm.RESULT_TABLES.values(), dm.detection_zone_shares, dm.detection_summaries):
+        cols = []
+        for c in t.columns:
+            if c.name in ("run_id", "as_of", "approval_id", "supply_id", "parcel_id"):
+                continue
+            if isinstance(c.type, Double):
+                cols.append(f"round({c.name}::numeric, 6)")
+            elif isinstance(c.type, Geometry):
+                cols.append(f"ST_AsText(ST_SnapToGrid(ST_Normalize({c.name}), 0.01))")
+            else:
+                cols.append(f"{c.name}::text")
+        out[t.name] = sorted(
+            tuple(r)
+            for r in conn.execute(
+                text(f"SELECT {', '.join(cols)} FROM {t.name} WHERE run_id = :r"), {"r": run_id}
+            )
+        )
+    return out
+
+
+def _live_id(conn) -> int:  # noqa: ANN001
+    return conn.execute(text("SELECT id FROM detection_runs WHERE live")).scalar_one()
+
+
+def _from_scratch(conn, as_of: date) -> int:  # noqa: ANN001
+    """A run of the three lands computed from scratch on the same data."""
+    from gis.lands import detection
+
+    rules = get_rules()
+    rid = detection._new_run(conn, as_of, rules, "test", live=False)
+    detection.compute(conn, rid, as_of, rules, dict.fromkeys(detection.KINDS))
+    return rid
+
+
+@pytest.fixture(scope="module")
+def city(sample_engine):
+    """A copy of the sample city analysed from scratch as of the reference date."""
+    from sqlalchemy import create_engine
+
+    from tests.conftest import database_copy
+
+    planted = json.loads((SAMPLE / "planted.json").read_text("utf-8"))
+    ref = date.fromisoformat(planted["reference_date"])
+    with database_copy(sample_engine, "lands_inc") as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            _analyse(c, ref)
+        yield eng, ref
+        eng.dispose()
+
+
+def _pick(conn, sql: str) -> str:  # noqa: ANN001
+    v = conn.execute(text(sql), {"r": _live_id(conn)}).scalar()
+    assert v is not None, f"the sample city has no case for: {sql}"
+    return v
+
+
+# (what is changed, the row to pick, the change, the changed tables)
+CASES = {
+    "supply_dates": (
+        "SELECT supply_no FROM idle_results WHERE run_id = :r AND status = 'not_due' "
+        "ORDER BY supply_no LIMIT 1",
+        "UPDATE supplies SET agreed_start = agreed_start - 400 WHERE supply_no = :k",
+        "supplies",
+    ),
+    "supply_geometry": (
+        "SELECT u FROM unsupplied_results r, unnest(r.supply_nos) u "
+        "WHERE run_id = :r AND status = 'partial' ORDER BY u LIMIT 1",
+        "UPDATE supplies SET geom = ST_Translate(geom, 40, 25) WHERE supply_no = :k",
+        "supplies",
+    ),
+    "parcel_geometry": (
+        "SELECT parcel_no FROM low_efficiency_results WHERE run_id = :r "
+        "AND supply_no IS NOT NULL ORDER BY parcel_no LIMIT 1",
+        "UPDATE parcels SET geom = ST_Multi(ST_Buffer(geom, -4)) WHERE parcel_no = :k",
+        "parcels",
+    ),
+    "approval": (
+        "SELECT approval_no FROM unsupplied_results WHERE run_id = :r AND status = 'partial' "
+        "ORDER BY approval_no LIMIT 1",
+        "UPDATE approvals SET geom = ST_Translate(geom, 60, 0) WHERE doc_no = :k",
+        "approvals",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_live_by_keys_equals_from_scratch(city, case):
+    eng, ref = city
+    pick, change, table = CASES[case]
+    with eng.connect() as conn, conn.begin() as tx:
+        key = _pick(conn, pick)
+        live = _live_id(conn)
+        before = _rows(conn, live)
+        conn.execute(text(change), {"k": key})
+        changes = graph.Changes().add(table, [key])
+        linked = _relink(conn, ref)
+        if linked:
+            changes.add("links", linked)
+        ctx = graph.refresh(conn, changes, ref, trigger="test")
+        assert "three_lands" in ctx.timings
+        got = _rows(conn, live)
+        assert got != before, "the change changed nothing: pick another case"
+        assert got == _rows(conn, _from_scratch(conn, ref))
+        tx.rollback()
+
+
+def test_live_tax_figure_by_keys(city):
+    """A changed SJSJ reaches the 低效 status through per_mu's parcel figure."""
+    eng, ref = city
+    with eng.connect() as conn, conn.begin() as tx:
+        live = _live_id(conn)
+        uscc, year = conn.execute(
+            text(
+                "SELECT l.from_key, r.reasons -> 0 ->> 'basis' FROM low_efficiency_results r "
+                "JOIN links l ON l.kind = 'enterprise_parcel' AND l.to_key = r.parcel_no "
+                "WHERE r.run_id = :r AND 'tax_per_mu' = ANY(r.reason_codes) "
+                "ORDER BY r.parcel_no, l.from_key LIMIT 1"
+            ),
+            {"r": live},
+        ).one()
+        del year
+        year = (conn.execute(text("SELECT counts FROM detection_runs WHERE id = :r"), {"r": live})
+                .scalar_one()["low_efficiency"]["tax_year"])  # fmt: skip
+        conn.execute(
+            text("UPDATE outputs SET tax_paid = 1000000 WHERE uscc = :u AND year = :y"),
+            {"u": uscc, "y": year},
+        )
+        before = _rows(conn, live)
+        graph.refresh(conn, graph.Changes(outputs={f"{uscc}:{year}"}), ref, trigger="test")
+        got = _rows(conn, live)
+        assert got != before
+        assert got == _rows(conn, _from_scratch(conn, ref))
+        tx.rollback()
+
+
+def test_live_calendar_rejudges(city):
+    eng, ref = city
+    later = ref.replace(year=ref.year + 1)
+    with eng.connect() as conn, conn.begin() as tx:
+        live = _live_id(conn)
+        before = _rows(conn, live)
+        graph.refresh(conn, graph.Changes(calendar={graph.ALL}), later, trigger="test")
+        got = _rows(conn, live)
+        assert got != before
+        assert (
+            conn.execute(
+                text("SELECT as_of FROM detection_runs WHERE id = :r"), {"r": live}
+            ).scalar_one()
+            == later
+        )
+        assert got == _rows(conn, _from_scratch(conn, later))
+        tx.rollback()
+
+
+def test_snapshot_unchanged_by_later_writes(city):
+    eng, ref = city
+    snap = run_detection(eng, ref, user="test")
+    assert not snap["live"]
+    with eng.connect() as conn:
+        frozen = _rows(conn, snap["id"])
+        assert frozen == _rows(conn, _live_id(conn))
+    with eng.connect() as conn, conn.begin() as tx:
+        key = _pick(conn, CASES["supply_dates"][0])
+        conn.execute(text(CASES["supply_dates"][1]), {"k": key})
+        graph.refresh(conn, graph.Changes(supplies={key}), ref, trigger="test")
+        assert _rows(conn, _live_id(conn)) != frozen
+        assert _rows(conn, snap["id"]) == frozen
+        tx.rollback()
