@@ -1,22 +1,62 @@
 """项目—用地—产出 linkage (DOMAIN_RULES §1), as set-based PostGIS SQL into the ``links`` table.
 
+This is the one §1 linkage: the evaluation (per_mu, enterprise_land), the three lands, the
+platform kinds (through per_mu), the parcel dossier, the tiles and search read ``links``; none
+of them matches enterprises, supply records or zones to parcels on its own.
+
 Links, each with how it was made (``key``, ``contains``, ``nearest``, ``overlap``):
 
-- ``enterprise_parcel``: by DKBH where it names parcels; else the parcel containing the
-  enterprise's point (points given in GCJ-02 were converted to WGS84 and then EPSG:4549 at
-  import); else the nearest parcel within ``linkage.nearest_max_m`` (50 m), with its distance.
+- ``enterprise_parcel``: by DKBH where it names parcels (every named parcel that exists);
+  else the parcel covering the enterprise's point (points given in GCJ-02 were converted to
+  WGS84 and then EPSG:4549 at import; a point on a boundary is covered); where several parcels
+  cover it (overlapping parcels), the smallest one (the most specific), ties by parcel_no (DKBH);
+  else the nearest parcel within ``linkage.nearest_max_m`` (50 m), with its distance; equal
+  distances (to the centimetre) go to the lowest parcel_no. One parcel per enterprise except by
+  DKBH. An enterprise matched by none gets a row with ``to_key`` NULL and the reason (with the
+  distance of the nearest parcel, however far).
 - ``supply_parcel``: per parcel, the supply record its DZJGH names; else the supply record with
-  the largest overlap if it covers >= ``supply_min_overlap`` (50 %) of the parcel (``share``).
+  the largest overlap if it covers >= ``supply_min_overlap`` (50 %) of the parcel (``share``),
+  ties by supply_no.
 - ``project_supply`` / ``project_parcel``: by the project's DZJGH / DKBH; else by polygon overlap
   (largest, >= ``project_min_overlap`` of the project's area).
 - ``parcel_district`` / ``parcel_platform`` / ``parcel_corridor``: every zone a parcel overlaps,
-  with the share of its area there; ``is_primary`` marks the largest share (§1).
+  with the share of its area there; ``is_primary`` marks the largest share (§1), ties by code.
 - ``enterprise_district`` / ``_platform`` / ``_corridor``: from its parcels (share of its parcel
   area lying in the zone, method ``overlap``), else from its point (``contains``).
 
 A record that cannot be linked gets a row with ``to_key`` NULL and the reason (for supply
 records no parcel lies in: ``from_key`` the supply, ``to_key`` NULL; for parcels no supply record
 covers: ``from_key`` NULL, ``to_key`` the parcel). Geometry EPSG:4549, distances m, areas m².
+
+The producer ``linkage`` (``PRODUCERS``) reads enterprises, parcels, supplies, projects,
+districts, platforms and corridors and writes ``links``, by changed keys:
+
+- a changed enterprise (USCC): its enterprise_parcel and enterprise_<zone> rows;
+- a changed parcel (DKBH): the enterprises linked to it before, those naming it by DKBH and
+  those whose point lies within ``nearest_max_m`` of its geometry now (and every unlinked
+  enterprise: its reason names the nearest parcel's distance); its supply_parcel and
+  parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now (and
+  every unlinked project);
+- a changed supply record (DZJGH): the parcels linked to it before, naming it or overlapping it
+  now (and the unlinked parcels whose reason names it); its projects likewise;
+- a changed project: its rows;
+- a changed zone (district, platform, corridor code): that level's rows of every parcel and
+  enterprise.
+
+A key no longer in its table (a retired row) loses its rows. Rows are DELETEd and INSERTed
+(a full recompute DELETEs every row), never TRUNCATEd.
+
+It returns (keys as text; ``ALL`` for each after a full recompute)::
+
+    Changes(
+        links={every from_key and to_key of a row that appeared, went or changed},
+        enterprise_parcel={USCC whose enterprise_parcel or enterprise_<zone> rows changed},
+        parcel_links={DKBH whose supply_parcel, parcel_<zone>, enterprise_parcel (as target)
+                      or project_parcel (as target) rows changed},
+    )
+
+``enterprise_parcel`` and ``parcel_links`` are pseudo-tables (no such tables exist): the
+narrower sets for readers of ``links`` that want only the enterprises or only the parcels.
 """
 
 from __future__ import annotations
@@ -26,56 +66,17 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.rules import LinkageRules
 
 ZONES = {"district": "districts", "platform": "platforms", "corridor": "corridors"}
 ZONE_NAMES = {"district": "district", "platform": "platform", "corridor": "corridor"}
+ENTERPRISE_KINDS = ("enterprise_parcel", *(f"enterprise_{z}" for z in ZONES))
+PROJECT_KINDS = ("project_supply", "project_parcel")
 
-_COLS = "kind, from_key, to_key, method, distance_m, share, is_primary, reason, rule, run_id, as_of"
-
-
-class bulk_reload:  # noqa: N801  (a context manager used like a function)
-    """Drop a table's indexes and key constraints while it is refilled, rebuild them after.
-
-    Building an index once over the new rows is several times cheaper than maintaining it row
-    by row; the table is TRUNCATEd first, so the transaction holds it exclusively anyway.
-    """
-
-    def __init__(self, conn: Connection, table: str):
-        self.conn, self.table = conn, table
-
-    def __enter__(self) -> None:
-        c, t = self.conn, self.table
-        self.cons = c.execute(
-            text(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = CAST(:t AS regclass) AND contype IN ('p', 'u')"
-            ),
-            {"t": t},
-        ).all()
-        names = [n for n, _ in self.cons]
-        self.idx = c.execute(
-            text(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename = :t AND NOT (indexname = ANY(:n))"
-            ),
-            {"t": t, "n": names},
-        ).all()
-        c.exec_driver_sql(f"TRUNCATE {t}")
-        for n, _ in self.cons:
-            c.exec_driver_sql(f'ALTER TABLE {t} DROP CONSTRAINT "{n}"')
-        for n, _ in self.idx:
-            c.exec_driver_sql(f'DROP INDEX "{n}"')
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            return  # the transaction rolls back, indexes included
-        c, t = self.conn, self.table
-        for n, d in self.cons:
-            c.exec_driver_sql(f'ALTER TABLE {t} ADD CONSTRAINT "{n}" {d}')
-        for _, d in self.idx:
-            c.exec_driver_sql(d)
-        c.exec_driver_sql(f"ANALYZE {t}")
+# the columns compared between runs (every column but the run's stamp)
+_LINK_COLS = "kind, from_key, to_key, method, distance_m, share, is_primary, reason, rule"
+_COLS = f"{_LINK_COLS}, run_id, as_of"
 
 
 def run_sql(conn: Connection, sql: str, params: dict) -> None:
@@ -92,52 +93,20 @@ def _ov(a: str, b: str, b_area: str) -> str:
     )
 
 
+def _in(col: str, name: str) -> str:
+    """``col`` is one of the keys bound as ``:name`` (a text array; NULL: every key)."""
+    return f"(CAST(:{name} AS text[]) IS NULL OR {col} = ANY(CAST(:{name} AS text[])))"
+
+
 def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) -> dict:
-    """Rebuild every link of §1 in ``links``; returns counts per kind and method."""
-    p = {
-        "run": run_id,
-        "as_of": as_of,
-        "near": rules.nearest_max_m,
-        "sov": rules.supply_min_overlap,
-        "pov": rules.project_min_overlap,
-    }
-    # links is written without its indexes (built once at the end, several times cheaper than
-    # maintained row by row); the steps read what they need of earlier steps from temp tables
-    # (_ep_link: enterprise -> parcel with method and parcel area; _sp_link: supply -> parcel;
-    # _pzone: parcel -> zone shares), kept for gis/economy/per_mu.py and gis/economy/evaluation.py
-    # (dropped by per_mu.drop_temp, or at commit)
-    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep_link, _sp_link, _pzone")
-    with bulk_reload(conn, "links"):
-        _enterprise_parcel(conn, p)
-        _supply_parcel(conn, p)
-        _projects(conn, p)
-        for level, table in ZONES.items():
-            _parcel_zone(conn, p, level, table)
-        conn.exec_driver_sql("ANALYZE _pzone")
-        # enterprise -> zone by its parcels' area, every level in one pass
-        run_sql(
-            conn,
-            """
-            CREATE TEMP TABLE _ezo ON COMMIT DROP AS
-            SELECT level, uscc, code, 'overlap' AS method,
-                   round((m2 / total)::numeric, 6) AS share,
-                   row_number() OVER (PARTITION BY level, uscc ORDER BY m2 DESC, code) = 1
-                       AS is_primary
-            FROM (
-                WITH tot AS (SELECT uscc, sum(parcel_m2) AS total FROM _ep_link GROUP BY uscc)
-                SELECT z.level, ep.uscc, z.code, sum(ep.parcel_m2 * z.share) AS m2,
-                       min(tot.total) AS total
-                FROM _ep_link ep JOIN tot USING (uscc)
-                JOIN _pzone z ON z.parcel_no = ep.parcel_no
-                GROUP BY z.level, ep.uscc, z.code
-            ) s
-            WHERE m2 > 0
-            """,
-            p,
-        )
-        for level, table in ZONES.items():
-            _enterprise_zone(conn, p, level, table)
-        conn.exec_driver_sql("DROP TABLE _ezo")
+    """Recompute every link of §1 in ``links`` (the producer's full path, for callers outside the
+    graph); returns counts per kind and method."""
+    _link(conn, _params(run_id, as_of, rules), None)
+    return counts(conn)
+
+
+def counts(conn: Connection) -> dict:
+    """Primary links per kind and method (``unlinked`` for rows without a target)."""
     rows = conn.execute(
         text(
             "SELECT kind, coalesce(method, 'unlinked') AS m, count(*) FROM links "
@@ -150,43 +119,245 @@ def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) ->
     return out
 
 
+def _params(run_id: int, as_of: date, rules: LinkageRules) -> dict:
+    return {
+        "run": run_id,
+        "as_of": as_of,
+        "near": rules.nearest_max_m,
+        "sov": rules.supply_min_overlap,
+        "pov": rules.project_min_overlap,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# What a change touches
+# --------------------------------------------------------------------------------------------
+
+Scope = dict[str, "list[str] | None"]  # ents, parcels, zparcels, supplies, projects, levels
+
+
+def _keys(changes: Changes, table: str) -> list[str]:
+    return sorted(changes.get(table, ()))
+
+
+def _col(conn: Connection, sql: str, **params) -> set[str]:
+    return {r[0] for r in conn.execute(text(sql), params) if r[0] is not None}
+
+
+def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
+    """The keys whose rows to recompute (see the module docstring), or None for all."""
+    if any(
+        changes.everything(t)
+        for t in ("enterprises", "parcels", "supplies", "projects", *ZONES.values())
+    ):
+        return None
+    e0, p0 = _keys(changes, "enterprises"), _keys(changes, "parcels")
+    s0, j0 = _keys(changes, "supplies"), _keys(changes, "projects")
+    levels = [lv for lv, t in ZONES.items() if changes.get(t)]
+    ents, parcels, projects = set(e0), set(p0), set(j0)
+    if p0:
+        ents |= _col(
+            conn,
+            "SELECT from_key FROM links WHERE kind = 'enterprise_parcel' AND to_key = ANY(:p) "
+            "UNION SELECT from_key FROM links WHERE kind = 'enterprise_parcel' AND to_key IS NULL "
+            "UNION SELECT uscc FROM enterprises WHERE parcel_nos && CAST(:p AS text[]) "
+            "UNION SELECT e.uscc FROM parcels pa JOIN enterprises e "
+            "ON ST_DWithin(pa.geom, e.geom, :near) WHERE pa.parcel_no = ANY(:p)",
+            p=p0,
+            near=near,
+        )
+    if s0:
+        parcels |= _col(
+            conn,
+            "SELECT to_key FROM links WHERE kind = 'supply_parcel' AND from_key = ANY(:s) "
+            "UNION SELECT to_key FROM links, unnest(CAST(:s AS text[])) s "
+            "WHERE kind = 'supply_parcel' AND from_key IS NULL "
+            "AND reason LIKE '%(largest overlap ' || s || ':%' "
+            "UNION SELECT parcel_no FROM parcels WHERE supply_no = ANY(:s) "
+            "UNION SELECT pa.parcel_no FROM supplies s JOIN parcels pa "
+            "ON pa.geom && s.geom AND ST_Intersects(pa.geom, s.geom) WHERE s.supply_no = ANY(:s)",
+            s=s0,
+        )
+    if p0 or s0:
+        projects |= _col(
+            conn,
+            "SELECT from_key FROM links WHERE (kind = 'project_parcel' AND to_key = ANY(:p)) "
+            "OR (kind = 'project_supply' AND to_key = ANY(:s)) "
+            "OR (kind IN ('project_parcel', 'project_supply') AND to_key IS NULL) "
+            "UNION SELECT project_code FROM projects WHERE parcel_no = ANY(:p) "
+            "OR supply_no = ANY(:s) "
+            "UNION SELECT x.project_code FROM projects x JOIN parcels pa "
+            "ON pa.geom && x.geom AND ST_Intersects(pa.geom, x.geom) WHERE pa.parcel_no = ANY(:p) "
+            "UNION SELECT x.project_code FROM projects x JOIN supplies s "
+            "ON s.geom && x.geom AND ST_Intersects(s.geom, x.geom) WHERE s.supply_no = ANY(:s)",
+            p=p0,
+            s=s0,
+        )
+    return {
+        "ents": sorted(ents),
+        "parcels": sorted(parcels),  # supply_parcel rows
+        "zparcels": sorted(p0),  # parcel_<zone> rows (a parcel's zones move with its geometry)
+        "supplies": s0,  # plus those linked to the parcels before or after (see _link)
+        "projects": sorted(projects),
+        "levels": levels,  # zone levels recomputed for every parcel and enterprise
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The producer
+# --------------------------------------------------------------------------------------------
+
+
+def _produce(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
+    """Producer ``linkage``: the §1 links of the changed keys (see the module docstring)."""
+    p = _params(ctx.run_id or 0, ctx.as_of, ctx.rules.linkage)
+    scope = None if changes is None else _scope(conn, changes, ctx.rules.linkage.nearest_max_m)
+    out = _link(conn, p, scope)
+    if scope is None:
+        ctx.counts["links"] = counts(conn)
+    return out
+
+
+def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
+    """Recompute the rows of ``scope`` (None: every row) in ``links``; returns what changed."""
+    full = scope is None
+    conn.exec_driver_sql("CREATE TEMP TABLE _lk_old (LIKE links) ON COMMIT DROP")
+    if full:
+        conn.exec_driver_sql("DELETE FROM links")
+        ents = parcels = zparcels = projects = None
+        levels = list(ZONES)
+    else:
+        ents, parcels, zparcels = scope["ents"], scope["parcels"], scope["zparcels"]
+        projects, levels = scope["projects"], scope["levels"]
+    q = {**p, "e": ents, "pa": parcels, "zp": zparcels, "j": projects}
+
+    def delete(where: str, **params) -> None:
+        if not full:
+            conn.execute(
+                text(
+                    f"WITH d AS (DELETE FROM links WHERE {where} RETURNING *) "
+                    "INSERT INTO _lk_old SELECT * FROM d"
+                ),
+                {**q, **params},
+            )
+
+    # phase 1: rows that depend on the source tables only
+    conn.exec_driver_sql("CREATE TEMP TABLE _lk_new (LIKE links) ON COMMIT DROP")
+
+    def by_level(prefix: str, name: str, keys: list[str] | None, make) -> None:
+        # a zone level that changed is recomputed for every key
+        for level, table in ZONES.items():
+            k = None if level in levels else keys
+            delete(f"kind = :k AND {_in('from_key', name)}", k=f"{prefix}_{level}", **{name: k})
+            make(conn, {**q, name: k}, level, table)
+
+    by_level("parcel", "zp", zparcels, _parcel_zone)
+    delete(f"kind = 'enterprise_parcel' AND {_in('from_key', 'e')}")
+    _enterprise_parcel(conn, q)
+    # the supply records linked to the parcels before (their "links to no parcel" row may change)
+    supplies = None
+    if not full:
+        supplies = set(scope["supplies"]) | _col(
+            conn,
+            "SELECT from_key FROM links WHERE kind = 'supply_parcel' AND to_key = ANY(:p)",
+            p=parcels,
+        )
+    delete(f"kind = 'supply_parcel' AND to_key IS NOT NULL AND {_in('to_key', 'pa')}")
+    _supply_parcel(conn, q)
+    delete(f"kind IN {PROJECT_KINDS} AND {_in('from_key', 'j')}")
+    _projects(conn, q)
+    conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new")
+    # phase 2: rows that read phase 1's links (supplies no parcel took, enterprises' zones)
+    conn.exec_driver_sql("CREATE TEMP TABLE _lk_new2 (LIKE links) ON COMMIT DROP")
+    if not full:
+        supplies |= _col(
+            conn,
+            "SELECT from_key FROM _lk_new WHERE kind = 'supply_parcel' AND to_key IS NOT NULL",
+        )
+        supplies = sorted(supplies)
+    delete(
+        f"kind = 'supply_parcel' AND to_key IS NULL AND {_in('from_key', 's')}",
+        s=supplies,
+    )
+    _supply_unlinked(conn, {**q, "s": supplies})
+    by_level("enterprise", "e", ents, _enterprise_zone)
+    conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new2")
+    conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")
+    out = _changed(conn, full)
+    conn.exec_driver_sql("DROP TABLE _lk_old, _lk_new, _lk_new2")
+    if full:
+        conn.exec_driver_sql("ANALYZE links")
+    return out
+
+
+def _changed(conn: Connection, full: bool) -> Changes:
+    """The returned keys, from the rows deleted (``_lk_old``) and inserted (``_lk_new``)."""
+    if full:
+        return Changes(links={ALL}, enterprise_parcel={ALL}, parcel_links={ALL})
+    rows = conn.exec_driver_sql(
+        f"""
+        WITH d AS ((SELECT {_LINK_COLS} FROM _lk_new EXCEPT ALL SELECT {_LINK_COLS} FROM _lk_old)
+                   UNION ALL
+                   (SELECT {_LINK_COLS} FROM _lk_old EXCEPT ALL SELECT {_LINK_COLS} FROM _lk_new))
+        SELECT DISTINCT kind, from_key, to_key FROM d
+        """
+    ).all()
+    out = Changes(links=set(), enterprise_parcel=set(), parcel_links=set())
+    for kind, f, t in rows:
+        out.add("links", [k for k in (f, t) if k is not None])
+        if kind in ENTERPRISE_KINDS and f is not None:
+            out.add("enterprise_parcel", [f])
+        if kind.startswith("parcel_") and f is not None:
+            out.add("parcel_links", [f])
+        if kind in ("supply_parcel", "enterprise_parcel", "project_parcel") and t is not None:
+            out.add("parcel_links", [t])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The rules (each inserts into _lk_new / _lk_new2 the rows of the keys bound, NULL: all)
+# --------------------------------------------------------------------------------------------
+
+
 def _enterprise_parcel(conn: Connection, p: dict) -> None:
-    rule = f"§1 DKBH > contains > nearest <= {p['near']:g} m"
+    rule = f"§1 DKBH > contains (smallest) > nearest <= {p['near']:g} m"
     run_sql(
         conn,
         f"""
+            CREATE TEMP TABLE _ent ON COMMIT DROP AS
+            SELECT uscc, parcel_nos, geom FROM enterprises e WHERE {_in("e.uscc", "e")};
             CREATE TEMP TABLE _keyed ON COMMIT DROP AS
-            SELECT DISTINCT e.uscc, pa.parcel_no, pa.area_m2
-            FROM enterprises e CROSS JOIN LATERAL unnest(e.parcel_nos) k(no)
+            SELECT DISTINCT e.uscc, pa.parcel_no
+            FROM _ent e CROSS JOIN LATERAL unnest(e.parcel_nos) k(no)
             JOIN parcels pa ON pa.parcel_no = k.no;
             CREATE TEMP TABLE _contained ON COMMIT DROP AS
-            SELECT DISTINCT ON (e.uscc) e.uscc, pa.parcel_no, pa.area_m2
-            FROM enterprises e
-            JOIN parcels pa ON pa.geom && e.geom AND ST_Contains(pa.geom, e.geom)
+            SELECT DISTINCT ON (e.uscc) e.uscc, pa.parcel_no
+            FROM _ent e
+            JOIN parcels pa ON pa.geom && e.geom AND ST_Covers(pa.geom, e.geom)
             WHERE NOT EXISTS (SELECT 1 FROM _keyed k WHERE k.uscc = e.uscc)
             ORDER BY e.uscc, pa.area_m2, pa.parcel_no;
             CREATE TEMP TABLE _nearest ON COMMIT DROP AS
-            SELECT e.uscc, n.parcel_no, n.d, n.area_m2
-            FROM enterprises e
+            SELECT e.uscc, n.parcel_no, n.d
+            FROM _ent e
             CROSS JOIN LATERAL (
-                SELECT pa.parcel_no, ST_Distance(pa.geom, e.geom) AS d, pa.area_m2
+                SELECT pa.parcel_no, round(ST_Distance(pa.geom, e.geom)::numeric, 2) AS d
                 FROM parcels pa
                 WHERE ST_DWithin(pa.geom, e.geom, :near)
-                ORDER BY pa.geom <-> e.geom, pa.parcel_no LIMIT 1
+                ORDER BY 2, pa.parcel_no LIMIT 1
             ) n
             WHERE e.geom IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM _keyed k WHERE k.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _contained c WHERE c.uscc = e.uscc);
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new ({_COLS})
             SELECT 'enterprise_parcel', uscc, parcel_no, 'key', NULL::float8, NULL::float8, true,
                    NULL::text, :rule, :run, :as_of FROM _keyed
             UNION ALL
             SELECT 'enterprise_parcel', uscc, parcel_no, 'contains', 0, NULL, true, NULL,
                    :rule, :run, :as_of FROM _contained
             UNION ALL
-            SELECT 'enterprise_parcel', uscc, parcel_no, 'nearest', round(d::numeric, 2), NULL,
+            SELECT 'enterprise_parcel', uscc, parcel_no, 'nearest', d, NULL,
                    true, NULL, :rule, :run, :as_of FROM _nearest;
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new ({_COLS})
             SELECT 'enterprise_parcel', e.uscc, NULL, NULL, NULL, NULL, true,
                    concat_ws('; ',
                        CASE WHEN cardinality(e.parcel_nos) > 0 THEN 'DKBH '
@@ -198,7 +369,7 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
                                  || coalesce(' (nearest ' || round(f.d) || ' m away)', '')
                        END),
                    :rule, :run, :as_of
-            FROM enterprises e
+            FROM _ent e
             LEFT JOIN LATERAL (
                 SELECT ST_Distance(pa.geom, e.geom) AS d FROM parcels pa
                 WHERE e.geom IS NOT NULL ORDER BY pa.geom <-> e.geom LIMIT 1
@@ -206,38 +377,37 @@ def _enterprise_parcel(conn: Connection, p: dict) -> None:
             WHERE NOT EXISTS (SELECT 1 FROM _keyed k WHERE k.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _contained c WHERE c.uscc = e.uscc)
               AND NOT EXISTS (SELECT 1 FROM _nearest n WHERE n.uscc = e.uscc);
-            CREATE TEMP TABLE _ep_link ON COMMIT DROP AS
-            SELECT uscc, parcel_no, 'key' AS method, area_m2 AS parcel_m2 FROM _keyed UNION ALL
-            SELECT uscc, parcel_no, 'contains', area_m2 FROM _contained UNION ALL
-            SELECT uscc, parcel_no, 'nearest', area_m2 FROM _nearest;
-            ANALYZE _ep_link;
-            DROP TABLE _keyed, _contained, _nearest;
+            DROP TABLE _ent, _keyed, _contained, _nearest;
             """,
         {**p, "rule": rule},
     )
 
 
 def _supply_parcel(conn: Connection, p: dict) -> None:
+    """The supply record of each parcel bound (``:pa``), or its row with the reason."""
     rule = f"§1 DZJGH > overlap >= {p['sov']:.0%} of parcel"
     run_sql(
         conn,
         f"""
-            CREATE TEMP TABLE _sp_link ON COMMIT DROP AS
+            CREATE TEMP TABLE _par ON COMMIT DROP AS
+            SELECT parcel_no, supply_no, area_m2, geom FROM parcels pa
+            WHERE {_in("pa.parcel_no", "pa")};
+            CREATE TEMP TABLE _sp ON COMMIT DROP AS
             SELECT s.supply_no, pa.parcel_no, 'key' AS method, NULL::float8 AS share
-            FROM parcels pa JOIN supplies s ON s.supply_no = pa.supply_no;
+            FROM _par pa JOIN supplies s ON s.supply_no = pa.supply_no;
             CREATE TEMP TABLE _spo ON COMMIT DROP AS
             SELECT DISTINCT ON (pa.parcel_no) pa.parcel_no, s.supply_no,
                    ({_ov("s.geom", "pa.geom", "pa.area_m2")}) / pa.area_m2 AS share
-            FROM parcels pa
+            FROM _par pa
             JOIN supplies s ON s.geom && pa.geom AND ST_Intersects(s.geom, pa.geom)
             WHERE NOT EXISTS (SELECT 1 FROM supplies x WHERE x.supply_no = pa.supply_no)
             ORDER BY pa.parcel_no, 3 DESC, s.supply_no;
-            INSERT INTO _sp_link SELECT supply_no, parcel_no, 'overlap', share FROM _spo
+            INSERT INTO _sp SELECT supply_no, parcel_no, 'overlap', share FROM _spo
             WHERE share >= :sov;
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new ({_COLS})
             SELECT 'supply_parcel', supply_no, parcel_no, method, NULL, round(share::numeric, 4),
-                   true, NULL, :rule, :run, :as_of FROM _sp_link;
-            INSERT INTO links ({_COLS})
+                   true, NULL, :rule, :run, :as_of FROM _sp;
+            INSERT INTO _lk_new ({_COLS})
             SELECT 'supply_parcel', NULL, pa.parcel_no, NULL, NULL, NULL, true,
                    CASE WHEN pa.supply_no IS NOT NULL
                         THEN 'DZJGH ' || pa.supply_no || ' is not in the supply records (GD)'
@@ -247,17 +417,30 @@ def _supply_parcel(conn: Connection, p: dict) -> None:
                                 || round(o.share::numeric * 100, 1) || ' %)', '')
                    END,
                    :rule, :run, :as_of
-            FROM parcels pa LEFT JOIN _spo o ON o.parcel_no = pa.parcel_no
-            WHERE NOT EXISTS (SELECT 1 FROM _sp_link x WHERE x.parcel_no = pa.parcel_no);
-            INSERT INTO links ({_COLS})
+            FROM _par pa LEFT JOIN _spo o ON o.parcel_no = pa.parcel_no
+            WHERE NOT EXISTS (SELECT 1 FROM _sp x WHERE x.parcel_no = pa.parcel_no);
+            DROP TABLE _par, _sp, _spo;
+            """,
+        {**p, "rule": rule},
+    )
+
+
+def _supply_unlinked(conn: Connection, p: dict) -> None:
+    """A row for each supply record bound (``:s``) that no parcel is linked to now."""
+    rule = f"§1 DZJGH > overlap >= {p['sov']:.0%} of parcel"
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO _lk_new2 ({_COLS})
             SELECT 'supply_parcel', s.supply_no, NULL, NULL, NULL, NULL, true,
                    'no parcel names this DZJGH or lies ' || round(:sov * 100)
                    || ' % within it (not yet surveyed?)', :rule, :run, :as_of
             FROM supplies s
-            WHERE NOT EXISTS (SELECT 1 FROM _sp_link x WHERE x.supply_no = s.supply_no);
-            ANALYZE _sp_link;
-            DROP TABLE _spo;
-            """,
+            WHERE {_in("s.supply_no", "s")}
+              AND NOT EXISTS (SELECT 1 FROM links x WHERE x.kind = 'supply_parcel'
+                              AND x.from_key = s.supply_no AND x.to_key IS NOT NULL)
+            """
+        ),
         {**p, "rule": rule},
     )
 
@@ -271,26 +454,29 @@ def _projects(conn: Connection, p: dict) -> None:
         run_sql(
             conn,
             f"""
+                CREATE TEMP TABLE _prj ON COMMIT DROP AS
+                SELECT project_code, {col}, area_m2, geom FROM projects x
+                WHERE {_in("x.project_code", "j")};
                 CREATE TEMP TABLE _pk ON COMMIT DROP AS
                 SELECT x.project_code, t.{col} AS to_key, 'key' AS method,
                        NULL::float8 AS share
-                FROM projects x JOIN {table} t ON t.{col} = x.{col};
+                FROM _prj x JOIN {table} t ON t.{col} = x.{col};
                 CREATE TEMP TABLE _po ON COMMIT DROP AS
                 SELECT DISTINCT ON (x.project_code) x.project_code, t.{col} AS to_key,
                        ({_ov("t.geom", "x.geom", "x.area_m2")}) / x.area_m2 AS share
-                FROM projects x
+                FROM _prj x
                 JOIN {table} t ON t.geom && x.geom AND ST_Intersects(t.geom, x.geom)
                 WHERE x.geom IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM _pk k WHERE k.project_code = x.project_code)
                 ORDER BY x.project_code, 3 DESC, t.{col};
-                INSERT INTO links ({_COLS})
+                INSERT INTO _lk_new ({_COLS})
                 SELECT :kind, project_code, to_key, method, NULL::float8, share, true, NULL::text,
                        :rule, :run, :as_of FROM _pk
                 UNION ALL
                 SELECT :kind, project_code, to_key, 'overlap', NULL,
                        round(share::numeric, 4), true, NULL, :rule, :run, :as_of
                 FROM _po WHERE share >= :pov;
-                INSERT INTO links ({_COLS})
+                INSERT INTO _lk_new ({_COLS})
                 SELECT :kind, x.project_code, NULL, NULL, NULL, NULL, true,
                        concat_ws('; ',
                            CASE WHEN x.{col} IS NOT NULL THEN '{label} ' || x.{col}
@@ -301,22 +487,18 @@ def _projects(conn: Connection, p: dict) -> None:
                                      || round(o.share::numeric * 100, 1) || ' % of it, under '
                                      || round(:pov * 100) || ' %' END),
                        :rule, :run, :as_of
-                FROM projects x LEFT JOIN _po o ON o.project_code = x.project_code
+                FROM _prj x LEFT JOIN _po o ON o.project_code = x.project_code
                 WHERE NOT EXISTS (SELECT 1 FROM _pk k WHERE k.project_code = x.project_code)
                   AND NOT (o.share IS NOT NULL AND o.share >= :pov);
-                DROP TABLE _pk, _po;
+                DROP TABLE _prj, _pk, _po;
                 """,
             {**p, "rule": rule, "kind": kind},
         )
 
 
 def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
+    """The zones of one level of each parcel bound (``:zp``)."""
     rule = "§1 area share, largest primary"
-    if level == "district":
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE _pzone (level text, parcel_no text, code text, share float8) "
-            "ON COMMIT DROP"
-        )
     run_sql(
         conn,
         f"""
@@ -329,19 +511,20 @@ def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
                        ({_ov("z.geom", "pa.geom", "pa.area_m2")}) / pa.area_m2 AS share
                 FROM parcels pa
                 JOIN {table} z ON z.geom && pa.geom AND ST_Intersects(z.geom, pa.geom)
+                WHERE {_in("pa.parcel_no", "zp")}
                 OFFSET 0  -- each overlap computed once (not again for the filter and the sort)
             ) s
             WHERE share > 0;
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new ({_COLS})
             SELECT :kind, parcel_no, code, 'overlap', NULL, share, is_primary,
                    NULL, :rule, :run, :as_of
             FROM _pz1;
-            INSERT INTO _pzone SELECT :level, parcel_no, code, share FROM _pz1;
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new ({_COLS})
             SELECT :kind, pa.parcel_no, NULL, NULL, NULL, NULL, true,
                    'lies outside every {level}', :rule, :run, :as_of
             FROM parcels pa
-            WHERE NOT EXISTS (SELECT 1 FROM _pz1 l WHERE l.parcel_no = pa.parcel_no);
+            WHERE {_in("pa.parcel_no", "zp")}
+              AND NOT EXISTS (SELECT 1 FROM _pz1 l WHERE l.parcel_no = pa.parcel_no);
             DROP TABLE _pz1;
             """,
         {**p, "rule": rule, "kind": f"parcel_{level}", "level": level},
@@ -349,31 +532,69 @@ def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
 
 
 def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
+    """The zones of one level of each enterprise bound (``:e``): the share of its parcels' area
+    in each zone (its parcels and their zone shares read from ``links``), else its point's."""
     rule = "§1 parcel area share > point"
     run_sql(
         conn,
         f"""
+            CREATE TEMP TABLE _ep ON COMMIT DROP AS
+            SELECT l.from_key AS uscc, l.to_key AS parcel_no, pa.area_m2 AS parcel_m2
+            FROM links l JOIN parcels pa ON pa.parcel_no = l.to_key
+            WHERE l.kind = 'enterprise_parcel' AND {_in("l.from_key", "e")};
             CREATE TEMP TABLE _ez1 ON COMMIT DROP AS
-            SELECT uscc, code, method, share, is_primary FROM _ezo WHERE level = :level;
+            SELECT uscc, code, 'overlap' AS method, round((m2 / total)::numeric, 6) AS share,
+                   row_number() OVER (PARTITION BY uscc ORDER BY m2 DESC, code) = 1 AS is_primary
+            FROM (
+                WITH tot AS (SELECT uscc, sum(parcel_m2) AS total FROM _ep GROUP BY uscc)
+                SELECT ep.uscc, z.to_key AS code, sum(ep.parcel_m2 * z.share) AS m2,
+                       min(tot.total) AS total
+                FROM _ep ep JOIN tot USING (uscc)
+                JOIN links z ON z.kind = :pkind AND z.from_key = ep.parcel_no
+                    AND z.to_key IS NOT NULL
+                GROUP BY ep.uscc, z.to_key
+            ) s
+            WHERE m2 > 0;
             INSERT INTO _ez1
             SELECT DISTINCT ON (e.uscc) e.uscc, z.code, 'contains', 1.0, true
             FROM enterprises e
             JOIN {table} z ON z.geom && e.geom AND ST_Covers(z.geom, e.geom)
-            WHERE NOT EXISTS (SELECT 1 FROM _ep_link l WHERE l.uscc = e.uscc)
+            WHERE {_in("e.uscc", "e")}
+              AND NOT EXISTS (SELECT 1 FROM _ep l WHERE l.uscc = e.uscc)
             ORDER BY e.uscc, z.code;
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new2 ({_COLS})
             SELECT :kind, uscc, code, method, NULL, share, is_primary, NULL, :rule, :run, :as_of
             FROM _ez1;
-            INSERT INTO links ({_COLS})
+            INSERT INTO _lk_new2 ({_COLS})
             SELECT :kind, e.uscc, NULL, NULL, NULL, NULL, true,
                    CASE WHEN e.geom IS NULL AND NOT EXISTS (
-                            SELECT 1 FROM _ep_link l WHERE l.uscc = e.uscc)
+                            SELECT 1 FROM _ep l WHERE l.uscc = e.uscc)
                         THEN 'no parcel and no point to place it'
                         ELSE 'its parcels and point lie outside every {level}' END,
                    :rule, :run, :as_of
             FROM enterprises e
-            WHERE NOT EXISTS (SELECT 1 FROM _ez1 x WHERE x.uscc = e.uscc);
-            DROP TABLE _ez1;
+            WHERE {_in("e.uscc", "e")}
+              AND NOT EXISTS (SELECT 1 FROM _ez1 x WHERE x.uscc = e.uscc);
+            DROP TABLE _ep, _ez1;
             """,
-        {**p, "rule": rule, "kind": f"enterprise_{level}", "level": level},
+        {**p, "rule": rule, "kind": f"enterprise_{level}", "pkind": f"parcel_{level}"},
     )
+
+
+PRODUCERS = (
+    Producer(
+        "linkage",
+        reads=(
+            "enterprises",
+            "parcels",
+            "supplies",
+            "projects",
+            "districts",
+            "platforms",
+            "corridors",
+        ),
+        writes=("links",),
+        run=_produce,
+        doc="§1 links: enterprise, supply and project to parcel; parcel and enterprise to zones",
+    ),
+)
