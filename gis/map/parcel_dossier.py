@@ -6,9 +6,10 @@ the approvals (PZ) it lies on, where it stands on Zhejiang's chain 批而未供 
 建而未投 → 投而未达标 (DOMAIN_RULES §3), its enterprises with their evaluation class, their
 projects, and its three-lands findings (the latest detection run) with reasons.
 
-Links follow DOMAIN_RULES §1: supply record by DZJGH, else the supply polygon covering at least
-half of the parcel; enterprises by DKBH, else the parcel holding the enterprise's point, else the
-nearest parcel within 50 m. Tax figures (亩均税收 by year, SJSJ) only for analysts: public
+Its zones, supply record and enterprises are its rows of ``links``, the one DOMAIN_RULES §1
+linkage (gis/economy/linkage.py): supply record by DZJGH, else the supply polygon covering at
+least half of the parcel; enterprises by DKBH, else the parcel covering the enterprise's point,
+else the nearest parcel within 50 m. Tax figures (亩均税收 by year, SJSJ) only for analysts: public
 callers get ``tax: null`` and the tax_per_mu finding without its figure.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 from gis.core import vocabulary
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
+from gis.economy.linkage import ZONES
 
 MU_PER_M2 = 1 / M2_PER_MU
 
@@ -67,98 +69,61 @@ def _exists(conn: Connection, table: str) -> bool:
 
 
 def _zone(conn: Connection, table: str, pid: int) -> dict | None:
+    """The zone of ``table`` holding the largest share of the parcel: its primary
+    ``parcel_<zone>`` link (the one §1 linkage, gis/economy/linkage.py)."""
+    level = {t: lv for lv, t in ZONES.items()}[table]
     return _one(
         conn,
         f"""
-        SELECT z.code, z.name, round((ST_Area(ST_Intersection(z.geom, p.geom)) / p.area_m2)
-               ::numeric, 4)::float8 AS share
-        FROM parcels p JOIN {table} z ON z.geom && p.geom AND ST_Intersects(z.geom, p.geom)
+        SELECT z.code, z.name, round(l.share::numeric, 4)::float8 AS share
+        FROM parcels p JOIN links l ON l.kind = :kind AND l.from_key = p.parcel_no
+             AND l.is_primary
+        JOIN {table} z ON z.code = l.to_key
         WHERE p.id = :pid
-        ORDER BY ST_Area(ST_Intersection(z.geom, p.geom)) DESC, z.code LIMIT 1
         """,
+        kind=f"parcel_{level}",
         pid=pid,
     )
 
 
 def _supply(conn: Connection, parcel: dict, pid: int) -> tuple[dict | None, str | None]:
-    cols = """s.id, s.supply_no, s.method, s.land_use_code, s.supplied_on, s.grantee_name,
-              s.grantee_uscc, s.agreed_start, s.agreed_completion, s.actual_start,
-              s.actual_completion, s.stopped_on, s.plot_ratio_min, s.plot_ratio_max,
-              s.agreed_investment, s.investment_made, s.developed_area_m2,
-              round(s.area_m2::numeric, 2)::float8 AS area_m2,
-              round((s.area_m2 * :mu)::numeric, 4)::float8 AS area_mu"""
-    if parcel["supply_no"]:
-        s = _one(
-            conn,
-            f"SELECT {cols} FROM supplies s WHERE s.supply_no = :no",
-            no=parcel["supply_no"],
-            mu=MU_PER_M2,
-        )
-        if s:
-            return s, "key"
+    """The parcel's supply record and how it was linked (``key`` or ``overlap``): its
+    ``supply_parcel`` link (the one §1 linkage, gis/economy/linkage.py)."""
     s = _one(
         conn,
-        f"""
-        SELECT {cols}, ST_Area(ST_Intersection(s.geom, p.geom)) / p.area_m2 AS overlap
-        FROM parcels p JOIN supplies s ON s.geom && p.geom AND ST_Intersects(s.geom, p.geom)
-        WHERE p.id = :pid
-        ORDER BY ST_Area(ST_Intersection(s.geom, p.geom)) DESC, s.id LIMIT 1
+        """
+        SELECT s.id, s.supply_no, s.method, s.land_use_code, s.supplied_on, s.grantee_name,
+               s.grantee_uscc, s.agreed_start, s.agreed_completion, s.actual_start,
+               s.actual_completion, s.stopped_on, s.plot_ratio_min, s.plot_ratio_max,
+               s.agreed_investment, s.investment_made, s.developed_area_m2,
+               round(s.area_m2::numeric, 2)::float8 AS area_m2,
+               round((s.area_m2 * :mu)::numeric, 4)::float8 AS area_mu, l.method AS how
+        FROM links l JOIN supplies s ON s.supply_no = l.from_key
+        WHERE l.kind = 'supply_parcel' AND l.to_key = :no
         """,
-        pid=pid,
+        no=parcel["parcel_no"],
         mu=MU_PER_M2,
     )
-    if s and s.pop("overlap") >= 0.5:
-        return s, "overlap"
-    return None, None
+    if s is None:
+        return None, None
+    return s, s.pop("how")
 
 
 def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
-    """The parcel's enterprises: links (kind enterprise_parcel) when they have been
-    computed, else the same rule here (DKBH, else the point's parcel, else nearest ≤ 50 m)."""
-    if (
-        _exists(conn, "links")
-        and conn.execute(
-            text("SELECT EXISTS (SELECT 1 FROM links WHERE kind = 'enterprise_parcel')")
-        ).scalar_one()
-    ):
-        return _all(
-            conn,
-            """
-            SELECT DISTINCT ON (e.name, e.uscc) e.uscc, e.name, e.industry_code, e.above_size,
-                   l.method AS how, round(l.distance_m::numeric, 1)::float8 AS distance_m,
-                   e.parcel_nos
-            FROM links l JOIN enterprises e ON e.uscc = l.from_key
-            WHERE l.kind = 'enterprise_parcel' AND l.to_key = :no
-            ORDER BY e.name, e.uscc
-            """,
-            no=parcel_no,
-        )
+    """The parcel's enterprises: its ``enterprise_parcel`` links (the one §1 linkage,
+    gis/economy/linkage.py: DKBH, else the parcel covering the point, else the nearest within
+    50 m)."""
     return _all(
         conn,
         """
-        WITH keyed AS (
-            SELECT e.uscc, 'key' AS how, NULL::float8 AS distance_m
-            FROM enterprises e WHERE :no = ANY(e.parcel_nos)
-        ), spatial AS (
-            SELECT e.uscc,
-                   CASE WHEN ST_Contains(p.geom, e.geom) THEN 'contains' ELSE 'nearest' END,
-                   round(ST_Distance(p.geom, e.geom)::numeric, 1)::float8
-            FROM enterprises e JOIN parcels p ON p.id = :pid
-            WHERE e.geom IS NOT NULL AND ST_DWithin(p.geom, e.geom, 50)
-              AND coalesce(cardinality(e.parcel_nos), 0) = 0
-              AND NOT EXISTS (  -- the parcel holding the point, else the nearest, is its parcel
-                  SELECT 1 FROM parcels q
-                  WHERE q.id <> p.id AND ST_DWithin(q.geom, e.geom, 50)
-                    AND (ST_Distance(q.geom, e.geom), q.id) < (ST_Distance(p.geom, e.geom), p.id)
-              )
-        ), linked AS (SELECT * FROM keyed UNION ALL SELECT * FROM spatial)
-        SELECT e.uscc, e.name, e.industry_code, e.above_size, l.how, l.distance_m,
+        SELECT DISTINCT ON (e.name, e.uscc) e.uscc, e.name, e.industry_code, e.above_size,
+               l.method AS how, round(l.distance_m::numeric, 1)::float8 AS distance_m,
                e.parcel_nos
-        FROM linked l JOIN enterprises e USING (uscc)
+        FROM links l JOIN enterprises e ON e.uscc = l.from_key
+        WHERE l.kind = 'enterprise_parcel' AND l.to_key = :no
         ORDER BY e.name, e.uscc
         """,
         no=parcel_no,
-        pid=pid,
     )
 
 
