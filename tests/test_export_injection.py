@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 from sqlalchemy import text
 
+from gis.core import graph
 from gis.serving.export import FORMULA_STARTS, spreadsheet_cell
 from tests.eval_city import load, outputs, uscc
 from tests.land_helpers import city, detect
@@ -56,6 +57,8 @@ def injected(http, db, tmp_path):
         cc.append({"TYSHXYDM": u, "ND": 2024, "GYZCZ": 400 + i, "YYSR": 500, "GYZJZ": 200,
                    "SJSJ": 40 + i, "CYRS": 20, "YFFY": 5, "ZHNH": 40, "PFDL": 3})  # fmt: skip
     load(db, tmp_path, qy=_qy_xlsx(tmp_path, ents), cc=outputs(tmp_path, cc))
+    with db.begin() as conn:  # the rows written by SQL above: every derived table from scratch
+        graph.refresh(conn, None, as_of=AS_OF)
     detect(db, AS_OF)
     with db.connect() as c:
         stored = [

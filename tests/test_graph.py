@@ -32,6 +32,11 @@ DERIVED = (
     "tile_parcel_classes",
     "tile_parcel_status",
     "tile_zone_stats",
+    "unsupplied_results",
+    "idle_results",
+    "low_efficiency_results",
+    "detection_zone_shares",
+    "detection_summaries",
 )
 
 

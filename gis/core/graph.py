@@ -48,6 +48,7 @@ CALENDAR = "calendar"  # pseudo-table: the day results are judged as of (key ALL
 
 # The modules that define producers (their order does not matter: the graph sorts them).
 PRODUCER_MODULES: tuple[str, ...] = (
+    "gis.economy.linkage",
     "gis.economy.per_mu",
     "gis.economy.evaluation",
     "gis.economy.indicators",
