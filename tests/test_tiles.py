@@ -242,13 +242,14 @@ def test_invalidation_drops_only_touched_tiles_old_and_new_geometry(city, db):
     assert [f["properties"]["parcel_no"] for f in _decode(new)["parcels"]["features"]] == [no]
 
 
-def test_zone_aggregates_are_the_zone_figures_of_per_mu(city, db):
+def test_zone_aggregates_are_the_zone_figures_of_per_mu(city, db, monkeypatch):
     """Low-zoom aggregates after an analysis and a refresh: a zone's area and 亩均税收 are its
     per_mu row of the latest year (per_mu.zone_figures), its parcel count its primary parcel
     links, its class the tile setting's rank cut-offs."""
     from gis.economy.evaluation import run_all_line
     from gis.economy.per_mu import zone_figures
 
+    monkeypatch.setattr(graph, "_registry", None)  # the whole graph: links, per_mu, ...
     run_all_line(db)
     _refresh(db, None)
     _wait_poll()
@@ -701,3 +702,58 @@ def test_one_row_change_through_the_graph_changes_only_the_affected_tiles(city, 
         n = c.execute(text(parcel_logs)).scalar_one()
         graph.refresh(c, Changes(links={uscc(7), no}, evaluations={f"{uscc(7)}:2025"}))
         assert c.execute(text(parcel_logs)).scalar_one() == n
+
+
+def test_three_lands_and_platform_kinds_invalidate_where_they_changed(city, db):
+    """The live run's changed results log the area of their keys (a parcel's 低效 status: the
+    parcel; an idle DZJGH: its supply), not the whole city; a changed supply (it may have
+    moved, its old place is not known) logs the lands layers everywhere; a platform whose kind
+    changed logs that platform for the platforms tileset."""
+    with db.connect() as c, c.begin() as tx:
+        no, sno = c.execute(
+            text(
+                "SELECT parcel_no, supply_no FROM parcels WHERE supply_no IS NOT NULL "
+                "ORDER BY parcel_no LIMIT 1"
+            )
+        ).one()
+        code = c.execute(text("SELECT code FROM platforms ORDER BY code LIMIT 1")).scalar_one()
+
+        def last(what: str) -> tuple[list[str], str]:
+            return tuple(
+                c.execute(
+                    text(
+                        "SELECT layers, ST_AsText(extent) FROM tile_invalidations "
+                        "WHERE source LIKE :s ORDER BY id DESC LIMIT 1"
+                    ),
+                    {"s": f"graph:%:{what}:%"},
+                ).one()
+            )
+
+        def box(sql: str, **params) -> str:
+            return c.execute(
+                text(
+                    "SELECT ST_AsText(ST_SetSRID(ST_Expand(ST_Extent(g), 1)::geometry, 4549)) "
+                    f"FROM ({sql}) q(g)"
+                ),
+                params,
+            ).scalar_one()
+
+        whole = box("SELECT geom FROM parcels")
+        graph.refresh(c, Changes(low_efficiency_results={no}, idle_results={sno}))
+        layers, extent = last("lands")
+        assert layers == ["unsupplied", "idle", "low_efficiency"]
+        assert extent == box(
+            "SELECT geom FROM parcels WHERE parcel_no = :n "
+            "UNION ALL SELECT geom FROM supplies WHERE supply_no = :s",
+            n=no,
+            s=sno,
+        )
+        assert extent != whole
+        graph.refresh(c, Changes(supplies={sno}, idle_results={sno}))
+        assert last("lands") == (layers, whole)
+        graph.refresh(c, Changes(platform_kinds={code}))
+        assert last("platforms") == (
+            ["platforms"],
+            box("SELECT geom FROM platforms WHERE code = :c", c=code),
+        )
+        tx.rollback()

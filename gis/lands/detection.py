@@ -582,6 +582,23 @@ def _run_dict(row) -> dict:
     }
 
 
+# The three lands' current run: the live run the derivation graph keeps current, else the latest
+# finished one (a snapshot city with no live run yet). An uncorrelated scalar subquery, evaluated
+# once per query; every reader of "the current status" (map layers, OGC collections, tiles,
+# dossiers, the layout plan) uses it.
+CURRENT_RUN = (
+    "(SELECT id FROM detection_runs WHERE finished_at IS NOT NULL "
+    "ORDER BY live DESC, id DESC LIMIT 1)"
+)
+
+
+def current_run_id(conn: Connection) -> int | None:
+    """The current run's id (see ``CURRENT_RUN``), None without any run or run table."""
+    if not conn.execute(text("SELECT to_regclass('detection_runs') IS NOT NULL")).scalar_one():
+        return None
+    return conn.execute(text(f"SELECT {CURRENT_RUN}")).scalar_one()
+
+
 def get_run(engine: Engine, run_id: int | None = None) -> dict:
     """A run record by id, or the live run (the current status), else the latest finished
     run; RunNotFound if there is none."""
@@ -589,7 +606,7 @@ def get_run(engine: Engine, run_id: int | None = None) -> dict:
         row = conn.execute(
             text(
                 "SELECT * FROM detection_runs WHERE finished_at IS NOT NULL "
-                + ("AND id = :id" if run_id is not None else "ORDER BY live DESC, id DESC LIMIT 1")
+                + ("AND id = :id" if run_id is not None else f"AND id = {CURRENT_RUN}")
             ),
             {"id": run_id},
         ).first()

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from gis.core import vocabulary
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.economy.linkage import ZONES
+from gis.lands.detection import current_run_id
 
 MU_PER_M2 = 1 / M2_PER_MU
 
@@ -332,13 +333,10 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             pid=pid,
             mu=MU_PER_M2,
         )
+        run_id = current_run_id(conn)
         run = (
-            _one(
-                conn,
-                "SELECT id, as_of FROM detection_runs WHERE finished_at IS NOT NULL "
-                "ORDER BY id DESC LIMIT 1",
-            )
-            if _exists(conn, "detection_runs")
+            _one(conn, "SELECT id, as_of FROM detection_runs WHERE id = :r", r=run_id)
+            if run_id is not None
             else None
         )
         idle = low = None

@@ -51,6 +51,7 @@ from sqlalchemy import Connection, Engine, text
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.plan_models import FUNCTIONS, KINDS
 from gis.core.rules import PlanRules, PlanWeights, Rules, get_rules, rules_hash
+from gis.lands.detection import current_run_id
 from gis.platforms.platform_kinds import classify
 
 MU = 1 / M2_PER_MU  # 亩 per m²
@@ -215,17 +216,9 @@ def _has_table(engine: Engine, name: str) -> bool:
         return conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": name}).scalar_one()
 
 
-def _latest_detection_run(conn: Connection) -> int | None:
-    if not conn.execute(text("SELECT to_regclass('detection_runs') IS NOT NULL")).scalar_one():
-        return None
-    return conn.execute(
-        text("SELECT max(id) FROM detection_runs WHERE finished_at IS NOT NULL")
-    ).scalar_one()
-
-
 def _prepare_parcels(conn: Connection, rules: PlanRules, tax_year: int | None) -> dict:
     """Temp table ``_pp``: every parcel with its zones (largest share, §1), flags and tax."""
-    run = _latest_detection_run(conn)
+    run = current_run_id(conn)
     notes = []
     if run is not None:
         idle_sql = """
@@ -1199,7 +1192,7 @@ def plan_summary_line(engine: Engine) -> str:
     Without any three-lands run yet, one is made first (``run_detection``), so the
     plan's redevelop and exit blocks see idle and low-efficiency land, not only SJYT."""
     with engine.connect() as conn:
-        run = _latest_detection_run(conn)
+        run = current_run_id(conn)
     if run is None and _has_table(engine, "detection_runs"):
         from gis.lands.detection import run_detection
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, text
 
 from gis.core.layers import LAYERS, M2_PER_MU, Layer
+from gis.lands.detection import CURRENT_RUN
 
 PropType = str  # "string" | "integer" | "number" | "date" | "boolean" | "array"
 _JSON_TYPES = {
@@ -35,12 +36,6 @@ _JSON_TYPES = {
     "list": "array",
 }
 MU = 1 / M2_PER_MU  # 亩 per m²
-# The three lands' current run: the live detection run the derivation graph keeps current, else
-# the latest finished one (an uncorrelated scalar subquery: evaluated once per query).
-LATEST_RUN = (
-    "(SELECT id FROM detection_runs WHERE finished_at IS NOT NULL "
-    "ORDER BY live DESC, id DESC LIMIT 1)"
-)
 IDLE_FLAGGED = "('overdue', 'idle', 'idle_reclaimable', 'partial_idle')"
 
 
@@ -216,13 +211,13 @@ def _parcel_status_sql(tabs: dict[str, set[str]]) -> str:
     if "idle_results" in tabs:
         parts.append(
             "WHEN EXISTS (SELECT 1 FROM supplies s JOIN idle_results r ON r.supply_id = s.id "
-            f"AND r.run_id = {LATEST_RUN} WHERE s.supply_no = t.supply_no "
+            f"AND r.run_id = {CURRENT_RUN} WHERE s.supply_no = t.supply_no "
             f"AND r.status IN {IDLE_FLAGGED}) THEN 'idle'"
         )
     if "low_efficiency_results" in tabs:
         parts.append(
             "WHEN EXISTS (SELECT 1 FROM low_efficiency_results r "
-            f"WHERE r.run_id = {LATEST_RUN} AND r.parcel_id = t.id) THEN 'low_efficiency'"
+            f"WHERE r.run_id = {CURRENT_RUN} AND r.parcel_id = t.id) THEN 'low_efficiency'"
         )
     return f"(CASE {' '.join(parts)} END)" if parts else "NULL::text"
 
@@ -389,7 +384,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                     Prop("corridor_code", "t.corridor_code", "string", "走廊 (ZLDM)"),
                     Prop("run_id", "t.run_id", "integer", "检测批次"),
                 ),
-                where=f"t.run_id = {LATEST_RUN} AND t.status <> 'supplied' AND t.geom IS NOT NULL",
+                where=f"t.run_id = {CURRENT_RUN} AND t.status <> 'supplied' AND t.geom IS NOT NULL",
                 temporal="approved_on",
                 tables=("unsupplied_results",),
             )
@@ -422,7 +417,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                     Prop("run_id", "t.run_id", "integer", "检测批次"),
                 ),
                 geom="s.geom",
-                where=f"t.run_id = {LATEST_RUN} AND t.status IN {IDLE_FLAGGED}",
+                where=f"t.run_id = {CURRENT_RUN} AND t.status IN {IDLE_FLAGGED}",
                 temporal="supplied_on",
                 tables=("idle_results", "supplies"),
             )
@@ -454,7 +449,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                     Prop("run_id", "t.run_id", "integer", "检测批次"),
                 ),
                 geom="p.geom",
-                where=f"t.run_id = {LATEST_RUN}",
+                where=f"t.run_id = {CURRENT_RUN}",
                 tables=("low_efficiency_results", "parcels"),
             )
         )

@@ -16,10 +16,11 @@ Zoom-aware content (configured in ``Settings.tiles``):
 Cache: tiles are cached per worker (tileset, z, x, y, public/analyst) with a strong ETag. Every
 change writes a row to ``tile_invalidations`` (tile_models.py) inside its own transaction:
 statement triggers on the registry tables (old and new geometry of the changed rows, migration
-0005), the import refresh hook registered here (zone aggregates whose figures changed, enterprise
-points whose outputs changed) and ``invalidate_detection`` for a detection run. Each worker reads
-the log every ``cache_poll_seconds`` and drops only the cached tiles whose box meets a logged
-extent. A tile rendered from a snapshot that did not yet see a logged change is never cached
+0005) and the ``tiles`` producer of the derivation graph (parcels whose class or 三块地 status
+changed, zone aggregates whose figures changed, enterprise points whose outputs or evaluation
+changed, where the three lands' changed results lie, platforms whose kind changed). Each worker
+reads the log every ``cache_poll_seconds`` and drops only the cached tiles whose box meets a
+logged extent. A tile rendered from a snapshot that did not yet see a logged change is never cached
 (the render returns the ids of the log rows its snapshot saw).
 """
 
@@ -47,7 +48,8 @@ from gis.core.db import closed_by_server
 from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.tile_models import QUANTISED_ZOOMS
-from gis.serving.collections import IDLE_FLAGGED, LATEST_RUN, Collection, registry, tables
+from gis.lands.detection import CURRENT_RUN
+from gis.serving.collections import IDLE_FLAGGED, Collection, registry, tables
 
 WEB_MERCATOR_HALF = 20037508.342789244
 # Properties each tileset's MVT layer carries (public first; restricted ones for analysts only).
@@ -861,11 +863,11 @@ _STATUS_ROWS = f"""
         SELECT p.parcel_no, 'idle' AS s
         FROM idle_results r JOIN supplies su ON su.id = r.supply_id
         JOIN parcels p ON p.supply_no = su.supply_no
-        WHERE r.run_id = {LATEST_RUN} AND r.status IN {IDLE_FLAGGED}
+        WHERE r.run_id = {CURRENT_RUN} AND r.status IN {IDLE_FLAGGED}
         UNION ALL
         SELECT p.parcel_no, 'low_efficiency'
         FROM low_efficiency_results r JOIN parcels p ON p.id = r.parcel_id
-        WHERE r.run_id = {LATEST_RUN}
+        WHERE r.run_id = {CURRENT_RUN}
     ) x WHERE {{scope}} GROUP BY parcel_no"""
 # a parcel's A/B/C/D: the best class of the enterprises linked to it, latest evaluated year
 _CLASS_ROWS = """
@@ -882,6 +884,17 @@ STATUS_READS = ("detection_runs", "idle_results", "low_efficiency_results", "sup
 ZONE_READS = ("per_mu", "links", "parcels", "districts", "platforms")
 ENTERPRISE_READS = ("evaluations", "outputs")
 DETECTION_READS = ("detection_runs", "unsupplied_results", "idle_results", "low_efficiency_results")
+PLATFORM_READS = ("platform_kinds",)
+LANDS_TILESETS = ("unsupplied", "idle", "low_efficiency")
+# where the three lands' results of changed keys lie: PZWH (unsupplied_results), DZJGH
+# (idle_results), DKBH (low_efficiency_results), as the three_lands producer returns them
+_LANDS_AREA = """
+    SELECT geom FROM approvals WHERE doc_no = ANY(:a)
+    UNION ALL SELECT geom FROM supplies WHERE supply_no = ANY(:s)
+    UNION ALL SELECT geom FROM parcels WHERE parcel_no = ANY(:p)"""
+# source tables whose geometry the lands layers draw: a changed row may have moved, and its
+# old place is not known here, so the lands layers are invalidated everywhere
+LANDS_GEOMETRY = ("approvals", "supplies", "parcels")
 ZONE_LEVELS = (("district", "districts"), ("platform", "platforms"))
 
 
@@ -994,11 +1007,13 @@ def _class_parcels(conn: Connection, changes: Changes | None) -> list[str] | Non
 
 
 def _status_parcels(conn: Connection, changes: Changes | None) -> list[str] | None:
-    """The parcels whose status may have changed: every parcel when a detection run is new
-    (the status reads the latest run), else the changed parcels and those of changed supplies."""
-    if changes is None or changes.touches(DETECTION_READS):
+    """The parcels whose status may have changed: the parcels of the changed keys of the live
+    run's idle (DZJGH) and low-efficiency (DKBH) results, of changed parcels and supplies;
+    None (every parcel) for a full refresh, a key set that is ALL or a changed run record (the
+    current run may be another)."""
+    if changes is None or changes.get("detection_runs"):
         return None
-    keys = _parts(changes, ("supplies", "parcels"))
+    keys = _parts(changes, ("supplies", "parcels", "idle_results", "low_efficiency_results"))
     if keys is None:
         return None
     if not keys:
@@ -1014,6 +1029,57 @@ def _status_parcels(conn: Connection, changes: Changes | None) -> list[str] | No
             {"k": sorted(keys)},
         ).scalars()
     )
+
+
+def _log_lands(conn: Connection, ctx: Context, changes: Changes | None) -> bool:
+    """Log the area of the three lands' layers that changed: where the changed result keys lie;
+    everywhere for a full refresh, a key set that is ALL, a changed run record, or changed
+    source geometry (its old place is not known here). Returns whether a row was logged."""
+    if changes is not None and not changes.touches(DETECTION_READS):
+        return False
+    whole = (
+        changes is None
+        or bool(changes.get("detection_runs"))
+        or _parts(changes, DETECTION_READS) is None
+        or changes.touches(LANDS_GEOMETRY)
+    )
+    if whole:
+        sql, params = "SELECT ST_Extent(geom)::geometry FROM parcels", {}
+    else:
+        sql = _LANDS_AREA
+        params = {
+            "a": sorted(changes.get("unsupplied_results", ())),
+            "s": sorted(changes.get("idle_results", ())),
+            "p": sorted(changes.get("low_efficiency_results", ())),
+        }
+    log_invalidation(conn, _stamp(conn, ctx, "lands"), LANDS_TILESETS, sql, params)
+    return True
+
+
+def _log_keys(
+    conn: Connection,
+    ctx: Context,
+    changes: Changes | None,
+    reads: tuple[str, ...],
+    tileset: str,
+    table: str,
+    key: str,
+) -> bool:
+    """Log ``tileset`` over the rows of ``table`` whose ``key`` is among the changed keys of
+    ``reads`` (every row for a full refresh or ALL): the enterprise points whose outputs or
+    evaluation changed, the platforms whose current kind (四类平台) changed. Returns whether a
+    row was logged."""
+    if changes is not None and not changes.touches(reads):
+        return False
+    keys = None if changes is None else _parts(changes, reads)
+    log_invalidation(
+        conn,
+        _stamp(conn, ctx, tileset),
+        (tileset,),
+        f"SELECT geom FROM {table} WHERE CAST(:k AS text[]) IS NULL OR {key} = ANY(:k)",
+        {"k": None if keys is None else sorted(keys)},
+    )
+    return True
 
 
 def zone_classes(values: dict[str, float | None]) -> dict[str, str | None]:
@@ -1122,7 +1188,8 @@ def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Ch
     status (tile_parcel_status) and their copies in tile_parcels, each district's and platform's
     aggregates (tile_zone_stats), for the keys in ``changes`` (everything when None), and the
     area of what changed in the invalidation log (tile_invalidations), also for the enterprise
-    points whose evaluation or outputs changed and the derived lands layers of a detection run.
+    points whose evaluation or outputs changed, the three lands' layers where their results
+    changed (``_log_lands``) and the platforms whose kind changed (``_log_keys``).
 
     Returns ``tile_parcel_classes`` / ``tile_parcel_status``: parcel numbers; ``tile_zone_stats``:
     ``level:code``; ``tile_invalidations``: ALL when a row was logged."""
@@ -1164,25 +1231,13 @@ def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Ch
         if n:
             out.add("tile_zone_stats", [ALL])
             logged = True
-    if changes is not None and changes.touches(ENTERPRISE_READS):
-        keys = _parts(changes, ENTERPRISE_READS)
-        log_invalidation(
-            conn,
-            _stamp(conn, ctx, "enterprises"),
-            ("enterprises",),
-            "SELECT geom FROM enterprises WHERE CAST(:k AS text[]) IS NULL OR uscc = ANY(:k)",
-            {"k": None if keys is None else sorted(keys)},
-        )
+    if _log_keys(conn, ctx, changes, ENTERPRISE_READS, "enterprises", "enterprises", "uscc"):
         logged = True
-    if changes is not None and changes.touches(DETECTION_READS) and "detection_runs" in tabs:
-        # a new detection run: its layers read the latest run
-        log_invalidation(
-            conn,
-            _stamp(conn, ctx, "lands"),
-            ("unsupplied", "idle", "low_efficiency"),
-            "SELECT ST_Extent(geom)::geometry FROM parcels",
-            {},
-        )
+    if "detection_runs" in tabs and _log_lands(conn, ctx, changes):
+        logged = True
+    if "platform_kinds" in tabs and _log_keys(
+        conn, ctx, changes, PLATFORM_READS, "platforms", "platforms", "code"
+    ):
         logged = True
     if logged:
         out.add("tile_invalidations", [ALL])
@@ -1215,7 +1270,12 @@ PRODUCERS = (
         "tiles",
         reads=tuple(
             dict.fromkeys(
-                CLASS_READS + STATUS_READS + ZONE_READS + ENTERPRISE_READS + DETECTION_READS
+                CLASS_READS
+                + STATUS_READS
+                + ZONE_READS
+                + ENTERPRISE_READS
+                + DETECTION_READS
+                + PLATFORM_READS
             )
         ),
         writes=(
@@ -1233,7 +1293,6 @@ PRODUCERS = (
 
 __all__ = [
     "CACHE",
-    "LATEST_RUN",
     "TileError",
     "get_tile",
     "PRODUCERS",
