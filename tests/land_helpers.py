@@ -73,15 +73,13 @@ def parcel(parcel_no: str, geom, **kw) -> dict:
 def detect(engine: Engine, as_of: date) -> dict:
     """A detection run as of ``as_of`` over rows inserted directly: the §1 links made first, and
     the per-mu figures when the test did not write its own (the three lands read both)."""
-    from gis.core.graph import Context
-    from gis.core.rules import get_rules
-    from gis.economy import linkage, per_mu
+    from gis.core import graph
 
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM links"))
-        linkage.link_all(conn, 0, as_of, get_rules().linkage)
-        if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM per_mu)")).scalar_one():
-            per_mu.run(conn, Context(as_of=as_of, rules=get_rules()), None)
+        written = conn.execute(text("SELECT EXISTS (SELECT 1 FROM per_mu)")).scalar_one()
+        graph.refresh(
+            conn, None, as_of, trigger="test", targets=("links",) if written else ("per_mu",)
+        )
     return run_detection(engine, as_of, user="test")
 
 

@@ -166,10 +166,6 @@ def analyse(engine: Engine, as_of: date = AS_OF) -> None:
     """Every derived table from scratch (links, per_mu, ..., the current platform kinds), as
     ``landlink analyse-all --full`` makes them."""
     from gis.core import graph
-    from gis.core.rules import get_rules
-    from gis.economy import linkage
 
     with engine.begin() as conn:
-        if "links" not in graph.describe()["derived"]:  # until the links have a producer
-            linkage.link_all(conn, 0, as_of, get_rules().linkage)
         graph.refresh(conn, None, as_of, trigger="test")

@@ -17,24 +17,10 @@ from sqlalchemy import create_engine, text
 
 from gis.core import graph
 from gis.core.graph import Changes
-from gis.core.rules import get_rules
 from tests.conftest import database_copy
 from tests.test_incremental_property import AS_OF, derived_rows, differences
 
 ECONOMY = ("enterprise_land", "per_mu", "evaluations", "area_indicators")
-
-
-def _linkage_in_graph() -> bool:
-    return "links" in graph.describe()["derived"]
-
-
-def _relink(conn) -> None:  # noqa: ANN001
-    """Make ``links`` current after a point moved. Without a linkage producer in the graph,
-    every link is rebuilt (the other enterprises' links come out as they were), so the refresh
-    after it is given the keys a linkage producer would return: the moved enterprise."""
-    from gis.economy import linkage
-
-    linkage.link_all(conn, 0, AS_OF, get_rules().linkage)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +29,6 @@ def city(sample_engine):
     with database_copy(sample_engine, "econ_inc") as url:
         eng = create_engine(url)
         with eng.begin() as c:
-            if not _linkage_in_graph():
-                _relink(c)
             graph.refresh(c, None, AS_OF, trigger="test")
         yield eng
         eng.dispose()
@@ -101,10 +85,7 @@ def _relink_case(assignments: str):  # noqa: ANN202
                WHERE el.basis = 'parcels' ORDER BY el.uscc LIMIT 1 OFFSET 5""",
         )
         conn.execute(text(f"UPDATE enterprises SET {assignments} WHERE uscc = :u"), {"u": uscc})
-        if _linkage_in_graph():
-            return Changes(enterprises={uscc})
-        _relink(conn)
-        return Changes(enterprises={uscc}, links={uscc})
+        return Changes(enterprises={uscc})  # the graph relinks it
 
     return change
 

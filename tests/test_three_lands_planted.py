@@ -41,12 +41,7 @@ def _options(manifest: dict, code: str) -> ImportOptions:
 
 
 def _analyse(conn, as_of: date) -> None:  # noqa: ANN001
-    """Every derived table from scratch as of ``as_of`` (links first while the linkage is not
-    yet a producer of the graph)."""
-    if "links" not in graph.describe()["derived"]:
-        from gis.economy import linkage
-
-        linkage.link_all(conn, 0, as_of, get_rules().linkage)
+    """Every derived table from scratch as of ``as_of``."""
     graph.refresh(conn, None, as_of, trigger="test")
 
 
@@ -157,19 +152,6 @@ def _links(conn) -> set[tuple]:  # noqa: ANN001
     )
 
 
-def _relink(conn, as_of: date) -> set[str]:  # noqa: ANN001
-    """Make ``links`` current; the keys a linkage producer would return (both ends of every
-    link that changed)."""
-    if "links" in graph.describe()["derived"]:
-        return set()  # the graph relinks and reports them itself
-    from gis.economy import linkage
-
-    before = _links(conn)
-    conn.execute(text("DELETE FROM links"))
-    linkage.link_all(conn, 0, as_of, get_rules().linkage)
-    return {k for row in before ^ _links(conn) for k in row[1:3] if k}
-
-
 def _rows(conn, run_id: int) -> dict[str, list]:  # noqa: ANN001
     """Every row of a run, without run ids, as_of and item ids; floats rounded, geometry as
     normalised text snapped to 1 cm."""
@@ -275,9 +257,6 @@ def test_live_by_keys_equals_from_scratch(city, case):
         before = _rows(conn, live)
         conn.execute(text(change), {"k": key})
         changes = graph.Changes().add(table, [key])
-        linked = _relink(conn, ref)
-        if linked:
-            changes.add("links", linked)
         ctx = graph.refresh(conn, changes, ref, trigger="test")
         assert "three_lands" in ctx.timings
         got = _rows(conn, live)

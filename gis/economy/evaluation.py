@@ -25,16 +25,13 @@ One row in ``evaluations`` per enterprise with output (CC) in a year:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
 from gis.core import graph
-from gis.core.graph import ALL, Changes, Context, Producer
-from gis.core.rules import EvaluationRules, Rules, get_rules
+from gis.core.graph import ALL, Changes, Producer
+from gis.core.rules import EvaluationRules, Rules
 from gis.economy import per_mu
 from gis.economy.linkage import run_sql
 
@@ -342,18 +339,6 @@ def counts_of(conn: Connection) -> dict:
     return {f"{r.year} {r.group}": dict(r._mapping) for r in rows}
 
 
-# --------------------------------------------------------------------------------------------
-# The whole chain: link -> land and per-mu -> evaluation -> §7 indicators, as one recorded run
-# --------------------------------------------------------------------------------------------
-
-
-def config_of(rules: Rules) -> dict:
-    return {
-        k: getattr(rules, k).model_dump()
-        for k in ("linkage", "evaluation", "backward_capacity", "indicators")
-    }
-
-
 def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     """Producer ``evaluation``: the evaluations of every (year, group) in which an enterprise's
     land, figures, group or grading changed (the group's benchmarks and ranks move with it);
@@ -433,48 +418,30 @@ PRODUCERS = (
 )  # fmt: skip
 
 
+# --------------------------------------------------------------------------------------------
+# ``landlink evaluate``: the graph from scratch and the evaluation's summary
+# --------------------------------------------------------------------------------------------
+
+
 def run_chain(
     conn: Connection,
     as_of: date | None = None,
     rules: Rules | None = None,
     trigger: str = "cli",
 ) -> dict:
-    """The whole recompute (links, land and per-mu figures, evaluation, §7 indicators) inside
-    ``conn``'s transaction, as one recorded run (every year: a year's benchmarks, ranks and
-    indicators need the whole city's links and land). A thin wrapper kept until the linkage is
-    a producer of the graph and the callers use ``graph.refresh``.
+    """Every derived table recomputed from scratch by the derivation graph (``graph.refresh``
+    with no changes: links, land and per-mu figures, the evaluation, §7 indicators and what is
+    made from them, so nothing downstream is left on older links or rules) inside ``conn``'s
+    transaction, recorded as one ``analysis_runs`` row (kind ``full``).
 
-    Returns the run record: id, as_of, counts per step, notes, seconds (and per-step timings).
+    Returns the run record for the evaluation's summary: id, as_of, counts (links by kind and
+    method, enterprise land by basis, per-mu rows by level, evaluations by year group, §7
+    values, per-producer seconds), notes, seconds.
     """
-    from gis.economy import indicators, linkage
+    from gis.economy import linkage
 
-    rules = rules or get_rules()
-    as_of = as_of or date.today()
-    t0 = time.perf_counter()
-    graph._tune(conn, full=True)
-    blob = json.dumps(config_of(rules), sort_keys=True, ensure_ascii=False)
-    run_id = conn.execute(
-        text(
-            "INSERT INTO analysis_runs (kind, as_of, config_hash, config, trigger) "
-            "VALUES ('evaluate', :as_of, :h, CAST(:cfg AS jsonb), :trigger) RETURNING id"
-        ),
-        {
-            "as_of": as_of,
-            "h": hashlib.sha256(blob.encode()).hexdigest()[:16],
-            "cfg": blob,
-            "trigger": trigger,
-        },
-    ).scalar_one()
-    ctx = Context(as_of=as_of, rules=rules, trigger=trigger, run_id=run_id, full=True)
-    counts: dict = {}
-    t = time.perf_counter()
-    counts["links"] = linkage.link_all(conn, run_id, as_of, rules.linkage)
-    ctx.timings["link"] = round(time.perf_counter() - t, 3)
-    for name, fn in (("per_mu", per_mu.run), ("evaluate", run), ("indicators", indicators.run)):
-        t = time.perf_counter()
-        fn(conn, ctx, None)
-        ctx.timings[name] = round(time.perf_counter() - t, 3)
-    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep_link, _sp_link, _pzone")
+    ctx = graph.refresh(conn, None, as_of, rules, trigger)
+    counts: dict = {"links": ctx.counts.get("links") or linkage.counts(conn)}
     counts["enterprise_land"] = dict(
         conn.exec_driver_sql(
             "SELECT basis, count(*) FROM enterprise_land GROUP BY 1 ORDER BY 1"
@@ -487,27 +454,13 @@ def run_chain(
     counts["area_indicators"] = conn.exec_driver_sql(
         "SELECT count(*) FROM area_indicators"
     ).scalar()
-    notes = ctx.notes
-    seconds = time.perf_counter() - t0
     counts["timings_s"] = ctx.timings
-    conn.execute(
-        text(
-            "UPDATE analysis_runs SET counts = CAST(:c AS jsonb), notes = CAST(:n AS jsonb), "
-            "finished_at = now(), seconds = :s WHERE id = :id"
-        ),
-        {
-            "c": json.dumps(counts, default=str),
-            "n": json.dumps(notes, ensure_ascii=False),
-            "s": seconds,
-            "id": run_id,
-        },
-    )
     return {
-        "id": run_id,
-        "as_of": as_of.isoformat(),
+        "id": ctx.run_id,
+        "as_of": ctx.as_of.isoformat(),
         "counts": counts,
-        "notes": notes,
-        "seconds": seconds,
+        "notes": ctx.notes,
+        "seconds": ctx.seconds,
     }
 
 

@@ -98,13 +98,6 @@ def _in(col: str, name: str) -> str:
     return f"(CAST(:{name} AS text[]) IS NULL OR {col} = ANY(CAST(:{name} AS text[])))"
 
 
-def link_all(conn: Connection, run_id: int, as_of: date, rules: LinkageRules) -> dict:
-    """Recompute every link of §1 in ``links`` (the producer's full path, for callers outside the
-    graph); returns counts per kind and method."""
-    _link(conn, _params(run_id, as_of, rules), None)
-    return counts(conn)
-
-
 def counts(conn: Connection) -> dict:
     """Primary links per kind and method (``unlinked`` for rows without a target)."""
     rows = conn.execute(
