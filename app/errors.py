@@ -17,6 +17,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -82,8 +83,12 @@ def database_trouble(exc: BaseException) -> str | None:
     if isinstance(exc, PoolTimeout):
         return "the server is busy (every database connection in use); try again in a moment"
     orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
-    # SQLAlchemy saw the connection die under the statement (whatever the driver raised)
-    lost = bool(getattr(exc, "connection_invalidated", False))
+    # SQLAlchemy saw the connection die under the statement (whatever the driver raised), or the
+    # pool handed out a connection another thread had just found dead (a checkout racing a
+    # terminated backend raises "This connection is closed")
+    lost = bool(getattr(exc, "connection_invalidated", False)) or (
+        isinstance(exc, InvalidRequestError) and "connection is closed" in str(exc)
+    )
     if not lost and not isinstance(orig, psycopg.OperationalError):
         return None
     state = getattr(orig, "sqlstate", None) or ""

@@ -186,3 +186,15 @@ def test_a_tile_connection_ended_while_idle_is_replaced_not_a_failed_tile(sample
         asyncio.run(twice())
     finally:
         eng.dispose()
+
+
+def test_a_checkout_of_a_connection_found_dead_is_a_503_not_a_500():
+    """Under terminated backends the pool can hand a request a connection another thread just
+    found dead: SQLAlchemy raises "This connection is closed" at checkout (seen once in 2,058
+    requests of the test above). The request was fine: 503, try again."""
+    from sqlalchemy.exc import InvalidRequestError
+
+    from app.errors import database_trouble
+
+    assert "try again" in database_trouble(InvalidRequestError("This connection is closed"))
+    assert database_trouble(InvalidRequestError("some other misuse")) is None

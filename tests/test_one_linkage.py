@@ -197,7 +197,9 @@ def test_parcel_dossier_uses_the_links(city, truth):
             ),
             {"p": sorted(on)},
         ).scalars()
-        parcel_nos = sorted(on) + list(others)
+        # every 4th linked parcel (a dossier is ~15 queries; the evaluation's land above
+        # checks every link) and 40 parcels without enterprises
+        parcel_nos = sorted(on)[::4] + list(others)
     for no in parcel_nos:
         got = {e["uscc"] for e in dossier(city, no, analyst=True)["enterprises"]}
         assert got == on.get(no, set()), no
