@@ -185,30 +185,15 @@ def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[st
 
 
 def _evaluation_classes(conn: Connection, usccs: list[str]) -> dict[str, dict]:
-    """The latest A/B/C/D class of each enterprise, if the evaluation has been run."""
-    for table in ("evaluations", "evaluation_results"):
-        if not _exists(conn, table):
-            continue
-        cols = {
-            r[0]
-            for r in conn.execute(
-                text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"),
-                {"t": table},
-            )
-        }
-        if not {"uscc", "year"} <= cols:
-            continue
-        cls = "class" if "class" in cols else "grade" if "grade" in cols else None
-        if cls is None:
-            continue
-        rows = _all(
-            conn,
-            f"""SELECT DISTINCT ON (uscc) uscc, year, "{cls}" AS class
-                FROM {table} WHERE uscc = ANY(:u) ORDER BY uscc, year DESC""",
-            u=usccs,
-        )
-        return {r["uscc"]: {"class": r["class"], "year": r["year"]} for r in rows}
-    return {}
+    """The latest A/B/C/D class of each enterprise (``evaluations``, the evaluation producer's
+    table; none before the first run)."""
+    rows = _all(
+        conn,
+        """SELECT DISTINCT ON (uscc) uscc, year, class FROM evaluations
+           WHERE uscc = ANY(:u) ORDER BY uscc, year DESC""",
+        u=usccs,
+    )
+    return {r["uscc"]: {"class": r["class"], "year": r["year"]} for r in rows}
 
 
 def _chain(
