@@ -441,6 +441,7 @@ def run_chain(
     from gis.economy import linkage
 
     ctx = graph.refresh(conn, None, as_of, rules, trigger)
+    # the linkage producer's counts; read here when the graph ran without it
     counts: dict = {"links": ctx.counts.get("links") or linkage.counts(conn)}
     counts["enterprise_land"] = dict(
         conn.exec_driver_sql(

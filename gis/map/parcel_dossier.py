@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from gis.core import vocabulary
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.economy.linkage import ZONES
-from gis.lands.detection import current_run_id
+from gis.lands.detection import CURRENT_RUN
 
 MU_PER_M2 = 1 / M2_PER_MU
 
@@ -318,12 +318,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             pid=pid,
             mu=MU_PER_M2,
         )
-        run_id = current_run_id(conn)
-        run = (
-            _one(conn, "SELECT id, as_of FROM detection_runs WHERE id = :r", r=run_id)
-            if run_id is not None
-            else None
-        )
+        run = _one(conn, f"SELECT id, as_of FROM detection_runs WHERE id = {CURRENT_RUN}")
         idle = low = None
         unsupplied: list[dict] = []
         if run:
