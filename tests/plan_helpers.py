@@ -1,4 +1,4 @@
-"""Small hand-made worlds for the issue-7 tests (platform kinds, admission, layout plans).
+"""Small hand-made worlds for the tests of platform kinds, admission and layout plans.
 
 Rows go straight into the registry tables with a batch id and a row hash, as an import would.
 Geometry: shapely in EPSG:4549 metres, (x, y) offsets from (X0, Y0). A 100 m × 100 m parcel is

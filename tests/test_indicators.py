@@ -1,4 +1,4 @@
-"""§7 indicators (两底线 两降低 四提升) worked out by hand, and the issue-3 HTTP API against a real
+"""§7 indicators (两底线 两降低 四提升) worked out by hand, and the economy HTTP API against a real
 server: filters, formats, the dossier, and what public callers may not see."""
 
 from __future__ import annotations
