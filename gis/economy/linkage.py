@@ -35,8 +35,8 @@ districts, platforms and corridors and writes ``links``, by changed keys:
 - a changed parcel (DKBH): the enterprises linked to it before, those naming it by DKBH and
   those whose point lies within ``nearest_max_m`` of its geometry now (and every unlinked
   enterprise: its reason names the nearest parcel's distance); its supply_parcel and
-  parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now (and
-  every unlinked project);
+  parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now, and
+  the unlinked projects whose reason names it as their largest overlap;
 - a changed supply record (DZJGH): the parcels linked to it before, naming it or overlapping it
   now (and the unlinked parcels whose reason names it); its projects likewise;
 - a changed project: its rows;
@@ -176,7 +176,13 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
             conn,
             "SELECT from_key FROM links WHERE (kind = 'project_parcel' AND to_key = ANY(:p)) "
             "OR (kind = 'project_supply' AND to_key = ANY(:s)) "
-            "OR (kind IN ('project_parcel', 'project_supply') AND to_key IS NULL) "
+            # unlinked projects whose reason names one of them as the largest overlap
+            "UNION SELECT l.from_key FROM links l, unnest(CAST(:p AS text[])) k "
+            "WHERE l.kind = 'project_parcel' AND l.to_key IS NULL "
+            "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
+            "UNION SELECT l.from_key FROM links l, unnest(CAST(:s AS text[])) k "
+            "WHERE l.kind = 'project_supply' AND l.to_key IS NULL "
+            "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
             "UNION SELECT project_code FROM projects WHERE parcel_no = ANY(:p) "
             "OR supply_no = ANY(:s) "
             "UNION SELECT x.project_code FROM projects x JOIN parcels pa "
