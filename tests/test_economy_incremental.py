@@ -1,7 +1,9 @@
 """The economy producers (per_mu, evaluation, indicators) refreshed by changed keys give, row by
 row, what a full recompute gives: ``enterprise_land``, ``per_mu``, ``evaluations`` and
-``area_indicators`` after one changed CC row (one enterprise-year's figures or declared land) and
-after one relinked enterprise (its point moved onto another parcel, or off every parcel).
+``area_indicators`` after one changed CC row (one enterprise-year's figures or declared land),
+after one relinked enterprise (its point moved onto another parcel, or off every parcel) and
+after one parcel moved from its platform into another (the platform it left, which the links as
+they are now no longer name, loses its land).
 
 Each case runs in a transaction that is rolled back (every case starts from the same analysed
 city); the full recompute runs in a savepoint after the incremental refresh. The incremental
@@ -124,13 +126,14 @@ def _economy(conn) -> dict[str, list[str]]:  # noqa: ANN001
     return {t: rows for t, rows in derived_rows(conn).items() if t in ECONOMY}
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_incremental_equals_full(city, case):
+def _refresh_both_ways(city, case: str, change) -> tuple[dict, dict, dict]:  # noqa: ANN001
+    """``change(conn)`` refreshed by its keys, then from scratch, in a rolled-back transaction;
+    returns the economy tables before, after the refresh by keys and after the full one."""
     with city.connect() as conn:
         tx = conn.begin()
         try:
             before = _economy(conn)
-            changes = CASES[case](conn)
+            changes = change(conn)
             t0 = time.perf_counter()
             ctx = graph.refresh(conn, changes, AS_OF, trigger="test")
             seconds = time.perf_counter() - t0
@@ -149,3 +152,62 @@ def test_incremental_equals_full(city, case):
     assert incremental != before, "the change changed no derived row: the case tests nothing"
     diff = differences(incremental, full)
     assert not diff, f"{case} ({changes.sizes()}):\n" + "\n".join(diff)
+    return before, incremental, full
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_incremental_equals_full(city, case):
+    _refresh_both_ways(city, case, CASES[case])
+
+
+# a parcel wholly in one platform whose enterprises are linked to it (and only it) by DKBH: they
+# go where it goes, and nothing else keeps them in the platform it leaves
+PARCEL_IN_A_PLATFORM = """
+    SELECT l.from_key, l.to_key FROM links l
+    WHERE l.kind = 'parcel_platform' AND l.share = 1
+      AND EXISTS (
+        SELECT 1 FROM links e JOIN enterprise_land el ON el.uscc = e.from_key
+        WHERE e.kind = 'enterprise_parcel' AND e.to_key = l.from_key AND el.basis = 'parcels')
+      AND NOT EXISTS (
+        SELECT 1 FROM links e WHERE e.kind = 'enterprise_parcel' AND e.to_key = l.from_key
+          AND (e.method <> 'key' OR EXISTS (
+            SELECT 1 FROM links f WHERE f.kind = 'enterprise_parcel' AND f.from_key = e.from_key
+              AND f.to_key <> l.from_key)))
+    ORDER BY l.from_key LIMIT 1"""
+
+
+def test_a_parcel_leaving_its_platform(city):
+    """A parcel moved into a platform far from its own: the platform it left loses the land of
+    the enterprises on it (its per_mu rows change, or go when nothing is left), though no link
+    names that platform any more; refresh by keys equals the full recompute."""
+    left: list[str] = []
+
+    def change(conn) -> Changes:  # noqa: ANN001
+        parcel, old = _pick(conn, PARCEL_IN_A_PLATFORM)
+        (new,) = _pick(
+            conn,
+            f"""SELECT z.code FROM platforms z, platforms o WHERE o.code = '{old}'
+                AND z.code <> o.code AND NOT ST_DWithin(z.geom, o.geom, 2000)
+                ORDER BY z.code LIMIT 1""",
+        )
+        conn.execute(
+            text(
+                """UPDATE parcels p SET geom = ST_Translate(p.geom,
+                       ST_X(t.pt) - ST_X(ST_Centroid(p.geom)),
+                       ST_Y(t.pt) - ST_Y(ST_Centroid(p.geom)))
+                   FROM (SELECT ST_PointOnSurface(geom) AS pt FROM platforms WHERE code = :z) t
+                   WHERE p.parcel_no = :p"""
+            ),
+            {"z": new, "p": parcel},
+        )
+        left.append(old)
+        return Changes(parcels={parcel})
+
+    before, _, full = _refresh_both_ways(city, "a parcel moved into another platform", change)
+    (old,) = left
+
+    def rows(state: dict) -> list[str]:
+        return [r for r in state["per_mu"] if f'"code": "{old}"' in r]
+
+    assert rows(before), f"platform {old} had no per_mu row: the case tests nothing"
+    assert rows(full) != rows(before), f"platform {old} kept its rows: the case tests nothing"

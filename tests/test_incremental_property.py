@@ -94,8 +94,10 @@ change = st.one_of(
         st.just("supply_dates"),
         pick,
         st.sampled_from(DATES),
-        st.one_of(st.none(), st.integers(-1500, 1500)),
+        st.integers(-1500, 1500),
     ),
+    # a date the contract lets a supply record leave blank, cleared (HTKGSJ is required)
+    st.tuples(st.just("supply_dates"), pick, st.sampled_from(DATES[1:]), st.none()),
     st.tuples(st.just("retire"), st.sampled_from(["QY", "DK", "GD"]), pick),
 )
 

@@ -381,7 +381,7 @@ def _move_platform(conn) -> tuple[Changes, dict]:
         text("UPDATE platforms SET geom = ST_Translate(geom, 700, -400) WHERE code = :c"),
         {"c": code},
     )
-    return Changes(platforms={code}), {"links": {code}}
+    return Changes(platforms={code}), {"links": {code}, "zone_links": {f"platform:{code}"}}
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,7 @@ unsupplied_results = Table(
     PrimaryKeyConstraint("run_id", "approval_id", name="pk_unsupplied_results"),
     CheckConstraint(f"status IN {UNSUPPLIED_STATUSES}", name="status"),
     Index("ix_unsupplied_results_geom", "geom", postgresql_using="gist"),
+    Index("ix_unsupplied_results_key", "run_id", "approval_no"),
 )
 
 idle_results = Table(
@@ -125,6 +126,7 @@ idle_results = Table(
     *_zones(),
     PrimaryKeyConstraint("run_id", "supply_id", name="pk_idle_results"),
     CheckConstraint(f"status IN {IDLE_STATUSES}", name="status"),
+    Index("ix_idle_results_key", "run_id", "supply_no"),
 )
 
 low_efficiency_results = Table(
@@ -143,6 +145,7 @@ low_efficiency_results = Table(
     *_zones(),
     PrimaryKeyConstraint("run_id", "parcel_id", name="pk_low_efficiency_results"),
     Index("ix_low_efficiency_results_reason_codes", "reason_codes", postgresql_using="gin"),
+    Index("ix_low_efficiency_results_key", "run_id", "parcel_no"),
 )
 
 detection_summaries = Table(

@@ -145,10 +145,11 @@ def evaluate(
     rules: EvaluationRules,
     scoped: bool = False,
     full: bool = True,
-) -> set[str]:
+) -> tuple[set[str], set[str]]:
     """Recompute ``evaluations`` of every year and group, or (``scoped``) of the (year, grp)
     pairs in this function's caller's temp table ``_evscope``; returns the ``USCC:year`` keys of
-    the rows that changed ({ALL} for a ``full`` recompute, when every key counts as changed).
+    the rows that changed and of those whose class changed ({ALL} and {ALL} for a ``full``
+    recompute, when every key counts as changed).
     Reads ``enterprise_land`` and ``per_mu`` (gis/economy/per_mu.py), ``links``, ``outputs``,
     ``enterprises``, ``supplies``, ``projects``.
     """
@@ -307,14 +308,44 @@ def evaluate(
         """,
         p,
     )
-    changed = per_mu.replace_rows(
-        conn, "evaluations", "_ev_new", ("year", "uscc"), EVALUATION_COLUMNS,
+    within = (
         "(year, \"group\") IN (SELECT year, grp FROM _evscope)" if scoped
-        else None if full else "true",
+        else None if full else "true"
+    )  # fmt: skip
+    classes = {ALL} if within is None else _class_changes(conn, within)
+    changed = per_mu.replace_rows(
+        conn, "evaluations", "_ev_new", ("year", "uscc"), EVALUATION_COLUMNS, within,
         "uscc || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of", p,
     )  # fmt: skip
     conn.exec_driver_sql("DROP TABLE _ev_new")
-    return changed
+    return changed, classes
+
+
+def _class_changes(conn: Connection, within: str) -> set[str]:
+    """``USCC:year`` of the rows within ``within`` whose class (A/B/C/D or none) differs between
+    ``evaluations`` and ``_ev_new``, or that appeared or went away (a year that appears or goes
+    moves "the latest evaluated year" that class readers use)."""
+    return set(
+        conn.exec_driver_sql(
+            f"""
+            SELECT coalesce(n.uscc, o.uscc) || ':' || coalesce(n.year, o.year)
+            FROM (SELECT year, uscc, class FROM evaluations WHERE {within}) o
+            FULL JOIN (SELECT year, uscc, class FROM _ev_new) n USING (year, uscc)
+            WHERE o.uscc IS NULL OR n.uscc IS NULL OR o.class IS DISTINCT FROM n.class
+            """
+        ).scalars()
+    )
+
+
+def class_changes(changes: Changes) -> Changes:
+    """``changes`` as readers of the class alone see them: ``evaluations`` narrowed to the rows
+    whose class changed, appeared or went away (``evaluation_classes``, which the evaluation
+    producer returns beside ``evaluations``); unchanged when the producer did not run."""
+    if "evaluation_classes" not in changes:
+        return changes
+    out = Changes().merge(changes)
+    out["evaluations"] = set(changes["evaluation_classes"])
+    return out
 
 
 EVALUATION_COLUMNS = (
@@ -339,18 +370,64 @@ def counts_of(conn: Connection) -> dict:
     return {f"{r.year} {r.group}": dict(r._mapping) for r in rows}
 
 
+def _supply_enterprises(conn: Connection, changes: Changes) -> set[str]:
+    """The enterprises whose still-building rule may read a changed supply record, project or
+    supply link: those on the parcels of the supply records in question (changed ones, those of
+    changed projects, those named by changed links), their grantees, those graded "still
+    building" on one of them before, and those on parcels whose supply link changed."""
+    supplies = sorted(set(changes.get("supplies", ())) | set(changes.get("links", ())))
+    projects = sorted(set(changes.get("projects", ())) | set(changes.get("links", ())))
+    parcels = sorted(changes.get("parcel_links", ()))
+    if not (supplies or projects or parcels):
+        return set()
+    return set(
+        conn.execute(
+            text(
+                """
+                WITH s AS (
+                    SELECT supply_no FROM supplies WHERE supply_no = ANY(CAST(:s AS text[]))
+                    UNION SELECT to_key FROM links WHERE kind = 'project_supply'
+                          AND from_key = ANY(CAST(:j AS text[])) AND to_key IS NOT NULL
+                    UNION SELECT unnest(CAST(:changed AS text[]))  -- retired ones too
+                )
+                SELECT ep.from_key FROM links sp
+                JOIN links ep ON ep.kind = 'enterprise_parcel' AND ep.to_key = sp.to_key
+                WHERE sp.kind = 'supply_parcel' AND sp.from_key IN (SELECT supply_no FROM s)
+                UNION SELECT grantee_uscc FROM supplies
+                      WHERE supply_no IN (SELECT supply_no FROM s) AND grantee_uscc IS NOT NULL
+                UNION SELECT ev.uscc FROM evaluations ev JOIN s
+                      ON strpos(ev.not_graded_reason,
+                                'newly supplied land: ' || s.supply_no || ' supplied ') > 0
+                      WHERE ev.not_graded_reason IS NOT NULL
+                UNION SELECT from_key FROM links WHERE kind = 'enterprise_parcel'
+                      AND to_key = ANY(CAST(:p AS text[]))
+                """
+            ),
+            {"s": supplies, "j": projects, "changed": sorted(changes.get("supplies", ())),
+             "p": parcels},
+        ).scalars()
+    ) - {None}  # fmt: skip
+
+
 def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     """Producer ``evaluation``: the evaluations of every (year, group) in which an enterprise's
-    land, figures, group or grading changed (the group's benchmarks and ranks move with it);
-    everything when ``changes`` is None or names every key, or names supplies or projects (the
-    still-building rule). Returns ``Changes(evaluations={"USCC:year"})``: rows whose class,
-    score, rank or any other column changed, appeared or went away (``ALL`` only when
-    ``changes`` is None). docs/EVALUATION.md "How a change propagates" spells the scope out."""
+    land, figures, group or grading changed (the group's benchmarks and ranks move with it),
+    among them the enterprises a changed supply record or project may hold "still building"
+    (``_supply_enterprises``); everything when ``changes`` is None or names every key.
+
+    Returns ``Changes(evaluations={"USCC:year"})``: rows whose class, score, rank or any other
+    column changed, appeared or went away (``ALL`` only when ``changes`` is None), and
+    ``evaluation_classes`` (a pseudo-table, as linkage's ``parcel_links``): the narrower set of
+    rows whose class changed, appeared or went away, for readers of the class alone (the three
+    lands' class D, the tiles' A/B/C/D; see ``class_changes``): a changed benchmark rescores a
+    whole group and year, rarely its classes. docs/EVALUATION.md "How a change propagates"
+    spells the scope out."""
     rules = ctx.rules.evaluation
     full = changes is None or any(
-        changes.everything(t) for t in ("enterprise_land", "per_mu", "outputs", "enterprises")
-    )
-    full = full or bool(changes.get("supplies") or changes.get("projects"))
+        changes.everything(t)
+        for t in ("enterprise_land", "per_mu", "outputs", "enterprises", "links", "supplies",
+                  "projects", "parcel_links")
+    )  # fmt: skip
     if not full:
         pairs = set()
         for k in set(changes.get("enterprise_land", ())) | set(changes.get("outputs", ())):
@@ -363,6 +440,7 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
             if level == "enterprise" and y.isdigit():
                 pairs.add((u, int(y)))
         whole = set(changes.get("enterprises", ())) | set(changes.get("links", ()))
+        whole |= _supply_enterprises(conn, changes)
         run_sql(
             conn,
             """
@@ -396,12 +474,12 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
             full = True
         elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evscope)").scalar():
             return Changes()
-    changed = evaluate(
+    changed, classes = evaluate(
         conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full, full=changes is None
     )
     conn.exec_driver_sql("DROP TABLE IF EXISTS _evscope")
     ctx.counts["evaluations"] = "all" if ALL in changed else len(changed)
-    return Changes(evaluations=changed)
+    return Changes(evaluations=changed, evaluation_classes=classes)
 
 
 PRODUCERS = (

@@ -35,8 +35,8 @@ districts, platforms and corridors and writes ``links``, by changed keys:
 - a changed parcel (DKBH): the enterprises linked to it before, those naming it by DKBH and
   those whose point lies within ``nearest_max_m`` of its geometry now (and every unlinked
   enterprise: its reason names the nearest parcel's distance); its supply_parcel and
-  parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now (and
-  every unlinked project);
+  parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now, and
+  the unlinked projects whose reason names it as their largest overlap;
 - a changed supply record (DZJGH): the parcels linked to it before, naming it or overlapping it
   now (and the unlinked parcels whose reason names it); its projects likewise;
 - a changed project: its rows;
@@ -53,10 +53,16 @@ It returns (keys as text; ``ALL`` for each after a full recompute)::
         enterprise_parcel={USCC whose enterprise_parcel or enterprise_<zone> rows changed},
         parcel_links={DKBH whose supply_parcel, parcel_<zone>, enterprise_parcel (as target)
                       or project_parcel (as target) rows changed},
+        zone_links={"level:code" (e.g. "platform:PT01") of every zone a parcel_<zone> or
+                    enterprise_<zone> row that appeared, went or changed names, before or
+                    after},
     )
 
-``enterprise_parcel`` and ``parcel_links`` are pseudo-tables (no such tables exist): the
-narrower sets for readers of ``links`` that want only the enterprises or only the parcels.
+``enterprise_parcel``, ``parcel_links`` and ``zone_links`` are pseudo-tables (no such tables
+exist): the narrower sets for readers of ``links`` that want only the enterprises, only the
+parcels or only the zones. ``zone_links`` holds the zones a parcel or an enterprise left as well
+as those it entered, which the links as they are now no longer tell (``per_mu`` recomputes
+those zones' rows).
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ ZONES = {"district": "districts", "platform": "platforms", "corridor": "corridor
 ZONE_NAMES = {"district": "district", "platform": "platform", "corridor": "corridor"}
 ENTERPRISE_KINDS = ("enterprise_parcel", *(f"enterprise_{z}" for z in ZONES))
 PROJECT_KINDS = ("project_supply", "project_parcel")
+ZONE_KINDS = tuple(f"{o}_{z}" for o in ("parcel", "enterprise") for z in ZONES)
 
 # the columns compared between runs (every column but the run's stamp)
 _LINK_COLS = "kind, from_key, to_key, method, distance_m, share, is_primary, reason, rule"
@@ -176,7 +183,13 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
             conn,
             "SELECT from_key FROM links WHERE (kind = 'project_parcel' AND to_key = ANY(:p)) "
             "OR (kind = 'project_supply' AND to_key = ANY(:s)) "
-            "OR (kind IN ('project_parcel', 'project_supply') AND to_key IS NULL) "
+            # unlinked projects whose reason names one of them as the largest overlap
+            "UNION SELECT l.from_key FROM links l, unnest(CAST(:p AS text[])) k "
+            "WHERE l.kind = 'project_parcel' AND l.to_key IS NULL "
+            "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
+            "UNION SELECT l.from_key FROM links l, unnest(CAST(:s AS text[])) k "
+            "WHERE l.kind = 'project_supply' AND l.to_key IS NULL "
+            "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
             "UNION SELECT project_code FROM projects WHERE parcel_no = ANY(:p) "
             "OR supply_no = ANY(:s) "
             "UNION SELECT x.project_code FROM projects x JOIN parcels pa "
@@ -286,7 +299,7 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
 def _changed(conn: Connection, full: bool) -> Changes:
     """The returned keys, from the rows deleted (``_lk_old``) and inserted (``_lk_new``)."""
     if full:
-        return Changes(links={ALL}, enterprise_parcel={ALL}, parcel_links={ALL})
+        return Changes(links={ALL}, enterprise_parcel={ALL}, parcel_links={ALL}, zone_links={ALL})
     rows = conn.exec_driver_sql(
         f"""
         WITH d AS ((SELECT {_LINK_COLS} FROM _lk_new EXCEPT ALL SELECT {_LINK_COLS} FROM _lk_old)
@@ -295,7 +308,7 @@ def _changed(conn: Connection, full: bool) -> Changes:
         SELECT DISTINCT kind, from_key, to_key FROM d
         """
     ).all()
-    out = Changes(links=set(), enterprise_parcel=set(), parcel_links=set())
+    out = Changes(links=set(), enterprise_parcel=set(), parcel_links=set(), zone_links=set())
     for kind, f, t in rows:
         out.add("links", [k for k in (f, t) if k is not None])
         if kind in ENTERPRISE_KINDS and f is not None:
@@ -304,6 +317,8 @@ def _changed(conn: Connection, full: bool) -> Changes:
             out.add("parcel_links", [f])
         if kind in ("supply_parcel", "enterprise_parcel", "project_parcel") and t is not None:
             out.add("parcel_links", [t])
+        if kind in ZONE_KINDS and t is not None:
+            out.add("zone_links", [f"{kind.split('_', 1)[1]}:{t}"])
     return out
 
 

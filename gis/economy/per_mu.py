@@ -132,10 +132,16 @@ _INSERT = (
 _VALUES = f"{', '.join(SUM_COLUMNS)}, {_ratio_sql()}, :prule, :run, :as_of"
 
 
-def _scope(conn: Connection, changes) -> tuple[bool, list[int]] | None:
+def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, list[int]] | None:
     """Fill ``_aff`` (uscc, year: enterprise-years to recompute) and ``_apar`` (parcel_no:
-    parcels whose rows to recompute) from ``changes``; returns (zones of every level to redo,
-    years) or None when everything must be recomputed."""
+    parcels whose rows to recompute) from ``changes``; returns (the zones (level, code) a parcel
+    or an enterprise's point left or entered, from ``zone_links``, or None for every zone,
+    years) or None when everything must be recomputed.
+
+    Every zone (of the years in question) is redone when a parcel or a declared-land
+    enterprise is named but ``changes`` has no ``zone_links`` (a caller that did not run the
+    linkage) or ``zone_links`` is ``ALL``: the links as they are now do not tell the zones it
+    left."""
     if changes is None:
         return None
     if any(changes.everything(t) for t in ("links", "outputs", "parcels", "enterprises")):
@@ -160,7 +166,13 @@ def _scope(conn: Connection, changes) -> tuple[bool, list[int]] | None:
         else ([], False)
     )
     keys, parcels = set(ents), named - set(ents)
-    all_zones = bool(parcels) or declared
+    # the zones a parcel or a declared-land enterprise's point left, by the linkage
+    left = changes.get("zone_links")
+    zone_links = (
+        None
+        if (left is not None and ALL in left) or ((parcels or declared) and left is None)
+        else sorted(tuple(k.split(":", 1)) for k in left or ())
+    )
     if parcels:
         years = [
             r[0]
@@ -235,7 +247,7 @@ def _scope(conn: Connection, changes) -> tuple[bool, list[int]] | None:
         """,
         {"years": years, "parcels": sorted(parcels)},
     )
-    return all_zones, years
+    return zone_links, years
 
 
 def run(conn: Connection, ctx, changes) -> Changes:
@@ -243,7 +255,15 @@ def run(conn: Connection, ctx, changes) -> Changes:
     and zones that depend on ``changes`` (everything when None).
 
     Reads ``outputs`` keys ``USCC:year``, ``links`` and ``enterprises`` keys (the enterprises whose
-    parcels changed, as USCC; parcels whose links changed, as DKBH), ``parcels`` keys (DKBH).
+    parcels changed, as USCC; parcels whose links changed, as DKBH), ``parcels`` keys (DKBH), and
+    the linkage's pseudo-table ``zone_links`` (``level:code``: the zones whose parcel or
+    enterprise links changed, before or after).
+
+    The zone rows recomputed (for the years in question; for every year when a parcel is named)
+    are those of the zones the parcels in question are linked to now, the primary zones of the
+    enterprises in question now, and the zones in ``zone_links`` (those a parcel or a point
+    left); every zone when a parcel or a declared-land enterprise is named without
+    ``zone_links`` (see ``_scope``).
     Returns ``Changes(enterprise_land={"USCC:year"}, per_mu={"level:code:year"})``: the rows whose
     values changed (``per_mu`` keys like ``enterprise:USCC:2023``, ``parcel:DKBH:2023``,
     ``platform:PT01:2023``; a row that appeared or went away counts as changed).
@@ -335,9 +355,9 @@ def run(conn: Connection, ctx, changes) -> Changes:
         None if full else "(uscc, year) IN (SELECT uscc, year FROM _aff)",
         "uscc || ':' || year", "rule, run_id, as_of", ":lrule, :run, :as_of", p,
     ))  # fmt: skip
-    if full or scope[0]:
-        # every zone of the years in question: a parcel or a point may have left a zone it no
-        # longer names
+    if full or scope[0] is None:
+        # every zone of the years in question: a parcel or a point may have left a zone that
+        # the changes do not name
         zones = None
     else:
         zones = "SELECT level, code FROM _zs"
@@ -352,8 +372,10 @@ def run(conn: Connection, ctx, changes) -> Changes:
             SELECT substr(kind, 12), to_key FROM links
             WHERE kind IN {ENTERPRISE_ZONE_LINKS} AND is_primary AND to_key IS NOT NULL
               AND from_key IN (SELECT uscc FROM _aff)
+            UNION  -- the zones whose links changed (those left as well as those entered)
+            SELECT * FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[]))
             """,
-            p,
+            {**p, "zl": [lv for lv, _ in scope[0]], "zc": [c for _, c in scope[0]]},
         )
     yrs = None if full else "CAST(:years AS int[])"
     ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""

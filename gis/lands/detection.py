@@ -27,6 +27,7 @@ from gis.core.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_ST
 from gis.core.graph import ALL, CALENDAR, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import Rules, get_rules
+from gis.economy.evaluation import class_changes
 from gis.lands import idle_land, low_efficiency, unsupplied
 
 INPUT_TABLES = (
@@ -473,7 +474,8 @@ def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
     or is linked to (``links`` supply_parcel); a changed parcel or ``links`` key (DKBH, or an
     enterprise's USCC): that parcel's 低效 row, the supply records it was or is linked to, the
     parcels of that enterprise; changed ``per_mu`` rows ``parcel:DKBH:year``: those parcels;
-    changed ``evaluations`` ``USCC:year``: the parcels of those enterprises; ``outputs``: only when
+    changed ``evaluations`` ``USCC:year`` whose class changed (``evaluation_classes``): the
+    parcels of those enterprises; ``outputs``: only when
     the tax year (latest ND <= year(as_of) - lag) moved (then every parcel). Everything: the
     zones or the calendar changed, the live run is judged as of another day than ``ctx.as_of``,
     its rules differ, or there is no live run yet (made here).
@@ -496,7 +498,8 @@ def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
     else:
         year = low_efficiency.tax_year(conn, ctx.as_of, ctx.rules.low_efficiency)
         stored = (live.counts or {}).get("low_efficiency", {}).get("tax_year", year)
-        scope = _scope(conn, run_id, changes, year != stored)
+        # 低效 reads an evaluation's class (D) only
+        scope = _scope(conn, run_id, class_changes(changes), year != stored)
     if all(v is not None and not v for v in scope.values()):
         return Changes()
     zones = compute(conn, run_id, ctx.as_of, ctx.rules, scope)

@@ -48,6 +48,7 @@ from gis.core.db import closed_by_server
 from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.tile_models import QUANTISED_ZOOMS
+from gis.economy.evaluation import class_changes
 from gis.lands.detection import CURRENT_RUN
 from gis.serving.collections import IDLE_FLAGGED, Collection, registry, tables
 
@@ -1198,6 +1199,8 @@ def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Ch
     if "tile_zone_stats" not in tabs:
         return out
     logged = False
+    if changes is not None:  # the tiles read an evaluation's class only
+        changes = class_changes(changes)
     if _class_sources(tabs) and (changes is None or changes.touches(CLASS_READS)):
         scope = _class_parcels(conn, changes)
         if scope is None or scope:

@@ -1,8 +1,8 @@
 """The map page end to end, in headless Chromium, against the sample city.
 
-The app runs on a free port (conftest's ``server``) against the test database loaded with the
-sample city (gis.sample.city, the same seed as sample_shapefiles/) and its planted cases; detection
-is run as of the sample's reference date. tests/e2e/map_page.mjs drives Debian's /usr/bin/chromium
+The app runs as `landlink serve` (conftest's ``sample_server``) on an analysed copy of the sample
+city (sample_shapefiles/, imported and analysed as `make demo` does, as of the sample's reference
+date) and its planted cases. tests/e2e/map_page.mjs drives Debian's /usr/bin/chromium
 with playwright-core (npm, no browser download) and records each step; the tests below assert on
 those records. Screenshots and exported files land in test-artifacts/e2e/ (git-ignored).
 
@@ -23,7 +23,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
-from tests.map_helpers import load_sample_city
+from tests.conftest import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("map_page.mjs")
@@ -47,27 +47,26 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 
 @pytest.fixture(scope="module")
-def city(engine) -> dict:
-    """The test database emptied and loaded with the sample city; returns planted.json."""
-    from gis.core import tokens
-
-    out = Path(tempfile.mkdtemp(prefix="landlink-e2e-city-"))  # not pruned by other pytest runs
-    try:
-        planted = load_sample_city(engine, out)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    with engine.begin() as conn:
-        planted["_token"] = tokens.create(conn, "analyst", "e2e")
+def city(sample_server) -> dict:
+    """planted.json of the sample city that ``sample_server`` serves (imported and analysed as
+    `make demo` does, as of the sample's reference date), with its analyst token."""
+    planted = json.loads((SAMPLE_DIR / "planted.json").read_text(encoding="utf-8"))
+    planted["_token"] = sample_server[2]
     return planted
 
 
 @pytest.fixture(scope="module")
-def warm(server, city) -> str:
-    """One low-zoom parcel tile before the browser asks for forty at once: the first such tile
-    builds the tiles' zone aggregates (gis/serving/tiles.py), which parallel first requests would
-    all try to build together."""
+def served_db(sample_server):
+    """The served copy's database."""
+    return sample_server[1]
+
+
+@pytest.fixture(scope="module")
+def warm(sample_server, city) -> str:
+    """One low-zoom parcel tile before the browser asks for forty at once."""
     import httpx
 
+    server = sample_server[0]
     r = httpx.get(f"{server}/tiles/parcels/8/213/105.mvt", timeout=120)
     assert r.status_code in (200, 204, 404), r.text
     return server
@@ -88,8 +87,9 @@ def _bbox_center(engine, table: str, key: str, value: str) -> tuple[list[float],
 
 
 @pytest.fixture(scope="module")
-def cases(city, engine) -> dict:
+def cases(city, served_db) -> dict:
     """The planted cases the page is checked against, with what the page needs to find them."""
+    engine = served_db
     with engine.connect() as conn:
         # a planted top-class firm with a parcel, by name
         uscc, name = conn.execute(
