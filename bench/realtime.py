@@ -202,10 +202,13 @@ def serve(env: dict, port: int) -> subprocess.Popen:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=int, default=20)
+    ap.add_argument(
+        "--database", default="landlink_bench_realtime", help="scratch database (recreated)"
+    )
     ns = ap.parse_args()
     city = _city(ns.scale)
     n_dk = pyogrio.read_info(city / "DK.shp")["features"]
-    url = scratch_database("landlink_bench_realtime")
+    url = scratch_database(ns.database)
     env = {"DATABASE_URL": url}
     print(f"bench/realtime: scale {ns.scale} ({n_dk} parcels), {os.cpu_count()} cores", flush=True)
 
