@@ -1,53 +1,29 @@
 """The sample city's planted cases come out as planted.
 
-One module-scoped load: sample_shapefiles/ (or a freshly generated sample city when the folder
-is absent) imported as ``landlink import-dir`` does (find_layer_files + import_file with the
-manifest's options), so the import refresh hook computes links, land, per-mu figures, every
-year's evaluation and the §7 indicators on the way. Takes some seconds.
+The session's sample city (conftest's ``sample_engine``): sample_shapefiles/ imported as
+``landlink import-dir`` does (find_layer_files + import_file with the manifest's options), each
+import refreshing the derivation graph, which computes links, land, per-mu figures, every year's
+evaluation and the §7 indicators on the way.
 """
 
 from __future__ import annotations
 
 import json
-import tomllib
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from app.cli import find_layer_files
 from gis.core.rules import get_rules
 from gis.economy.backward_capacity import candidates
-from gis.ingest import ImportOptions, import_file
-from tests.conftest import _data_tables
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import SAMPLE_DIR
 
 
 @pytest.fixture(scope="module")
-def sample_db(engine, tmp_path_factory):
-    folder = ROOT / "sample_shapefiles"
-    if not (folder / "planted.json").exists():
-        from gis.sample.city import generate
-
-        folder = tmp_path_factory.mktemp("sample_eval")
-        generate(folder)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(_data_tables(conn))} RESTART IDENTITY CASCADE"))
-    manifest = {
-        k.upper(): v
-        for k, v in tomllib.loads((folder / "manifest.toml").read_text("utf-8")).items()
-    }
-    for code, path in find_layer_files(folder):
-        o = manifest.get(code, {})
-        import_file(
-            engine,
-            code,
-            path,
-            ImportOptions(encoding=o.get("encoding"), crs=o.get("crs"), sheet=o.get("sheet")),
-        )
-    planted = json.loads((folder / "planted.json").read_text("utf-8"))
-    return engine, planted
+def sample_db(sample_engine):
+    """The session's sample city (conftest's ``sample_engine``: sample_shapefiles/ imported as
+    `landlink import-dir` does), read only, and its planted.json."""
+    planted = json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))
+    return sample_engine, planted
 
 
 def _q(engine, sql: str, **params) -> list:
