@@ -78,8 +78,13 @@ def city(sample_engine):
 
 pick = st.integers(min_value=0, max_value=10**6)
 change = st.one_of(
+    st.tuples(st.just("figure"), pick, st.sampled_from(FIGURES), st.sampled_from([0.5, 1.7, 40.0])),
+    # a figure the contract lets a CC row leave blank, cleared (SJSJ is required)
     st.tuples(
-        st.just("figure"), pick, st.sampled_from(FIGURES), st.sampled_from([0.0, 0.5, 1.7, 40.0])
+        st.just("figure"),
+        pick,
+        st.sampled_from([f for f in FIGURES if f != "tax_paid"]),
+        st.just(0.0),
     ),
     st.tuples(st.just("move_to_parcel"), pick, pick),
     st.tuples(st.just("nudge_point"), pick, st.integers(-30, 30), st.integers(-30, 30)),
