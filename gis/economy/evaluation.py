@@ -362,25 +362,25 @@ def evaluate(
         conn,
         f"""
         CREATE TEMP TABLE _rk ON COMMIT DROP AS
-        SELECT r.year, r.uscc, k.rnk::int AS rank,
-               CASE WHEN k.rnk <= :c1 * k.n + 1e-9 THEN 'A'
-                    WHEN k.rnk <= :c2 * k.n + 1e-9 THEN 'B'
-                    WHEN k.n - k.rnk + 1 > (1 - :c3) * k.n + 1e-9 THEN 'C'
-                    WHEN k.rnk IS NOT NULL THEN 'D' END AS class,
-               r.class AS old_class
-        FROM evaluation_rows r
-        LEFT JOIN (
-            -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
-            -- (distinct below 9e9), and far cheaper to sort
-            SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
-            FROM evaluations WHERE graded AND {in_groups}
-            WINDOW p AS (PARTITION BY year, "group"),
-                   w AS (p ORDER BY round(score::numeric, 6)::float8 DESC)
-        ) k USING (year, uscc)
-        WHERE {in_groups};
-        DELETE FROM _rk k USING evaluation_rows r
-        WHERE r.year = k.year AND r.uscc = k.uscc
-          AND r.rank IS NOT DISTINCT FROM k.rank AND r.class IS NOT DISTINCT FROM k.class;
+        SELECT * FROM (
+            SELECT r.year, r.uscc, k.rnk::int AS rank,
+                   CASE WHEN k.rnk <= :c1 * k.n + 1e-9 THEN 'A'
+                        WHEN k.rnk <= :c2 * k.n + 1e-9 THEN 'B'
+                        WHEN k.n - k.rnk + 1 > (1 - :c3) * k.n + 1e-9 THEN 'C'
+                        WHEN k.rnk IS NOT NULL THEN 'D' END AS class,
+                   r.rank AS old_rank, r.class AS old_class
+            FROM evaluation_rows r
+            LEFT JOIN (
+                -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
+                -- (distinct below 9e9), and far cheaper to sort
+                SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
+                FROM evaluations WHERE graded AND {in_groups}
+                WINDOW p AS (PARTITION BY year, "group"),
+                       w AS (p ORDER BY round(score::numeric, 6)::float8 DESC)
+            ) k USING (year, uscc)
+            WHERE {in_groups}
+        ) x  -- only the rows whose rank or class moves
+        WHERE rank IS DISTINCT FROM old_rank OR class IS DISTINCT FROM old_class;
         UPDATE evaluation_rows t SET rank = k.rank, class = k.class, run_id = :run,
             as_of = :as_of
         FROM _rk k WHERE t.year = k.year AND t.uscc = k.uscc
