@@ -89,23 +89,30 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
     }
 
 
-def _group_sql(groups: dict[str, dict[str, float]], within: str) -> str:
+def _group_sql(groups: dict[str, dict[str, float]], within: str, mean_missing: list[str]) -> str:
     """A SELECT of the ``evaluation_groups`` rows of the (year, group) pairs ``within`` (over
     ``evaluation_rows``): the weights, each indicator's benchmark (the mean over the evaluated
-    that have it, summed exactly: the same in any row order), the number graded and the
-    benchmarks as shown (rounded to 1e-6). The mean points (``m_``) are not here: they are the
-    mean of the points the view ``evaluations`` computes from these benchmarks."""
+    that have it, summed exactly: the same in any row order), the number graded, the
+    benchmarks as shown (rounded to 1e-6) and the mean points of the ``mean_missing``
+    indicators. Those points are w·v/b over the evaluated that have the value, whose mean v is
+    b itself: their mean is exactly the weight w (0 when b is not positive, as each one's
+    points are), which is what a missing figure scores."""
     cols = []
     for i in RATIO_COLUMNS:
         has = [g for g, w in groups.items() if i in w]
         if not has:
-            cols += [f"NULL::float8 AS w_{i}", f"NULL::float8 AS b_{i}"]
+            cols += [f"NULL::float8 AS w_{i}", f"NULL::float8 AS b_{i}", f"NULL::float8 AS m_{i}"]
             continue
         w = " ".join(f"WHEN '{g}' THEN {float(groups[g][i])}" for g in has)
         grp = ", ".join(f"'{g}'" for g in has)
         # only the rows of the groups that have the indicator enter the (numeric) mean
         b = per_mu.exact_sum(i, "avg", f'evaluated AND {i} IS NOT NULL AND "group" IN ({grp})')
-        cols += [f'CASE "group" {w} END AS w_{i}', f"{b} AS b_{i}"]
+        m = (
+            f'CASE WHEN {b} > 0 THEN CASE "group" {w} END ELSE 0 END'
+            if i in mean_missing
+            else "NULL::float8"
+        )
+        cols += [f'CASE "group" {w} END AS w_{i}', f"{b} AS b_{i}", f"{m} AS m_{i}"]
     shown = " ".join(
         f"WHEN '{g}' THEN jsonb_build_object("
         + ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in w)
@@ -321,11 +328,10 @@ def evaluate(
         p,
     )
     in_groups = _in_groups(conn) if scoped else "true"
-    # 2. the groups: benchmarks from the rows, then the mean points from the view's points
+    # 2. the groups: weights, benchmarks and mean points from the rows
     gcols = ", ".join(
         ["n_graded", "benchmarks"] + [f"{x}_{i}" for i in RATIO_COLUMNS for x in ("w", "b", "m")]
     )
-    mean = [i for i in RATIO_COLUMNS if i in mm and any(i in w for w in groups.values())]
     run_sql(
         conn,
         f"""
@@ -333,30 +339,13 @@ def evaluate(
         SELECT * FROM evaluation_groups WHERE {in_groups};
         DELETE FROM evaluation_groups WHERE {in_groups};
         INSERT INTO evaluation_groups (year, "group", n_graded, benchmarks,
-            {", ".join(f"w_{i}, b_{i}" for i in RATIO_COLUMNS)}, rule, run_id, as_of)
+            {", ".join(f"w_{i}, b_{i}, m_{i}" for i in RATIO_COLUMNS)}, rule, run_id, as_of)
         SELECT year, "group", n_graded, benchmarks,
-            {", ".join(f"w_{i}, b_{i}" for i in RATIO_COLUMNS)}, :rule, :run, :as_of
-        FROM ({_group_sql(groups, in_groups)}) g
+            {", ".join(f"w_{i}, b_{i}, m_{i}" for i in RATIO_COLUMNS)}, :rule, :run, :as_of
+        FROM ({_group_sql(groups, in_groups, mm)}) g
         """,
         p,
     )
-    if mean:
-        run_sql(
-            conn,
-            f"""
-            UPDATE evaluation_groups g SET {", ".join(f"m_{i} = x.m_{i}" for i in mean)}
-            FROM (SELECT year, "group", {
-                ", ".join(
-                    per_mu.exact_sum(f"points_{i}", "avg", f"evaluated AND {i} IS NOT NULL")
-                    + f" AS m_{i}"
-                    for i in mean
-                )
-            }
-                  FROM evaluations WHERE {in_groups} GROUP BY year, "group") x
-            WHERE g.year = x.year AND g."group" = x."group"
-            """,
-            p,
-        )
     # 3. ranks and classes of the group-years, from the view's scores; only changed ones written
     run_sql(
         conn,
