@@ -21,6 +21,7 @@ from sqlalchemy import (
     Double,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -169,7 +170,11 @@ def _layer_table(layer: Layer) -> Table:
         Column("row_hash", Text, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     ]
-    return Table(layer.table, metadata, *cols, UniqueConstraint(*layer.key_columns), *checks)
+    # the output year: refreshes ask for the tax year, the first and the latest year (0015)
+    extra = [Index("ix_outputs_year", "year")] if layer.table == "outputs" else []
+    return Table(
+        layer.table, metadata, *cols, UniqueConstraint(*layer.key_columns), *checks, *extra
+    )
 
 
 LAYER_TABLES: dict[str, Table] = {code: _layer_table(layer) for code, layer in LAYERS.items()}

@@ -272,8 +272,9 @@ def evaluate(
         FROM _fig o  -- gis/economy/per_mu.py: land, CC figures and ratios of each
                      -- enterprise-year
         JOIN enterprises e ON e.uscc = o.uscc
-        JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
-             ON fy.uscc = o.uscc
+        JOIN (SELECT uscc, min(year) AS first_year FROM outputs
+              {"WHERE uscc IN (SELECT uscc FROM _fig)" if scoped else ""}
+              GROUP BY uscc) fy ON fy.uscc = o.uscc
         CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
         LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc;
         CREATE TEMP TABLE _row_new ON COMMIT DROP AS
