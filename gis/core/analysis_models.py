@@ -155,6 +155,8 @@ evaluation_rows = Table(
     Column("missing", JSONB, nullable=False, server_default="[]"),  # names scored at the mean
     Column("not_evaluated_reason", Text),
     Column("not_graded_reason", Text),
+    # the supply records that hold it "still building" (named in not_graded_reason)
+    Column("building_supply_nos", ARRAY(Text), nullable=False, server_default="{}"),
     Column("district_code", Text),
     Column("platform_code", Text),
     Column("corridor_code", Text),
@@ -167,6 +169,7 @@ evaluation_rows = Table(
     CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
     CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
     Index("ix_evaluation_rows_uscc", "uscc"),
+    Index("ix_evaluation_rows_building", "building_supply_nos", postgresql_using="gin"),
 )
 
 # One row per year and group of the evaluation: weights (NULL: not the group's indicator),

@@ -51,7 +51,8 @@ EV_COLS = (
 # class are written by the ranking, the score and points computed by the view ``evaluations``
 ROW_COLUMNS = (
     "name", "industry_code", "group", "evaluated", "graded", "area_mu", "land_basis",
-    "indicators", "missing", "not_evaluated_reason", "not_graded_reason", "district_code",
+    "indicators", "missing", "not_evaluated_reason", "not_graded_reason", "building_supply_nos",
+    "district_code",
     "platform_code", "corridor_code", *RATIO_COLUMNS,
 )  # fmt: skip
 
@@ -230,7 +231,8 @@ def evaluate(
         ) x GROUP BY 1, 2;
         ANALYZE _own_supply;
         CREATE TEMP TABLE _building ON COMMIT DROP AS
-        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
+        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason,
+               array_agg(DISTINCT s.supply_no ORDER BY s.supply_no) AS supply_nos
         FROM outputs v
         JOIN _own_supply os ON os.uscc = v.uscc
         JOIN supplies s ON s.supply_no = os.supply_no
@@ -268,7 +270,8 @@ def evaluate(
                          AND o.year - fy.first_year < :new_years
                         THEN 'founded under ' || :new_years || ' years ago (first output year '
                              || fy.first_year || ')' END,
-                   bl.reason) END AS not_graded
+                   bl.reason) END AS not_graded,
+               bl.supply_nos AS building_supply_nos
         FROM _fig o  -- gis/economy/per_mu.py: land, CC figures and ratios of each
                      -- enterprise-year
         JOIN enterprises e ON e.uscc = o.uscc
@@ -288,6 +291,8 @@ def evaluate(
                              || :below_min || ' 亩 threshold' END END
                    AS not_evaluated_reason,
                nullif(v.not_graded, '') AS not_graded_reason,
+               CASE WHEN v.evaluated THEN coalesce(v.building_supply_nos, '{{}}')
+                    ELSE '{{}}' END AS building_supply_nos,
                ez.district AS district_code, ez.platform AS platform_code,
                ez.corridor AS corridor_code, {", ".join(f"v.{c}" for c in RATIO_COLUMNS)}
         FROM _ev v LEFT JOIN _ez ez ON ez.uscc = v.uscc;
@@ -457,10 +462,8 @@ def _supply_enterprises(conn: Connection, changes: Changes) -> set[str]:
                 WHERE sp.kind = 'supply_parcel' AND sp.from_key IN (SELECT supply_no FROM s)
                 UNION SELECT grantee_uscc FROM supplies
                       WHERE supply_no IN (SELECT supply_no FROM s) AND grantee_uscc IS NOT NULL
-                UNION SELECT ev.uscc FROM evaluation_rows ev JOIN s
-                      ON strpos(ev.not_graded_reason,
-                                'newly supplied land: ' || s.supply_no || ' supplied ') > 0
-                      WHERE ev.not_graded_reason IS NOT NULL
+                UNION SELECT uscc FROM evaluation_rows  -- (GIN index)
+                      WHERE building_supply_nos && ARRAY(SELECT supply_no FROM s)
                 UNION SELECT from_key FROM links WHERE kind = 'enterprise_parcel'
                       AND to_key = ANY(CAST(:p AS text[]))
                 """

@@ -95,6 +95,28 @@ def upgrade() -> None:
         op.drop_column("evaluation_rows", c)
     for i in RATIOS:
         op.add_column("evaluation_rows", sa.Column(i, sa.Double()))
+    # the supply records holding a row "still building" (a changed record finds its rows by
+    # this GIN index instead of searching every not_graded_reason)
+    op.add_column(
+        "evaluation_rows",
+        sa.Column(
+            "building_supply_nos",
+            sa.dialects.postgresql.ARRAY(sa.Text()),
+            nullable=False,
+            server_default="{}",
+        ),
+    )
+    op.execute(
+        "UPDATE evaluation_rows SET building_supply_nos = ARRAY(SELECT m[1] FROM "
+        "regexp_matches(not_graded_reason, 'newly supplied land: (\\S+) supplied ', 'g') m "
+        "ORDER BY 1) WHERE not_graded_reason LIKE '%newly supplied land: %'"
+    )
+    op.create_index(
+        "ix_evaluation_rows_building",
+        "evaluation_rows",
+        ["building_supply_nos"],
+        postgresql_using="gin",
+    )
     # the indicator values the rows were scored on: the enterprise's per-mu row of the year
     op.execute(
         "UPDATE evaluation_rows r SET "
@@ -128,6 +150,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP VIEW evaluations")
     op.drop_table("evaluation_groups")
+    op.drop_index("ix_evaluation_rows_building", table_name="evaluation_rows")
+    op.drop_column("evaluation_rows", "building_supply_nos")
     for i in RATIOS:
         op.drop_column("evaluation_rows", i)
     op.add_column("evaluation_rows", sa.Column("score", sa.Double()))
