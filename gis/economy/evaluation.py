@@ -1,6 +1,9 @@
 """The A/B/C/D evaluation (亩均效益综合评价, "亩均论英雄", DOMAIN_RULES §2), as set-based SQL.
 
-One row in ``evaluations`` per enterprise with output (CC) in a year:
+One row per enterprise with output (CC) in a year. Stored: what the row owns and its rank and
+class (``evaluation_rows``), and one row per year and group with the weights, benchmarks and
+mean points (``evaluation_groups``); read through the view ``evaluations`` (migration 0014),
+which computes score, points and benchmarks from the two:
 
 - group: ``above`` (规上, GMYS = 1) or ``below`` (规下).
 - evaluated: every 规上 enterprise with land; 规下 with land >= ``below_min_mu`` (3 亩). Land is
@@ -43,10 +46,6 @@ def _q(values: list[str]) -> str:
     return "ARRAY[" + ", ".join("'" + v.replace("'", "") + "'" for v in values) + "]::text[]"
 
 
-EV_COLS = (
-    "year", "uscc", "name", "industry_code", "grp", "basis", "area_mu", "land_reason",
-    "evaluated", "not_graded",
-)  # fmt: skip
 # what an evaluation row owns (``evaluation_rows``): compared and written per row; the rank and
 # class are written by the ranking, the score and points computed by the view ``evaluations``
 ROW_COLUMNS = (
