@@ -723,19 +723,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR {e.args[0]}", file=sys.stderr)
         return 2
     except Exception as e:
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DBAPIError, OperationalError
 
-        if isinstance(e, OperationalError):
+        state = getattr(getattr(e, "orig", None), "sqlstate", None)
+        # connection failures only (no SQLSTATE, class 08, or the server starting or stopping);
+        # other OperationalErrors (a lock timeout, a write to a view) are the statement's
+        if isinstance(e, OperationalError) and (
+            state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+        ):
             print(
                 "ERROR cannot reach the database: start it with 'landlink db up' or set "
                 f"DATABASE_URL ({str(e.orig).strip().splitlines()[0]})",
                 file=sys.stderr,
             )
             return 1
-        if getattr(getattr(e, "orig", None), "sqlstate", None) == "42P01":  # undefined_table
+        if state == "42P01":  # undefined_table
             print(
                 "ERROR the database has no landlink tables yet (or an older schema): run "
                 f"'landlink migrate' first ({str(e.orig).strip().splitlines()[0]})",
+                file=sys.stderr,
+            )
+            return 1
+        if isinstance(e, DBAPIError):
+            print(
+                f"ERROR the database refused the operation (SQLSTATE {state}): "
+                f"{str(e.orig).strip().splitlines()[0]}. If this landlink "
+                "was just upgraded, run 'landlink migrate'",
                 file=sys.stderr,
             )
             return 1

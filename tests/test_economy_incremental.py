@@ -22,7 +22,10 @@ from gis.core.graph import Changes
 from tests.conftest import database_copy
 from tests.test_incremental_property import AS_OF, derived_rows, differences
 
-ECONOMY = ("enterprise_land", "per_mu", "evaluations", "area_indicators")
+ECONOMY = (
+    "enterprise_land", "per_mu", "evaluation_rows", "evaluation_groups", "evaluations",
+    "area_indicators",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

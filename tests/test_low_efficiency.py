@@ -250,7 +250,7 @@ def test_class_d_and_per_mu_from_the_evaluation_tables(db):
         for n, klass in ((1, "D"), (2, "B")):
             conn.execute(
                 text(
-                    'INSERT INTO evaluations (year, uscc, "group", evaluated, graded, "class", '
+                    'INSERT INTO evaluation_rows (year, uscc, "group", evaluated, graded, "class", '
                     "rule, run_id, as_of) VALUES (2024, :u, 'above', true, true, :c, 't', 1, "
                     "'2025-06-30')"
                 ),

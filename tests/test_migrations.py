@@ -51,7 +51,7 @@ def test_upgrade_downgrade_round_trip_and_models_match():
         cfg = alembic_config(mig_url)
         command.upgrade(cfg, "head")
         first = _tables(mig_url)
-        assert {"parcels", "enterprises", "import_batches", "evaluations"} <= first
+        assert {"parcels", "enterprises", "import_batches", "evaluation_rows"} <= first
 
         # the tables the models declare are the tables the migrations make, column for column
         from geoalchemy2 import alembic_helpers

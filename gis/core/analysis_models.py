@@ -134,9 +134,11 @@ per_mu = Table(
     Index("ix_per_mu_level_year", "level", "year"),
 )
 
-# The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year.
-evaluations = Table(
-    "evaluations",
+# The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year: what the row
+# owns, and its rank and class. Read through the view ``evaluations`` (migration 0014), which adds
+# the score, points, benchmarks and group size from ``evaluation_groups``.
+evaluation_rows = Table(
+    "evaluation_rows",
     metadata,
     Column("year", Integer, nullable=False),
     Column("uscc", Text, nullable=False),
@@ -147,26 +149,44 @@ evaluations = Table(
     Column("graded", Boolean, nullable=False),
     Column("area_mu", Double),
     Column("land_basis", Text),
-    Column("score", Double),
     Column("class", Text),  # A | B | C | D, NULL when not graded / not evaluated
     Column("rank", Integer),  # among the graded of the year and group, ties share the best
-    Column("group_size", Integer),  # graded enterprises in the year and group
     Column("indicators", JSONB, nullable=False, server_default="{}"),  # name -> value
-    Column("benchmarks", JSONB, nullable=False, server_default="{}"),  # name -> group mean
-    Column("points", JSONB, nullable=False, server_default="{}"),  # name -> points
     Column("missing", JSONB, nullable=False, server_default="[]"),  # names scored at the mean
     Column("not_evaluated_reason", Text),
     Column("not_graded_reason", Text),
+    # the supply records that hold it "still building" (named in not_graded_reason)
+    Column("building_supply_nos", ARRAY(Text), nullable=False, server_default="{}"),
     Column("district_code", Text),
     Column("platform_code", Text),
     Column("corridor_code", Text),
     Column("rule", Text, nullable=False),
     Column("run_id", BigInteger, nullable=False),
     Column("as_of", Date, nullable=False),
-    PrimaryKeyConstraint("year", "uscc", name="pk_evaluations"),
+    # the enterprise's per-mu ratios of the year (its ``per_mu`` row), the indicator values
+    *(Column(c, Double) for c in RATIO_COLUMNS),
+    PrimaryKeyConstraint("year", "uscc", name="pk_evaluation_rows"),
     CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
     CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
-    Index("ix_evaluations_uscc", "uscc"),
+    Index("ix_evaluation_rows_uscc", "uscc"),
+    Index("ix_evaluation_rows_building", "building_supply_nos", postgresql_using="gin"),
+)
+
+# One row per year and group of the evaluation: weights (NULL: not the group's indicator),
+# benchmarks (the mean over the evaluated), the mean points a missing figure scores where the
+# rules say so, and the number graded.
+evaluation_groups = Table(
+    "evaluation_groups",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("group", Text, nullable=False),
+    Column("n_graded", Integer, nullable=False),
+    *(Column(f"{p}_{c}", Double) for c in RATIO_COLUMNS for p in ("w", "b", "m")),
+    Column("benchmarks", JSONB, nullable=False),  # name -> mean rounded to 1e-6, as shown
+    Column("rule", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("as_of", Date, nullable=False),
+    PrimaryKeyConstraint("year", "group", name="pk_evaluation_groups"),
 )
 
 # §7 indicators per district, platform and corridor and year, long format.
@@ -193,4 +213,4 @@ area_indicators = Table(
     PrimaryKeyConstraint("level", "code", "year", "indicator", name="pk_area_indicators"),
 )
 
-TABLES = (links, enterprise_land, per_mu, evaluations, area_indicators)
+TABLES = (links, enterprise_land, per_mu, evaluation_rows, evaluation_groups, area_indicators)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Double,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -169,7 +170,15 @@ def _layer_table(layer: Layer) -> Table:
         Column("row_hash", Text, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     ]
-    return Table(layer.table, metadata, *cols, UniqueConstraint(*layer.key_columns), *checks)
+    # lookups of every refresh (0015): the output year (the tax year, the first and the latest
+    # year), the parcels an enterprise declares (QY DKBH)
+    extra = {
+        "outputs": [Index("ix_outputs_year", "year")],
+        "enterprises": [Index("ix_enterprises_parcel_nos", "parcel_nos", postgresql_using="gin")],
+    }.get(layer.table, [])
+    return Table(
+        layer.table, metadata, *cols, UniqueConstraint(*layer.key_columns), *checks, *extra
+    )
 
 
 LAYER_TABLES: dict[str, Table] = {code: _layer_table(layer) for code, layer in LAYERS.items()}

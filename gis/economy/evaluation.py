@@ -1,6 +1,9 @@
 """The A/B/C/D evaluation (亩均效益综合评价, "亩均论英雄", DOMAIN_RULES §2), as set-based SQL.
 
-One row in ``evaluations`` per enterprise with output (CC) in a year:
+One row per enterprise with output (CC) in a year. Stored: what the row owns and its rank and
+class (``evaluation_rows``), and one row per year and group with the weights, benchmarks and
+mean points (``evaluation_groups``); read through the view ``evaluations`` (migration 0014),
+which computes score, points and benchmarks from the two:
 
 - group: ``above`` (规上, GMYS = 1) or ``below`` (规下).
 - evaluated: every 规上 enterprise with land; 规下 with land >= ``below_min_mu`` (3 亩). Land is
@@ -30,6 +33,7 @@ from datetime import date
 from sqlalchemy import Connection, Engine, text
 
 from gis.core import graph
+from gis.core.analysis_columns import RATIO_COLUMNS
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.rules import EvaluationRules, Rules
 from gis.economy import per_mu
@@ -42,65 +46,19 @@ def _q(values: list[str]) -> str:
     return "ARRAY[" + ", ".join("'" + v.replace("'", "") + "'" for v in values) + "]::text[]"
 
 
-def _bench_sql(indicators: list[str]) -> str:
-    """Benchmarks of a group and year: the mean of each indicator over the evaluated."""
-    return ", ".join(
-        f"{per_mu.exact_sum(i, 'avg', f'evaluated AND {i} IS NOT NULL')} AS b_{i}"
-        for i in indicators
-    )
-
-
-def _bench_json_sql(group: str, weights: dict[str, float]) -> str:
-    """The benchmarks of each year of one group as JSON (one row per year)."""
-    js = ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in weights)
-    return (
-        f"SELECT year, '{group}' AS grp, jsonb_build_object({js}) AS bj "
-        f"FROM _b0 WHERE grp = '{group}'"
-    )
-
-
-def _group_sql(
-    group: str, weights: dict[str, float], mean_missing: list[str], all_inds: list[str]
-) -> str:
-    """Scores of one group: points (with the missing-figure rule) and score, as numbers; the
-    columns are the same for every group (``f_<indicator>``: final points, NULL when the
-    indicator is not the group's), so the groups' rows can share one table."""
-    inds = list(weights)
-    pts = ", ".join(
-        f"CASE WHEN evaluated AND {i} IS NOT NULL THEN CASE WHEN b_{i} > 0 "
-        f"THEN {float(w)} * {i} / b_{i} ELSE 0 END END AS p_{i}"
-        for i, w in weights.items()
-    )
-    mean_pts = ", ".join(f"{per_mu.exact_sum(f'p_{i}', 'avg', 'evaluated')} AS m_{i}" for i in inds)
-    bcols = ", ".join(f"b.b_{i}" for i in inds)
-
-    def final(i: str) -> str:
-        fallback = f"coalesce(m_{i}, 0)" if i in mean_missing else "0"
-        return f"coalesce(p_{i}, {fallback})"
-
-    score = " + ".join(final(i) for i in inds)
-    fcols = ", ".join(
-        (f"{final(i)} AS f_{i}" if i in weights else f"NULL::float8 AS f_{i}") for i in all_inds
-    )
-    return f"""
-        (WITH b0 AS (SELECT * FROM _b0 WHERE grp = '{group}'),
-              q AS (SELECT v.*, {bcols}, {pts}
-                    FROM (SELECT * FROM _ev WHERE grp = '{group}') v JOIN b0 b USING (year)),
-              m AS (SELECT year, {mean_pts} FROM q GROUP BY year)
-        SELECT {", ".join(EV_COLS)}, {", ".join(all_inds)}, {fcols},
-               CASE WHEN evaluated THEN {score} END AS score
-        FROM q JOIN m USING (year))
-    """
-
-
-EV_COLS = (
-    "year", "uscc", "name", "industry_code", "grp", "basis", "area_mu", "land_reason",
-    "evaluated", "not_graded",
+# what an evaluation row owns (``evaluation_rows``): compared and written per row; the rank and
+# class are written by the ranking, the score and points computed by the view ``evaluations``
+ROW_COLUMNS = (
+    "name", "industry_code", "group", "evaluated", "graded", "area_mu", "land_basis",
+    "indicators", "missing", "not_evaluated_reason", "not_graded_reason", "building_supply_nos",
+    "district_code",
+    "platform_code", "corridor_code", *RATIO_COLUMNS,
 )  # fmt: skip
 
 
 def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> dict[str, str]:
-    """The per-row JSON of the evaluations row (``v``: a row of _scored), by group."""
+    """The per-row JSON of an evaluation row (``v``: a row of _ev), by group: the group's
+    indicator values, and the indicators it misses with how they are scored."""
 
     def by_group(build) -> str:
         return (
@@ -112,13 +70,6 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
     return {
         "indicators": by_group(
             lambda inds: "jsonb_build_object(" + ", ".join(f"'{i}', v.{i}" for i in inds) + ")"
-        ),
-        "points": by_group(
-            lambda inds: (
-                "jsonb_build_object("
-                + ", ".join(f"'{i}', round(v.f_{i}::numeric, 4)" for i in inds)
-                + ")"
-            )
         ),
         "missing": by_group(
             lambda inds: (  # most rows miss nothing: skip building their array
@@ -138,6 +89,60 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
     }
 
 
+def _group_sql(groups: dict[str, dict[str, float]], within: str, mean_missing: list[str]) -> str:
+    """A SELECT of the ``evaluation_groups`` rows of the (year, group) pairs ``within`` (over
+    ``evaluation_rows``): the weights, each indicator's benchmark (the mean over the evaluated
+    that have it, summed exactly: the same in any row order), the number graded, the
+    benchmarks as shown (rounded to 1e-6) and the mean points of the ``mean_missing``
+    indicators. Those points are w·v/b over the evaluated that have the value, whose mean v is
+    b itself: their mean is exactly the weight w (0 when b is not positive, as each one's
+    points are), which is what a missing figure scores."""
+    cols = []
+    for i in RATIO_COLUMNS:
+        has = [g for g, w in groups.items() if i in w]
+        if not has:
+            cols += [f"NULL::float8 AS w_{i}", f"NULL::float8 AS b_{i}", f"NULL::float8 AS m_{i}"]
+            continue
+        w = " ".join(f"WHEN '{g}' THEN {float(groups[g][i])}" for g in has)
+        grp = ", ".join(f"'{g}'" for g in has)
+        # only the rows of the groups that have the indicator enter the (numeric) mean
+        b = per_mu.exact_sum(i, "avg", f'evaluated AND {i} IS NOT NULL AND "group" IN ({grp})')
+        m = (
+            f'CASE WHEN {b} > 0 THEN CASE "group" {w} END ELSE 0 END'
+            if i in mean_missing
+            else "NULL::float8"
+        )
+        cols += [f'CASE "group" {w} END AS w_{i}', f"{b} AS b_{i}", f"{m} AS m_{i}"]
+    shown = " ".join(
+        f"WHEN '{g}' THEN jsonb_build_object("
+        + ", ".join(f"'{i}', round(b_{i}::numeric, 6)" for i in w)
+        + ")"
+        for g, w in groups.items()
+    )
+    return f"""
+        SELECT *, CASE "group" {shown} END AS benchmarks FROM (
+            SELECT year, "group", (count(*) FILTER (WHERE graded))::int AS n_graded,
+                   {", ".join(cols)}
+            FROM evaluation_rows WHERE {within}
+            GROUP BY year, "group"
+        ) g
+    """
+
+
+def _in_groups(conn: Connection) -> str:
+    """The condition selecting the year-groups of ``_gscope``, written out as values (with the
+    years as an array, so that the planner reads only those years' rows by the primary key
+    instead of every row of the table) when there are few of them."""
+    pairs = conn.exec_driver_sql("SELECT year, grp FROM _gscope ORDER BY 1, 2").all()
+    if not pairs:
+        return "false"
+    if len(pairs) > 50:
+        return '(year, "group") IN (SELECT year, grp FROM _gscope)'
+    years = ",".join(sorted({str(int(y)) for y, _ in pairs}))
+    values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in pairs)
+    return f"year = ANY('{{{years}}}'::int[]) AND (year, \"group\") IN ({values})"
+
+
 def evaluate(
     conn: Connection,
     run_id: int,
@@ -145,11 +150,22 @@ def evaluate(
     rules: EvaluationRules,
     scoped: bool = False,
     full: bool = True,
-) -> tuple[set[str], set[str]]:
-    """Recompute ``evaluations`` of every year and group, or (``scoped``) of the (year, grp)
-    pairs in this function's caller's temp table ``_evscope``; returns the ``USCC:year`` keys of
-    the rows that changed and of those whose class changed ({ALL} and {ALL} for a ``full``
-    recompute, when every key counts as changed).
+) -> tuple[set[str], set[str], set[str]]:
+    """Recompute the evaluation: every row, group and rank, or (``scoped``) the rows in this
+    function's caller's temp table ``_evrows`` (uscc, year) and the groups and ranks of the
+    year-groups where one of them changed (its old and its new group). Three steps, each
+    writing only what changed:
+
+    1. ``evaluation_rows``' own columns (land, group, the indicator values, whether evaluated
+       and graded and why not, zones) of the rows in question;
+    2. ``evaluation_groups`` of the group-years in question: weights, benchmarks (means), the
+       mean points a missing energy or emission figure scores, the number graded;
+    3. the ranks and classes of those group-years, from the scores the view ``evaluations``
+       computes (Σ points of the rows and their group).
+
+    Returns the ``USCC:year`` keys of the rows whose stored columns changed (row, rank or
+    class), of those whose class changed, appeared or went, and the ``year:group`` keys of the
+    changed groups (whose every score moved with them); {ALL} for each on a ``full`` recompute.
     Reads ``enterprise_land`` and ``per_mu`` (gis/economy/per_mu.py), ``links``, ``outputs``,
     ``enterprises``, ``supplies``, ``projects``.
     """
@@ -165,15 +181,16 @@ def evaluate(
         "c2": c2,
         "c3": c3,
     }
-    ratio_cols = sorted(set(rules.above_weights) | set(rules.below_weights))
-    ratios = ", ".join(f"o.{c}" for c in ratio_cols)
+    groups = {"above": rules.above_weights, "below": rules.below_weights}
+    ratios = ", ".join(f"o.{c}" for c in RATIO_COLUMNS)
     mm = rules.mean_points_if_missing
-    js = _json_sql({"above": rules.above_weights, "below": rules.below_weights}, mm)
-    ymatch = "(o.year, o.grp) IN (SELECT year, grp FROM _evscope)" if scoped else "true"
-    yonly = "v.year IN (SELECT year FROM _evscope)" if scoped else "true"
+    js = _json_sql(groups, mm)
+    rows = "(o.uscc, o.year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
+    vrows = "(v.uscc, v.year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
     conn.exec_driver_sql(
-        "DROP TABLE IF EXISTS _fig, _ez, _own_supply, _building, _ev, _b0, _bench, _scored, "
-        "_ranked, _ev_new"
+        "DROP TABLE IF EXISTS _fig, _ez, _own_supply, _building, _ev, _row_new, _rchg, _gscope, "
+        "_g_old, "
+        "_g_new, _rk"
     )
     run_sql(
         conn,
@@ -183,12 +200,12 @@ def evaluate(
         SELECT * FROM (
             SELECT el.year, el.uscc, el.basis, el.area_mu, el.reason,
                    CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp, {
-            ", ".join(f"pm.{c}" for c in ratio_cols)
+            ", ".join(f"pm.{c}" for c in RATIO_COLUMNS)
         }
             FROM enterprise_land el JOIN enterprises e ON e.uscc = el.uscc
             LEFT JOIN per_mu pm ON pm.level = 'enterprise' AND pm.code = el.uscc
                  AND pm.year = el.year
-        ) o WHERE {ymatch};
+        ) o WHERE {rows};
         ANALYZE _fig;
         CREATE TEMP TABLE _ez ON COMMIT DROP AS
         SELECT from_key AS uscc,
@@ -209,10 +226,12 @@ def evaluate(
               {"AND ep.from_key IN (SELECT uscc FROM _fig)" if scoped else ""}
             UNION ALL
             SELECT grantee_uscc, supply_no FROM supplies WHERE grantee_uscc IS NOT NULL
+              {"AND grantee_uscc IN (SELECT uscc FROM _fig)" if scoped else ""}
         ) x GROUP BY 1, 2;
         ANALYZE _own_supply;
         CREATE TEMP TABLE _building ON COMMIT DROP AS
-        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason
+        SELECT v.year, v.uscc, string_agg(DISTINCT r, '; ') AS reason,
+               array_agg(DISTINCT s.supply_no ORDER BY s.supply_no) AS supply_nos
         FROM outputs v
         JOIN _own_supply os ON os.uscc = v.uscc
         JOIN supplies s ON s.supply_no = os.supply_no
@@ -232,7 +251,7 @@ def evaluate(
           AND s.supplied_on > d.ye - make_interval(years => :supply_years)
           AND (pr.codes IS NOT NULL OR s.actual_completion IS NULL
                OR s.actual_completion > d.ye)
-          AND {yonly}
+          AND {vrows}
         GROUP BY v.year, v.uscc;
         ANALYZE _building;
         CREATE TEMP TABLE _ev ON COMMIT DROP AS
@@ -250,47 +269,20 @@ def evaluate(
                          AND o.year - fy.first_year < :new_years
                         THEN 'founded under ' || :new_years || ' years ago (first output year '
                              || fy.first_year || ')' END,
-                   bl.reason) END AS not_graded
+                   bl.reason) END AS not_graded,
+               bl.supply_nos AS building_supply_nos
         FROM _fig o  -- gis/economy/per_mu.py: land, CC figures and ratios of each
                      -- enterprise-year
         JOIN enterprises e ON e.uscc = o.uscc
-        JOIN (SELECT uscc, min(year) AS first_year FROM outputs GROUP BY uscc) fy
-             ON fy.uscc = o.uscc
+        JOIN (SELECT uscc, min(year) AS first_year FROM outputs
+              {"WHERE uscc IN (SELECT uscc FROM _fig)" if scoped else ""}
+              GROUP BY uscc) fy ON fy.uscc = o.uscc
         CROSS JOIN (SELECT min(year) AS data_from FROM outputs) d0
         LEFT JOIN _building bl ON bl.year = o.year AND bl.uscc = o.uscc;
-        ANALYZE _ev;
-        -- the benchmarks (means) of every year and group, in one pass over _ev
-        CREATE TEMP TABLE _b0 ON COMMIT DROP AS
-        SELECT year, grp, {_bench_sql(ratio_cols)} FROM _ev GROUP BY year, grp;
-        CREATE TEMP TABLE _bench ON COMMIT DROP AS
-        {_bench_json_sql("above", rules.above_weights)}
-        UNION ALL
-        {_bench_json_sql("below", rules.below_weights)};
-        CREATE TEMP TABLE _scored ON COMMIT DROP AS
-        {_group_sql("above", rules.above_weights, mm, ratio_cols)}
-        UNION ALL
-        {_group_sql("below", rules.below_weights, mm, ratio_cols)};
-        ANALYZE _scored;
-        CREATE TEMP TABLE _ranked ON COMMIT DROP AS
-        -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
-        -- (distinct below 9e9), and far cheaper to sort
-        SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
-        FROM _scored WHERE not_graded = ''
-        WINDOW p AS (PARTITION BY year, grp = 'above'),  -- the groups, sorted as booleans
-               w AS (p ORDER BY round(score::numeric, 6)::float8 DESC);
-        ANALYZE _ranked;
-        ANALYZE _bench;
-        CREATE TEMP TABLE _ev_new ON COMMIT DROP AS
+        CREATE TEMP TABLE _row_new ON COMMIT DROP AS
         SELECT v.year, v.uscc, v.name, v.industry_code, v.grp AS "group", v.evaluated,
-               r.rnk IS NOT NULL AS graded, v.area_mu, v.basis AS land_basis, v.score,
-               CASE WHEN r.rnk <= :c1 * r.n + 1e-9 THEN 'A'
-                    WHEN r.rnk <= :c2 * r.n + 1e-9 THEN 'B'
-                    WHEN r.n - r.rnk + 1 > (1 - :c3) * r.n + 1e-9 THEN 'C'
-                    WHEN r.rnk IS NOT NULL THEN 'D' END AS class,
-               r.rnk::int AS rank, r.n::int AS group_size,
-               {js["indicators"]} AS indicators,
-               CASE WHEN v.evaluated THEN bj.bj ELSE '{{}}' END AS benchmarks,
-               CASE WHEN v.evaluated THEN {js["points"]} ELSE '{{}}' END AS points,
+               coalesce(v.not_graded = '', false) AS graded, v.area_mu,
+               v.basis AS land_basis, {js["indicators"]} AS indicators,
                CASE WHEN v.evaluated THEN {js["missing"]} ELSE '[]' END AS missing,
                CASE WHEN NOT v.evaluated THEN
                    CASE WHEN v.basis = 'none' THEN v.land_reason
@@ -298,62 +290,136 @@ def evaluate(
                              || :below_min || ' 亩 threshold' END END
                    AS not_evaluated_reason,
                nullif(v.not_graded, '') AS not_graded_reason,
+               CASE WHEN v.evaluated THEN coalesce(v.building_supply_nos, '{{}}')
+                    ELSE '{{}}' END AS building_supply_nos,
                ez.district AS district_code, ez.platform AS platform_code,
-               ez.corridor AS corridor_code
-        FROM _scored v
-        LEFT JOIN _bench bj ON bj.year = v.year AND bj.grp = v.grp
-        LEFT JOIN _ranked r ON r.year = v.year AND r.uscc = v.uscc
-        LEFT JOIN _ez ez ON ez.uscc = v.uscc;
-        DROP TABLE _ev, _own_supply, _building, _b0, _bench, _scored, _ranked, _fig, _ez
+               ez.corridor AS corridor_code, {", ".join(f"v.{c}" for c in RATIO_COLUMNS)}
+        FROM _ev v LEFT JOIN _ez ez ON ez.uscc = v.uscc;
+        DROP TABLE _ev, _own_supply, _building, _fig, _ez
         """,
         p,
     )
-    within = (
-        "(year, \"group\") IN (SELECT year, grp FROM _evscope)" if scoped
-        else None if full else "true"
-    )  # fmt: skip
-    classes = {ALL} if within is None else _class_changes(conn, within)
-    changed = per_mu.replace_rows(
-        conn, "evaluations", "_ev_new", ("year", "uscc"), EVALUATION_COLUMNS, within,
-        "uscc || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of", p,
-    )  # fmt: skip
-    conn.exec_driver_sql("DROP TABLE _ev_new")
-    return changed, classes
-
-
-def _class_changes(conn: Connection, within: str) -> set[str]:
-    """``USCC:year`` of the rows within ``within`` whose class (A/B/C/D or none) differs between
-    ``evaluations`` and ``_ev_new``, or that appeared or went away (a year that appears or goes
-    moves "the latest evaluated year" that class readers use)."""
-    return set(
+    rc = ", ".join(f'"{c}"' for c in ROW_COLUMNS)
+    in_rows = "(uscc, year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
+    # 1. the rows' own columns: changed rows updated in place (their rank and class stay until
+    #    the ranking below), new rows inserted, rows no longer there deleted
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _rchg ON COMMIT DROP AS
+        SELECT year, uscc, o.r IS NULL AS added, n.r IS NULL AS gone, o.grp AS old_grp,
+               n.grp AS new_grp
+        FROM (SELECT year, uscc, "group" AS grp, ROW({rc}) AS r FROM evaluation_rows
+              WHERE {in_rows}) o
+        FULL JOIN (SELECT year, uscc, "group" AS grp, ROW({rc}) AS r FROM _row_new) n
+             USING (year, uscc)
+        WHERE o.r IS DISTINCT FROM n.r;
+        ANALYZE _rchg;
+        -- the group-years whose benchmarks and ranks the changed rows move (old groups too)
+        CREATE TEMP TABLE _gscope ON COMMIT DROP AS
+        SELECT year, old_grp AS grp FROM _rchg WHERE old_grp IS NOT NULL
+        UNION SELECT year, new_grp FROM _rchg WHERE new_grp IS NOT NULL;
+        DELETE FROM evaluation_rows t USING _rchg c
+        WHERE c.gone AND t.year = c.year AND t.uscc = c.uscc;
+        UPDATE evaluation_rows t SET ({rc}, rule, run_id, as_of) =
+            ({", ".join(f'n."{c}"' for c in ROW_COLUMNS)}, :rule, :run, :as_of)
+        FROM _rchg c JOIN _row_new n USING (year, uscc)
+        WHERE NOT c.added AND t.year = c.year AND t.uscc = c.uscc;
+        INSERT INTO evaluation_rows (year, uscc, {rc}, rule, run_id, as_of)
+        SELECT n.year, n.uscc, {", ".join(f'n."{c}"' for c in ROW_COLUMNS)}, :rule, :run, :as_of
+        FROM _row_new n JOIN _rchg c USING (year, uscc) WHERE c.added;
+        DROP TABLE _row_new
+        """,
+        p,
+    )
+    in_groups = _in_groups(conn) if scoped else "true"
+    # 2. the groups: weights, benchmarks and mean points from the rows
+    gcols = ", ".join(
+        ["n_graded", "benchmarks"] + [f"{x}_{i}" for i in RATIO_COLUMNS for x in ("w", "b", "m")]
+    )
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _g_old ON COMMIT DROP AS
+        SELECT * FROM evaluation_groups WHERE {in_groups};
+        DELETE FROM evaluation_groups WHERE {in_groups};
+        INSERT INTO evaluation_groups (year, "group", n_graded, benchmarks,
+            {", ".join(f"w_{i}, b_{i}, m_{i}" for i in RATIO_COLUMNS)}, rule, run_id, as_of)
+        SELECT year, "group", n_graded, benchmarks,
+            {", ".join(f"w_{i}, b_{i}, m_{i}" for i in RATIO_COLUMNS)}, :rule, :run, :as_of
+        FROM ({_group_sql(groups, in_groups, mm)}) g
+        """,
+        p,
+    )
+    # 3. ranks and classes of the group-years, from the view's scores; only changed ones written
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _rk ON COMMIT DROP AS
+        SELECT * FROM (
+            SELECT r.year, r.uscc, k.rnk::int AS rank,
+                   CASE WHEN k.rnk <= :c1 * k.n + 1e-9 THEN 'A'
+                        WHEN k.rnk <= :c2 * k.n + 1e-9 THEN 'B'
+                        WHEN k.n - k.rnk + 1 > (1 - :c3) * k.n + 1e-9 THEN 'C'
+                        WHEN k.rnk IS NOT NULL THEN 'D' END AS class,
+                   r.rank AS old_rank, r.class AS old_class
+            FROM evaluation_rows r
+            LEFT JOIN (
+                -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
+                -- (distinct below 9e9), and far cheaper to sort
+                SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
+                FROM evaluations WHERE graded AND {in_groups}
+                WINDOW p AS (PARTITION BY year, "group"),
+                       w AS (p ORDER BY round(score::numeric, 6)::float8 DESC)
+            ) k USING (year, uscc)
+            WHERE {in_groups}
+        ) x  -- only the rows whose rank or class moves
+        WHERE rank IS DISTINCT FROM old_rank OR class IS DISTINCT FROM old_class;
+        UPDATE evaluation_rows t SET rank = k.rank, class = k.class, run_id = :run,
+            as_of = :as_of
+        FROM _rk k WHERE t.year = k.year AND t.uscc = k.uscc
+        """,
+        p,
+    )
+    if not scoped and full:
+        conn.exec_driver_sql("DROP TABLE _rchg, _gscope, _g_old, _rk")
+        return {ALL}, {ALL}, {ALL}
+    changed = set(
+        conn.exec_driver_sql(
+            "SELECT uscc || ':' || year FROM _rchg UNION SELECT uscc || ':' || year FROM _rk"
+        ).scalars()
+    )
+    classes = set(
+        conn.exec_driver_sql(
+            "SELECT uscc || ':' || year FROM _rchg WHERE added OR gone "
+            "UNION SELECT uscc || ':' || year FROM _rk WHERE class IS DISTINCT FROM old_class"
+        ).scalars()
+    )
+    groups_changed = set(
         conn.exec_driver_sql(
             f"""
-            SELECT coalesce(n.uscc, o.uscc) || ':' || coalesce(n.year, o.year)
-            FROM (SELECT year, uscc, class FROM evaluations WHERE {within}) o
-            FULL JOIN (SELECT year, uscc, class FROM _ev_new) n USING (year, uscc)
-            WHERE o.uscc IS NULL OR n.uscc IS NULL OR o.class IS DISTINCT FROM n.class
+            SELECT coalesce(n.year, o.year) || ':' || coalesce(n."group", o."group")
+            FROM (SELECT year, "group", ROW({gcols}) AS r FROM _g_old) o
+            FULL JOIN (SELECT year, "group", ROW({gcols}) AS r FROM evaluation_groups
+                       WHERE {in_groups}) n USING (year, "group")
+            WHERE o.r IS DISTINCT FROM n.r
             """
         ).scalars()
     )
+    conn.exec_driver_sql("DROP TABLE _rchg, _gscope, _g_old, _rk")
+    return changed, classes, groups_changed
 
 
 def class_changes(changes: Changes) -> Changes:
-    """``changes`` as readers of the class alone see them: ``evaluations`` narrowed to the rows
-    whose class changed, appeared or went away (``evaluation_classes``, which the evaluation
-    producer returns beside ``evaluations``); unchanged when the producer did not run."""
+    """``changes`` as readers of the class alone see them: ``evaluation_rows`` narrowed to the
+    rows whose class changed, appeared or went away (``evaluation_classes``, which the
+    evaluation producer returns beside ``evaluation_rows``); unchanged when the producer did
+    not run."""
     if "evaluation_classes" not in changes:
         return changes
     out = Changes().merge(changes)
-    out["evaluations"] = set(changes["evaluation_classes"])
+    out["evaluation_rows"] = set(changes["evaluation_classes"])
     return out
-
-
-EVALUATION_COLUMNS = (
-    "name", "industry_code", "group", "evaluated", "graded", "area_mu", "land_basis", "score",
-    "class", "rank", "group_size", "indicators", "benchmarks", "points", "missing",
-    "not_evaluated_reason", "not_graded_reason", "district_code", "platform_code",
-    "corridor_code",
-)  # fmt: skip
 
 
 def counts_of(conn: Connection) -> dict:
@@ -395,10 +461,8 @@ def _supply_enterprises(conn: Connection, changes: Changes) -> set[str]:
                 WHERE sp.kind = 'supply_parcel' AND sp.from_key IN (SELECT supply_no FROM s)
                 UNION SELECT grantee_uscc FROM supplies
                       WHERE supply_no IN (SELECT supply_no FROM s) AND grantee_uscc IS NOT NULL
-                UNION SELECT ev.uscc FROM evaluations ev JOIN s
-                      ON strpos(ev.not_graded_reason,
-                                'newly supplied land: ' || s.supply_no || ' supplied ') > 0
-                      WHERE ev.not_graded_reason IS NOT NULL
+                UNION SELECT uscc FROM evaluation_rows  -- (GIN index)
+                      WHERE building_supply_nos && ARRAY(SELECT supply_no FROM s)
                 UNION SELECT from_key FROM links WHERE kind = 'enterprise_parcel'
                       AND to_key = ANY(CAST(:p AS text[]))
                 """
@@ -410,18 +474,19 @@ def _supply_enterprises(conn: Connection, changes: Changes) -> set[str]:
 
 
 def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
-    """Producer ``evaluation``: the evaluations of every (year, group) in which an enterprise's
-    land, figures, group or grading changed (the group's benchmarks and ranks move with it),
-    among them the enterprises a changed supply record or project may hold "still building"
-    (``_supply_enterprises``); everything when ``changes`` is None or names every key.
+    """Producer ``evaluation``: the rows of the enterprise-years whose land, figures, group or
+    grading may have changed (among them those a changed supply record or project may hold
+    "still building", ``_supply_enterprises``), then the groups (benchmarks) and ranks of their
+    years and groups; everything when ``changes`` is None or names every key.
 
-    Returns ``Changes(evaluations={"USCC:year"})``: rows whose class, score, rank or any other
-    column changed, appeared or went away (``ALL`` only when ``changes`` is None), and
-    ``evaluation_classes`` (a pseudo-table, as linkage's ``parcel_links``): the narrower set of
-    rows whose class changed, appeared or went away, for readers of the class alone (the three
-    lands' class D, the tiles' A/B/C/D; see ``class_changes``): a changed benchmark rescores a
-    whole group and year, rarely its classes. docs/EVALUATION.md "How a change propagates"
-    spells the scope out."""
+    Returns ``Changes(evaluation_rows={"USCC:year"})``: rows whose stored columns (their own,
+    rank or class) changed, appeared or went away; ``evaluation_groups={"year:group"}``: groups
+    whose benchmarks, weights, mean points or size changed (every score of the group-year moves
+    with them: the view ``evaluations`` computes scores from both); and ``evaluation_classes``
+    (a pseudo-table, as linkage's ``parcel_links``): the rows whose class changed, appeared or
+    went away, for readers of the class alone (the three lands' class D, the tiles' A/B/C/D;
+    see ``class_changes``). ``ALL`` for each only when ``changes`` is None.
+    docs/EVALUATION.md "How a change propagates" spells the scope out."""
     rules = ctx.rules.evaluation
     full = changes is None or any(
         changes.everything(t)
@@ -444,21 +509,18 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
         run_sql(
             conn,
             """
-            DROP TABLE IF EXISTS _evscope;
-            CREATE TEMP TABLE _evscope ON COMMIT DROP AS
-            WITH a AS (
-                SELECT unnest(CAST(:us AS text[])) AS uscc, unnest(CAST(:ys AS int[])) AS year
-                UNION SELECT uscc, year FROM outputs WHERE uscc = ANY(CAST(:whole AS text[]))
-                UNION SELECT uscc, year FROM evaluations WHERE uscc = ANY(CAST(:whole AS text[]))
-                -- an output year added or removed moves the enterprise's first year: all of them
-                UNION SELECT o.uscc, o.year FROM outputs o
-                WHERE o.uscc = ANY(CAST(:us AS text[])) AND (
-                    SELECT min(year) FROM outputs x WHERE x.uscc = o.uscc) IS DISTINCT FROM (
-                    SELECT min(year) FROM evaluations x WHERE x.uscc = o.uscc)
-            )
-            SELECT DISTINCT a.year, CASE WHEN e.above_size THEN 'above' ELSE 'below' END AS grp
-            FROM a JOIN enterprises e ON e.uscc = a.uscc
-            UNION SELECT ev.year, ev."group" FROM a JOIN evaluations ev USING (uscc, year)
+            DROP TABLE IF EXISTS _evrows;
+            CREATE TEMP TABLE _evrows ON COMMIT DROP AS
+            SELECT unnest(CAST(:us AS text[])) AS uscc, unnest(CAST(:ys AS int[])) AS year
+            UNION SELECT uscc, year FROM outputs WHERE uscc = ANY(CAST(:whole AS text[]))
+            UNION SELECT uscc, year FROM evaluation_rows
+                  WHERE uscc = ANY(CAST(:whole AS text[]))
+            -- an output year added or removed moves the enterprise's first year: all of them
+            UNION SELECT o.uscc, o.year FROM outputs o
+            WHERE o.uscc = ANY(CAST(:us AS text[])) AND (
+                SELECT min(year) FROM outputs x WHERE x.uscc = o.uscc) IS DISTINCT FROM (
+                SELECT min(year) FROM evaluation_rows x WHERE x.uscc = o.uscc);
+            ANALYZE _evrows;
             """,
             {
                 "us": [u for u, _ in sorted(pairs)],
@@ -468,18 +530,18 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
         )
         data_from = conn.exec_driver_sql(
             "SELECT (SELECT min(year) FROM outputs) IS DISTINCT FROM "
-            "(SELECT min(year) FROM evaluations)"
+            "(SELECT min(year) FROM evaluation_rows)"
         ).scalar()
         if data_from:
             full = True
-        elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evscope)").scalar():
+        elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evrows)").scalar():
             return Changes()
-    changed, classes = evaluate(
+    changed, classes, groups = evaluate(
         conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full, full=changes is None
     )
-    conn.exec_driver_sql("DROP TABLE IF EXISTS _evscope")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _evrows")
     ctx.counts["evaluations"] = "all" if ALL in changed else len(changed)
-    return Changes(evaluations=changed, evaluation_classes=classes)
+    return Changes(evaluation_rows=changed, evaluation_groups=groups, evaluation_classes=classes)
 
 
 PRODUCERS = (
@@ -489,7 +551,7 @@ PRODUCERS = (
             "enterprise_land", "per_mu", "outputs", "enterprises", "links", "supplies",
             "projects",
         ),
-        writes=("evaluations",),
+        writes=("evaluation_rows", "evaluation_groups"),
         run=run,
         doc="the A/B/C/D evaluation (亩均论英雄, §2) of every enterprise-year with output",
     ),

@@ -330,8 +330,23 @@ def _new_run(conn: Connection, as_of: date, rules: Rules, user: str, live: bool)
     ).scalar_one()
 
 
-def _finish(conn: Connection, run_id: int, as_of: date, rules: Rules, t0: float, **extra) -> None:
-    counts = {**counts_of(conn, run_id, as_of, rules), **extra.pop("counts", {})}
+def _finish(
+    conn: Connection,
+    run_id: int,
+    as_of: date,
+    rules: Rules,
+    t0: float,
+    live: bool = False,
+    **extra,
+) -> None:
+    """Close a run: its counts, notes, rules and time. The live run stores only its tax year
+    (what the next refresh compares): its counts change with every refresh and are counted
+    when read (``_run_dict``), not by each writer over every row of the run."""
+    counts = (
+        {"low_efficiency": {"tax_year": low_efficiency.tax_year(conn, as_of, rules.low_efficiency)}}
+        if live
+        else {**counts_of(conn, run_id, as_of, rules), **extra.pop("counts", {})}
+    )
     _, notes = low_efficiency.notes_for(conn, as_of, rules.low_efficiency)
     conn.execute(
         text(
@@ -362,7 +377,7 @@ LIVE_READS = (
     "parcels",
     "links",
     "per_mu",
-    "evaluations",
+    "evaluation_rows",
     "outputs",
     "districts",
     "platforms",
@@ -441,7 +456,7 @@ def _scope(conn: Connection, run_id: int, changes: Changes, tax_year_changed: bo
     # 低效: the parcels, those of changed supplies (before or now), of changed per-mu rows and
     # of enterprises whose links or class changed
     per_mu = _keys(changes, "per_mu")
-    evaluations = _keys(changes, "evaluations")
+    evaluations = _keys(changes, "evaluation_rows")
     if tax_year_changed or None in (supplies, parcels, per_mu, evaluations):
         scope["low_efficiency"] = None
     else:
@@ -474,7 +489,7 @@ def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
     or is linked to (``links`` supply_parcel); a changed parcel or ``links`` key (DKBH, or an
     enterprise's USCC): that parcel's 低效 row, the supply records it was or is linked to, the
     parcels of that enterprise; changed ``per_mu`` rows ``parcel:DKBH:year``: those parcels;
-    changed ``evaluations`` ``USCC:year`` whose class changed (``evaluation_classes``): the
+    changed ``evaluation_rows`` ``USCC:year`` whose class changed (``evaluation_classes``): the
     parcels of those enterprises; ``outputs``: only when
     the tax year (latest ND <= year(as_of) - lag) moved (then every parcel). Everything: the
     zones or the calendar changed, the live run is judged as of another day than ``ctx.as_of``,
@@ -503,7 +518,7 @@ def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
     if all(v is not None and not v for v in scope.values()):
         return Changes()
     zones = compute(conn, run_id, ctx.as_of, ctx.rules, scope)
-    _finish(conn, run_id, ctx.as_of, ctx.rules, t0)
+    _finish(conn, run_id, ctx.as_of, ctx.rules, t0, live=True)
     out = Changes()
     for kind, keys in scope.items():
         out.add(SOURCES[kind][0], [ALL] if keys is None else keys)
@@ -568,14 +583,19 @@ def _copy(conn: Connection, src: int, dst: int) -> None:
         )
 
 
-def _run_dict(row) -> dict:
+def _run_dict(conn: Connection, row) -> dict:
+    """A run record; the live run's counts are counted now (see ``_finish``)."""
+    counts = row.counts
+    if row.live:
+        rules = get_rules()
+        counts = counts_of(conn, row.id, row.as_of, rules)
     return {
         "id": row.id,
         "as_of": row.as_of.isoformat(),
         "config_hash": row.config_hash,
         "inputs_hash": row.inputs_hash,
         "inputs": row.inputs,
-        "counts": row.counts,
+        "counts": counts,
         "notes": row.notes,
         "created_by": row.created_by,
         "started_at": row.started_at.isoformat(),
@@ -613,13 +633,14 @@ def get_run(engine: Engine, run_id: int | None = None) -> dict:
             ),
             {"id": run_id},
         ).first()
-    if row is None:
+        out = None if row is None else _run_dict(conn, row)
+    if out is None:
         raise RunNotFound(
             f"no detection run {run_id}"
             if run_id is not None
             else "no detection run yet: run 'landlink detect'"
         )
-    return _run_dict(row)
+    return out
 
 
 def list_runs(engine: Engine, limit: int = 50) -> list[dict]:
@@ -631,7 +652,7 @@ def list_runs(engine: Engine, limit: int = 50) -> list[dict]:
             ),
             {"n": limit},
         ).all()
-    return [_run_dict(r) for r in rows]
+        return [_run_dict(conn, r) for r in rows]
 
 
 def _state_sql(kind: str) -> str:

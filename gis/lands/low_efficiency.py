@@ -59,23 +59,25 @@ def _columns(conn: Connection, table: str) -> set[str]:
 
 
 def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]:
-    """SQL selecting (uscc, year) of class-D enterprises from ``evaluations`` table,
-    or None; and a note saying where class D came from or why it was not checked."""
-    cols = _columns(conn, "evaluations")
+    """SQL selecting (uscc, year) of class-D enterprises from the evaluation's stored rows
+    (``evaluation_rows``: the class is stored there, the view ``evaluations`` adds scores), or
+    None; and a note saying where class D came from or why it was not checked."""
+    cols = _columns(conn, "evaluation_rows")
     if not ({"uscc", "year", "class"} <= cols):
         return None, "class_d not checked: the A/B/C/D evaluation is not installed"
     if year is None:
         return None, "class_d not checked: no output year to evaluate"
     n = conn.execute(
-        text("SELECT count(*) FROM evaluations WHERE year = :y AND class IS NOT NULL"), {"y": year}
+        text("SELECT count(*) FROM evaluation_rows WHERE year = :y AND class IS NOT NULL"),
+        {"y": year},
     ).scalar_one()
     if not n:
         return None, f"class_d not checked: no graded evaluation for {year} (run the evaluation)"
     src = conn.execute(
-        text("SELECT max(run_id) FROM evaluations WHERE year = :y"), {"y": year}
+        text("SELECT max(run_id) FROM evaluation_rows WHERE year = :y"), {"y": year}
     ).scalar_one()
     return (
-        "SELECT uscc, year FROM evaluations WHERE \"class\" = 'D'",
+        "SELECT uscc, year FROM evaluation_rows WHERE \"class\" = 'D'",
         f"class_d from evaluations {year} ({n} graded enterprises, analysis run {src})",
     )
 
