@@ -94,6 +94,8 @@ def test_upstream_and_planned_follow_the_edges():
     )
     assert [p.name for p in graph.upstream(["evaluations"], ps)] == ["link", "land", "score"]
     assert [p.name for p in graph.upstream(["idle"], ps)] == ["dates"]
+    with pytest.raises(GraphError, match="no producer writes evaluation_scores"):
+        graph.upstream(["evaluation_scores"], ps)
 
 
 def test_every_derived_table_of_the_schema_has_exactly_one_producer():

@@ -180,11 +180,14 @@ def order(found: list[Producer]) -> list[Producer]:
 
 def upstream(tables: Iterable[str], among: list[Producer] | None = None) -> list[Producer]:
     """The producers needed to make ``tables`` (theirs and, recursively, their inputs'), in
-    graph order."""
+    graph order; GraphError for a table no producer writes."""
     graph = among if among is not None else producers()
     writer = {t: p for p in graph for t in p.writes}
+    unknown = sorted(set(tables) - set(writer))
+    if unknown:  # a target no producer makes would silently make nothing
+        raise GraphError(f"no producer writes {', '.join(unknown)}")
     need: set[str] = set()
-    todo = [t for t in tables if t in writer]
+    todo = list(tables)
     while todo:
         p = writer[todo.pop()]
         if p.name not in need:
