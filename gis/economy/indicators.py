@@ -138,7 +138,6 @@ def compute(
     ``full`` recompute) and notes."""
     import pandas as pd
 
-    notes = _notes(conn, rules)
     all_years = [
         r[0] for r in conn.execute(text("SELECT DISTINCT year FROM outputs ORDER BY 1")).all()
     ]
@@ -153,10 +152,11 @@ def compute(
         years = (set(all_years) | stored) if scope.every_year else set(scope.years)
         years |= set(all_years) ^ stored
         if not years:
-            return {"rows": 0, "notes": notes, "changed": set()}
+            return {"rows": 0, "notes": [], "changed": set()}
         # the years computed: those in question and their neighbours (previous values, changes)
         calc = sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
         write = sorted({y + d for y in years for d in (0, 1)})
+    notes = _notes(conn, rules)
     zones = pd.DataFrame(
         conn.execute(
             text(
@@ -281,6 +281,7 @@ def compute(
 
 
 def _notes(conn: Connection, rules: IndicatorRules) -> list[str]:
+    """The run's note on platforms' featured industries that have no GB/T 4754 mapping."""
     featured = _featured_sql(rules)
     unmapped = conn.execute(
         text(
