@@ -3,7 +3,10 @@ row, what a full recompute gives: ``enterprise_land``, ``per_mu``, ``evaluations
 ``area_indicators`` after one changed CC row (one enterprise-year's figures or declared land),
 after one relinked enterprise (its point moved onto another parcel, or off every parcel) and
 after one parcel moved from its platform into another (the platform it left, which the links as
-they are now no longer name, loses its land).
+they are now no longer name, loses its land), after an enterprise's industry changed and after a
+platform's featured industries were cleared (output shares move, no per_mu row does). The §7
+indicators are recomputed only for the zones a change touches: one zone's change must still
+move the other zones' ranks and the platforms' shares of the city.
 
 Each case runs in a transaction that is rolled back (every case starts from the same analysed
 city); the full recompute runs in a savepoint after the incremental refresh. The incremental
@@ -12,6 +15,7 @@ refresh's time is printed (``pytest -s``), not asserted.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -19,6 +23,7 @@ from sqlalchemy import create_engine, text
 
 from gis.core import graph
 from gis.core.graph import Changes
+from gis.core.rules import get_rules
 from tests.conftest import database_copy
 from tests.test_incremental_property import AS_OF, derived_rows, differences
 
@@ -109,6 +114,41 @@ ONTO_ANOTHER = f"""parcel_nos = ARRAY[{ANOTHER_PARCEL}],
 # no DKBH and a point far from every parcel (unlinked: declared land or none)
 OFF_EVERY_PARCEL = "parcel_nos = NULL, geom = ST_Translate(geom, 20000, 20000)"
 
+
+def _industry_case(conn) -> Changes:  # noqa: ANN001
+    """An enterprise with output on its parcels, not high-tech, becomes so (GB/T 4754 27, 医药): the
+    high-tech output share of every zone it has land in moves, while no per_mu row does."""
+    hightech = ", ".join(f"'{p}%'" for p in get_rules().indicators.high_tech_prefixes)
+    (uscc,) = _pick(
+        conn,
+        f"""SELECT el.uscc FROM enterprise_land el JOIN enterprises e ON e.uscc = el.uscc
+            JOIN outputs o ON o.uscc = el.uscc AND o.year = el.year AND o.gross_output > 0
+            WHERE el.basis = 'parcels'
+              AND NOT coalesce(e.industry_code LIKE ANY (ARRAY[{hightech}]), false)
+            ORDER BY el.uscc LIMIT 1""",
+    )
+    conn.execute(text("UPDATE enterprises SET industry_code = '2720' WHERE uscc = :u"), {"u": uscc})
+    return Changes(enterprises={uscc})
+
+
+def _featured_case(conn) -> Changes:  # noqa: ANN001
+    """The platform with the largest featured-industry share loses its featured industries: the
+    featured share of that platform and of the districts and corridors holding its enterprises
+    moves, while no per_mu row does."""
+    (code,) = _pick(
+        conn,
+        """SELECT code FROM area_indicators
+           WHERE level = 'platform' AND indicator = 'featured_output_share' AND value > 0
+           ORDER BY value DESC, code LIMIT 1""",
+    )
+    conn.execute(
+        text("UPDATE platforms SET featured_industries = '{}' WHERE code = :c"), {"c": code}
+    )
+    return Changes(platforms={code})
+
+
+# cases that move output shares without moving any per_mu row
+MOVES_INDICATORS = ("industry code (high-tech share)", "a platform's featured industries cleared")
 CASES = {
     "tax of a graded 规上 enterprise-year": _output_case(
         "tax_paid", "tax_paid * 3 + 7", GRADED_ABOVE
@@ -122,6 +162,8 @@ CASES = {
     ),
     "relinked (DKBH and point) to another enterprise's parcel": _relink_case(ONTO_ANOTHER),
     "unlinked (no DKBH, point off every parcel)": _relink_case(OFF_EVERY_PARCEL),
+    "industry code (high-tech share)": _industry_case,
+    "a platform's featured industries cleared": _featured_case,
 }
 
 
@@ -153,6 +195,10 @@ def _refresh_both_ways(city, case: str, change) -> tuple[dict, dict, dict]:  # n
         f"full {full_seconds * 1000:.0f} ms"
     )
     assert incremental != before, "the change changed no derived row: the case tests nothing"
+    if case in MOVES_INDICATORS:
+        assert incremental["area_indicators"] != before["area_indicators"], (
+            f"{case} changed no indicator: the case tests nothing"
+        )
     diff = differences(incremental, full)
     assert not diff, f"{case} ({changes.sizes()}):\n" + "\n".join(diff)
     return before, incremental, full
@@ -214,3 +260,67 @@ def test_a_parcel_leaving_its_platform(city):
 
     assert rows(before), f"platform {old} had no per_mu row: the case tests nothing"
     assert rows(full) != rows(before), f"platform {old} kept its rows: the case tests nothing"
+
+
+# an enterprise-year with output whose land lies wholly in one district, in a district ranked
+# low on output per mu that year (its output multiplied, the district goes to the top)
+LOW_DISTRICT = """
+    SELECT el.uscc, el.year, d.to_key FROM enterprise_land el
+    JOIN links d ON d.kind = 'enterprise_district' AND d.from_key = el.uscc AND d.is_primary
+         AND d.share = 1
+    JOIN outputs o ON o.uscc = el.uscc AND o.year = el.year AND o.gross_output > 0
+    JOIN area_indicators ai ON ai.level = 'district' AND ai.code = d.to_key
+         AND ai.year = el.year AND ai.indicator = 'output_per_mu'
+    WHERE el.basis = 'parcels' AND ai.rank > 2
+      AND EXISTS (SELECT 1 FROM outputs n WHERE n.year = el.year + 1)
+    ORDER BY ai.rank DESC, el.year, el.uscc LIMIT 1"""
+
+
+def _rows(state: dict, table: str, key: tuple[str, ...]) -> dict[tuple, dict]:
+    rows = (json.loads(r) for r in state[table])
+    return {tuple(r[k] for k in key): r for r in rows}
+
+
+def test_a_change_in_one_zone_moves_the_other_zones(city):
+    """The indicators are recomputed only for the zones a change touches, but ranks are per
+    level and year and a platform's output share is a share of the city's output: one
+    district's output raised must move the ranks of districts whose figures did not change,
+    the platform_output_share of platforms it does not touch, and its own next year's
+    previous value; refresh by keys equals the full recompute."""
+    picked: list[tuple] = []
+
+    def change(conn) -> Changes:  # noqa: ANN001
+        uscc, year, district = _pick(conn, LOW_DISTRICT)
+        conn.execute(
+            text("UPDATE outputs SET gross_output = gross_output * 1000 "
+                 "WHERE uscc = :u AND year = :y"),
+            {"u": uscc, "y": year},
+        )  # fmt: skip
+        picked.append((year, district))
+        return Changes(outputs={f"{uscc}:{year}"})
+
+    before, after, _ = _refresh_both_ways(city, "one district's output raised", change)
+    ((year, district),) = picked
+    key = ("level", "code", "year", "indicator")
+    ai0, ai1 = _rows(before, "area_indicators", key), _rows(after, "area_indicators", key)
+    pm0 = _rows(before, "per_mu", ("level", "code", "year"))
+    pm1 = _rows(after, "per_mu", ("level", "code", "year"))
+    untouched = {
+        (lv, c) for (lv, c, y), r in pm0.items()
+        if y == year and lv in ("district", "platform") and pm1.get((lv, c, y)) == r
+    }  # fmt: skip
+    assert ("district", district) not in untouched
+
+    def moved(level: str, indicator: str, column: str) -> list[str]:
+        return [
+            c for lv, c in sorted(untouched) if lv == level
+            and ai0[(lv, c, year, indicator)][column] != ai1[(lv, c, year, indicator)][column]
+        ]  # fmt: skip
+
+    assert ai1[("district", district, year, "output_per_mu")]["rank"] == 1
+    assert moved("district", "output_per_mu", "rank"), "no other district's rank moved"
+    assert moved("platform", "platform_output_share", "value"), (
+        "no untouched platform's share of the city moved"
+    )
+    nxt = ("district", district, year + 1, "output_per_mu")
+    assert ai0[nxt]["previous"] != ai1[nxt]["previous"]

@@ -25,6 +25,7 @@ Tax, energy and emission indicators are ``restricted`` (analysts only).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import Connection, text
@@ -33,6 +34,7 @@ from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.rules import IndicatorRules
 from gis.economy import per_mu
+from gis.economy.linkage import run_sql
 
 RULE = "§7 两底线 两降低 四提升"  # docs/EVALUATION.md
 # indicator -> (category, unit, better, restricted)
@@ -57,10 +59,12 @@ def _prefix_values(pairs: list[tuple[str, str]]) -> str:
     return f"SELECT * FROM (VALUES {rows}) v(name, prefix)"
 
 
-def _flags_sql(rules: IndicatorRules) -> str:
+def _flags_sql(rules: IndicatorRules, enterprises: str | None = None) -> str:
     """A SELECT of (uscc, in_platform, featured, hightech): featured = its industry is one of its
-    primary platform's featured industries (TSCY)."""
+    primary platform's featured industries (TSCY). ``enterprises``: a query of the USCC to
+    flag (every enterprise when None)."""
     featured, hightech = _featured_sql(rules), _hightech_sql(rules)
+    only = f"WHERE e.uscc IN ({enterprises})" if enterprises else ""
     return f"""
         WITH fp AS (  -- each platform's featured prefixes as LIKE patterns
             SELECT pt.code, array_agg(f.prefix || '%') AS pats
@@ -76,6 +80,7 @@ def _flags_sql(rules: IndicatorRules) -> str:
         LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
              AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
         LEFT JOIN fp ON fp.code = zp.to_key
+        {only}
     """
 
 
@@ -95,80 +100,63 @@ def _hightech_sql(rules: IndicatorRules) -> str:
     return _prefix_values([("", pfx) for pfx in rules.high_tech_prefixes])
 
 
+# The indicators read from the enterprise land in a zone (the output shares), and the zone's
+# industrial land: a refresh by keys recomputes them only for the zones in question and keeps
+# the stored ones of the others (every other indicator is read afresh from per_mu and TJ).
+OUTPUT_SHARES = ("featured_output_share", "high_tech_output_share", "platform_output_share")
+LAND = "industrial_land_mu"
+
+
+@dataclass
+class Scope:
+    """What a refresh by keys recomputes (see ``run``).
+
+    ``years``: the years whose rows may change (the year after each follows: its previous value
+    and change; every year when ``every_year``); ``shares``: the zone-years (level, code, year)
+    whose output shares are recomputed from the enterprise land in the zone; ``land``: the zones
+    (level, code) whose industrial land is recomputed. The other zones keep their stored output
+    shares and industrial land; all of them are ranked again."""
+
+    years: set[int] = field(default_factory=set)
+    every_year: bool = False
+    shares: set[tuple[str, str, int]] = field(default_factory=set)
+    land: set[tuple[str, str]] = field(default_factory=set)
+
+
 def compute(
     conn: Connection,
     run_id: int,
     as_of: date,
     rules: IndicatorRules,
-    years: list[int] | None,
+    scope: Scope | None,
     full: bool = True,
 ) -> dict:
-    """Recompute ``area_indicators`` of ``years`` (every year when None) from the zone rows of
-    ``per_mu``; returns the changed keys (``level:code:year``; ``{ALL}`` for a ``full``
-    recompute) and notes."""
-    years_arg = years
+    """Recompute ``area_indicators``: every row when ``scope`` is None, else the rows of the
+    scope's years and the years after them, every zone of the three levels (ranks are per
+    level, year and indicator), with the output shares and industrial land recomputed only
+    for the scope's zones. Returns the changed keys (``level:code:year``; ``{ALL}`` for a
+    ``full`` recompute) and notes."""
     import pandas as pd
 
-    featured = _featured_sql(rules)
-    notes: list[str] = []
-    unmapped = conn.execute(
-        text(
-            f"""
-            SELECT DISTINCT trim(n) FROM platforms, unnest(featured_industries) n
-            WHERE trim(n) <> '' AND trim(n) NOT IN (SELECT name FROM ({featured}) f)
-            ORDER BY 1
-            """
-        )
-    ).scalars()
-    unmapped = list(unmapped)
-    if unmapped:
-        notes.append(
-            "featured industries with no GB/T 4754 mapping (count as no match): "
-            + "、".join(unmapped)
-        )
     all_years = [
         r[0] for r in conn.execute(text("SELECT DISTINCT year FROM outputs ORDER BY 1")).all()
     ]
-    # the years computed: those asked for and their neighbours (previous values, changes)
-    calc = (
-        all_years
-        if years is None
-        else sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
-    )
-    write = all_years if years is None else sorted({y + d for y in years for d in (0, 1)})
-    yl = "CAST(:years AS int[])"
-    wide = pd.DataFrame(
-        conn.execute(
-            text(
-                f"""
-                SELECT z.level, z.code, z.year, z.gross_output, x.out_featured, x.out_hightech,
-                       x.out_platform, z.tax_paid, z.area_m2, z.energy_tce,
-                       z.va_per_energy * z.energy_tce AS va_e, z.emissions_t
-                FROM per_mu z
-                LEFT JOIN (  -- outputs of featured, high-tech and platform enterprises
-                    SELECT w.level, w.code, w.year,
-                        {_share_sum("fl.featured")} AS out_featured,
-                        {_share_sum("fl.hightech")} AS out_hightech,
-                        {_share_sum("fl.in_platform")} AS out_platform
-                    FROM ({per_mu.zone_land_sql(None, yl)}) w
-                    JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
-                    JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
-                    JOIN ({_flags_sql(rules)}) fl ON fl.uscc = w.uscc
-                    GROUP BY 1, 2, 3
-                ) x ON x.level = z.level AND x.code = z.code AND x.year = z.year
-                WHERE z.level IN ('district', 'platform', 'corridor')
-                  AND z.year = ANY(CAST(:years AS int[]))
-                ORDER BY z.level, z.code, z.year  -- the city's sums add in one order
-                """
-            ),
-            {"years": calc},
-        ).all(),
-        columns=[
-            "level", "code", "year", "output", "out_featured", "out_hightech", "out_platform",
-            "tax", "land_m2", "energy", "va_e", "emissions",
-        ],
-    )  # fmt: skip
-    years = calc
+    if scope is None:
+        calc = write = all_years
+    else:
+        stored = set(
+            conn.execute(text("SELECT DISTINCT year FROM area_indicators")).scalars().all()
+        )
+        # a year that appeared in (or went from) the outputs has rows for every zone to make
+        # (or to delete)
+        years = (set(all_years) | stored) if scope.every_year else set(scope.years)
+        years |= set(all_years) ^ stored
+        if not years:
+            return {"rows": 0, "notes": [], "changed": set()}
+        # the years computed: those in question and their neighbours (previous values, changes)
+        calc = sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
+        write = sorted({y + d for y in years for d in (0, 1)})
+    notes = _notes(conn, rules)
     zones = pd.DataFrame(
         conn.execute(
             text(
@@ -179,22 +167,72 @@ def compute(
         ).all(),
         columns=["level", "code", "name"],
     )
-    land = pd.DataFrame(
+    wide = pd.DataFrame(
         conn.execute(
             text(
-                f"""
-                SELECT substr(l.kind, 8) AS level, l.to_key AS code,
-                       {per_mu.exact_sum("pa.area_m2 * l.share")} / :m2mu AS mu
-                FROM links l JOIN parcels pa ON pa.parcel_no = l.from_key
-                WHERE l.kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
-                  AND l.to_key IS NOT NULL AND pa.land_use_code = ANY(:codes)
-                GROUP BY 1, 2
+                """
+                SELECT z.level, z.code, z.year, z.gross_output, z.tax_paid, z.area_m2,
+                       z.energy_tce, z.va_per_energy * z.energy_tce AS va_e, z.emissions_t
+                FROM per_mu z
+                WHERE z.level IN ('district', 'platform', 'corridor')
+                  AND z.year = ANY(CAST(:years AS int[]))
+                ORDER BY z.level, z.code, z.year  -- the city's sums add in one order
                 """
             ),
-            {"m2mu": M2_PER_MU, "codes": list(INDUSTRIAL_LAND_CODES)},
+            {"years": calc},
         ).all(),
-        columns=["level", "code", "industrial_land_mu"],
-    )
+        columns=["level", "code", "year", "output", "tax", "land_m2", "energy", "va_e",
+                 "emissions"],
+    )  # fmt: skip
+    keep = None
+    if scope is None:
+        shares = _shares(conn, rules, None, calc)
+        land = _land(conn, None)
+    else:
+        keep = pd.DataFrame(
+            conn.execute(
+                text(
+                    """
+                    SELECT level, code, year, indicator, value, figures::text
+                    FROM area_indicators
+                    WHERE year = ANY(CAST(:years AS int[]))
+                      AND indicator = ANY(CAST(:names AS text[]))
+                    """
+                ),
+                {"years": calc, "names": [*OUTPUT_SHARES, LAND]},
+            ).all(),
+            columns=["level", "code", "year", "indicator", "value", "figures"],
+        )
+        # zone-years with nothing stored (a new zone or year) are computed
+        grid = {(lv, c, y) for lv, c in zip(zones.level, zones.code, strict=True) for y in calc}
+        has = keep[keep.indicator == OUTPUT_SHARES[0]]
+        fresh = {k for k in scope.shares if k[2] in calc} | (
+            grid - set(zip(has.level, has.code, has.year, strict=True))
+        )
+        fresh_zones = sorted({(lv, c) for lv, c, _ in fresh})
+        fresh_years = sorted({y for _, _, y in fresh})
+        shares = _shares(conn, rules, fresh_zones, fresh_years)
+        # what was computed for a zone-year is used, the stored rest kept
+        done = {(lv, c, y) for lv, c in fresh_zones for y in fresh_years}
+        stored_land = keep[keep.indicator == LAND].drop_duplicates(["level", "code"])
+        land_zones = set(scope.land) | (
+            set(zip(zones.level, zones.code, strict=True))
+            - set(zip(stored_land.level, stored_land.code, strict=True))
+        )
+        land = _land(conn, sorted(land_zones))
+        kept_land = stored_land[
+            ~pd.MultiIndex.from_frame(stored_land[["level", "code"]]).isin(list(land_zones))
+        ]
+        land = pd.concat(
+            [land, kept_land[["level", "code", "value"]].rename(
+                columns={"value": "industrial_land_mu"})],
+            ignore_index=True,
+        )  # fmt: skip
+        keep = keep[
+            (keep.indicator != LAND)
+            & ~pd.MultiIndex.from_frame(keep[["level", "code", "year"]]).isin(list(done))
+        ]
+    wide = wide.merge(shares, on=["level", "code", "year"], how="left")
     stats = pd.DataFrame(
         conn.execute(
             text(
@@ -204,8 +242,8 @@ def compute(
         ).all(),
         columns=["level", "code", "year", "gdp", "tj_va", "tj_land_m2"],
     )
-    if years and not zones.empty:
-        records = _records(wide, zones, land, stats, years, run_id, as_of)
+    if calc and not zones.empty:
+        records = _records(wide, zones, land, stats, calc, run_id, as_of, keep)
         records = [r for r in records if r["year"] in write]
     else:
         records = []
@@ -231,7 +269,9 @@ def compute(
         conn, "area_indicators", "_ai_new", ("level", "code", "year", "indicator"),
         ("name", "category", "value", "unit", "previous", "change", "rank", "better",
          "restricted", "figures"),
-        "year = ANY(CAST(:write AS int[]))" if years_arg is not None
+        # every row of the years written (all three levels: a zone's change moves the others'
+        # ranks, a district's output the platforms' shares of the city): _ai_new holds them all
+        "year = ANY(CAST(:write AS int[]))" if scope is not None
         else None if full else "true",
         "level || ':' || code || ':' || year", "rule, run_id, as_of", ":rule, :run, :as_of",
         {"write": write, "rule": RULE, "run": run_id, "as_of": as_of},
@@ -240,8 +280,136 @@ def compute(
     return {"rows": len(records), "notes": notes, "changed": changed}
 
 
-def _records(wide, zones, land, stats, years, run_id, as_of) -> list[dict]:
-    """The indicator rows of ``years`` (long format) from the zone figures."""
+def _notes(conn: Connection, rules: IndicatorRules) -> list[str]:
+    """The run's note on platforms' featured industries that have no GB/T 4754 mapping."""
+    featured = _featured_sql(rules)
+    unmapped = conn.execute(
+        text(
+            f"""
+            SELECT DISTINCT trim(n) FROM platforms, unnest(featured_industries) n
+            WHERE trim(n) <> '' AND trim(n) NOT IN (SELECT name FROM ({featured}) f)
+            ORDER BY 1
+            """
+        )
+    ).scalars()
+    unmapped = list(unmapped)
+    if not unmapped:
+        return []
+    return [
+        "featured industries with no GB/T 4754 mapping (count as no match): " + "、".join(unmapped)
+    ]
+
+
+def _shares(conn: Connection, rules: IndicatorRules, zones: list[tuple[str, str]] | None,
+            years: list[int]):  # fmt: skip
+    """A DataFrame of (level, code, year, out_featured, out_hightech, out_platform): the GYZCZ
+    of featured, high-tech and platform enterprises allocated to ``zones`` (every zone when
+    None) in ``years``."""
+    import pandas as pd
+
+    cols = ["level", "code", "year", "out_featured", "out_hightech", "out_platform"]
+    sums = f"""{_share_sum("fl.featured")} AS out_featured,
+               {_share_sum("fl.hightech")} AS out_hightech,
+               {_share_sum("fl.in_platform")} AS out_platform"""
+    yl = "CAST(:years AS int[])"
+    if zones is None:
+        sql = f"""
+            SELECT w.level, w.code, w.year, {sums}
+            FROM ({per_mu.zone_land_sql(None, yl)}) w
+            JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
+            JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
+            JOIN ({_flags_sql(rules)}) fl ON fl.uscc = w.uscc
+            GROUP BY 1, 2, 3
+            """
+    elif not zones or not years:
+        return pd.DataFrame(columns=cols)
+    else:
+        # the zones' parcel links, the enterprises on them and their land in the zones as
+        # analysed temp tables, so that each join is planned on its true size
+        run_sql(
+            conn,
+            f"""
+            DROP TABLE IF EXISTS _iz, _ipz, _iu, _iw;
+            CREATE TEMP TABLE _iz ON COMMIT DROP AS
+            SELECT DISTINCT level, code
+            FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])) z(level, code);
+            CREATE TEMP TABLE _ipz ON COMMIT DROP AS
+            SELECT z.level, l.from_key AS parcel_no, l.to_key AS code, l.share
+            FROM _iz z JOIN links l ON l.kind = 'parcel_' || z.level AND l.to_key = z.code;
+            ANALYZE _ipz;
+            CREATE TEMP TABLE _iu ON COMMIT DROP AS
+            SELECT DISTINCT l.from_key AS uscc FROM links l
+            WHERE l.kind = 'enterprise_parcel' AND l.to_key IN (SELECT parcel_no FROM _ipz);
+            ANALYZE _iu;
+            CREATE TEMP TABLE _iw ON COMMIT DROP AS {
+                per_mu.zone_land_sql(
+                    "SELECT level, code FROM _iz",
+                    yl,
+                    parcel_zones="SELECT level, parcel_no, code, share FROM _ipz",
+                    enterprises="SELECT uscc FROM _iu",
+                )
+            };
+            ANALYZE _iw
+            """,
+            {"zl": [lv for lv, _ in zones], "zc": [c for _, c in zones], "years": years},
+        )
+        sql = f"""
+            SELECT w.level, w.code, w.year, {sums}
+            FROM _iw w
+            JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
+            JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
+            JOIN ({_flags_sql(rules, "SELECT DISTINCT uscc FROM _iw")}) fl ON fl.uscc = w.uscc
+            GROUP BY 1, 2, 3
+            """
+    out = pd.DataFrame(conn.execute(text(sql), {"years": years}).all(), columns=cols)
+    if zones:
+        conn.exec_driver_sql("DROP TABLE _iz, _ipz, _iu, _iw")
+    return out
+
+
+def _land(conn: Connection, zones: list[tuple[str, str]] | None):
+    """A DataFrame of (level, code, industrial_land_mu) of ``zones`` (every zone when None): the
+    surveyed industrial parcels in the zone by area share (a zone without any has no row)."""
+    import pandas as pd
+
+    cols = ["level", "code", "industrial_land_mu"]
+    if zones is not None and not zones:
+        return pd.DataFrame(columns=cols)
+    only = (
+        ""
+        if zones is None
+        else "AND (substr(l.kind, 8), l.to_key) IN (SELECT * FROM unnest(CAST(:zl AS text[]), "
+        "CAST(:zc AS text[])))"
+    )
+    return pd.DataFrame(
+        conn.execute(
+            text(
+                f"""
+                SELECT substr(l.kind, 8) AS level, l.to_key AS code,
+                       {per_mu.exact_sum("pa.area_m2 * l.share")} / :m2mu AS mu
+                FROM links l JOIN parcels pa ON pa.parcel_no = l.from_key
+                WHERE l.kind IN ('parcel_district', 'parcel_platform', 'parcel_corridor')
+                  AND l.to_key IS NOT NULL AND pa.land_use_code = ANY(:codes) {only}
+                GROUP BY 1, 2
+                """
+            ),
+            {
+                "m2mu": M2_PER_MU,
+                "codes": list(INDUSTRIAL_LAND_CODES),
+                "zl": [lv for lv, _ in zones or ()],
+                "zc": [c for _, c in zones or ()],
+            },
+        ).all(),
+        columns=cols,
+    )
+
+
+def _records(wide, zones, land, stats, years, run_id, as_of, keep=None) -> list[dict]:
+    """The indicator rows of ``years`` (long format) from the zone figures. ``keep``: stored
+    (level, code, year, indicator, value, figures) of the output shares of zone-years not
+    recomputed, used instead of the (missing) computed ones; a platform's
+    platform_output_share keeps only its figures (its value, a share of the city's output,
+    is computed afresh)."""
     import numpy as np
     import pandas as pd
 
@@ -297,6 +465,17 @@ def _records(wide, zones, land, stats, years, run_id, as_of) -> list[dict]:
             part["figures"] = "{}"
         parts.append(part)
     long = pd.concat(parts, ignore_index=True)
+    if keep is not None and not keep.empty:
+        key = ["level", "code", "year", "indicator"]
+        long = long.set_index(key)
+        k = keep.set_index(key)
+        k = k[k.index.isin(long.index)]
+        long.loc[k.index, "figures"] = k.figures
+        kv = k[k.index.get_level_values("indicator") != "platform_output_share"]
+        kv = pd.concat([kv, k[(k.index.get_level_values("indicator") == "platform_output_share")
+                              & (k.index.get_level_values("level") != "platform")]])  # fmt: skip
+        long.loc[kv.index, "value"] = kv.value.astype(float)
+        long = long.reset_index()
     prev = long[["level", "code", "indicator", "year", "value"]].copy()
     prev["year"] += 1
     long = long.merge(
@@ -326,29 +505,128 @@ def _f(v) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), 6)
 
 
-def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
-    """Producer ``indicators``: ``area_indicators`` of the years whose zone rows of ``per_mu``
-    changed (and the year after each: its previous value and change), every zone of the level
-    (ranks are per level and year); every year when ``changes`` is None or names anything but
-    ``per_mu`` zone rows (enterprises' industries, platforms' featured industries, links,
-    parcels, TJ). Returns ``Changes(area_indicators={"level:code:year"})`` of the rows that
-    changed (``ALL`` only when ``changes`` is None)."""
-    years: list[int] | None = None
-    if changes is not None and not any(
-        changes.get(t)
-        for t in ("enterprises", "links", "parcels", "platforms", "districts", "corridors",
-                  "district_stats")
-    ) and not changes.everything("per_mu"):  # fmt: skip
-        years = sorted(
-            {
-                int(k.rsplit(":", 1)[1])
-                for k in changes.get("per_mu", ())
-                if k.split(":", 1)[0] in LEVEL_TABLES
-            }
+# a refresh by keys that cannot tell which zones these changed recomputes every row
+WHOLE = ("per_mu", "enterprise_land", "outputs", "enterprises", "links", "parcels", "platforms",
+         "districts", "corridors", "zone_links", "enterprise_parcel")  # fmt: skip
+
+
+def _scope(conn: Connection, changes: Changes | None) -> Scope | None:
+    """The rows to recompute for ``changes`` (see ``run``); None: every row."""
+    if changes is None or any(changes.everything(t) for t in WHOLE):
+        return None
+    # links or parcels changed without the linkage's account of the zones they left
+    if (changes.get("links") or changes.get("parcels")) and (
+        "zone_links" not in changes or "enterprise_parcel" not in changes
+    ):
+        return None
+    s = Scope()
+    for k in changes.get("per_mu", ()):
+        level, _, rest = k.partition(":")
+        code, _, year = rest.rpartition(":")
+        if level in LEVEL_TABLES and code and year.isdigit():
+            s.shares.add((level, code, int(year)))
+            s.years.add(int(year))
+    for k in changes.get("zone_links", ()):
+        level, _, code = k.partition(":")
+        if level in LEVEL_TABLES:
+            s.land.add((level, code))
+    parcels = sorted(changes.get("parcels", ()))
+    if parcels:  # their area or land use: the zones they are in now (those left: zone_links)
+        s.land |= set(
+            conn.execute(
+                text(
+                    f"""
+                    SELECT DISTINCT substr(kind, 8), to_key FROM links
+                    WHERE kind IN {per_mu.ZONE_LINKS} AND to_key IS NOT NULL
+                      AND from_key = ANY(CAST(:p AS text[]))
+                    """
+                ),
+                {"p": parcels},
+            ).all()
         )
-        if not years:
-            return Changes()
-    r = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules.indicators, years, full=changes is None)
+    # industrial land is the current survey's, the same in every year
+    s.every_year |= bool(s.land)
+    # a zone's name, or the zone itself, in every year
+    s.every_year |= any(changes.get(t) for t in LEVEL_TABLES.values())
+    for k in changes.get("district_stats", ()):
+        code, _, year = k.rpartition(":")
+        if code and year.isdigit():
+            s.years.add(int(year))
+        else:
+            s.every_year = True
+    # the enterprises whose featured, high-tech or in-platform flag may have changed (their
+    # industry, primary platform, or that platform's featured industries): the zone-years where
+    # they have land now (those they left changed their per_mu rows)
+    usccs = sorted(set(changes.get("enterprises", ())) | set(changes.get("enterprise_parcel", ())))
+    platforms = sorted(changes.get("platforms", ()))
+    if usccs or platforms:
+        flagged = conn.execute(
+            text(
+                f"""
+                WITH u AS (
+                    SELECT unnest(CAST(:u AS text[])) AS uscc
+                    UNION SELECT from_key FROM links
+                    WHERE kind = 'enterprise_platform' AND is_primary
+                      AND to_key = ANY(CAST(:p AS text[]))
+                )
+                SELECT substr(pz.kind, 8), pz.to_key, el.year
+                FROM enterprise_land el JOIN u ON u.uscc = el.uscc
+                CROSS JOIN LATERAL unnest(el.parcel_nos) x(parcel_no)
+                JOIN links pz ON pz.kind IN {per_mu.ZONE_LINKS} AND pz.from_key = x.parcel_no
+                     AND pz.to_key IS NOT NULL
+                WHERE el.basis = 'parcels'
+                UNION
+                SELECT substr(l.kind, 12), l.to_key, el.year
+                FROM enterprise_land el JOIN u ON u.uscc = el.uscc
+                JOIN links l ON l.kind IN {per_mu.ENTERPRISE_ZONE_LINKS}
+                     AND l.from_key = el.uscc AND l.is_primary AND l.method = 'contains'
+                     AND l.to_key IS NOT NULL
+                WHERE el.basis = 'declared'
+                """
+            ),
+            {"u": usccs, "p": platforms},
+        ).all()
+        for level, code, year in flagged:
+            s.shares.add((level, code, year))
+            s.years.add(year)
+    return s
+
+
+def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
+    """Producer ``indicators``: ``area_indicators`` of the rows that ``changes`` may move
+    (everything when None). Returns ``Changes(area_indicators={"level:code:year"})`` of the rows
+    that changed (``ALL`` only when ``changes`` is None).
+
+    The expensive figures are the output shares (GYZCZ of featured, high-tech and platform
+    enterprises allocated to a zone: a sum over every enterprise with land in the zone) and the
+    industrial land (a sum over the zone's parcels); they are recomputed only for
+
+    - the zone-years whose ``per_mu`` rows changed (their enterprises' land or figures moved,
+      an enterprise came or went);
+    - the zone-years where an enterprise has land now whose flags may have changed: a changed
+      enterprise (its industry), one whose links changed (the linkage's ``enterprise_parcel``:
+      its primary platform), every enterprise whose primary platform is a changed platform
+      (its featured industries); the zones they left changed their per_mu rows;
+    - industrial land: the zones whose parcel links changed (the linkage's ``zone_links``,
+      those left as well as those entered) and the zones a changed parcel is in now, in every
+      year (it is the current survey's, the same in every year);
+    - zone-years with no stored row (a new zone, a year appearing in the outputs).
+
+    The other zones keep their stored output shares and industrial land. The rows written are
+    those of every zone of the three levels in the years in question and the year after each
+    (its previous value and change): the years of those zone-years, of changed TJ rows
+    (``district_stats`` ``code:year``), a year appearing in or going from the outputs, and every
+    year for a changed zone (its name, or the zone itself) or industrial land. Everything else
+    of those years is read afresh (per_mu, TJ: a few hundred rows) and ranked again per level,
+    year and indicator: one zone's change moves the others' ranks, a district's output the
+    platforms' shares of the city. ``replace_rows`` writes only the rows that differ.
+
+    Every row is recomputed when ``changes`` names ``ALL`` of a table read, or links or
+    parcels without the linkage's ``zone_links`` and ``enterprise_parcel`` (the zones a parcel
+    or an enterprise left are then unknown). Keys of ``outputs`` and ``enterprise_land`` need
+    nothing of their own: they reach the zones through the ``per_mu`` rows they changed."""
+    scope = _scope(conn, changes)
+    r = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules.indicators, scope, full=changes is None)
     ctx.notes.extend(n for n in r["notes"] if n not in ctx.notes)
     ctx.counts["area_indicators"] = "all" if ALL in r["changed"] else len(r["changed"])
     return Changes(area_indicators=r["changed"])

@@ -78,7 +78,12 @@ ZONE_LINKS = "('parcel_district', 'parcel_platform', 'parcel_corridor')"
 ENTERPRISE_ZONE_LINKS = "('enterprise_district', 'enterprise_platform', 'enterprise_corridor')"
 
 
-def zone_land_sql(zones: str | None = None, years: str | None = None) -> str:
+def zone_land_sql(
+    zones: str | None = None,
+    years: str | None = None,
+    parcel_zones: str | None = None,
+    enterprises: str | None = None,
+) -> str:
     """The one allocation of enterprise land to zones: a SELECT of (level, code, year, uscc,
     land_m2), the land of the enterprise-year lying in the zone. Its figures go to the zone in
     proportion ``land_m2 / enterprise_land.area_m2`` (a parcel's share in the zone times the
@@ -86,20 +91,32 @@ def zone_land_sql(zones: str | None = None, years: str | None = None) -> str:
     holding its point. ``zones``: a query of (level, code) to restrict to; ``years``: an SQL
     int[] of the years (``= ANY``, which plans better than ``IN (SELECT unnest(...))``). Used by
     the zone rows of ``per_mu`` and by gis/economy/indicators.py's output shares. An
-    enterprise's parcels and shares are read from ``enterprise_land`` (made from ``links``)."""
+    enterprise's parcels and shares are read from ``enterprise_land`` (made from ``links``).
+
+    Two planning aids for a few zones of a large city (the results are the same): the planner
+    takes the parcel_<zone> links of one zone code for a handful of rows and the zone's
+    enterprise land for a nested loop, which on a zone of 20,000 parcels does not end.
+    ``parcel_zones``: a query of (level, parcel_no, code, share) read instead of ``links``: the
+    parcel_<zone> rows (``to_key`` not NULL) of exactly the zones of ``zones``, e.g. an analysed
+    temp table; ``enterprises``: a query of USCC holding at least every enterprise linked to one
+    of those parcels (``enterprise_parcel``), to read only their ``enterprise_land`` rows."""
     zf = f"AND (substr(kind, 8), to_key) IN ({zones})" if zones else ""
     ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
     yf = f"AND el.year = ANY({years})" if years else ""
+    uf = f"AND el.uscc IN ({enterprises})" if enterprises else ""
+    pz = parcel_zones or (
+        f"""SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
+              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}"""
+    )
     return f"""
         SELECT pz.level, pz.code, el.year, el.uscc,
                {exact_sum("pa.area_m2 * x.share * pz.share")} AS land_m2
         FROM enterprise_land el
         CROSS JOIN LATERAL unnest(el.parcel_nos, el.parcel_shares) x(parcel_no, share)
-        JOIN (SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
-              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}) pz
+        JOIN ({pz}) pz
              ON pz.parcel_no = x.parcel_no
         JOIN parcels pa ON pa.parcel_no = x.parcel_no
-        WHERE el.basis = 'parcels' {yf}
+        WHERE el.basis = 'parcels' {yf} {uf}
         GROUP BY 1, 2, 3, 4
         UNION ALL
         SELECT substr(l.kind, 12), l.to_key, el.year, el.uscc, el.area_m2
