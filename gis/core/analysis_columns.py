@@ -17,6 +17,10 @@ SUM_COLUMNS = (
     "rd_spending",  # 万元
     "employees",  # persons
 )
+# the sums a zone's figures are made of: SUM_COLUMNS, and the numerators and denominators of the
+# ratios that count only enterprises reporting the other figure (GYZJZ of those with ZHNH > 0,
+# with PFDL > 0, with CYRS > 0; YFFY and YYSR of those with both)
+ALLOCATED_COLUMNS = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
 RATIO_COLUMNS = (
     "output_per_mu",  # 亩均产值 GYZCZ/亩, 万元/亩
     "revenue_per_mu",  # 亩均营业收入 YYSR/亩, 万元/亩

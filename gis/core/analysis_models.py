@@ -22,6 +22,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from gis.core.analysis_columns import (  # noqa: F401  (re-exported for the readers)
+    ALLOCATED_COLUMNS,
     RATIO_COLUMNS,
     RESTRICTED_COLUMNS,
     SUM_COLUMNS,
@@ -132,6 +134,37 @@ per_mu = Table(
     PrimaryKeyConstraint("level", "code", "year", name="pk_per_mu"),
     CheckConstraint(f"level IN {LEVELS}", name="level"),
     Index("ix_per_mu_level_year", "level", "year"),
+)
+
+# Each enterprise-year's land in each zone it has land in (the one allocation of enterprise land
+# to zones, gis/economy/per_mu.zone_land_sql): m² from EPSG:4549 areas. Its figures go to the
+# zone in proportion land_m2 / enterprise_land.area_m2.
+zone_allocations = Table(
+    "zone_allocations",
+    metadata,
+    Column("level", Text, nullable=False),  # district | platform | corridor
+    Column("code", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("uscc", Text, nullable=False),
+    Column("land_m2", Double, nullable=False),
+    PrimaryKeyConstraint("level", "code", "year", "uscc", name="pk_zone_allocations"),
+    Index("ix_zone_allocations_uscc_year", "uscc", "year"),
+)
+
+# A zone-year's sums of the allocated figures, exact (numeric): kept by adding what a change
+# brings and taking away what it removes, which equals summing afresh. ``n``: allocations;
+# ``n_<column>``: those whose figure is reported (a sum of none is NULL, not 0).
+zone_sums = Table(
+    "zone_sums",
+    metadata,
+    Column("level", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("land_m2", Numeric, nullable=False),
+    *(Column(c, Numeric) for c in ALLOCATED_COLUMNS),
+    *(Column(f"n_{c}", Integer, nullable=False) for c in ALLOCATED_COLUMNS),
+    PrimaryKeyConstraint("level", "code", "year", name="pk_zone_sums"),
 )
 
 # The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year: what the row

@@ -1,7 +1,8 @@
 """§7 indicators (两底线 两降低 四提升) per district, platform and corridor and year.
 
-Read from the zone sums of gis/economy/per_mu.py (temp table ``_zsum`` of the same transaction):
-each enterprise's CC figures allocated to zones in proportion to its land there.
+Read from the zone rows of ``per_mu`` and the enterprises' land in each zone
+(``zone_allocations``), both kept by gis/economy/per_mu.py: each enterprise's CC figures
+allocated to zones in proportion to its land there.
 
 两底线 (floors):   ``va_gdp_share`` 工业增加值 ÷ GDP (%, districts only: TJ's GYZJZ ÷ GDP);
                    ``industrial_land_mu`` surveyed industrial parcels (DLBM industrial) in the zone,
@@ -34,7 +35,6 @@ from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.rules import IndicatorRules
 from gis.economy import per_mu
-from gis.economy.linkage import run_sql
 
 RULE = "§7 两底线 两降低 四提升"  # docs/EVALUATION.md
 # indicator -> (category, unit, better, restricted)
@@ -311,60 +311,30 @@ def _shares(conn: Connection, rules: IndicatorRules, zones: list[tuple[str, str]
     sums = f"""{_share_sum("fl.featured")} AS out_featured,
                {_share_sum("fl.hightech")} AS out_hightech,
                {_share_sum("fl.in_platform")} AS out_platform"""
-    yl = "CAST(:years AS int[])"
-    if zones is None:
-        sql = f"""
-            SELECT w.level, w.code, w.year, {sums}
-            FROM ({per_mu.zone_land_sql(None, yl)}) w
-            JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
-            JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
-            JOIN ({_flags_sql(rules)}) fl ON fl.uscc = w.uscc
-            GROUP BY 1, 2, 3
-            """
-    elif not zones or not years:
+    if zones is not None and (not zones or not years):
         return pd.DataFrame(columns=cols)
-    else:
-        # the zones' parcel links, the enterprises on them and their land in the zones as
-        # analysed temp tables, so that each join is planned on its true size
-        run_sql(
-            conn,
-            f"""
-            DROP TABLE IF EXISTS _iz, _ipz, _iu, _iw;
-            CREATE TEMP TABLE _iz ON COMMIT DROP AS
-            SELECT DISTINCT level, code
-            FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])) z(level, code);
-            CREATE TEMP TABLE _ipz ON COMMIT DROP AS
-            SELECT z.level, l.from_key AS parcel_no, l.to_key AS code, l.share
-            FROM _iz z JOIN links l ON l.kind = 'parcel_' || z.level AND l.to_key = z.code;
-            ANALYZE _ipz;
-            CREATE TEMP TABLE _iu ON COMMIT DROP AS
-            SELECT DISTINCT l.from_key AS uscc FROM links l
-            WHERE l.kind = 'enterprise_parcel' AND l.to_key IN (SELECT parcel_no FROM _ipz);
-            ANALYZE _iu;
-            CREATE TEMP TABLE _iw ON COMMIT DROP AS {
-                per_mu.zone_land_sql(
-                    "SELECT level, code FROM _iz",
-                    yl,
-                    parcel_zones="SELECT level, parcel_no, code, share FROM _ipz",
-                    enterprises="SELECT uscc FROM _iu",
-                )
-            };
-            ANALYZE _iw
-            """,
-            {"zl": [lv for lv, _ in zones], "zc": [c for _, c in zones], "years": years},
-        )
-        sql = f"""
-            SELECT w.level, w.code, w.year, {sums}
-            FROM _iw w
-            JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
-            JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
-            JOIN ({_flags_sql(rules, "SELECT DISTINCT uscc FROM _iw")}) fl ON fl.uscc = w.uscc
-            GROUP BY 1, 2, 3
-            """
-    out = pd.DataFrame(conn.execute(text(sql), {"years": years}).all(), columns=cols)
+    # the enterprises' land in the zones: per_mu's allocations (gis/economy/per_mu.py)
+    only = (
+        ""
+        if zones is None
+        else "AND (level, code) IN (SELECT * FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])))"
+    )
+    alloc = f"""SELECT level, code, year, uscc, land_m2 FROM zone_allocations
+                WHERE year = ANY(CAST(:years AS int[])) {only}"""
+    sql = f"""
+        WITH w AS MATERIALIZED ({alloc})
+        SELECT w.level, w.code, w.year, {sums}
+        FROM w
+        JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
+        JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
+        JOIN ({_flags_sql(rules, None if zones is None else "SELECT DISTINCT uscc FROM w")}) fl
+             ON fl.uscc = w.uscc
+        GROUP BY 1, 2, 3
+        """
+    params = {"years": years}
     if zones:
-        conn.exec_driver_sql("DROP TABLE _iz, _ipz, _iu, _iw")
-    return out
+        params |= {"zl": [lv for lv, _ in zones], "zc": [c for _, c in zones]}
+    return pd.DataFrame(conn.execute(text(sql), params).all(), columns=cols)
 
 
 def _land(conn: Connection, zones: list[tuple[str, str]] | None):
@@ -562,26 +532,15 @@ def _scope(conn: Connection, changes: Changes | None) -> Scope | None:
     if usccs or platforms:
         flagged = conn.execute(
             text(
-                f"""
+                """
                 WITH u AS (
                     SELECT unnest(CAST(:u AS text[])) AS uscc
                     UNION SELECT from_key FROM links
                     WHERE kind = 'enterprise_platform' AND is_primary
                       AND to_key = ANY(CAST(:p AS text[]))
                 )
-                SELECT substr(pz.kind, 8), pz.to_key, el.year
-                FROM enterprise_land el JOIN u ON u.uscc = el.uscc
-                CROSS JOIN LATERAL unnest(el.parcel_nos) x(parcel_no)
-                JOIN links pz ON pz.kind IN {per_mu.ZONE_LINKS} AND pz.from_key = x.parcel_no
-                     AND pz.to_key IS NOT NULL
-                WHERE el.basis = 'parcels'
-                UNION
-                SELECT substr(l.kind, 12), l.to_key, el.year
-                FROM enterprise_land el JOIN u ON u.uscc = el.uscc
-                JOIN links l ON l.kind IN {per_mu.ENTERPRISE_ZONE_LINKS}
-                     AND l.from_key = el.uscc AND l.is_primary AND l.method = 'contains'
-                     AND l.to_key IS NOT NULL
-                WHERE el.basis = 'declared'
+                SELECT DISTINCT level, code, year FROM zone_allocations
+                WHERE uscc IN (SELECT uscc FROM u)
                 """
             ),
             {"u": usccs, "p": platforms},
@@ -636,7 +595,8 @@ PRODUCERS = (
     Producer(
         name="indicators",
         reads=(
-            "per_mu", "enterprise_land", "outputs", "enterprises", "links", "parcels",
+            "per_mu", "zone_allocations", "enterprise_land", "outputs", "enterprises", "links",
+            "parcels",
             "platforms", "districts", "corridors", "district_stats",
         ),
         writes=("area_indicators",),

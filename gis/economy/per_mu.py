@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
 
-from gis.core.analysis_columns import RATIO_COLUMNS, SUM_COLUMNS
+from gis.core.analysis_columns import ALLOCATED_COLUMNS, RATIO_COLUMNS, SUM_COLUMNS
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import M2_PER_MU
 from gis.economy.linkage import run_sql
@@ -78,70 +78,61 @@ ZONE_LINKS = "('parcel_district', 'parcel_platform', 'parcel_corridor')"
 ENTERPRISE_ZONE_LINKS = "('enterprise_district', 'enterprise_platform', 'enterprise_corridor')"
 
 
-def zone_land_sql(
-    zones: str | None = None,
-    years: str | None = None,
-    parcel_zones: str | None = None,
-    enterprises: str | None = None,
-) -> str:
+def zone_land_sql(zones: str | None = None, enterprise_years: str | None = None) -> str:
     """The one allocation of enterprise land to zones: a SELECT of (level, code, year, uscc,
-    land_m2), the land of the enterprise-year lying in the zone. Its figures go to the zone in
-    proportion ``land_m2 / enterprise_land.area_m2`` (a parcel's share in the zone times the
-    enterprise's land on the parcel); an enterprise on declared land goes wholly to the zone
-    holding its point. ``zones``: a query of (level, code) to restrict to; ``years``: an SQL
-    int[] of the years (``= ANY``, which plans better than ``IN (SELECT unnest(...))``). Used by
-    the zone rows of ``per_mu`` and by gis/economy/indicators.py's output shares. An
-    enterprise's parcels and shares are read from ``enterprise_land`` (made from ``links``).
-
-    Two planning aids for a few zones of a large city (the results are the same): the planner
-    takes the parcel_<zone> links of one zone code for a handful of rows and the zone's
-    enterprise land for a nested loop, which on a zone of 20,000 parcels does not end.
-    ``parcel_zones``: a query of (level, parcel_no, code, share) read instead of ``links``: the
-    parcel_<zone> rows (``to_key`` not NULL) of exactly the zones of ``zones``, e.g. an analysed
-    temp table; ``enterprises``: a query of USCC holding at least every enterprise linked to one
-    of those parcels (``enterprise_parcel``), to read only their ``enterprise_land`` rows."""
+    land_m2), the land (m², EPSG:4549 areas) of the enterprise-year lying in the zone. Its
+    figures go to the zone in proportion ``land_m2 / enterprise_land.area_m2`` (a parcel's
+    share in the zone times the enterprise's land on the parcel); an enterprise on declared
+    land goes wholly to the zone holding its point. An enterprise's parcels and shares are read
+    from ``enterprise_land`` (made from ``links``). ``zones``: a query of (level, code) to
+    restrict to; ``enterprise_years``: a query of (uscc, year) to restrict to. Stored in
+    ``zone_allocations`` by ``run``; readers read that table."""
     zf = f"AND (substr(kind, 8), to_key) IN ({zones})" if zones else ""
     ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
-    yf = f"AND el.year = ANY({years})" if years else ""
-    uf = f"AND el.uscc IN ({enterprises})" if enterprises else ""
-    pz = parcel_zones or (
-        f"""SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
-              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}"""
-    )
+    uf = f"AND (el.uscc, el.year) IN ({enterprise_years})" if enterprise_years else ""
     return f"""
         SELECT pz.level, pz.code, el.year, el.uscc,
                {exact_sum("pa.area_m2 * x.share * pz.share")} AS land_m2
         FROM enterprise_land el
         CROSS JOIN LATERAL unnest(el.parcel_nos, el.parcel_shares) x(parcel_no, share)
-        JOIN ({pz}) pz
+        JOIN (SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
+              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}) pz
              ON pz.parcel_no = x.parcel_no
         JOIN parcels pa ON pa.parcel_no = x.parcel_no
-        WHERE el.basis = 'parcels' {yf} {uf}
+        WHERE el.basis = 'parcels' {uf}
         GROUP BY 1, 2, 3, 4
         UNION ALL
         SELECT substr(l.kind, 12), l.to_key, el.year, el.uscc, el.area_m2
         FROM enterprise_land el
         JOIN links l ON l.kind IN {ENTERPRISE_ZONE_LINKS} AND l.from_key = el.uscc
              AND l.is_primary AND l.method = 'contains' AND l.to_key IS NOT NULL {ezf}
-        WHERE el.basis = 'declared' {yf}
+        WHERE el.basis = 'declared' {uf}
     """
 
 
-def _figure_cols() -> str:
-    """The CC figures of an enterprise-year (``o``: outputs) as summed into per_mu."""
+def _reported_cols() -> str:
+    """The SUM_COLUMNS of an enterprise-year from its CC row (``o``: outputs), as stored in its
+    ``per_mu`` row: a figure that must be positive to count (ZHNH, PFDL, CYRS) is NULL
+    otherwise."""
     return """o.gross_output, o.revenue, o.value_added, o.tax_paid,
            CASE WHEN o.energy_tce > 0 THEN o.energy_tce END AS energy_tce,
            CASE WHEN o.emissions_t > 0 THEN o.emissions_t END AS emissions_t,
            o.rd_spending,
-           CASE WHEN o.employees > 0 THEN o.employees END AS employees,
-           CASE WHEN o.energy_tce > 0 THEN o.value_added END AS va_e,
-           CASE WHEN o.emissions_t > 0 THEN o.value_added END AS va_p,
-           CASE WHEN o.employees > 0 THEN o.value_added END AS va_l,
-           CASE WHEN o.revenue > 0 THEN o.rd_spending END AS rd_r,
-           CASE WHEN o.rd_spending IS NOT NULL AND o.revenue > 0 THEN o.revenue END AS rev_r"""
+           CASE WHEN o.employees > 0 THEN o.employees END AS employees"""
 
 
-CALC_COLS = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
+def _paired_cols() -> str:
+    """The rest of ALLOCATED_COLUMNS from the SUM_COLUMNS of ``_reported_cols`` (the GYZJZ of an
+    enterprise reporting ZHNH, PFDL, CYRS; its YFFY and YYSR when it reports both): the same
+    from its CC row and from its stored ``per_mu`` row."""
+    return """CASE WHEN energy_tce IS NOT NULL THEN value_added END AS va_e,
+           CASE WHEN emissions_t IS NOT NULL THEN value_added END AS va_p,
+           CASE WHEN employees IS NOT NULL THEN value_added END AS va_l,
+           CASE WHEN revenue > 0 THEN rd_spending END AS rd_r,
+           CASE WHEN rd_spending IS NOT NULL AND revenue > 0 THEN revenue END AS rev_r"""
+
+
+CALC_COLS = ALLOCATED_COLUMNS
 _INSERT = (
     f"INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, "
     f"{', '.join(SUM_COLUMNS)}, {', '.join(RATIO_COLUMNS)}, rule, run_id, as_of)"
@@ -285,6 +276,8 @@ def run(conn: Connection, ctx, changes) -> Changes:
     values changed (``per_mu`` keys like ``enterprise:USCC:2023``, ``parcel:DKBH:2023``,
     ``platform:PT01:2023``; a row that appeared or went away counts as changed).
     """
+    if changes is not None and _zone_sums_missing(conn):
+        changes = None  # the first refresh after zone_sums came (migration 0016) fills it
     scope = _scope(conn, changes)
     full = scope is None
     years = None if full else scope[1]
@@ -294,7 +287,7 @@ def run(conn: Connection, ctx, changes) -> Changes:
     if not full and not years:
         return out
     conn.exec_driver_sql(
-        "DROP TABLE IF EXISTS _ep, _share, _el_new, _fig, _pm_new, _zs, _zw, _pkeys"
+        "DROP TABLE IF EXISTS _ep, _share, _el_new, _fig, _pm_new, _za_new, _zd, _zk, _pkeys"
     )
     aff = "" if full else "JOIN _aff a ON a.uscc = o.uscc AND a.year = o.year"
     aff_links = (
@@ -372,31 +365,6 @@ def run(conn: Connection, ctx, changes) -> Changes:
         None if full else "(uscc, year) IN (SELECT uscc, year FROM _aff)",
         "uscc || ':' || year", "rule, run_id, as_of", ":lrule, :run, :as_of", p,
     ))  # fmt: skip
-    if full or scope[0] is None:
-        # every zone of the years in question: a parcel or a point may have left a zone that
-        # the changes do not name
-        zones = None
-    else:
-        zones = "SELECT level, code FROM _zs"
-        run_sql(
-            conn,
-            f"""
-            CREATE TEMP TABLE _zs ON COMMIT DROP AS
-            SELECT substr(kind, 8) AS level, to_key AS code FROM links
-            WHERE kind IN {ZONE_LINKS} AND from_key IN (SELECT parcel_no FROM _apar)
-              AND to_key IS NOT NULL
-            UNION
-            SELECT substr(kind, 12), to_key FROM links
-            WHERE kind IN {ENTERPRISE_ZONE_LINKS} AND is_primary AND to_key IS NOT NULL
-              AND from_key IN (SELECT uscc FROM _aff)
-            UNION  -- the zones whose links changed (those left as well as those entered)
-            SELECT * FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[]))
-            """,
-            {**p, "zl": [lv for lv, _ in scope[0]], "zc": [c for _, c in scope[0]]},
-        )
-    yrs = None if full else "CAST(:years AS int[])"
-    ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
-    yf = f"AND el.year = ANY({yrs})" if yrs else ""
     ratios_if_land = ", ".join(
         f"CASE WHEN basis <> 'none' THEN {r} END AS {c}"
         for r, c in zip(_ratio_exprs(), RATIOS, strict=True)
@@ -410,21 +378,22 @@ def run(conn: Connection, ctx, changes) -> Changes:
                 UNION SELECT el.uscc, el.year FROM enterprise_land el
                 JOIN links l ON l.kind = 'enterprise_parcel' AND l.from_key = el.uscc
                 JOIN _apar a ON a.parcel_no = l.to_key
-                WHERE el.year = ANY(CAST(:years AS int[]))
-                UNION SELECT uscc, year FROM _zw)"""
+                WHERE el.year = ANY(CAST(:years AS int[])))"""
     )
     sums = ", ".join(SUM_COLUMNS)
     run_sql(
         conn,
         f"""
-        CREATE TEMP TABLE _zw ON COMMIT DROP AS {zone_land_sql(zones, yrs)};
         CREATE TEMP TABLE _fig ON COMMIT DROP AS
         SELECT *, {ratios_if_land} FROM (
-            SELECT o.year, o.uscc, el.area_m2, el.area_mu, el.basis, el.parcel_nos,
-                   el.parcel_shares, {_figure_cols()}
-            FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
-            {fig_scope}
+            SELECT *, {_paired_cols()} FROM (
+                SELECT o.year, o.uscc, el.area_m2, el.area_mu, el.basis, el.parcel_nos,
+                       el.parcel_shares, {_reported_cols()}
+                FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
+                {fig_scope}
+            ) r
         ) f;
+        ANALYZE _fig;
         CREATE TEMP TABLE _pm_new ON COMMIT DROP AS
         SELECT 'enterprise'::text AS level, uscc AS code, year, area_m2, area_mu,
                1 AS n_enterprises, {sums}, {", ".join(RATIOS)}
@@ -451,50 +420,59 @@ def run(conn: Connection, ctx, changes) -> Changes:
                 ORDER BY x.parcel_no, f.year, f.uscc
             ) t
             GROUP BY code, year
-        ) g;
-        -- zone rows: the enterprises' figures in proportion to their land in the zone (summed
-        -- in a fixed order, as above)
-        INSERT INTO _pm_new
-        SELECT g.level, g.code, g.year, g.area_m2, g.area_mu, coalesce(cnt.n, 0),
-               {_VALUES.rsplit(", :prule", 1)[0]}
-        FROM (
-            SELECT level, code, year, sum(land_m2) AS area_m2, sum(land_m2) * :mu AS area_mu,
-                   {", ".join(f"sum({c}) AS {c}" for c in CALC_COLS)}
-            FROM (
-                SELECT w.level, w.code, w.year, w.land_m2,
-                       {", ".join(f"w.land_m2 / f.area_m2 * f.{c} AS {c}" for c in CALC_COLS)}
-                FROM _zw w JOIN _fig f ON f.year = w.year AND f.uscc = w.uscc
-                ORDER BY w.level, w.code, w.year, w.uscc
-            ) t
-            GROUP BY level, code, year
         ) g
-        LEFT JOIN (  -- enterprises with land whose primary zone this is
-            SELECT substr(l.kind, 12) AS level, l.to_key AS code, el.year, count(*) AS n
+        """,
+        p,
+    )
+    _zone_sums(conn, p, None if full else scope[0])
+    zone_sums = ", ".join(f"CASE WHEN s.n_{c} > 0 THEN s.{c}::float8 END AS {c}" for c in CALC_COLS)
+    # the enterprises with land whose primary zone it is: of every zone at once, or driven by
+    # the few zone-years to count again
+    cnt = (
+        f"""SELECT substr(l.kind, 12) AS level, l.to_key AS code, el.year, count(*) AS n
             FROM links l JOIN enterprise_land el ON el.uscc = l.from_key AND el.basis <> 'none'
             WHERE l.kind IN {ENTERPRISE_ZONE_LINKS} AND l.is_primary AND l.to_key IS NOT NULL
-              {ezf} {yf}
-            GROUP BY 1, 2, 3
-        ) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year
+            GROUP BY 1, 2, 3"""
+        if full
+        else """SELECT k.level, k.code, k.year, count(*) AS n
+            FROM _zk k
+            JOIN links l ON l.kind = 'enterprise_' || k.level AND l.to_key = k.code
+                 AND l.is_primary
+            JOIN enterprise_land el ON el.uscc = l.from_key AND el.year = k.year
+                 AND el.basis <> 'none'
+            WHERE k.recount
+            GROUP BY 1, 2, 3"""
+    )
+    run_sql(
+        conn,
+        f"""
+        -- zone rows: the zone's exact sums (zone_sums) and the enterprises with land whose
+        -- primary zone it is, counted again where that may have changed (_zk.recount)
+        INSERT INTO _pm_new
+        SELECT g.level, g.code, g.year, g.area_m2, g.area_mu,
+               coalesce(CASE WHEN g.recount THEN cnt.n ELSE pm.n_enterprises END, 0),
+               {_VALUES.rsplit(", :prule", 1)[0]}
+        FROM (
+            SELECT s.level, s.code, s.year, k.recount, s.land_m2::float8 AS area_m2,
+                   s.land_m2::float8 * :mu AS area_mu, {zone_sums}
+            FROM zone_sums s JOIN _zk k USING (level, code, year)
+        ) g
+        LEFT JOIN ({cnt}) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year
+        LEFT JOIN (SELECT level, code, year, n_enterprises FROM per_mu) pm
+             ON NOT g.recount AND pm.level = g.level AND pm.code = g.code AND pm.year = g.year
         """,
         p,
     )
     if full:
         where = None
     else:
-        zone_keys = (
-            f"SELECT level, code, y FROM ({zones}) z, unnest(CAST(:years AS int[])) y"
-            if zones
-            else "SELECT level, code, year FROM per_mu WHERE level NOT IN ('enterprise', "
-            "'parcel') AND year = ANY(CAST(:years AS int[])) UNION SELECT level, code, year "
-            "FROM _pm_new WHERE level NOT IN ('enterprise', 'parcel')"
-        )
         run_sql(
             conn,
-            f"""
+            """
             CREATE TEMP TABLE _pkeys ON COMMIT DROP AS
             SELECT 'enterprise'::text AS level, uscc AS code, year FROM _aff
             UNION SELECT 'parcel', parcel_no, y FROM _apar, unnest(CAST(:years AS int[])) y
-            UNION {zone_keys}
+            UNION SELECT level, code, year FROM _zk
             """,
             p,
         )
@@ -505,11 +483,160 @@ def run(conn: Connection, ctx, changes) -> Changes:
         "level || ':' || code || ':' || year", "rule, run_id, as_of", ":prule, :run, :as_of", p,
     ))  # fmt: skip
     conn.exec_driver_sql(
-        "DROP TABLE IF EXISTS _ep, _share, _el_new, _fig, _pm_new, _zs, _zw, _u0, _aff, _apar, "
-        "_pkeys"
+        "DROP TABLE IF EXISTS _ep, _share, _el_new, _fig, _pm_new, _za_new, _zd, _zk, _u0, _aff, "
+        "_apar, _pkeys"
     )
     ctx.counts["per_mu"] = {t: (len(k) if ALL not in k else "all") for t, k in out.items()}
     return out
+
+
+def _zone_sums_missing(conn: Connection) -> bool:
+    """True when ``per_mu`` has zone rows but ``zone_sums`` none (a database analysed before the
+    sums were kept): they cannot be kept by differences until computed whole once."""
+    return conn.exec_driver_sql(
+        "SELECT NOT EXISTS (SELECT 1 FROM zone_sums) AND EXISTS (SELECT 1 FROM per_mu "
+        "WHERE level IN ('district', 'platform', 'corridor'))"
+    ).scalar_one()
+
+
+def _terms(sign: str, fig: str) -> str:
+    """The signed numeric terms of ``zone_sums`` for allocations ``w`` joined to the figures
+    ``fig`` of their enterprise-years (columns area_m2 and ALLOCATED_COLUMNS): 1 allocation, its
+    land, each figure × land_m2 ÷ the enterprise's land, and 1 where that figure is reported.
+    The float products are the same wherever the figures come from (``_fig``, or the stored
+    ``per_mu`` enterprise row they were written from), so taking away an allocation's terms
+    undoes exactly what adding them did."""
+    t = [f"{sign}1 AS n", f"{sign}w.land_m2::numeric AS land_m2"]
+    t += [f"{sign}(w.land_m2 / {fig}.area_m2 * {fig}.{c})::numeric AS {c}" for c in CALC_COLS]
+    t += [f"{sign}({fig}.{c} IS NOT NULL)::int AS n_{c}" for c in CALC_COLS]
+    return ", ".join(t)
+
+
+_ZS_COLS = ("n", "land_m2", *CALC_COLS, *(f"n_{c}" for c in CALC_COLS))
+
+
+def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | None) -> None:
+    """Keep ``zone_allocations`` and ``zone_sums`` for the enterprise-years of ``_aff`` (every
+    one when ``_aff`` does not exist: ``p["years"]`` None) and leave in ``_zk`` (level, code,
+    year, recount) the zone-years whose per_mu rows to write, ``recount`` where the number of
+    enterprises whose primary zone it is may have changed.
+
+    By keys: the allocations of ``_aff`` are made afresh (``zone_land_sql``); each zone-year's
+    sums change by the new allocations' terms less the old ones' (read from the stored
+    allocations and the enterprises' stored ``per_mu`` rows, before they are replaced). Numeric
+    sums of the same float terms are exact, so the sums kept this way equal those summed
+    afresh (tests/test_incremental_property.py compares them). ``zone_links`` (the zones whose
+    links changed, from the linkage; None: unknown, every zone of the years) and the primary
+    zones of the enterprise-years whose land came or went are counted again."""
+    full = p["years"] is None
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _za_new, _zd, _zk")
+    fig = f"SELECT code AS uscc, year, area_m2, {', '.join(SUM_COLUMNS)}, {_paired_cols()} " \
+        "FROM per_mu WHERE level = 'enterprise'"  # fmt: skip
+    sums = ", ".join(
+        f"sum({c}){'::int' if c == 'n' or c.startswith('n_') else ''} AS {c}" for c in _ZS_COLS
+    )
+    if full:
+        run_sql(
+            conn,
+            f"""
+            CREATE TEMP TABLE _za_new ON COMMIT DROP AS {zone_land_sql()};
+            CREATE TEMP TABLE _zd ON COMMIT DROP AS
+            SELECT level, code, year, {sums} FROM (
+                SELECT w.level, w.code, w.year, {_terms("", "f")}
+                FROM _za_new w JOIN _fig f USING (year, uscc)
+            ) t GROUP BY 1, 2, 3
+            """,
+            p,
+        )
+        replace_rows(conn, "zone_allocations", "_za_new", ("level", "code", "year", "uscc"),
+                     ("land_m2",), None, "''", "", "", p)  # fmt: skip
+        replace_rows(conn, "zone_sums", "_zd", ("level", "code", "year"), _ZS_COLS, None,
+                     "''", "", "", p)  # fmt: skip
+        run_sql(
+            conn,
+            "CREATE TEMP TABLE _zk ON COMMIT DROP AS "
+            "SELECT level, code, year, true AS recount FROM zone_sums",
+            p,
+        )
+        return
+    changed = " OR ".join(f"d.{c} <> 0" for c in ("n", "land_m2", *_ZS_COLS[2:]))
+    kept = ", ".join(
+        f"{c} = CASE WHEN s.n_{c} + d.n_{c} > 0 THEN coalesce(s.{c}, 0) + coalesce(d.{c}, 0) END"
+        for c in CALC_COLS
+    )
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _za_new ON COMMIT DROP AS
+        {zone_land_sql(enterprise_years="SELECT uscc, year FROM _aff")};
+        -- the change of each zone-year's sums: the new allocations' terms less the old ones'
+        CREATE TEMP TABLE _zd ON COMMIT DROP AS
+        SELECT level, code, year, {sums} FROM (
+            SELECT w.level, w.code, w.year, {_terms("", "f")}
+            FROM _za_new w JOIN _fig f USING (year, uscc)
+            UNION ALL
+            SELECT w.level, w.code, w.year, {_terms("-", "f")}
+            FROM zone_allocations w JOIN _aff a USING (uscc, year)
+            JOIN ({fig}) f USING (uscc, year)
+        ) t GROUP BY 1, 2, 3;
+        DELETE FROM zone_allocations z USING _aff a
+        WHERE z.uscc = a.uscc AND z.year = a.year AND NOT EXISTS (
+            SELECT 1 FROM _za_new n WHERE (n.level, n.code, n.year, n.uscc, n.land_m2)
+                = (z.level, z.code, z.year, z.uscc, z.land_m2));
+        INSERT INTO zone_allocations (level, code, year, uscc, land_m2)
+        SELECT level, code, year, uscc, land_m2 FROM _za_new
+        ON CONFLICT (level, code, year, uscc) DO NOTHING;
+        UPDATE zone_sums s SET n = s.n + d.n, land_m2 = s.land_m2 + d.land_m2, {kept},
+            {", ".join(f"n_{c} = s.n_{c} + d.n_{c}" for c in CALC_COLS)}
+        FROM _zd d
+        WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year) AND ({changed});
+        INSERT INTO zone_sums (level, code, year, {", ".join(_ZS_COLS)})
+        SELECT level, code, year, {", ".join(_ZS_COLS)} FROM _zd d
+        WHERE NOT EXISTS (SELECT 1 FROM zone_sums s
+                          WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year));
+        DELETE FROM zone_sums s USING _zd d
+        WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year) AND s.n = 0
+        """,
+        p,
+    )
+    if zone_links is None:
+        recount = """SELECT level, code, year FROM zone_sums
+                     WHERE year = ANY(CAST(:years AS int[]))
+                     UNION SELECT level, code, year FROM per_mu
+                     WHERE level IN ('district', 'platform', 'corridor')
+                       AND year = ANY(CAST(:years AS int[]))"""
+    else:
+        recount = f"""
+            SELECT z.level, z.code, y.year
+            FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])) z(level, code),
+                 unnest(CAST(:years AS int[])) y(year)
+            UNION  -- the primary zones of enterprise-years whose land came or went
+            SELECT substr(l.kind, 12), l.to_key, a.year
+            FROM _aff a JOIN links l ON l.from_key = a.uscc AND l.kind IN {ENTERPRISE_ZONE_LINKS}
+                 AND l.is_primary AND l.to_key IS NOT NULL
+            WHERE EXISTS (SELECT 1 FROM per_mu pm WHERE pm.level = 'enterprise'
+                          AND pm.code = a.uscc AND pm.year = a.year)
+               <> EXISTS (SELECT 1 FROM _pm_new n WHERE n.level = 'enterprise'
+                          AND n.code = a.uscc AND n.year = a.year)"""
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _zk ON COMMIT DROP AS
+        SELECT level, code, year, bool_or(recount) AS recount FROM (
+            SELECT d.level, d.code, d.year, NOT EXISTS (
+                SELECT 1 FROM per_mu pm WHERE (pm.level, pm.code, pm.year)
+                    = (d.level, d.code, d.year)) AS recount
+            FROM _zd d
+            UNION ALL SELECT level, code, year, true FROM ({recount}) r
+        ) k GROUP BY 1, 2, 3;
+        ANALYZE _zk
+        """,
+        {
+            **p,
+            "zl": [lv for lv, _ in zone_links or ()],
+            "zc": [c for _, c in zone_links or ()],
+        },
+    )
 
 
 def replace_rows(
@@ -529,9 +656,9 @@ def replace_rows(
     the others deleted and inserted (no TRUNCATE: readers see the rows before or after). A full
     recompute that finds most rows as they were so writes little (rewriting every row of a
     table costs more than comparing them, and leaves as many dead rows). ``extra_cols`` are
-    filled with ``extra_vals`` (rule, run_id, as_of). Returns the keys (``key_text``, an SQL
-    expression over the key columns) of the rows that changed, appeared or went away; ``{ALL}``
-    when ``where`` is None (everything was recomputed)."""
+    filled with ``extra_vals`` (rule, run_id, as_of; both may be empty). Returns the keys
+    (``key_text``, an SQL expression over the key columns) of the rows that changed, appeared
+    or went away; ``{ALL}`` when ``where`` is None (everything was recomputed)."""
     vc = ", ".join(f'"{v}"' for v in values)
     kq = ", ".join(f'"{k}"' for k in keys)
     within = "true" if where is None else where
@@ -548,8 +675,8 @@ def replace_rows(
         ANALYZE _chg;
         DELETE FROM {table} t WHERE ({", ".join(f't."{k}"' for k in keys)}) IN (
             SELECT {kq} FROM _chg);
-        INSERT INTO {table} ({kq}, {vc}, {extra_cols})
-        SELECT {kq}, {vc}, {extra_vals} FROM {new} n
+        INSERT INTO {table} ({kq}, {vc}{extra_cols and ", " + extra_cols})
+        SELECT {kq}, {vc}{extra_vals and ", " + extra_vals} FROM {new} n
         WHERE ({kq}) IN (SELECT {kq} FROM _chg)
         """,
         params,
@@ -601,7 +728,7 @@ PRODUCERS = (
     Producer(
         name="per_mu",
         reads=("links", "outputs", "parcels"),
-        writes=("enterprise_land", "per_mu"),
+        writes=("enterprise_land", "per_mu", "zone_allocations", "zone_sums"),
         run=run,
         doc="an enterprise's land (§Units) and the per-mu figures of every level (§2)",
     ),
