@@ -35,6 +35,7 @@ from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.rules import IndicatorRules
 from gis.economy import per_mu
+from gis.economy.linkage import run_sql
 
 RULE = "§7 两底线 两降低 四提升"  # docs/EVALUATION.md
 # indicator -> (category, unit, better, restricted)
@@ -319,22 +320,34 @@ def _shares(conn: Connection, rules: IndicatorRules, zones: list[tuple[str, str]
         if zones is None
         else "AND (level, code) IN (SELECT * FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])))"
     )
-    alloc = f"""SELECT level, code, year, uscc, land_m2 FROM zone_allocations
-                WHERE year = ANY(CAST(:years AS int[])) {only}"""
-    sql = f"""
-        WITH w AS MATERIALIZED ({alloc})
-        SELECT w.level, w.code, w.year, {sums}
-        FROM w
-        JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
-        JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
-        JOIN ({_flags_sql(rules, None if zones is None else "SELECT DISTINCT uscc FROM w")}) fl
-             ON fl.uscc = w.uscc
-        GROUP BY 1, 2, 3
-        """
     params = {"years": years}
     if zones:
         params |= {"zl": [lv for lv, _ in zones], "zc": [c for _, c in zones]}
-    return pd.DataFrame(conn.execute(text(sql), params).all(), columns=cols)
+    # an analysed temp table, so that each join is planned on its true size (a CTE's is not
+    # known: nested loops over 100,000 rows of three zones took seconds)
+    run_sql(
+        conn,
+        f"""
+        DROP TABLE IF EXISTS _iw;
+        CREATE TEMP TABLE _iw ON COMMIT DROP AS
+        SELECT level, code, year, uscc, land_m2 FROM zone_allocations
+        WHERE year = ANY(CAST(:years AS int[])) {only};
+        ANALYZE _iw
+        """,
+        params,
+    )
+    sql = f"""
+        SELECT w.level, w.code, w.year, {sums}
+        FROM _iw w
+        JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
+        JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
+        JOIN ({_flags_sql(rules, None if zones is None else "SELECT DISTINCT uscc FROM _iw")}) fl
+             ON fl.uscc = w.uscc
+        GROUP BY 1, 2, 3
+        """
+    out = pd.DataFrame(conn.execute(text(sql), params).all(), columns=cols)
+    conn.exec_driver_sql("DROP TABLE _iw")
+    return out
 
 
 def _land(conn: Connection, zones: list[tuple[str, str]] | None):
