@@ -139,9 +139,7 @@ def compute(
     ``full`` recompute) and notes."""
     import pandas as pd
 
-    all_years = [
-        r[0] for r in conn.execute(text("SELECT DISTINCT year FROM outputs ORDER BY 1")).all()
-    ]
+    all_years = per_mu.years_of(conn, "outputs")
     if scope is None:
         calc = write = all_years
     else:

@@ -140,6 +140,21 @@ _INSERT = (
 _VALUES = f"{', '.join(SUM_COLUMNS)}, {_ratio_sql()}, :prule, :run, :as_of"
 
 
+def years_of(conn: Connection, *tables: str) -> list[int]:
+    """The distinct ``year`` values of ``tables`` (each with an index leading on year), sorted:
+    one index probe per year (a recursive skip scan) instead of reading every row (373,000 CC
+    rows on a 98,048-parcel city)."""
+    parts = [
+        f"""(WITH RECURSIVE y(v) AS (
+                SELECT min(year) FROM {t}
+                UNION ALL SELECT (SELECT min(year) FROM {t} WHERE year > y.v) FROM y
+                WHERE y.v IS NOT NULL)
+             SELECT v FROM y WHERE v IS NOT NULL)"""
+        for t in tables
+    ]
+    return list(conn.exec_driver_sql(" UNION ".join(parts) + " ORDER BY 1").scalars())
+
+
 def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, list[int]] | None:
     """Fill ``_aff`` (uscc, year: enterprise-years to recompute) and ``_apar`` (parcel_no:
     parcels whose rows to recompute) from ``changes``; returns (the zones (level, code) a parcel
@@ -182,12 +197,7 @@ def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, lis
         else sorted(tuple(k.split(":", 1)) for k in left or ())
     )
     if parcels:
-        years = [
-            r[0]
-            for r in conn.exec_driver_sql(
-                "SELECT year FROM outputs UNION SELECT year FROM enterprise_land ORDER BY 1"
-            )
-        ]
+        years = years_of(conn, "outputs", "enterprise_land")
     else:
         years = sorted(
             {y for _, y in pairs}
