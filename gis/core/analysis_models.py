@@ -215,6 +215,11 @@ evaluation_groups = Table(
     Column("group", Text, nullable=False),
     Column("n_graded", Integer, nullable=False),
     *(Column(f"{p}_{c}", Double) for c in RATIO_COLUMNS for p in ("w", "b", "m")),
+    # the sums the benchmarks are made of, kept by differences (exact): rows, and per indicator
+    # the sum ``s_`` (numeric) and number ``c_`` of evaluated rows that have it
+    Column("n_rows", Integer, nullable=False),
+    *(Column(f"s_{c}", Numeric) for c in RATIO_COLUMNS),
+    *(Column(f"c_{c}", Integer, nullable=False) for c in RATIO_COLUMNS),
     Column("benchmarks", JSONB, nullable=False),  # name -> mean rounded to 1e-6, as shown
     Column("rule", Text, nullable=False),
     Column("run_id", BigInteger, nullable=False),

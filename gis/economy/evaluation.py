@@ -36,7 +36,6 @@ from gis.core import graph
 from gis.core.analysis_columns import RATIO_COLUMNS
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.rules import EvaluationRules, Rules
-from gis.economy import per_mu
 from gis.economy.linkage import run_sql
 
 RULE = "§2 亩均论英雄 Σ w·v/mean, rank quotas"  # docs/EVALUATION.md
@@ -89,10 +88,34 @@ def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> d
     }
 
 
-def _group_sql(groups: dict[str, dict[str, float]], within: str, mean_missing: list[str]) -> str:
-    """A SELECT of the ``evaluation_groups`` rows of the (year, group) pairs ``within`` (over
-    ``evaluation_rows``): the weights, each indicator's benchmark (the mean over the evaluated
-    that have it, summed exactly: the same in any row order), the number graded, the
+def _signed(sign: str, src: str = "") -> str:
+    """The terms a row adds to its group-year's sums (``sign`` "-": takes away): 1 row, 1 if
+    graded, and per indicator its value in numeric and 1 where evaluated with the value."""
+    t = [f"{sign}1 AS n_rows", f"{sign}({src}graded)::int AS n_graded"]
+    for i in RATIO_COLUMNS:
+        has = f"{src}evaluated AND {src}{i} IS NOT NULL"
+        t += [f"{sign}(CASE WHEN {has} THEN {src}{i}::numeric END) AS s_{i}",
+              f"{sign}({has})::int AS c_{i}"]  # fmt: skip
+    return ", ".join(t)
+
+
+SUM_COLS = ("n_rows", "n_graded", *(f"{x}_{i}" for i in RATIO_COLUMNS for x in ("s", "c")))
+
+
+def _summed(src: str) -> str:
+    """A SELECT of (year, group, SUM_COLS) adding the terms of ``src`` (rows of year, group,
+    SUM_COLS) per group-year: exact (numeric), and NULL for an indicator no row has."""
+    cols = ["sum(n_rows)::int AS n_rows", "sum(n_graded)::int AS n_graded"]
+    for i in RATIO_COLUMNS:
+        cols += [f"CASE WHEN sum(c_{i}) > 0 THEN coalesce(sum(s_{i}), 0) END AS s_{i}",
+                 f"sum(c_{i})::int AS c_{i}"]  # fmt: skip
+    return f'SELECT year, "group", {", ".join(cols)} FROM ({src}) t GROUP BY year, "group"'
+
+
+def _group_sql(groups: dict[str, dict[str, float]], sums: str, mean_missing: list[str]) -> str:
+    """A SELECT of ``evaluation_groups`` rows from ``sums`` (rows of year, group, SUM_COLS):
+    the weights, each indicator's benchmark (the mean over the evaluated that have it: their
+    exact sum ÷ their number, as ``avg`` of numeric computes it), the number graded, the
     benchmarks as shown (rounded to 1e-6) and the mean points of the ``mean_missing``
     indicators. Those points are w·v/b over the evaluated that have the value, whose mean v is
     b itself: their mean is exactly the weight w (0 when b is not positive, as each one's
@@ -105,8 +128,8 @@ def _group_sql(groups: dict[str, dict[str, float]], within: str, mean_missing: l
             continue
         w = " ".join(f"WHEN '{g}' THEN {float(groups[g][i])}" for g in has)
         grp = ", ".join(f"'{g}'" for g in has)
-        # only the rows of the groups that have the indicator enter the (numeric) mean
-        b = per_mu.exact_sum(i, "avg", f'evaluated AND {i} IS NOT NULL AND "group" IN ({grp})')
+        # only the rows of the groups that have the indicator enter the mean
+        b = f'CASE WHEN "group" IN ({grp}) AND c_{i} > 0 THEN (s_{i} / c_{i})::float8 END'
         m = (
             f'CASE WHEN {b} > 0 THEN CASE "group" {w} END ELSE 0 END'
             if i in mean_missing
@@ -121,10 +144,8 @@ def _group_sql(groups: dict[str, dict[str, float]], within: str, mean_missing: l
     )
     return f"""
         SELECT *, CASE "group" {shown} END AS benchmarks FROM (
-            SELECT year, "group", (count(*) FILTER (WHERE graded))::int AS n_graded,
-                   {", ".join(cols)}
-            FROM evaluation_rows WHERE {within}
-            GROUP BY year, "group"
+            SELECT year, "group", {", ".join(SUM_COLS)}, {", ".join(cols)}
+            FROM ({sums}) s WHERE n_rows > 0
         ) g
     """
 
@@ -319,6 +340,11 @@ def evaluate(
         CREATE TEMP TABLE _gscope ON COMMIT DROP AS
         SELECT year, old_grp AS grp FROM _rchg WHERE old_grp IS NOT NULL
         UNION SELECT year, new_grp FROM _rchg WHERE new_grp IS NOT NULL;
+        -- what the changed rows added to their group-years' sums, before they change
+        CREATE TEMP TABLE _rold ON COMMIT DROP AS
+        SELECT t.year, t."group", {_signed("-", "t.")}
+        FROM evaluation_rows t JOIN _rchg c USING (year, uscc)
+        WHERE NOT c.added AND {"true" if scoped else "false"};
         DELETE FROM evaluation_rows t USING _rchg c
         WHERE c.gone AND t.year = c.year AND t.uscc = c.uscc;
         UPDATE evaluation_rows t SET ({rc}, rule, run_id, as_of) =
@@ -333,21 +359,37 @@ def evaluate(
         p,
     )
     in_groups = _in_groups(conn) if scoped else "true"
-    # 2. the groups: weights, benchmarks and mean points from the rows
+    # 2. the groups: sums kept by differences (the stored ones, plus the changed rows as they
+    #    are now, less them as they were: numeric, so exactly the sums made afresh), and from
+    #    them weights, benchmarks and mean points
+    sums = (
+        _summed(
+            f"""SELECT year, "group", {", ".join(SUM_COLS)} FROM evaluation_groups
+                WHERE {in_groups}
+                UNION ALL SELECT t.year, t."group", {_signed("", "t.")}
+                FROM evaluation_rows t JOIN _rchg c USING (year, uscc) WHERE NOT c.gone
+                UNION ALL SELECT * FROM _rold"""
+        )
+        if scoped
+        else _summed(f'SELECT year, "group", {_signed("")} FROM evaluation_rows')
+    )
     gcols = ", ".join(
         ["n_graded", "benchmarks"] + [f"{x}_{i}" for i in RATIO_COLUMNS for x in ("w", "b", "m")]
+    )
+    allcols = ", ".join(
+        ["n_graded", "benchmarks", *SUM_COLS[:1], *SUM_COLS[2:]]
+        + [f"{x}_{i}" for i in RATIO_COLUMNS for x in ("w", "b", "m")]
     )
     run_sql(
         conn,
         f"""
+        CREATE TEMP TABLE _g_new ON COMMIT DROP AS {_group_sql(groups, sums, mm)};
         CREATE TEMP TABLE _g_old ON COMMIT DROP AS
         SELECT * FROM evaluation_groups WHERE {in_groups};
         DELETE FROM evaluation_groups WHERE {in_groups};
-        INSERT INTO evaluation_groups (year, "group", n_graded, benchmarks,
-            {", ".join(f"w_{i}, b_{i}, m_{i}" for i in RATIO_COLUMNS)}, rule, run_id, as_of)
-        SELECT year, "group", n_graded, benchmarks,
-            {", ".join(f"w_{i}, b_{i}, m_{i}" for i in RATIO_COLUMNS)}, :rule, :run, :as_of
-        FROM ({_group_sql(groups, in_groups, mm)}) g
+        INSERT INTO evaluation_groups (year, "group", {allcols}, rule, run_id, as_of)
+        SELECT year, "group", {allcols}, :rule, :run, :as_of FROM _g_new;
+        DROP TABLE _g_new, _rold
         """,
         p,
     )
@@ -357,24 +399,27 @@ def evaluate(
         f"""
         CREATE TEMP TABLE _rk ON COMMIT DROP AS
         SELECT * FROM (
-            SELECT r.year, r.uscc, k.rnk::int AS rank,
-                   CASE WHEN k.rnk <= :c1 * k.n + 1e-9 THEN 'A'
-                        WHEN k.rnk <= :c2 * k.n + 1e-9 THEN 'B'
-                        WHEN k.n - k.rnk + 1 > (1 - :c3) * k.n + 1e-9 THEN 'C'
-                        WHEN k.rnk IS NOT NULL THEN 'D' END AS class,
-                   r.rank AS old_rank, r.class AS old_class
-            FROM evaluation_rows r
-            LEFT JOIN (
-                -- scores rounded to 1e-6 as float8: the same order and ties as the numeric
-                -- (distinct below 9e9), and far cheaper to sort
-                SELECT year, uscc, rank() OVER w AS rnk, count(*) OVER p AS n
-                FROM evaluations WHERE graded AND {in_groups}
-                WINDOW p AS (PARTITION BY year, "group"),
+            SELECT year, uscc, rnk::int AS rank,
+                   CASE WHEN rnk <= :c1 * n + 1e-9 THEN 'A'
+                        WHEN rnk <= :c2 * n + 1e-9 THEN 'B'
+                        WHEN n - rnk + 1 > (1 - :c3) * n + 1e-9 THEN 'C'
+                        WHEN rnk IS NOT NULL THEN 'D' END AS class,
+                   old_rank, old_class
+            FROM (
+                -- one pass over the group-years (the graded ranked among themselves), not
+                -- a join of the rows to their ranks: a join planned on stale statistics
+                -- became a nested loop. Scores rounded to 1e-6 as float8: the same order
+                -- and ties as the numeric (distinct below 9e9), and far cheaper to sort.
+                SELECT year, uscc, "rank" AS old_rank, "class" AS old_class,
+                       CASE WHEN graded THEN rank() OVER w END AS rnk,
+                       CASE WHEN graded THEN count(*) OVER p END AS n
+                FROM evaluations WHERE {in_groups}
+                WINDOW p AS (PARTITION BY year, "group", graded),
                        w AS (p ORDER BY round(score::numeric, 6)::float8 DESC)
-            ) k USING (year, uscc)
-            WHERE {in_groups}
+            ) k
         ) x  -- only the rows whose rank or class moves
         WHERE rank IS DISTINCT FROM old_rank OR class IS DISTINCT FROM old_class;
+        ANALYZE _rk;
         UPDATE evaluation_rows t SET rank = k.rank, class = k.class, run_id = :run,
             as_of = :as_of
         FROM _rk k WHERE t.year = k.year AND t.uscc = k.uscc
