@@ -105,6 +105,10 @@ enterprise_land = Table(
     Column("parcel_nos", ARRAY(Text), nullable=False, server_default="{}"),
     Column("parcel_shares", ARRAY(Double), nullable=False, server_default="{}"),
     Column("reason", Text),  # basis none: why
+    # its primary zones (links enterprise_<zone>), as counted in the zones' n_enterprises
+    Column("district_code", Text),
+    Column("platform_code", Text),
+    Column("corridor_code", Text),
     Column("rule", Text, nullable=False),
     Column("run_id", BigInteger, nullable=False),
     Column("as_of", Date, nullable=False),
@@ -152,8 +156,9 @@ zone_allocations = Table(
 )
 
 # A zone-year's sums of the allocated figures, exact (numeric): kept by adding what a change
-# brings and taking away what it removes, which equals summing afresh. ``n``: allocations;
-# ``n_<column>``: those whose figure is reported (a sum of none is NULL, not 0).
+# brings and taking away what it removes, which equals summing afresh. ``n``: allocations (a
+# zone-year with none has no per_mu row); ``n_<column>``: those whose figure is reported (a sum
+# of none is NULL, not 0).
 zone_sums = Table(
     "zone_sums",
     metadata,
@@ -164,6 +169,8 @@ zone_sums = Table(
     Column("land_m2", Numeric, nullable=False),
     *(Column(c, Numeric) for c in ALLOCATED_COLUMNS),
     *(Column(f"n_{c}", Integer, nullable=False) for c in ALLOCATED_COLUMNS),
+    # enterprises with land whose primary zone it is (per_mu's n_enterprises)
+    Column("n_enterprises", Integer, nullable=False),
     PrimaryKeyConstraint("level", "code", "year", name="pk_zone_sums"),
 )
 

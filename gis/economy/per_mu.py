@@ -155,16 +155,10 @@ def years_of(conn: Connection, *tables: str) -> list[int]:
     return list(conn.exec_driver_sql(" UNION ".join(parts) + " ORDER BY 1").scalars())
 
 
-def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, list[int]] | None:
+def _scope(conn: Connection, changes) -> list[int] | None:
     """Fill ``_aff`` (uscc, year: enterprise-years to recompute) and ``_apar`` (parcel_no:
-    parcels whose rows to recompute) from ``changes``; returns (the zones (level, code) a parcel
-    or an enterprise's point left or entered, from ``zone_links``, or None for every zone,
-    years) or None when everything must be recomputed.
-
-    Every zone (of the years in question) is redone when a parcel or a declared-land
-    enterprise is named but ``changes`` has no ``zone_links`` (a caller that did not run the
-    linkage) or ``zone_links`` is ``ALL``: the links as they are now do not tell the zones it
-    left."""
+    parcels whose rows to recompute) from ``changes``; returns the years in question, or None
+    when everything must be recomputed."""
     if changes is None:
         return None
     if any(changes.everything(t) for t in ("links", "outputs", "parcels", "enterprises")):
@@ -173,29 +167,20 @@ def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, lis
     pairs = [(u, int(y)) for u, y in pairs if y.isdigit()]
     named = set(changes.get("links", ())) | set(changes.get("enterprises", ()))
     named |= set(changes.get("parcels", ()))
-    # the named keys that are enterprises (relinked), the others parcels; a relinked
-    # enterprise on declared land had its point, which may have left its zone
-    ents, declared = (
+    # the named keys that are enterprises (relinked), the others parcels
+    ents = (
         conn.execute(
             text(
-                "SELECT coalesce(array_agg(DISTINCT uscc), '{}'), coalesce(bool_or(declared), "
-                "false) FROM (SELECT uscc, false AS declared FROM enterprises "
-                "WHERE uscc = ANY(CAST(:k AS text[])) UNION ALL SELECT uscc, basis = 'declared' "
-                "FROM enterprise_land WHERE uscc = ANY(CAST(:k AS text[]))) x"
+                "SELECT uscc FROM enterprises WHERE uscc = ANY(CAST(:k AS text[])) "
+                "UNION SELECT uscc FROM enterprise_land WHERE uscc = ANY(CAST(:k AS text[]))"
             ),
             {"k": sorted(named)},
-        ).one()
+        ).scalars()
         if named
-        else ([], False)
+        else []
     )
-    keys, parcels = set(ents), named - set(ents)
-    # the zones a parcel or a declared-land enterprise's point left, by the linkage
-    left = changes.get("zone_links")
-    zone_links = (
-        None
-        if (left is not None and ALL in left) or ((parcels or declared) and left is None)
-        else sorted(tuple(k.split(":", 1)) for k in left or ())
-    )
+    keys = set(ents)
+    parcels = named - keys
     if parcels:
         years = years_of(conn, "outputs", "enterprise_land")
     else:
@@ -232,6 +217,7 @@ def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, lis
     run_sql(
         conn,
         """
+        ANALYZE _u0;
         -- the parcels of those enterprises, before (enterprise_land) and now (links), and the
         -- parcels named as changed
         CREATE TEMP TABLE _apar ON COMMIT DROP AS
@@ -265,7 +251,7 @@ def _scope(conn: Connection, changes) -> tuple[list[tuple[str, str]] | None, lis
         """,
         {"years": years, "parcels": sorted(parcels)},
     )
-    return zone_links, years
+    return years
 
 
 def run(conn: Connection, ctx, changes) -> Changes:
@@ -273,24 +259,19 @@ def run(conn: Connection, ctx, changes) -> Changes:
     and zones that depend on ``changes`` (everything when None).
 
     Reads ``outputs`` keys ``USCC:year``, ``links`` and ``enterprises`` keys (the enterprises whose
-    parcels changed, as USCC; parcels whose links changed, as DKBH), ``parcels`` keys (DKBH), and
-    the linkage's pseudo-table ``zone_links`` (``level:code``: the zones whose parcel or
-    enterprise links changed, before or after).
+    parcels changed, as USCC; parcels whose links changed, as DKBH) and ``parcels`` keys (DKBH).
 
-    The zone rows recomputed (for the years in question; for every year when a parcel is named)
-    are those of the zones the parcels in question are linked to now, the primary zones of the
-    enterprises in question now, and the zones in ``zone_links`` (those a parcel or a point
-    left); every zone when a parcel or a declared-land enterprise is named without
-    ``zone_links`` (see ``_scope``).
+    The zone rows written are those of the zone-years whose sums the enterprise-years in
+    question move, in or out (see ``_zone_sums``): the zones an enterprise or a parcel left are
+    known from the stored allocations.
     Returns ``Changes(enterprise_land={"USCC:year"}, per_mu={"level:code:year"})``: the rows whose
     values changed (``per_mu`` keys like ``enterprise:USCC:2023``, ``parcel:DKBH:2023``,
     ``platform:PT01:2023``; a row that appeared or went away counts as changed).
     """
     if changes is not None and _zone_sums_missing(conn):
         changes = None  # the first refresh after zone_sums came (migration 0016) fills it
-    scope = _scope(conn, changes)
-    full = scope is None
-    years = None if full else scope[1]
+    years = _scope(conn, changes)
+    full = years is None
     p = {"run": ctx.run_id or 0, "as_of": ctx.as_of, "mu": MU, "lrule": LAND_RULE,
          "prule": PER_MU_RULE, "years": years}  # fmt: skip
     out = Changes()
@@ -353,7 +334,8 @@ def run(conn: Connection, ctx, changes) -> Changes:
                CASE WHEN s.m2 IS NULL AND NOT coalesce(o.declared_land_m2 > 0, false)
                     THEN 'no land: no parcel linked ('
                          || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
-                         || o.year END AS reason
+                         || o.year END AS reason,
+               z.district_code, z.platform_code, z.corridor_code
         FROM outputs o {aff}
         LEFT JOIN (
             SELECT year, uscc, land_m2 AS m2, ARRAY[parcel_no] AS nos, ARRAY[share] AS shares
@@ -366,12 +348,36 @@ def run(conn: Connection, ctx, changes) -> Changes:
         ) s ON s.year = o.year AND s.uscc = o.uscc
         LEFT JOIN links u ON u.kind = 'enterprise_parcel' AND u.from_key = o.uscc
                          AND u.to_key IS NULL
+        LEFT JOIN (  -- its primary zones (the linkage's enterprise_<zone> links)
+            SELECT from_key AS uscc,
+                   max(to_key) FILTER (WHERE kind = 'enterprise_district') AS district_code,
+                   max(to_key) FILTER (WHERE kind = 'enterprise_platform') AS platform_code,
+                   max(to_key) FILTER (WHERE kind = 'enterprise_corridor') AS corridor_code
+            FROM links WHERE kind IN {ENTERPRISE_ZONE_LINKS} AND is_primary
+                 AND to_key IS NOT NULL
+                 {"" if full else "AND from_key IN (SELECT uscc FROM _aff)"}
+            GROUP BY from_key
+        ) z ON z.uscc = o.uscc;
+        ANALYZE _el_new
         """,
         p,
     )
+    if not full:  # the zones the enterprise-years counted in before (see _zone_sums)
+        run_sql(
+            conn,
+            f"""
+            DROP TABLE IF EXISTS _zm_old;
+            CREATE TEMP TABLE _zm_old ON COMMIT DROP AS
+            SELECT z.level, z.code, el.year FROM enterprise_land el
+            JOIN _aff a USING (uscc, year), {_MEMBER_ZONES}
+            WHERE el.basis <> 'none' AND z.code IS NOT NULL
+            """,
+            p,
+        )
     out.add("enterprise_land", replace_rows(
         conn, "enterprise_land", "_el_new", ("year", "uscc"),
-        ("area_m2", "area_mu", "basis", "parcel_nos", "parcel_shares", "reason"),
+        ("area_m2", "area_mu", "basis", "parcel_nos", "parcel_shares", "reason",
+         "district_code", "platform_code", "corridor_code"),
         None if full else "(uscc, year) IN (SELECT uscc, year FROM _aff)",
         "uscc || ':' || year", "rule, run_id, as_of", ":lrule, :run, :as_of", p,
     ))  # fmt: skip
@@ -434,42 +440,21 @@ def run(conn: Connection, ctx, changes) -> Changes:
         """,
         p,
     )
-    _zone_sums(conn, p, None if full else scope[0])
+    _zone_sums(conn, p)
     zone_sums = ", ".join(f"CASE WHEN s.n_{c} > 0 THEN s.{c}::float8 END AS {c}" for c in CALC_COLS)
-    # the enterprises with land whose primary zone it is: of every zone at once, or driven by
-    # the few zone-years to count again
-    cnt = (
-        f"""SELECT substr(l.kind, 12) AS level, l.to_key AS code, el.year, count(*) AS n
-            FROM links l JOIN enterprise_land el ON el.uscc = l.from_key AND el.basis <> 'none'
-            WHERE l.kind IN {ENTERPRISE_ZONE_LINKS} AND l.is_primary AND l.to_key IS NOT NULL
-            GROUP BY 1, 2, 3"""
-        if full
-        else """SELECT k.level, k.code, k.year, count(*) AS n
-            FROM _zk k
-            JOIN links l ON l.kind = 'enterprise_' || k.level AND l.to_key = k.code
-                 AND l.is_primary
-            JOIN enterprise_land el ON el.uscc = l.from_key AND el.year = k.year
-                 AND el.basis <> 'none'
-            WHERE k.recount
-            GROUP BY 1, 2, 3"""
-    )
     run_sql(
         conn,
         f"""
-        -- zone rows: the zone's exact sums (zone_sums) and the enterprises with land whose
-        -- primary zone it is, counted again where that may have changed (_zk.recount)
+        -- zone rows: the zone's exact sums (zone_sums), where enterprise land was allocated
         INSERT INTO _pm_new
-        SELECT g.level, g.code, g.year, g.area_m2, g.area_mu,
-               coalesce(CASE WHEN g.recount THEN cnt.n ELSE pm.n_enterprises END, 0),
+        SELECT g.level, g.code, g.year, g.area_m2, g.area_mu, g.n_enterprises,
                {_VALUES.rsplit(", :prule", 1)[0]}
         FROM (
-            SELECT s.level, s.code, s.year, k.recount, s.land_m2::float8 AS area_m2,
+            SELECT s.level, s.code, s.year, s.n_enterprises, s.land_m2::float8 AS area_m2,
                    s.land_m2::float8 * :mu AS area_mu, {zone_sums}
             FROM zone_sums s JOIN _zk k USING (level, code, year)
+            WHERE s.n > 0
         ) g
-        LEFT JOIN ({cnt}) cnt ON cnt.level = g.level AND cnt.code = g.code AND cnt.year = g.year
-        LEFT JOIN (SELECT level, code, year, n_enterprises FROM per_mu) pm
-             ON NOT g.recount AND pm.level = g.level AND pm.code = g.code AND pm.year = g.year
         """,
         p,
     )
@@ -500,6 +485,11 @@ def run(conn: Connection, ctx, changes) -> Changes:
     return out
 
 
+# an enterprise_land row's primary zones as (level, code) rows (a LATERAL of ``el``)
+_MEMBER_ZONES = """LATERAL (VALUES ('district', el.district_code), ('platform', el.platform_code),
+                             ('corridor', el.corridor_code)) z(level, code)"""
+
+
 def _zone_sums_missing(conn: Connection) -> bool:
     """True when ``per_mu`` has zone rows but ``zone_sums`` none (a database analysed before the
     sums were kept): they cannot be kept by differences until computed whole once."""
@@ -519,25 +509,33 @@ def _terms(sign: str, fig: str) -> str:
     t = [f"{sign}1 AS n", f"{sign}w.land_m2::numeric AS land_m2"]
     t += [f"{sign}(w.land_m2 / {fig}.area_m2 * {fig}.{c})::numeric AS {c}" for c in CALC_COLS]
     t += [f"{sign}({fig}.{c} IS NOT NULL)::int AS n_{c}" for c in CALC_COLS]
-    return ", ".join(t)
+    return ", ".join([*t, "0 AS n_enterprises"])
 
 
-_ZS_COLS = ("n", "land_m2", *CALC_COLS, *(f"n_{c}" for c in CALC_COLS))
+def _member(sign: str) -> str:
+    """The terms of an enterprise-year with land counted in its primary zone (``sign`` "-":
+    no longer): only ``n_enterprises``."""
+    t = ["0 AS n", "0::numeric AS land_m2", *(f"NULL::numeric AS {c}" for c in CALC_COLS)]
+    t += [f"0 AS n_{c}" for c in CALC_COLS]
+    return ", ".join([*t, f"{sign}1 AS n_enterprises"])
 
 
-def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | None) -> None:
+_ZS_COLS = ("n", "land_m2", *CALC_COLS, *(f"n_{c}" for c in CALC_COLS), "n_enterprises")
+
+
+def _zone_sums(conn: Connection, p: dict) -> None:
     """Keep ``zone_allocations`` and ``zone_sums`` for the enterprise-years of ``_aff`` (every
-    one when ``_aff`` does not exist: ``p["years"]`` None) and leave in ``_zk`` (level, code,
-    year, recount) the zone-years whose per_mu rows to write, ``recount`` where the number of
-    enterprises whose primary zone it is may have changed.
+    one when ``p["years"]`` is None: a full recompute) and leave in ``_zk`` (level, code, year)
+    the zone-years whose per_mu rows to write.
 
     By keys: the allocations of ``_aff`` are made afresh (``zone_land_sql``); each zone-year's
     sums change by the new allocations' terms less the old ones' (read from the stored
-    allocations and the enterprises' stored ``per_mu`` rows, before they are replaced). Numeric
-    sums of the same float terms are exact, so the sums kept this way equal those summed
-    afresh (tests/test_incremental_property.py compares them). ``zone_links`` (the zones whose
-    links changed, from the linkage; None: unknown, every zone of the years) and the primary
-    zones of the enterprise-years whose land came or went are counted again."""
+    allocations and the enterprises' stored ``per_mu`` rows, before they are replaced), and
+    its ``n_enterprises`` by the enterprise-years with land counted in it now (their
+    ``enterprise_land`` primary zones) less those counted before (``_zm_old``). Numeric sums
+    of the same float terms are exact, so the sums kept this way equal those summed afresh
+    (tests/test_incremental_property.py compares them); the zones an enterprise or a parcel
+    left are found from what was stored, with no help from the linkage."""
     full = p["years"] is None
     conn.exec_driver_sql("DROP TABLE IF EXISTS _za_new, _zd, _zk")
     fig = f"SELECT code AS uscc, year, area_m2, {', '.join(SUM_COLUMNS)}, {_paired_cols()} " \
@@ -545,6 +543,10 @@ def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | No
     sums = ", ".join(
         f"sum({c}){'::int' if c == 'n' or c.startswith('n_') else ''} AS {c}" for c in _ZS_COLS
     )
+    members = f"""SELECT z.level, z.code, el.year, {_member("")}
+                  FROM enterprise_land el {"" if full else "JOIN _aff a USING (uscc, year)"},
+                  {_MEMBER_ZONES}
+                  WHERE el.basis <> 'none' AND z.code IS NOT NULL"""
     if full:
         run_sql(
             conn,
@@ -554,6 +556,7 @@ def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | No
             SELECT level, code, year, {sums} FROM (
                 SELECT w.level, w.code, w.year, {_terms("", "f")}
                 FROM _za_new w JOIN _fig f USING (year, uscc)
+                UNION ALL {members}
             ) t GROUP BY 1, 2, 3
             """,
             p,
@@ -564,22 +567,23 @@ def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | No
                      "''", "", "", p)  # fmt: skip
         run_sql(
             conn,
-            "CREATE TEMP TABLE _zk ON COMMIT DROP AS "
-            "SELECT level, code, year, true AS recount FROM zone_sums",
+            "CREATE TEMP TABLE _zk ON COMMIT DROP AS SELECT level, code, year FROM zone_sums",
             p,
         )
         return
-    changed = " OR ".join(f"d.{c} <> 0" for c in ("n", "land_m2", *_ZS_COLS[2:]))
+    changed = " OR ".join(f"d.{c} <> 0" for c in _ZS_COLS)
     kept = ", ".join(
         f"{c} = CASE WHEN s.n_{c} + d.n_{c} > 0 THEN coalesce(s.{c}, 0) + coalesce(d.{c}, 0) END"
         for c in CALC_COLS
     )
+    counts = ", ".join(f"{c} = s.{c} + d.{c}" for c in _ZS_COLS if c == "n" or c.startswith("n_"))
     run_sql(
         conn,
         f"""
         CREATE TEMP TABLE _za_new ON COMMIT DROP AS
         {zone_land_sql(enterprise_years="SELECT uscc, year FROM _aff")};
-        -- the change of each zone-year's sums: the new allocations' terms less the old ones'
+        -- the change of each zone-year's sums: the new allocations' terms less the old ones',
+        -- and the enterprises counted in it now less those counted before
         CREATE TEMP TABLE _zd ON COMMIT DROP AS
         SELECT level, code, year, {sums} FROM (
             SELECT w.level, w.code, w.year, {_terms("", "f")}
@@ -588,6 +592,8 @@ def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | No
             SELECT w.level, w.code, w.year, {_terms("-", "f")}
             FROM zone_allocations w JOIN _aff a USING (uscc, year)
             JOIN ({fig}) f USING (uscc, year)
+            UNION ALL {members}
+            UNION ALL SELECT level, code, year, {_member("-")} FROM _zm_old
         ) t GROUP BY 1, 2, 3;
         DELETE FROM zone_allocations z USING _aff a
         WHERE z.uscc = a.uscc AND z.year = a.year AND NOT EXISTS (
@@ -596,8 +602,7 @@ def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | No
         INSERT INTO zone_allocations (level, code, year, uscc, land_m2)
         SELECT level, code, year, uscc, land_m2 FROM _za_new
         ON CONFLICT (level, code, year, uscc) DO NOTHING;
-        UPDATE zone_sums s SET n = s.n + d.n, land_m2 = s.land_m2 + d.land_m2, {kept},
-            {", ".join(f"n_{c} = s.n_{c} + d.n_{c}" for c in CALC_COLS)}
+        UPDATE zone_sums s SET land_m2 = s.land_m2 + d.land_m2, {kept}, {counts}
         FROM _zd d
         WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year) AND ({changed});
         INSERT INTO zone_sums (level, code, year, {", ".join(_ZS_COLS)})
@@ -605,47 +610,13 @@ def _zone_sums(conn: Connection, p: dict, zone_links: list[tuple[str, str]] | No
         WHERE NOT EXISTS (SELECT 1 FROM zone_sums s
                           WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year));
         DELETE FROM zone_sums s USING _zd d
-        WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year) AND s.n = 0
+        WHERE (s.level, s.code, s.year) = (d.level, d.code, d.year)
+          AND s.n = 0 AND s.n_enterprises = 0;
+        CREATE TEMP TABLE _zk ON COMMIT DROP AS SELECT DISTINCT level, code, year FROM _zd;
+        ANALYZE _zk;
+        DROP TABLE _zm_old
         """,
         p,
-    )
-    if zone_links is None:
-        recount = """SELECT level, code, year FROM zone_sums
-                     WHERE year = ANY(CAST(:years AS int[]))
-                     UNION SELECT level, code, year FROM per_mu
-                     WHERE level IN ('district', 'platform', 'corridor')
-                       AND year = ANY(CAST(:years AS int[]))"""
-    else:
-        recount = f"""
-            SELECT z.level, z.code, y.year
-            FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])) z(level, code),
-                 unnest(CAST(:years AS int[])) y(year)
-            UNION  -- the primary zones of enterprise-years whose land came or went
-            SELECT substr(l.kind, 12), l.to_key, a.year
-            FROM _aff a JOIN links l ON l.from_key = a.uscc AND l.kind IN {ENTERPRISE_ZONE_LINKS}
-                 AND l.is_primary AND l.to_key IS NOT NULL
-            WHERE EXISTS (SELECT 1 FROM per_mu pm WHERE pm.level = 'enterprise'
-                          AND pm.code = a.uscc AND pm.year = a.year)
-               <> EXISTS (SELECT 1 FROM _pm_new n WHERE n.level = 'enterprise'
-                          AND n.code = a.uscc AND n.year = a.year)"""
-    run_sql(
-        conn,
-        f"""
-        CREATE TEMP TABLE _zk ON COMMIT DROP AS
-        SELECT level, code, year, bool_or(recount) AS recount FROM (
-            SELECT d.level, d.code, d.year, NOT EXISTS (
-                SELECT 1 FROM per_mu pm WHERE (pm.level, pm.code, pm.year)
-                    = (d.level, d.code, d.year)) AS recount
-            FROM _zd d
-            UNION ALL SELECT level, code, year, true FROM ({recount}) r
-        ) k GROUP BY 1, 2, 3;
-        ANALYZE _zk
-        """,
-        {
-            **p,
-            "zl": [lv for lv, _ in zone_links or ()],
-            "zc": [c for _, c in zone_links or ()],
-        },
     )
 
 

@@ -1100,16 +1100,19 @@ def zone_classes(values: dict[str, float | None]) -> dict[str, str | None]:
     return out
 
 
-def _zone_rows(conn: Connection, recount: bool) -> dict[tuple[str, str], tuple]:
+def _zone_rows(
+    conn: Connection, recount: bool | set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple]:
     """(level, code) -> (parcel_count, area_mu, tax_per_mu, tax_class) of every zone: the
     zone's figures of the latest year (per_mu.zone_figures: the one definition of a zone's area
     and 亩均税收), its parcels (``links`` parcel_district / parcel_platform, each parcel in the
-    zone it lies in most); ``recount`` False keeps the parcel counts already there."""
+    zone it lies in most); ``recount`` False keeps the parcel counts already there, a set of
+    (level, code) counts those zones again and keeps the others'."""
     from gis.economy.per_mu import zone_figures
 
     tabs = tables(conn)
     counts: dict[tuple[str, str], int] = {}
-    if recount and "links" in tabs:
+    if recount is True and "links" in tabs:
         for level, n, code in conn.execute(
             text(
                 "SELECT split_part(kind, '_', 2), count(*), to_key FROM links "
@@ -1118,11 +1121,25 @@ def _zone_rows(conn: Connection, recount: bool) -> dict[tuple[str, str], tuple]:
             )
         ):
             counts[(level, code)] = n
-    elif not recount:
+    elif recount is not True:
         for level, code, n in conn.execute(
             text("SELECT level, code, parcel_count FROM tile_zone_stats")
         ):
             counts[(level, code)] = n
+        zones = sorted(z for z in recount or () if z[0] in ("district", "platform"))
+        if zones and "links" in tabs:
+            for z in zones:
+                counts[z] = 0
+            for level, code, n in conn.execute(
+                text(
+                    "SELECT z.level, z.code, count(l.from_key) FROM unnest(CAST(:lv AS text[]), "
+                    "CAST(:cd AS text[])) z(level, code) JOIN links l "
+                    "ON l.kind = 'parcel_' || z.level AND l.to_key = z.code AND l.is_primary "
+                    "AND l.from_key IS NOT NULL GROUP BY 1, 2"
+                ),
+                {"lv": [z[0] for z in zones], "cd": [z[1] for z in zones]},
+            ):
+                counts[(level, code)] = n
     out: dict[tuple[str, str], tuple] = {}
     for level, table in ZONE_LEVELS:
         codes = conn.execute(text(f"SELECT code FROM {table}")).scalars().all()
@@ -1135,7 +1152,7 @@ def _zone_rows(conn: Connection, recount: bool) -> dict[tuple[str, str], tuple]:
     return out
 
 
-def _refresh_zones(conn: Connection, ctx: Context, recount: bool) -> int:
+def _refresh_zones(conn: Connection, ctx: Context, recount: bool | set[tuple[str, str]]) -> int:
     new = _zone_rows(conn, recount)
     old = {
         (r[0], r[1]): tuple(r[2:])
@@ -1226,10 +1243,7 @@ def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Ch
         )
         logged = True
     if changes is None or changes.touches(ZONE_READS):
-        recount = changes is None or bool(
-            changes.touches(("parcels", "districts", "platforms"))
-            or _links_touch_zones(conn, changes)
-        )
+        recount = _recount(conn, changes)
         n = _refresh_zones(conn, ctx, recount)
         if n:
             out.add("tile_zone_stats", [ALL])
@@ -1245,6 +1259,20 @@ def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Ch
     if logged:
         out.add("tile_invalidations", [ALL])
     return out
+
+
+def _recount(conn: Connection, changes: Changes | None) -> bool | set[tuple[str, str]]:
+    """Which zones' parcel counts to count again: every zone (True) for a full refresh or a
+    changed district or platform; the zones the linkage's ``zone_links`` names (those whose
+    parcel or enterprise links changed, left or entered) when it ran; else every zone when a
+    changed parcel or link names a parcel or a zone (``_links_touch_zones``), none (False)
+    otherwise."""
+    if changes is None or changes.touches(("districts", "platforms")):
+        return True
+    zl = changes.get("zone_links")
+    if zl is not None and not changes.everything("zone_links"):
+        return {tuple(k.split(":", 1)) for k in zl}
+    return bool(changes.touches(("parcels",)) or _links_touch_zones(conn, changes))
 
 
 def _links_touch_zones(conn: Connection, changes: Changes) -> bool:

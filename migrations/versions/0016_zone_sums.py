@@ -13,9 +13,13 @@ enterprise of the zone (a district of 20,000 parcels: about a second). Now:
   indicators read their output shares from it;
 - ``zone_sums``: per zone-year, the sums of the allocated figures in numeric (exact, so adding
   what a change brings and taking away what it removes equals summing afresh), with the number
-  of allocations and of reported figures per column.
+  of allocations and of reported figures per column, and the number of enterprises with land
+  whose primary zone it is;
+- ``enterprise_land`` gains the enterprise's primary zones (``district_code``,
+  ``platform_code``, ``corridor_code``) as counted in those numbers, so that a change knows the
+  zones an enterprise counted in before.
 
-Both start empty; the next refresh (any import, or ``landlink analyse-all``) finds zone_sums
+The new tables start empty; the next refresh (any import, or ``landlink analyse-all``) finds zone_sums
 empty and recomputes the per-mu figures whole once, which fills them.
 """
 
@@ -65,11 +69,16 @@ def upgrade() -> None:
         sa.Column("land_m2", sa.Numeric(), nullable=False),
         *(sa.Column(c, sa.Numeric()) for c in ALLOCATED),
         *(sa.Column(f"n_{c}", sa.Integer(), nullable=False) for c in ALLOCATED),
+        sa.Column("n_enterprises", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("level", "code", "year", name="pk_zone_sums"),
     )
+    for level in ("district", "platform", "corridor"):
+        op.add_column("enterprise_land", sa.Column(f"{level}_code", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    for level in ("district", "platform", "corridor"):
+        op.drop_column("enterprise_land", f"{level}_code")
     op.drop_table("zone_sums")
     op.drop_index("ix_zone_allocations_uscc_year", table_name="zone_allocations")
     op.drop_table("zone_allocations")
