@@ -33,8 +33,9 @@ districts, platforms and corridors and writes ``links``, by changed keys:
 
 - a changed enterprise (USCC): its enterprise_parcel and enterprise_<zone> rows;
 - a changed parcel (DKBH): the enterprises linked to it before, those naming it by DKBH and
-  those whose point lies within ``nearest_max_m`` of its geometry now (and every unlinked
-  enterprise: its reason names the nearest parcel's distance); its supply_parcel and
+  those whose point lies within ``nearest_max_m`` of its geometry now, and the unlinked
+  enterprises whose reason's nearest-parcel distance it may move (``_REASON_MAY_MOVE``); its
+  supply_parcel and
   parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now, and
   the unlinked projects whose reason names it as their largest overlap;
 - a changed supply record (DZJGH): the parcels linked to it before, naming it or overlapping it
@@ -129,6 +130,14 @@ def _params(run_id: int, as_of: date, rules: LinkageRules) -> dict:
     }
 
 
+# An unlinked enterprise's reason ends with the distance of the nearest parcel in whole metres,
+# " (nearest <round(d)> m away)" (``_enterprise_parcel``); ``_scope`` reads it back with this
+# (the last such clause: the DKBH it names comes before it; NULL when there is none).
+_NEAREST_NAMED = (
+    "CASE WHEN l.reason LIKE '% (nearest % m away)' THEN CAST(split_part(split_part("
+    "l.reason, ' (nearest ', -1), ' m away)', 1) AS float8) END"
+)
+
 # --------------------------------------------------------------------------------------------
 # What a change touches
 # --------------------------------------------------------------------------------------------
@@ -142,6 +151,38 @@ def _keys(changes: Changes, table: str) -> list[str]:
 
 def _col(conn: Connection, sql: str, **params) -> set[str]:
     return {r[0] for r in conn.execute(text(sql), params) if r[0] is not None}
+
+
+# An enterprise no parcel is linked to (an ``enterprise_parcel`` row without ``to_key``) whose
+# reason may name another nearest-parcel distance after the parcels ``:p`` changed. Every other
+# enterprise a changed parcel can move is one linked to it before, naming it, or within
+# ``nearest_max_m`` of it now (``_scope``); the unlinked ones outside those stay unlinked (no
+# parcel names, covers or lies near their point), so only their reason's distance can move:
+# the distance of the nearest parcel, however far, in whole metres (r, read back from the
+# reason, ``_NEAREST_NAMED``). The parcels' old geometry is gone, so that a changed parcel
+# was the nearest one is found from the others: the reason stands when no parcel now lies
+# nearer than r rounds to and an unchanged parcel lies at a distance that rounds to r (the
+# unchanged ones lay no nearer than the old nearest, so the nearest of them rounds to r, and
+# the changed ones round to r or more). Both are read from the parcels within r + 0.5 m of the
+# point (one GiST probe per unlinked enterprise, where finding each one's nearest parcel
+# again meant a k-nearest-neighbour search per enterprise and recomputing all their rows).
+# An enterprise without coordinates has no distance in its reason; one whose reason names no
+# distance (there was no parcel) is recomputed.
+_REASON_MAY_MOVE = f"""
+    SELECT l.from_key
+    FROM links l
+    CROSS JOIN LATERAL (  -- OFFSET 0: by the USCC index, one lookup per unlinked enterprise
+        SELECT e.geom, {_NEAREST_NAMED} AS r
+        FROM enterprises e WHERE e.uscc = l.from_key AND e.geom IS NOT NULL OFFSET 0
+    ) n
+    WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NULL
+      AND NOT coalesce((
+          SELECT bool_and(q.m >= n.r)
+                 AND bool_or(q.m = n.r AND q.parcel_no <> ALL(CAST(:p AS text[])))
+          FROM (SELECT pa.parcel_no, round(ST_Distance(pa.geom, n.geom)) AS m
+                FROM parcels pa WHERE ST_DWithin(pa.geom, n.geom, n.r + 0.5)) q
+      ), false)
+"""
 
 
 def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
@@ -159,13 +200,12 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
         ents |= _col(
             conn,
             "SELECT from_key FROM links WHERE kind = 'enterprise_parcel' AND to_key = ANY(:p) "
-            "UNION SELECT from_key FROM links WHERE kind = 'enterprise_parcel' AND to_key IS NULL "
             "UNION SELECT uscc FROM enterprises WHERE parcel_nos && CAST(:p AS text[]) "
             "UNION SELECT e.uscc FROM parcels pa JOIN enterprises e "
             "ON ST_DWithin(pa.geom, e.geom, :near) WHERE pa.parcel_no = ANY(:p)",
             p=p0,
             near=near,
-        )
+        ) | _col(conn, _REASON_MAY_MOVE, p=p0)
     if s0:
         parcels |= _col(
             conn,
