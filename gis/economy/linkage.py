@@ -223,12 +223,15 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
             conn,
             "SELECT from_key FROM links WHERE (kind = 'project_parcel' AND to_key = ANY(:p)) "
             "OR (kind = 'project_supply' AND to_key = ANY(:s)) "
-            # unlinked projects whose reason names one of them as the largest overlap
+            # unlinked projects whose reason names one of them as the largest overlap (first
+            # those naming any largest overlap: one match per row, not one per row and key)
             "UNION SELECT l.from_key FROM links l, unnest(CAST(:p AS text[])) k "
             "WHERE l.kind = 'project_parcel' AND l.to_key IS NULL "
+            "AND l.reason LIKE '%largest overlap %' "
             "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
             "UNION SELECT l.from_key FROM links l, unnest(CAST(:s AS text[])) k "
             "WHERE l.kind = 'project_supply' AND l.to_key IS NULL "
+            "AND l.reason LIKE '%largest overlap %' "
             "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
             "UNION SELECT project_code FROM projects WHERE parcel_no = ANY(:p) "
             "OR supply_no = ANY(:s) "
@@ -290,28 +293,41 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     # phase 1: rows that depend on the source tables only
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_new (LIKE links) ON COMMIT DROP")
 
+    # A rule whose keys are none (a change that touches no parcel, no enterprise, ...) has no
+    # row to delete or make: it is skipped (each is a dozen statements, most of a small
+    # change's time).
+    def some(keys: list[str] | None) -> bool:
+        return keys is None or bool(keys)
+
     def by_level(prefix: str, name: str, keys: list[str] | None, make) -> None:
         # a zone level that changed is recomputed for every key
         for level, table in ZONES.items():
             k = None if level in levels else keys
+            if not some(k):
+                continue
             delete(f"kind = :k AND {_in('from_key', name)}", k=f"{prefix}_{level}", **{name: k})
             make(conn, {**q, name: k}, level, table)
 
     by_level("parcel", "zp", zparcels, _parcel_zone)
-    delete(f"kind = 'enterprise_parcel' AND {_in('from_key', 'e')}")
-    _enterprise_parcel(conn, q)
+    if some(ents):
+        delete(f"kind = 'enterprise_parcel' AND {_in('from_key', 'e')}")
+        _enterprise_parcel(conn, q)
     # the supply records linked to the parcels before (their "links to no parcel" row may change)
     supplies = None
     if not full:
-        supplies = set(scope["supplies"]) | _col(
-            conn,
-            "SELECT from_key FROM links WHERE kind = 'supply_parcel' AND to_key = ANY(:p)",
-            p=parcels,
-        )
-    delete(f"kind = 'supply_parcel' AND to_key IS NOT NULL AND {_in('to_key', 'pa')}")
-    _supply_parcel(conn, q)
-    delete(f"kind IN {PROJECT_KINDS} AND {_in('from_key', 'j')}")
-    _projects(conn, q)
+        supplies = set(scope["supplies"])
+        if parcels:
+            supplies |= _col(
+                conn,
+                "SELECT from_key FROM links WHERE kind = 'supply_parcel' AND to_key = ANY(:p)",
+                p=parcels,
+            )
+    if some(parcels):
+        delete(f"kind = 'supply_parcel' AND to_key IS NOT NULL AND {_in('to_key', 'pa')}")
+        _supply_parcel(conn, q)
+    if some(projects):
+        delete(f"kind IN {PROJECT_KINDS} AND {_in('from_key', 'j')}")
+        _projects(conn, q)
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new")
     # phase 2: rows that read phase 1's links (supplies no parcel took, enterprises' zones)
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_new2 (LIKE links) ON COMMIT DROP")
@@ -321,11 +337,12 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
             "SELECT from_key FROM _lk_new WHERE kind = 'supply_parcel' AND to_key IS NOT NULL",
         )
         supplies = sorted(supplies)
-    delete(
-        f"kind = 'supply_parcel' AND to_key IS NULL AND {_in('from_key', 's')}",
-        s=supplies,
-    )
-    _supply_unlinked(conn, {**q, "s": supplies})
+    if some(supplies):
+        delete(
+            f"kind = 'supply_parcel' AND to_key IS NULL AND {_in('from_key', 's')}",
+            s=supplies,
+        )
+        _supply_unlinked(conn, {**q, "s": supplies})
     by_level("enterprise", "e", ents, _enterprise_zone)
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new2")
     conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")
