@@ -384,6 +384,77 @@ def _move_platform(conn) -> tuple[Changes, dict]:
     return Changes(platforms={code}), {"links": {code}, "zone_links": {f"platform:{code}"}}
 
 
+def _unlinked(conn) -> tuple[str, str, float]:
+    """An enterprise no parcel is linked to (its point more than 50 m from every parcel), its
+    nearest parcel and the distance."""
+    return conn.execute(
+        text(
+            "SELECT l.from_key, n.parcel_no, n.d FROM links l "
+            "JOIN enterprises e ON e.uscc = l.from_key "
+            "CROSS JOIN LATERAL (SELECT pa.parcel_no, ST_Distance(pa.geom, e.geom) AS d "
+            "FROM parcels pa ORDER BY pa.geom <-> e.geom, pa.parcel_no LIMIT 1) n "
+            "WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NULL AND e.geom IS NOT NULL "
+            "ORDER BY l.from_key LIMIT 1"
+        )
+    ).one()
+
+
+def _toward(conn, parcel: str, uscc: str, gap: float) -> None:
+    """Move a parcel straight toward an enterprise's point until it lies ``gap`` m from it."""
+    conn.execute(
+        text(
+            "UPDATE parcels pa SET geom = ST_Translate(pa.geom, "
+            "(ST_X(ST_EndPoint(s.l)) - ST_X(ST_StartPoint(s.l))) * (1 - :gap / ST_Length(s.l)), "
+            "(ST_Y(ST_EndPoint(s.l)) - ST_Y(ST_StartPoint(s.l))) * (1 - :gap / ST_Length(s.l))) "
+            "FROM (SELECT ST_ShortestLine(q.geom, e.geom) AS l FROM parcels q, enterprises e "
+            "WHERE q.parcel_no = :p AND e.uscc = :u) s WHERE pa.parcel_no = :p"
+        ),
+        {"p": parcel, "u": uscc, "gap": gap},
+    )
+
+
+def _unlinked_nearest_moves_away(conn) -> tuple[Changes, dict]:
+    """The nearest parcel of an unlinked enterprise moved 20 km away: its reason names the next
+    nearest parcel's distance."""
+    u, p, _ = _unlinked(conn)
+    conn.execute(
+        text("UPDATE parcels SET geom = ST_Translate(geom, 20000, 20000) WHERE parcel_no = :p"),
+        {"p": p},
+    )
+    return Changes(parcels={p}), {"enterprise_parcel": {u}}
+
+
+def _unlinked_nearest_retired(conn) -> tuple[Changes, dict]:
+    u, p, _ = _unlinked(conn)
+    conn.execute(text("DELETE FROM parcels WHERE parcel_no = :p"), {"p": p})
+    return Changes(parcels={p}), {"enterprise_parcel": {u}}
+
+
+def _unlinked_nearest_moves_closer(conn) -> tuple[Changes, dict]:
+    """The nearest parcel of an unlinked enterprise moved to 51 m of its point: still unlinked,
+    another distance in the reason."""
+    u, p, d = _unlinked(conn)
+    assert d > 52
+    _toward(conn, p, u, 51.0)
+    return Changes(parcels={p}), {"enterprise_parcel": {u}}
+
+
+def _another_parcel_comes_closer(conn) -> tuple[Changes, dict]:
+    """A parcel far from an unlinked enterprise moved to 51 m of its point, nearer than its
+    nearest parcel (which did not change)."""
+    u, p, d = _unlinked(conn)
+    assert d > 52
+    far = _pick(
+        conn,
+        f"SELECT pa.parcel_no FROM parcels pa, enterprises e WHERE e.uscc = '{u}' "
+        "AND NOT EXISTS (SELECT FROM links l WHERE l.kind = 'enterprise_parcel' "
+        "AND l.to_key = pa.parcel_no) "
+        "ORDER BY ST_Distance(pa.geom, e.geom) DESC, pa.parcel_no LIMIT 1",
+    )
+    _toward(conn, far, u, 51.0)
+    return Changes(parcels={far}), {"enterprise_parcel": {u}}
+
+
 @pytest.fixture(scope="module")
 def scratch(sample_engine):
     with database_copy(sample_engine, "onelink_inc") as url:
@@ -402,7 +473,18 @@ def _ctx() -> Context:
 
 @pytest.mark.parametrize(
     "change",
-    [_move_point, _move_parcel, _retire_parcel, _move_supply, _retire_enterprise, _move_platform],
+    [
+        _move_point,
+        _move_parcel,
+        _retire_parcel,
+        _move_supply,
+        _retire_enterprise,
+        _move_platform,
+        _unlinked_nearest_moves_away,
+        _unlinked_nearest_retired,
+        _unlinked_nearest_moves_closer,
+        _another_parcel_comes_closer,
+    ],
 )
 def test_refresh_by_keys_equals_full(scratch, change):
     with scratch.connect() as conn, conn.begin() as tx:

@@ -33,8 +33,9 @@ districts, platforms and corridors and writes ``links``, by changed keys:
 
 - a changed enterprise (USCC): its enterprise_parcel and enterprise_<zone> rows;
 - a changed parcel (DKBH): the enterprises linked to it before, those naming it by DKBH and
-  those whose point lies within ``nearest_max_m`` of its geometry now (and every unlinked
-  enterprise: its reason names the nearest parcel's distance); its supply_parcel and
+  those whose point lies within ``nearest_max_m`` of its geometry now, and the unlinked
+  enterprises whose reason's nearest-parcel distance it may move (``_REASON_MAY_MOVE``); its
+  supply_parcel and
   parcel_<zone> rows; the projects linked to it before, naming it or overlapping it now, and
   the unlinked projects whose reason names it as their largest overlap;
 - a changed supply record (DZJGH): the parcels linked to it before, naming it or overlapping it
@@ -129,6 +130,14 @@ def _params(run_id: int, as_of: date, rules: LinkageRules) -> dict:
     }
 
 
+# An unlinked enterprise's reason ends with the distance of the nearest parcel in whole metres,
+# " (nearest <round(d)> m away)" (``_enterprise_parcel``); ``_scope`` reads it back with this
+# (the last such clause: the DKBH it names comes before it; NULL when there is none).
+_NEAREST_NAMED = (
+    "CASE WHEN l.reason LIKE '% (nearest % m away)' THEN CAST(split_part(split_part("
+    "l.reason, ' (nearest ', -1), ' m away)', 1) AS float8) END"
+)
+
 # --------------------------------------------------------------------------------------------
 # What a change touches
 # --------------------------------------------------------------------------------------------
@@ -142,6 +151,38 @@ def _keys(changes: Changes, table: str) -> list[str]:
 
 def _col(conn: Connection, sql: str, **params) -> set[str]:
     return {r[0] for r in conn.execute(text(sql), params) if r[0] is not None}
+
+
+# An enterprise no parcel is linked to (an ``enterprise_parcel`` row without ``to_key``) whose
+# reason may name another nearest-parcel distance after the parcels ``:p`` changed. Every other
+# enterprise a changed parcel can move is one linked to it before, naming it, or within
+# ``nearest_max_m`` of it now (``_scope``); the unlinked ones outside those stay unlinked (no
+# parcel names, covers or lies near their point), so only their reason's distance can move:
+# the distance of the nearest parcel, however far, in whole metres (r, read back from the
+# reason, ``_NEAREST_NAMED``). The parcels' old geometry is gone, so that a changed parcel
+# was the nearest one is found from the others: the reason stands when no parcel now lies
+# nearer than r rounds to and an unchanged parcel lies at a distance that rounds to r (the
+# unchanged ones lay no nearer than the old nearest, so the nearest of them rounds to r, and
+# the changed ones round to r or more). Both are read from the parcels within r + 0.5 m of the
+# point (one GiST probe per unlinked enterprise, where finding each one's nearest parcel
+# again meant a k-nearest-neighbour search per enterprise and recomputing all their rows).
+# An enterprise without coordinates has no distance in its reason; one whose reason names no
+# distance (there was no parcel) is recomputed.
+_REASON_MAY_MOVE = f"""
+    SELECT l.from_key
+    FROM links l
+    CROSS JOIN LATERAL (  -- OFFSET 0: by the USCC index, one lookup per unlinked enterprise
+        SELECT e.geom, {_NEAREST_NAMED} AS r
+        FROM enterprises e WHERE e.uscc = l.from_key AND e.geom IS NOT NULL OFFSET 0
+    ) n
+    WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NULL
+      AND NOT coalesce((
+          SELECT bool_and(q.m >= n.r)
+                 AND bool_or(q.m = n.r AND q.parcel_no <> ALL(CAST(:p AS text[])))
+          FROM (SELECT pa.parcel_no, round(ST_Distance(pa.geom, n.geom)) AS m
+                FROM parcels pa WHERE ST_DWithin(pa.geom, n.geom, n.r + 0.5)) q
+      ), false)
+"""
 
 
 def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
@@ -159,13 +200,12 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
         ents |= _col(
             conn,
             "SELECT from_key FROM links WHERE kind = 'enterprise_parcel' AND to_key = ANY(:p) "
-            "UNION SELECT from_key FROM links WHERE kind = 'enterprise_parcel' AND to_key IS NULL "
             "UNION SELECT uscc FROM enterprises WHERE parcel_nos && CAST(:p AS text[]) "
             "UNION SELECT e.uscc FROM parcels pa JOIN enterprises e "
             "ON ST_DWithin(pa.geom, e.geom, :near) WHERE pa.parcel_no = ANY(:p)",
             p=p0,
             near=near,
-        )
+        ) | _col(conn, _REASON_MAY_MOVE, p=p0)
     if s0:
         parcels |= _col(
             conn,
@@ -183,12 +223,15 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
             conn,
             "SELECT from_key FROM links WHERE (kind = 'project_parcel' AND to_key = ANY(:p)) "
             "OR (kind = 'project_supply' AND to_key = ANY(:s)) "
-            # unlinked projects whose reason names one of them as the largest overlap
+            # unlinked projects whose reason names one of them as the largest overlap (first
+            # those naming any largest overlap: one match per row, not one per row and key)
             "UNION SELECT l.from_key FROM links l, unnest(CAST(:p AS text[])) k "
             "WHERE l.kind = 'project_parcel' AND l.to_key IS NULL "
+            "AND l.reason LIKE '%largest overlap %' "
             "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
             "UNION SELECT l.from_key FROM links l, unnest(CAST(:s AS text[])) k "
             "WHERE l.kind = 'project_supply' AND l.to_key IS NULL "
+            "AND l.reason LIKE '%largest overlap %' "
             "AND strpos(l.reason, 'largest overlap ' || k || ' covers ') > 0 "
             "UNION SELECT project_code FROM projects WHERE parcel_no = ANY(:p) "
             "OR supply_no = ANY(:s) "
@@ -250,28 +293,41 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     # phase 1: rows that depend on the source tables only
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_new (LIKE links) ON COMMIT DROP")
 
+    # A rule whose keys are none (a change that touches no parcel, no enterprise, ...) has no
+    # row to delete or make: it is skipped (each is a dozen statements, most of a small
+    # change's time).
+    def some(keys: list[str] | None) -> bool:
+        return keys is None or bool(keys)
+
     def by_level(prefix: str, name: str, keys: list[str] | None, make) -> None:
         # a zone level that changed is recomputed for every key
         for level, table in ZONES.items():
             k = None if level in levels else keys
+            if not some(k):
+                continue
             delete(f"kind = :k AND {_in('from_key', name)}", k=f"{prefix}_{level}", **{name: k})
             make(conn, {**q, name: k}, level, table)
 
     by_level("parcel", "zp", zparcels, _parcel_zone)
-    delete(f"kind = 'enterprise_parcel' AND {_in('from_key', 'e')}")
-    _enterprise_parcel(conn, q)
+    if some(ents):
+        delete(f"kind = 'enterprise_parcel' AND {_in('from_key', 'e')}")
+        _enterprise_parcel(conn, q)
     # the supply records linked to the parcels before (their "links to no parcel" row may change)
     supplies = None
     if not full:
-        supplies = set(scope["supplies"]) | _col(
-            conn,
-            "SELECT from_key FROM links WHERE kind = 'supply_parcel' AND to_key = ANY(:p)",
-            p=parcels,
-        )
-    delete(f"kind = 'supply_parcel' AND to_key IS NOT NULL AND {_in('to_key', 'pa')}")
-    _supply_parcel(conn, q)
-    delete(f"kind IN {PROJECT_KINDS} AND {_in('from_key', 'j')}")
-    _projects(conn, q)
+        supplies = set(scope["supplies"])
+        if parcels:
+            supplies |= _col(
+                conn,
+                "SELECT from_key FROM links WHERE kind = 'supply_parcel' AND to_key = ANY(:p)",
+                p=parcels,
+            )
+    if some(parcels):
+        delete(f"kind = 'supply_parcel' AND to_key IS NOT NULL AND {_in('to_key', 'pa')}")
+        _supply_parcel(conn, q)
+    if some(projects):
+        delete(f"kind IN {PROJECT_KINDS} AND {_in('from_key', 'j')}")
+        _projects(conn, q)
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new")
     # phase 2: rows that read phase 1's links (supplies no parcel took, enterprises' zones)
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_new2 (LIKE links) ON COMMIT DROP")
@@ -281,11 +337,12 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
             "SELECT from_key FROM _lk_new WHERE kind = 'supply_parcel' AND to_key IS NOT NULL",
         )
         supplies = sorted(supplies)
-    delete(
-        f"kind = 'supply_parcel' AND to_key IS NULL AND {_in('from_key', 's')}",
-        s=supplies,
-    )
-    _supply_unlinked(conn, {**q, "s": supplies})
+    if some(supplies):
+        delete(
+            f"kind = 'supply_parcel' AND to_key IS NULL AND {_in('from_key', 's')}",
+            s=supplies,
+        )
+        _supply_unlinked(conn, {**q, "s": supplies})
     by_level("enterprise", "e", ents, _enterprise_zone)
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new2")
     conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")

@@ -61,21 +61,38 @@ def _columns(conn: Connection, table: str) -> set[str]:
 def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]:
     """SQL selecting (uscc, year) of class-D enterprises from the evaluation's stored rows
     (``evaluation_rows``: the class is stored there, the view ``evaluations`` adds scores), or
-    None; and a note saying where class D came from or why it was not checked."""
+    None; and a note saying where class D came from or why it was not checked.
+
+    Class D is checked when the year holds a graded row (a class). The note's figures are read
+    from ``evaluation_groups`` (one row per year and group, written with the ranking): the
+    number graded (``n_graded``, the rows with a class) and the analysis run that last ranked
+    the year (its latest ``run_id``); both are a few rows by the primary key, where counting
+    the year's rows meant reading some 70,000 of them on every refresh. Rows without their
+    group rows (an evaluation stored before the groups existed, rows written by hand) are
+    counted instead."""
     cols = _columns(conn, "evaluation_rows")
     if not ({"uscc", "year", "class"} <= cols):
         return None, "class_d not checked: the A/B/C/D evaluation is not installed"
     if year is None:
         return None, "class_d not checked: no output year to evaluate"
-    n = conn.execute(
-        text("SELECT count(*) FROM evaluation_rows WHERE year = :y AND class IS NOT NULL"),
+    graded = conn.execute(
+        text("SELECT EXISTS (SELECT FROM evaluation_rows WHERE year = :y AND class IS NOT NULL)"),
         {"y": year},
     ).scalar_one()
-    if not n:
+    if not graded:
         return None, f"class_d not checked: no graded evaluation for {year} (run the evaluation)"
-    src = conn.execute(
-        text("SELECT max(run_id) FROM evaluation_rows WHERE year = :y"), {"y": year}
-    ).scalar_one()
+    n, src = conn.execute(
+        text("SELECT sum(n_graded), max(run_id) FROM evaluation_groups WHERE year = :y"),
+        {"y": year},
+    ).one()
+    if not n:
+        n, src = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE class IS NOT NULL), max(run_id) "
+                "FROM evaluation_rows WHERE year = :y"
+            ),
+            {"y": year},
+        ).one()
     return (
         "SELECT uscc, year FROM evaluation_rows WHERE \"class\" = 'D'",
         f"class_d from evaluations {year} ({n} graded enterprises, analysis run {src})",
