@@ -78,17 +78,15 @@ ZONE_LINKS = "('parcel_district', 'parcel_platform', 'parcel_corridor')"
 ENTERPRISE_ZONE_LINKS = "('enterprise_district', 'enterprise_platform', 'enterprise_corridor')"
 
 
-def zone_land_sql(zones: str | None = None, enterprise_years: str | None = None) -> str:
+def zone_land_sql(enterprise_years: str | None = None) -> str:
     """The one allocation of enterprise land to zones: a SELECT of (level, code, year, uscc,
     land_m2), the land (m², EPSG:4549 areas) of the enterprise-year lying in the zone. Its
     figures go to the zone in proportion ``land_m2 / enterprise_land.area_m2`` (a parcel's
     share in the zone times the enterprise's land on the parcel); an enterprise on declared
     land goes wholly to the zone holding its point. An enterprise's parcels and shares are read
-    from ``enterprise_land`` (made from ``links``). ``zones``: a query of (level, code) to
-    restrict to; ``enterprise_years``: a query of (uscc, year) to restrict to. Stored in
+    from ``enterprise_land`` (made from ``links``). ``enterprise_years``: a query of (uscc,
+    year) to restrict to. Stored in
     ``zone_allocations`` by ``run``; readers read that table."""
-    zf = f"AND (substr(kind, 8), to_key) IN ({zones})" if zones else ""
-    ezf = f"AND (substr(l.kind, 12), l.to_key) IN ({zones})" if zones else ""
     uf = f"AND (el.uscc, el.year) IN ({enterprise_years})" if enterprise_years else ""
     return f"""
         SELECT pz.level, pz.code, el.year, el.uscc,
@@ -96,7 +94,7 @@ def zone_land_sql(zones: str | None = None, enterprise_years: str | None = None)
         FROM enterprise_land el
         CROSS JOIN LATERAL unnest(el.parcel_nos, el.parcel_shares) x(parcel_no, share)
         JOIN (SELECT substr(kind, 8) AS level, from_key AS parcel_no, to_key AS code, share
-              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL {zf}) pz
+              FROM links WHERE kind IN {ZONE_LINKS} AND to_key IS NOT NULL) pz
              ON pz.parcel_no = x.parcel_no
         JOIN parcels pa ON pa.parcel_no = x.parcel_no
         WHERE el.basis = 'parcels' {uf}
@@ -105,7 +103,7 @@ def zone_land_sql(zones: str | None = None, enterprise_years: str | None = None)
         SELECT substr(l.kind, 12), l.to_key, el.year, el.uscc, el.area_m2
         FROM enterprise_land el
         JOIN links l ON l.kind IN {ENTERPRISE_ZONE_LINKS} AND l.from_key = el.uscc
-             AND l.is_primary AND l.method = 'contains' AND l.to_key IS NOT NULL {ezf}
+             AND l.is_primary AND l.method = 'contains' AND l.to_key IS NOT NULL
         WHERE el.basis = 'declared' {uf}
     """
 
