@@ -18,7 +18,9 @@ then another change of the same row uploaded to `POST /api/imports` of a live `l
 
 Each is printed beside the full `analyse-all` time with the ratio; the import report's own
 timings (parse, write, the graph refresh) are printed too. Goal: each one-row change <= 1 s end
-to end. Results go to bench/out/realtime.json.
+to end. Each loading stage and `analyse-all` is printed with its wall time, the landlink
+process's peak resident memory and the machine's memory in use (MemTotal - MemAvailable, so the
+PostgreSQL server's too) before and at its peak. Results go to bench/out/realtime.json.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +50,36 @@ from bench.evaluate import _city  # noqa: E402
 
 LANDLINK = str(ROOT / ".venv" / "bin" / "landlink")
 SHP_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+
+def _used_mb() -> float:
+    """Memory in use on the machine (MemTotal - MemAvailable), MB: the landlink process and the
+    PostgreSQL server together (and whatever else runs on the machine)."""
+    info = dict(
+        (k, int(v.split()[0])) for k, v in
+        (line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    )  # fmt: skip
+    return (info["MemTotal"] - info["MemAvailable"]) / 1024
+
+
+class _PeakMemory:
+    """Samples :func:`_used_mb` every 0.2 s while a stage runs: its baseline and peak (MB)."""
+
+    def __enter__(self) -> _PeakMemory:
+        self.base = self.peak = _used_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, _used_mb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _used_mb())
 
 
 def _free_port() -> int:
@@ -213,12 +246,31 @@ def main() -> None:
     print(f"bench/realtime: scale {ns.scale} ({n_dk} parcels), {os.cpu_count()} cores", flush=True)
 
     # first load: XZQ and GD (so DK's references check), DK timed beside ogr2ogr, then the rest
+    # each stage: wall time, the landlink process's peak RSS, the machine's peak memory in use
+    load: list[dict] = []
+
+    def stage(name: str, cmd: list[str]) -> dict:
+        with _PeakMemory() as mem:
+            res = measure(cmd, env)
+        load.append(
+            {"stage": name, "seconds": res["seconds"], "process_peak_mb": res["peak_mb"],
+             "machine_peak_mb": mem.peak, "machine_base_mb": mem.base}
+        )  # fmt: skip
+        print(
+            f"  {name}: {res['seconds']:.2f} s, landlink peak RSS {res['peak_mb']:.0f} MB, "
+            f"machine in use {mem.base:.0f} -> peak {mem.peak:.0f} MB",
+            flush=True,
+        )
+        return res
+
     for code in ("XZQ", "GD"):
-        measure([LANDLINK, "import", code.lower(), str(city / f"{code}.shp")], env)
-    dk_load = measure([LANDLINK, "import", "dk", str(city / "DK.shp")], env)
+        stage(
+            f"import {code.lower()}", [LANDLINK, "import", code.lower(), str(city / f"{code}.shp")]
+        )
+    dk_load = stage("import dk (first load)", [LANDLINK, "import", "dk", str(city / "DK.shp")])
     ogr = _ogr2ogr(url, city / "DK.shp", env)
-    measure([LANDLINK, "import-dir", str(city)], env)
-    full = measure([LANDLINK, "analyse-all"], env)
+    stage("import-dir (the rest)", [LANDLINK, "import-dir", str(city)])
+    full = stage("analyse-all", [LANDLINK, "analyse-all"])
     print(f"loaded; analyse-all {full['seconds']:.2f} s", flush=True)
 
     token = measure([LANDLINK, "token", "create", "--role", "admin", "--name", "bench"], env)
@@ -315,6 +367,7 @@ def main() -> None:
                 "parcels": n_dk,
                 "cores": os.cpu_count(),
                 "analyse_all_s": full["seconds"],
+                "load": load,
                 "dk_first_load_s": dk_load["seconds"],
                 "ogr2ogr_s": ogr["seconds"],
                 "changes": [
