@@ -259,6 +259,17 @@ def cmd_migrate(ns) -> int:
         print(f"ERROR migration failed: {e}", file=sys.stderr)
         return 1
     print(f"database migrated to {ns.revision}")
+    from gis.economy import per_mu
+
+    engine = _engine()
+    with engine.connect() as conn:
+        missing = per_mu.zone_sums_missing(conn)
+        as_of = conn.exec_driver_sql(
+            "SELECT as_of FROM analysis_runs ORDER BY id DESC LIMIT 1"
+        ).scalar_one_or_none()
+    if missing:  # a migration reset sums the derived tables are kept by: made whole again
+        print(f"the zone sums were reset: every derived table recomputed as of {as_of}")
+        print(_graph_run(engine, None, as_of, "migrate"))
     return 0
 
 

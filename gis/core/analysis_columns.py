@@ -21,6 +21,9 @@ SUM_COLUMNS = (
 # ratios that count only enterprises reporting the other figure (GYZJZ of those with ZHNH > 0,
 # with PFDL > 0, with CYRS > 0; YFFY and YYSR of those with both)
 ALLOCATED_COLUMNS = SUM_COLUMNS + ("va_e", "va_p", "va_l", "rd_r", "rev_r")
+# a zone's GYZCZ from the enterprises flagged featured, high-tech, in a platform
+# (gis/economy/industry_flags.py): the numerators of the §7 output shares, kept per zone only
+SHARE_COLUMNS = ("out_featured", "out_hightech", "out_platform")
 RATIO_COLUMNS = (
     "output_per_mu",  # 亩均产值 GYZCZ/亩, 万元/亩
     "revenue_per_mu",  # 亩均营业收入 YYSR/亩, 万元/亩

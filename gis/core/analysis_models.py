@@ -34,6 +34,7 @@ from gis.core.analysis_columns import (  # noqa: F401  (re-exported for the read
     ALLOCATED_COLUMNS,
     RATIO_COLUMNS,
     RESTRICTED_COLUMNS,
+    SHARE_COLUMNS,
     SUM_COLUMNS,
 )
 from gis.core.models import metadata
@@ -109,6 +110,10 @@ enterprise_land = Table(
     Column("district_code", Text),
     Column("platform_code", Text),
     Column("corridor_code", Text),
+    # its industry flags as its GYZCZ was counted in the zones' output shares
+    # (gis/economy/industry_flags.py; in a platform: platform_code above)
+    Column("featured", Boolean, nullable=False, server_default="false"),
+    Column("hightech", Boolean, nullable=False, server_default="false"),
     Column("rule", Text, nullable=False),
     Column("run_id", BigInteger, nullable=False),
     Column("as_of", Date, nullable=False),
@@ -167,8 +172,8 @@ zone_sums = Table(
     Column("year", Integer, nullable=False),
     Column("n", Integer, nullable=False),
     Column("land_m2", Numeric, nullable=False),
-    *(Column(c, Numeric) for c in ALLOCATED_COLUMNS),
-    *(Column(f"n_{c}", Integer, nullable=False) for c in ALLOCATED_COLUMNS),
+    *(Column(c, Numeric) for c in ALLOCATED_COLUMNS + SHARE_COLUMNS),
+    *(Column(f"n_{c}", Integer, nullable=False) for c in ALLOCATED_COLUMNS + SHARE_COLUMNS),
     # enterprises with land whose primary zone it is (per_mu's n_enterprises)
     Column("n_enterprises", Integer, nullable=False),
     PrimaryKeyConstraint("level", "code", "year", name="pk_zone_sums"),

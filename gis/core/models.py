@@ -171,10 +171,16 @@ def _layer_table(layer: Layer) -> Table:
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     ]
     # lookups of every refresh (0015): the output year (the tax year, the first and the latest
-    # year), the parcels an enterprise declares (QY DKBH)
+    # year), the parcels an enterprise declares (QY DKBH); the linkage's (0018): the parcels and
+    # projects naming a supply record (GDBH), the projects on a parcel (XM DKBH)
     extra = {
         "outputs": [Index("ix_outputs_year", "year")],
         "enterprises": [Index("ix_enterprises_parcel_nos", "parcel_nos", postgresql_using="gin")],
+        "parcels": [Index("ix_parcels_supply_no", "supply_no")],
+        "projects": [
+            Index("ix_projects_parcel_no", "parcel_no"),
+            Index("ix_projects_supply_no", "supply_no"),
+        ],
     }.get(layer.table, [])
     return Table(
         layer.table, metadata, *cols, UniqueConstraint(*layer.key_columns), *checks, *extra

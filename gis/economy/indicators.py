@@ -1,8 +1,9 @@
 """§7 indicators (两底线 两降低 四提升) per district, platform and corridor and year.
 
-Read from the zone rows of ``per_mu`` and the enterprises' land in each zone
-(``zone_allocations``), both kept by gis/economy/per_mu.py: each enterprise's CC figures
-allocated to zones in proportion to its land there.
+Read from the zone rows of ``per_mu`` and the zone sums (``zone_sums``: the GYZCZ of the
+featured, high-tech and platform enterprises, gis/economy/industry_flags.py), both kept by
+gis/economy/per_mu.py: each enterprise's CC figures allocated to zones in proportion to its land
+there.
 
 两底线 (floors):   ``va_gdp_share`` 工业增加值 ÷ GDP (%, districts only: TJ's GYZJZ ÷ GDP);
                    ``industrial_land_mu`` surveyed industrial parcels (DLBM industrial) in the zone,
@@ -31,11 +32,11 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from gis.core.analysis_columns import SHARE_COLUMNS
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.core.rules import IndicatorRules
 from gis.economy import per_mu
-from gis.economy.linkage import run_sql
 
 RULE = "§7 两底线 两降低 四提升"  # docs/EVALUATION.md
 # indicator -> (category, unit, better, restricted)
@@ -53,58 +54,9 @@ INDICATORS = {
 LEVEL_TABLES = {"district": "districts", "platform": "platforms", "corridor": "corridors"}
 
 
-def _prefix_values(pairs: list[tuple[str, str]]) -> str:
-    if not pairs:
-        return "SELECT NULL::text AS name, NULL::text AS prefix WHERE false"
-    rows = ", ".join(f"('{a.replace(chr(39), '')}', '{b.replace(chr(39), '')}')" for a, b in pairs)
-    return f"SELECT * FROM (VALUES {rows}) v(name, prefix)"
-
-
-def _flags_sql(rules: IndicatorRules, enterprises: str | None = None) -> str:
-    """A SELECT of (uscc, in_platform, featured, hightech): featured = its industry is one of its
-    primary platform's featured industries (TSCY). ``enterprises``: a query of the USCC to
-    flag (every enterprise when None)."""
-    featured, hightech = _featured_sql(rules), _hightech_sql(rules)
-    only = f"WHERE e.uscc IN ({enterprises})" if enterprises else ""
-    return f"""
-        WITH fp AS (  -- each platform's featured prefixes as LIKE patterns
-            SELECT pt.code, array_agg(f.prefix || '%') AS pats
-            FROM platforms pt CROSS JOIN LATERAL unnest(pt.featured_industries) n
-            JOIN ({featured}) f ON f.name = trim(n)
-            GROUP BY pt.code
-        )
-        SELECT e.uscc, zp.to_key IS NOT NULL AS in_platform,
-            coalesce(e.industry_code LIKE ANY (fp.pats), false) AS featured,
-            coalesce(e.industry_code LIKE ANY (
-                ARRAY(SELECT h.prefix || '%' FROM ({hightech}) h)), false) AS hightech
-        FROM enterprises e
-        LEFT JOIN links zp ON zp.kind = 'enterprise_platform'
-             AND zp.from_key = e.uscc AND zp.is_primary AND zp.to_key IS NOT NULL
-        LEFT JOIN fp ON fp.code = zp.to_key
-        {only}
-    """
-
-
-def _share_sum(flag: str) -> str:
-    """GYZCZ of the enterprises with ``flag`` allocated to the zone (``w``: zone land rows),
-    summed exactly (per_mu.exact_sum: the same whatever order the rows come in)."""
-    return per_mu.exact_sum("w.land_m2 / el.area_m2 * o.gross_output", where=flag)
-
-
-def _featured_sql(rules: IndicatorRules) -> str:
-    return _prefix_values(
-        [(n, pfx) for n, pfxs in rules.featured_industry_codes.items() for pfx in pfxs]
-    )
-
-
-def _hightech_sql(rules: IndicatorRules) -> str:
-    return _prefix_values([("", pfx) for pfx in rules.high_tech_prefixes])
-
-
-# The indicators read from the enterprise land in a zone (the output shares), and the zone's
-# industrial land: a refresh by keys recomputes them only for the zones in question and keeps
-# the stored ones of the others (every other indicator is read afresh from per_mu and TJ).
-OUTPUT_SHARES = ("featured_output_share", "high_tech_output_share", "platform_output_share")
+# The zone's industrial land (a sum over its parcels): a refresh by keys recomputes it only for
+# the zones in question and keeps the stored one of the others (every other indicator is read
+# afresh from per_mu, zone_sums and TJ).
 LAND = "industrial_land_mu"
 
 
@@ -113,14 +65,12 @@ class Scope:
     """What a refresh by keys recomputes (see ``run``).
 
     ``years``: the years whose rows may change (the year after each follows: its previous value
-    and change; every year when ``every_year``); ``shares``: the zone-years (level, code, year)
-    whose output shares are recomputed from the enterprise land in the zone; ``land``: the zones
-    (level, code) whose industrial land is recomputed. The other zones keep their stored output
-    shares and industrial land; all of them are ranked again."""
+    and change; every year when ``every_year``); ``land``: the zones (level, code) whose
+    industrial land is recomputed. The other zones keep their stored industrial land; all of
+    them are ranked again."""
 
     years: set[int] = field(default_factory=set)
     every_year: bool = False
-    shares: set[tuple[str, str, int]] = field(default_factory=set)
     land: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -134,8 +84,8 @@ def compute(
 ) -> dict:
     """Recompute ``area_indicators``: every row when ``scope`` is None, else the rows of the
     scope's years and the years after them, every zone of the three levels (ranks are per
-    level, year and indicator), with the output shares and industrial land recomputed only
-    for the scope's zones. Returns the changed keys (``level:code:year``; ``{ALL}`` for a
+    level, year and indicator), with the industrial land recomputed only for the scope's
+    zones. Returns the changed keys (``level:code:year``; ``{ALL}`` for a
     ``full`` recompute) and notes."""
     import pandas as pd
 
@@ -166,13 +116,19 @@ def compute(
         ).all(),
         columns=["level", "code", "name"],
     )
+    # the output shares' numerators: per_mu's exact sums of the flagged enterprises' GYZCZ
+    shares = ", ".join(
+        f"CASE WHEN s.n_{c} > 0 THEN s.{c}::float8 END AS {c}" for c in SHARE_COLUMNS
+    )
     wide = pd.DataFrame(
         conn.execute(
             text(
-                """
+                f"""
                 SELECT z.level, z.code, z.year, z.gross_output, z.tax_paid, z.area_m2,
-                       z.energy_tce, z.va_per_energy * z.energy_tce AS va_e, z.emissions_t
+                       z.energy_tce, z.va_per_energy * z.energy_tce AS va_e, z.emissions_t,
+                       {shares}
                 FROM per_mu z
+                LEFT JOIN zone_sums s USING (level, code, year)
                 WHERE z.level IN ('district', 'platform', 'corridor')
                   AND z.year = ANY(CAST(:years AS int[]))
                 ORDER BY z.level, z.code, z.year  -- the city's sums add in one order
@@ -181,57 +137,40 @@ def compute(
             {"years": calc},
         ).all(),
         columns=["level", "code", "year", "output", "tax", "land_m2", "energy", "va_e",
-                 "emissions"],
+                 "emissions", *SHARE_COLUMNS],
     )  # fmt: skip
-    keep = None
     if scope is None:
-        shares = _shares(conn, rules, None, calc)
         land = _land(conn, None)
     else:
-        keep = pd.DataFrame(
+        # industrial land: recomputed for the scope's zones and those with nothing stored (a
+        # new zone), the stored value kept for the others
+        stored_land = pd.DataFrame(
             conn.execute(
                 text(
-                    """
-                    SELECT level, code, year, indicator, value, figures::text
-                    FROM area_indicators
-                    WHERE year = ANY(CAST(:years AS int[]))
-                      AND indicator = ANY(CAST(:names AS text[]))
-                    """
+                    "SELECT DISTINCT ON (level, code) level, code, value FROM area_indicators "
+                    "WHERE indicator = :land ORDER BY level, code, year"
                 ),
-                {"years": calc, "names": [*OUTPUT_SHARES, LAND]},
+                {"land": LAND},
             ).all(),
-            columns=["level", "code", "year", "indicator", "value", "figures"],
+            columns=["level", "code", "value"],
         )
-        # zone-years with nothing stored (a new zone or year) are computed
-        grid = {(lv, c, y) for lv, c in zip(zones.level, zones.code, strict=True) for y in calc}
-        has = keep[keep.indicator == OUTPUT_SHARES[0]]
-        fresh = {k for k in scope.shares if k[2] in calc} | (
-            grid - set(zip(has.level, has.code, has.year, strict=True))
-        )
-        fresh_zones = sorted({(lv, c) for lv, c, _ in fresh})
-        fresh_years = sorted({y for _, _, y in fresh})
-        shares = _shares(conn, rules, fresh_zones, fresh_years)
-        # what was computed for a zone-year is used, the stored rest kept
-        done = {(lv, c, y) for lv, c in fresh_zones for y in fresh_years}
-        stored_land = keep[keep.indicator == LAND].drop_duplicates(["level", "code"])
         land_zones = set(scope.land) | (
             set(zip(zones.level, zones.code, strict=True))
             - set(zip(stored_land.level, stored_land.code, strict=True))
         )
         land = _land(conn, sorted(land_zones))
-        kept_land = stored_land[
-            ~pd.MultiIndex.from_frame(stored_land[["level", "code"]]).isin(list(land_zones))
-        ]
+        kept_land = (
+            stored_land[
+                ~pd.MultiIndex.from_frame(stored_land[["level", "code"]]).isin(list(land_zones))
+            ]
+            if not stored_land.empty
+            else stored_land
+        )
         land = pd.concat(
             [land, kept_land[["level", "code", "value"]].rename(
                 columns={"value": "industrial_land_mu"})],
             ignore_index=True,
         )  # fmt: skip
-        keep = keep[
-            (keep.indicator != LAND)
-            & ~pd.MultiIndex.from_frame(keep[["level", "code", "year"]]).isin(list(done))
-        ]
-    wide = wide.merge(shares, on=["level", "code", "year"], how="left")
     stats = pd.DataFrame(
         conn.execute(
             text(
@@ -242,7 +181,7 @@ def compute(
         columns=["level", "code", "year", "gdp", "tj_va", "tj_land_m2"],
     )
     if calc and not zones.empty:
-        records = _records(wide, zones, land, stats, calc, run_id, as_of, keep)
+        records = _records(wide, zones, land, stats, calc, run_id, as_of)
         records = [r for r in records if r["year"] in write]
     else:
         records = []
@@ -281,15 +220,15 @@ def compute(
 
 def _notes(conn: Connection, rules: IndicatorRules) -> list[str]:
     """The run's note on platforms' featured industries that have no GB/T 4754 mapping."""
-    featured = _featured_sql(rules)
     unmapped = conn.execute(
         text(
-            f"""
+            """
             SELECT DISTINCT trim(n) FROM platforms, unnest(featured_industries) n
-            WHERE trim(n) <> '' AND trim(n) NOT IN (SELECT name FROM ({featured}) f)
+            WHERE trim(n) <> '' AND trim(n) <> ALL(CAST(:mapped AS text[]))
             ORDER BY 1
             """
-        )
+        ),
+        {"mapped": [n for n, pfxs in rules.featured_industry_codes.items() if pfxs]},
     ).scalars()
     unmapped = list(unmapped)
     if not unmapped:
@@ -297,55 +236,6 @@ def _notes(conn: Connection, rules: IndicatorRules) -> list[str]:
     return [
         "featured industries with no GB/T 4754 mapping (count as no match): " + "、".join(unmapped)
     ]
-
-
-def _shares(conn: Connection, rules: IndicatorRules, zones: list[tuple[str, str]] | None,
-            years: list[int]):  # fmt: skip
-    """A DataFrame of (level, code, year, out_featured, out_hightech, out_platform): the GYZCZ
-    of featured, high-tech and platform enterprises allocated to ``zones`` (every zone when
-    None) in ``years``."""
-    import pandas as pd
-
-    cols = ["level", "code", "year", "out_featured", "out_hightech", "out_platform"]
-    sums = f"""{_share_sum("fl.featured")} AS out_featured,
-               {_share_sum("fl.hightech")} AS out_hightech,
-               {_share_sum("fl.in_platform")} AS out_platform"""
-    if zones is not None and (not zones or not years):
-        return pd.DataFrame(columns=cols)
-    # the enterprises' land in the zones: per_mu's allocations (gis/economy/per_mu.py)
-    only = (
-        ""
-        if zones is None
-        else "AND (level, code) IN (SELECT * FROM unnest(CAST(:zl AS text[]), CAST(:zc AS text[])))"
-    )
-    params = {"years": years}
-    if zones:
-        params |= {"zl": [lv for lv, _ in zones], "zc": [c for _, c in zones]}
-    # an analysed temp table, so that each join is planned on its true size (a CTE's is not
-    # known: nested loops over 100,000 rows of three zones took seconds)
-    run_sql(
-        conn,
-        f"""
-        DROP TABLE IF EXISTS _iw;
-        CREATE TEMP TABLE _iw ON COMMIT DROP AS
-        SELECT level, code, year, uscc, land_m2 FROM zone_allocations
-        WHERE year = ANY(CAST(:years AS int[])) {only};
-        ANALYZE _iw
-        """,
-        params,
-    )
-    sql = f"""
-        SELECT w.level, w.code, w.year, {sums}
-        FROM _iw w
-        JOIN enterprise_land el ON el.year = w.year AND el.uscc = w.uscc
-        JOIN outputs o ON o.year = w.year AND o.uscc = w.uscc
-        JOIN ({_flags_sql(rules, None if zones is None else "SELECT DISTINCT uscc FROM _iw")}) fl
-             ON fl.uscc = w.uscc
-        GROUP BY 1, 2, 3
-        """
-    out = pd.DataFrame(conn.execute(text(sql), params).all(), columns=cols)
-    conn.exec_driver_sql("DROP TABLE _iw")
-    return out
 
 
 def _land(conn: Connection, zones: list[tuple[str, str]] | None):
@@ -385,12 +275,8 @@ def _land(conn: Connection, zones: list[tuple[str, str]] | None):
     )
 
 
-def _records(wide, zones, land, stats, years, run_id, as_of, keep=None) -> list[dict]:
-    """The indicator rows of ``years`` (long format) from the zone figures. ``keep``: stored
-    (level, code, year, indicator, value, figures) of the output shares of zone-years not
-    recomputed, used instead of the (missing) computed ones; a platform's
-    platform_output_share keeps only its figures (its value, a share of the city's output,
-    is computed afresh)."""
+def _records(wide, zones, land, stats, years, run_id, as_of) -> list[dict]:
+    """The indicator rows of ``years`` (long format) from the zone figures."""
     import numpy as np
     import pandas as pd
 
@@ -446,17 +332,6 @@ def _records(wide, zones, land, stats, years, run_id, as_of, keep=None) -> list[
             part["figures"] = "{}"
         parts.append(part)
     long = pd.concat(parts, ignore_index=True)
-    if keep is not None and not keep.empty:
-        key = ["level", "code", "year", "indicator"]
-        long = long.set_index(key)
-        k = keep.set_index(key)
-        k = k[k.index.isin(long.index)]
-        long.loc[k.index, "figures"] = k.figures
-        kv = k[k.index.get_level_values("indicator") != "platform_output_share"]
-        kv = pd.concat([kv, k[(k.index.get_level_values("indicator") == "platform_output_share")
-                              & (k.index.get_level_values("level") != "platform")]])  # fmt: skip
-        long.loc[kv.index, "value"] = kv.value.astype(float)
-        long = long.reset_index()
     prev = long[["level", "code", "indicator", "year", "value"]].copy()
     prev["year"] += 1
     long = long.merge(
@@ -487,8 +362,8 @@ def _f(v) -> float | None:
 
 
 # a refresh by keys that cannot tell which zones these changed recomputes every row
-WHOLE = ("per_mu", "enterprise_land", "outputs", "enterprises", "links", "parcels", "platforms",
-         "districts", "corridors", "zone_links", "enterprise_parcel")  # fmt: skip
+WHOLE = ("per_mu", "zone_sums", "outputs", "links", "parcels", "platforms", "districts",
+         "corridors", "zone_links")  # fmt: skip
 
 
 def _scope(conn: Connection, changes: Changes | None) -> Scope | None:
@@ -496,16 +371,14 @@ def _scope(conn: Connection, changes: Changes | None) -> Scope | None:
     if changes is None or any(changes.everything(t) for t in WHOLE):
         return None
     # links or parcels changed without the linkage's account of the zones they left
-    if (changes.get("links") or changes.get("parcels")) and (
-        "zone_links" not in changes or "enterprise_parcel" not in changes
-    ):
+    if (changes.get("links") or changes.get("parcels")) and "zone_links" not in changes:
         return None
     s = Scope()
-    for k in changes.get("per_mu", ()):
+    # the zone-years whose figures or output shares' numerators changed
+    for k in (*changes.get("per_mu", ()), *changes.get("zone_sums", ())):
         level, _, rest = k.partition(":")
         code, _, year = rest.rpartition(":")
         if level in LEVEL_TABLES and code and year.isdigit():
-            s.shares.add((level, code, int(year)))
             s.years.add(int(year))
     for k in changes.get("zone_links", ()):
         level, _, code = k.partition(":")
@@ -535,30 +408,6 @@ def _scope(conn: Connection, changes: Changes | None) -> Scope | None:
             s.years.add(int(year))
         else:
             s.every_year = True
-    # the enterprises whose featured, high-tech or in-platform flag may have changed (their
-    # industry, primary platform, or that platform's featured industries): the zone-years where
-    # they have land now (those they left changed their per_mu rows)
-    usccs = sorted(set(changes.get("enterprises", ())) | set(changes.get("enterprise_parcel", ())))
-    platforms = sorted(changes.get("platforms", ()))
-    if usccs or platforms:
-        flagged = conn.execute(
-            text(
-                """
-                WITH u AS (
-                    SELECT unnest(CAST(:u AS text[])) AS uscc
-                    UNION SELECT from_key FROM links
-                    WHERE kind = 'enterprise_platform' AND is_primary
-                      AND to_key = ANY(CAST(:p AS text[]))
-                )
-                SELECT DISTINCT level, code, year FROM zone_allocations
-                WHERE uscc IN (SELECT uscc FROM u)
-                """
-            ),
-            {"u": usccs, "p": platforms},
-        ).all()
-        for level, code, year in flagged:
-            s.shares.add((level, code, year))
-            s.years.add(year)
     return s
 
 
@@ -567,24 +416,17 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     (everything when None). Returns ``Changes(area_indicators={"level:code:year"})`` of the rows
     that changed (``ALL`` only when ``changes`` is None).
 
-    The expensive figures are the output shares (GYZCZ of featured, high-tech and platform
-    enterprises allocated to a zone: a sum over every enterprise with land in the zone) and the
-    industrial land (a sum over the zone's parcels); they are recomputed only for
+    Every figure is read from per_mu's zone rows and ``zone_sums`` (the output shares'
+    numerators, kept by differences there: per_mu re-flags an enterprise whose industry or
+    primary platform changed, and those of a platform whose featured industries changed), and
+    TJ, except the industrial land (a sum over the zone's parcels), recomputed only for the
+    zones whose parcel links changed (the linkage's ``zone_links``, those left as well as those
+    entered), the zones a changed parcel is in now, and zones with none stored; the others keep
+    theirs.
 
-    - the zone-years whose ``per_mu`` rows changed (their enterprises' land or figures moved,
-      an enterprise came or went);
-    - the zone-years where an enterprise has land now whose flags may have changed: a changed
-      enterprise (its industry), one whose links changed (the linkage's ``enterprise_parcel``:
-      its primary platform), every enterprise whose primary platform is a changed platform
-      (its featured industries); the zones they left changed their per_mu rows;
-    - industrial land: the zones whose parcel links changed (the linkage's ``zone_links``,
-      those left as well as those entered) and the zones a changed parcel is in now, in every
-      year (it is the current survey's, the same in every year);
-    - zone-years with no stored row (a new zone, a year appearing in the outputs).
-
-    The other zones keep their stored output shares and industrial land. The rows written are
-    those of every zone of the three levels in the years in question and the year after each
-    (its previous value and change): the years of those zone-years, of changed TJ rows
+    The rows written are those of every zone of the three levels in the years in question and
+    the year after each (its previous value and change): the years of the zone-years whose
+    ``per_mu`` or ``zone_sums`` rows changed, of changed TJ rows
     (``district_stats`` ``code:year``), a year appearing in or going from the outputs, and every
     year for a changed zone (its name, or the zone itself) or industrial land. Everything else
     of those years is read afresh (per_mu, TJ: a few hundred rows) and ranked again per level,
@@ -592,9 +434,9 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     platforms' shares of the city. ``replace_rows`` writes only the rows that differ.
 
     Every row is recomputed when ``changes`` names ``ALL`` of a table read, or links or
-    parcels without the linkage's ``zone_links`` and ``enterprise_parcel`` (the zones a parcel
-    or an enterprise left are then unknown). Keys of ``outputs`` and ``enterprise_land`` need
-    nothing of their own: they reach the zones through the ``per_mu`` rows they changed."""
+    parcels without the linkage's ``zone_links`` (the zones a parcel left are then unknown).
+    Keys of ``outputs`` and ``enterprises`` need nothing of their own: they reach the zones
+    through the ``per_mu`` and ``zone_sums`` rows they changed."""
     scope = _scope(conn, changes)
     r = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules.indicators, scope, full=changes is None)
     ctx.notes.extend(n for n in r["notes"] if n not in ctx.notes)
@@ -606,9 +448,8 @@ PRODUCERS = (
     Producer(
         name="indicators",
         reads=(
-            "per_mu", "zone_allocations", "enterprise_land", "outputs", "enterprises", "links",
-            "parcels",
-            "platforms", "districts", "corridors", "district_stats",
+            "per_mu", "zone_sums", "outputs", "links", "parcels", "platforms", "districts",
+            "corridors", "district_stats",
         ),
         writes=("area_indicators",),
         run=run,

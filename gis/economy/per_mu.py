@@ -30,9 +30,15 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
 
-from gis.core.analysis_columns import ALLOCATED_COLUMNS, RATIO_COLUMNS, SUM_COLUMNS
+from gis.core.analysis_columns import (
+    ALLOCATED_COLUMNS,
+    RATIO_COLUMNS,
+    SHARE_COLUMNS,
+    SUM_COLUMNS,
+)
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import M2_PER_MU
+from gis.economy.industry_flags import flags_sql
 from gis.economy.linkage import run_sql
 
 # rule ids stored with every row; docs/EVALUATION.md spells each out
@@ -131,6 +137,17 @@ def _paired_cols() -> str:
 
 
 CALC_COLS = ALLOCATED_COLUMNS
+ZONE_COLS = CALC_COLS + SHARE_COLUMNS  # zone_sums: SHARE_COLUMNS only there
+
+
+def _share_cols(el: str, o: str) -> str:
+    """SHARE_COLUMNS of an enterprise-year: its GYZCZ (``o``) where its land row (``el``: columns
+    featured, hightech, platform_code) flags it."""
+    return f"""CASE WHEN {el}.featured THEN {o}.gross_output END AS out_featured,
+           CASE WHEN {el}.hightech THEN {o}.gross_output END AS out_hightech,
+           CASE WHEN {el}.platform_code IS NOT NULL THEN {o}.gross_output END AS out_platform"""
+
+
 _INSERT = (
     f"INSERT INTO per_mu (level, code, year, area_m2, area_mu, n_enterprises, "
     f"{', '.join(SUM_COLUMNS)}, {', '.join(RATIO_COLUMNS)}, rule, run_id, as_of)"
@@ -159,12 +176,27 @@ def _scope(conn: Connection, changes) -> list[int] | None:
     when everything must be recomputed."""
     if changes is None:
         return None
-    if any(changes.everything(t) for t in ("links", "outputs", "parcels", "enterprises")):
+    if any(
+        changes.everything(t) for t in ("links", "outputs", "parcels", "enterprises", "platforms")
+    ):
         return None
     pairs = [k.rsplit(":", 1) for k in changes.get("outputs", ())]
     pairs = [(u, int(y)) for u, y in pairs if y.isdigit()]
     named = set(changes.get("links", ())) | set(changes.get("enterprises", ()))
     named |= set(changes.get("parcels", ()))
+    platforms = sorted(changes.get("platforms", ()))
+    if platforms:  # its featured industries: the flags of the enterprises in it, now and before
+        named |= set(
+            conn.execute(
+                text(
+                    "SELECT from_key FROM links WHERE kind = 'enterprise_platform' "
+                    "AND is_primary AND to_key = ANY(CAST(:p AS text[])) "
+                    "UNION SELECT uscc FROM enterprise_land "
+                    "WHERE platform_code = ANY(CAST(:p AS text[]))"
+                ),
+                {"p": platforms},
+            ).scalars()
+        )
     # the named keys that are enterprises (relinked), the others parcels
     ents = (
         conn.execute(
@@ -266,7 +298,7 @@ def run(conn: Connection, ctx, changes) -> Changes:
     values changed (``per_mu`` keys like ``enterprise:USCC:2023``, ``parcel:DKBH:2023``,
     ``platform:PT01:2023``; a row that appeared or went away counts as changed).
     """
-    if changes is not None and _zone_sums_missing(conn):
+    if changes is not None and zone_sums_missing(conn):
         changes = None  # the first refresh after zone_sums came (migration 0016) fills it
     years = _scope(conn, changes)
     full = years is None
@@ -333,7 +365,8 @@ def run(conn: Connection, ctx, changes) -> Changes:
                     THEN 'no land: no parcel linked ('
                          || coalesce(u.reason, 'no link') || ') and no declared YDMJ for '
                          || o.year END AS reason,
-               z.district_code, z.platform_code, z.corridor_code
+               z.district_code, z.platform_code, z.corridor_code,
+               coalesce(fl.featured, false) AS featured, coalesce(fl.hightech, false) AS hightech
         FROM outputs o {aff}
         LEFT JOIN (
             SELECT year, uscc, land_m2 AS m2, ARRAY[parcel_no] AS nos, ARRAY[share] AS shares
@@ -355,7 +388,9 @@ def run(conn: Connection, ctx, changes) -> Changes:
                  AND to_key IS NOT NULL
                  {"" if full else "AND from_key IN (SELECT uscc FROM _aff)"}
             GROUP BY from_key
-        ) z ON z.uscc = o.uscc;
+        ) z ON z.uscc = o.uscc
+        LEFT JOIN ({flags_sql(ctx.rules.indicators, None if full else "SELECT uscc FROM _aff")}) fl
+             ON fl.uscc = o.uscc;
         ANALYZE _el_new
         """,
         p,
@@ -364,18 +399,22 @@ def run(conn: Connection, ctx, changes) -> Changes:
         run_sql(
             conn,
             f"""
-            DROP TABLE IF EXISTS _zm_old;
+            DROP TABLE IF EXISTS _zm_old, _fl_old;
             CREATE TEMP TABLE _zm_old ON COMMIT DROP AS
             SELECT z.level, z.code, el.year FROM enterprise_land el
             JOIN _aff a USING (uscc, year), {_MEMBER_ZONES}
-            WHERE el.basis <> 'none' AND z.code IS NOT NULL
+            WHERE el.basis <> 'none' AND z.code IS NOT NULL;
+            -- and the flags their GYZCZ was counted under in the zones' output shares
+            CREATE TEMP TABLE _fl_old ON COMMIT DROP AS
+            SELECT el.uscc, el.year, el.featured, el.hightech, el.platform_code
+            FROM enterprise_land el JOIN _aff a USING (uscc, year)
             """,
             p,
         )
     out.add("enterprise_land", replace_rows(
         conn, "enterprise_land", "_el_new", ("year", "uscc"),
         ("area_m2", "area_mu", "basis", "parcel_nos", "parcel_shares", "reason",
-         "district_code", "platform_code", "corridor_code"),
+         "district_code", "platform_code", "corridor_code", "featured", "hightech"),
         None if full else "(uscc, year) IN (SELECT uscc, year FROM _aff)",
         "uscc || ':' || year", "rule, run_id, as_of", ":lrule, :run, :as_of", p,
     ))  # fmt: skip
@@ -402,7 +441,7 @@ def run(conn: Connection, ctx, changes) -> Changes:
         SELECT *, {ratios_if_land} FROM (
             SELECT *, {_paired_cols()} FROM (
                 SELECT o.year, o.uscc, el.area_m2, el.area_mu, el.basis, el.parcel_nos,
-                       el.parcel_shares, {_reported_cols()}
+                       el.parcel_shares, {_reported_cols()}, {_share_cols("el", "o")}
                 FROM outputs o JOIN enterprise_land el ON el.year = o.year AND el.uscc = o.uscc
                 {fig_scope}
             ) r
@@ -438,7 +477,7 @@ def run(conn: Connection, ctx, changes) -> Changes:
         """,
         p,
     )
-    _zone_sums(conn, p)
+    out.add("zone_sums", _zone_sums(conn, p))
     zone_sums = ", ".join(f"CASE WHEN s.n_{c} > 0 THEN s.{c}::float8 END AS {c}" for c in CALC_COLS)
     run_sql(
         conn,
@@ -488,7 +527,7 @@ _MEMBER_ZONES = """LATERAL (VALUES ('district', el.district_code), ('platform', 
                              ('corridor', el.corridor_code)) z(level, code)"""
 
 
-def _zone_sums_missing(conn: Connection) -> bool:
+def zone_sums_missing(conn: Connection) -> bool:
     """True when ``per_mu`` has zone rows but ``zone_sums`` none (a database analysed before the
     sums were kept): they cannot be kept by differences until computed whole once."""
     return conn.exec_driver_sql(
@@ -505,23 +544,23 @@ def _terms(sign: str, fig: str) -> str:
     ``per_mu`` enterprise row they were written from), so taking away an allocation's terms
     undoes exactly what adding them did."""
     t = [f"{sign}1 AS n", f"{sign}w.land_m2::numeric AS land_m2"]
-    t += [f"{sign}(w.land_m2 / {fig}.area_m2 * {fig}.{c})::numeric AS {c}" for c in CALC_COLS]
-    t += [f"{sign}({fig}.{c} IS NOT NULL)::int AS n_{c}" for c in CALC_COLS]
+    t += [f"{sign}(w.land_m2 / {fig}.area_m2 * {fig}.{c})::numeric AS {c}" for c in ZONE_COLS]
+    t += [f"{sign}({fig}.{c} IS NOT NULL)::int AS n_{c}" for c in ZONE_COLS]
     return ", ".join([*t, "0 AS n_enterprises"])
 
 
 def _member(sign: str) -> str:
     """The terms of an enterprise-year with land counted in its primary zone (``sign`` "-":
     no longer): only ``n_enterprises``."""
-    t = ["0 AS n", "0::numeric AS land_m2", *(f"NULL::numeric AS {c}" for c in CALC_COLS)]
-    t += [f"0 AS n_{c}" for c in CALC_COLS]
+    t = ["0 AS n", "0::numeric AS land_m2", *(f"NULL::numeric AS {c}" for c in ZONE_COLS)]
+    t += [f"0 AS n_{c}" for c in ZONE_COLS]
     return ", ".join([*t, f"{sign}1 AS n_enterprises"])
 
 
-_ZS_COLS = ("n", "land_m2", *CALC_COLS, *(f"n_{c}" for c in CALC_COLS), "n_enterprises")
+_ZS_COLS = ("n", "land_m2", *ZONE_COLS, *(f"n_{c}" for c in ZONE_COLS), "n_enterprises")
 
 
-def _zone_sums(conn: Connection, p: dict) -> None:
+def _zone_sums(conn: Connection, p: dict) -> set[str]:
     """Keep ``zone_allocations`` and ``zone_sums`` for the enterprise-years of ``_aff`` (every
     one when ``p["years"]`` is None: a full recompute) and leave in ``_zk`` (level, code, year)
     the zone-years whose per_mu rows to write.
@@ -533,11 +572,20 @@ def _zone_sums(conn: Connection, p: dict) -> None:
     ``enterprise_land`` primary zones) less those counted before (``_zm_old``). Numeric sums
     of the same float terms are exact, so the sums kept this way equal those summed afresh
     (tests/test_incremental_property.py compares them); the zones an enterprise or a parcel
-    left are found from what was stored, with no help from the linkage."""
+    left are found from what was stored, with no help from the linkage. The GYZCZ of flagged
+    enterprises (SHARE_COLUMNS) is kept the same way, the old terms under the flags stored with
+    the enterprise-years' land before (``_fl_old``).
+
+    Returns the keys (``level:code:year``) of the ``zone_sums`` rows that changed, ``{ALL}``
+    for a full recompute."""
     full = p["years"] is None
     conn.exec_driver_sql("DROP TABLE IF EXISTS _za_new, _zd, _zk")
-    fig = f"SELECT code AS uscc, year, area_m2, {', '.join(SUM_COLUMNS)}, {_paired_cols()} " \
-        "FROM per_mu WHERE level = 'enterprise'"  # fmt: skip
+    # the figures the stored allocations were summed with: the enterprise's per_mu row and the
+    # flags of its land row, both as they were (before this run replaced them)
+    fig = f"""SELECT *, {_share_cols("fo", "pm")} FROM (
+                SELECT code AS uscc, year, area_m2, {", ".join(SUM_COLUMNS)}, {_paired_cols()}
+                FROM per_mu WHERE level = 'enterprise') pm
+              LEFT JOIN _fl_old fo USING (uscc, year)"""
     sums = ", ".join(
         f"sum({c}){'::int' if c == 'n' or c.startswith('n_') else ''} AS {c}" for c in _ZS_COLS
     )
@@ -568,11 +616,11 @@ def _zone_sums(conn: Connection, p: dict) -> None:
             "CREATE TEMP TABLE _zk ON COMMIT DROP AS SELECT level, code, year FROM zone_sums",
             p,
         )
-        return
+        return {ALL}
     changed = " OR ".join(f"d.{c} <> 0" for c in _ZS_COLS)
     kept = ", ".join(
         f"{c} = CASE WHEN s.n_{c} + d.n_{c} > 0 THEN coalesce(s.{c}, 0) + coalesce(d.{c}, 0) END"
-        for c in CALC_COLS
+        for c in ZONE_COLS
     )
     counts = ", ".join(f"{c} = s.{c} + d.{c}" for c in _ZS_COLS if c == "n" or c.startswith("n_"))
     run_sql(
@@ -612,9 +660,14 @@ def _zone_sums(conn: Connection, p: dict) -> None:
           AND s.n = 0 AND s.n_enterprises = 0;
         CREATE TEMP TABLE _zk ON COMMIT DROP AS SELECT DISTINCT level, code, year FROM _zd;
         ANALYZE _zk;
-        DROP TABLE _zm_old
+        DROP TABLE _zm_old, _fl_old
         """,
         p,
+    )
+    return set(
+        conn.exec_driver_sql(
+            f"SELECT level || ':' || code || ':' || year FROM _zd d WHERE {changed}"
+        ).scalars()
     )
 
 
@@ -706,7 +759,7 @@ def zone_figures(
 PRODUCERS = (
     Producer(
         name="per_mu",
-        reads=("links", "outputs", "parcels"),
+        reads=("links", "outputs", "parcels", "enterprises", "platforms"),
         writes=("enterprise_land", "per_mu", "zone_allocations", "zone_sums"),
         run=run,
         doc="an enterprise's land (§Units) and the per-mu figures of every level (§2)",
