@@ -117,9 +117,7 @@ def compute(
         columns=["level", "code", "name"],
     )
     # the output shares' numerators: per_mu's exact sums of the flagged enterprises' GYZCZ
-    shares = ", ".join(
-        f"CASE WHEN s.n_{c} > 0 THEN s.{c}::float8 END AS {c}" for c in SHARE_COLUMNS
-    )
+    shares = per_mu.zone_sum_values(SHARE_COLUMNS)
     wide = pd.DataFrame(
         conn.execute(
             text(

@@ -27,8 +27,9 @@ def _prefix_values(pairs: list[tuple[str, str]]) -> str:
 
 
 def flags_sql(rules: IndicatorRules, enterprises: str | None = None) -> str:
-    """A SELECT of (uscc, in_platform, featured, hightech) of every enterprise (QY), or of those
-    in ``enterprises`` (a query of USCC)."""
+    """A SELECT of (uscc, featured, hightech) of every enterprise (QY), or of those in
+    ``enterprises`` (a query of USCC). In a platform is its primary platform link, which
+    ``enterprise_land.platform_code`` records."""
     featured = _prefix_values(
         [(n, pfx) for n, pfxs in rules.featured_industry_codes.items() for pfx in pfxs]
     )
@@ -41,8 +42,7 @@ def flags_sql(rules: IndicatorRules, enterprises: str | None = None) -> str:
             JOIN ({featured}) f ON f.name = trim(n)
             GROUP BY pt.code
         )
-        SELECT e.uscc, zp.to_key IS NOT NULL AS in_platform,
-            coalesce(e.industry_code LIKE ANY (fp.pats), false) AS featured,
+        SELECT e.uscc, coalesce(e.industry_code LIKE ANY (fp.pats), false) AS featured,
             coalesce(e.industry_code LIKE ANY (
                 ARRAY(SELECT h.prefix || '%' FROM ({hightech}) h)), false) AS hightech
         FROM enterprises e

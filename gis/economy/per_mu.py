@@ -478,7 +478,7 @@ def run(conn: Connection, ctx, changes) -> Changes:
         p,
     )
     out.add("zone_sums", _zone_sums(conn, p))
-    zone_sums = ", ".join(f"CASE WHEN s.n_{c} > 0 THEN s.{c}::float8 END AS {c}" for c in CALC_COLS)
+    zone_sums = zone_sum_values(CALC_COLS)
     run_sql(
         conn,
         f"""
@@ -529,11 +529,20 @@ _MEMBER_ZONES = """LATERAL (VALUES ('district', el.district_code), ('platform', 
 
 def zone_sums_missing(conn: Connection) -> bool:
     """True when ``per_mu`` has zone rows but ``zone_sums`` none (a database analysed before the
-    sums were kept): they cannot be kept by differences until computed whole once."""
+    sums were kept, or a migration reset them): they cannot be kept by differences until
+    computed whole once."""
     return conn.exec_driver_sql(
         "SELECT NOT EXISTS (SELECT 1 FROM zone_sums) AND EXISTS (SELECT 1 FROM per_mu "
         "WHERE level IN ('district', 'platform', 'corridor'))"
     ).scalar_one()
+
+
+def zone_sum_values(cols: Iterable[str], alias: str = "s") -> str:
+    """The select list of ``cols`` of ``zone_sums`` (alias ``alias``) as float8: a sum of no
+    reported figure (``n_<col>`` 0) is NULL, not 0."""
+    return ", ".join(
+        f"CASE WHEN {alias}.n_{c} > 0 THEN {alias}.{c}::float8 END AS {c}" for c in cols
+    )
 
 
 def _terms(sign: str, fig: str) -> str:
