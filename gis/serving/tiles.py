@@ -463,7 +463,6 @@ def _class_sources(tabs: dict[str, set[str]]) -> bool:
         "uscc",
         "year",
         "class",
-        "run_id",
     } <= tabs.get("evaluation_ranking", set())
 
 
