@@ -239,7 +239,8 @@ def test_a_request_past_the_statement_timeout_is_a_503_and_jobs_are_not_cut(samp
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 assert r.status_code == 201, r.text
-                assert http.get("/docs").status_code == 200
+                r = http.get("/docs")
+                assert r.status_code == 200, r.text
 
 
 def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
