@@ -1,8 +1,10 @@
 """How long one SQL statement may run, per HTTP request: PostgreSQL's ``statement_timeout``.
 
-Every request of the HTTP service runs under ``settings.statement_timeout_ms`` (a statement cut
-short is SQLSTATE 57014, answered 503 by app/errors.py); the jobs a caller starts over HTTP
-(:data:`JOB_ROUTES`: imports, detections, plans) run under ``settings.job_statement_timeout_ms``.
+Every read of the HTTP service runs under ``settings.statement_timeout_ms`` (a statement cut
+short is SQLSTATE 57014, answered 503 by app/errors.py); every write (a POST, PUT, PATCH or
+DELETE: imports, retirements, detections, plans, a platform's kind; each keeps the derived
+results current before it answers, which on a province takes longer than a read may) runs under
+``settings.job_statement_timeout_ms``, except the POSTs that only read (:data:`READ_POSTS`).
 Anything outside a request (the CLI's analyses and imports, code in threads a request did not
 start) is not limited: the connection keeps PostgreSQL's default for the role.
 
@@ -16,17 +18,19 @@ from __future__ import annotations
 from gis.core.config import get_settings
 from gis.core.dblimits import statement_timeout
 
-# (method, path) of the routes that start long work: the job limit instead of the request one
-JOB_ROUTES = {
-    ("POST", "/api/imports"),
-    ("POST", "/api/detections"),
-    ("POST", "/api/plans"),
-}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that only read (a body too large for a query string): the request limit
+READ_POSTS = frozenset({"/api/admission/check"})
+
+
+def is_write(method: str, path: str) -> bool:
+    """Whether a request of ``method`` on ``path`` (without the root path) writes."""
+    return method in WRITE_METHODS and not (method == "POST" and path in READ_POSTS)
 
 
 class StatementLimits:
-    """ASGI middleware: the request's statement limit (see the module), ``request_ms`` or, on
-    :data:`JOB_ROUTES`, ``job_ms``."""
+    """ASGI middleware: the request's statement limit (see the module), ``request_ms`` or, for
+    a write, ``job_ms``."""
 
     def __init__(self, app, request_ms: int, job_ms: int) -> None:  # type: ignore[no-untyped-def]
         self.app = app
@@ -38,7 +42,7 @@ class StatementLimits:
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
             path = path[len(root) :]
-        if (scope["method"], path.rstrip("/") or "/") in JOB_ROUTES:
+        if is_write(scope["method"], path.rstrip("/") or "/"):
             return self.job_ms
         return self.request_ms
 

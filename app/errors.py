@@ -21,6 +21,8 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.dblimits import WRITE_METHODS
+
 log = logging.getLogger("landlink")
 
 PROBLEM_JSON = "application/problem+json"
@@ -77,9 +79,10 @@ def problem(status: int, message: str, headers: dict | None = None, **extra) -> 
     )
 
 
-def database_trouble(exc: BaseException) -> str | None:
+def database_trouble(exc: BaseException, write: bool = False) -> str | None:
     """What to tell the caller when ``exc`` says the database is out of reach or too busy
-    (answered 503: the request was fine, try again); None for any other error."""
+    (answered 503: the request was fine, try again); None for any other error. ``write``: the
+    request was a write (its transaction rolled back: nothing was changed)."""
     if isinstance(exc, PoolTimeout):
         return "the server is busy (every database connection in use); try again in a moment"
     orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
@@ -96,6 +99,12 @@ def database_trouble(exc: BaseException) -> str | None:
         return (
             "the database closed the connection (restarted, or ended by an administrator); "
             "try again in a moment"
+        )
+    if state == "57014" and write:
+        return (
+            "the database cancelled the write (statement timeout, "
+            "LANDLINK_JOB_STATEMENT_TIMEOUT_MS); nothing was changed. Try again when the "
+            "server is less busy, or ask the administrator to raise the limit"
         )
     if state == "57014":
         return (
@@ -125,7 +134,7 @@ def _nul_in_text(exc: BaseException) -> bool:
 def unexpected(request: Request, exc: BaseException) -> JSONResponse:
     """The answer to an exception no route handled: 503 for database trouble (with
     Retry-After), 400 for a NUL byte that reached the database, else a logged 500."""
-    trouble = database_trouble(exc)
+    trouble = database_trouble(exc, write=request.method in WRITE_METHODS)
     if trouble is not None:
         log.warning("database trouble on %s %s: %s", request.method, request.url.path, exc)
         return problem(503, trouble, headers={"Retry-After": "5"})

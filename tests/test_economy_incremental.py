@@ -28,7 +28,8 @@ from tests.conftest import database_copy
 from tests.test_incremental_property import AS_OF, derived_rows, differences
 
 ECONOMY = (
-    "enterprise_land", "per_mu", "evaluation_rows", "evaluation_groups", "evaluations",
+    "enterprise_land", "per_mu", "evaluation_rows", "evaluation_ranking", "evaluation_groups",
+    "evaluations",
     "area_indicators",
 )  # fmt: skip
 

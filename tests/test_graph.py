@@ -27,6 +27,7 @@ DERIVED = (
     "enterprise_land",
     "per_mu",
     "evaluation_rows",
+    "evaluation_ranking",
     "evaluation_groups",
     "area_indicators",
     "platform_kinds",

@@ -250,9 +250,15 @@ def test_class_d_and_per_mu_from_the_evaluation_tables(db):
         for n, klass in ((1, "D"), (2, "B")):
             conn.execute(
                 text(
-                    'INSERT INTO evaluation_rows (year, uscc, "group", evaluated, graded, "class", '
-                    "rule, run_id, as_of) VALUES (2024, :u, 'above', true, true, :c, 't', 1, "
-                    "'2025-06-30')"
+                    "INSERT INTO evaluation_rows (year, uscc, rule, run_id, as_of) "
+                    "VALUES (2024, :u, 't', 1, '2025-06-30')"
+                ),
+                {"u": uscc(n)},
+            )
+            conn.execute(
+                text(
+                    'INSERT INTO evaluation_ranking (year, uscc, "group", evaluated, graded, '
+                    "\"class\") VALUES (2024, :u, 'above', true, true, :c)"
                 ),
                 {"u": uscc(n), "c": klass},
             )

@@ -1,7 +1,7 @@
 """Bounded work for every query: CQL2 filters capped in length, terms and depth (400 naming the
 limit, refused while parsing), bbox and paging parameters checked (400, never 500), and a
-statement timeout on every request's SQL (503 with Retry-After) that neither HTTP jobs
-(imports, detections, plans) nor the CLI are held to."""
+statement timeout on every request's SQL (503 with Retry-After) that neither HTTP writes
+(imports, retirements, detections, plans: the job limit) nor the CLI are held to."""
 
 from __future__ import annotations
 
@@ -239,7 +239,8 @@ def test_a_request_past_the_statement_timeout_is_a_503_and_jobs_are_not_cut(samp
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 assert r.status_code == 201, r.text
-                assert http.get("/docs").status_code == 200
+                r = http.get("/docs")
+                assert r.status_code == 200, r.text
 
 
 def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
@@ -250,12 +251,18 @@ def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
     from app.main import create_app
     from gis.core.db import get_engine
 
-    with _env(LANDLINK_STATEMENT_TIMEOUT_MS="50"):
+    with _env(LANDLINK_STATEMENT_TIMEOUT_MS="50", LANDLINK_JOB_STATEMENT_TIMEOUT_MS="1500"):
         app = create_app()
 
     @app.get("/test-only/sleep")
     def sleep(s: float) -> dict:
         with get_engine().connect() as c:
+            c.execute(text("SELECT pg_sleep(:s)"), {"s": s})
+        return {"slept": s}
+
+    @app.post("/test-only/sleep")
+    def write_sleep(s: float) -> dict:  # a write: the job limit
+        with get_engine().begin() as c:
             c.execute(text("SELECT pg_sleep(:s)"), {"s": s})
         return {"slept": s}
 
@@ -266,6 +273,11 @@ def test_the_timeout_is_a_503_and_the_limit_is_per_request(engine):
                 _problem(r, 503, "statement timeout")
                 assert r.headers["retry-after"] == "5"
                 assert http.get("/test-only/sleep", params={"s": 0.001}).status_code == 200
+            # a write runs under the job limit: 0.3 s passes, 2 s is cut, said as a write
+            assert http.post("/test-only/sleep", params={"s": 0.3}).status_code == 200
+            r = http.post("/test-only/sleep", params={"s": 2})
+            body = _problem(r, 503, "nothing was changed")
+            assert "LANDLINK_JOB_STATEMENT_TIMEOUT_MS" in body["message"]
     with ExitStack() as stack:  # every pooled connection at once
         for _ in range(get_engine().pool.size()):
             c = stack.enter_context(engine.connect())

@@ -450,13 +450,19 @@ def test_tile_parcels_follow_every_write_to_parcels(city, db):
         )
         c.execute(
             text(
-                'INSERT INTO evaluation_rows (year, uscc, "group", evaluated, graded, class, '
-                "rule, run_id, as_of) VALUES (2025, :u, 'above', true, true, 'B', 'r', :r, "
-                "'2026-01-01')"
+                "INSERT INTO evaluation_rows (year, uscc, rule, run_id, as_of) "
+                "VALUES (2025, :u, 'r', :r, '2026-01-01')"
             ),
             {"u": uscc(1), "r": run},
         )
-        out = graph.refresh(c, Changes(links={uscc(1)}, evaluation_rows={f"{uscc(1)}:2025"}))
+        c.execute(
+            text(
+                'INSERT INTO evaluation_ranking (year, uscc, "group", evaluated, graded, class) '
+                "VALUES (2025, :u, 'above', true, true, 'B')"
+            ),
+            {"u": uscc(1)},
+        )
+        out = graph.refresh(c, Changes(links={uscc(1)}, evaluation_ranking={f"{uscc(1)}:2025"}))
         assert out is not None
         assert c.execute(text("SELECT count(*) FROM tile_parcel_classes")).scalar_one() == 1
         c.execute(text("INSERT INTO tile_parcel_status VALUES ('DK-0006', 'idle')"))
@@ -670,13 +676,19 @@ def test_one_row_change_through_the_graph_changes_only_the_affected_tiles(city, 
             )
         c.execute(
             text(
-                'INSERT INTO evaluation_rows (year, uscc, "group", evaluated, graded, class, '
-                "rule, run_id, as_of) VALUES (2025, :u, 'above', true, true, 'C', 'r', 1, "
-                "'2026-01-01')"
+                "INSERT INTO evaluation_rows (year, uscc, rule, run_id, as_of) "
+                "VALUES (2025, :u, 'r', 1, '2026-01-01')"
             ),
             {"u": uscc(7)},
         )
-        out = graph.refresh(c, Changes(links={uscc(7), no}, evaluation_rows={f"{uscc(7)}:2025"}))
+        c.execute(
+            text(
+                'INSERT INTO evaluation_ranking (year, uscc, "group", evaluated, graded, class) '
+                "VALUES (2025, :u, 'above', true, true, 'C')"
+            ),
+            {"u": uscc(7)},
+        )
+        out = graph.refresh(c, Changes(links={uscc(7), no}, evaluation_ranking={f"{uscc(7)}:2025"}))
     assert out.timings.keys() == {"tiles"}
     with db.connect() as c:
         assert (
@@ -700,7 +712,7 @@ def test_one_row_change_through_the_graph_changes_only_the_affected_tiles(city, 
     parcel_logs = "SELECT count(*) FROM tile_invalidations WHERE 'parcels' = ANY(layers)"
     with db.begin() as c:
         n = c.execute(text(parcel_logs)).scalar_one()
-        graph.refresh(c, Changes(links={uscc(7), no}, evaluation_rows={f"{uscc(7)}:2025"}))
+        graph.refresh(c, Changes(links={uscc(7), no}, evaluation_ranking={f"{uscc(7)}:2025"}))
         assert c.execute(text(parcel_logs)).scalar_one() == n
 
 

@@ -179,9 +179,12 @@ zone_sums = Table(
     PrimaryKeyConstraint("level", "code", "year", name="pk_zone_sums"),
 )
 
-# The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year: what the row
-# owns, and its rank and class. Read through the view ``evaluations`` (migration 0014), which adds
-# the score, points, benchmarks and group size from ``evaluation_groups``.
+# The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year, in two
+# tables: ``evaluation_rows``, what the row is about (land, the indicator values as shown, why it
+# is not evaluated or graded, zones), and ``evaluation_ranking``, what ranks it (group, whether
+# evaluated and graded, the indicator values it is scored on) and its rank and class. Read
+# through the view ``evaluations`` (migration 0020), which joins the two and adds the score,
+# points, benchmarks and group size from ``evaluation_groups``.
 evaluation_rows = Table(
     "evaluation_rows",
     metadata,
@@ -189,13 +192,8 @@ evaluation_rows = Table(
     Column("uscc", Text, nullable=False),
     Column("name", Text),
     Column("industry_code", Text),
-    Column("group", Text, nullable=False),  # above (规上) | below (规下)
-    Column("evaluated", Boolean, nullable=False),
-    Column("graded", Boolean, nullable=False),
     Column("area_mu", Double),
     Column("land_basis", Text),
-    Column("class", Text),  # A | B | C | D, NULL when not graded / not evaluated
-    Column("rank", Integer),  # among the graded of the year and group, ties share the best
     Column("indicators", JSONB, nullable=False, server_default="{}"),  # name -> value
     Column("missing", JSONB, nullable=False, server_default="[]"),  # names scored at the mean
     Column("not_evaluated_reason", Text),
@@ -208,13 +206,30 @@ evaluation_rows = Table(
     Column("rule", Text, nullable=False),
     Column("run_id", BigInteger, nullable=False),
     Column("as_of", Date, nullable=False),
-    # the enterprise's per-mu ratios of the year (its ``per_mu`` row), the indicator values
-    *(Column(c, Double) for c in RATIO_COLUMNS),
     PrimaryKeyConstraint("year", "uscc", name="pk_evaluation_rows"),
-    CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
-    CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
     Index("ix_evaluation_rows_uscc", "uscc"),
     Index("ix_evaluation_rows_building", "building_supply_nos", postgresql_using="gin"),
+)
+
+# The ranking's inputs and results, one row per row of ``evaluation_rows``: narrow, and with half
+# of each page left free (fillfactor 50) so that a re-ranking, which rewrites the rank of every
+# row below a change, updates rows in place (HOT) instead of adding index entries.
+evaluation_ranking = Table(
+    "evaluation_ranking",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("uscc", Text, nullable=False),
+    Column("group", Text, nullable=False),  # above (规上) | below (规下)
+    Column("evaluated", Boolean, nullable=False),
+    Column("graded", Boolean, nullable=False),
+    # the enterprise's per-mu ratios of the year (its ``per_mu`` row), the indicator values
+    *(Column(c, Double) for c in RATIO_COLUMNS),
+    Column("rank", Integer),  # among the graded of the year and group, ties share the best
+    Column("class", Text),  # A | B | C | D, NULL when not graded / not evaluated
+    PrimaryKeyConstraint("year", "uscc", name="pk_evaluation_ranking"),
+    CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
+    CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
+    postgresql_with={"fillfactor": 50},
 )
 
 # One row per year and group of the evaluation: weights (NULL: not the group's indicator),
@@ -263,4 +278,7 @@ area_indicators = Table(
     PrimaryKeyConstraint("level", "code", "year", "indicator", name="pk_area_indicators"),
 )
 
-TABLES = (links, enterprise_land, per_mu, evaluation_rows, evaluation_groups, area_indicators)
+TABLES = (
+    links, enterprise_land, per_mu, evaluation_rows, evaluation_ranking, evaluation_groups,
+    area_indicators,
+)  # fmt: skip

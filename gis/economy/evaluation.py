@@ -1,9 +1,10 @@
 """The A/B/C/D evaluation (亩均效益综合评价, "亩均论英雄", DOMAIN_RULES §2), as set-based SQL.
 
-One row per enterprise with output (CC) in a year. Stored: what the row owns and its rank and
-class (``evaluation_rows``), and one row per year and group with the weights, benchmarks and
-mean points (``evaluation_groups``); read through the view ``evaluations`` (migration 0014),
-which computes score, points and benchmarks from the two:
+One row per enterprise with output (CC) in a year. Stored: what the row is about
+(``evaluation_rows``), what ranks it and its rank and class (``evaluation_ranking``, narrow, so
+that re-ranking a group-year reads and writes little), and one row per year and group with the
+weights, benchmarks and mean points (``evaluation_groups``); read through the view
+``evaluations`` (migration 0020), which computes score, points and benchmarks from the three:
 
 - group: ``above`` (规上, GMYS = 1) or ``below`` (规下).
 - evaluated: every 规上 enterprise with land; 规下 with land >= ``below_min_mu`` (3 亩). Land is
@@ -45,14 +46,15 @@ def _q(values: list[str]) -> str:
     return "ARRAY[" + ", ".join("'" + v.replace("'", "") + "'" for v in values) + "]::text[]"
 
 
-# what an evaluation row owns (``evaluation_rows``): compared and written per row; the rank and
-# class are written by the ranking, the score and points computed by the view ``evaluations``
+# what an evaluation row owns: compared and written per row, in ``evaluation_rows`` (what the
+# row is about) and ``evaluation_ranking`` (what ranks it); the rank and class are written by the
+# ranking, the score and points computed by the view ``evaluations``
 ROW_COLUMNS = (
-    "name", "industry_code", "group", "evaluated", "graded", "area_mu", "land_basis",
-    "indicators", "missing", "not_evaluated_reason", "not_graded_reason", "building_supply_nos",
-    "district_code",
-    "platform_code", "corridor_code", *RATIO_COLUMNS,
+    "name", "industry_code", "area_mu", "land_basis", "indicators", "missing",
+    "not_evaluated_reason", "not_graded_reason", "building_supply_nos", "district_code",
+    "platform_code", "corridor_code",
 )  # fmt: skip
+RANKING_COLUMNS = ("group", "evaluated", "graded", *RATIO_COLUMNS)
 
 
 def _json_sql(groups: dict[str, dict[str, float]], mean_missing: list[str]) -> dict[str, str]:
@@ -177,16 +179,18 @@ def evaluate(
     year-groups where one of them changed (its old and its new group). Three steps, each
     writing only what changed:
 
-    1. ``evaluation_rows``' own columns (land, group, the indicator values, whether evaluated
-       and graded and why not, zones) of the rows in question;
+    1. the rows' own columns (land, group, the indicator values, whether evaluated and graded
+       and why not, zones) of the rows in question, in ``evaluation_rows`` and
+       ``evaluation_ranking``;
     2. ``evaluation_groups`` of the group-years in question: weights, benchmarks (means), the
        mean points a missing energy or emission figure scores, the number graded;
     3. the ranks and classes of those group-years, from the scores the view ``evaluations``
        computes (Σ points of the rows and their group).
 
-    Returns the ``USCC:year`` keys of the rows whose stored columns changed (row, rank or
-    class), of those whose class changed, appeared or went, and the ``year:group`` keys of the
-    changed groups (whose every score moved with them); {ALL} for each on a ``full`` recompute.
+    Returns the ``USCC:year`` keys of the rows whose own columns or ranking inputs changed,
+    appeared or went; of those and the rows whose rank or class changed; of those whose class
+    changed, appeared or went; and the ``year:group`` keys of the changed groups (whose every
+    score moved with them); {ALL} for each on a ``full`` recompute.
     Reads ``enterprise_land`` and ``per_mu`` (gis/economy/per_mu.py), ``links``, ``outputs``,
     ``enterprises``, ``supplies``, ``projects``.
     """
@@ -321,6 +325,8 @@ def evaluate(
         p,
     )
     rc = ", ".join(f'"{c}"' for c in ROW_COLUMNS)
+    kc = ", ".join(f'"{c}"' for c in RANKING_COLUMNS)
+    both = ", ".join([*(f'r."{c}"' for c in ROW_COLUMNS), *(f's."{c}"' for c in RANKING_COLUMNS)])
     in_rows = "(uscc, year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
     # 1. the rows' own columns: changed rows updated in place (their rank and class stay until
     #    the ranking below), new rows inserted, rows no longer there deleted
@@ -330,9 +336,10 @@ def evaluate(
         CREATE TEMP TABLE _rchg ON COMMIT DROP AS
         SELECT year, uscc, o.r IS NULL AS added, n.r IS NULL AS gone, o.grp AS old_grp,
                n.grp AS new_grp
-        FROM (SELECT year, uscc, "group" AS grp, ROW({rc}) AS r FROM evaluation_rows
+        FROM (SELECT year, uscc, s."group" AS grp, ROW({both}) AS r
+              FROM evaluation_rows r JOIN evaluation_ranking s USING (year, uscc)
               WHERE {in_rows}) o
-        FULL JOIN (SELECT year, uscc, "group" AS grp, ROW({rc}) AS r FROM _row_new) n
+        FULL JOIN (SELECT year, uscc, "group" AS grp, ROW({rc}, {kc}) AS r FROM _row_new) n
              USING (year, uscc)
         WHERE o.r IS DISTINCT FROM n.r;
         ANALYZE _rchg;
@@ -343,16 +350,29 @@ def evaluate(
         -- what the changed rows added to their group-years' sums, before they change
         CREATE TEMP TABLE _rold ON COMMIT DROP AS
         SELECT t.year, t."group", {_signed("-", "t.")}
-        FROM evaluation_rows t JOIN _rchg c USING (year, uscc)
+        FROM evaluation_ranking t JOIN _rchg c USING (year, uscc)
         WHERE NOT c.added AND {"true" if scoped else "false"};
         DELETE FROM evaluation_rows t USING _rchg c
+        WHERE c.gone AND t.year = c.year AND t.uscc = c.uscc;
+        DELETE FROM evaluation_ranking t USING _rchg c
         WHERE c.gone AND t.year = c.year AND t.uscc = c.uscc;
         UPDATE evaluation_rows t SET ({rc}, rule, run_id, as_of) =
             ({", ".join(f'n."{c}"' for c in ROW_COLUMNS)}, :rule, :run, :as_of)
         FROM _rchg c JOIN _row_new n USING (year, uscc)
-        WHERE NOT c.added AND t.year = c.year AND t.uscc = c.uscc;
+        WHERE NOT c.added AND t.year = c.year AND t.uscc = c.uscc
+          AND ROW({", ".join(f't."{c}"' for c in ROW_COLUMNS)})
+              IS DISTINCT FROM ROW({", ".join(f'n."{c}"' for c in ROW_COLUMNS)});
+        UPDATE evaluation_ranking t SET ({kc}) =
+            ({", ".join(f'n."{c}"' for c in RANKING_COLUMNS)})
+        FROM _rchg c JOIN _row_new n USING (year, uscc)
+        WHERE NOT c.added AND t.year = c.year AND t.uscc = c.uscc
+          AND ROW({", ".join(f't."{c}"' for c in RANKING_COLUMNS)})
+              IS DISTINCT FROM ROW({", ".join(f'n."{c}"' for c in RANKING_COLUMNS)});
         INSERT INTO evaluation_rows (year, uscc, {rc}, rule, run_id, as_of)
         SELECT n.year, n.uscc, {", ".join(f'n."{c}"' for c in ROW_COLUMNS)}, :rule, :run, :as_of
+        FROM _row_new n JOIN _rchg c USING (year, uscc) WHERE c.added;
+        INSERT INTO evaluation_ranking (year, uscc, {kc})
+        SELECT n.year, n.uscc, {", ".join(f'n."{c}"' for c in RANKING_COLUMNS)}
         FROM _row_new n JOIN _rchg c USING (year, uscc) WHERE c.added;
         DROP TABLE _row_new
         """,
@@ -367,11 +387,11 @@ def evaluate(
             f"""SELECT year, "group", {", ".join(SUM_COLS)} FROM evaluation_groups
                 WHERE {in_groups}
                 UNION ALL SELECT t.year, t."group", {_signed("", "t.")}
-                FROM evaluation_rows t JOIN _rchg c USING (year, uscc) WHERE NOT c.gone
+                FROM evaluation_ranking t JOIN _rchg c USING (year, uscc) WHERE NOT c.gone
                 UNION ALL SELECT * FROM _rold"""
         )
         if scoped
-        else _summed(f'SELECT year, "group", {_signed("")} FROM evaluation_rows')
+        else _summed(f'SELECT year, "group", {_signed("")} FROM evaluation_ranking')
     )
     gcols = ", ".join(
         ["n_graded", "benchmarks"] + [f"{x}_{i}" for i in RATIO_COLUMNS for x in ("w", "b", "m")]
@@ -408,29 +428,32 @@ def evaluate(
             FROM (
                 -- one pass over the group-years (the graded ranked among themselves), not
                 -- a join of the rows to their ranks: a join planned on stale statistics
-                -- became a nested loop. Scores rounded to 1e-6 as float8: the same order
-                -- and ties as the numeric (distinct below 9e9), and far cheaper to sort.
-                SELECT year, uscc, "rank" AS old_rank, "class" AS old_class,
-                       CASE WHEN graded THEN rank() OVER w END AS rnk,
-                       CASE WHEN graded THEN count(*) OVER p END AS n
-                FROM evaluations WHERE {in_groups}
+                -- became a nested loop. Scores rounded to 1e-6 in float8 (score × 10⁶ to
+                -- the nearest integer, exact below 9e9): a third cheaper than rounding
+                -- them as numeric. The number graded is the group's (step 2), not
+                -- counted again.
+                SELECT v.year, v.uscc, v."rank" AS old_rank, v."class" AS old_class,
+                       CASE WHEN v.graded THEN rank() OVER w END AS rnk,
+                       CASE WHEN v.graded THEN g.n_graded END AS n
+                FROM evaluations v JOIN evaluation_groups g USING (year, "group")
+                WHERE {in_groups}
                 -- the group compared bytewise: the database's collation (C.UTF-8 and the
                 -- like) compares text through strcoll, a third of the sort's time
-                WINDOW p AS (PARTITION BY year, "group" COLLATE "C", graded),
-                       w AS (p ORDER BY round(score::numeric, 6)::float8 DESC)
+                WINDOW w AS (PARTITION BY v.year, v."group" COLLATE "C", v.graded
+                             ORDER BY round(v.score * 1e6::float8) DESC)
             ) k
         ) x  -- only the rows whose rank or class moves
         WHERE rank IS DISTINCT FROM old_rank OR class IS DISTINCT FROM old_class;
         ANALYZE _rk;
-        UPDATE evaluation_rows t SET rank = k.rank, class = k.class, run_id = :run,
-            as_of = :as_of
+        UPDATE evaluation_ranking t SET rank = k.rank, class = k.class
         FROM _rk k WHERE t.year = k.year AND t.uscc = k.uscc
         """,
         p,
     )
     if not scoped and full:
         conn.exec_driver_sql("DROP TABLE _rchg, _gscope, _g_old, _rk")
-        return {ALL}, {ALL}, {ALL}
+        return {ALL}, {ALL}, {ALL}, {ALL}
+    own = set(conn.exec_driver_sql("SELECT uscc || ':' || year FROM _rchg").scalars())
     changed = set(
         conn.exec_driver_sql(
             "SELECT uscc || ':' || year FROM _rchg UNION SELECT uscc || ':' || year FROM _rk"
@@ -454,18 +477,18 @@ def evaluate(
         ).scalars()
     )
     conn.exec_driver_sql("DROP TABLE _rchg, _gscope, _g_old, _rk")
-    return changed, classes, groups_changed
+    return own, changed, classes, groups_changed
 
 
 def class_changes(changes: Changes) -> Changes:
-    """``changes`` as readers of the class alone see them: ``evaluation_rows`` narrowed to the
-    rows whose class changed, appeared or went away (``evaluation_classes``, which the
-    evaluation producer returns beside ``evaluation_rows``); unchanged when the producer did
+    """``changes`` as readers of the class alone see them: ``evaluation_ranking`` narrowed to
+    the rows whose class changed, appeared or went away (``evaluation_classes``, which the
+    evaluation producer returns beside ``evaluation_ranking``); unchanged when the producer did
     not run."""
     if "evaluation_classes" not in changes:
         return changes
     out = Changes().merge(changes)
-    out["evaluation_rows"] = set(changes["evaluation_classes"])
+    out["evaluation_ranking"] = set(changes["evaluation_classes"])
     return out
 
 
@@ -526,8 +549,9 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     "still building", ``_supply_enterprises``), then the groups (benchmarks) and ranks of their
     years and groups; everything when ``changes`` is None or names every key.
 
-    Returns ``Changes(evaluation_rows={"USCC:year"})``: rows whose stored columns (their own,
-    rank or class) changed, appeared or went away; ``evaluation_groups={"year:group"}``: groups
+    Returns ``Changes(evaluation_rows={"USCC:year"})``: rows whose own columns or ranking
+    inputs changed, appeared or went away; ``evaluation_ranking``: those and the rows whose rank
+    or class changed; ``evaluation_groups={"year:group"}``: groups
     whose benchmarks, weights, mean points or size changed (every score of the group-year moves
     with them: the view ``evaluations`` computes scores from both); and ``evaluation_classes``
     (a pseudo-table, as linkage's ``parcel_links``): the rows whose class changed, appeared or
@@ -583,12 +607,17 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
             full = True
         elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evrows)").scalar():
             return Changes()
-    changed, classes, groups = evaluate(
+    rows, changed, classes, groups = evaluate(
         conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full, full=changes is None
     )
     conn.exec_driver_sql("DROP TABLE IF EXISTS _evrows")
     ctx.counts["evaluations"] = "all" if ALL in changed else len(changed)
-    return Changes(evaluation_rows=changed, evaluation_groups=groups, evaluation_classes=classes)
+    return Changes(
+        evaluation_rows=rows,
+        evaluation_ranking=changed,
+        evaluation_groups=groups,
+        evaluation_classes=classes,
+    )
 
 
 PRODUCERS = (
@@ -598,7 +627,7 @@ PRODUCERS = (
             "enterprise_land", "per_mu", "outputs", "enterprises", "links", "supplies",
             "projects",
         ),
-        writes=("evaluation_rows", "evaluation_groups"),
+        writes=("evaluation_rows", "evaluation_ranking", "evaluation_groups"),
         run=run,
         doc="the A/B/C/D evaluation (亩均论英雄, §2) of every enterprise-year with output",
     ),

@@ -377,7 +377,7 @@ LIVE_READS = (
     "parcels",
     "links",
     "per_mu",
-    "evaluation_rows",
+    "evaluation_ranking",
     "outputs",
     "districts",
     "platforms",
@@ -456,7 +456,7 @@ def _scope(conn: Connection, run_id: int, changes: Changes, tax_year_changed: bo
     # 低效: the parcels, those of changed supplies (before or now), of changed per-mu rows and
     # of enterprises whose links or class changed
     per_mu = _keys(changes, "per_mu")
-    evaluations = _keys(changes, "evaluation_rows")
+    evaluations = _keys(changes, "evaluation_ranking")
     if tax_year_changed or None in (supplies, parcels, per_mu, evaluations):
         scope["low_efficiency"] = None
     else:
@@ -489,7 +489,7 @@ def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
     or is linked to (``links`` supply_parcel); a changed parcel or ``links`` key (DKBH, or an
     enterprise's USCC): that parcel's 低效 row, the supply records it was or is linked to, the
     parcels of that enterprise; changed ``per_mu`` rows ``parcel:DKBH:year``: those parcels;
-    changed ``evaluation_rows`` ``USCC:year`` whose class changed (``evaluation_classes``): the
+    changed ``evaluation_ranking`` ``USCC:year`` whose class changed (``evaluation_classes``): the
     parcels of those enterprises; ``outputs``: only when
     the tax year (latest ND <= year(as_of) - lag) moved (then every parcel). Everything: the
     zones or the calendar changed, the live run is judged as of another day than ``ctx.as_of``,

@@ -64,7 +64,7 @@ def _columns(conn: Connection, table: str) -> set[str]:
 
 def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]:
     """SQL selecting (uscc, year) of class-D enterprises from the evaluation's stored rows
-    (``evaluation_rows``: the class is stored there, the view ``evaluations`` adds scores), or
+    (``evaluation_ranking``: the class is stored there, the view ``evaluations`` adds scores), or
     None; and a note saying where class D came from or why it was not checked.
 
     Class D is checked when the year holds a graded row (a class). The note's figures are read
@@ -72,19 +72,12 @@ def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]
     number graded (``n_graded``, the rows with a class) and the analysis run that last ranked
     the year (its latest ``run_id``); both are a few rows by the primary key, where counting
     the year's rows meant reading some 70,000 of them on every refresh. Rows without their
-    group rows (an evaluation stored before the groups existed, rows written by hand) are
-    counted instead."""
-    cols = _columns(conn, "evaluation_rows")
+    group rows (rows written by hand) are counted instead."""
+    cols = _columns(conn, "evaluation_ranking")
     if not ({"uscc", "year", "class"} <= cols):
         return None, "class_d not checked: the A/B/C/D evaluation is not installed"
     if year is None:
         return None, "class_d not checked: no output year to evaluate"
-    graded = conn.execute(
-        text("SELECT EXISTS (SELECT FROM evaluation_rows WHERE year = :y AND class IS NOT NULL)"),
-        {"y": year},
-    ).scalar_one()
-    if not graded:
-        return None, f"class_d not checked: no graded evaluation for {year} (run the evaluation)"
     n, src = conn.execute(
         text("SELECT sum(n_graded), max(run_id) FROM evaluation_groups WHERE year = :y"),
         {"y": year},
@@ -92,13 +85,16 @@ def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]
     if not n:
         n, src = conn.execute(
             text(
-                "SELECT count(*) FILTER (WHERE class IS NOT NULL), max(run_id) "
-                "FROM evaluation_rows WHERE year = :y"
+                "SELECT count(*) FILTER (WHERE s.class IS NOT NULL), max(r.run_id) "
+                "FROM evaluation_ranking s LEFT JOIN evaluation_rows r USING (year, uscc) "
+                "WHERE s.year = :y"
             ),
             {"y": year},
         ).one()
+    if not n:
+        return None, f"class_d not checked: no graded evaluation for {year} (run the evaluation)"
     return (
-        "SELECT uscc, year FROM evaluation_rows WHERE \"class\" = 'D'",
+        "SELECT uscc, year FROM evaluation_ranking WHERE \"class\" = 'D'",
         f"class_d from evaluations {year} ({n} graded enterprises, analysis run {src})",
     )
 

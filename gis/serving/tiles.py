@@ -463,8 +463,7 @@ def _class_sources(tabs: dict[str, set[str]]) -> bool:
         "uscc",
         "year",
         "class",
-        "run_id",
-    } <= tabs.get("evaluation_rows", set())
+    } <= tabs.get("evaluation_ranking", set())
 
 
 class _Connections:
@@ -874,16 +873,16 @@ _STATUS_ROWS = f"""
 _CLASS_ROWS = """
     SELECT l.to_key AS parcel_no, min(ev.class) AS eval_class
     FROM links l
-    JOIN evaluation_rows ev ON ev.uscc = l.from_key
-         AND ev.year = (SELECT max(year) FROM evaluation_rows)
+    JOIN evaluation_ranking ev ON ev.uscc = l.from_key
+         AND ev.year = (SELECT max(year) FROM evaluation_ranking)
     WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL AND ev.class IS NOT NULL
       AND {scope}
     GROUP BY l.to_key"""
 
-CLASS_READS = ("links", "evaluation_rows", "parcels")
+CLASS_READS = ("links", "evaluation_ranking", "parcels")
 STATUS_READS = ("detection_runs", "idle_results", "low_efficiency_results", "supplies", "parcels")
 ZONE_READS = ("per_mu", "links", "parcels", "districts", "platforms")
-ENTERPRISE_READS = ("evaluation_rows", "outputs")
+ENTERPRISE_READS = ("evaluation_rows", "evaluation_ranking", "outputs")
 DETECTION_READS = ("detection_runs", "unsupplied_results", "idle_results", "low_efficiency_results")
 PLATFORM_READS = ("platform_kinds",)
 LANDS_TILESETS = ("unsupplied", "idle", "low_efficiency")
@@ -975,14 +974,16 @@ def _class_parcels(conn: Connection, changes: Changes | None) -> list[str] | Non
     if keys is None:
         return None
     years = {int(k) for k in keys if k.isdigit() and len(k) == 4}
-    if changes.get("evaluation_rows"):
-        latest = conn.execute(text("SELECT max(year) FROM evaluation_rows")).scalar_one()
+    if changes.get("evaluation_ranking"):
+        latest = conn.execute(text("SELECT max(year) FROM evaluation_ranking")).scalar_one()
         if any(latest is None or y > latest for y in years):
             return None  # the latest year went
         if latest in years:
-            ours = sum(1 for k in changes["evaluation_rows"] if str(latest) in re.split(r"[:|]", k))
+            ours = sum(
+                1 for k in changes["evaluation_ranking"] if str(latest) in re.split(r"[:|]", k)
+            )
             have = conn.execute(
-                text("SELECT count(*) FROM evaluation_rows WHERE year = :y"), {"y": latest}
+                text("SELECT count(*) FROM evaluation_ranking WHERE year = :y"), {"y": latest}
             ).scalar_one()
             if have <= ours:
                 return None  # the latest year may be new: every parcel's class reads it
