@@ -168,7 +168,7 @@ CASES = {
 
 
 def _economy(conn) -> dict[str, list[str]]:  # noqa: ANN001
-    return {t: rows for t, rows in derived_rows(conn).items() if t in ECONOMY}
+    return derived_rows(conn, ECONOMY)
 
 
 def _refresh_both_ways(city, case: str, change) -> tuple[dict, dict, dict]:  # noqa: ANN001

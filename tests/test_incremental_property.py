@@ -216,18 +216,34 @@ def _round(v):  # noqa: ANN001, ANN202
     return v
 
 
-def derived_rows(conn) -> dict[str, list[str]]:  # noqa: ANN001
+# A row's comparable form is a function of its JSON text alone: remembered per text, so that
+# the states compared after a few one-row changes (which share nearly every row) parse, round
+# and dump only the rows that differ. Cleared when it grows past _CANON_MAX rows.
+_canon: dict[str, str] = {}
+_CANON_MAX = 600_000
+
+
+def _canonical(raw: str) -> str:
+    got = _canon.get(raw)
+    if got is None:
+        got = _canon[raw] = json.dumps(_round(json.loads(raw)), sort_keys=True, ensure_ascii=False)
+    return got
+
+
+def derived_rows(conn, tables: tuple[str, ...] | None = None) -> dict[str, list[str]]:  # noqa: ANN001
     """Every derived table's (and VIEWS') rows without the columns of IGNORED, floats to 9
-    digits, sorted."""
+    digits, sorted (only ``tables`` when given)."""
+    if len(_canon) > _CANON_MAX:
+        _canon.clear()
     out = {}
     for table in (*graph.describe()["derived"], *VIEWS):
-        if table in LOGS:
+        if table in LOGS or (tables is not None and table not in tables):
             continue
         raw = conn.execute(
-            text(f"SELECT to_jsonb(t) - CAST(:drop AS text[]) FROM {table} t"),
+            text(f"SELECT CAST(to_jsonb(t) - CAST(:drop AS text[]) AS text) FROM {table} t"),
             {"drop": list(IGNORED)},
         ).scalars()
-        out[table] = sorted(json.dumps(_round(r), sort_keys=True, ensure_ascii=False) for r in raw)
+        out[table] = sorted(_canonical(r) for r in raw)
     return out
 
 
