@@ -44,6 +44,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MEASURED] = []
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # a pytest-xdist worker hands its measured lines to the controller, which prints them
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["measured"] = session.config.stash.get(MEASURED, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001
+    """pytest-xdist, in the controller: a worker finished; keep the lines it measured."""
+    lines = getattr(node, "workeroutput", {}).get("measured", [])
+    node.config.stash.setdefault(MEASURED, []).extend(lines)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     lines = config.stash.get(MEASURED, [])
     if lines:
@@ -255,6 +268,35 @@ def database_copy(source, suffix: str):
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def sample_as_of():
+    """The sample city's reference date (planted.json): the date its analyses judge by."""
+    import json
+    from datetime import date
+
+    return date.fromisoformat(
+        json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))["reference_date"]
+    )
+
+
+@pytest.fixture(scope="session")
+def analysed_sample(sample_engine):
+    """A copy of the sample city with every derived table computed from scratch as of its
+    reference date (``graph.refresh(conn, None, as_of, trigger="test")``, as
+    ``landlink analyse-all --full`` does), made once per session: a module that needs an
+    analysed city copies it (``database_copy(analysed_sample, ...)``) instead of copying the
+    sample and analysing it again. Read-only for tests, as ``sample_engine`` is."""
+    from gis.core import graph
+
+    with database_copy(sample_engine, "analysed") as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            graph.refresh(c, None, sample_as_of(), trigger="test")
+        try:
+            yield eng
+        finally:
+            eng.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -34,12 +34,11 @@ ECONOMY = (
 
 
 @pytest.fixture(scope="module")
-def city(sample_engine):
-    """A copy of the sample city, linked and analysed from scratch."""
-    with database_copy(sample_engine, "econ_inc") as url:
+def city(analysed_sample):
+    """A copy of the sample city, linked and analysed from scratch (conftest's
+    ``analysed_sample``, as of AS_OF)."""
+    with database_copy(analysed_sample, "econ_inc") as url:
         eng = create_engine(url)
-        with eng.begin() as c:
-            graph.refresh(c, None, AS_OF, trigger="test")
         yield eng
         eng.dispose()
 

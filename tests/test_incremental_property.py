@@ -48,12 +48,11 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(sample_engine):
-    """A copy of the sample city, analysed from scratch as of the sample's reference date."""
-    with database_copy(sample_engine, "incremental") as url:
+def city(analysed_sample):
+    """A copy of the sample city, analysed from scratch as of the sample's reference date
+    (conftest's ``analysed_sample``)."""
+    with database_copy(analysed_sample, "incremental") as url:
         eng = create_engine(url)
-        with eng.begin() as c:
-            graph.refresh(c, None, AS_OF, trigger="test")
         with eng.connect() as c:
             keys = {
                 "outputs": c.execute(text("SELECT uscc || ':' || year FROM outputs ORDER BY 1"))
