@@ -215,34 +215,53 @@ def _round(v):  # noqa: ANN001, ANN202
     return v
 
 
-# A row's comparable form is a function of its JSON text alone: remembered per text, so that
-# the states compared after a few one-row changes (which share nearly every row) parse, round
-# and dump only the rows that differ. Cleared when it grows past _CANON_MAX rows.
-_canon: dict[str, str] = {}
-_CANON_MAX = 600_000
+# A row's comparable form (its JSON without IGNORED, floats to 9 digits, keys sorted) is a
+# function of its values, and so of its text as a row of the other columns (each column's text
+# gives its value): remembered per table by that text, so that the states compared after a few
+# one-row changes, which share nearly every row, read only the row texts (to_jsonb is the costly
+# part) and convert only the rows not seen before.
+_canon: dict[str, dict[str, str]] = {}
+# above this many new rows, one pass over the table converts them all
+_BY_KEY_MAX = 200
 
 
-def _canonical(raw: str) -> str:
-    got = _canon.get(raw)
-    if got is None:
-        got = _canon[raw] = json.dumps(_round(json.loads(raw)), sort_keys=True, ensure_ascii=False)
-    return got
+def _row_text(conn, table: str) -> str:  # noqa: ANN001
+    cols = conn.execute(
+        text(
+            "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ),
+        {"t": table},
+    ).scalars()
+    kept = ", ".join('t."' + c.replace('"', '""') + '"' for c in cols if c not in IGNORED)
+    return f"CAST(ROW({kept}) AS text)"
 
 
 def derived_rows(conn, tables: tuple[str, ...] | None = None) -> dict[str, list[str]]:  # noqa: ANN001
     """Every derived table's (and VIEWS') rows without the columns of IGNORED, floats to 9
     digits, sorted (only ``tables`` when given)."""
-    if len(_canon) > _CANON_MAX:
-        _canon.clear()
     out = {}
     for table in (*graph.describe()["derived"], *VIEWS):
         if table in LOGS or (tables is not None and table not in tables):
             continue
-        raw = conn.execute(
-            text(f"SELECT CAST(to_jsonb(t) - CAST(:drop AS text[]) AS text) FROM {table} t"),
-            {"drop": list(IGNORED)},
-        ).scalars()
-        out[table] = sorted(_canonical(r) for r in raw)
+        row = _row_text(conn, table)
+        known = _canon.setdefault(table, {})
+        keys = conn.execute(text(f"SELECT {row} FROM {table} t")).scalars().all()
+        if len(known) > 3 * len(keys) + 1000:
+            known.clear()
+        new = set(keys).difference(known)
+        if new:
+            sql = f"SELECT {row}, CAST(to_jsonb(t) - CAST(:drop AS text[]) AS text) FROM {table} t"
+            params: dict = {"drop": list(IGNORED)}
+            if len(new) <= _BY_KEY_MAX:
+                sql += f" WHERE {row} = ANY(:new)"
+                params["new"] = list(new)
+            for key, raw in conn.execute(text(sql), params):
+                if key in new:
+                    known[key] = json.dumps(
+                        _round(json.loads(raw)), sort_keys=True, ensure_ascii=False
+                    )
+        out[table] = sorted(known[k] for k in keys)
     return out
 
 
