@@ -50,6 +50,10 @@ MEASURED = pytest.StashKey[list[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[MEASURED] = []
+    if RUN_DB == TEST_DB:  # the controller: nothing shared yet (a crashed run's, same pid)
+        import shutil
+
+        shutil.rmtree(_shared_folder(), ignore_errors=True)
 
 
 # The slowest test files, slowest first (the sum of their tests' durations on two workers,
