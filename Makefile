@@ -80,9 +80,14 @@ demo: analyse web
 	@echo "serving landlink on http://127.0.0.1:8000  (API docs: /docs, OGC API: /ogc)"
 	$(LANDLINK) serve --host 127.0.0.1 --port 8000
 
+# The suite on TEST_WORKERS processes (pytest-xdist; each has its own test databases), a whole
+# test file to one process (its module fixtures are built once), the slowest files first
+# (tests/conftest.py orders them). TEST_WORKERS=0 runs it in this process alone.
+TEST_WORKERS ?= 2
 test: db web
 	$(BIN)/ruff check app gis tests bench migrations
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 \
+	  $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 lint: venv
 	$(BIN)/ruff check app gis tests bench migrations

@@ -3,6 +3,10 @@
 Uses the project's local cluster (started here if needed, as the ``postgres`` user when run as
 root) or the server in ``DATABASE_URL``. Each session creates ``landlink_test_<pid>``, migrates it
 with Alembic, and drops it at the end; each test that asks for ``db`` starts from empty tables.
+
+Under pytest-xdist (``make test``: ``-n 2``) each worker is a session of its own, with its own
+databases; only the sample city's import is shared: the first worker to need it imports it once
+per run (``<controller's test database>_sample``) and every worker copies that.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ TEST_DB = f"landlink_test_{os.getpid()}"
 TEST_URL = _admin_url.set(database=TEST_DB).render_as_string(hide_password=False)
 os.environ["DATABASE_URL"] = TEST_URL
 get_settings.cache_clear()
+# The run's name: this process's test database, or under pytest-xdist the controller's (the
+# workers inherit its environment), for what the workers share.
+RUN_DB = os.environ.setdefault("LANDLINK_TEST_RUN_DB", TEST_DB)
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 # Figures a test measures and prints without asserting them (e.g. the map's first render):
@@ -42,6 +50,65 @@ MEASURED = pytest.StashKey[list[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[MEASURED] = []
+    if RUN_DB == TEST_DB:  # the controller: nothing shared yet (a crashed run's, same pid)
+        import shutil
+
+        shutil.rmtree(_shared_folder(), ignore_errors=True)
+
+
+# The slowest test files, slowest first (the sum of their tests' durations on two workers,
+# 2 cores: 120-300 s down to ~70 s). Under pytest-xdist (make test: --dist loadfile
+# --no-loadscope-reorder) files go to the workers in collection order, so these go first and the
+# short files fill in at the end. test_import_faults (no sample city) is second, so that the
+# other worker starts on it while the first imports the sample city both share.
+SLOWEST_FIRST = (
+    "test_no_server_errors.py",
+    "test_import_faults.py",
+    "test_incremental_property.py",
+    "test_economy_incremental.py",
+    "test_retire.py",
+    "test_one_linkage.py",
+    "test_query_limits.py",
+    "test_disclosure.py",
+    "test_schemathesis.py",
+    "test_three_lands_planted.py",
+    "test_tokens.py",
+    "test_map_api.py",
+    "test_platform_kinds.py",
+    "test_import.py",
+    "test_tiles.py",
+    "test_plan_report.py",
+    "e2e/test_map_page.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not XDIST_WORKER:
+        return  # one process: the usual order
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        for i, name in enumerate(SLOWEST_FIRST):
+            if path.endswith("/tests/" + name):
+                return i
+        return len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # a pytest-xdist worker hands its measured lines to the controller, which prints them
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["measured"] = session.config.stash.get(MEASURED, [])
+    elif RUN_DB == TEST_DB:  # the controller (or a run in one process): what workers shared
+        _drop_shared_sample()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001
+    """pytest-xdist, in the controller: a worker finished; keep the lines it measured."""
+    lines = getattr(node, "workeroutput", {}).get("measured", [])
+    node.config.stash.setdefault(MEASURED, []).extend(lines)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -92,12 +159,51 @@ def _data_tables(conn) -> list[str]:
     ]
 
 
+def empty_tables(conn) -> None:  # noqa: ANN001
+    """What ``TRUNCATE <every data table> RESTART IDENTITY CASCADE`` does, truncating only the
+    tables that hold rows or have TRUNCATE triggers (a TRUNCATE rebuilds each table's indexes
+    and syncs them to disk: tenths of a second for all of them, before each of the ~340 tests
+    that ask for ``db``). Every identity restarts first; the triggers (the tiles' invalidation
+    log) then write what they write after a TRUNCATE of everything."""
+    tables = _data_tables(conn)
+    sequences = conn.execute(
+        text(
+            "SELECT format('%I.%I', n.nspname, s.relname) FROM pg_depend d "
+            "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+            "JOIN pg_namespace n ON n.oid = s.relnamespace "
+            "JOIN pg_class t ON t.oid = d.refobjid "
+            "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+            "AND d.deptype IN ('a', 'i') AND t.relname = ANY(:tables) "
+            "AND t.relnamespace = 'public'::regnamespace"
+        ),
+        {"tables": tables},
+    ).scalars()
+    for seq in list(sequences):
+        conn.execute(text(f"ALTER SEQUENCE {seq} RESTART"))
+    triggered = set(
+        conn.execute(
+            text(
+                "SELECT c.relname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
+                "WHERE NOT g.tgisinternal AND g.tgtype & 32 <> 0 "  # TRIGGER_TYPE_TRUNCATE
+                "AND c.relnamespace = 'public'::regnamespace"
+            )
+        ).scalars()
+    )
+    holding = set(
+        conn.execute(
+            text(" UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT FROM {t})" for t in tables))
+        ).scalars()
+    )
+    truncate = [t for t in tables if t in holding or t in triggered]
+    if truncate:
+        conn.execute(text(f"TRUNCATE {', '.join(truncate)} RESTART IDENTITY CASCADE"))
+
+
 @pytest.fixture
 def db(engine):
-    """The engine, with every table emptied first."""
+    """The engine, with every table emptied first (and every identity restarted)."""
     with engine.begin() as conn:
-        tables = _data_tables(conn)
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        empty_tables(conn)
     return engine
 
 
@@ -214,23 +320,77 @@ def load_directory(engine, directory: Path) -> list[dict]:
     return reports
 
 
-@pytest.fixture(scope="session")
-def sample_engine(engine):
-    """A second database holding the committed sample city, loaded once per session.
-
-    Read-only for tests: do not import into it or truncate it.
-    """
-    name = f"{TEST_DB}_sample"
+def _import_sample(name: str) -> list[dict]:
+    """A new database ``name``, migrated, with sample_shapefiles/ imported: the reports."""
     url = _admin_url.set(database=name).render_as_string(hide_password=False)
     admin = _admin_engine()
     with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
     from gis.core.migrate import upgrade
 
     upgrade(url)
     eng = create_engine(url)
-    eng.sample_reports = load_directory(eng, SAMPLE_DIR)
+    try:
+        return load_directory(eng, SAMPLE_DIR)
+    finally:
+        eng.dispose()
+
+
+def _shared_folder() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"{RUN_DB}_shared"
+
+
+def _shared_sample() -> tuple[str, list[dict]]:
+    """Under pytest-xdist: the database holding the sample city imported once for the run (by
+    the first worker to ask, the others wait for it) and its import reports."""
+    import fcntl
+    import pickle
+
+    name = f"{RUN_DB}_sample"
+    folder = _shared_folder()
+    folder.mkdir(exist_ok=True)
+    with open(folder / "sample.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the worker dies)
+        done = folder / "sample.reports"
+        if not done.exists():
+            done.write_bytes(pickle.dumps(_import_sample(name)))
+        return name, pickle.loads(done.read_bytes())
+
+
+def _drop_shared_sample() -> None:
+    import shutil
+
+    if not _shared_folder().exists():
+        return
+    admin = _admin_engine()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{RUN_DB}_sample" WITH (FORCE)'))
+    admin.dispose()
+    shutil.rmtree(_shared_folder(), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sample_engine(engine):
+    """A second database holding the committed sample city, loaded once per session (under
+    pytest-xdist: once per run, copied for each worker).
+
+    Read-only for tests: do not import into it or truncate it.
+    """
+    name = f"{TEST_DB}_sample"
+    admin = _admin_engine()
+    if XDIST_WORKER:
+        shared, reports = _shared_sample()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{shared}"'))
+    else:
+        reports = _import_sample(name)
+    eng = create_engine(_admin_url.set(database=name).render_as_string(hide_password=False))
+    eng.sample_reports = reports
     yield eng
     eng.dispose()
     with admin.connect() as c:
@@ -255,6 +415,35 @@ def database_copy(source, suffix: str):
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def sample_as_of():
+    """The sample city's reference date (planted.json): the date its analyses judge by."""
+    import json
+    from datetime import date
+
+    return date.fromisoformat(
+        json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))["reference_date"]
+    )
+
+
+@pytest.fixture(scope="session")
+def analysed_sample(sample_engine):
+    """A copy of the sample city with every derived table computed from scratch as of its
+    reference date (``graph.refresh(conn, None, as_of, trigger="test")``, as
+    ``landlink analyse-all --full`` does), made once per session: a module that needs an
+    analysed city copies it (``database_copy(analysed_sample, ...)``) instead of copying the
+    sample and analysing it again. Read-only for tests, as ``sample_engine`` is."""
+    from gis.core import graph
+
+    with database_copy(sample_engine, "analysed") as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            graph.refresh(c, None, sample_as_of(), trigger="test")
+        try:
+            yield eng
+        finally:
+            eng.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -35,12 +35,11 @@ ECONOMY = (
 
 
 @pytest.fixture(scope="module")
-def city(sample_engine):
-    """A copy of the sample city, linked and analysed from scratch."""
-    with database_copy(sample_engine, "econ_inc") as url:
+def city(analysed_sample):
+    """A copy of the sample city, linked and analysed from scratch (conftest's
+    ``analysed_sample``, as of AS_OF)."""
+    with database_copy(analysed_sample, "econ_inc") as url:
         eng = create_engine(url)
-        with eng.begin() as c:
-            graph.refresh(c, None, AS_OF, trigger="test")
         yield eng
         eng.dispose()
 
@@ -169,7 +168,7 @@ CASES = {
 
 
 def _economy(conn) -> dict[str, list[str]]:  # noqa: ANN001
-    return {t: rows for t, rows in derived_rows(conn).items() if t in ECONOMY}
+    return derived_rows(conn, ECONOMY)
 
 
 def _refresh_both_ways(city, case: str, change) -> tuple[dict, dict, dict]:  # noqa: ANN001

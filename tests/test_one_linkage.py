@@ -56,11 +56,11 @@ def parcel_ents(links: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def city(sample_engine):
-    """An analysed copy of the sample city (every derived table from scratch)."""
-    with database_copy(sample_engine, "onelink") as url:
+def city(analysed_sample):
+    """An analysed copy of the sample city (every derived table from scratch as of AS_OF:
+    conftest's ``analysed_sample``)."""
+    with database_copy(analysed_sample, "onelink") as url:
         eng = create_engine(url)
-        analyse(eng, AS_OF)
         try:
             yield eng
         finally:

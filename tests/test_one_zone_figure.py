@@ -21,7 +21,6 @@ from sqlalchemy import create_engine, text
 
 from gis.economy.per_mu import ZONE_LEVELS, zone_figures
 from tests.conftest import SAMPLE_DIR, database_copy, serve_process
-from tests.plan_helpers import analyse
 
 AS_OF = date.fromisoformat(
     json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))["reference_date"]
@@ -30,14 +29,14 @@ FIGURES = ("tax_per_mu", "output_per_mu")
 
 
 @pytest.fixture(scope="module")
-def city(sample_engine):
-    """An analysed copy of the sample city (every derived table from scratch) and a live server
-    on it: ``(engine, base_url, analyst headers)``."""
+def city(analysed_sample):
+    """An analysed copy of the sample city (every derived table from scratch as of AS_OF:
+    conftest's ``analysed_sample``) and a live server on it:
+    ``(engine, base_url, analyst headers)``."""
     from gis.core import tokens
 
-    with database_copy(sample_engine, "onezone") as url:
+    with database_copy(analysed_sample, "onezone") as url:
         eng = create_engine(url)
-        analyse(eng, AS_OF)
         with eng.begin() as c:
             token = tokens.create(c, "analyst", "one-zone-figure")
         try:

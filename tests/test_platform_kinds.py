@@ -403,7 +403,7 @@ def test_producer_keeps_the_current_kinds_by_changed_keys(db, http):
     _full_recompute_equals(db)
 
 
-def test_current_kinds_by_keys_equal_a_full_recompute_on_the_sample_city(sample_engine):
+def test_current_kinds_by_keys_equal_a_full_recompute_on_the_sample_city(analysed_sample):
     """On an analysed copy of the sample city: one enterprise's tax in each platform of the median
     (the median moves), an override, a platform moved 3 km: each refreshed by its keys, the
     current kinds equal a full recompute."""
@@ -418,10 +418,10 @@ def test_current_kinds_by_keys_equal_a_full_recompute_on_the_sample_city(sample_
     as_of = date.fromisoformat(
         json.loads((SAMPLE_DIR / "planted.json").read_text("utf-8"))["reference_date"]
     )
-    with database_copy(sample_engine, "kinds") as url:
+    # analysed from scratch as of the sample's reference date (conftest's analysed_sample)
+    with database_copy(analysed_sample, "kinds") as url:
         eng = create_engine(url)
         try:
-            analyse(eng, as_of)
             run = rows(eng, "SELECT * FROM platform_kind_runs WHERE trigger = 'current'")[0]
             assert run["median_tax_per_mu"] is not None
             # the enterprise with the most land in the platform just above the median

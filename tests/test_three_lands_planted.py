@@ -9,18 +9,14 @@ snapshot is unchanged by later writes."""
 from __future__ import annotations
 
 import json
-import tomllib
 from datetime import date
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from app.cli import find_layer_files
 from gis.core import graph
 from gis.core.config import PROJECT_ROOT
 from gis.core.rules import get_rules
-from gis.ingest import ImportOptions, import_file
 from gis.lands.detection import run_detection
 
 SAMPLE = PROJECT_ROOT / "sample_shapefiles"
@@ -30,70 +26,51 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _options(manifest: dict, code: str) -> ImportOptions:
-    o = manifest.get(code, {})
-    return ImportOptions(
-        encoding=o.get("encoding"),
-        crs=o.get("crs"),
-        sheet=o.get("sheet"),
-        strict=not o.get("lenient", False),
-    )
-
-
-def _analyse(conn, as_of: date) -> None:  # noqa: ANN001
-    """Every derived table from scratch as of ``as_of``."""
-    graph.refresh(conn, None, as_of, trigger="test")
-
-
 @pytest.fixture(scope="module")
-def planted_run(engine):
-    """The sample city imported into the test database and one detection run as of the
-    reference date: (planted.json, run record, {kind: rows})."""
-    with engine.begin() as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename "
-                    "NOT IN ('spatial_ref_sys', 'alembic_version')"
-                )
-            )
-        ]
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    mf = SAMPLE / "manifest.toml"
-    manifest = (
-        {k.upper(): v for k, v in tomllib.loads(mf.read_text("utf-8")).items()}
-        if mf.exists()
-        else {}
-    )
-    for code, path in find_layer_files(Path(SAMPLE)):
-        import_file(engine, code, path, _options(manifest, code), user="test")
+def planted_run(analysed_sample):
+    """The sample city analysed as of the reference date (a copy of conftest's
+    ``analysed_sample``: sample_shapefiles/ imported as `landlink import-dir` does, every derived
+    table from scratch) and one detection run as of that date: (planted.json, run record,
+    {kind: rows})."""
+    from sqlalchemy import create_engine
+
+    from tests.conftest import database_copy, sample_as_of
+
     planted = json.loads((SAMPLE / "planted.json").read_text("utf-8"))
     ref = date.fromisoformat(planted["reference_date"])
-    with engine.begin() as conn:  # the live run as of the reference date
-        _analyse(conn, ref)
-    run = run_detection(engine, ref, user="test")
-    assert run["notes"][-1].startswith("copied from the live run")
+    assert ref == sample_as_of()
+    with database_copy(analysed_sample, "planted") as url:
+        engine = create_engine(url)
+        try:
+            run = run_detection(engine, ref, user="test")
+            assert run["notes"][-1].startswith("copied from the live run")
+            results = _results(engine, run["id"])
+        finally:
+            engine.dispose()
+    return planted, run, results
+
+
+def _results(engine, run_id: int) -> dict[str, list]:  # noqa: ANN001
     with engine.connect() as conn:
         results = {
             "idle": conn.execute(
                 text(
                     "SELECT supply_no, status, records_disagree FROM idle_results WHERE run_id = :r"
                 ),
-                {"r": run["id"]},
+                {"r": run_id},
             ).all(),
             "unsupplied": conn.execute(
                 text("SELECT approval_no, status FROM unsupplied_results WHERE run_id = :r"),
-                {"r": run["id"]},
+                {"r": run_id},
             ).all(),
             "low_efficiency": conn.execute(
                 text(
                     "SELECT parcel_no, reason_codes FROM low_efficiency_results WHERE run_id = :r"
                 ),
-                {"r": run["id"]},
+                {"r": run_id},
             ).all(),
         }
-    return planted, run, results
+    return results
 
 
 @pytest.mark.parametrize(
@@ -196,18 +173,18 @@ def _from_scratch(conn, as_of: date) -> int:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def city(sample_engine):
-    """A copy of the sample city analysed from scratch as of the reference date."""
+def city(analysed_sample):
+    """A copy of the sample city analysed from scratch as of the reference date (conftest's
+    ``analysed_sample``)."""
     from sqlalchemy import create_engine
 
-    from tests.conftest import database_copy
+    from tests.conftest import database_copy, sample_as_of
 
     planted = json.loads((SAMPLE / "planted.json").read_text("utf-8"))
     ref = date.fromisoformat(planted["reference_date"])
-    with database_copy(sample_engine, "lands_inc") as url:
+    assert ref == sample_as_of()
+    with database_copy(analysed_sample, "lands_inc") as url:
         eng = create_engine(url)
-        with eng.begin() as c:
-            _analyse(c, ref)
         yield eng, ref
         eng.dispose()
 
