@@ -240,6 +240,27 @@ def _tune(conn: Connection, full: bool) -> None:
     conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
 
 
+def _analyze(conn: Connection, ctx: Context) -> None:
+    """Statistics for the tables a producer rewrote whole (a full recompute, a first load):
+    the planner would otherwise plan the next refreshes on the row counts of before (an empty
+    table, or another size) until autovacuum comes round. Inside the writer's transaction,
+    which ANALYZE samples as it stands."""
+    whole = sorted({t for done in ctx.changed.values() for t, n in done.items() if n == "all"})
+    if not whole:
+        return
+    tables = (
+        conn.execute(
+            text("SELECT t FROM unnest(CAST(:t AS text[])) t WHERE to_regclass(t) IS NOT NULL"),
+            {"t": whole},
+        )
+        .scalars()
+        .all()
+    )
+    conn.exec_driver_sql("RESET default_statistics_target")  # the database's, not _tune's
+    for t in tables:
+        conn.exec_driver_sql(f'ANALYZE "{t}"')
+
+
 def _open_run(conn: Connection, ctx: Context, kind: str) -> int:
     config = json.dumps(ctx.rules.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
     return conn.execute(
@@ -295,6 +316,7 @@ def refresh(
         ctx.changed[p.name] = Changes().merge(out).sizes()
         if pending is not None:
             pending.merge(out)
+    _analyze(conn, ctx)
     ctx.seconds = time.perf_counter() - t0
     counts = {
         **ctx.counts,
