@@ -229,6 +229,7 @@ evaluation_ranking = Table(
     PrimaryKeyConstraint("year", "uscc", name="pk_evaluation_ranking"),
     CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
     CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
+    Index("ix_evaluation_ranking_uscc", "uscc"),
     postgresql_with={"fillfactor": 50},
 )
 
