@@ -12,8 +12,6 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
-from gis.core.config import get_settings
-
 STAGES = ("read", "validate", "geometry", "load")
 
 
@@ -229,6 +227,7 @@ def cmd_import_dir(ns) -> int:
 
 def cmd_db(ns) -> int:
     from app import localdb
+    from gis.core.config import get_settings
 
     s = get_settings()
     if not s.local_cluster:
@@ -533,6 +532,7 @@ def cmd_serve(ns) -> int:
     import uvicorn
 
     from app.deps import log_config
+    from gis.core.config import get_settings
 
     # through the environment, so that every worker process builds its app with them
     for name, value in (
