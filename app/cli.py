@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 from datetime import date
 from pathlib import Path
 
@@ -181,6 +180,8 @@ def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
 
 
 def cmd_import_dir(ns) -> int:
+    import tomllib
+
     from tqdm import tqdm
 
     directory = Path(ns.dir)
