@@ -31,7 +31,6 @@ from gis.core.config import get_settings
 from gis.core.graph import ALL, Changes
 from gis.core.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
 from gis.core.layers import layer as get_layer
-from gis.core.models import LAYER_TABLES
 from gis.ingest.errors import ImportBusy, ImportRejected, InputError, scrub_paths
 from gis.ingest.history import key_sql, last_version_join, record_all, row_sql, summary
 from gis.ingest.read import RawFrame, read_file
@@ -651,15 +650,14 @@ def _load(
     updates are recorded key by key in import_changes; inserted rows carry ``batch_id``; every
     inserted, updated or restored row gets its version in row_history. Returns the counts and
     the changed keys."""
-    table = LAYER_TABLES[layer.code]
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
     wkb = None
-    with_geom = geoms is not None and "geom" in table.c
+    with_geom = geoms is not None and layer.has_geom
     if with_geom:
         geoms = np.asarray(geoms, dtype=object)
         cols.append("geom")
-    if "source_crs" in table.c:
+    if layer.has_source_crs:
         cols.append("source_crs")
     cols.append("row_hash")
     # Concurrent imports of one layer queue here (readers are not blocked), so "empty" below

@@ -46,7 +46,6 @@ from gis.core.config import get_settings
 from gis.core.db import closed_by_server
 from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
-from gis.core.tile_models import QUANTISED_ZOOMS
 from gis.economy.evaluation import class_changes
 from gis.lands.detection import CURRENT_RUN
 from gis.serving.collections import IDLE_FLAGGED, Collection, registry, tables
@@ -278,6 +277,8 @@ def _parcel_sql(coll: Collection, analyst: bool, z: int) -> str:
 
 def quantised(z: int) -> bool:
     """Whether a parcel tile of zoom z reads the pre-quantised copy (tile_parcels.q<z>)."""
+    from gis.core.tile_models import QUANTISED_ZOOMS  # with the tables: not at every start
+
     s = get_settings().tiles
     return z in QUANTISED_ZOOMS and s.extent == QUANTISED_EXTENT and s.simplify_px_high <= 0
 
