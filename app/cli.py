@@ -8,11 +8,8 @@ import json
 import os
 import sys
 import time
-import tomllib
 from datetime import date
 from pathlib import Path
-
-from gis.core.config import get_settings
 
 STAGES = ("read", "validate", "geometry", "load")
 
@@ -183,6 +180,8 @@ def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
 
 
 def cmd_import_dir(ns) -> int:
+    import tomllib
+
     from tqdm import tqdm
 
     directory = Path(ns.dir)
@@ -229,6 +228,7 @@ def cmd_import_dir(ns) -> int:
 
 def cmd_db(ns) -> int:
     from app import localdb
+    from gis.core.config import get_settings
 
     s = get_settings()
     if not s.local_cluster:
@@ -533,6 +533,7 @@ def cmd_serve(ns) -> int:
     import uvicorn
 
     from app.deps import log_config
+    from gis.core.config import get_settings
 
     # through the environment, so that every worker process builds its app with them
     for name, value in (

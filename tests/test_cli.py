@@ -114,3 +114,57 @@ def test_a_command_on_an_unmigrated_database_says_to_migrate(engine):
         with admin.connect() as c:
             c.execute(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# What a geometry or the web needs: a table layer's import (and the derivation graph refreshed
+# after it) loads none of them, nor the table definitions with GeoAlchemy2.
+NOT_FOR_A_TABLE_IMPORT = (
+    "fastapi",
+    "geoalchemy2",
+    "geopandas",
+    "httpx",
+    "jinja2",
+    "openpyxl",
+    "pyogrio",
+    "pyproj",
+    "shapely",
+    "starlette",
+    "uvicorn",
+)
+
+
+def _imported(r: subprocess.CompletedProcess) -> set[str]:
+    """The modules a ``python -X importtime`` run imported (from its stderr)."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in r.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+
+
+def test_a_table_import_loads_no_geometry_or_web_library(db, tmp_path):
+    assert run("import", "xzq", str(districts(tmp_path))).returncode == 0
+    tj = tmp_path / "TJ.csv"
+    pd.DataFrame({"XZQDM": ["330102"], "ND": [2024], "GDP": [100.0]}).to_csv(tj, index=False)
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app.cli", "import", "tj", str(tj)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DATABASE_URL": TEST_URL},
+    )
+    assert r.returncode == 0 and "inserted 1" in r.stdout, r.stdout + r.stderr[-2000:]
+    imported = _imported(r)
+    assert "pandas" in imported and "gis.core.graph" in imported  # the parse saw the run
+    assert sorted(imported & set(NOT_FOR_A_TABLE_IMPORT)) == []
+
+
+def test_help_loads_no_settings_database_or_data_library():
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "import-dir" in r.stdout
+    assert sorted(_imported(r) & {"numpy", "pandas", "pydantic", "sqlalchemy", "psycopg"}) == []

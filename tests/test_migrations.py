@@ -85,3 +85,15 @@ def test_upgrade_downgrade_round_trip_and_models_match():
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_layers_say_which_geometry_columns_their_tables_have():
+    """The import path reads ``Layer.has_geom`` / ``has_source_crs`` instead of loading the
+    table definitions: they agree with the tables."""
+    from gis.core.layers import LAYERS
+    from gis.core.models import LAYER_TABLES
+
+    for code, layer in LAYERS.items():
+        columns = LAYER_TABLES[code].c
+        assert layer.has_geom == ("geom" in columns), code
+        assert layer.has_source_crs == ("source_crs" in columns), code

@@ -53,6 +53,16 @@ class Layer:
     def polygonal(self) -> bool:
         return self.geometry in ("polygon", "polygon_or_table")
 
+    @property
+    def has_geom(self) -> bool:
+        """Whether the layer's table has ``geom`` (gis/core/models.py): polygons, or X/Y points."""
+        return self.polygonal or self.geometry == "point_or_table"
+
+    @property
+    def has_source_crs(self) -> bool:
+        """Whether the layer's table has ``source_crs``: points given as X/Y with their ZBXT."""
+        return self.geometry == "point_or_table"
+
 
 PLATFORM_LEVELS = ("国家级", "省级", "市级", "其他")
 PLATFORM_TYPES = (

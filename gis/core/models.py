@@ -160,8 +160,9 @@ def _layer_table(layer: Layer) -> Table:
         checks.append(
             CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid")
         )
-    elif layer.geometry == "point_or_table":
+    elif layer.has_geom:  # points
         cols.append(Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=True)))
+    if layer.has_source_crs:
         cols.append(Column("source_crs", Text, comment="ZBXT 坐标系"))
     cols += [
         # The import batch that last wrote the row (import_batches.id). Not a foreign key: a

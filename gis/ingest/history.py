@@ -16,7 +16,6 @@ from sqlalchemy import Connection, text
 
 from gis.core.graph import ALL, Changes
 from gis.core.layers import Layer
-from gis.core.models import LAYER_TABLES
 
 KEY_SEPARATOR = ":"
 
@@ -29,12 +28,11 @@ def key_sql(layer: Layer, alias: str) -> str:
 
 def row_sql(layer: Layer, alias: str) -> str:
     """SQL of the jsonb a history row keeps: contract columns, geometry as hex EWKB."""
-    has_geom, has_source_crs = columns(layer)
     pairs = [f"'{f.column}', {alias}.{f.column}" for f in layer.fields]
-    if has_source_crs:
+    if layer.has_source_crs:
         pairs.append(f"'source_crs', {alias}.source_crs")
     pairs.append(f"'row_hash', {alias}.row_hash")
-    if has_geom:
+    if layer.has_geom:
         pairs.append(f"'geom', encode(ST_AsEWKB({alias}.geom), 'hex')")
     # jsonb_build_object takes at most 100 arguments: build in parts of 40 pairs
     parts = [pairs[i : i + 40] for i in range(0, len(pairs), 40)]
@@ -101,9 +99,3 @@ def record_all(conn: Connection, layer: Layer, who: str, via: str) -> None:
         ),
         {"layer": layer.code, "who": who, "via": via},
     )
-
-
-def columns(layer: Layer) -> tuple[bool, bool]:
-    """Whether the layer's table has ``geom`` and ``source_crs``."""
-    t = LAYER_TABLES[layer.code]
-    return "geom" in t.c, "source_crs" in t.c

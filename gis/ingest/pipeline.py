@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-import shapely
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
@@ -32,16 +31,7 @@ from gis.core.config import get_settings
 from gis.core.graph import ALL, Changes
 from gis.core.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE_SRID, Layer
 from gis.core.layers import layer as get_layer
-from gis.core.models import LAYER_TABLES
 from gis.ingest.errors import ImportBusy, ImportRejected, InputError, scrub_paths
-from gis.ingest.geometry import (
-    check_lonlat,
-    is_gcj02,
-    points_from_table,
-    polygons,
-    resolve_crs,
-    to_storage,
-)
 from gis.ingest.history import key_sql, last_version_join, record_all, row_sql, summary
 from gis.ingest.read import RawFrame, read_file
 from gis.ingest.retire import lock_layers, refresh_report, report_keys, retire_missing
@@ -91,6 +81,18 @@ def _geometry(
         if spatial_file:
             warnings.append("geometry ignored: this layer is a table")
         return None
+    # shapely and pyproj: for layers with geometry only
+    import shapely
+
+    from gis.ingest.geometry import (
+        check_lonlat,
+        is_gcj02,
+        points_from_table,
+        polygons,
+        resolve_crs,
+        to_storage,
+    )
+
     if not spatial_file:
         if layer.geometry == "polygon":
             raise InputError(
@@ -149,6 +151,8 @@ def _geometry(
 
 def _source_crs(raw: RawFrame, opts: ImportOptions, geoms: np.ndarray | None) -> pd.Series:
     """Where each point's coordinates came from: ZBXT, else --crs, else the file's CRS."""
+    import shapely
+
     df = raw.frame
     zb = (
         as_text(df["ZBXT"])
@@ -646,15 +650,14 @@ def _load(
     updates are recorded key by key in import_changes; inserted rows carry ``batch_id``; every
     inserted, updated or restored row gets its version in row_history. Returns the counts and
     the changed keys."""
-    table = LAYER_TABLES[layer.code]
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
     wkb = None
-    with_geom = geoms is not None and "geom" in table.c
+    with_geom = geoms is not None and layer.has_geom
     if with_geom:
         geoms = np.asarray(geoms, dtype=object)
         cols.append("geom")
-    if "source_crs" in table.c:
+    if layer.has_source_crs:
         cols.append("source_crs")
     cols.append("row_hash")
     # Concurrent imports of one layer queue here (readers are not blocked), so "empty" below
@@ -756,6 +759,8 @@ def multi_ewkb(hex_ewkb: pd.Series) -> pd.Series:
 
 def _ewkb(geoms: np.ndarray, index: pd.Index) -> pd.Series:
     """Hex EWKB with the storage SRID (what COPY sends and the row hash reads)."""
+    import shapely
+
     g = shapely.set_srid(geoms, STORAGE_SRID)
     return pd.Series(shapely.to_wkb(g, hex=True, include_srid=True), index=index, dtype=object)
 

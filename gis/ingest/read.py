@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyogrio
 
 from gis.ingest.errors import InputError, OverLimit
 from gis.ingest.limits import check_columns, check_lines, check_xlsx
@@ -121,6 +120,8 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
 
 
 def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
+    import pyogrio  # and geopandas with it: imported by spatial files only
+
     suffix = path.suffix.lower()
     enc_arg = None
     if suffix == ".shp":

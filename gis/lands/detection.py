@@ -23,7 +23,6 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
-from gis.core.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_STATUSES
 from gis.core.graph import ALL, CALENDAR, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import Rules, get_rules
@@ -267,6 +266,8 @@ def compute(
 
 def counts_of(conn: Connection, run_id: int, as_of: date, rules: Rules) -> dict:
     """Counts of a run's rows: by status (批而未供, 闲置), by reason (低效) and the tax year."""
+    from gis.core.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_STATUSES
+
     out: dict = {}
     for kind, statuses in (
         ("unsupplied", UNSUPPLIED_STATUSES),

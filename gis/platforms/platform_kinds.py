@@ -38,7 +38,7 @@ from sqlalchemy import Connection, text
 
 from gis.core import graph, vocabulary
 from gis.core.graph import Changes, Producer
-from gis.core.plan_models import KINDS
+from gis.core.plan_names import KINDS
 from gis.core.rules import PlatformKindRules, Rules, get_rules
 from gis.economy import per_mu
 
