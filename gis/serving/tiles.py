@@ -36,10 +36,9 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
 import psycopg
-from pyproj import Transformer
 from sqlalchemy import Connection, Engine, event, text
 
 from gis.core import dblimits
@@ -50,6 +49,9 @@ from gis.core.layers import M2_PER_MU
 from gis.economy.evaluation import class_changes
 from gis.lands.detection import CURRENT_RUN
 from gis.serving.collections import IDLE_FLAGGED, Collection, registry, tables
+
+if TYPE_CHECKING:
+    from pyproj import Transformer
 
 WEB_MERCATOR_HALF = 20037508.342789244
 # Properties each tileset's MVT layer carries (public first; restricted ones for analysts only).
@@ -118,15 +120,20 @@ def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float
     return x0, y1 - size, x0 + size, y1
 
 
-_TO_4549 = Transformer.from_crs(3857, 4549, always_xy=True)
-_TO_4326 = Transformer.from_crs(3857, 4326, always_xy=True)
+@lru_cache(maxsize=1)
+def _to_4549() -> Transformer:
+    """The EPSG:3857 -> 4549 transformer, built on first use (building it reads the PROJ
+    database, ~0.1 s that a process which draws no tile should not pay)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(3857, 4549, always_xy=True)
 
 
 def tile_box_4549(z: int, x: int, y: int, margin: float) -> tuple[float, float, float, float]:
     """The tile (with a margin, a share of its width) as an EPSG:4549 box, (x=east, y=north)."""
     x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
     m = (x1 - x0) * margin
-    b = _TO_4549.transform_bounds(x0 - m, y0 - m, x1 + m, y1 + m, densify_pts=8)
+    b = _to_4549().transform_bounds(x0 - m, y0 - m, x1 + m, y1 + m, densify_pts=8)
     return b[0], b[1], b[2], b[3]
 
 
@@ -138,11 +145,13 @@ def affine_3857(z: int, x: int, y: int) -> dict[str, float]:
     0.42 tile pixels (of 4096) at z13, 0.21 at z14 and 0.05 at z16 anywhere in Hangzhou
     (119.3-120.9 E), below the MVT grid's own rounding; ST_Affine then replaces a PROJ call per
     vertex. Parameters for ``ST_Affine(g, aa, ab, ad, ae, ax, ay)``."""
+    import numpy as np
+
     s = get_settings().tiles
     x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
     m = (x1 - x0) * s.buffer / s.extent
     gx, gy = np.meshgrid(np.linspace(x0 - m, x1 + m, 9), np.linspace(y0 - m, y1 + m, 9))
-    e, n = _TO_4549.transform(gx.ravel(), gy.ravel())
+    e, n = _to_4549().transform(gx.ravel(), gy.ravel())
     a = np.c_[e, n, np.ones_like(e)]
     cx = np.linalg.lstsq(a, gx.ravel(), rcond=None)[0]
     cy = np.linalg.lstsq(a, gy.ravel(), rcond=None)[0]
