@@ -143,6 +143,23 @@ def test_tilejson_and_style(city):
     assert {"parcels-use", "parcels-eval-class", "parcels-land-status", "platforms-fill"} <= ids
 
 
+def test_bounds_follow_a_committed_change_at_once(city, db):
+    """The extent behind TileJSON (and the OGC collection) is cached, but a committed change to
+    the layer (logged by its trigger) shows in the next answer, not a minute later."""
+    before = city.get("/tiles/parcels.json").json()["bounds"]
+    with db.begin() as c:
+        c.execute(
+            text(
+                "UPDATE parcels SET geom = ST_Translate(geom, 5000, 0) WHERE parcel_no = 'DK-0000'"
+            )
+        )
+    after = city.get("/tiles/parcels.json").json()["bounds"]
+    assert after[2] > before[2] + 0.04  # 5 km east: about 0.05° of longitude at 30°N
+    coll = city.get("/ogc/collections/parcels")
+    assert coll.status_code == 200, coll.text
+    assert coll.json()["extent"]["spatial"]["bbox"][0] == after
+
+
 def test_etag_304_and_cache_headers(city):
     r = _tile(city, "parcels", 14)
     assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 
 from gis.core.config import get_settings
 from gis.serving import cql2
-from gis.serving.collections import Collection
+from gis.serving.collections import Collection, tables
 
 OGC_CRS = "http://www.opengis.net/def/crs/"
 CRS84 = OGC_CRS + "OGC/1.3/CRS84"
@@ -426,15 +426,31 @@ def item(conn: Connection, coll: Collection, fid: str, crs: Crs, analyst: bool) 
     return conn.execute(text(sql), {"fid": fid}).scalar_one_or_none()
 
 
-_EXTENTS: dict[tuple[str, str], tuple[float, dict]] = {}
+_EXTENTS: dict[tuple[str, str], tuple[float, dict, str | None]] = {}
 EXTENT_TTL = 60.0
 
 
+def _change_stamp(conn: Connection) -> str | None:
+    """The newest row of the invalidation log (``id@at``; every writer of a mapped layer logs
+    one in its transaction), or None without the log."""
+    if "tile_invalidations" not in tables(conn):
+        return None
+    return conn.execute(
+        text(
+            "SELECT id::text || '@' || extract(epoch FROM at)::text FROM tile_invalidations "
+            "ORDER BY id DESC LIMIT 1"
+        )
+    ).scalar_one_or_none()
+
+
 def extent(conn: Connection, coll: Collection) -> dict:
-    """Spatial extent (CRS84 bbox) and temporal interval, cached for ``EXTENT_TTL`` seconds."""
+    """Spatial extent (CRS84 bbox) and temporal interval. Cached for at most ``EXTENT_TTL``
+    seconds, and only while the invalidation log's newest row is the one seen when it was
+    computed: a committed change to a layer (its writer logs one) shows at once."""
     key = (conn.engine.url.render_as_string(hide_password=True), coll.id)
+    stamp = _change_stamp(conn)
     hit = _EXTENTS.get(key)
-    if hit and time.monotonic() - hit[0] < EXTENT_TTL:
+    if hit and time.monotonic() - hit[0] < EXTENT_TTL and hit[2] == stamp:
         return hit[1]
     tsql = "NULL::date, NULL::date"
     if coll.temporal:
@@ -463,7 +479,7 @@ def extent(conn: Connection, coll: Collection) -> dict:
             "interval": [[_iso(row[1]), _iso(row[2])]],
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
-    _EXTENTS[key] = (time.monotonic(), out)
+    _EXTENTS[key] = (time.monotonic(), out, stamp)
     return out
 
 
