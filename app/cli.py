@@ -297,10 +297,17 @@ def cmd_token(ns) -> int:
         msg = str(e) if str(e).startswith("--") else f"--expires {ns.expires!r}: use YYYY-MM-DD"
         print(f"ERROR {msg}", file=sys.stderr)
         return 2
+    try:
+        layers = tokens.editor_layers(ns.role, (ns.layers or "").split(","))
+    except ValueError as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        return 2
     with _engine().begin() as conn:
-        token = tokens.create(conn, ns.role, ns.name or "", expires_at)
+        token = tokens.create(conn, ns.role, ns.name or "", expires_at, layers)
     print(
-        f"token {ns.name or ns.role!r} for role {ns.role}, expires "
+        f"token {ns.name or ns.role!r} for role {ns.role}"
+        + (f" (writes {', '.join(layers)})" if layers else "")
+        + ", expires "
         f"{expires_at:%Y-%m-%d %H:%M %Z} (shown once; send it as 'Authorization: Bearer <token>'):"
     )
     print(token)
@@ -317,12 +324,14 @@ def cmd_token_list(ns) -> int:
     with _engine().connect() as conn:
         rows = tokens.list_tokens(conn, include_revoked=not ns.live)
     print(
-        f"{'id':>4}  {'prefix':9} {'name':20} {'role':8} {'created':17} {'expires':17} "
-        f"{'revoked':17} {'last used':17} state"
+        f"{'id':>4}  {'prefix':9} {'name':20} {'role':8} {'layers':12} {'created':17} "
+        f"{'expires':17} {'revoked':17} {'last used':17} state"
     )
     for r in rows:
+        layers = ",".join(r["layers"] or ()).lower() or "-"
         print(
             f"{r['id']:>4}  {(r['prefix'] or '?'):9} {r['name'][:20]:20} {r['role']:8} "
+            f"{layers:12} "
             f"{_when(r['created_at']):17} {_when(r['expires_at']):17} "
             f"{_when(r['revoked_at']):17} {_when(r['last_used_at']):17} {r['state']}"
         )
@@ -639,8 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
     tk = sub.add_parser("token", help="API tokens")
     tk_sub = tk.add_subparsers(dest="token_cmd", required=True)
     tc = tk_sub.add_parser("create")
-    tc.add_argument("--role", required=True, choices=["viewer", "analyst", "admin"])
-    tc.add_argument("--name", help="who or what it is for (default: the role)")
+    tc.add_argument("--role", required=True, choices=["viewer", "editor", "analyst", "admin"])
+    tc.add_argument(
+        "--layers",
+        help="an editor's layers, comma-separated contract codes (e.g. cc,bd): it may write "
+        "those and read their restricted fields",
+    )
+    tc.add_argument("--name", help="who or what it is for, e.g. 市统计局 (default: the role)")
     exp = tc.add_mutually_exclusive_group()
     exp.add_argument(
         "--expires-in-days",
@@ -649,7 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--expires", help="last day it works, YYYY-MM-DD")
     tc.set_defaults(fn=cmd_token)
-    tl = tk_sub.add_parser("list", help="every token: prefix, name, role, dates, state")
+    tl = tk_sub.add_parser(
+        "list", help="every token: prefix, name, role, an editor's layers, dates, state"
+    )
     tl.add_argument("--live", action="store_true", help="leave out revoked tokens")
     tl.set_defaults(fn=cmd_token_list)
     tr = tk_sub.add_parser("revoke", help="revoke a token (by id, or every token of a name)")

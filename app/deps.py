@@ -63,10 +63,24 @@ class Ledger:
 
 @dataclass(frozen=True)
 class Caller:
-    role: str  # viewer | analyst | admin
+    role: str  # viewer | editor | analyst | admin
     name: str
     token_id: int | None = None
     ledger: Ledger | None = field(default=None, compare=False, repr=False)
+    layers: tuple[str, ...] = ()  # an editor's layers (contract codes)
+
+    def may_write(self, code: str) -> bool:
+        """Whether this caller may write layer ``code`` (admin: every layer; an editor: its
+        own)."""
+        return self.token_id is not None and tokens.writes(self.role, self.layers, code)
+
+    def sees_layer(self, code: str) -> bool:
+        """Whether the restricted fields of layer ``code`` may be served: to an analyst or an
+        admin, and to an editor of that layer (a yes is recorded in the audit log)."""
+        if self.role == "editor" and self.may_write(code):
+            self.reads(RESTRICTED_FIGURES)
+            return True
+        return self.analyst
 
     def has_role(self, role: str) -> bool:
         """Whether the caller's role reaches ``role`` (records nothing: for describing the
@@ -132,7 +146,7 @@ def caller(request: Request, engine: Engine = Depends(engine_dep)) -> Caller:
 def _authenticate(engine: Engine, token: str, ledger: Ledger | None) -> Caller:
     with engine.begin() as conn:
         t = tokens.authenticate(conn, token)
-    return Caller(t.role, t.name, t.id, ledger)
+    return Caller(t.role, t.name, t.id, ledger, t.layers)
 
 
 def require(role: str):
@@ -148,6 +162,32 @@ def require(role: str):
         return c
 
     return dep
+
+
+def writer_of(c: Caller, code: str) -> Caller:
+    """``c`` if it may write layer ``code`` (an admin, or an editor of it), else 401 without a
+    token and 403 saying which layers the token may write."""
+    if c is PUBLIC:
+        raise ApiError(
+            401,
+            f"writing layer {code} needs an admin token or an editor token for {code}: "
+            f"{BEARER_HINT}",
+        )
+    if not c.may_write(code):
+        mine = (
+            f"it may write {', '.join(c.layers)} only"
+            if c.role == "editor"
+            else "it writes no layer"
+        )
+        raise ApiError(
+            403,
+            f"your token ({c.role} {c.name!r}) may not write layer {code}: {mine}. Ask for an "
+            f"editor token for {code} ('landlink token create --role editor --layers "
+            f"{code.lower()}')",
+            layer=code,
+        )
+    c.reads(ANALYST_ROUTE)  # a write's report quotes the values it was sent
+    return c
 
 
 def _url_token(query: bytes) -> str | None:

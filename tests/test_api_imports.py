@@ -163,3 +163,47 @@ def test_replace_over_http_and_the_retire_endpoint(http, db, tmp_path):
         assert c.execute(text("SELECT supply_no FROM supplies")).scalars().all() == [
             "3301022019B00000"
         ]
+
+
+def test_an_editor_writes_its_own_layers_only(http, db, tmp_path):
+    """A department's editor token imports and retires rows of its layers, is refused (403,
+    naming what it may write) on the others, and a revoked one is refused (401) at once."""
+    with db.begin() as c:
+        xzq = tokens.create(c, "editor", "市规划局", layers=["xzq", "gd"])
+        cc = tokens.create(c, "editor", "市统计局", layers=["cc"])
+    r = http.post(
+        "/api/imports",
+        data={"layer": "xzq"},
+        files=shp_parts(districts(tmp_path)),
+        headers={"Authorization": f"Bearer {cc}"},
+    )
+    assert r.status_code == 403, r.text
+    assert "may write CC only" in r.json()["message"] and "--layers xzq" in r.json()["message"]
+    r = http.post(
+        "/api/imports",
+        data={"layer": "xzq"},
+        files=shp_parts(districts(tmp_path)),
+        headers={"Authorization": f"Bearer {xzq}"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["inserted"] == 2
+    r = http.post(
+        "/api/imports",
+        data={"layer": "gd"},
+        files=shp_parts(supplies(tmp_path, 2)),
+        headers={"Authorization": f"Bearer {xzq}"},
+    )
+    assert r.status_code == 201, r.text
+    body = {"keys": ["3301022019B00001"]}
+    r = http.post("/api/layers/gd/retire", json=body, headers={"Authorization": f"Bearer {cc}"})
+    assert r.status_code == 403
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM supplies")).scalar() == 2
+        who = c.execute(text("SELECT DISTINCT who FROM row_history")).scalars().all()
+    assert who == ["token:市规划局"]
+    with db.begin() as c:
+        tokens.revoke(c, "市规划局")
+    r = http.post("/api/layers/gd/retire", json=body, headers={"Authorization": f"Bearer {xzq}"})
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM supplies")).scalar() == 2

@@ -64,6 +64,23 @@ def test_create_has_a_default_expiry_and_the_options_set_it(db):
     assert r.returncode == 2 and "not allowed with" in r.stderr
 
 
+def test_editor_tokens_name_their_layers(db):
+    tok = _create("--role", "editor", "--layers", "cc, BD", "--name", "市统计局")
+    with db.connect() as c:
+        row = c.execute(text("SELECT role, layers FROM api_tokens WHERE name = '市统计局'")).one()
+    assert tok.startswith("ll_") and row == ("editor", ["BD", "CC"][::-1])  # import order
+    line = next(x for x in run("token", "list").stdout.splitlines() if "市统计局" in x)
+    assert " editor " in line and " cc,bd " in line
+    for args, msg in [
+        (["--role", "editor"], "needs --layers"),
+        (["--role", "editor", "--layers", "cc,zz"], "no layer ZZ"),
+        (["--role", "analyst", "--layers", "cc"], "an analyst token writes no layer"),
+        (["--role", "admin", "--layers", "cc"], "writes every layer"),
+    ]:
+        r = run("token", "create", *args)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+
+
 def test_list_and_revoke_take_effect_at_once(server, db):
     alice = _create("--role", "analyst", "--name", "alice")
     alice2 = _create("--role", "viewer", "--name", "alice")

@@ -14,7 +14,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 
-from app.deps import Caller, engine_dep, require
+from app.deps import Caller, caller, engine_dep, require, writer_of
 from app.errors import ApiError
 from gis.core.config import get_settings
 from gis.core.layers import IMPORT_ORDER, LAYERS
@@ -194,11 +194,11 @@ async def create_import(
     replace: bool = Form(
         False, description="the file is the whole layer: retire the rows it does not hold"
     ),
-    who: Caller = Depends(require("admin")),
+    who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
-    """Upload and import one layer (admin token). Strict by default: any bad row refuses the
-    file (422 with the report) and changes nothing.
+    """Upload and import one layer (an admin token, or an editor token for the layer). Strict
+    by default: any bad row refuses the file (422 with the report) and changes nothing.
 
     Limits (settings): the upload, and what its zips unpack to, up to
     ``LANDLINK_MAX_UPLOAD_BYTES`` (413 above); files in a zip, columns and CSV line length
@@ -212,6 +212,7 @@ async def create_import(
         raise ApiError(
             400, f"unknown layer {layer!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
         )
+    writer_of(who, layer.upper())
     with tempfile.TemporaryDirectory(prefix="landlink-upload-") as tmp:
         folder = Path(tmp)
         try:
@@ -291,11 +292,12 @@ class RetireRequest(BaseModel):
 def retire_rows(
     code: str,
     body: RetireRequest,
-    who: Caller = Depends(require("admin")),
+    who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
-    """Retire rows of a layer (admin token): each is moved to the row history and leaves every
-    derived result; rows whose key names it (an enterprise's outputs) are retired with it.
+    """Retire rows of a layer (an admin token, or an editor token for the layer): each is
+    moved to the row history and leaves every derived result; rows whose key names it (an
+    enterprise's outputs) are retired with it.
     404 for an unknown layer or a key with no current row (nothing changes), 422 for a
     malformed key, 409 while an import of the layer runs."""
     from gis.ingest.errors import ImportBusy
@@ -305,6 +307,7 @@ def retire_rows(
         raise ApiError(
             404, f"unknown layer {code!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
         )
+    writer_of(who, code.upper())
     via = f"request:{uuid.uuid4().hex[:16]}"
     try:
         return retire(

@@ -127,7 +127,13 @@ api_tokens = Table(
     Column("prefix", Text),  # the token's first characters, to tell tokens apart (migration 0010)
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),
-    CheckConstraint("role IN ('viewer', 'analyst', 'admin')", name="role"),
+    # an editor's layers (contract codes) it may write; NULL for every other role (0021)
+    Column("layers", ARRAY(Text)),
+    CheckConstraint("role IN ('viewer', 'editor', 'analyst', 'admin')", name="role"),
+    CheckConstraint(
+        "(role = 'editor') = (layers IS NOT NULL AND cardinality(layers) > 0)",
+        name="editor_layers",
+    ),
 )
 
 
