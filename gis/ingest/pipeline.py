@@ -33,7 +33,7 @@ from gis.core.layers import IMPORT_ORDER, INDUSTRIAL_LAND_CODES, LAYERS, STORAGE
 from gis.core.layers import layer as get_layer
 from gis.ingest.errors import ImportBusy, ImportRejected, InputError, scrub_paths
 from gis.ingest.history import key_sql, last_version_join, record_all, row_sql, summary
-from gis.ingest.read import RawFrame, read_file
+from gis.ingest.read import RawFrame, read_file, read_records
 from gis.ingest.retire import lock_layers, refresh_report, report_keys, retire_missing
 from gis.ingest.validate import Issues, as_text, parse_layer
 
@@ -347,6 +347,39 @@ def _lock_layer(conn: Connection, layer: Layer, file: str, wait_seconds: float) 
     conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
 
 
+def import_rows(
+    engine: Engine,
+    layer_code: str,
+    body: object,
+    options: ImportOptions | None = None,
+    user: str = "api",
+    via: str = "request",
+    precheck: Callable[[Connection], None] | None = None,
+) -> dict:
+    """Import rows sent as JSON (``read_records``: an array of rows or a GeoJSON
+    FeatureCollection, geometry in ``options.crs`` or CGCS2000 lon/lat) into one layer: the same
+    validation, report, upsert by key, row history and derived refresh as a file, in one
+    transaction. The rows are named ``via`` (a request id) in the report and their history.
+    ``precheck(conn)`` runs under the layer's lock before anything is written (a version check:
+    what it raises propagates and nothing is written). Raises InputError or ImportRejected."""
+    import json
+
+    opts = options or ImportOptions()
+    data = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return _import(
+        engine,
+        layer_code,
+        lambda: read_records(body, via, opts.crs),
+        lambda: hashlib.sha256(data).hexdigest(),
+        via,
+        opts,
+        user,
+        None,
+        via,
+        precheck,
+    )
+
+
 def _import_file(
     engine: Engine,
     layer_code: str,
@@ -357,9 +390,34 @@ def _import_file(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     opts = options or ImportOptions()
+    return _import(
+        engine,
+        layer_code,
+        lambda: read_file(path, opts.encoding, opts.sheet),
+        lambda: file_hash(path),
+        display_name or path.name,
+        opts,
+        user,
+        progress,
+    )
+
+
+def _import(
+    engine: Engine,
+    layer_code: str,
+    read: Callable[[], RawFrame],
+    content_hash: Callable[[], str],
+    file: str,
+    opts: ImportOptions,
+    user: str,
+    progress: Callable[[str], None] | None,
+    via: str | None = None,
+    precheck: Callable[[Connection], None] | None = None,
+) -> dict:
+    """One import: read, validate, then load, record history (``via``, else the batch) and
+    refresh in one transaction."""
     settings = get_settings()
     layer = get_layer(layer_code)
-    file = display_name or path.name
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     last = [t0, None]
@@ -374,7 +432,7 @@ def _import_file(
             progress(stage)
 
     step("read")
-    raw = read_file(path, opts.encoding, opts.sheet)
+    raw = read()
     df = raw.frame
     present = set(df.columns)
     missing = [f.code for f in layer.fields if f.required and f.code not in present]
@@ -424,13 +482,15 @@ def _import_file(
         },
         "warnings": warnings,
     }
-    fhash = file_hash(path)
+    fhash = content_hash()
     step("checks", notify=False)
     with engine.begin() as conn:
         if opts.replace:
             lock_layers(conn, layer, file)
         else:
             _lock_layer(conn, layer, file, settings.import_lock_wait_seconds)
+        if precheck is not None:
+            precheck(conn)
         _reference_checks(conn, layer, typed, issues)
         errors, total = _error_list(raw, typed, layer, issues, settings.max_report_errors)
         report["errors"] = errors
@@ -450,8 +510,8 @@ def _import_file(
         good_geoms = geoms[keep] if geoms is not None else None
         batch_id = _record_batch(conn, layer, file, fhash, opts, user, report)
         step("load")
-        via = f"batch:{batch_id}"
-        counts, changes = _load(conn, layer, good, good_geoms, batch_id, user)
+        via = via or f"batch:{batch_id}"
+        counts, changes = _load(conn, layer, good, good_geoms, batch_id, user, via)
         if opts.replace:
             held = _held_keys(layer, typed, warnings)
             if held is not None:
@@ -645,11 +705,12 @@ def _load(
     geoms: np.ndarray | None,
     batch_id: int,
     user: str,
+    via: str,
 ) -> tuple[dict, Changes]:
     """Upsert the good rows by key. Unchanged rows (same hash) are not sent again or touched;
     updates are recorded key by key in import_changes; inserted rows carry ``batch_id``; every
-    inserted, updated or restored row gets its version in row_history. Returns the counts and
-    the changed keys."""
+    inserted, updated or restored row gets its version in row_history (naming ``via``).
+    Returns the counts and the changed keys."""
     cols = [f.column for f in layer.fields]
     frame = _copy_frame(good, layer)
     wkb = None
@@ -666,7 +727,7 @@ def _load(
     before = conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {layer.table})")).scalar_one()
     if not before and not frame.empty:
         counts = _first_load(conn, layer, good, geoms if with_geom else None, frame, cols, batch_id)
-        record_all(conn, layer, user, f"batch:{batch_id}")
+        record_all(conn, layer, user, via)
         return counts, Changes().add(layer.table, [ALL])
     if with_geom:
         wkb = _ewkb(geoms, good.index)
@@ -729,7 +790,7 @@ def _load(
         FROM up {last_version_join("v", key)}
         LEFT JOIN import_changes c ON c.batch_id = :b AND c.key = {old_key}
         RETURNING key"""),
-        {"b": batch_id, "layer": layer.code, "who": user, "via": f"batch:{batch_id}"},
+        {"b": batch_id, "layer": layer.code, "who": user, "via": via},
     )
     changes = Changes().add(layer.table, [r[0] for r in changed])
     inserted = len(frame) - updated

@@ -266,3 +266,77 @@ def read_file(path: Path, encoding: str | None = None, sheet: str | None = None)
     raise InputError(
         file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx"
     )
+
+
+ROWS_CRS = "EPSG:4490"  # GeoJSON sent to the row API: CGCS2000 lon/lat unless Content-Crs says
+
+
+def read_records(body: object, file: str, crs: str | None = None) -> RawFrame:
+    """Rows sent as JSON: an array of rows, or a GeoJSON FeatureCollection (or one Feature).
+
+    A row is either ``{"properties": {...}, "geometry": GeoJSON}`` (the row API's own shape) or
+    a flat object of contract field codes. Geometry is read in ``crs`` (default CGCS2000 lon/lat,
+    EPSG:4490); ``crs="EPSG:4549"`` with shapely geometries is how a stored geometry is sent back
+    unchanged. Rows are labelled ``row N``, counted from 0 in the array. InputError (422) names
+    the row for a body that is not rows or a geometry that is not GeoJSON."""
+    if isinstance(body, dict) and body.get("type") == "FeatureCollection":
+        items = body.get("features")
+    elif isinstance(body, dict) and body.get("type") == "Feature":
+        items = [body]
+    else:
+        items = body
+    if not isinstance(items, list) or not items:
+        raise InputError(
+            file,
+            "send a JSON array of rows (objects of contract field codes, or "
+            '{"properties": {...}, "geometry": {...}}) or a GeoJSON FeatureCollection',
+            status=422,
+        )
+    props: list[dict] = []
+    geoms: list[object] = []
+    spatial = False
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InputError(file, f"row {i}: not a JSON object", status=422)
+        p = item.get("properties") if "properties" in item else item
+        if p is None:
+            p = {}
+        if not isinstance(p, dict):
+            raise InputError(file, f"row {i}: properties must be an object", status=422)
+        props.append({str(k).strip().upper(): _cell(v) for k, v in p.items()})
+        g = item.get("geometry") if "properties" in item else None
+        spatial = spatial or "geometry" in item
+        geoms.append(_geometry_of(g, i, file))
+    df = pd.DataFrame(props, index=pd.RangeIndex(len(props)), dtype=object)
+    check_columns(len(df.columns), file, "the rows")
+    if not spatial:
+        return RawFrame(df, None, "utf-8", "JSON (Unicode)", "row", 0)
+    import geopandas as gpd
+    from pyproj import CRS
+
+    given = CRS.from_user_input(crs or ROWS_CRS)
+    gdf = gpd.GeoDataFrame(df, geometry=pd.Series(geoms, index=df.index, dtype=object), crs=given)
+    return RawFrame(gdf, given, "utf-8", "JSON (Unicode)", "row", 0)
+
+
+def _cell(v: object) -> object:
+    """A JSON value as a file cell: lists joined by ';' (the contract's list separator)."""
+    if isinstance(v, list):
+        return ";".join(str(x) for x in v)
+    return v
+
+
+def _geometry_of(g: object, i: int, file: str) -> object:
+    if g is None:
+        return None
+    import shapely
+    from shapely.geometry import shape
+
+    if not isinstance(g, dict) and isinstance(g, shapely.Geometry):
+        return g
+    try:
+        return shape(g)  # type: ignore[arg-type]
+    except Exception as e:  # shapely raises several kinds for bad GeoJSON
+        raise InputError(
+            file, f"row {i}: geometry is not GeoJSON ({e})", field="geometry", status=422
+        ) from None

@@ -15,6 +15,7 @@ with the retired keys inside the same transaction.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, text
 
@@ -217,11 +218,13 @@ def retire(
     who: str = "cli",
     via: str | None = None,
     dry_run: bool = False,
+    precheck: Callable[[Connection], None] | None = None,
 ) -> dict:
     """Retire the named rows of a layer (keys as text, composite ones ``:``-joined) in one
     transaction with the refresh of every derived result. KeyError for an unknown layer,
     ValueError for a malformed key, UnknownKeys for a key with no current row; nothing changes
-    then. A dry run checks, and names the producers the refresh would run, and writes nothing."""
+    then. A dry run checks, and names the producers the refresh would run, and writes nothing.
+    ``precheck(conn)`` runs under the layers' locks first (a version check)."""
     t0 = time.perf_counter()
     layer = get_layer(layer_code)
     if not keys:
@@ -230,6 +233,8 @@ def retire(
     via = via or f"retire:{int(time.time() * 1000)}"
     with engine.begin() as conn:
         lock_layers(conn, layer, "retire")
+        if precheck is not None:
+            precheck(conn)
         gone, changes = retire_keys(conn, layer, tuples, who, via)
         report = {
             "layer": layer.code,

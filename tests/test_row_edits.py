@@ -1,0 +1,257 @@
+"""A department's system writes rows over HTTP: a live `landlink serve` on an analysed copy of the
+sample city, a real HTTP client, editor tokens. Every write answers after the derived results
+are current; a stale or missing If-Match changes nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from gis.core import tokens
+from tests.conftest import database_copy, serve_process
+
+
+@pytest.fixture(scope="module")
+def city(analysed_sample, tmp_path_factory):
+    """(base URL, engine, {role name: token}) on a copy of the analysed sample city."""
+    with database_copy(analysed_sample, "row_edits") as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            toks = {
+                "cc": tokens.create(c, "editor", "市统计局", layers=["cc"]),
+                "qy_dk": tokens.create(c, "editor", "市规划和自然资源局", layers=["qy", "dk"]),
+                "analyst": tokens.create(c, "analyst", "分析员"),
+            }
+        log = tmp_path_factory.mktemp("row_edits") / "server.log"
+        try:
+            with serve_process(url, log) as base:
+                yield base, eng, toks
+        finally:
+            eng.dispose()
+
+
+def _h(token: str, **more: str) -> dict:
+    return {"Authorization": f"Bearer {token}", **more}
+
+
+def _version(eng, layer: str, key: str) -> int:
+    with eng.connect() as c:
+        return c.execute(
+            text("SELECT max(version) FROM row_history WHERE layer = :l AND key = :k"),
+            {"l": layer, "k": key},
+        ).scalar_one()
+
+
+def _graded_enterprise_year(eng) -> tuple[str, int, float]:
+    """A graded enterprise-year with a tax figure, on a platform: (uscc, year, SJSJ)."""
+    with eng.connect() as c:
+        return tuple(
+            c.execute(
+                text(
+                    "SELECT v.uscc, v.year, o.tax_paid FROM evaluations v "
+                    "JOIN outputs o ON o.uscc = v.uscc AND o.year = v.year "
+                    "WHERE v.graded AND v.platform_code IS NOT NULL AND o.tax_paid > 0 "
+                    "ORDER BY v.uscc, v.year LIMIT 1"
+                )
+            ).one()
+        )
+
+
+def _derived(eng, uscc: str, year: int) -> dict:
+    """What depends on one enterprise-year's tax: its per-mu figure, its evaluation's tax per
+    mu, its platform's 亩均税收 indicator."""
+    with eng.connect() as c:
+        per_mu = c.execute(
+            text(
+                "SELECT tax_per_mu FROM per_mu WHERE level = 'enterprise' AND code = :u "
+                "AND year = :y"
+            ),
+            {"u": uscc, "y": year},
+        ).scalar_one()
+        ev, platform = c.execute(
+            text("SELECT tax_per_mu, platform_code FROM evaluations WHERE uscc = :u AND year = :y"),
+            {"u": uscc, "y": year},
+        ).one()
+        zone = c.execute(
+            text(
+                "SELECT value FROM area_indicators WHERE level = 'platform' AND code = :p "
+                "AND year = :y AND indicator = 'tax_per_mu'"
+            ),
+            {"p": platform, "y": year},
+        ).scalar_one()
+    return {"per_mu": per_mu, "evaluation": ev, "platform": zone}
+
+
+def test_an_editor_patches_one_tax_figure_and_every_derived_result_follows(city):
+    base, eng, toks = city
+    uscc, year, tax = _graded_enterprise_year(eng)
+    key = f"{uscc}:{year}"
+    before = _derived(eng, uscc, year)
+    v = _version(eng, "CC", key)
+    url = f"{base}/api/layers/cc/rows/{key}"
+    patch = {"properties": {"SJSJ": tax + 500}}
+    with httpx.Client(timeout=120) as h:
+        # no If-Match: 428; a wrong one: 412 naming who changed it; nothing written
+        r = h.patch(url, json=patch, headers=_h(toks["cc"]))
+        assert r.status_code == 428 and "If-Match" in r.json()["message"], r.text
+        r = h.patch(url, json=patch, headers=_h(toks["cc"], **{"If-Match": f'"{v + 7}"'}))
+        assert r.status_code == 412, r.text
+        assert r.json()["current_version"] == v and r.json()["changed_by"]
+        assert _derived(eng, uscc, year) == before and _version(eng, "CC", key) == v
+        # an editor of other layers, and the public: refused
+        r = h.patch(url, json=patch, headers=_h(toks["qy_dk"], **{"If-Match": f'"{v}"'}))
+        assert r.status_code == 403 and "DK, QY only" in r.json()["message"], r.text
+        assert h.patch(url, json=patch, headers={"If-Match": f'"{v}"'}).status_code == 401
+
+        r = h.patch(
+            url,
+            json=patch,
+            headers=_h(
+                toks["cc"], **{"If-Match": f'"{v}"', "Content-Type": "application/merge-patch+json"}
+            ),
+        )
+        assert r.status_code == 200, r.text
+        rep = r.json()
+        assert rep["updated"] == 1 and rep["version"] == v + 1
+        assert r.headers["etag"] == f'"{v + 1}"'
+        assert "evaluation" in rep["refreshed"]["producers"]
+        after = _derived(eng, uscc, year)
+        assert all(after[k] != before[k] for k in after), (before, after)
+        # the same change again: nothing to write, same version
+        r = h.patch(url, json=patch, headers=_h(toks["cc"], **{"If-Match": f'"{v + 1}"'}))
+        assert r.status_code == 200 and r.json()["status"] == "unchanged", r.text
+        # the old version's ETag is stale now
+        r = h.patch(url, json=patch, headers=_h(toks["cc"], **{"If-Match": f'"{v}"'}))
+        assert r.status_code == 412 and "市统计局" in r.json()["changed_by"]
+    with eng.connect() as c:
+        hist = c.execute(
+            text(
+                "SELECT version, op, who, via, changes FROM row_history WHERE layer = 'CC' "
+                "AND key = :k ORDER BY version"
+            ),
+            {"k": key},
+        ).all()
+    assert [x.op for x in hist][-1] == "update" and hist[-1].who == "token:市统计局"
+    assert hist[-1].via.startswith("request:") and "tax_paid" in hist[-1].changes
+
+
+def test_bad_values_are_422_with_the_field_and_change_nothing(city):
+    base, eng, toks = city
+    uscc, year, _ = _graded_enterprise_year(eng)
+    key = f"{uscc}:{year}"
+    v = _version(eng, "CC", key)
+    before = _derived(eng, uscc, year)
+    url = f"{base}/api/layers/cc/rows/{key}"
+    with httpx.Client(timeout=120) as h:
+        for body, words in [
+            ({"properties": {"SJSJ": "lots"}}, ("SJSJ", "not a number")),
+            ({"properties": {"NOSUCH": 1}}, ("NOSUCH", "SJSJ")),
+            ({"properties": {"ND": year + 1}}, ("part of the key",)),
+            ({"colour": "red"}, ("not colour",)),
+        ]:
+            r = h.patch(url, json=body, headers=_h(toks["cc"], **{"If-Match": f'"{v}"'}))
+            assert r.status_code == 422, (body, r.text)
+            for w in words:
+                assert w in r.json()["message"], (body, r.json()["message"])
+        r = h.patch(
+            f"{base}/api/layers/cc/rows/NOT-A-KEY",
+            json={"properties": {"SJSJ": 1}},
+            headers=_h(toks["cc"], **{"If-Match": '"1"'}),
+        )
+        assert r.status_code == 422 and "ND" in r.json()["message"], r.text
+        r = h.patch(
+            f"{base}/api/layers/cc/rows/{uscc}:1999",
+            json={"properties": {"SJSJ": 1}},
+            headers=_h(toks["cc"], **{"If-Match": '"1"'}),
+        )
+        assert r.status_code == 404, r.text
+    assert _version(eng, "CC", key) == v and _derived(eng, uscc, year) == before
+
+
+def test_post_rows_validates_as_a_file_does(city):
+    base, eng, toks = city
+    uscc, year, tax = _graded_enterprise_year(eng)
+    url = f"{base}/api/layers/cc/rows"
+    new = {"TYSHXYDM": uscc, "ND": 2016, "GYZCZ": 1200.5, "SJSJ": 30}
+    with httpx.Client(timeout=120) as h:
+        bad = [new, {**new, "ND": 2015, "SJSJ": "x"}]
+        r = h.post(url, json=bad, headers=_h(toks["cc"]))
+        assert r.status_code == 422, r.text
+        err = r.json()["report"]["errors"][0]
+        assert (err["where"], err["field"]) == ("row 1", "SJSJ")
+        with eng.connect() as c:
+            assert not c.execute(
+                text("SELECT count(*) FROM outputs WHERE uscc = :u AND year < 2017"),
+                {"u": uscc},
+            ).scalar_one()
+        r = h.post(url, json=bad, params={"mode": "lenient"}, headers=_h(toks["cc"]))
+        assert r.status_code == 201 and r.json()["inserted"] == 1, r.text
+        assert _version(eng, "CC", f"{uscc}:2016") == 1
+        r = h.post(url, json=[new], params={"dry_run": "true"}, headers=_h(toks["cc"]))
+        assert r.status_code == 200 and r.json()["unchanged"] == 1
+        r = h.post(url, content=b"{not json", headers=_h(toks["cc"]))
+        assert r.status_code == 400 and "not JSON" in r.json()["message"]
+        r = h.post(url, json={"rows": 1}, headers=_h(toks["cc"]))
+        assert r.status_code == 422 and "FeatureCollection" in r.json()["message"]
+
+
+def test_a_parcel_moved_by_patch_with_content_crs_and_an_enterprise_retired(city):
+    base, eng, toks = city
+    with eng.connect() as c:
+        dkbh, x0 = c.execute(
+            text("SELECT parcel_no, ST_XMin(geom) FROM parcels ORDER BY parcel_no LIMIT 1")
+        ).one()
+        gone = c.execute(
+            text("SELECT uscc FROM evaluations WHERE graded ORDER BY uscc DESC LIMIT 1")
+        ).scalar_one()
+        geo = c.execute(
+            text(
+                "SELECT ST_AsGeoJSON(ST_Translate(geom, 10, 0)) FROM parcels WHERE parcel_no = :d"
+            ),
+            {"d": dkbh},
+        ).scalar_one()
+    import json
+
+    v = _version(eng, "DK", dkbh)
+    with httpx.Client(timeout=120) as h:
+        r = h.patch(
+            f"{base}/api/layers/dk/rows/{dkbh}",
+            json={"geometry": json.loads(geo)},
+            headers=_h(
+                toks["qy_dk"],
+                **{
+                    "If-Match": f'"{v}"',
+                    "Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/4549>",
+                },
+            ),
+        )
+        assert r.status_code == 200 and r.json()["updated"] == 1, r.text
+        with eng.connect() as c:
+            x1 = c.execute(
+                text("SELECT ST_XMin(geom) FROM parcels WHERE parcel_no = :d"), {"d": dkbh}
+            ).scalar_one()
+            sjyt = c.execute(
+                text("SELECT actual_use FROM parcels WHERE parcel_no = :d"), {"d": dkbh}
+            ).scalar_one()
+        assert abs(x1 - x0 - 10) < 1e-6 and sjyt  # moved; the other fields kept
+
+        vq = _version(eng, "QY", gone)
+        r = h.delete(f"{base}/api/layers/qy/rows/{gone}", headers=_h(toks["qy_dk"]))
+        assert r.status_code == 428
+        r = h.delete(
+            f"{base}/api/layers/qy/rows/{gone}",
+            headers=_h(toks["qy_dk"], **{"If-Match": f'"{vq}"'}),
+        )
+        assert r.status_code == 200 and r.json()["retired"] == 1, r.text
+        with eng.connect() as c:
+            assert not c.execute(
+                text("SELECT count(*) FROM evaluations WHERE uscc = :u"), {"u": gone}
+            ).scalar_one()
+        r = h.get(f"{base}/ogc/collections/enterprises/items/{gone}")
+        assert r.status_code == 404, r.text
+        r = h.delete(
+            f"{base}/api/layers/qy/rows/{gone}",
+            headers=_h(toks["qy_dk"], **{"If-Match": f'"{vq + 1}"'}),
+        )
+        assert r.status_code == 404 and "retired by token:市规划和自然资源局" in r.json()["message"]
