@@ -16,6 +16,12 @@ then another change of the same row uploaded to `POST /api/imports` of a live `l
 - GD: one supply record's agreed start (HTKGSJ) moved 30 days;
 - retiring one enterprise: `landlink retire qy KEY` and `POST /api/layers/qy/retire`.
 
+Then the same five kinds of change through the row API of that server (a third way, ``patch``):
+a PATCH of one row with If-Match (geometry sent in EPSG:4549 with ``Content-Crs``), a DELETE for
+the retirement; and 50 PATCHes of different enterprises' SJSJ sent at once (all must answer
+200). ``--row-api-only --database D`` runs just that part on a database already loaded and
+analysed.
+
 Each is printed beside the full `analyse-all` time with the ratio; the import report's own
 timings (parse, write, the graph refresh) are printed too. Goal: each one-row change <= 1 s end
 to end. Each loading stage and `analyse-all` is printed with its wall time, the landlink
@@ -206,6 +212,136 @@ def _inside(rep: dict) -> float | None:
     return sum(t) if t else None
 
 
+# ---------------------------------------------------------------- the row API (PATCH, DELETE)
+
+
+def _version(conn, layer: str, key: str) -> int:  # noqa: ANN001
+    from sqlalchemy import text
+
+    v = conn.execute(
+        text("SELECT max(version) FROM row_history WHERE layer = :l AND key = :k"),
+        {"l": layer, "k": key},
+    ).scalar_one()
+    return v or 0
+
+
+def patch_changes(client: httpx.Client, url: str) -> list[dict]:
+    """The five kinds of one-row change through the row API of a live server, each a PATCH
+    (DELETE for the retirement) with If-Match, timed as one request: CC's SJSJ + 3; a QY point
+    (no DKBH) moved onto another parcel; a DK parcel moved 2 m east (geometry sent in EPSG:4549,
+    ``Content-Crs``); a GD record's HTKGSJ 90 days later; an enterprise with outputs retired."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.connect() as c:
+        cc = c.execute(
+            text(
+                "SELECT uscc || ':' || year, tax_paid FROM outputs WHERE tax_paid IS NOT NULL "
+                "ORDER BY uscc DESC, year LIMIT 1"
+            )
+        ).one()
+        qy_uscc, target = c.execute(
+            text(
+                "SELECT e.uscc, (SELECT ST_AsGeoJSON(ST_PointOnSurface(p.geom)) FROM parcels p "
+                "WHERE NOT ST_Intersects(p.geom, e.geom) ORDER BY p.parcel_no "
+                "OFFSET (SELECT count(*) / 3 FROM parcels) LIMIT 1) "
+                "FROM enterprises e WHERE e.parcel_nos IS NULL AND e.geom IS NOT NULL "
+                "ORDER BY e.uscc DESC LIMIT 1"
+            )
+        ).one()
+        dk_no, dk_geom = c.execute(
+            text(
+                "SELECT parcel_no, ST_AsGeoJSON(ST_Translate(geom, 2, 0), 9) FROM parcels "
+                "ORDER BY parcel_no OFFSET (SELECT count(*) / 2 FROM parcels) LIMIT 1"
+            )
+        ).one()
+        gd_no, gd_start = c.execute(
+            text(
+                "SELECT supply_no, agreed_start + 90 FROM supplies WHERE agreed_start IS NOT NULL "
+                "AND actual_start IS NULL ORDER BY supply_no DESC LIMIT 1"
+            )
+        ).one()
+        gone = c.execute(
+            text("SELECT uscc FROM outputs WHERE uscc <> :u ORDER BY uscc DESC LIMIT 1"),
+            {"u": qy_uscc},
+        ).scalar_one()
+    crs4549 = {"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/4549>"}
+    plan = [
+        ("CC: one enterprise-year's SJSJ", "CC", cc[0],
+         {"properties": {"SJSJ": round(cc[1] + 3, 2)}}, {}),
+        ("QY: a point onto another parcel", "QY", qy_uscc,
+         {"geometry": json.loads(target)}, crs4549),
+        ("DK: one parcel moved 2 m", "DK", dk_no, {"geometry": json.loads(dk_geom)}, crs4549),
+        ("GD: one supply's HTKGSJ", "GD", gd_no,
+         {"properties": {"HTKGSJ": gd_start.isoformat()}}, {}),
+        ("retire one enterprise (QY)", "QY", gone, None, {}),
+    ]  # fmt: skip
+    out = []
+    for name, layer, key, body, extra in plan:
+        with eng.connect() as c:
+            v = _version(c, layer, key)
+        headers = {"If-Match": f'"{v}"', **extra}
+        path = f"/api/layers/{layer.lower()}/rows/{key}"
+        t = timer()
+        if body is None:
+            r = client.delete(path, headers=headers)
+        else:
+            r = client.patch(path, json=body, headers=headers)
+        seconds = t()
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.request.method} {path}: {r.status_code} {r.text[:500]}")
+        out.append({"change": name, "key": key, "seconds": seconds, "report": r.json()})
+        print(f"  {name} ({key}): {r.request.method} {seconds:.2f} s", flush=True)
+    eng.dispose()
+    return out
+
+
+def concurrent_patches(client: httpx.Client, url: str, n: int = 50) -> dict:
+    """``n`` PATCHes of different enterprises' SJSJ sent at once (one thread each): wall time
+    of them all, each one's time, and their statuses (all must be 200)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT DISTINCT ON (uscc) uscc || ':' || year, tax_paid FROM outputs "
+                "WHERE tax_paid IS NOT NULL ORDER BY uscc, year LIMIT :n"
+            ),
+            {"n": n},
+        ).all()
+        versions = {k: _version(c, "CC", k) for k, _ in rows}
+    eng.dispose()
+
+    def one(row) -> tuple[int, float]:  # noqa: ANN001
+        key, tax = row
+        t = timer()
+        r = client.patch(
+            f"/api/layers/cc/rows/{key}",
+            json={"properties": {"SJSJ": round(tax + 1, 2)}},
+            headers={"If-Match": f'"{versions[key]}"'},
+        )
+        return r.status_code, t()
+
+    t = timer()
+    with ThreadPoolExecutor(n) as pool:
+        res = list(pool.map(one, rows))
+    wall = t()
+    statuses: dict[int, int] = {}
+    for s, _ in res:
+        statuses[s] = statuses.get(s, 0) + 1
+    each = sorted(x for _, x in res)
+    return {
+        "n": len(rows),
+        "wall_s": wall,
+        "statuses": statuses,
+        "each_p50_s": each[len(each) // 2],
+        "each_max_s": each[-1],
+    }
+
+
 SERVE_LOG = OUT / "realtime-serve.log"
 
 
@@ -238,7 +374,16 @@ def main() -> None:
     ap.add_argument(
         "--database", default="landlink_bench_realtime", help="scratch database (recreated)"
     )
+    ap.add_argument(
+        "--row-api-only",
+        action="store_true",
+        help="only the row API's PATCH path and the concurrent PATCHes, on --database as it is "
+        "(already loaded and analysed; nothing recreated)",
+    )
     ns = ap.parse_args()
+    if ns.row_api_only:
+        row_api_only(ns.database)
+        return
     city = _city(ns.scale)
     n_dk = pyogrio.read_info(city / "DK.shp")["features"]
     url = scratch_database(ns.database)
@@ -332,9 +477,13 @@ def main() -> None:
                 )
             else:
                 print("  (no `landlink retire` in this build: retiring skipped)")
+        patched = patch_changes(client, url)
+        crowd = concurrent_patches(client, url)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    for r, p in zip(rows, patched, strict=False):
+        r["patch"] = {"seconds": p["seconds"], "report": p["report"]}
 
     print(
         f"\nbench/realtime: scale {ns.scale} ({n_dk} parcels), {os.cpu_count()} cores; "
@@ -345,7 +494,9 @@ def main() -> None:
         "report (inside: the import's own stages, without process start or HTTP)"
     )
     for r in rows:
-        for way in ("cli", "http"):
+        for way in ("cli", "http", "patch"):
+            if way not in r:
+                continue
             s = r[way]["seconds"]
             inside = _inside(r[way]["report"])
             print(
@@ -357,7 +508,10 @@ def main() -> None:
         f"ogr2ogr -f PostgreSQL (PG_USE_COPY) {ogr['seconds']:.2f} s: ratio "
         f"{dk_load['seconds'] / ogr['seconds']:.2f} (goal <= 2)"
     )
-    worst = max((r[w]["seconds"] for r in rows for w in ("cli", "http")), default=0.0)
+    print(_crowd_line(crowd))
+    worst = max(
+        (r[w]["seconds"] for r in rows for w in ("cli", "http", "patch") if w in r), default=0.0
+    )
     print(f"slowest one-row change {worst:.2f} s (goal <= 1 s end to end)")
     OUT.mkdir(exist_ok=True)
     (OUT / "realtime.json").write_text(
@@ -370,12 +524,14 @@ def main() -> None:
                 "load": load,
                 "dk_first_load_s": dk_load["seconds"],
                 "ogr2ogr_s": ogr["seconds"],
+                "concurrent_patches": crowd,
                 "changes": [
                     {
                         "change": r["change"],
                         "key": r["key"],
                         "cli_s": r["cli"]["seconds"],
                         "http_s": r["http"]["seconds"],
+                        "patch_s": r.get("patch", {}).get("seconds"),
                         "cli_report_timings": r["cli"]["report"].get("timings_s"),
                         "http_report_timings": r["http"]["report"].get("timings_s"),
                     }
@@ -386,6 +542,44 @@ def main() -> None:
             default=str,
         )
     )
+
+
+def _crowd_line(crowd: dict) -> str:
+    return (
+        f"{crowd['n']} concurrent PATCHes of different enterprises: statuses "
+        f"{crowd['statuses']}, all done in {crowd['wall_s']:.2f} s (each: p50 "
+        f"{crowd['each_p50_s']:.2f} s, max {crowd['each_max_s']:.2f} s)"
+    )
+
+
+def row_api_only(database: str) -> None:
+    """The row API's part alone, on a database already loaded and analysed."""
+    from sqlalchemy.engine import make_url
+
+    from gis.core.config import Settings
+
+    url = make_url(Settings().sqlalchemy_url).set(database=database).render_as_string(False)
+    env = {"DATABASE_URL": url}
+    subprocess.run([LANDLINK, "migrate"], env={**os.environ, **env}, check=True)
+    token = measure([LANDLINK, "token", "create", "--role", "admin", "--name", "bench"], env)
+    token = token["out"].strip().splitlines()[-1]
+    port = _free_port()
+    proc = serve(env, port)
+    try:
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        )
+        print(f"bench/realtime --row-api-only on {database}", flush=True)
+        patched = patch_changes(client, url)
+        crowd = concurrent_patches(client, url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    for p in patched:
+        print(f"{p['change']:36} {p['seconds']:6.2f} s  {_summary(p['report'])}")
+    print(_crowd_line(crowd))
 
 
 if __name__ == "__main__":
