@@ -12,6 +12,7 @@ from app.routers import (
     admission,
     audit,
     enterprises,
+    feed,
     land,
     mapdata,
     ogc,
@@ -76,6 +77,7 @@ def create_app() -> FastAPI:
     _add_http_middleware(app)
     app.include_router(registry.router)
     app.include_router(row_edits.router)
+    app.include_router(feed.router)
     app.include_router(audit.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)

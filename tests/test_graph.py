@@ -39,6 +39,8 @@ DERIVED = (
     "low_efficiency_results",
     "detection_zone_shares",
     "detection_summaries",
+    "derived_changes",
+    "feed_values",
 )
 
 

@@ -32,7 +32,7 @@ IGNORED = ("run_id", "as_of", "id", "updated_at", "at")
 # and benchmarks are computed from its rows and groups when read.
 VIEWS = ("evaluations",)
 # Logs of what changed (not state): an incremental refresh and a full one log differently.
-LOGS = ("tile_invalidations",)
+LOGS = ("tile_invalidations", "derived_changes")
 FIGURES = ("gross_output", "revenue", "value_added", "tax_paid", "energy_tce", "employees")
 DATES = ("agreed_start", "actual_start", "actual_completion", "agreed_completion")
 

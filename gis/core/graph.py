@@ -55,6 +55,7 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "gis.lands.detection",
     "gis.platforms.platform_kinds",
     "gis.serving.tiles",
+    "gis.ingest.feed",
 )
 
 

@@ -28,8 +28,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.types import UserDefinedType
 
 from gis.core.layers import LAYERS, STORAGE_SRID, Layer
 
@@ -42,6 +45,19 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+class Xid8(UserDefinedType):
+    """PostgreSQL's 64-bit transaction id (``pg_current_xact_id()``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "xid8"
+
+
+# known to reflection too (Alembic's autogenerate and the schema comparison of the tests)
+ischema_names["xid8"] = Xid8
 
 _SQL_TYPES = {
     "text": Text,
@@ -111,8 +127,37 @@ row_history = Table(
     Column("row", JSONB),
     Column("changes", JSONB),
     Column("cause", Text),
+    # the writing transaction, for the change feed's commit order (migration 0022)
+    Column("txid", Xid8, nullable=False, server_default=text("pg_current_xact_id()")),
     UniqueConstraint("layer", "key", "version"),
     CheckConstraint("op IN ('insert', 'update', 'retire', 'restore')", name="op"),
+    Index("ix_row_history_txid", "txid", "id"),
+)
+
+# Derived results whose value changed, for the change feed (gis/ingest/feed.py, migration 0022):
+# an enterprise-year's class, a parcel's 三块地 status, a zone's 亩均 figures; old and new value.
+derived_changes = Table(
+    "derived_changes",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("txid", Xid8, nullable=False, server_default=text("pg_current_xact_id()")),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("kind", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("old", JSONB),
+    Column("new", JSONB),
+    Column("trigger", Text, nullable=False),
+    Column("run_id", BigInteger),
+    Index("ix_derived_changes_txid", "txid", "id"),
+)
+
+# Each such result's value as the feed last published it.
+feed_values = Table(
+    "feed_values",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", JSONB),
 )
 
 api_tokens = Table(
