@@ -44,9 +44,10 @@ _CODES = {
 class ApiError(Exception):
     """Raise from a route: status, message, and any extra JSON fields."""
 
-    def __init__(self, status: int, message: str, **extra):
+    def __init__(self, status: int, message: str, headers: dict | None = None, **extra):
         self.status = status
         self.message = message
+        self.headers = headers  # of the answer (e.g. Allow on a 405)
         self.extra = extra
 
 
@@ -182,7 +183,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
-        return problem(exc.status, exc.message, **exc.extra)
+        return problem(exc.status, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):

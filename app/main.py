@@ -16,6 +16,7 @@ from app.routers import (
     land,
     mapdata,
     ogc,
+    ogc_edit,
     plans,
     platforms,
     registry,
@@ -80,6 +81,7 @@ def create_app() -> FastAPI:
     app.include_router(feed.router)
     app.include_router(audit.router)
     app.include_router(ogc.router)
+    app.include_router(ogc_edit.router)
     app.include_router(tiles.router)
     app.include_router(land.router)
     app.include_router(enterprises.router)

@@ -24,6 +24,8 @@ from app.errors import ApiError
 from app.links import public_base
 from app.params import BIGINT_MAX
 from gis.core.config import get_settings
+from gis.core.layers import LAYERS
+from gis.ingest.row_edit import newest_version
 from gis.serving import features_sql as fs
 from gis.serving.collections import Collection, registry
 
@@ -44,6 +46,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
     "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
     "http://www.opengis.net/spec/ogcapi-features-6/1.0/conf/properties",
+    # Part 4 on the source collections (app/routers/ogc_edit.py)
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
@@ -486,7 +491,12 @@ def feature(
             for k, v in doc["properties"].items()
         )
         return _html(f"{coll.id} {feature_id}", f"<table>{rows}</table>")
-    return _json(doc, GEOJSON, {"Content-Crs": f"<{out_crs.uri}>"})
+    headers = {"Content-Crs": f"<{out_crs.uri}>"}
+    if coll.layer is not None:  # a source row: its version, for If-Match (Part 4 writes)
+        with engine.connect() as conn:
+            v = newest_version(conn, LAYERS[coll.layer], feature_id)
+        headers["ETag"] = f'"{v["version"] if v else 0}"'
+    return _json(doc, GEOJSON, headers)
 
 
 # ---- OpenAPI 3.0 ----------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Collection:
     where: str = "true"  # rows that belong to the collection
     temporal: str | None = None  # name of the date property datetime= filters on
     tables: tuple[str, ...] = field(default=())  # tables it reads (must exist)
+    layer: str | None = None  # the contract layer it is the source of (editable), else derived
 
     @property
     def has_restricted(self) -> bool:
@@ -239,6 +240,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             "MultiPolygon",
             (*_layer_props(L["XZQ"]), *_area_props()),
             tables=("districts",),
+            layer="XZQ",
         ),
         Collection(
             "platforms",
@@ -254,6 +256,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                 *_area_props(),
             ),
             tables=("platforms",),
+            layer="PT",
         ),
         Collection(
             "corridors",
@@ -265,6 +268,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             "MultiPolygon",
             (*_layer_props(L["ZL"]), *_area_props()),
             tables=("corridors",),
+            layer="ZL",
         ),
         Collection(
             "approvals",
@@ -277,6 +281,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             (*_layer_props(L["PZ"]), *_area_props()),
             temporal="approved_on",
             tables=("approvals",),
+            layer="PZ",
         ),
         Collection(
             "supplies",
@@ -289,6 +294,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             (*_layer_props(L["GD"]), *_area_props()),
             temporal="supplied_on",
             tables=("supplies",),
+            layer="GD",
         ),
         Collection(
             "parcels",
@@ -313,6 +319,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
                 Prop("land_status", _parcel_status_sql(tabs), "string", "三块地 (latest run)"),
             ),
             tables=("parcels",),
+            layer="DK",
         ),
         Collection(
             "enterprises",
@@ -357,6 +364,7 @@ def _build(tabs: dict[str, set[str]]) -> dict[str, Collection]:
             ),
             where="t.geom IS NOT NULL",
             tables=("enterprises", "outputs"),
+            layer="QY",
         ),
     ]
     if {"detection_runs", "unsupplied_results"} <= tabs.keys():
