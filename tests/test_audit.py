@@ -48,7 +48,10 @@ def city(db, tmp_path):
         ),  # fmt: skip
     )
     with db.begin() as c:
-        toks = {r: tokens.create(c, r, f"{r}-1") for r in tokens.ROLES}
+        toks = {
+            r: tokens.create(c, r, f"{r}-1", layers=["cc"] if r == "editor" else None)
+            for r in tokens.ROLES
+        }
     return {r: {"Authorization": f"Bearer {t}"} for r, t in toks.items()}
 
 
