@@ -18,6 +18,7 @@ from app.routers import (
     plans,
     platforms,
     registry,
+    rows,
     tiles,
     vocabulary,
     web,
@@ -74,6 +75,7 @@ def create_app() -> FastAPI:
     # does not raise; gzip, CORS and the proxy headers go outside it)
     _add_http_middleware(app)
     app.include_router(registry.router)
+    app.include_router(rows.router)
     app.include_router(audit.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
