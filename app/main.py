@@ -21,6 +21,7 @@ from app.routers import (
     platforms,
     registry,
     row_edits,
+    rows,
     tiles,
     vocabulary,
     web,
@@ -77,6 +78,7 @@ def create_app() -> FastAPI:
     # does not raise; gzip, CORS and the proxy headers go outside it)
     _add_http_middleware(app)
     app.include_router(registry.router)
+    app.include_router(rows.router)
     app.include_router(row_edits.router)
     app.include_router(feed.router)
     app.include_router(audit.router)

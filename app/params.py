@@ -7,18 +7,19 @@
   (bigint) and is finite: ``Offset``, ``DbInt``, ``Year``, ``Mu``, ``Wan``,
   ``AsOf``. Use them for every integer or
   float parameter (tests/test_no_server_errors.py checks the OpenAPI for bounds).
+- :func:`instant`: a date or time parameter (ISO 8601) as an aware datetime, 400 otherwise.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated
 from urllib.parse import unquote_to_bytes
 
 import annotated_types as at
 from fastapi import Query
 
-from app.errors import problem
+from app.errors import ApiError, problem
 from gis.platforms.layout_plan import MAX_MU
 
 BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint
@@ -35,6 +36,28 @@ Mu = Annotated[float, at.Ge(0), at.Le(MAX_MU)]
 Wan = Annotated[float, at.Ge(0), at.Le(1e12)]
 # a date to judge by (date arithmetic stays inside Python's and PostgreSQL's range)
 AsOf = Annotated[date, at.Ge(date(1900, 1, 1)), at.Le(date(2200, 12, 31))]
+
+
+def instant(value: str | None, what: str, end_of_day: bool = False) -> datetime | None:
+    """A query parameter holding a date or an ISO 8601 time, as an aware datetime (without an
+    offset: the server's local time). A date alone is its first instant, or with ``end_of_day``
+    its last (23:59:59.999999). 400 naming the accepted forms; years 1900-2200."""
+    if value is None:
+        return None
+    v = value.strip()
+    try:
+        try:
+            t = datetime.combine(date.fromisoformat(v), time.max if end_of_day else time.min)
+        except ValueError:
+            t = datetime.fromisoformat(v)
+    except ValueError:
+        raise ApiError(
+            400,
+            f"{what} {value[:40]!r}: expected a date or time (YYYY-MM-DD[THH:MM[:SS][+08:00]])",
+        ) from None
+    if not 1900 <= t.year <= 2200:
+        raise ApiError(400, f"{what} {value[:40]!r}: year out of range")
+    return t if t.tzinfo else t.astimezone()  # no offset: the server's local time
 
 
 def _problem(raw: bytes) -> str | None:

@@ -22,6 +22,8 @@ from sqlalchemy import text
 
 from app.errors import PROBLEM_JSON
 from app.params import BIGINT_MAX
+from gis.core.layers import IMPORT_ORDER, LAYERS
+from gis.ingest.history import key_sql
 from tests.conftest import _free_port, serve_process, uvicorn_thread
 
 STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
@@ -57,6 +59,17 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         dkbhs = col("SELECT parcel_no FROM parcels ORDER BY 1")
         platforms = col("SELECT code FROM platforms ORDER BY 1")
         plans = col("SELECT id FROM plans ORDER BY id")
+        # rows of every layer: the first key of each twentieth, and every retired one
+        rows = [
+            {"code": code.lower(), "key": k}
+            for code in IMPORT_ORDER
+            for k in col(
+                f"SELECT DISTINCT ON (b) k FROM (SELECT {key_sql(LAYERS[code], 't')} AS k, "
+                f"ntile(20) OVER (ORDER BY {', '.join(LAYERS[code].key_columns)}) AS b "
+                f"FROM {LAYERS[code].table} t) s ORDER BY b, k"
+            )
+            + col(f"SELECT DISTINCT key FROM row_history WHERE layer = '{code}' AND op = 'retire'")
+        ]
     collections = [x["id"] for x in http.get("/ogc/collections").json()["collections"]]
     features = []
     for cid in collections:
@@ -98,6 +111,9 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
             {"run_id": a, "other": b} for a in runs for b in runs
         ],
         "/api/enterprises/{uscc}": [{"uscc": u} for u in usccs],
+        "/api/layers/{code}/rows": [{"code": c.lower()} for c in IMPORT_ORDER],
+        "/api/layers/{code}/rows/{key}": rows,
+        "/api/layers/{code}/rows/{key}/history": rows,
         "/api/parcels/{dkbh}": [{"dkbh": d} for d in dkbhs],
         "/api/map/layers/{layer_id}.geojson": [{"layer_id": c} for c in collections],
         "/api/platforms/{code}": [{"code": p} for p in platforms],

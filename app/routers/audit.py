@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from app.deps import Caller, engine_dep, require
-from app.errors import ApiError
-from app.params import Offset
+from app.params import Offset, instant
 from gis.core import audit
 
 router = APIRouter(tags=["audit"])
-
-
-def _instant(v: str | None, what: str) -> datetime | None:
-    if v is None:
-        return None
-    try:
-        t = datetime.fromisoformat(v)
-    except ValueError:
-        raise ApiError(
-            400, f"{what} {v[:40]!r}: expected a date or time (YYYY-MM-DD[THH:MM[:SS][+08:00]])"
-        ) from None
-    if not 1900 <= t.year <= 2200:
-        raise ApiError(400, f"{what} {v[:40]!r}: year out of range")
-    return t if t.tzinfo else t.astimezone()  # no offset: the server's local time
 
 
 def _entries(engine: Engine, *args) -> dict:
@@ -52,8 +35,8 @@ async def audit_entries(
     res = await run_in_threadpool(
         _entries,
         engine,
-        _instant(since, "since"),
-        _instant(until, "until"),
+        instant(since, "since"),
+        instant(until, "until"),
         token_name,
         limit,
         offset,

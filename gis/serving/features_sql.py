@@ -316,13 +316,19 @@ def _simple_value(v: str, typ: str) -> Any:
     return v
 
 
-def geometry_sql(coll: Collection, crs: Crs) -> str:
-    g = coll.geom
+def geojson_sql(geom: str, crs: Crs) -> str:
+    """SQL of the GeoJSON geometry (json) of ``geom`` (an SQL geometry in EPSG:4549) in ``crs``:
+    its axis order, its decimals, no ``crs`` member."""
+    g = geom
     if crs.srid != 4549:
         g = f"ST_Transform({g}, {int(crs.srid)})"
     if crs.flip:
         g = f"ST_FlipCoordinates({g})"
     return f"ST_AsGeoJSON({g}, {crs.digits}, 0)::json"
+
+
+def geometry_sql(coll: Collection, crs: Crs) -> str:
+    return geojson_sql(coll.geom, crs)
 
 
 def feature_sql(coll: Collection, crs: Crs, props: list[str] | None, analyst: bool) -> str:
