@@ -25,13 +25,13 @@ from app.routers.row_edits import _errors, _json_body, _request_id, content_crs,
 from gis.core.layers import LAYERS, Layer
 from gis.ingest import ImportOptions, import_rows
 from gis.ingest.row_edit import (
-    NoSuchRow,
     current_version,
     newest_version,
     patch_row,
     replace_row,
     retire_row,
 )
+from gis.ingest.rows import RowNotFound
 from gis.serving import features_sql as fs
 from gis.serving.collections import Collection, registry
 
@@ -155,7 +155,7 @@ async def create_item(
         with engine.connect() as conn:
             current_version(conn, layer, key)
         raise ApiError(409, f"{coll.id} {key} exists; replace it (PUT) or change it (PATCH)")
-    except NoSuchRow:
+    except RowNotFound:
         pass
     opts = ImportOptions(crs=content_crs(request) or GIS_CRS, strict=True)
     item = {"properties": props, "geometry": body.get("geometry")}

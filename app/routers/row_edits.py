@@ -19,32 +19,21 @@ from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, writer_of
 from app.errors import ApiError
+from app.routers.rows import layer_or_404
 from gis.core.config import get_settings
-from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_rows
 from gis.ingest.retire import UnknownKeys
 from gis.ingest.row_edit import (
-    NoSuchRow,
     VersionMismatch,
     patch_row,
     replace_row,
     retire_row,
 )
+from gis.ingest.rows import RowNotFound
 
 router = APIRouter(tags=["rows"])
 
-KEY_DOC = "the row's contract key; a composite one joined by ':' (CC: 91330102169913999J:2023)"
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
-
-
-def _layer(code: str) -> str:
-    if code.upper() not in LAYERS:
-        raise ApiError(
-            404,
-            f"unknown layer {code!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}",
-            layer=code,
-        )
-    return code.upper()
 
 
 def expected_version(request: Request, required: bool) -> int | None:
@@ -100,7 +89,7 @@ def _errors(e: Exception) -> ApiError:
             changed_by=e.who,
             changed_at=e.at,
         )
-    if isinstance(e, NoSuchRow | UnknownKeys):
+    if isinstance(e, RowNotFound | UnknownKeys):
         return ApiError(404, str(e))
     if isinstance(e, ImportRejected):
         rep = e.report
@@ -133,7 +122,7 @@ async def post_rows(
     by key. ``mode=strict`` (default): a bad row refuses them all (422, nothing written);
     ``lenient`` writes the good ones. ``dry_run=true`` writes nothing. 201 when a row was
     inserted, else 200."""
-    layer = _layer(code)
+    layer = layer_or_404(code).code
     writer_of(who, layer)
     body = await _json_body(request)
     via = _request_id()
@@ -179,7 +168,7 @@ async def put_row(
     """The whole row as ``{"properties": {contract field codes}, "geometry": GeoJSON or
     null}`` (fields left out become empty). ``If-Match``: the ETag of the version it replaces.
     Answers the report with the row's new version (and ETag)."""
-    layer = _layer(code)
+    layer = layer_or_404(code).code
     writer_of(who, layer)
     expected = expected_version(request, required=True)
     body = await _json_body(request)
@@ -214,7 +203,7 @@ async def patch_one(
     """A JSON merge patch (``application/merge-patch+json``): ``{"properties": {code: value,
     code: null}}`` and/or ``{"geometry": GeoJSON}``; what it does not name stays. ``If-Match``
     required. A patch that changes nothing writes nothing (``status: unchanged``)."""
-    layer = _layer(code)
+    layer = layer_or_404(code).code
     writer_of(who, layer)
     expected = expected_version(request, required=True)
     body = await _json_body(request)
@@ -247,7 +236,7 @@ def delete_row(
 ) -> JSONResponse:
     """Retire the row: kept in its history, gone from every current result and layer (rows
     whose key names it, an enterprise's outputs, retire with it). ``If-Match`` required."""
-    layer = _layer(code)
+    layer = layer_or_404(code).code
     writer_of(who, layer)
     expected = expected_version(request, required=True)
     try:

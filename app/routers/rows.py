@@ -41,7 +41,7 @@ Key = Path(..., description=KEY_DOC, examples=["91330102169913999J:2023"])
 AsOf = Query(None, description=AS_OF_DOC, examples=["2024-05-01"])
 
 
-def _layer(code: str) -> Layer:
+def layer_or_404(code: str) -> Layer:
     layer = LAYERS.get(code.upper())
     if layer is None:
         raise ApiError(
@@ -109,7 +109,7 @@ async def list_layer_rows(
     list field: rows whose list holds the value). Restricted fields (SJSJ, ZHNH, PFDL) are
     served, and may be filtered on, with an analyst or admin token or an editor token of the
     layer. ``next`` is the link to the next page, null on the last."""
-    layer = _layer(code)
+    layer = layer_or_404(code)
     restricted = _sees(who, layer)
     given = [(k, v) for k, v in request.query_params.multi_items() if k not in LIST_PARAMS]
     page = await run_in_threadpool(
@@ -152,7 +152,7 @@ async def get_layer_row(
     "<version>"``; a retired row answers its last content with ``"retired": true``. ``as_of``:
     the row as it stood then (404 if it did not exist then). ``If-None-Match`` with its ETag:
     304. 404 for an unknown layer or key, 422 for a malformed key."""
-    layer = _layer(code)
+    layer = layer_or_404(code)
     restricted = _sees(who, layer)
     row = await run_in_threadpool(
         _read, engine, rows.get_row, layer, key, restricted, _as_of(as_of)
@@ -181,6 +181,6 @@ async def get_layer_row_history(
     another: which), and for an update ``changes`` ``{field code: {"old", "new"}}`` (a
     restricted field the caller may not see: ``{"old": null, "new": null, "withheld": true}``)
     and, on layers with geometry, ``geometry_changed``."""
-    layer = _layer(code)
+    layer = layer_or_404(code)
     restricted = _sees(who, layer)
     return await run_in_threadpool(_read, engine, rows.history, layer, key, restricted)

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, text
 from gis.core.graph import ALL, Changes, Context, Producer
 from gis.core.layers import LAYERS
 from gis.economy.evaluation import class_changes
+from gis.ingest.rows import version_entry
 
 # derived kind -> (the table it reads, SQL of (key, value) for the keys in :keys or every key)
 _ZONES = "('district', 'platform', 'corridor')"
@@ -266,9 +267,7 @@ def _entry(r, sees: set[str]) -> dict:  # type: ignore[no-untyped-def]
             "at": at,
             "via": r[9],
         }
-        if r[5] == "update" and r[10]:
-            e["changes"] = field_changes(layer, r[10], r[3] in sees)
-        return e
+        return version_entry(layer, {**e, "changes": r[10]}, r[3] in sees)
     old, new = r[11], r[12]
     hidden = RESTRICTED_VALUES.get(r[3], ())
     if hidden and r[3] not in sees:
@@ -285,23 +284,3 @@ def _entry(r, sees: set[str]) -> dict:  # type: ignore[no-untyped-def]
         "at": at,
         "cause": r[9],
     }
-
-
-def field_changes(layer, changes: dict, restricted: bool) -> dict:  # type: ignore[no-untyped-def]
-    """An update's changed fields as ``{contract code: {"old", "new"}}`` from row_history's
-    ``changes`` (``{column: [old, new]}``, the geometry as ``"changed"``); restricted fields'
-    values withheld (``{"withheld": true}``) unless ``restricted``."""
-    by_column = {f.column: f for f in layer.fields}
-    out: dict = {}
-    for col, v in changes.items():
-        if col == "geom":
-            out["geometry"] = {"changed": True}
-            continue
-        f = by_column.get(col)
-        if f is None:
-            continue
-        old, new = v if isinstance(v, list) and len(v) == 2 else (None, v)
-        out[f.code] = (
-            {"withheld": True} if f.restricted and not restricted else {"old": old, "new": new}
-        )
-    return out

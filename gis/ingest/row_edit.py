@@ -23,13 +23,10 @@ from gis.core.layers import layer as get_layer
 from gis.ingest.history import KEY_SEPARATOR, parse_keys
 from gis.ingest.pipeline import ImportOptions, import_rows
 from gis.ingest.retire import retire
+from gis.ingest.rows import RowNotFound
 
 STORED_CRS = "EPSG:4549"
 POINT_SOURCE = "ZBXT"  # where a point's coordinates came from (stored as source_crs)
-
-
-class NoSuchRow(LookupError):
-    """The key names no current row (never written, or retired: the message says when)."""
 
 
 @dataclass
@@ -74,7 +71,7 @@ def _where(layer: Layer, values: tuple) -> tuple[str, dict]:
 
 
 def current_version(conn: Connection, layer: Layer, key: str) -> int:
-    """The version of the current row ``key`` names; NoSuchRow when there is none."""
+    """The version of the current row ``key`` names; RowNotFound when there is none."""
     (values,) = parse_keys(layer, [key])
     cond, params = _where(layer, values)
     exists = conn.execute(
@@ -83,14 +80,14 @@ def current_version(conn: Connection, layer: Layer, key: str) -> int:
     v = newest_version(conn, layer, key)
     if not exists:
         if v is not None and v["op"] == "retire":
-            raise NoSuchRow(f"{layer.code} {key} was retired by {v['who']} at {v['at']}")
-        raise NoSuchRow(f"no {layer.code} row {key}")
+            raise RowNotFound(f"{layer.code} {key} was retired by {v['who']} at {v['at']}")
+        raise RowNotFound(f"no {layer.code} row {key}")
     return 0 if v is None else int(v["version"])
 
 
 def expect_version(layer: Layer, key: str, expected: int | None) -> Callable[[Connection], None]:
     """A precheck for the write path: the row exists and (when ``expected`` is given) is still
-    at that version; else NoSuchRow or VersionMismatch."""
+    at that version; else RowNotFound or VersionMismatch."""
 
     def check(conn: Connection) -> None:
         now = current_version(conn, layer, key)
@@ -115,7 +112,7 @@ def stored_row(conn: Connection, layer: Layer, key: str) -> tuple[dict, object, 
         params,
     ).first()
     if row is None:
-        raise NoSuchRow(f"no {layer.code} row {key}")
+        raise RowNotFound(f"no {layer.code} row {key}")
     props = {f.code: row[0].get(f.column) for f in layer.fields}
     g = shapely.from_wkb(bytes(row[1])) if row[1] is not None else None
     return props, g, row[2]

@@ -25,7 +25,6 @@ over rows. HTTP lives in app/routers/rows.py.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -372,43 +371,55 @@ def _why_not(conn: Connection, layer: Layer, values: tuple, as_of: datetime | No
     return f"{k} did not exist at {then}: it had been retired at {known['at'].isoformat()}"
 
 
+def field_changes(layer: Layer, changes: dict | None, restricted: bool) -> dict:
+    """An update's changed fields from ``row_history.changes`` (``{column: [old, new]}``, the
+    geometry as ``geom``): ``{field code: {"old", "new"}}`` in the contract's order, a restricted
+    field the caller may not see as ``WITHHELD``; with ``geometry_changed`` beside it on layers
+    with geometry. The one reading of that column (the history and the change feed use it)."""
+    changes = changes or {}
+    out = {
+        f.code: dict(WITHHELD)
+        if f.restricted and not restricted
+        else {"old": changes[f.column][0], "new": changes[f.column][1]}
+        for f in layer.fields
+        if isinstance(changes.get(f.column), list) and len(changes[f.column]) == 2
+    }
+    return out
+
+
+def version_entry(layer: Layer, v: dict, restricted: bool) -> dict:
+    """One history version as the API gives it: version, op, who, at, via, cause, and for an
+    update its ``changes`` (``field_changes``) and, on layers with geometry, whether the
+    geometry changed."""
+    raw = v.pop("changes", None)
+    if v["op"] == "update":
+        v["changes"] = field_changes(layer, raw, restricted)
+        if layer.has_geom:
+            v["geometry_changed"] = "geom" in (raw or {})
+    return v
+
+
 def history(conn: Connection, layer: Layer, key: str, restricted: bool) -> dict:
-    """Every version of a row, oldest first: version, op (insert / update / retire / restore),
-    who, at, via, cause (why it was retired with another row, when it was), and for an update
-    ``changes`` ({field code: {"old", "new"}}, in the contract's order; a restricted field the
-    caller may not see: ``{"old": null, "new": null, "withheld": true}``) and, on layers with
-    geometry, ``geometry_changed``. ValueError for a malformed key, RowNotFound for a key with
-    neither a version nor a current row."""
+    """Every version of a row, oldest first (``version_entry``): version, op (insert / update /
+    retire / restore), who, at, via, cause (why it was retired with another row, when it was),
+    and for an update ``changes`` ({field code: {"old", "new"}}, in the contract's order; a
+    restricted field the caller may not see: ``{"old": null, "new": null, "withheld": true}``)
+    and, on layers with geometry, ``geometry_changed``. ValueError for a malformed key,
+    RowNotFound for a key with neither a version nor a current row."""
     (values,) = parse_keys(layer, [key])
     key_text = KEY_SEPARATOR.join(str(v) for v in values)
-    fields = layer.fields
-    geometry = ", 'geometry_changed', COALESCE(h.changes ? 'geom', false)" if layer.has_geom else ""
-    base = "'version', h.version, 'op', h.op, 'who', h.who, 'at', h.at, 'via', h.via"
-    base += ", 'cause', h.cause"
-    changes = (
-        "(SELECT COALESCE(json_object_agg(m.code, CASE WHEN m.withheld "
-        "THEN CAST(:withheld AS json) ELSE json_build_object('old', c.value->0, "
-        "'new', c.value->1) END ORDER BY m.pos), '{}'::json) "
-        "FROM jsonb_each(h.changes) c JOIN unnest(CAST(:cols AS text[]), CAST(:codes AS text[]), "
-        "CAST(:hidden AS boolean[])) WITH ORDINALITY m(col, code, withheld, pos) "
-        "ON m.col = c.key)"
+    found = (
+        conn.execute(
+            text(
+                "SELECT version, op, who, at, via, cause, changes FROM row_history "
+                "WHERE layer = :layer AND key = :key ORDER BY version"
+            ),
+            {"layer": layer.code, "key": key_text},
+        )
+        .mappings()
+        .all()
     )
-    versions = conn.execute(
-        text(
-            f"SELECT COALESCE(json_agg(CASE WHEN h.op = 'update' THEN json_build_object({base}, "
-            f"'changes', {changes}{geometry}) ELSE json_build_object({base}) END "
-            "ORDER BY h.version), '[]'::json) FROM row_history h "
-            "WHERE h.layer = :layer AND h.key = :key"
-        ),
-        {
-            "layer": layer.code,
-            "key": key_text,
-            "cols": [f.column for f in fields],
-            "codes": [f.code for f in fields],
-            "hidden": [f.restricted and not restricted for f in fields],
-            "withheld": json.dumps(WITHHELD),
-        },
-    ).scalar_one()
+    versions = [version_entry(layer, dict(v), restricted) for v in found]
     if not versions:
         cur = _current(layer)
         cond, p = cur.key_match(values)
