@@ -14,14 +14,19 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
 from app.deps import Caller, caller, engine_dep, writer_of
 from app.errors import ApiError
 from app.links import public_base
-from app.routers.row_edits import _errors, _json_body, _request_id, content_crs, expected_version
+from app.routers.row_edits import (
+    _json_body,
+    _request_id,
+    content_crs,
+    edit,
+    expected_version,
+)
 from gis.core.layers import LAYERS, Layer
 from gis.ingest import ImportOptions, import_rows
 from gis.ingest.row_edit import (
@@ -159,12 +164,9 @@ async def create_item(
         pass
     opts = ImportOptions(crs=content_crs(request) or GIS_CRS, strict=True)
     item = {"properties": props, "geometry": body.get("geometry")}
-    try:
-        rep = await run_in_threadpool(
-            import_rows, engine, layer.code, [item], opts, f"token:{who.name}", _request_id()
-        )
-    except Exception as e:
-        raise _errors(e) from None
+    rep = await edit(
+        import_rows, engine, layer.code, [item], opts, f"token:{who.name}", _request_id()
+    )
     with engine.connect() as conn:
         v = newest_version(conn, layer, key)
     return JSONResponse(
@@ -192,7 +194,7 @@ async def replace_item(
     current = _current(engine, coll, feature_id)
     try:
         props = contract_properties(coll, layer, body.get("properties") or {}, current)
-        rep = await run_in_threadpool(
+        rep = await edit(
             replace_row,
             engine,
             layer.code,
@@ -204,8 +206,8 @@ async def replace_item(
             _request_id(),
             content_crs(request) or GIS_CRS,
         )
-    except Exception as e:
-        raise _errors(e) from None
+    except ValueError as e:
+        raise ApiError(422, str(e)) from None
     return _edited(rep)
 
 
@@ -230,7 +232,7 @@ async def update_item(
         patch = {k: v for k, v in body.items() if k not in ("type", "id", "links")}
         if isinstance(patch.get("properties"), dict):
             patch["properties"] = contract_properties(coll, layer, patch["properties"], current)
-        rep = await run_in_threadpool(
+        rep = await edit(
             patch_row,
             engine,
             layer.code,
@@ -241,13 +243,13 @@ async def update_item(
             _request_id(),
             content_crs(request) or GIS_CRS,
         )
-    except Exception as e:
-        raise _errors(e) from None
+    except ValueError as e:
+        raise ApiError(422, str(e)) from None
     return _edited(rep)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", summary="Delete (Part 4)")
-def delete_item(
+async def delete_item(
     collection_id: str,
     feature_id: str,
     request: Request,
@@ -258,10 +260,9 @@ def delete_item(
     _, layer = _source(engine, collection_id)
     writer_of(who, layer.code)
     expected = expected_version(request, required=False)
-    try:
-        retire_row(engine, layer.code, feature_id, expected, f"token:{who.name}", _request_id())
-    except Exception as e:
-        raise _errors(e) from None
+    await edit(
+        retire_row, engine, layer.code, feature_id, expected, f"token:{who.name}", _request_id()
+    )
     return Response(status_code=204)
 
 

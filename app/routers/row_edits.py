@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -67,6 +68,14 @@ async def _json_body(request: Request) -> object:
         return json.loads(body)
     except ValueError as e:
         raise ApiError(400, f"the body is not JSON: {e}") from None
+
+
+async def edit(fn: Callable[..., dict], *args: object) -> dict:
+    """``fn(*args)`` (a write of gis/ingest) in the thread pool, its refusals as HTTP answers."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except Exception as e:
+        raise _errors(e) from None
 
 
 def _request_id() -> str:
@@ -127,12 +136,7 @@ async def post_rows(
     body = await _json_body(request)
     via = _request_id()
     opts = ImportOptions(crs=content_crs(request), strict=mode == "strict", dry_run=dry_run)
-    try:
-        rep = await run_in_threadpool(
-            import_rows, engine, layer, body, opts, f"token:{who.name}", via
-        )
-    except Exception as e:
-        raise _errors(e) from None
+    rep = await edit(import_rows, engine, layer, body, opts, f"token:{who.name}", via)
     return JSONResponse(rep, status_code=201 if rep.get("inserted") else 200)
 
 
@@ -174,21 +178,18 @@ async def put_row(
     body = await _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("properties", {}), dict):
         raise ApiError(422, 'send {"properties": {...}, "geometry": GeoJSON or null}')
-    try:
-        rep = await run_in_threadpool(
-            replace_row,
-            engine,
-            layer,
-            key,
-            body.get("properties") or {},
-            body.get("geometry"),
-            expected,
-            f"token:{who.name}",
-            _request_id(),
-            content_crs(request),
-        )
-    except Exception as e:
-        raise _errors(e) from None
+    rep = await edit(
+        replace_row,
+        engine,
+        layer,
+        key,
+        body.get("properties") or {},
+        body.get("geometry"),
+        expected,
+        f"token:{who.name}",
+        _request_id(),
+        content_crs(request),
+    )
     return _answer(rep)
 
 
@@ -209,25 +210,22 @@ async def patch_one(
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise ApiError(422, 'send a merge patch: {"properties": {...}} and/or {"geometry": ...}')
-    try:
-        rep = await run_in_threadpool(
-            patch_row,
-            engine,
-            layer,
-            key,
-            body,
-            expected,
-            f"token:{who.name}",
-            _request_id(),
-            content_crs(request),
-        )
-    except Exception as e:
-        raise _errors(e) from None
+    rep = await edit(
+        patch_row,
+        engine,
+        layer,
+        key,
+        body,
+        expected,
+        f"token:{who.name}",
+        _request_id(),
+        content_crs(request),
+    )
     return _answer(rep)
 
 
 @router.delete("/api/layers/{code}/rows/{key}", summary="Retire one row (If-Match required)")
-def delete_row(
+async def delete_row(
     code: str,
     key: str,
     request: Request,
@@ -239,8 +237,5 @@ def delete_row(
     layer = layer_or_404(code).code
     writer_of(who, layer)
     expected = expected_version(request, required=True)
-    try:
-        rep = retire_row(engine, layer, key, expected, f"token:{who.name}", _request_id())
-    except Exception as e:
-        raise _errors(e) from None
+    rep = await edit(retire_row, engine, layer, key, expected, f"token:{who.name}", _request_id())
     return JSONResponse(rep)
