@@ -358,3 +358,63 @@ def test_import_options_sheet_is_the_sheet_marked(db, tmp_path):
     wb = book(tpl.marked(src, e.value.report))
     assert wb["企业产出(CC)"]["C2"].comment.text == "GYZCZ: not a number"
     assert all(c.comment is None for row in wb["填表说明"].iter_rows() for c in row)
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def test_landlink_template_writes_the_workbook(tmp_path):
+    from tests.test_cli import run
+
+    r = run("template", "cc", "--out", str(tmp_path / "cc.xlsx"))
+    assert r.returncode == 0, r.stderr
+    assert str(tmp_path / "cc.xlsx") in r.stdout
+    assert book((tmp_path / "cc.xlsx").read_bytes()).sheetnames == ["企业产出(CC)", "填表说明"]
+    r = subprocess_in(tmp_path, "template", "DK")  # default name, in the current folder
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "DK_template.xlsx").exists() and "DK_template.xlsx" in r.stdout
+    assert "needs polygons" in r.stderr
+    r = run("template", "zz")
+    assert r.returncode == 2 and "unknown layer 'zz'" in r.stderr
+
+
+def subprocess_in(folder: Path, *args: str):
+    import os
+    import subprocess
+
+    from tests.test_cli import LANDLINK
+
+    return subprocess.run(
+        [LANDLINK, *args], capture_output=True, text=True, timeout=300, cwd=folder, env=os.environ
+    )
+
+
+def test_cli_report_xlsx_writes_the_marked_workbook(db, tmp_path):
+    from tests.test_cli import run
+
+    assert run("import", "qy", str(fill("qy", QY_ROWS, tmp_path / "QY.xlsx"))).returncode == 0
+    bad = fill("cc", [{**CC_ROWS[0], "ND": "二〇二三"}, CC_ROWS[1]], tmp_path / "CC.xlsx", "code")
+    out = tmp_path / "CC_marked.xlsx"
+    before = snapshot(db)
+    r = run("import", "cc", str(bad), "--report-xlsx", str(out))
+    assert r.returncode == 1 and "nothing was imported" in r.stderr
+    assert f"marked workbook written to {out}" in r.stderr
+    assert snapshot(db) == before
+    ws = book(out.read_bytes()).worksheets[0]
+    assert ws["B2"].fill.fgColor.rgb.endswith(tpl.BAD_FILL)
+    assert ws["B2"].comment.text == "ND: not a number"
+    assert ws["B2"].value == "二〇二三" and ws["A1"].value == "TYSHXYDM"  # the clerk's workbook
+    # lenient: the good row loads, the marked workbook shows the other
+    out.unlink()
+    r = run("import", "cc", str(bad), "--lenient", "--report-xlsx", str(out))
+    assert r.returncode == 0 and "inserted 1" in r.stdout and "rejected 1" in r.stdout
+    ws = book(out.read_bytes()).worksheets[0]
+    assert ws["B2"].comment.text == "ND: not a number" and ws["B3"].comment is None
+    problems = book(out.read_bytes())["导入问题"]
+    assert "其余的行已导入" in problems["A1"].value
+    # not an .xlsx: refused before anything is read
+    csv = tmp_path / "CC.csv"
+    pd.DataFrame(CC_ROWS).to_csv(csv, index=False)
+    r = run("import", "cc", str(csv), "--report-xlsx", str(tmp_path / "x.xlsx"))
+    assert r.returncode == 2 and "--report-xlsx marks the cells of an .xlsx file" in r.stderr
+    assert not (tmp_path / "x.xlsx").exists()
