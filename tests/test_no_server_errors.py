@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from app.errors import PROBLEM_JSON
 from app.params import BIGINT_MAX
+from gis.core.layers import IMPORT_ORDER
 from tests.conftest import _free_port, serve_process, uvicorn_thread
 
 STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
@@ -86,6 +87,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
     static = [str(p.relative_to(STATIC)) for p in STATIC.rglob("*") if p.is_file()]
     return {
         "/api/imports/{batch_id}": [{"batch_id": b} for b in batches],
+        "/api/layers/{code}/template.xlsx": [{"code": c.lower()} for c in IMPORT_ORDER],
         "/ogc/collections/{collection_id}": [{"collection_id": c} for c in collections],
         "/ogc/collections/{collection_id}/queryables": [{"collection_id": c} for c in collections],
         "/ogc/collections/{collection_id}/sortables": [{"collection_id": c} for c in collections],

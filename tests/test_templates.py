@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from gis.core import tokens
 from gis.core.layers import LAYERS, SUPPLY_METHODS, YEARS, layer
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from gis.ingest import template as tpl
@@ -418,3 +419,64 @@ def test_cli_report_xlsx_writes_the_marked_workbook(db, tmp_path):
     r = run("import", "cc", str(csv), "--report-xlsx", str(tmp_path / "x.xlsx"))
     assert r.returncode == 2 and "--report-xlsx marks the cells of an .xlsx file" in r.stderr
     assert not (tmp_path / "x.xlsx").exists()
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+def test_the_template_over_http_is_public(http):
+    r = http.get("/api/layers/cc/template.xlsx")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == XLSX
+    cd = r.headers["content-disposition"]
+    assert cd.startswith("attachment;") and 'filename="CC_template.xlsx"' in cd
+    # 企业产出(CC)_填报模板.xlsx, percent-encoded as RFC 5987 wants
+    assert "filename*=UTF-8''%E4%BC%81%E4%B8%9A%E4%BA%A7%E5%87%BA%28CC%29_" in cd
+    assert book(r.content).sheetnames == ["企业产出(CC)", "填表说明"]
+    assert http.get("/api/layers/QY/template.xlsx").status_code == 200
+    r = http.get("/api/layers/zz/template.xlsx")
+    assert r.status_code == 404 and "unknown layer 'zz'" in r.json()["message"]
+
+
+def test_a_refused_upload_with_report_xlsx_answers_with_the_marked_workbook(http, db, tmp_path):
+    with db.begin() as c:
+        h = {"Authorization": f"Bearer {tokens.create(c, 'admin', 'templates')}"}
+    import_file(db, "qy", fill("qy", QY_ROWS, tmp_path / "QY.xlsx"))
+    bad = fill("cc", [CC_ROWS[0], {**CC_ROWS[1], "SJSJ": None}], tmp_path / "CC.xlsx", "short")
+    upload = [("files", ("产出2023.xlsx", bad.read_bytes(), XLSX))]
+    before = snapshot(db)
+    for how in ({"data": {"layer": "cc", "report": "xlsx"}}, {"params": {"report": "xlsx"}}):
+        data = how.get("data", {"layer": "cc"})
+        r = http.post("/api/imports", data=data, params=how.get("params"), files=upload, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == XLSX
+        assert r.headers["x-import-errors"] == "1" and r.headers["x-import-batch"].isdigit()
+        assert "filename*=UTF-8''%E4%BA%A7%E5%87%BA2023_" in r.headers["content-disposition"]
+        ws = book(r.content).worksheets[0]
+        assert ws["F3"].comment.text == "SJSJ: required field is empty"
+        assert ws["F3"].fill.fgColor.rgb.endswith(tpl.BAD_FILL)
+    assert snapshot(db) == before
+    # the default answer stays the JSON report
+    r = http.post("/api/imports", data={"layer": "cc"}, files=upload, headers=h)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem")
+    assert r.json()["report"]["errors"][0]["where"] == "row 3"
+    # report=xlsx with a CSV: 400 before anything is imported
+    csv = pd.DataFrame(CC_ROWS).to_csv(index=False).encode()
+    r = http.post(
+        "/api/imports",
+        data={"layer": "cc", "report": "xlsx"},
+        files=[("files", ("CC.csv", csv, "text/csv"))],
+        headers=h,
+    )
+    assert r.status_code == 400 and "report=xlsx marks the cells" in r.json()["message"]
+    # a good workbook with report=xlsx imports as usual and answers JSON
+    good = fill("cc", CC_ROWS, tmp_path / "good.xlsx")
+    r = http.post(
+        "/api/imports",
+        data={"layer": "cc", "report": "xlsx"},
+        files=[("files", ("CC.xlsx", good.read_bytes(), XLSX))],
+        headers=h,
+    )
+    assert r.status_code == 201 and r.json()["inserted"] == 2
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM outputs")).scalar() == 2
