@@ -275,6 +275,23 @@ def test_label_headers_work_for_csv_too(db, tmp_path):
         import_file(db, "cc", bad)
 
 
+def test_chinese_field_names_of_a_spatial_file_are_read_too(db, tmp_path):
+    import geopandas as gpd
+
+    from tests.factories import box
+
+    path = tmp_path / "ZL.geojson"
+    gpd.GeoDataFrame(
+        {"走廊代码（ZLDM）": ["CXKC"], "走廊名称": ["城西科创大走廊"]}, geometry=[box(0)], crs=4549
+    ).to_file(path, engine="pyogrio")
+    assert import_file(db, "zl", path)["inserted"] == 1
+    with db.connect() as c:
+        assert c.execute(text("SELECT code, name FROM corridors")).one() == (
+            "CXKC",
+            "城西科创大走廊",
+        )
+
+
 # --- marked workbooks -------------------------------------------------------------------------
 
 
