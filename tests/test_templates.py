@@ -324,6 +324,10 @@ def test_marked_puts_each_reason_on_its_cell_and_clears_an_earlier_round(tmp_pat
     problems = list(wb["导入问题"].iter_rows(values_only=True))
     assert "4 个问题" in problems[0][0] and "整个文件未导入" in problems[0][0]
     assert problems[2] == ("row 2", uscc(1), "SJSJ", "not a number")
+    assert "只列出" not in problems[0][0]
+    more = {**report, "errors_total": 1500, "dry_run": True}
+    first = book(tpl.marked(src, more))["导入问题"]["A1"].value
+    assert "1500 个问题" in first and "只列出前 4 个" in first and "什么也没有改变" in first
     # sent back after a fix: only this round's problems are marked
     again = tmp_path / "again.xlsx"
     again.write_bytes(tpl.marked(src, report))

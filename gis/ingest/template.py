@@ -536,7 +536,8 @@ def marked(source: Path | str | bytes, report: dict) -> bytes:
         for cell in row:
             if cell.comment is not None and cell.comment.author == AUTHOR:
                 cell.comment = None
-                if cell.fill.fgColor.rgb and cell.fill.fgColor.rgb.endswith(BAD_FILL):
+                rgb = cell.fill.fgColor.rgb
+                if isinstance(rgb, str) and rgb.endswith(BAD_FILL):
                     cell.fill = PatternFill()
                     cell.font = _colored(cell.font, None)
     if PROBLEMS_SHEET in wb.sheetnames:
@@ -555,15 +556,16 @@ def marked(source: Path | str | bytes, report: dict) -> bytes:
 
     problems = wb.create_sheet(PROBLEMS_SHEET)
     total = report.get("errors_total", len(errors))
-    refused = report.get("status") == "rejected"
+    if report.get("dry_run"):
+        outcome = "试运行（dry run）：什么也没有改变。"
+    elif report.get("status") == "rejected":
+        outcome = "严格模式：整个文件未导入，什么也没有改变。"
+    else:
+        outcome = "出错的行未导入，其余的行已导入。"
     problems.append(
         [
             f"{report.get('file', '')}：{total} 个问题，{report.get('rejected', 0)} 行有错。"
-            + (
-                "严格模式：整个文件未导入，什么也没有改变。"
-                if refused
-                else "出错的行未导入，其余的行已导入。"
-            )
+            + outcome
             + "改正标红的单元格（批注写明原因）后再次导入。"
             + (f"此处只列出前 {len(errors)} 个问题。" if total > len(errors) else "")
         ]
