@@ -50,14 +50,14 @@ def _print_report(report: dict) -> None:
 
 def _write_marked(path: Path, report: dict, target: str) -> None:
     """``--report-xlsx``: the workbook with its bad cells marked, when the report has errors."""
-    from gis.ingest.template import TooLargeToMark, marked
+    from gis.ingest.template import CannotMark, marked
 
     if not report.get("errors"):
         print(f"no problems: {target} not written", file=sys.stderr)
         return
     try:
         data = marked(path, report)
-    except TooLargeToMark as e:
+    except CannotMark as e:
         print(f"ERROR --report-xlsx {target} not written: {e}", file=sys.stderr)
         return
     Path(target).write_bytes(data)

@@ -339,11 +339,15 @@ def test_marked_puts_each_reason_on_its_cell_and_clears_an_earlier_round(tmp_pat
     assert wb.sheetnames.count("导入问题") == 1
 
 
-def test_marked_refuses_a_sheet_too_large_to_load(tmp_path, monkeypatch):
+def test_marked_refuses_a_sheet_too_large_or_a_damaged_workbook(tmp_path, monkeypatch):
     src = fill("cc", CC_ROWS, tmp_path / "CC.xlsx")
     monkeypatch.setattr(tpl, "MARK_MAX_CELLS", 10)
     with pytest.raises(tpl.TooLargeToMark, match="33 cells"):
         tpl.marked(src, {"layer": "CC", "errors": []})
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not a workbook")
+    with pytest.raises(tpl.CannotMark, match="cannot be opened"):
+        tpl.marked(broken, {"layer": "CC", "errors": []})
 
 
 def test_a_strict_import_refuses_a_bad_template_and_marks_its_cells(db, tmp_path):
@@ -476,6 +480,11 @@ def test_a_refused_upload_with_report_xlsx_answers_with_the_marked_workbook(http
         ws = book(r.content).worksheets[0]
         assert ws["F3"].comment.text == "SJSJ: required field is empty"
         assert ws["F3"].fill.fgColor.rgb.endswith(tpl.BAD_FILL)
+    # a dry run logs no attempt: no batch to name
+    dry = {"layer": "cc", "report": "xlsx", "dry_run": "true"}
+    r = http.post("/api/imports", data=dry, files=upload, headers=h)
+    assert r.status_code == 422 and r.headers["content-type"] == XLSX
+    assert "x-import-batch" not in r.headers
     assert snapshot(db) == before
     # the default answer stays the JSON report
     r = http.post("/api/imports", data={"layer": "cc"}, files=upload, headers=h)

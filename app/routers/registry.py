@@ -22,7 +22,7 @@ from gis.core.config import get_settings
 from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from gis.ingest.limits import ByteBudget, unpack_zip
-from gis.ingest.template import XLSX_MEDIA_TYPE, TooLargeToMark, download_name, marked, workbook
+from gis.ingest.template import XLSX_MEDIA_TYPE, CannotMark, download_name, marked, workbook
 
 router = APIRouter(tags=["registry"])
 
@@ -302,21 +302,20 @@ async def create_import(
             if as_xlsx:
                 try:
                     data = await run_in_threadpool(marked, path, rep)
-                except TooLargeToMark as tl:
-                    message += f"; no marked workbook: {tl}"
+                except CannotMark as why:
+                    message += f"; no marked workbook: {why}"
                 else:
                     stem = path.name[: -len(path.suffix)]
+                    headers = {
+                        "Content-Disposition": _attachment(
+                            f"{stem}_标注.xlsx", "import_problems.xlsx"
+                        ),
+                        "X-Import-Errors": str(rep["errors_total"]),
+                    }
+                    if rep.get("batch_id") is not None:  # a dry run logs no attempt
+                        headers["X-Import-Batch"] = str(rep["batch_id"])
                     return Response(  # type: ignore[return-value]
-                        data,
-                        status_code=422,
-                        media_type=XLSX_MEDIA_TYPE,
-                        headers={
-                            "Content-Disposition": _attachment(
-                                f"{stem}_标注.xlsx", "import_problems.xlsx"
-                            ),
-                            "X-Import-Errors": str(rep["errors_total"]),
-                            "X-Import-Batch": str(rep.get("batch_id", "")),
-                        },
+                        data, status_code=422, media_type=XLSX_MEDIA_TYPE, headers=headers
                     )
             raise ApiError(422, message, report=rep) from None
 

@@ -464,9 +464,12 @@ def workbook(layer: Layer) -> bytes:
     return out.getvalue()
 
 
-class TooLargeToMark(ValueError):
-    """The sheet has more cells than :data:`MARK_MAX_CELLS`; the JSON report lists the
-    problems instead."""
+class CannotMark(ValueError):
+    """No marked workbook can be made; the JSON report lists the problems instead."""
+
+
+class TooLargeToMark(CannotMark):
+    """The sheet has more cells than :data:`MARK_MAX_CELLS`."""
 
 
 def _colored(font, color: str | None):  # type: ignore[no-untyped-def]
@@ -500,7 +503,8 @@ def marked(source: Path | str | bytes, report: dict) -> bytes:
     filled red and a comment holding the reason(s), and a sheet 导入问题 listing the report's
     problems. The sheet is the one the import read (``report["options"]["sheet"]``, else the
     first). Marks and the problem sheet of an earlier round are removed first, so a workbook
-    sent again shows this round's problems only. TooLargeToMark above MARK_MAX_CELLS."""
+    sent again shows this round's problems only. TooLargeToMark above MARK_MAX_CELLS,
+    CannotMark for a workbook openpyxl cannot open as a whole."""
     import openpyxl
     from openpyxl.comments import Comment
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -513,18 +517,24 @@ def marked(source: Path | str | bytes, report: dict) -> bytes:
     sheet = (report.get("options") or {}).get("sheet")
     with warnings.catch_warnings():  # "extension not supported": kept as far as openpyxl can
         warnings.simplefilter("ignore", UserWarning)
-        probe = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
         try:
-            ws = probe[sheet] if sheet else probe.worksheets[0]
-            cells = (ws.max_row or 0) * (ws.max_column or 0)
-        finally:
-            probe.close()
+            probe = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+            try:
+                ws = probe[sheet] if sheet else probe.worksheets[0]
+                cells = (ws.max_row or 0) * (ws.max_column or 0)
+            finally:
+                probe.close()
+        except Exception as e:  # openpyxl raises many kinds for a damaged file
+            raise CannotMark(f"the workbook cannot be opened to mark it ({e})") from None
         if cells > MARK_MAX_CELLS:
             raise TooLargeToMark(
                 f"the sheet has {cells:,} cells; a marked workbook is made for at most "
                 f"{MARK_MAX_CELLS:,}: see the report's errors instead"
             )
-        wb = openpyxl.load_workbook(io.BytesIO(data))
+        try:
+            wb = openpyxl.load_workbook(io.BytesIO(data))
+        except Exception as e:
+            raise CannotMark(f"the workbook cannot be opened to mark it ({e})") from None
     ws = wb[sheet] if sheet else wb.worksheets[0]
     heads = [("" if c.value is None else str(c.value)) for c in ws[1]]
     columns: dict[str, int] = {}
