@@ -48,8 +48,33 @@ def _print_report(report: dict) -> None:
         print(f"  ... {total - 15} more errors (--report FILE{listed})")
 
 
+def _write_marked(path: Path, report: dict, target: str) -> None:
+    """``--report-xlsx``: the workbook with its bad cells marked, when the report has errors."""
+    from gis.ingest.template import CannotMark, marked
+
+    if not report.get("errors"):
+        print(f"no problems: {target} not written", file=sys.stderr)
+        return
+    try:
+        data = marked(path, report)
+    except CannotMark as e:
+        print(f"ERROR --report-xlsx {target} not written: {e}", file=sys.stderr)
+        return
+    Path(target).write_bytes(data)
+    print(
+        f"marked workbook written to {target}: {len(report['errors'])} problem(s) in red, "
+        "the reason in each cell's comment",
+        file=sys.stderr,
+    )
+
+
 def _import_one(
-    layer: str, path: Path, opts, report_file: str | None = None, quiet: bool = False
+    layer: str,
+    path: Path,
+    opts,
+    report_file: str | None = None,
+    quiet: bool = False,
+    report_xlsx: str | None = None,
 ) -> dict | None:
     from tqdm import tqdm
 
@@ -86,12 +111,16 @@ def _import_one(
         )
         if report_file:
             Path(report_file).write_text(json.dumps(e.report, ensure_ascii=False, indent=1))
+        if report_xlsx:
+            _write_marked(path, e.report, report_xlsx)
         return None
     bar.close()
     if not quiet:
         _print_report(report)
     if report_file:
         Path(report_file).write_text(json.dumps(report, ensure_ascii=False, indent=1))
+    if report_xlsx:
+        _write_marked(path, report, report_xlsx)
     return report
 
 
@@ -113,8 +142,40 @@ def _options(ns, overrides: dict | None = None):
 
 
 def cmd_import(ns) -> int:
-    report = _import_one(ns.layer, Path(ns.file), _options(ns), ns.report)
+    path = Path(ns.file)
+    if ns.report_xlsx and path.suffix.lower() != ".xlsx":
+        print(
+            f"ERROR --report-xlsx marks the cells of an .xlsx file; {path.name} is not one "
+            "(use --report R.json for the report)",
+            file=sys.stderr,
+        )
+        return 2
+    report = _import_one(ns.layer, path, _options(ns), ns.report, report_xlsx=ns.report_xlsx)
     return 0 if report else 1
+
+
+def cmd_template(ns) -> int:
+    """``landlink template LAYER [--out F]``: the layer's Excel template."""
+    from gis.core.layers import layer as get_layer
+    from gis.ingest.template import file_name, workbook
+
+    layer = get_layer(ns.layer)  # KeyError: main() names the known layers
+    out = Path(ns.out) if ns.out else Path.cwd() / file_name(layer)
+    if out.is_dir():
+        out = out / file_name(layer)
+    try:
+        out.write_bytes(workbook(layer))
+    except OSError as e:
+        print(f"ERROR cannot write {out}: {e.strerror}", file=sys.stderr)
+        return 1
+    print(f"template for {layer.code} ({layer.label}) written to {out}")
+    if layer.geometry == "polygon":
+        print(
+            f"note: {layer.code} needs polygons: the workbook is for its attributes; send the "
+            "layer as a shapefile, GeoPackage or GeoJSON (see the sheet 填表说明)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _print_changes(report: dict) -> None:
@@ -610,11 +671,22 @@ def build_parser() -> argparse.ArgumentParser:
     import_opts(im)
     im.add_argument("--report", help="write the full import report (JSON) to this file")
     im.add_argument(
+        "--report-xlsx",
+        metavar="F",
+        help="an .xlsx file with problems: write it to F with the bad cells in red and the "
+        "reason in each one's comment",
+    )
+    im.add_argument(
         "--replace",
         action="store_true",
         help="the file is the whole layer: retire the rows it does not hold (kept in history)",
     )
     im.set_defaults(fn=cmd_import, mode=None)
+
+    tp = sub.add_parser("template", help="an Excel template of a layer for a department to fill in")
+    tp.add_argument("layer", help="xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj or bd")
+    tp.add_argument("--out", help="the file to write (default: <CODE>_template.xlsx here)")
+    tp.set_defaults(fn=cmd_template)
 
     rt = sub.add_parser(
         "retire", help="retire rows of a layer (a closed enterprise, a split parcel)"

@@ -56,7 +56,13 @@ def _add_http_middleware(app: FastAPI) -> None:
             allow_origins=origins,
             allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match"],
-            expose_headers=["Content-Disposition", "ETag", "X-Tile-Cache"],
+            expose_headers=[
+                "Content-Disposition",
+                "ETag",
+                "X-Tile-Cache",
+                "X-Import-Errors",
+                "X-Import-Batch",
+            ],
             max_age=600,
         )
     app.add_middleware(links.ForwardedHeaders, trusted=s.forwarded_allow_ips)

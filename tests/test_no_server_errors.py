@@ -99,6 +99,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
     static = [str(p.relative_to(STATIC)) for p in STATIC.rglob("*") if p.is_file()]
     return {
         "/api/imports/{batch_id}": [{"batch_id": b} for b in batches],
+        "/api/layers/{code}/template.xlsx": [{"code": c.lower()} for c in IMPORT_ORDER],
         "/ogc/collections/{collection_id}": [{"collection_id": c} for c in collections],
         "/ogc/collections/{collection_id}/queryables": [{"collection_id": c} for c in collections],
         "/ogc/collections/{collection_id}/sortables": [{"collection_id": c} for c in collections],

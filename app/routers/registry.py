@@ -5,9 +5,11 @@ from __future__ import annotations
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
@@ -20,6 +22,7 @@ from gis.core.config import get_settings
 from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from gis.ingest.limits import ByteBudget, unpack_zip
+from gis.ingest.template import XLSX_MEDIA_TYPE, CannotMark, download_name, marked, workbook
 
 router = APIRouter(tags=["registry"])
 
@@ -92,6 +95,38 @@ def list_layers(engine: Engine = Depends(engine_dep)) -> dict:
             }
         )
     return {"layers": out}
+
+
+def _attachment(name: str, fallback: str) -> str:
+    """A Content-Disposition naming the file in UTF-8 (RFC 6266), with an ASCII fallback."""
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get(
+    "/api/layers/{code}/template.xlsx",
+    response_class=Response,
+    responses={
+        200: {"content": {XLSX_MEDIA_TYPE: {}}, "description": "the layer's Excel template"},
+        404: {"description": "unknown layer"},
+    },
+)
+def layer_template(code: str) -> Response:
+    """The layer's Excel template for a department to fill in (public: it holds no data):
+    headers ``label(code)``, required ones marked, drop-down lists, number and date formats,
+    and a sheet 填表说明. A polygon layer's template is for its attributes; its geometry comes
+    as a shapefile, GeoPackage or GeoJSON."""
+    lyr = LAYERS.get(code.upper())
+    if lyr is None:
+        raise ApiError(
+            404, f"unknown layer {code!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
+        )
+    return Response(
+        workbook(lyr),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": _attachment(download_name(lyr), f"{lyr.code}_template.xlsx")
+        },
+    )
 
 
 def _main_file(folder: Path) -> Path:
@@ -194,11 +229,27 @@ async def create_import(
     replace: bool = Form(
         False, description="the file is the whole layer: retire the rows it does not hold"
     ),
+    report: str | None = Form(
+        None,
+        pattern="^(json|xlsx)$",
+        description="xlsx: a refused .xlsx upload answers with the workbook marked",
+    ),
+    report_query: str | None = Query(
+        None,
+        alias="report",
+        pattern="^(json|xlsx)$",
+        description="the same as the form field report",
+    ),
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> dict:
     """Upload and import one layer (an admin token, or an editor token for the layer). Strict
     by default: any bad row refuses the file (422 with the report) and changes nothing.
+
+    ``report=xlsx`` (form field or query) with an .xlsx upload: a refused import answers 422
+    with the workbook itself, each bad cell filled red and the reason in its comment, and a
+    sheet 导入问题 listing the problems (``X-Import-Errors``: how many; ``X-Import-Batch``: the
+    logged attempt); every other answer stays JSON. A non-.xlsx upload with it: 400.
 
     Limits (settings): the upload, and what its zips unpack to, up to
     ``LANDLINK_MAX_UPLOAD_BYTES`` (413 above); files in a zip, columns and CSV line length
@@ -213,11 +264,20 @@ async def create_import(
             400, f"unknown layer {layer!r}; one of {', '.join(c.lower() for c in IMPORT_ORDER)}"
         )
     writer_of(who, layer.upper())
+    if report and report_query and report != report_query:
+        raise ApiError(400, f"report={report} (form) and report={report_query} (query) differ")
+    as_xlsx = (report or report_query) == "xlsx"
     with tempfile.TemporaryDirectory(prefix="landlink-upload-") as tmp:
         folder = Path(tmp)
         try:
             await run_in_threadpool(_save_uploads, files, folder)
             path = _main_file(folder)
+            if as_xlsx and path.suffix.lower() != ".xlsx":
+                raise ApiError(
+                    400,
+                    f"report=xlsx marks the cells of an .xlsx upload; {path.name} is not one "
+                    "(leave report out for the JSON report)",
+                )
             opts = ImportOptions(
                 encoding=encoding,
                 crs=crs,
@@ -233,14 +293,31 @@ async def create_import(
             raise ApiError(e.status, str(e), file=e.file, field=e.field) from None
         except ImportRejected as e:
             rep = e.report
-            raise ApiError(
-                422,
+            message = (
                 f"{rep['rejected']} bad row(s) in {rep['file']} ({rep['errors_total']} "
                 "problem(s)"
                 + (f", the first {len(rep['errors'])} listed" if rep["errors_truncated"] else "")
-                + "); nothing was imported (mode=lenient loads the good rows)",
-                report=rep,
-            ) from None
+                + "); nothing was imported (mode=lenient loads the good rows)"
+            )
+            if as_xlsx:
+                try:
+                    data = await run_in_threadpool(marked, path, rep)
+                except CannotMark as why:
+                    message += f"; no marked workbook: {why}"
+                else:
+                    stem = path.name[: -len(path.suffix)]
+                    headers = {
+                        "Content-Disposition": _attachment(
+                            f"{stem}_标注.xlsx", "import_problems.xlsx"
+                        ),
+                        "X-Import-Errors": str(rep["errors_total"]),
+                    }
+                    if rep.get("batch_id") is not None:  # a dry run logs no attempt
+                        headers["X-Import-Batch"] = str(rep["batch_id"])
+                    return Response(  # type: ignore[return-value]
+                        data, status_code=422, media_type=XLSX_MEDIA_TYPE, headers=headers
+                    )
+            raise ApiError(422, message, report=rep) from None
 
 
 router.add_api_route(
@@ -249,6 +326,13 @@ router.add_api_route(
     methods=["POST"],
     status_code=201,
     route_class_override=BoundedUpload,
+    responses={
+        422: {
+            "description": "bad rows: the report as JSON, or with report=xlsx the workbook "
+            "marked (X-Import-Errors: how many problems)",
+            "content": {"application/problem+json": {}, XLSX_MEDIA_TYPE: {}},
+        }
+    },
 )
 
 

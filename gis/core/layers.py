@@ -63,6 +63,26 @@ class Layer:
         """Whether the layer's table has ``source_crs``: points given as X/Y with their ZBXT."""
         return self.geometry == "point_or_table"
 
+    @property
+    def table_fields(self) -> tuple[Field, ...]:
+        """The columns a table of this layer (CSV, XLSX) may have: its fields, and for a point
+        layer given as a table (QY) the X, Y and ZBXT columns that give its points."""
+        if self.geometry == "point_or_table":
+            return self.fields + POINT_FIELDS
+        return self.fields
+
+
+# X, Y and ZBXT: a point layer as a table (contract: "table with X, Y and ZBXT (a CRS code, or
+# gcj02)"). Not stored as columns of their own: they make ``geom`` and ``source_crs``.
+POINT_FIELDS = (
+    Field("X", "geom", "float", False, "X坐标"),
+    Field("Y", "geom", "float", False, "Y坐标"),
+    Field("ZBXT", "source_crs", "code", False, "坐标系统"),
+)
+
+# Plausible years (ND) and dates: outside these they are typing errors (docs/DATA_DECISIONS.md).
+YEARS = (1949, 2100)
+DATE_YEARS = (1900, 2100)
 
 PLATFORM_LEVELS = ("国家级", "省级", "市级", "其他")
 PLATFORM_TYPES = (

@@ -393,7 +393,7 @@ def _import_file(
     return _import(
         engine,
         layer_code,
-        lambda: read_file(path, opts.encoding, opts.sheet),
+        lambda: read_file(path, opts.encoding, opts.sheet, get_layer(layer_code)),
         lambda: file_hash(path),
         display_name or path.name,
         opts,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from gis.core.layers import Layer
 from gis.ingest.errors import InputError, OverLimit
 from gis.ingest.limits import check_columns, check_lines, check_xlsx
 
@@ -253,19 +256,89 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
     return RawFrame(df, None, codec, source, "row", 2)
 
 
-def read_file(path: Path, encoding: str | None = None, sheet: str | None = None) -> RawFrame:
-    """Read any supported file; raises InputError naming the file and the reason."""
+# "label(code)" with ASCII or full-width parentheses: 企业名称(QYMC), 企业名称（QYMC）
+_LABEL_CODE = re.compile(r"^(?P<label>.*?)\s*[(（]\s*(?P<code>[A-Za-z][A-Za-z0-9_]*)\s*[)）]$")
+# a label's trailing unit: 工业总产值(万元) is also written 工业总产值
+_UNIT = re.compile(r"\s*\([^()]*\)$")
+
+
+def _label_key(text: str) -> str:
+    """A label compared loosely: full-width parentheses as ASCII, no spaces, m² as m2."""
+    t = text.replace("（", "(").replace("）", ")").replace("²", "2")
+    return "".join(t.split()).upper()
+
+
+def _labels(layer: Layer) -> dict[str, str]:
+    """The layer's labels (loosely compared) -> field codes: each full label, and the label
+    without its unit where no other field's label reads the same."""
+    full = {_label_key(f.label): f.code for f in layer.table_fields if f.label}
+    short: dict[str, str | None] = {}
+    for f in layer.table_fields:
+        base = _label_key(_UNIT.sub("", f.label))
+        if base and base not in full:
+            short[base] = f.code if base not in short else None  # two fields: neither
+    return {**{k: v for k, v in short.items() if v}, **full}
+
+
+def header_codes(columns: Iterable[object], layer: Layer, file: str) -> list[str]:
+    """A table's headers as the layer's field codes. A header may be the code (``QYMC``, any
+    case), the Chinese label (``企业名称``; a label with a unit also without it: ``工业总产值``
+    for ``工业总产值(万元)``) or both as ``label(code)`` (``企业名称(QYMC)``, full-width
+    parentheses too); a leading or trailing ``*`` (a required-field mark) is ignored. A header
+    that names no field stays as it is, upper-cased, so that the import's warning names it; two
+    headers naming one field are an InputError."""
+    fields = {f.code: f for f in layer.table_fields}
+    codes = set(fields)
+    labels = _labels(layer)
+    out: list[str] = []
+    given: dict[str, str] = {}
+    for col in columns:
+        raw = str(col).strip().lstrip("\ufeff")
+        text = raw.strip("*").strip()
+        name = text.upper()
+        if name not in codes:
+            m = _LABEL_CODE.match(text)
+            if m and m.group("code").upper() in codes:
+                name = m.group("code").upper()
+            else:
+                name = labels.get(_label_key(text), name)
+        if name in codes:
+            if name in given:
+                raise InputError(
+                    file,
+                    f"columns {given[name]!r} and {raw!r} both give field {name} "
+                    f"({fields[name].label}); keep one",
+                    field=name,
+                )
+            given[name] = raw
+        out.append(name)
+    return out
+
+
+def read_file(
+    path: Path, encoding: str | None = None, sheet: str | None = None, layer: Layer | None = None
+) -> RawFrame:
+    """Read any supported file; raises InputError naming the file and the reason. With
+    ``layer``, the headers are read as its field codes (:func:`header_codes`)."""
     file = path.name
     if not path.exists():
         raise InputError(file, f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix in SPATIAL_SUFFIXES:
-        return read_spatial(path, encoding, file)
-    if suffix in TABLE_SUFFIXES:
-        return read_table(path, encoding, sheet, file)
-    raise InputError(
-        file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx"
-    )
+        raw = read_spatial(path, encoding, file)
+    elif suffix in TABLE_SUFFIXES:
+        raw = read_table(path, encoding, sheet, file)
+    else:
+        raise InputError(
+            file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx"
+        )
+    if layer is not None:
+        cols = list(raw.frame.columns)
+        attrs = [i for i, c in enumerate(cols) if c != "geometry"]
+        for i, code in zip(attrs, header_codes([cols[i] for i in attrs], layer, file), strict=True):
+            cols[i] = code
+        raw.frame.columns = cols
+    return raw
 
 
 ROWS_CRS = "EPSG:4490"  # GeoJSON sent to the row API: CGCS2000 lon/lat unless Content-Crs says

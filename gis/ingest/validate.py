@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gis.core import uscc
-from gis.core.layers import Field, Layer
+from gis.core.layers import DATE_YEARS, YEARS, Field, Layer
 
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _LIST_SPLIT = r"[;；、,，]"
@@ -106,7 +106,7 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     bad = (present & result.isna()).to_numpy().copy()
     # implausible years are typing errors, not dates
     years = result.dt.year
-    bad |= (result.notna() & ((years < 1900) | (years > 2100))).to_numpy()
+    bad |= (result.notna() & ((years < DATE_YEARS[0]) | (years > DATE_YEARS[1]))).to_numpy()
     return result.where(~pd.Series(bad, index=s.index)), bad
 
 
@@ -189,7 +189,7 @@ def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
             issues.add(frac.to_numpy(), f.code, "not a whole number")
             values = values.round().astype("Int64")
             if f.code == "ND":
-                yr = values.notna() & ((values < 1949) | (values > 2100))
+                yr = values.notna() & ((values < YEARS[0]) | (values > YEARS[1]))
                 issues.add(yr.to_numpy(dtype=bool), f.code, "not a plausible year")
     elif f.type == "bool":
         values, bad = parse_bools(raw)
