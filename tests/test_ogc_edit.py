@@ -7,6 +7,7 @@ read back changed."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from gis.core import tokens
 from gis.lands.detection import CURRENT_RUN
+from gis.serving.tiles import tile_for
 from tests.conftest import database_copy, serve_process
 
 
@@ -85,8 +87,12 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
                 "WHERE s.actual_start IS NULL AND r.status = 'not_due' ORDER BY s.supply_no LIMIT 1"
             )
         ).one()
-        parcel_no, xmin = c.execute(
-            text("SELECT parcel_no, ST_XMin(geom) FROM parcels ORDER BY parcel_no LIMIT 1")
+        parcel_no, xmin, lon, lat = c.execute(
+            text(
+                "SELECT parcel_no, ST_XMin(geom), ST_X(p), ST_Y(p) FROM (SELECT parcel_no, geom, "
+                "ST_Transform(ST_PointOnSurface(geom), 4326) AS p FROM parcels "
+                "ORDER BY parcel_no LIMIT 1) q"
+            )
         ).one()
         moved = c.execute(
             text(
@@ -122,7 +128,11 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
             headers=_h(toks["land"]),
         )
         assert r.status_code == 422 and "land_status is derived" in r.json()["message"]
-        # a geometry-only PATCH with Content-Crs (the layer in EPSG:4549)
+        # a geometry-only PATCH with Content-Crs (the layer in EPSG:4549); its tile changes
+        x, y = tile_for(lon, lat, 17)
+        tile = f"/tiles/parcels/17/{x}/{y}.mvt"
+        before_tile = h.get(tile)
+        assert before_tile.status_code == 200 and before_tile.content
         r = h.patch(
             f"/ogc/collections/parcels/items/{parcel_no}",
             content=json.dumps({"geometry": json.loads(moved)}),
@@ -144,6 +154,12 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
                 {"p": parcel_no},
             ).one()
         assert abs(x1 - xmin - 25) < 1e-6 and logged  # moved; its tiles invalidated
+        for _ in range(30):  # a worker reads the invalidation log every cache_poll_seconds
+            after_tile = h.get(tile, headers={"If-None-Match": before_tile.headers["etag"]})
+            if after_tile.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert after_tile.status_code == 200 and after_tile.content != before_tile.content
         # the public and a viewer cannot write
         assert (
             h.patch(
