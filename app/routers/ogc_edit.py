@@ -43,7 +43,7 @@ from gis.serving.collections import Collection, registry
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
 
 GIS_CRS = "OGC:CRS84"  # GeoJSON's own CRS: what a write means without Content-Crs
-READ = "GET, HEAD, OPTIONS"
+READ = "GET, OPTIONS"
 
 
 def _source(engine: Engine, cid: str) -> tuple[Collection, Layer]:
