@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gis.core import tokens
-from tests.conftest import database_copy, serve_process
+from tests.conftest import _admin_url, database_copy, serve_process
 
 
 @pytest.fixture(scope="module")
@@ -396,3 +396,18 @@ def test_a_transaction_still_running_holds_back_younger_ones(city):
     with eng.connect() as c:
         page = read_feed(c, start, 100, "tj", set())
     assert [e["key"] for e in page["changes"]] == ["older", "younger"]
+    # a transaction running in another database of the cluster holds nothing back
+    other_db = create_engine(_admin_url.set(database="postgres"))  # not autocommit
+    elsewhere = other_db.connect()
+    tx_else = elsewhere.begin()
+    elsewhere.execute(text("SELECT pg_current_xact_id()"))  # it has a transaction id
+    try:
+        with eng.begin() as c:
+            c.execute(insert, {"k": "meanwhile"})
+        with eng.connect() as c:
+            page = read_feed(c, page["next"], 100, "tj", set())
+        assert [e["key"] for e in page["changes"]] == ["meanwhile"]
+    finally:
+        tx_else.rollback()
+        elsewhere.close()
+        other_db.dispose()

@@ -13,10 +13,10 @@ Two kinds of entry, read together:
   real changes, old and new.
 
 Exactly once: every entry carries its transaction's id (``txid``). A page holds only entries of
-transactions older than every transaction still running (``pg_snapshot_xmin`` of the reader's
-snapshot), ordered by (txid, rows before derived, id); its ``next`` cursor is the last entry's
-position. A transaction that commits later than a younger one is held back until it is done, so
-no entry can appear before a cursor already handed out.
+transactions older than every transaction of this database still running (``HORIZON``, from the
+reader's snapshot), ordered by (txid, rows before derived, id); its ``next`` cursor is the last
+entry's position. A transaction that commits later than a younger one is held back until it is
+done, so no entry can appear before a cursor already handed out.
 
 The feed's baseline: the values present when a kind is first published (the first analysis) are
 recorded silently; from then on every change is an entry.
@@ -157,6 +157,18 @@ PRODUCERS = (
 # ---- reading the feed -----------------------------------------------------------------------
 
 CURSOR = re.compile(r"^(\d+)-([01])-(\d+)$")
+# The oldest transaction that may still write to this database's feed, as of the reader's
+# snapshot: the oldest of those it sees running, leaving out those positively known to run in
+# another database of the cluster (they cannot write here; a long job there must not hold the
+# feed back); none running: the snapshot's xmax. A transaction that ends between the snapshot
+# and the look at pg_stat_activity is not left out, so the horizon errs towards holding back.
+HORIZON = (
+    "(SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot())) "
+    "FROM pg_snapshot_xip(pg_current_snapshot()) x WHERE NOT EXISTS ("
+    "SELECT 1 FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL "
+    "AND a.datname <> current_database() "
+    "AND a.backend_xid::text::bigint = x::text::bigint % 4294967296))"
+)
 DERIVED_NAMES = tuple(KINDS)
 
 
@@ -197,7 +209,7 @@ def read_feed(
     tx_c = "CAST(CAST(:tx AS text) AS xid8)"
     after_rows = f"(txid, id) > ({tx_c}, :id)" if part == 0 else f"txid > {tx_c}"
     after_derived = f"txid >= {tx_c}" if part == 0 else f"(txid, id) > ({tx_c}, :id)"
-    done = "txid < pg_snapshot_xmin(pg_current_snapshot())"
+    done = f"txid < {HORIZON}"
     parts = []
     if rows_wanted:
         parts.append(
@@ -238,7 +250,7 @@ def read_feed(
 
 def feed_end(conn: Connection) -> str:
     """The cursor of the feed's last entry now (``since=now``: from here on)."""
-    done = "txid < pg_snapshot_xmin(pg_current_snapshot())"
+    done = f"txid < {HORIZON}"
     row = conn.execute(
         text(
             "SELECT tx, part, id FROM ("

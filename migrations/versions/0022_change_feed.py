@@ -7,7 +7,7 @@ Create Date: 2026-12-04
 A department's system polls ``GET /api/changes?since=CURSOR`` and must see each change exactly
 once, even when writers commit out of the order they started in. Each feed row carries the id
 of the transaction that wrote it (``txid``, ``pg_current_xact_id()``); a reader hands out only
-rows of transactions older than every transaction still running (``pg_snapshot_xmin``), ordered
+rows of transactions older than every transaction of the database still running, ordered
 by (txid, id), so nothing can later appear before a cursor already given out.
 
 - ``row_history`` gains ``txid`` (existing rows: the migration's transaction);
