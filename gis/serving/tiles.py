@@ -992,8 +992,13 @@ def _class_parcels(conn: Connection, changes: Changes | None) -> list[str] | Non
             ours = sum(
                 1 for k in changes["evaluation_ranking"] if str(latest) in re.split(r"[:|]", k)
             )
+            # counted up to ours + 1 only: is every row of that year among the changed ones?
             have = conn.execute(
-                text("SELECT count(*) FROM evaluation_ranking WHERE year = :y"), {"y": latest}
+                text(
+                    "SELECT count(*) FROM (SELECT 1 FROM evaluation_ranking WHERE year = :y "
+                    "LIMIT :n) q"
+                ),
+                {"y": latest, "n": ours + 1},
             ).scalar_one()
             if have <= ours:
                 return None  # the latest year may be new: every parcel's class reads it
