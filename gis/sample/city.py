@@ -52,7 +52,7 @@ import math
 import re
 import zipfile
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -1856,6 +1856,10 @@ def _write_xlsx(df: pd.DataFrame, path: Path, stamp: date) -> None:
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
+    # the document's dates: pinned here, and again in the XML below (whatever writes it)
+    pinned = datetime(stamp.year, stamp.month, stamp.day)
+    wb.properties.created = pinned
+    wb.properties.modified = pinned
     ws = wb.create_sheet("QY")
     ws.append(list(df.columns))
     values = df.astype(object).where(df.notna(), None).to_numpy().tolist()
