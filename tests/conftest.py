@@ -427,6 +427,31 @@ def sample_as_of():
     )
 
 
+@contextmanager
+def served_copy(source, suffix: str, log_dir: Path, wanted: dict[str, tuple]):
+    """A live `landlink serve` on a copy of ``source`` (``database_copy``) with the tokens
+    ``wanted`` ({name: (role, token name, layers or None)}) made in it: (base URL, engine,
+    {name: token})."""
+    from gis.core import tokens
+
+    with database_copy(source, suffix) as url:
+        eng = create_engine(url)
+        with eng.begin() as c:
+            toks = {
+                k: tokens.create(c, role, who, layers=lyr) for k, (role, who, lyr) in wanted.items()
+            }
+        try:
+            with serve_process(url, log_dir / "server.log") as base:
+                yield base, eng, toks
+        finally:
+            eng.dispose()
+
+
+def bearer(token: str, **more: str) -> dict:
+    """Request headers with ``Authorization: Bearer <token>`` (and ``more``)."""
+    return {"Authorization": f"Bearer {token}", **more}
+
+
 @pytest.fixture(scope="session")
 def analysed_sample(sample_engine):
     """A copy of the sample city with every derived table computed from scratch as of its

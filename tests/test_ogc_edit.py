@@ -11,33 +11,25 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from gis.core import tokens
 from gis.lands.detection import CURRENT_RUN
 from gis.serving.tiles import tile_for
-from tests.conftest import database_copy, serve_process
+from tests.conftest import bearer, served_copy
 
 
 @pytest.fixture(scope="module")
 def city(analysed_sample, tmp_path_factory):
-    with database_copy(analysed_sample, "ogc_edit") as url:
-        eng = create_engine(url)
-        with eng.begin() as c:
-            toks = {
-                "land": tokens.create(c, "editor", "市规划和自然资源局", layers=["gd", "dk"]),
-                "viewer": tokens.create(c, "viewer", "看图"),
-            }
-        log = tmp_path_factory.mktemp("ogc_edit") / "server.log"
-        try:
-            with serve_process(url, log) as base:
-                yield base, eng, toks
-        finally:
-            eng.dispose()
-
-
-def _h(token: str, **more: str) -> dict:
-    return {"Authorization": f"Bearer {token}", **more}
+    with served_copy(
+        analysed_sample,
+        "ogc_edit",
+        tmp_path_factory.mktemp("ogc_edit"),
+        {
+            "land": ("editor", "市规划和自然资源局", ["gd", "dk"]),
+            "viewer": ("viewer", "看图", None),
+        },
+    ) as served:
+        yield served
 
 
 def test_conformance_and_allow_follow_the_token(city):
@@ -50,18 +42,18 @@ def test_conformance_and_allow_follow_the_token(city):
         assert "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update" in conf
         r = h.options("/ogc/collections/supplies/items")
         assert r.status_code == 204 and r.headers["allow"] == "GET, OPTIONS"
-        r = h.options("/ogc/collections/supplies/items", headers=_h(toks["viewer"]))
+        r = h.options("/ogc/collections/supplies/items", headers=bearer(toks["viewer"]))
         assert r.headers["allow"] == "GET, OPTIONS"
-        r = h.options("/ogc/collections/supplies/items", headers=_h(toks["land"]))
+        r = h.options("/ogc/collections/supplies/items", headers=bearer(toks["land"]))
         assert r.headers["allow"] == "GET, OPTIONS, POST"
-        r = h.options("/ogc/collections/parcels/items/X", headers=_h(toks["land"]))
+        r = h.options("/ogc/collections/parcels/items/X", headers=bearer(toks["land"]))
         assert r.headers["allow"] == "GET, OPTIONS, PUT, PATCH, DELETE"
         # not this editor's layer; a derived collection
-        r = h.options("/ogc/collections/enterprises/items", headers=_h(toks["land"]))
+        r = h.options("/ogc/collections/enterprises/items", headers=bearer(toks["land"]))
         assert r.headers["allow"] == "GET, OPTIONS"
-        r = h.options("/ogc/collections/idle/items", headers=_h(toks["land"]))
+        r = h.options("/ogc/collections/idle/items", headers=bearer(toks["land"]))
         assert r.headers["allow"] == "GET, OPTIONS"
-        r = h.patch("/ogc/collections/idle/items/X", json={}, headers=_h(toks["land"]))
+        r = h.patch("/ogc/collections/idle/items/X", json={}, headers=bearer(toks["land"]))
         assert r.status_code == 405 and "derived" in r.json()["message"]
         assert r.headers["allow"] == "GET, OPTIONS"
 
@@ -109,7 +101,7 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
         r = h.patch(
             f"/ogc/collections/supplies/items/{supply_no}",
             content=json.dumps({"properties": {"agreed_start": "2010-01-01"}}),
-            headers=_h(toks["land"], **{"Content-Type": "application/merge-patch+json"}),
+            headers=bearer(toks["land"], **{"Content-Type": "application/merge-patch+json"}),
         )
         assert r.status_code == 200, r.text
         after = _status(eng, supply_no)
@@ -118,14 +110,14 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
         r = h.patch(
             f"/ogc/collections/supplies/items/{supply_no}",
             json={"properties": {"agreed_start": start.isoformat()}},
-            headers=_h(toks["land"], **{"If-Match": feat.headers["etag"]}),
+            headers=bearer(toks["land"], **{"If-Match": feat.headers["etag"]}),
         )
         assert r.status_code == 412 and "市规划和自然资源局" in r.json()["changed_by"]
         # a derived property may not be changed
         r = h.patch(
             f"/ogc/collections/parcels/items/{parcel_no}",
             json={"properties": {"land_status": "none"}},
-            headers=_h(toks["land"]),
+            headers=bearer(toks["land"]),
         )
         assert r.status_code == 422 and "land_status is derived" in r.json()["message"]
         # a geometry-only PATCH with Content-Crs (the layer in EPSG:4549); its tile changes
@@ -136,7 +128,7 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
         r = h.patch(
             f"/ogc/collections/parcels/items/{parcel_no}",
             content=json.dumps({"geometry": json.loads(moved)}),
-            headers=_h(
+            headers=bearer(
                 toks["land"],
                 **{
                     "Content-Type": "application/merge-patch+json",
@@ -170,7 +162,7 @@ def test_qgis_edits_a_supply_and_a_parcel(city):
         r = h.patch(
             f"/ogc/collections/parcels/items/{parcel_no}",
             json={"properties": {}},
-            headers=_h(toks["viewer"]),
+            headers=bearer(toks["viewer"]),
         )
         assert r.status_code == 403
 
@@ -198,7 +190,7 @@ def test_owslib_creates_replaces_and_deletes_a_supply(city):
             "agreed_start": "2024-09-01",
         },
     }
-    w = Features(f"{base}/ogc", headers=_h(toks["land"]))
+    w = Features(f"{base}/ogc", headers=bearer(toks["land"]))
     try:
         w.collection_item_create("supplies", new)
     except RuntimeError as e:  # OWSLib raises with the body of a refused request
@@ -211,7 +203,7 @@ def test_owslib_creates_replaces_and_deletes_a_supply(city):
     feat = httpx.get(f"{base}/ogc/collections/supplies/items/3301062026B99999").json()
     assert feat["properties"]["grantee_name"] == "杭州编辑测试二有限公司"
     # creating it again: 409
-    r = httpx.post(f"{base}/ogc/collections/supplies/items", json=new, headers=_h(toks["land"]))
+    r = httpx.post(f"{base}/ogc/collections/supplies/items", json=new, headers=bearer(toks["land"]))
     assert r.status_code == 409
     w.collection_item_delete("supplies", "3301062026B99999")
     assert httpx.get(f"{base}/ogc/collections/supplies/items/3301062026B99999").status_code == 404

@@ -8,31 +8,23 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from gis.core import tokens
-from tests.conftest import _admin_url, database_copy, serve_process
+from tests.conftest import _admin_url, bearer, served_copy
 
 
 @pytest.fixture(scope="module")
 def city(analysed_sample, tmp_path_factory):
     """(base URL, engine, {role name: token}) on a copy of the analysed sample city."""
-    with database_copy(analysed_sample, "row_edits") as url:
-        eng = create_engine(url)
-        with eng.begin() as c:
-            toks = {
-                "cc": tokens.create(c, "editor", "市统计局", layers=["cc"]),
-                "qy_dk": tokens.create(c, "editor", "市规划和自然资源局", layers=["qy", "dk"]),
-                "analyst": tokens.create(c, "analyst", "分析员"),
-            }
-        log = tmp_path_factory.mktemp("row_edits") / "server.log"
-        try:
-            with serve_process(url, log) as base:
-                yield base, eng, toks
-        finally:
-            eng.dispose()
-
-
-def _h(token: str, **more: str) -> dict:
-    return {"Authorization": f"Bearer {token}", **more}
+    with served_copy(
+        analysed_sample,
+        "row_edits",
+        tmp_path_factory.mktemp("row_edits"),
+        {
+            "cc": ("editor", "市统计局", ["cc"]),
+            "qy_dk": ("editor", "市规划和自然资源局", ["qy", "dk"]),
+            "analyst": ("analyst", "分析员", None),
+        },
+    ) as served:
+        yield served
 
 
 def _version(eng, layer: str, key: str) -> int:
@@ -93,21 +85,21 @@ def test_an_editor_patches_one_tax_figure_and_every_derived_result_follows(city)
     patch = {"properties": {"SJSJ": tax + 500}}
     with httpx.Client(timeout=120) as h:
         # no If-Match: 428; a wrong one: 412 naming who changed it; nothing written
-        r = h.patch(url, json=patch, headers=_h(toks["cc"]))
+        r = h.patch(url, json=patch, headers=bearer(toks["cc"]))
         assert r.status_code == 428 and "If-Match" in r.json()["message"], r.text
-        r = h.patch(url, json=patch, headers=_h(toks["cc"], **{"If-Match": f'"{v + 7}"'}))
+        r = h.patch(url, json=patch, headers=bearer(toks["cc"], **{"If-Match": f'"{v + 7}"'}))
         assert r.status_code == 412, r.text
         assert r.json()["current_version"] == v and r.json()["changed_by"]
         assert _derived(eng, uscc, year) == before and _version(eng, "CC", key) == v
         # an editor of other layers, and the public: refused
-        r = h.patch(url, json=patch, headers=_h(toks["qy_dk"], **{"If-Match": f'"{v}"'}))
+        r = h.patch(url, json=patch, headers=bearer(toks["qy_dk"], **{"If-Match": f'"{v}"'}))
         assert r.status_code == 403 and "DK, QY only" in r.json()["message"], r.text
         assert h.patch(url, json=patch, headers={"If-Match": f'"{v}"'}).status_code == 401
 
         r = h.patch(
             url,
             json=patch,
-            headers=_h(
+            headers=bearer(
                 toks["cc"], **{"If-Match": f'"{v}"', "Content-Type": "application/merge-patch+json"}
             ),
         )
@@ -119,10 +111,10 @@ def test_an_editor_patches_one_tax_figure_and_every_derived_result_follows(city)
         after = _derived(eng, uscc, year)
         assert all(after[k] != before[k] for k in after), (before, after)
         # the same change again: nothing to write, same version
-        r = h.patch(url, json=patch, headers=_h(toks["cc"], **{"If-Match": f'"{v + 1}"'}))
+        r = h.patch(url, json=patch, headers=bearer(toks["cc"], **{"If-Match": f'"{v + 1}"'}))
         assert r.status_code == 200 and r.json()["status"] == "unchanged", r.text
         # the old version's ETag is stale now
-        r = h.patch(url, json=patch, headers=_h(toks["cc"], **{"If-Match": f'"{v}"'}))
+        r = h.patch(url, json=patch, headers=bearer(toks["cc"], **{"If-Match": f'"{v}"'}))
         assert r.status_code == 412 and "市统计局" in r.json()["changed_by"]
     with eng.connect() as c:
         hist = c.execute(
@@ -150,20 +142,20 @@ def test_bad_values_are_422_with_the_field_and_change_nothing(city):
             ({"properties": {"ND": year + 1}}, ("part of the key",)),
             ({"colour": "red"}, ("not colour",)),
         ]:
-            r = h.patch(url, json=body, headers=_h(toks["cc"], **{"If-Match": f'"{v}"'}))
+            r = h.patch(url, json=body, headers=bearer(toks["cc"], **{"If-Match": f'"{v}"'}))
             assert r.status_code == 422, (body, r.text)
             for w in words:
                 assert w in r.json()["message"], (body, r.json()["message"])
         r = h.patch(
             f"{base}/api/layers/cc/rows/NOT-A-KEY",
             json={"properties": {"SJSJ": 1}},
-            headers=_h(toks["cc"], **{"If-Match": '"1"'}),
+            headers=bearer(toks["cc"], **{"If-Match": '"1"'}),
         )
         assert r.status_code == 422 and "ND" in r.json()["message"], r.text
         r = h.patch(
             f"{base}/api/layers/cc/rows/{uscc}:1999",
             json={"properties": {"SJSJ": 1}},
-            headers=_h(toks["cc"], **{"If-Match": '"1"'}),
+            headers=bearer(toks["cc"], **{"If-Match": '"1"'}),
         )
         assert r.status_code == 404, r.text
     assert _version(eng, "CC", key) == v and _derived(eng, uscc, year) == before
@@ -176,7 +168,7 @@ def test_post_rows_validates_as_a_file_does(city):
     new = {"TYSHXYDM": uscc, "ND": 2016, "GYZCZ": 1200.5, "SJSJ": 30}
     with httpx.Client(timeout=120) as h:
         bad = [new, {**new, "ND": 2015, "SJSJ": "x"}]
-        r = h.post(url, json=bad, headers=_h(toks["cc"]))
+        r = h.post(url, json=bad, headers=bearer(toks["cc"]))
         assert r.status_code == 422, r.text
         err = r.json()["report"]["errors"][0]
         assert (err["where"], err["field"]) == ("row 1", "SJSJ")
@@ -185,14 +177,14 @@ def test_post_rows_validates_as_a_file_does(city):
                 text("SELECT count(*) FROM outputs WHERE uscc = :u AND year < 2017"),
                 {"u": uscc},
             ).scalar_one()
-        r = h.post(url, json=bad, params={"mode": "lenient"}, headers=_h(toks["cc"]))
+        r = h.post(url, json=bad, params={"mode": "lenient"}, headers=bearer(toks["cc"]))
         assert r.status_code == 201 and r.json()["inserted"] == 1, r.text
         assert _version(eng, "CC", f"{uscc}:2016") == 1
-        r = h.post(url, json=[new], params={"dry_run": "true"}, headers=_h(toks["cc"]))
+        r = h.post(url, json=[new], params={"dry_run": "true"}, headers=bearer(toks["cc"]))
         assert r.status_code == 200 and r.json()["unchanged"] == 1
-        r = h.post(url, content=b"{not json", headers=_h(toks["cc"]))
+        r = h.post(url, content=b"{not json", headers=bearer(toks["cc"]))
         assert r.status_code == 400 and "not JSON" in r.json()["message"]
-        r = h.post(url, json={"rows": 1}, headers=_h(toks["cc"]))
+        r = h.post(url, json={"rows": 1}, headers=bearer(toks["cc"]))
         assert r.status_code == 422 and "FeatureCollection" in r.json()["message"]
 
 
@@ -218,7 +210,7 @@ def test_a_parcel_moved_by_patch_with_content_crs_and_an_enterprise_retired(city
         r = h.patch(
             f"{base}/api/layers/dk/rows/{dkbh}",
             json={"geometry": json.loads(geo)},
-            headers=_h(
+            headers=bearer(
                 toks["qy_dk"],
                 **{
                     "If-Match": f'"{v}"',
@@ -237,11 +229,11 @@ def test_a_parcel_moved_by_patch_with_content_crs_and_an_enterprise_retired(city
         assert abs(x1 - x0 - 10) < 1e-6 and sjyt  # moved; the other fields kept
 
         vq = _version(eng, "QY", gone)
-        r = h.delete(f"{base}/api/layers/qy/rows/{gone}", headers=_h(toks["qy_dk"]))
+        r = h.delete(f"{base}/api/layers/qy/rows/{gone}", headers=bearer(toks["qy_dk"]))
         assert r.status_code == 428
         r = h.delete(
             f"{base}/api/layers/qy/rows/{gone}",
-            headers=_h(toks["qy_dk"], **{"If-Match": f'"{vq}"'}),
+            headers=bearer(toks["qy_dk"], **{"If-Match": f'"{vq}"'}),
         )
         assert r.status_code == 200 and r.json()["retired"] == 1, r.text
         with eng.connect() as c:
@@ -252,7 +244,7 @@ def test_a_parcel_moved_by_patch_with_content_crs_and_an_enterprise_retired(city
         assert r.status_code == 404, r.text
         r = h.delete(
             f"{base}/api/layers/qy/rows/{gone}",
-            headers=_h(toks["qy_dk"], **{"If-Match": f'"{vq + 1}"'}),
+            headers=bearer(toks["qy_dk"], **{"If-Match": f'"{vq + 1}"'}),
         )
         assert r.status_code == 404 and "retired by token:市规划和自然资源局" in r.json()["message"]
 
@@ -292,7 +284,7 @@ def test_fifty_concurrent_patches_of_different_enterprises_equal_a_full_recomput
             return h.patch(
                 f"{base}/api/layers/cc/rows/{key}",
                 json={"properties": {"SJSJ": round(tax * 1.5 + 1, 2)}},
-                headers=_h(toks["cc"], **{"If-Match": f'"{v}"'}),
+                headers=bearer(toks["cc"], **{"If-Match": f'"{v}"'}),
             ).status_code
 
     with ThreadPoolExecutor(50) as pool:
@@ -316,19 +308,19 @@ def test_the_change_feed_lists_the_row_and_what_it_changed_once(city):
     key = f"{uscc}:{year}"
     with httpx.Client(base_url=base, timeout=120) as h:
         assert h.get("/api/changes").status_code == 401
-        r = h.get("/api/changes", params={"since": "x"}, headers=_h(toks["analyst"]))
+        r = h.get("/api/changes", params={"since": "x"}, headers=bearer(toks["analyst"]))
         assert r.status_code == 400 and "'next'" in r.json()["message"]
-        start = h.get("/api/changes", params={"since": "now"}, headers=_h(toks["analyst"]))
+        start = h.get("/api/changes", params={"since": "now"}, headers=bearer(toks["analyst"]))
         assert start.status_code == 200 and start.json()["changes"] == []
         c0 = start.json()["next"]
         v = _version(eng, "CC", key)
         r = h.patch(
             f"/api/layers/cc/rows/{key}",
             json={"properties": {"SJSJ": tax * 3 + 11}},
-            headers=_h(toks["cc"], **{"If-Match": f'"{v}"'}),
+            headers=bearer(toks["cc"], **{"If-Match": f'"{v}"'}),
         )
         assert r.status_code == 200, r.text
-        page = h.get("/api/changes", params={"since": c0}, headers=_h(toks["analyst"])).json()
+        page = h.get("/api/changes", params={"since": c0}, headers=bearer(toks["analyst"])).json()
         rows = [e for e in page["changes"] if e["source"] == "row"]
         assert [(e["layer"], e["key"], e["op"], e["version"]) for e in rows] == [
             ("CC", key, "update", v + 1)
@@ -342,27 +334,29 @@ def test_the_change_feed_lists_the_row_and_what_it_changed_once(city):
         assert z["new"]["tax_per_mu"] != z["old"]["tax_per_mu"] and z["cause"]
         # the rows come first, and the cursor moves past everything
         assert page["changes"][0]["source"] == "row" and not page["more"]
-        again = h.get("/api/changes", params={"since": page["next"]}, headers=_h(toks["analyst"]))
+        again = h.get(
+            "/api/changes", params={"since": page["next"]}, headers=bearer(toks["analyst"])
+        )
         assert again.json() == {"changes": [], "next": page["next"], "more": False}
         # restricted values: an editor of QY and DK sees that SJSJ changed, not its values
         other = h.get(
-            "/api/changes", params={"since": c0, "layer": "cc"}, headers=_h(toks["qy_dk"])
+            "/api/changes", params={"since": c0, "layer": "cc"}, headers=bearer(toks["qy_dk"])
         ).json()
         withheld = {"old": None, "new": None, "withheld": True}
         assert other["changes"][0]["changes"]["SJSJ"] == withheld
         zone = h.get(
-            "/api/changes", params={"since": c0, "layer": "per_mu"}, headers=_h(toks["qy_dk"])
+            "/api/changes", params={"since": c0, "layer": "per_mu"}, headers=bearer(toks["qy_dk"])
         ).json()["changes"]
         assert zone and all("tax_per_mu" not in e["new"] for e in zone)
         mine = h.get(
-            "/api/changes", params={"since": c0, "layer": "cc"}, headers=_h(toks["cc"])
+            "/api/changes", params={"since": c0, "layer": "cc"}, headers=bearer(toks["cc"])
         ).json()
         assert "new" in mine["changes"][0]["changes"]["SJSJ"]
         # paging: one entry a page, the same entries in the same order
         seen, cur = [], c0
         for _ in range(len(page["changes"]) + 1):
             p = h.get(
-                "/api/changes", params={"since": cur, "limit": 1}, headers=_h(toks["analyst"])
+                "/api/changes", params={"since": cur, "limit": 1}, headers=bearer(toks["analyst"])
             ).json()
             seen += p["changes"]
             cur = p["next"]
