@@ -49,7 +49,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -1851,6 +1850,18 @@ def _write_shp(gdf: gpd.GeoDataFrame, path: Path, stamp: str, cpg: bool = True) 
         path.with_suffix(".cpg").unlink(missing_ok=True)
 
 
+_CORE_XML = (
+    '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/'
+    'core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    'xmlns:dcterms="http://purl.org/dc/terms/" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    "<dc:creator>openpyxl</dc:creator>"
+    '<dcterms:created xsi:type="dcterms:W3CDTF">{iso}</dcterms:created>'
+    '<dcterms:modified xsi:type="dcterms:W3CDTF">{iso}</dcterms:modified>'
+    "</cp:coreProperties>"
+)
+
+
 def _write_xlsx(df: pd.DataFrame, path: Path, stamp: date) -> None:
     """First sheet, no timestamps: document dates and zip entry times are pinned."""
     from openpyxl import Workbook
@@ -1874,13 +1885,8 @@ def _write_xlsx(df: pd.DataFrame, path: Path, stamp: date) -> None:
     ):
         for info in src.infolist():
             data = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                text = re.sub(
-                    r"(<dcterms:(created|modified)[^>]*>)[^<]*",
-                    rf"\g<1>{iso}",
-                    data.decode("utf-8"),
-                )
-                data = text.encode("utf-8")
+            if info.filename == "docProps/core.xml":  # written whole: nothing in it varies
+                data = _CORE_XML.format(iso=iso).encode("utf-8")
             zi = zipfile.ZipInfo(
                 info.filename, date_time=(stamp.year, stamp.month, stamp.day, 0, 0, 0)
             )
