@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gis.core.vocabulary import labels
+
 FieldType = Literal["text", "int", "float", "date", "bool", "uscc", "list", "code"]
 GeomKind = Literal["polygon", "point", "point_or_table", "polygon_or_table", None]
 
@@ -98,6 +100,13 @@ SUPPLY_METHODS = ("出让", "划拨", "租赁", "作价出资")
 ACTUAL_USES = ("工业", "创新型产业", "挪作他用", "闲置")
 PROJECT_STATUSES = ("未开工", "在建", "停建", "投产")
 STANDARD_KINDS = ("安全生产", "环境保护", "节能降耗", "产品质量")
+TARGET_LEVELS = ("区县", "平台")
+# MB's ZB: a §7 indicator by its Chinese name (gis/core/vocabulary.py "indicator"), or the
+# mu of 批而未供 / 闲置 / 低效 land to bring back into use this year, or enterprises to leave
+# under 淘汰落后产能 (TT)
+TARGET_LAND_INDICATORS = ("PH_PEWG", "PH_GEWY", "PH_DX")
+TARGET_INDICATORS = (*labels("indicator").values(), *TARGET_LAND_INDICATORS, "TT")
+TASK_STATUSES = ("未开始", "进行中", "已完成")
 
 # Land-use codes recognised as industrial (DATA_CONTRACT, "Land-use codes").
 INDUSTRIAL_LAND_CODES = {
@@ -292,11 +301,46 @@ LAYERS: dict[str, Layer] = {
                 F("GYYDMJ", "industrial_land_m2", "float", False, "工业用地面积(m²)"),
             ),
         ),
+        Layer(
+            "MB",
+            "targets",
+            "年度目标",
+            ("ND", "JB", "DM", "ZB"),
+            None,
+            (
+                F("ND", "year", "int", True, "年度"),
+                F("JB", "level", "text", True, "层级", TARGET_LEVELS),
+                F("DM", "zone_code", "code", True, "区县或平台代码"),
+                F("ZB", "indicator", "text", True, "指标", TARGET_INDICATORS),
+                F("MBZ", "target_value", "float", True, "目标值"),
+                F("ZRDW", "responsible_unit", "text", False, "责任单位"),
+                F("SM", "note", "text", False, "说明"),
+            ),
+        ),
+        Layer(
+            "RW",
+            "tasks",
+            "任务",
+            ("RWDM",),
+            None,
+            (
+                F("RWDM", "code", "code", True, "任务编号"),
+                F("SJRW", "parent_code", "code", False, "上级任务"),
+                F("GZXM", "work_item", "text", True, "工作项目"),
+                F("JTYQ", "requirement", "text", False, "具体要求"),
+                F("JDYQ", "schedule", "text", False, "进度要求"),
+                F("QTDW", "lead_units", "list", False, "牵头单位"),
+                F("ZRDW", "responsible_units", "list", False, "责任单位"),
+                F("PHDW", "cooperating_units", "list", False, "配合单位"),
+                F("ZT", "status", "text", False, "状态", TASK_STATUSES),
+                F("SM", "note", "text", False, "佐证说明"),
+            ),
+        ),
     ]
 }
 
 # The order in which layers must be imported so that every reference can be checked.
-IMPORT_ORDER = ("XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ")
+IMPORT_ORDER = ("XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ", "MB", "RW")
 
 STORAGE_SRID = 4549  # CGCS2000 / 3-degree Gauss-Kruger CM 120E, metres
 M2_PER_MU = 10000 / 15  # 1 亩 = 666.67 m²
