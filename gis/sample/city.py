@@ -1834,6 +1834,8 @@ def _build_targets(
             if better == "lower":
                 factor = 1 / factor
             target = round(value * factor, digits)
+            if zb.endswith("比重") or zb.endswith("占比"):  # a percentage: at most 100
+                target = min(target, 100.0)
         unit = units[lv][code] + ("人民政府" if lv == "区县" else "管委会")
         rows.append((year, lv, code, zb, target, unit, _TARGET_NOTES[zb].format(y=year)))
     return pd.DataFrame(rows, columns=["ND", "JB", "DM", "ZB", "MBZ", "ZRDW", "SM"])
