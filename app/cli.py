@@ -572,12 +572,14 @@ def cmd_detect(ns) -> int:
     except ValueError:
         print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
         return 2
-    r = run_detection(_engine(), as_of, user=f"cli:{getpass.getuser()}")
+    r = run_detection(_engine(), as_of, user=f"cli:{getpass.getuser()}", baseline=ns.baseline)
     c = r["counts"]
     print(
         f"detection run {r['id']} as of {r['as_of']} (rules {r['config_hash']}, "
         f"inputs {r['inputs_hash']}) in {r['seconds']:.1f} s"
     )
+    if r.get("baseline_year"):
+        print(f"  baseline of {r['baseline_year']} for 盘活 / 淘汰 targets (landlink targets)")
     u, i, le = c["unsupplied"], c["idle"], c["low_efficiency"]
     print(
         f"  批而未供 unsupplied {u['unsupplied']}  partial {u['partial']}  supplied {u['supplied']}"
@@ -596,6 +598,52 @@ def cmd_detect(ns) -> int:
     )
     for n in r["notes"]:
         print(f"  note: {n}")
+    return 0
+
+
+def cmd_targets(ns) -> int:
+    """``landlink targets --year Y``: each target with its actual, completion and state (a
+    command-line user reads the database directly: every figure, restricted ones included)."""
+    from gis.core.vocabulary import label
+    from gis.management.targets import list_targets
+
+    with _engine().connect() as conn:
+        items = list_targets(conn, ns.year, ns.level, ns.code, analyst=True)
+    if ns.json:
+        print(json.dumps(items, indent=1, ensure_ascii=False, default=str))
+        return 0
+    if not items:
+        print(f"{ns.year} 年没有目标（导入 MB：landlink import mb 文件）")
+        return 0
+
+    def num(v, digits=2) -> str:
+        return "—" if v is None else f"{v:,.{digits}f}"
+
+    head = ("层级", "代码", "名称", "指标", "单位", "目标值", "实际值", "完成率%", "状态")
+    rows = [
+        (
+            t["JB"],
+            t["DM"],
+            t["zone_name"] or "",
+            t["indicator_label"],
+            t["unit"] or "",
+            num(t["MBZ"]),
+            num(t["actual"]),
+            num(t["completion"], 1),
+            label("target_state", t["state"]) if t["state"] else "未计算",
+        )
+        for t in items
+    ]
+
+    def width(s: str) -> int:
+        return sum(2 if ord(c) > 0x2E80 else 1 for c in s)
+
+    cols = [max(width(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
+    share = items[0]["share_of_year"]
+    as_of = items[0]["as_of"]
+    print(f"{ns.year} 年度目标（判断日 {as_of}，全年已过 {num((share or 0) * 100, 1)}%）")
+    for r in (head, *rows):
+        print("  ".join(str(v) + " " * (cols[i] - width(str(v))) for i, v in enumerate(r)))
     return 0
 
 
@@ -787,7 +835,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     dt = sub.add_parser("detect", help="find the three kinds of land (三块地) as one recorded run")
     dt.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
+    dt.add_argument(
+        "--baseline",
+        action="store_true",
+        help="mark the recorded run as the baseline of its year for 盘活 / 淘汰 targets "
+        "(default baseline: the year's first recorded run)",
+    )
     dt.set_defaults(fn=cmd_detect)
+
+    tg = sub.add_parser("targets", help="annual targets (MB) and their progress")
+    tg.add_argument("--year", type=int, required=True, help="ND 年度")
+    tg.add_argument("--level", choices=["区县", "平台"], help="JB 层级")
+    tg.add_argument("--code", help="DM: a district's XZQDM or a platform's PTDM")
+    tg.add_argument("--json", action="store_true", help="JSON instead of a table")
+    tg.set_defaults(fn=cmd_targets)
 
     from app.plan_cli import add_parsers as plan_parsers  # classify, plan
 

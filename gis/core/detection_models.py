@@ -73,7 +73,16 @@ detection_runs = Table(
     Column("seconds", Double),
     # the one run the derivation graph keeps current (recorded runs are frozen snapshots)
     Column("live", Boolean, nullable=False, server_default="false"),
+    # the year this recorded run is the baseline of for 盘活 / 淘汰 targets (``landlink detect
+    # --baseline``, migration 0024); without one, a year's baseline is its first recorded run
+    Column("baseline_year", Integer),
     Index("uq_detection_runs_live", "live", unique=True, postgresql_where=text("live")),
+    Index(
+        "uq_detection_runs_baseline_year",
+        "baseline_year",
+        unique=True,
+        postgresql_where=text("baseline_year IS NOT NULL"),
+    ),
 )
 
 unsupplied_results = Table(
@@ -178,6 +187,26 @@ detection_zone_shares = Table(
     Column("top", Boolean, nullable=False),
     PrimaryKeyConstraint("run_id", "kind", "key", "level", "code", name="pk_detection_zone_shares"),
     Index("ix_detection_zone_shares_zone", "run_id", "level", "code"),
+)
+
+# A recorded run's §6 backward-capacity candidate list (gis/economy/backward_capacity.py) as it
+# stood when the run was recorded, for the evaluation year then latest: what a year's 淘汰 (TT)
+# targets count from (migration 0024). The live run keeps none.
+detection_backward_capacity = Table(
+    "detection_backward_capacity",
+    metadata,
+    _run_fk(),
+    Column("uscc", Text, nullable=False),
+    Column("year", Integer, nullable=False),  # the evaluation year of the list
+    Column("name", Text),
+    Column("industry_code", Text),
+    Column("industry", Text),
+    Column("class", Text),
+    Column("failed_standards", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("district_code", Text),
+    Column("platform_code", Text),
+    Column("area_mu", Double),
+    PrimaryKeyConstraint("run_id", "uscc", name="pk_detection_backward_capacity"),
 )
 
 RESULT_TABLES = {

@@ -56,6 +56,7 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "gis.platforms.platform_kinds",
     "gis.serving.tiles",
     "gis.ingest.feed",
+    "gis.management.targets",
 )
 
 

@@ -35,7 +35,7 @@ from gis.ingest.errors import ImportBusy, ImportRejected, InputError, scrub_path
 from gis.ingest.history import key_sql, last_version_join, record_all, row_sql, summary
 from gis.ingest.read import RawFrame, read_file, read_records
 from gis.ingest.retire import lock_layers, refresh_report, report_keys, retire_missing
-from gis.ingest.validate import Issues, as_text, parse_layer
+from gis.ingest.validate import DATABASE_CHECKS, Issues, as_text, parse_layer
 
 # Advisory lock class of imports (two-key form: this, the layer's place in IMPORT_ORDER).
 IMPORT_LOCK = 5507
@@ -492,6 +492,8 @@ def _import(
         if precheck is not None:
             precheck(conn)
         _reference_checks(conn, layer, typed, issues)
+        if layer.code in DATABASE_CHECKS:
+            DATABASE_CHECKS[layer.code](conn, typed, issues)
         errors, total = _error_list(raw, typed, layer, issues, settings.max_report_errors)
         report["errors"] = errors
         report["errors_total"] = total

@@ -231,3 +231,65 @@ def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
         missing = as_text(raw).isna()
         issues.add(np.asarray(missing, dtype=bool), f.code, "required field is empty")
     return values
+
+
+# ---- checks that need the database, per layer (the pipeline runs them with the references) ----
+
+
+def check_targets(conn, typed: pd.DataFrame, issues: Issues) -> None:
+    """MB 目标: DM names a known district (XZQDM) when JB is 区县 and a known platform (PTDM)
+    when JB is 平台; a district-only indicator (工业增加值占GDP比重: GDP is a district's) is
+    refused on a platform; MBZ is a number ≥ 0 in the indicator's unit, a percentage at most 100
+    (gis/management/targets.py ``indicators``)."""
+    from sqlalchemy import text
+
+    from gis.management.targets import ZONE_TABLES, indicators
+
+    meta = indicators()
+    level, zone, zb, value = typed.level, typed.zone_code, typed.indicator, typed.target_value
+    for lv, table in ZONE_TABLES.items():
+        mine = (level == lv) & zone.notna()
+        if not mine.any():
+            continue
+        known = set(
+            conn.execute(
+                text(f"SELECT code FROM {table} WHERE code = ANY(CAST(:c AS text[]))"),
+                {"c": sorted(set(zone[mine].astype(str)))},
+            ).scalars()
+        )
+        bad = mine & ~zone.isin(known)
+        kind = "district (XZQDM of layer XZQ)" if lv == "区县" else "platform (PTDM of layer PT)"
+        issues.add(
+            bad.to_numpy(),
+            "DM",
+            zone.map(
+                lambda v, k=kind, lv=lv: (
+                    f"{v!r} is not a known {k}: JB {lv} needs one; import it first or correct DM"
+                )
+            ).to_numpy(),
+        )
+    district_only = {z for z, m in meta.items() if m.district_only}
+    bad = (level == "平台") & zb.isin(district_only)
+    issues.add(
+        bad.to_numpy(),
+        "ZB",
+        zb.map(
+            lambda v: (
+                f"{v} is a district's indicator only (it needs the district's GDP from "
+                "TJ): set it for JB 区县, not 平台"
+            )
+        ).to_numpy(),
+    )
+    negative = value.notna() & (value < 0)
+    issues.add(negative.to_numpy(), "MBZ", "target value must be ≥ 0")
+    percent = zb.map(lambda v: v in meta and meta[v].unit == "%").astype(bool)
+    over = value.notna() & percent & (value > 100)
+    issues.add(
+        over.to_numpy(),
+        "MBZ",
+        "a percentage is written as percent, 0 to 100 (35 for 35 %), not above 100",
+    )
+
+
+# layer code -> its checks against the database (after the row checks, before anything loads)
+DATABASE_CHECKS = {"MB": check_targets}

@@ -543,14 +543,25 @@ PRODUCERS = (
 
 
 def run_detection(
-    engine: Engine, as_of: date | None = None, user: str = "cli", rules: Rules | None = None
+    engine: Engine,
+    as_of: date | None = None,
+    user: str = "cli",
+    rules: Rules | None = None,
+    baseline: bool = False,
 ) -> dict:
     """Record a snapshot of the three lands as of ``as_of`` (default today): a new frozen run.
 
     When the live run is judged as of that day with the same rules, its rows are copied (the
     live run is current: the graph keeps it so); otherwise the run is computed from scratch as
-    of ``as_of``. Returns the run record: id, as_of, config_hash, inputs_hash, counts, notes,
-    seconds."""
+    of ``as_of``. The run also keeps the §6 backward-capacity list as it stands (what 淘汰
+    targets count from). ``baseline``: mark it as the baseline of its as_of's year for 盘活 /
+    淘汰 targets (gis/management/targets.py; without a marked one, a year's first recorded run
+    is its baseline). The targets' progress is refreshed in the same transaction (judged as of
+    the live run's day). Returns the run record: id, as_of, config_hash, inputs_hash, counts,
+    notes, seconds, baseline_year."""
+    from gis.core import graph
+    from gis.management import targets
+
     rules = rules or get_rules()
     as_of = as_of or date.today()
     t0 = time.perf_counter()
@@ -564,7 +575,19 @@ def run_detection(
         else:
             compute(conn, run_id, as_of, rules, dict.fromkeys(KINDS))
             extra = {"notes": ["computed from scratch"]}
+        n = targets.record_backward_capacity(conn, run_id, as_of, rules)
+        extra.setdefault("counts", {})["backward_capacity"] = n
+        if baseline:
+            targets.mark_baseline(conn, run_id)
         _finish(conn, run_id, as_of, rules, t0, **extra)
+        graph.refresh(
+            conn,
+            Changes(detection_runs={str(run_id)}),
+            as_of=live.as_of if live is not None else None,
+            rules=rules,
+            trigger=f"detect:{run_id}",
+            targets=("target_progress",),
+        )
     return get_run(engine, run_id)
 
 
@@ -603,6 +626,7 @@ def _run_dict(conn: Connection, row) -> dict:
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
         "seconds": row.seconds,
         "live": row.live,
+        "baseline_year": row.baseline_year,
     }
 
 

@@ -21,6 +21,9 @@ What it writes (``scale`` multiplies the counts of the big layers; numbers for s
   that are not approvals hold older land: parcels with or without a supply record. About 15 %
   of parcels lie in small clusters scattered over the districts, away from the platforms.
 * QY (XLSX), CC (GBK CSV), XM (UTF-8 CSV with BOM), BD and TJ (UTF-8 CSV).
+* MB (UTF-8 CSV): targets for every district and platform in the latest two CC years, about
+  half of the §7 ones met and half behind once computed (``_build_targets``, a random generator
+  of its own, so the other layers are the same with or without it).
 
 What it plants, relative to ``reference_date`` (listed in planted.json, computed from the data
 written, so each list is exactly the set that the rule finds):
@@ -49,6 +52,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -1702,6 +1706,142 @@ def _build_stats(rng, geo: _Geo, land: _Land, y0: int, y1: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
+# Targets (MB)
+# --------------------------------------------------------------------------------------------
+
+# ZB -> (levels it is set for, better, decimals). §7 indicators by their Chinese name
+# (gis/core/vocabulary.py "indicator"); PH_* and TT for districts, which the plan gives the
+# yearly 盘活 and 淘汰 tasks.
+_TARGET_SET = {
+    "亩均产值": (("区县", "平台"), "higher", 1),
+    "亩均税收": (("区县", "平台"), "higher", 1),
+    "工业增加值占GDP比重": (("区县",), "higher", 1),
+    "单位工业增加值能耗": (("区县",), "lower", 3),
+    "平台产值占比": (("平台",), "higher", 2),
+    "高新技术产业产值占比": (("区县", "平台"), "higher", 1),
+    "PH_PEWG": (("区县",), "higher", 0),
+    "PH_GEWY": (("区县",), "higher", 0),
+    "PH_DX": (("区县",), "higher", 0),
+    "TT": (("区县",), "higher", 0),
+}
+_TARGET_NOTES = {
+    "亩均产值": "{y}年度亩均产值考核指标",
+    "亩均税收": "{y}年度亩均税收考核指标",
+    "工业增加值占GDP比重": "两底线：{y}年工业增加值占GDP比重不低于目标",
+    "单位工业增加值能耗": "两降低：{y}年单位工业增加值能耗不高于目标",
+    "平台产值占比": "四提升：{y}年平台产值占全市比重",
+    "高新技术产业产值占比": "四提升：{y}年高新技术产业产值占比",
+    "PH_PEWG": "{y}年度存量土地盘活计划：批而未供土地",
+    "PH_GEWY": "{y}年度存量土地盘活计划：供而未用/闲置土地",
+    "PH_DX": "{y}年度存量土地盘活计划：低效用地",
+    "TT": "{y}年度淘汰落后产能目标",
+}
+# high-tech industries (gis/core/rules.py IndicatorRules.high_tech_prefixes, the default)
+_HIGH_TECH = ("27", "374", "39", "358", "40", "2664", "2665")
+
+
+def _build_targets(
+    geo: _Geo, land: _Land, e: dict, cc: pd.DataFrame, tj: pd.DataFrame, seed: int
+) -> pd.DataFrame:
+    """MB: targets for every district and platform in the latest two CC years, each an estimate
+    of the zone's figure from the generated data times a factor that makes it about half met
+    (0.70-0.88 of the figure) and half behind (1.15-1.40; inverted for lower-is-better), drawn
+    from a generator of its own so that every other layer stays as it was. 盘活 targets are a
+    share of the district's flagged land, 淘汰 of its backward-capacity firms."""
+    rng = np.random.default_rng([seed, 0x4D42])  # "MB"
+    years = sorted(cc.ND.unique())[-2:]
+    # each firm's zones: its main parcel's district and platform (rented land: its district)
+    mp = e["main_parcel"]
+    e_plat = np.where(mp >= 0, land.dk.plat.to_numpy()[np.maximum(mp, 0)], -1)
+    e_dist = e["district"]
+    mu = e["land_m2"] * MU_PER_M2
+    hightech = np.array([any(c.startswith(p) for p in _HIGH_TECH) for c in _IND_CODE[e["ind"]]])
+    f = cc.assign(dist=e_dist[cc._e], plat=e_plat[cc._e], mu=mu[cc._e], ht=hightech[cc._e]).assign(
+        ht_out=lambda d: d.GYZCZ.where(d.ht, 0.0)
+    )
+    f = f[f.mu > 0]
+    est: dict[tuple, float] = {}
+    for year in years:
+        fy = f[f.ND == year]
+        city = fy.GYZCZ.sum()
+        for lv, col, codes in (
+            ("区县", "dist", geo.d_code),
+            ("平台", "plat", geo.plat.ptdm.to_numpy()),
+        ):
+            g = fy[fy[col] >= 0].groupby(col)
+            sums = g[["GYZCZ", "SJSJ", "GYZJZ", "ZHNH", "mu", "ht_out"]].sum()
+            for i, r in sums.iterrows():
+                z = (year, lv, codes[int(i)])
+                est[(*z, "亩均产值")] = r.GYZCZ / r.mu
+                est[(*z, "亩均税收")] = r.SJSJ / r.mu
+                est[(*z, "高新技术产业产值占比")] = r.ht_out / r.GYZCZ * 100
+                if lv == "平台":
+                    est[(*z, "平台产值占比")] = r.GYZCZ / city * 100
+                else:
+                    est[(*z, "单位工业增加值能耗")] = r.ZHNH / r.GYZJZ
+        for r in tj[tj.ND == year].itertuples():
+            est[(year, "区县", r.XZQDM, "工业增加值占GDP比重")] = r.GYZJZ / r.GDP * 100
+    # flagged land per district (亩): unsupplied remainders, idle supplies, low-efficiency parcels
+    gd = land.gd
+    flagged_gd = gd.cat.isin(["overdue", "idle", "idle_reclaimable", "partial_idle"]).to_numpy()
+    idle_mu = np.bincount(
+        gd.district.to_numpy()[flagged_gd],
+        weights=gd.area.to_numpy()[flagged_gd] * MU_PER_M2,
+        minlength=len(geo.d_code),
+    )
+    dk = land.dk
+    low = (dk.low_ratio | dk.SJYT.isin(["挪作他用", "闲置"])).to_numpy()
+    low_mu = np.bincount(
+        dk.district.to_numpy()[low],
+        weights=dk.area.to_numpy()[low] * MU_PER_M2,
+        minlength=len(geo.d_code),
+    )
+    tree = shapely.STRtree(land.gd_poly)
+    pi, gi = tree.query(land.pz_poly, predicate="intersects")
+    covered = np.bincount(
+        pi,
+        weights=shapely.area(shapely.intersection(land.pz_poly[pi], land.gd_poly[gi])),
+        minlength=len(land.pz_poly),
+    )
+    left = np.maximum(shapely.area(land.pz_poly) - covered, 0.0) * MU_PER_M2
+    c = shapely.centroid(land.pz_poly)
+    pz_dist = _locate(geo.d_poly, shapely.get_x(c), shapely.get_y(c))
+    unsup_mu = np.bincount(pz_dist, weights=left, minlength=len(geo.d_code))
+    backward = np.bincount(e_dist[e["backward"]], minlength=len(geo.d_code))
+    for year in years:
+        for i, code in enumerate(geo.d_code):
+            z = (year, "区县", code)
+            est[(*z, "PH_PEWG")] = unsup_mu[i]
+            est[(*z, "PH_GEWY")] = idle_mu[i]
+            est[(*z, "PH_DX")] = low_mu[i]
+            est[(*z, "TT")] = float(backward[i])
+    units = {"区县": dict(zip(geo.d_code, geo.d_name, strict=True))}
+    units["平台"] = dict(zip(geo.plat.ptdm, geo.plat.name, strict=True))
+    rows = []
+    for key in sorted(est):
+        year, lv, code, zb = key
+        levels, better, digits = _TARGET_SET[zb]
+        value = est[key]
+        if lv not in levels or not np.isfinite(value) or value <= 0:
+            continue
+        if zb.startswith("PH_"):  # a share of the flagged land, whole 亩
+            target = max(1.0, round(value * float(rng.uniform(0.2, 0.4))))
+        elif zb == "TT":
+            target = float(max(1, round(value * float(rng.uniform(0.3, 0.7)))))
+        else:
+            met = rng.random() < 0.5
+            factor = float(rng.uniform(0.70, 0.88) if met else rng.uniform(1.15, 1.40))
+            if better == "lower":
+                factor = 1 / factor
+            target = round(value * factor, digits)
+            if zb.endswith("比重") or zb.endswith("占比"):  # a percentage: at most 100
+                target = min(target, 100.0)
+        unit = units[lv][code] + ("人民政府" if lv == "区县" else "管委会")
+        rows.append((year, lv, code, zb, target, unit, _TARGET_NOTES[zb].format(y=year)))
+    return pd.DataFrame(rows, columns=["ND", "JB", "DM", "ZB", "MBZ", "ZRDW", "SM"])
+
+
+# --------------------------------------------------------------------------------------------
 # Planted cases
 # --------------------------------------------------------------------------------------------
 
@@ -1861,9 +2001,34 @@ _CORE_XML = (
     "</cp:coreProperties>"
 )
 
+# The workbook part as openpyxl writes it without lxml (with lxml the ``r`` namespace is
+# declared on <sheet> instead): written whole, so the file does not depend on which is installed.
+_WORKBOOK_XML = (
+    '<workbook xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><workbookPr />'
+    '<workbookProtection /><bookViews><workbookView visibility="visible" minimized="0" '
+    'showHorizontalScroll="1" showVerticalScroll="1" showSheetTabs="1" tabRatio="600" '
+    'firstSheet="0" activeTab="0" autoFilterDateGrouping="1" /></bookViews><sheets>'
+    '<sheet name="{sheet}" sheetId="1" state="visible" r:id="rId1" /></sheets>'
+    '<definedNames /><calcPr calcId="124519" fullCalcOnLoad="1" /></workbook>'
+)
+_CHAR_REF = re.compile(r"&#(\d+);")
+_TIGHT_EMPTY = re.compile(r"(?<! )/>")
+
+
+def _xml_as_etree_writes(data: bytes) -> bytes:
+    """An XML part of openpyxl's in the form its ElementTree writer gives (the committed sample's):
+    lxml writes non-ASCII text as character references and empty elements as ``<a/>``, where
+    ElementTree writes the characters and ``<a />``. Identity on ElementTree's output; text and
+    attribute values hold neither pattern (``&`` and ``>`` are escaped)."""
+    s = data.decode("utf-8")
+    s = _CHAR_REF.sub(lambda m: chr(int(m.group(1))) if int(m.group(1)) > 127 else m.group(0), s)
+    return _TIGHT_EMPTY.sub(" />", s).encode("utf-8")
+
 
 def _write_xlsx(df: pd.DataFrame, path: Path, stamp: date) -> None:
-    """First sheet, no timestamps: document dates and zip entry times are pinned."""
+    """First sheet, no timestamps: document dates and zip entry times are pinned, and the XML
+    parts are the same whether openpyxl writes them with lxml or with ElementTree."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
@@ -1887,6 +2052,10 @@ def _write_xlsx(df: pd.DataFrame, path: Path, stamp: date) -> None:
             data = src.read(info.filename)
             if info.filename == "docProps/core.xml":  # written whole: nothing in it varies
                 data = _CORE_XML.format(iso=iso).encode("utf-8")
+            elif info.filename == "xl/workbook.xml":
+                data = _WORKBOOK_XML.format(sheet="QY").encode("utf-8")
+            elif info.filename != "xl/theme/theme1.xml":  # the theme: one constant in openpyxl
+                data = _xml_as_etree_writes(data)
             zi = zipfile.ZipInfo(
                 info.filename, date_time=(stamp.year, stamp.month, stamp.day, 0, 0, 0)
             )
@@ -2057,6 +2226,9 @@ def generate(
     counts["BD"] = len(bd)
     tj.to_csv(out / "TJ.csv", index=False, encoding="utf-8", lineterminator="\n")
     counts["TJ"] = len(tj)
+    mb = _build_targets(geo, land, ent, cc, tj, seed)
+    mb.to_csv(out / "MB.csv", index=False, encoding="utf-8", lineterminator="\n")
+    counts["MB"] = len(mb)
 
     (out / "manifest.toml").write_text(_MANIFEST, encoding="utf-8")
     (out / "planted.json").write_text(
@@ -2071,6 +2243,7 @@ def generate(
             for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg")
             if (out / f"{n}{ext}").exists()
         ]
-        + ["QY.xlsx", "CC.csv", "XM.csv", "BD.csv", "TJ.csv", "manifest.toml", "planted.json"]
+        + ["QY.xlsx", "CC.csv", "XM.csv", "BD.csv", "TJ.csv", "MB.csv"]
+        + ["manifest.toml", "planted.json"]
     )
     return {**counts, "files": files}
