@@ -486,7 +486,7 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
     ``as_of`` is the date deadlines are judged by (default today).
     """
     from gis.core import graph
-    from gis.lands.detection import detect_summary_line
+    from gis.lands.detection import baselines_summary_line, detect_summary_line
     from gis.platforms.layout_plan import plan_summary_line
 
     names = " -> ".join(p.name for p in graph.producers())
@@ -499,6 +499,7 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
             f"three kinds of land §3, recorded run as of {as_of or 'today'}",
             lambda engine: detect_summary_line(engine, as_of),
         ),
+        ("baseline runs of the years with targets (as of 1 January)", baselines_summary_line),
         ("layout plan §8, both corridors", plan_summary_line),
     ]
 
