@@ -168,3 +168,48 @@ def test_help_loads_no_settings_database_or_data_library():
     )
     assert r.returncode == 0 and "import-dir" in r.stdout
     assert sorted(_imported(r) & {"numpy", "pandas", "pydantic", "sqlalchemy", "psycopg"}) == []
+
+
+def test_verify_derived_agrees_on_an_analysed_city_and_names_a_table_changed_by_hand(
+    analysed_sample,
+):
+    """``landlink verify-derived`` exits 0 when the derived tables equal a recompute from
+    scratch, and 1 naming the table when one does not (here: a per-mu figure edited by hand, as
+    a bug in a refresh by keys would leave it); the recompute itself changes nothing."""
+    from tests.conftest import database_copy, sample_as_of
+
+    with database_copy(analysed_sample, "verify") as url:
+
+        def verify(*extra: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [LANDLINK, "verify-derived", "--as-of", str(sample_as_of()), *extra],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env={**os.environ, "DATABASE_URL": url},
+            )
+
+        ok = verify("--table", "per_mu", "--table", "zone_sums")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "the 2 derived tables agree" in ok.stdout
+        from sqlalchemy import create_engine
+
+        eng = create_engine(url)
+        with eng.begin() as c:
+            code = c.execute(
+                text(
+                    "UPDATE per_mu SET tax_paid = tax_paid + 1 WHERE (level, code, year) = "
+                    "(SELECT level, code, year FROM per_mu WHERE level = 'district' "
+                    "AND tax_paid IS NOT NULL ORDER BY code, year LIMIT 1) RETURNING code"
+                )
+            ).scalar_one()
+        bad = verify("--table", "per_mu", "--table", "zone_sums")
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert "per_mu: " in bad.stdout and "1 only as they stand" in bad.stdout
+        assert "zone_sums" not in bad.stdout.split("derived tables differ")[0]
+        assert code in bad.stdout
+        eng.dispose()
+        # the check changed nothing: the edit is still there
+        assert verify("--table", "per_mu").returncode == 1
+        wrong = verify("--table", "parcels")
+        assert wrong.returncode == 2 and "not a derived table" in wrong.stderr

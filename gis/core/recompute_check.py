@@ -87,6 +87,13 @@ class TableDifference:
         ]
 
 
+def judged_as_of(conn: Connection) -> date:
+    """The day the derived state was last judged as of: the live three-lands run's (every write
+    judges as of its own day; ``landlink refresh`` re-judges the rest), else today."""
+    day = conn.execute(text("SELECT max(as_of) FROM detection_runs WHERE live")).scalar()
+    return day or date.today()
+
+
 def compared_tables() -> list[str]:
     """The derived tables and views compared, in the graph's order."""
     return [t for t in graph.describe()["derived"] if t not in LOGS] + list(VIEWS)
