@@ -325,7 +325,7 @@ LAYERS: dict[str, Layer] = {
             None,
             (
                 F("RWDM", "code", "code", True, "任务编号"),
-                F("SJRW", "parent_code", "code", False, "上级任务"),
+                F("SJRW", "parent_code", "code", False, "上级任务", references="RW"),
                 F("GZXM", "work_item", "text", True, "工作项目"),
                 F("JTYQ", "requirement", "text", False, "具体要求"),
                 F("JDYQ", "schedule", "text", False, "进度要求"),

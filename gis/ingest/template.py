@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from gis.core.layers import DATE_YEARS, LAYERS, YEARS, Field, Layer
+from gis.ingest.validate import DEADLINE_FIELDS
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NOTES_SHEET = "填表说明"
@@ -180,6 +181,11 @@ def allowed(f: Field) -> str:
         return f"{DATE_YEARS[0]}-01-01 至 {DATE_YEARS[1]}-12-31"
     if f.code == "ZBXT":
         return " / ".join(ZBXT_SUGGESTED) + " 或其他 EPSG 代码"
+    if f.code in DEADLINE_FIELDS:
+        return (
+            "日期 YYYY-MM-DD；2018年6月[30日][前]、2018年6月底[前]；2018年底[前]；"
+            "年度区间 2018~2020 或 2018-2020（末年年底）；长期 / 持续（无期限）"
+        )
     return ""
 
 
@@ -326,7 +332,10 @@ def _notes(layer: Layer) -> list[tuple[str, str]]:
             (
                 "关联",
                 "；".join(
-                    f"{header(f)} 须是{LAYERS[f.references].label}（{f.references}）中已有的"
+                    f"{header(f)} 须是本表中或已导入的"
+                    f"{header(layer.field(layer.key[0]))}（不能是本行自身，也不能形成循环）"
+                    if f.references == layer.code
+                    else f"{header(f)} 须是{LAYERS[f.references].label}（{f.references}）中已有的"
                     f"{header(LAYERS[f.references].field(LAYERS[f.references].key[0]))}"
                     for f in refs
                 )
