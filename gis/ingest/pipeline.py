@@ -228,9 +228,7 @@ def _parent_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issues: 
         if f.references != layer.code:
             continue
         key_col = layer.key_columns[0]
-        stored = dict(
-            conn.execute(text(f"SELECT {key_col}, {f.column} FROM {layer.table}")).tuples().all()
-        )
+        stored = dict(conn.execute(text(f"SELECT {key_col}, {f.column} FROM {layer.table}")).all())
         codes = typed[key_col].to_numpy(dtype=object)
         parents = typed[f.column].to_numpy(dtype=object)
         own = np.array([p is not None and p == c for p, c in zip(parents, codes, strict=True)])
