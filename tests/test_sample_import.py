@@ -11,7 +11,9 @@ from tests.conftest import SAMPLE_DIR, load_directory
 
 def test_sample_city_loads_every_layer_without_rejections(sample_engine):
     reports = {r["layer"]: r for r in sample_engine.sample_reports}
-    assert list(reports) == ["XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ"]
+    assert list(reports) == [
+        "XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ", "RW",
+    ]  # fmt: skip
     assert all(r["rejected"] == 0 and r["status"] == "loaded" for r in reports.values())
     # the way bureau data comes: GBK with .cpg, PT without .cpg (manifest), GCJ-02 XLSX
     assert reports["DK"]["encoding"] == "gbk" and "from .cpg" in reports["DK"]["warnings"][0]
