@@ -907,6 +907,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan_parsers(sub)
 
+    from app.tasks_cli import add_parsers as task_parsers  # tasks
+
+    task_parsers(sub)
+
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)

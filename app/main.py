@@ -23,6 +23,7 @@ from app.routers import (
     row_edits,
     rows,
     targets,
+    tasks,
     tiles,
     vocabulary,
     web,
@@ -99,6 +100,7 @@ def create_app() -> FastAPI:
     app.include_router(admission.router)
     app.include_router(plans.router)
     app.include_router(targets.router)
+    app.include_router(tasks.router)
     app.include_router(vocabulary.router)
     app.include_router(web.router)
     return app

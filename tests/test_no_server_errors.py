@@ -59,6 +59,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         dkbhs = col("SELECT parcel_no FROM parcels ORDER BY 1")
         platforms = col("SELECT code FROM platforms ORDER BY 1")
         plans = col("SELECT id FROM plans ORDER BY id")
+        tasks = col("SELECT code FROM tasks ORDER BY 1")
         # rows of every layer: the first key of each twentieth, and every retired one
         rows = [
             {"code": code.lower(), "key": k}
@@ -123,6 +124,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
             {"plan_id": p, "other": o} for p in plans for o in [*plans, "today"]
         ],
         "/api/plans/{plan_id}/report": [{"plan_id": p} for p in plans],
+        "/api/tasks/{code}": [{"code": t} for t in tasks],
         "/glyphs/{fontstack}/{glyph_range}.pbf": [
             {"fontstack": "Noto Sans Regular", "glyph_range": "0-255"}
         ],

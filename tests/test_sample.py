@@ -16,7 +16,8 @@ import shapely
 from gis.core.gcj02 import gcj02_to_wgs84
 from gis.core.layers import LAYERS
 from gis.core.uscc import valid_mask
-from gis.sample.city import generate
+from gis.ingest.validate import parse_deadlines, parse_lists
+from gis.sample.city import PLAN_TASKS, generate
 
 SHAPE_LAYERS = ("XZQ", "PT", "ZL", "PZ", "GD", "DK")
 
@@ -77,7 +78,7 @@ def test_counts_meet_the_minimums(sample, layers) -> None:
 
 # Contract layers the sample does not hold yet: each must be named here with its reason, and the
 # test fails (strict xfail) the day the sample holds it, so that this list is emptied.
-NOT_IN_SAMPLE = {"RW": "the task table RW.csv comes with the tasks (任务分解表)"}
+NOT_IN_SAMPLE: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -100,6 +101,7 @@ def test_fields_follow_the_contract(sample, layers) -> None:
         "BD": pd.read_csv(out / "BD.csv", encoding="utf-8"),
         "TJ": pd.read_csv(out / "TJ.csv", encoding="utf-8"),
         "MB": pd.read_csv(out / "MB.csv", encoding="utf-8", dtype={"DM": str}),
+        "RW": pd.read_csv(out / "RW.csv", encoding="utf-8", dtype=str),
     }
     for code, layer in LAYERS.items():
         if code in NOT_IN_SAMPLE:
@@ -290,3 +292,27 @@ def test_output_figures_are_plausible(planted, layers) -> None:
         .isin(["17", "22", "26", "30"])
         .all()
     )
+
+
+def test_the_plans_task_table(sample, planted) -> None:
+    """RW: the plan's 任务分解表 (gis/sample/plan_tasks.csv), nine work items with sub-tasks,
+    every deadline in a documented form, parents that exist; at the reference date some tasks
+    are done and some are open past their deadline."""
+    out, summary = sample
+    assert (out / "RW.csv").read_bytes() == PLAN_TASKS.read_bytes()
+    rw = pd.read_csv(out / "RW.csv", encoding="utf-8", dtype=str, keep_default_na=False)
+    assert summary["RW"] == len(rw)
+    top = rw[rw.SJRW == ""]
+    assert len(top) == 9
+    subs = rw[rw.SJRW != ""]
+    assert set(subs.SJRW) == set(top.RWDM)  # every work item has sub-tasks, every parent exists
+    assert (subs.SJRW.map(dict(zip(rw.RWDM, rw.SJRW, strict=True))) == "").all()  # two levels
+    due, form, bad = parse_deadlines(rw.JDYQ)
+    assert not bad.any()
+    assert {"date", "day", "month", "year_end", "year_range", "ongoing"} <= set(form)
+    assert set(rw.ZT) == {"未开始", "进行中", "已完成"}
+    ref = pd.Timestamp(planted["reference_date"]).date()
+    late = [d is not None and d < ref and z != "已完成" for d, z in zip(due, rw.ZT, strict=True)]
+    assert 5 <= sum(late) and (rw.ZT == "已完成").sum() >= 5
+    # every task names a lead unit; a unit is one list item (no 、 inside a unit's name)
+    assert parse_lists(rw.QTDW.replace("", None)).map(bool).all()

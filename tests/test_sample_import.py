@@ -12,7 +12,7 @@ from tests.conftest import SAMPLE_DIR, load_directory
 def test_sample_city_loads_every_layer_without_rejections(sample_engine):
     reports = {r["layer"]: r for r in sample_engine.sample_reports}
     assert list(reports) == [
-        "XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ", "MB",
+        "XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ", "MB", "RW",
     ]  # fmt: skip
     assert all(r["rejected"] == 0 and r["status"] == "loaded" for r in reports.values())
     # the way bureau data comes: GBK with .cpg, PT without .cpg (manifest), GCJ-02 XLSX

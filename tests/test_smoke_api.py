@@ -24,7 +24,7 @@ def test_unknown_path_is_json_404(http):
 def test_layers_lists_every_contract_layer(http, db):
     r = http.get("/api/layers")
     codes = [x["code"] for x in r.json()["layers"]]
-    assert codes == ["XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ"]
+    assert codes == ["XZQ", "PT", "ZL", "PZ", "GD", "DK", "QY", "CC", "XM", "BD", "TJ", "MB", "RW"]
     assert all(x["count"] == 0 for x in r.json()["layers"])
     with db.connect() as c:
         assert c.execute(text("SELECT count(*) FROM districts")).scalar() == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gis.core import plan_names, vocabulary
 from gis.core.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_STATUSES
-from gis.core.layers import ACTUAL_USES
+from gis.core.layers import ACTUAL_USES, TASK_STATUSES
 from gis.lands import idle_land
 from gis.map import map_layers, parcel_dossier
 from gis.platforms import plan_report, platform_kinds
@@ -26,6 +26,8 @@ STATUS_VOCABULARIES = (
     "platform_kind",
     "block_function",
     "tax_band",
+    "task_status",
+    "task_deadline",
 )
 HEX = re.compile(r"#[0-9a-fA-F]{6}\b|#[0-9a-fA-F]{3}\b")
 
@@ -78,6 +80,7 @@ def test_codes_are_the_codes_the_system_stores():
     assert set(codes["unsupplied_status"]) == set(UNSUPPLIED_STATUSES)
     assert set(codes["low_efficiency_reason"]) == set(REASON_CODES)
     assert codes["platform_kind"] == list(plan_names.KINDS)
+    assert codes["task_status"] == list(TASK_STATUSES)
     assert codes["block_function"] == list(plan_names.FUNCTIONS)
     assert codes["actual_use"] == list(ACTUAL_USES)
     assert codes["tax_band"] == [b[2] for b in map_layers.TAX_BANDS]

@@ -106,7 +106,7 @@ TARGET_LEVELS = ("区县", "平台")
 # under 淘汰落后产能 (TT)
 TARGET_LAND_INDICATORS = ("PH_PEWG", "PH_GEWY", "PH_DX")
 TARGET_INDICATORS = (*labels("indicator").values(), *TARGET_LAND_INDICATORS, "TT")
-TASK_STATUSES = ("未开始", "进行中", "已完成")
+TASK_STATUSES = tuple(labels("task_status"))  # RW's ZT: not started, in progress, done
 
 # Land-use codes recognised as industrial (DATA_CONTRACT, "Land-use codes").
 INDUSTRIAL_LAND_CODES = {
@@ -325,7 +325,7 @@ LAYERS: dict[str, Layer] = {
             None,
             (
                 F("RWDM", "code", "code", True, "任务编号"),
-                F("SJRW", "parent_code", "code", False, "上级任务"),
+                F("SJRW", "parent_code", "code", False, "上级任务", references="RW"),
                 F("GZXM", "work_item", "text", True, "工作项目"),
                 F("JTYQ", "requirement", "text", False, "具体要求"),
                 F("JDYQ", "schedule", "text", False, "进度要求"),

@@ -184,6 +184,46 @@ class IndicatorRules(Section):
     high_tech_prefixes: list[str] = ["27", "374", "39", "358", "40", "2664", "2665"]
 
 
+class TaskMeasure(Section):
+    """One rule of what measures a task: a task whose 工作项目 (GZXM) holds one of ``keywords``
+    (its 具体要求 JTYQ when no rule matches the 工作项目) is measured by the year's targets of
+    ``targets`` (MB indicators, ZB) and by the ``figures`` (vocabulary ``task_figure``)."""
+
+    keywords: list[str]
+    targets: list[str] = []
+    figures: list[str] = []
+    reason: str
+
+
+class TaskRules(Section):
+    """RW 任务: which targets and figures measure a task (docs/TASKS.md, "Measures"). The
+    defaults are in rules.toml only; a rules file without [tasks] measures no task."""
+
+    measures: list[TaskMeasure] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskRules:
+        from gis.core.layers import TARGET_INDICATORS
+        from gis.core.vocabulary import labels
+
+        figures = set(labels("task_figure"))
+        for m in self.measures:
+            if not m.keywords or any(not k.strip() for k in m.keywords):
+                raise ValueError(f"tasks.measures: keywords must be non-empty ({m.reason!r})")
+            unknown = set(m.targets) - set(TARGET_INDICATORS)
+            if unknown:
+                raise ValueError(
+                    f"tasks.measures {m.keywords}: targets {unknown} are not MB indicators "
+                    f"({' / '.join(TARGET_INDICATORS)})"
+                )
+            if set(m.figures) - figures:
+                raise ValueError(
+                    f"tasks.measures {m.keywords}: figures {set(m.figures) - figures} are not of "
+                    f"{', '.join(figures)}"
+                )
+        return self
+
+
 class Rules(Section):
     linkage: LinkageRules = LinkageRules()
     unsupplied: UnsuppliedRules = UnsuppliedRules()
@@ -195,6 +235,7 @@ class Rules(Section):
     evaluation: EvaluationRules = EvaluationRules()
     backward_capacity: BackwardCapacityRules = BackwardCapacityRules()
     indicators: IndicatorRules = IndicatorRules()
+    tasks: TaskRules = TaskRules()
 
 
 def load(path: Path | None = None) -> Rules:

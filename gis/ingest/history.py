@@ -47,6 +47,22 @@ def last_version_join(alias: str, key: str) -> str:
     )
 
 
+def latest_versions(conn: Connection, layer: Layer, keys: list[str] | None = None) -> dict:
+    """The newest ``row_history`` version of each key (of every key of the layer when ``keys``
+    is None): ``{key: {"version", "op", "who", "at" (ISO 8601, UTC), "via"}}``; a key without
+    versions is absent. One statement: the one reading of who last changed a row and when."""
+    cond = "" if keys is None else "AND key = ANY(CAST(:keys AS text[]))"
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT ON (key) key, version, op, who, via, to_char(at AT TIME ZONE 'UTC', "
+            f'\'YYYY-MM-DD"T"HH24:MI:SS"Z"\') AS at FROM row_history WHERE layer = :layer {cond} '
+            "ORDER BY key, version DESC"
+        ),
+        {"layer": layer.code, "keys": keys},
+    ).mappings()
+    return {r["key"]: {k: r[k] for k in ("version", "op", "who", "at", "via")} for r in rows}
+
+
 def parse_keys(layer: Layer, keys: list[str]) -> list[tuple]:
     """Key texts -> tuples of the key fields (ints for int fields); ValueError names a bad one."""
     out = []

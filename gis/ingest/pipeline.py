@@ -174,7 +174,7 @@ def _labels(raw: RawFrame, positions: np.ndarray) -> list[str]:
 
 def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issues: Issues) -> None:
     for f in layer.fields:
-        if not f.references:
+        if not f.references or f.references == layer.code:  # a parent: _parent_checks
             continue
         ref = LAYERS[f.references]
         ref_col = ref.key_columns[0]
@@ -215,6 +215,66 @@ def _reference_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issue
         mask = np.zeros(len(typed), bool)
         mask[pos] = True
         issues.add(mask, f.code, reason.to_numpy())
+
+
+def _parent_checks(conn: Connection, layer: Layer, typed: pd.DataFrame, issues: Issues) -> None:
+    """A field naming a row of its own layer (RW's SJRW, the parent task) must name a row of
+    the file (one that is loaded with it) or a stored row, not the row itself, and must not
+    close a cycle (a task under its own sub-task). A stored row sent again with its parent
+    unchanged is not asked for that parent again (it may have been retired since: the row
+    stays editable). Rows refused for any reason do not count as parents, so in lenient mode
+    their sub-tasks are refused too. Single-field keys only."""
+    for f in layer.fields:
+        if f.references != layer.code:
+            continue
+        key_col = layer.key_columns[0]
+        stored = dict(conn.execute(text(f"SELECT {key_col}, {f.column} FROM {layer.table}")).all())
+        codes = typed[key_col].to_numpy(dtype=object)
+        parents = typed[f.column].to_numpy(dtype=object)
+        own = np.array([p is not None and p == c for p, c in zip(parents, codes, strict=True)])
+        issues.add(
+            own,
+            f.code,
+            np.array([f"{f.code} names the row itself ({c!r}): a task cannot be its own parent"
+                      for c in codes], dtype=object),
+        )  # fmt: skip
+        flagged = {int(p) for p in np.flatnonzero(own)}
+        while True:
+            bad = set(issues.bad_positions().tolist()) | flagged
+            good = [i for i in range(len(codes)) if i not in bad and codes[i] is not None]
+            known = set(stored) | {codes[i] for i in good}
+            tree = {**stored, **{codes[i]: parents[i] for i in good}}
+            new: dict[int, str] = {}
+            for i in good:
+                p = parents[i]
+                if p is None:
+                    continue
+                if p not in known and stored.get(codes[i], object()) != p:
+                    new[i] = (
+                        f"{p!r} is not a task of this file nor of layer {layer.code} "
+                        f"({layer.label}); give the {layer.key[0]} of a task, or leave "
+                        f"{f.code} empty for a top-level task"
+                    )
+                    continue
+                path, seen, at = [codes[i]], {codes[i]}, p
+                while at is not None and at not in seen:
+                    path.append(at)
+                    seen.add(at)
+                    at = tree.get(at)
+                if at == codes[i]:
+                    new[i] = (
+                        f"{f.code} makes a cycle of tasks: {' → '.join([*path, codes[i]])}; a "
+                        "task cannot be under its own sub-task"
+                    )
+            if not new:
+                return
+            mask = np.zeros(len(codes), bool)
+            mask[list(new)] = True
+            reason = np.empty(len(codes), dtype=object)
+            for i, r in new.items():
+                reason[i] = r
+            issues.add(mask, f.code, reason)
+            flagged |= set(new)
 
 
 # Row labels named in one duplicate-key reason; the reason counts them all.
@@ -494,6 +554,7 @@ def _import(
         _reference_checks(conn, layer, typed, issues)
         if layer.code in DATABASE_CHECKS:
             DATABASE_CHECKS[layer.code](conn, typed, issues)
+        _parent_checks(conn, layer, typed, issues)
         errors, total = _error_list(raw, typed, layer, issues, settings.max_report_errors)
         report["errors"] = errors
         report["errors_total"] = total

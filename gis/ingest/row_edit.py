@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, text
 
 from gis.core.layers import Layer
 from gis.core.layers import layer as get_layer
-from gis.ingest.history import KEY_SEPARATOR, parse_keys
+from gis.ingest.history import KEY_SEPARATOR, latest_versions, parse_keys
 from gis.ingest.pipeline import ImportOptions, import_rows
 from gis.ingest.retire import retire
 from gis.ingest.rows import RowNotFound
@@ -49,20 +49,8 @@ class VersionMismatch(Exception):
 
 
 def newest_version(conn: Connection, layer: Layer, key: str) -> dict | None:
-    """The key's newest history version (version, op, who, at as ISO text), or None."""
-    row = (
-        conn.execute(
-            text(
-                "SELECT version, op, who, to_char(at AT TIME ZONE 'UTC', "
-                '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\') AS at FROM row_history '
-                "WHERE layer = :l AND key = :k ORDER BY version DESC LIMIT 1"
-            ),
-            {"l": layer.code, "k": key},
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
+    """The key's newest history version (version, op, who, at as ISO text, via), or None."""
+    return latest_versions(conn, layer, [key]).get(key)
 
 
 def _where(layer: Layer, values: tuple) -> tuple[str, dict]:

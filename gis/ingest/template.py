@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from gis.core.layers import DATE_YEARS, LAYERS, YEARS, Field, Layer
+from gis.ingest.validate import DEADLINE_FIELDS
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NOTES_SHEET = "填表说明"
@@ -124,6 +125,16 @@ MEANINGS: dict[str, str] = {
     "不小于 0",
     "ZRDW": "责任单位",
     "MB.SM": "说明",
+    "RWDM": "任务编号，如 4（工作项目）、4.1（其子任务）",
+    "SJRW": "上级任务的任务编号，须是本表中或已导入的任务；工作项目留空",
+    "GZXM": "工作项目（任务名称）",
+    "JTYQ": "具体要求",
+    "JDYQ": "进度要求：完成期限，如 2018-06-30、2018年6月底前、2018年底前、2018~2020、长期",
+    "QTDW": "牵头单位，多个用 、 分隔（单位名称中不要含 、）",
+    "RW.ZRDW": "责任单位，多个用 、 分隔",
+    "PHDW": "配合单位，多个用 、 分隔",
+    "ZT": "任务状态",
+    "RW.SM": "佐证说明：完成情况、文号等",
     "X": "X 坐标：经度（EPSG:4490、EPSG:4326、gcj02）或东坐标（EPSG:4549，米）",
     "Y": "Y 坐标：纬度，或北坐标（EPSG:4549，米）",
     "ZBXT": "X、Y 的坐标系统：EPSG:4549、EPSG:4490、EPSG:4326 或 gcj02",
@@ -190,6 +201,11 @@ def allowed(f: Field) -> str:
         return f"{DATE_YEARS[0]}-01-01 至 {DATE_YEARS[1]}-12-31"
     if f.code == "ZBXT":
         return " / ".join(ZBXT_SUGGESTED) + " 或其他 EPSG 代码"
+    if f.code in DEADLINE_FIELDS:
+        return (
+            "日期 YYYY-MM-DD；2018年6月[30日][前]、2018年6月底[前]；2018年底[前]；"
+            "年度区间 2018~2020 或 2018-2020（末年年底）；长期 / 持续（无期限）"
+        )
     return ""
 
 
@@ -336,7 +352,10 @@ def _notes(layer: Layer) -> list[tuple[str, str]]:
             (
                 "关联",
                 "；".join(
-                    f"{header(f)} 须是{LAYERS[f.references].label}（{f.references}）中已有的"
+                    f"{header(f)} 须是本表中或已导入的"
+                    f"{header(layer.field(layer.key[0]))}（不能是本行自身，也不能形成循环）"
+                    if f.references == layer.code
+                    else f"{header(f)} 须是{LAYERS[f.references].label}（{f.references}）中已有的"
                     f"{header(LAYERS[f.references].field(LAYERS[f.references].key[0]))}"
                     for f in refs
                 )

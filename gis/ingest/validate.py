@@ -6,8 +6,10 @@ report entries (file, row or feature, key, field, reason). Nothing is dropped he
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -151,6 +153,76 @@ def parse_lists(s: pd.Series) -> pd.Series:
     )
 
 
+# JDYQ 进度要求 (RW): the forms a deadline may take (docs/TASKS.md, "Deadlines"). Each names the
+# last day on which the task may be finished; 长期 / 持续 name none.
+DEADLINE_FORMS = (
+    "a date YYYY-MM-DD (or YYYY/MM/DD, YYYYMMDD, an Excel date); YYYY年M月[D日][前] or "
+    "YYYY年M月底[前]; YYYY年底[前]; a range of years 2018~2020 or 2018-2020 (the end of its "
+    "last year); 长期 or 持续 (no deadline)"
+)
+DEADLINE_FIELDS = ("JDYQ",)
+_DATE_TEXT = re.compile(r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2})(?: 00:00:00)?$|^\d{8}$|^\d{5}(?:\.0+)?$")
+_MONTH = re.compile(r"^(\d{4})年(\d{1,2})月(?:(\d{1,2})日|(底|末))?前?$")
+_YEAR_END = re.compile(r"^(\d{4})年(?:底|末)前?$")
+_YEAR_RANGE = re.compile(r"^(\d{4})年?[~～〜\-－—–至到](\d{4})年?$")
+_ONGOING = re.compile(r"^(?:长期|持续)(?:坚持|推进|开展|实施)?$")
+
+
+def _deadline(text: str) -> tuple[date | None, str] | None:
+    """(last day, form) of one deadline in a Chinese form, or None when it is not one."""
+    t = re.sub(r"\s+", "", text)
+    if _ONGOING.match(t):
+        return None, "ongoing"
+    try:
+        if m := _MONTH.match(t):
+            y, mo = int(m.group(1)), int(m.group(2))
+            day = int(m.group(3)) if m.group(3) else calendar.monthrange(y, mo)[1]
+            due, form = date(y, mo, day), ("day" if m.group(3) else "month")
+        elif m := _YEAR_END.match(t):
+            due, form = date(int(m.group(1)), 12, 31), "year_end"
+        elif m := _YEAR_RANGE.match(t):
+            first, last = int(m.group(1)), int(m.group(2))
+            if first > last:
+                return None
+            due, form = date(last, 12, 31), "year_range"
+        else:
+            return None
+    except (ValueError, calendar.IllegalMonthError):
+        return None
+    if not DATE_YEARS[0] <= due.year <= DATE_YEARS[1]:
+        return None
+    return due, form
+
+
+def parse_deadlines(s: pd.Series) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Deadlines (JDYQ 进度要求) in the forms of ``DEADLINE_FORMS``: (the last day on which the
+    task may be finished, a ``datetime.date`` or None; the form: ``date``, ``day``, ``month``,
+    ``year_end``, ``year_range``, ``ongoing`` or None when empty; mask of non-empty values in no
+    form). Dates in the contract's forms are read by :func:`parse_dates`."""
+    values = as_text(s).to_numpy()
+    due = pd.Series([None] * len(s), index=s.index, dtype=object)
+    form = pd.Series([None] * len(s), index=s.index, dtype=object)
+    bad = np.zeros(len(s), bool)
+    is_date = np.array([isinstance(v, str) and bool(_DATE_TEXT.match(v)) for v in values], bool)
+    if is_date.any():
+        texts = [v.replace(" 00:00:00", "") for v in values[is_date]]
+        dates, _ = parse_dates(pd.Series(texts, dtype=object))
+        for pos, d in zip(np.flatnonzero(is_date), dates, strict=True):
+            if pd.isna(d):
+                bad[pos] = True
+            else:
+                due.iat[pos], form.iat[pos] = d.date(), "date"
+    for pos in np.flatnonzero(~is_date):
+        if values[pos] is None:
+            continue
+        found = _deadline(values[pos])
+        if found is None:
+            bad[pos] = True
+        else:
+            due.iat[pos], form.iat[pos] = found
+    return due, form, bad
+
+
 # Field-specific shape rules beyond the type (contract: codes of known length).
 _PATTERNS = {
     "XZQDM": (r"^\d{6}$", "must be a 6-digit division code"),
@@ -220,6 +292,13 @@ def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
             pattern, reason = _PATTERNS[f.code]
             bad = values.notna() & ~values.fillna("").str.match(pattern)
             issues.add(bad.to_numpy(), f.code, reason)
+        elif f.code in DEADLINE_FIELDS:
+            _, _, bad = parse_deadlines(values)
+            issues.add(
+                bad,
+                f.code,
+                values.map(lambda v: f"{v!r} is not a deadline; use {DEADLINE_FORMS}"),
+            )
         if f.choices:
             bad = values.notna() & ~values.isin(f.choices)
             issues.add(

@@ -45,6 +45,11 @@ written, so each list is exactly the set that the rule finds):
   neither (not evaluated).
 * platforms: invented parks in main-urban districts far from any host (转为创新型), one 800 m
   from a national zone (整合托管型) and small remote ones without featured industries (逐步退出型).
+
+RW (UTF-8 CSV) is the plan's own 任务分解表, copied from ``plan_tasks.csv`` beside this module: the
+nine work items of 杭政办函〔2017〕127号 with their sub-tasks, units and deadlines, reconstructed
+from the plan's headings (docs/TASKS.md), with statuses such that at the reference date some
+tasks are done and some overdue. It does not depend on the seed, scale or reference date.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ DEFAULT_REFERENCE_DATE = date(2026, 6, 30)
 MU_PER_M2 = 1 / M2_PER_MU  # 0.0015
 TAX_PER_MU_FLOOR = 5.0  # 万元/亩, DOMAIN_RULES §3 default
 HOST_DISTANCE_M = 2000.0  # DOMAIN_RULES §4 default
+
+PLAN_TASKS = Path(__file__).with_name("plan_tasks.csv")  # RW: the plan's 任务分解表
 
 _TO_GK = Transformer.from_crs("EPSG:4326", f"EPSG:{STORAGE_SRID}", always_xy=True)
 _FROM_GK = Transformer.from_crs(f"EPSG:{STORAGE_SRID}", "EPSG:4326", always_xy=True)
@@ -2229,6 +2236,9 @@ def generate(
     mb = _build_targets(geo, land, ent, cc, tj, seed)
     mb.to_csv(out / "MB.csv", index=False, encoding="utf-8", lineterminator="\n")
     counts["MB"] = len(mb)
+    tasks = PLAN_TASKS.read_bytes()
+    (out / "RW.csv").write_bytes(tasks)
+    counts["RW"] = tasks.decode("utf-8").count("\n") - 1  # the header
 
     (out / "manifest.toml").write_text(_MANIFEST, encoding="utf-8")
     (out / "planted.json").write_text(
@@ -2243,7 +2253,7 @@ def generate(
             for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg")
             if (out / f"{n}{ext}").exists()
         ]
-        + ["QY.xlsx", "CC.csv", "XM.csv", "BD.csv", "TJ.csv", "MB.csv"]
+        + ["QY.xlsx", "CC.csv", "XM.csv", "BD.csv", "TJ.csv", "MB.csv", "RW.csv"]
         + ["manifest.toml", "planted.json"]
     )
     return {**counts, "files": files}
