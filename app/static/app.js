@@ -129,6 +129,18 @@
     return o.other ? rows.concat([[other(name).label, other(name).colour]]) : rows;
   };
 
+  // What the page's other scripts (static/plan.js) use: one fetch, one vocabulary, one toast.
+  Object.assign(LL, {
+    api,
+    esc,
+    fmt,
+    toast,
+    label: (name, code) => label(name, code),
+    colour: (name, code) => colour(name, code),
+    analyst: () => state.analyst,
+  });
+  const announce = (name, detail) => document.dispatchEvent(new CustomEvent('landlink:' + name, { detail }));
+
   // ------------------------------------------------------------------ layers
   // Each entry: a collection (the tiles' / OGC API's collection id), its key property (for
   // feature state), map layers on it, and legends. The same property names in tiles and GeoJSON.
@@ -448,6 +460,7 @@
     $('#sign-in').hidden = !!state.token;
     $('#sign-out').hidden = !state.token;
     renderLayerList();
+    announce('role', { role: state.role, analyst: state.analyst });
   }
 
   function signIn() {
@@ -1034,6 +1047,7 @@
         $$('.tabs button').forEach((x) => x.classList.toggle('on', x === b));
         $$('.tab').forEach((t) => t.classList.toggle('on', t.id === 'tab-' + b.dataset.tab));
         if (b.dataset.tab === 'dashboard') renderDashboard();
+        announce('tab', { tab: b.dataset.tab });
         if (b.dataset.tab === 'reserve') {
           updateExportLinks();
           if (!state.reserve.total) runReserve();

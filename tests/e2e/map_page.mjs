@@ -314,6 +314,35 @@ try {
     return { charts: await page.locator('#dash-body svg').count(), text: await page.locator('#dash-body').innerText() };
   });
 
+  await step('plan', async () => {
+    // 目标与任务: the year's targets with their states, what counts towards a 盘活 target, tasks
+    await page.click('.tabs button[data-tab=plan]');
+    await page.waitForSelector('#target-list tr.row', { timeout: 15000 });
+    await page.waitForSelector('#task-list tr', { timeout: 15000 });
+    const rows = await page.locator('#target-list tr.row').count();
+    const withItems = page.locator('#target-list tr.row', { hasText: '项' }).first();
+    let items = '';
+    if (await withItems.count()) {
+      await withItems.click();
+      await page.waitForSelector('#target-items h4', { timeout: 15000 });
+      items = await page.locator('#target-items').innerText();
+    }
+    const allTasks = await page.locator('#task-summary').innerText();
+    await page.check('#task-form input[name=overdue]');
+    await page.waitForFunction(() => /^逾期未完成的任务/.test(document.querySelector('#task-summary').textContent), null, { timeout: 15000 });
+    await page.screenshot({ path: path.join(cfg.out, '08b-plan.png') });
+    return {
+      rows,
+      summary: await page.locator('#target-summary').innerText(),
+      table: await page.locator('#target-list').innerText(),
+      items,
+      all_tasks: allTasks,
+      tasks: await page.locator('#task-summary').innerText(),
+      task_rows: await page.locator('#task-list tr').count(),
+      task_table: await page.locator('#task-list').innerText(),
+    };
+  });
+
   await step('public_leaks', async () => {
     // every JSON answer the public page received so far (dossiers, lists, summaries, indicators)
     const pattern = /"(tax_paid|tax_per_mu|energy_tce|emissions_t|energy_per_va|va_per_energy|va_per_emission)"\s*:\s*(-?\d|\{)/;

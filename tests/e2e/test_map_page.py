@@ -293,3 +293,18 @@ def test_analyst_sees_tax_by_year(run) -> None:
 def test_dashboard_draws_charts(run) -> None:
     s = _step(run, "dashboard")
     assert s["charts"] >= 2
+
+
+def test_plan_tab_lists_targets_items_and_overdue_tasks(run) -> None:
+    """The 目标与任务 tab: the sample's targets of the latest year with their states (both met
+    and behind, tax actuals withheld from the public page), what counts towards a 盘活 target,
+    and the overdue tasks of the plan's table."""
+    s = _step(run, "plan")
+    assert s["rows"] > 0
+    assert "已完成" in s["table"] and "进度滞后" in s["table"], s["table"][:400]
+    assert "亩均税收" in s["table"] and "—" in s["table"]
+    assert "计入" in s["items"], s["items"][:300]
+    # all tasks, then the overdue ones only: as many rows as the first summary counted overdue
+    overdue = int(s["all_tasks"].split("逾期未完成")[1].split("项")[0])
+    assert overdue > 0 and s["task_rows"] == overdue + 1, (s["all_tasks"], s["tasks"])
+    assert "逾期未完成" in s["task_table"]
