@@ -393,8 +393,8 @@ def _records(fr: Frames, name: str) -> list[dict]:
     zone_names = dict(zip(fr.zones["code"], fr.zones["name"], strict=True))
     out = []
     for r in df.to_dict("records"):
+        r = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in r.items()}
         code = r.get("code")
-        code = None if code is None or (isinstance(code, float) and np.isnan(code)) else code
         item: dict[str, Any] = {}
         if name == "unlinked-enterprises":
             dm = r["declared_mu"]
@@ -404,7 +404,7 @@ def _records(fr: Frames, name: str) -> list[dict]:
                 "industry_code": r["industry_code"],
                 "reason": r["reason"],
                 "land_basis": r["land_basis"],
-                "declared_mu": None if dm is None or np.isnan(dm) else round(float(dm), 4),
+                "declared_mu": None if dm is None else round(float(dm), 4),
             }
         else:
             item = {"parcel_no": r["parcel_no"], **_area(float(r["area_m2"]))}
