@@ -434,3 +434,15 @@ def test_sample_city_survey(analysed_sample) -> None:
     zones = [r for k, r in rows.items() if k != "city"]
     assert sum(r["total"]["mu"] for r in zones) == pytest.approx(rows["city"]["total"]["mu"])
     assert sum(r["by_chain"]["below_standard"]["mu"] for r in zones) > 0
+
+
+def test_an_empty_city_answers_with_zeros(http) -> None:
+    for level in ("district", "platform"):
+        body = http.get("/api/survey", params={"level": level}).json()
+        assert [r["row"] for r in body["rows"]] == ["outside", "city"]
+        assert body["rows"][1]["total"] == {"mu": 0.0, "ha": 0.0}
+        assert body["year"] is None and body["run"] is None
+        assert http.get("/api/survey.xlsx", params={"level": level}).status_code == 200
+        for name in sv.LIST_NAMES:
+            r = http.get(f"/api/survey/lists/{name}", params={"level": level})
+            assert r.status_code == 200 and r.json()["numberMatched"] == 0

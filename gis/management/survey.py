@@ -186,7 +186,7 @@ def read(conn: Connection, level: str, year: int | None = None) -> Frames:
     shares = _df(conn, _SHARES, kind=f"parcel_{level}", codes=codes)
     places = chain.facts(conn)
     parcels["position"] = [chain.position(places[no]) for no in parcels["parcel_no"]]
-    primary = shares[shares["is_primary"]].set_index("parcel_no")["code"]
+    primary = shares[shares["is_primary"].astype(bool)].set_index("parcel_no")["code"]
     parcels["code"] = parcels["parcel_no"].map(primary)
     users = _df(conn, _USERS)
     unlinked = _df(conn, _UNLINKED, ekind=f"enterprise_{level}", year=year)
