@@ -24,6 +24,7 @@ from app.errors import PROBLEM_JSON
 from app.params import BIGINT_MAX
 from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest.history import key_sql
+from gis.management import survey
 from tests.conftest import _free_port, serve_process, uvicorn_thread
 
 STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
@@ -123,6 +124,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
             {"plan_id": p, "other": o} for p in plans for o in [*plans, "today"]
         ],
         "/api/plans/{plan_id}/report": [{"plan_id": p} for p in plans],
+        "/api/survey/lists/{name}": [{"name": n} for n in survey.LIST_NAMES],
         "/glyphs/{fontstack}/{glyph_range}.pbf": [
             {"fontstack": "Noto Sans Regular", "glyph_range": "0-255"}
         ],
