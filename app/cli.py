@@ -910,6 +910,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.tasks_cli import add_parsers as task_parsers  # tasks
 
     task_parsers(sub)
+    from app.survey_cli import add_parsers as survey_parsers  # survey
+
+    survey_parsers(sub)
 
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")

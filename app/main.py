@@ -22,6 +22,7 @@ from app.routers import (
     registry,
     row_edits,
     rows,
+    survey,
     targets,
     tasks,
     tiles,
@@ -99,6 +100,7 @@ def create_app() -> FastAPI:
     app.include_router(platforms.router)
     app.include_router(admission.router)
     app.include_router(plans.router)
+    app.include_router(survey.router)
     app.include_router(targets.router)
     app.include_router(tasks.router)
     app.include_router(vocabulary.router)

@@ -24,6 +24,7 @@ from app.errors import PROBLEM_JSON
 from app.params import BIGINT_MAX
 from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest.history import key_sql
+from gis.management import survey
 from tests.conftest import _free_port, serve_process, uvicorn_thread
 
 STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
@@ -125,6 +126,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         ],
         "/api/plans/{plan_id}/report": [{"plan_id": p} for p in plans],
         "/api/tasks/{code}": [{"code": t} for t in tasks],
+        "/api/survey/lists/{name}": [{"name": n} for n in survey.LIST_NAMES],
         "/glyphs/{fontstack}/{glyph_range}.pbf": [
             {"fontstack": "Noto Sans Regular", "glyph_range": "0-255"}
         ],

@@ -11,7 +11,7 @@ from pathlib import Path
 from gis.core import plan_names, vocabulary
 from gis.core.detection_models import IDLE_STATUSES, REASON_CODES, UNSUPPLIED_STATUSES
 from gis.core.layers import ACTUAL_USES, TASK_STATUSES
-from gis.lands import idle_land
+from gis.lands import chain, idle_land
 from gis.map import map_layers, parcel_dossier
 from gis.platforms import plan_report, platform_kinds
 
@@ -98,7 +98,7 @@ def test_consumers_show_the_vocabulary():
     assert plan_report.KIND_COLORS == vocabulary.colours("platform_kind")
     assert plan_report.FUNCTION_COLORS == vocabulary.colours("block_function")
     assert parcel_dossier.IDLE_LABELS["idle_reclaimable"] == "闲置(满两年,可收回)"
-    assert [c for c, *_ in parcel_dossier.CHAIN] == [
+    assert [c for c, *_ in chain.CHAIN] == [
         t.code for t in vocabulary.vocabulary("chain_stage").terms
     ]
 

@@ -932,14 +932,15 @@
     const code = $('#dash-form select[name=code]').value;
     const body = $('#dash-body');
     if (!code || !$('#tab-dashboard').classList.contains('on')) return;
-    const [summary, ind] = await Promise.all([
+    const [summary, ind, survey] = await Promise.all([
       apiOptional(`api/land/summary?level=${level}`).catch(() => null),
       state.conf.indicators ? apiOptional(`api/indicators?level=${level}`).catch((e) => ({ error: e.message })) : null,
+      SURVEY_LEVELS.includes(level) ? apiOptional(`api/survey?level=${level}`).catch((e) => ({ error: e.message })) : null,
       loadECharts(),
     ]);
     if (seq !== dashSeq) return; // the user chose another level or object meanwhile
     charts.splice(0).forEach((c) => c.dispose());
-    body.innerHTML = `<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:${Math.max(240, ((summary && summary.items) || []).length * 15 + 70)}px"></div></div><div id="dash-ind"></div>`;
+    body.innerHTML = `<div class="dash-card"><h4>三块地(本对象, 亩)</h4><div id="dash-land" class="chart"></div></div><div class="dash-card"><h4>闲置与低效面积排名(亩)</h4><div id="dash-rank" class="chart" style="height:${Math.max(240, ((summary && summary.items) || []).length * 15 + 70)}px"></div></div><div id="dash-survey"></div><div id="dash-ind"></div>`;
     if (summary && summary.items) {
       const me = summary.items.find((x) => x.code === code) || {};
       const c1 = echarts.init($('#dash-land'), null, { renderer: 'svg' });
@@ -967,7 +968,48 @@
       });
       charts.push(c1, c2);
     }
+    renderSurvey(survey, level, code);
     renderIndicators(ind, level, code);
+  }
+
+  /** 家底调查 (GET /api/survey?level=): the industrial land of every zone of the level by actual
+   * use and by place on the chain (亩), this zone's row marked, the city's last; the three lists
+   * to reconcile with their counts and downloads (XLSX), and the whole workbook. */
+  const SURVEY_LEVELS = ['district', 'platform'];
+  function renderSurvey(sv, level, code) {
+    const box = $('#dash-survey');
+    if (!SURVEY_LEVELS.includes(level)) {
+      box.innerHTML = '<div class="dash-card"><h4>家底调查</h4><p class="note">家底调查按行政区或工业平台汇总</p></div>';
+      return;
+    }
+    if (!sv || sv.error) {
+      box.innerHTML = `<div class="dash-card"><h4>家底调查</h4><p class="note">${esc((sv && sv.error) || '家底调查暂不可用')}</p></div>`;
+      return;
+    }
+    const useLabel = (c) => label('actual_use', c);
+    const chainLabel = (c) => (c === 'cleared' ? other('chain_stage').label : label('chain_stage', c));
+    const table = (part, codes, lab) =>
+      `<div class="survey-table"><table data-part="${part}"><thead><tr><th>名称</th>${codes.map((c) => `<th>${esc(lab(c))}</th>`).join('')}<th>合计</th></tr></thead><tbody>${sv.rows
+        .map(
+          (r) =>
+            `<tr class="${r.row}${r.code === code ? ' this' : ''}" data-code="${esc(r.code || r.row)}"><td>${esc(r.name)}</td>${codes
+              .map((c) => `<td>${fmt(r[part][c].mu, 1)}</td>`)
+              .join('')}<td>${fmt(r.total.mu, 1)}</td></tr>`
+        )
+        .join('')}</tbody></table></div>`;
+    const lists = Object.entries(sv.lists)
+      .map(
+        ([name, l]) =>
+          `<li data-list="${esc(name)}">${esc(l.title)}: <b>${fmt(l.count, 0)}</b> <a href="${esc(serverUrl(`api/survey/lists/${name}?level=${level}&format=xlsx`))}" download>下载</a></li>`
+      )
+      .join('');
+    const run = sv.run ? `用地链条据 ${esc(sv.run.as_of)} 三块地认定` : '尚无三块地认定';
+    box.innerHTML = `<div class="dash-card" id="survey-card"><h4>家底调查 · 按${esc(sv.level_label)}(亩) <a href="${esc(serverUrl(`api/survey.xlsx?level=${level}`))}" download>导出 XLSX</a></h4>
+      <p class="note">${run}; 面积按地块在各${esc(sv.level_label)}内的面积份额计</p>
+      <h4>按实际用途</h4>${table('by_use', sv.uses.map((u) => u.code), useLabel)}
+      <h4>按用地链条</h4>${table('by_chain', sv.chain.map((c) => c.code), chainLabel)}
+      <h4>待核对清单</h4><ul class="survey-lists">${lists}</ul></div>`;
+    LL.survey = { level, rows: sv.rows.length, lists: Object.fromEntries(Object.entries(sv.lists).map(([n, l]) => [n, l.count])) };
   }
 
   /** §7 indicators of one zone (from GET /api/indicators?level=: every zone of the latest

@@ -3,8 +3,9 @@
 For one surveyed parcel (DK, by DKBH): its area (m², 亩; geometry in EPSG:4549), land use, the
 district / platform / corridor holding the largest share of it, its supply record (GD) and dates,
 the approvals (PZ) it lies on, where it stands on Zhejiang's chain 批而未供 → 供而未用 → 用而未尽 →
-建而未投 → 投而未达标 (DOMAIN_RULES §3), its enterprises with their evaluation class, their
-projects, and its three-lands findings (the latest detection run) with reasons.
+建而未投 → 投而未达标 (DOMAIN_RULES §3; the one placement, gis/lands/chain.py), its
+enterprises with their evaluation class, their projects, and its three-lands findings (the
+latest detection run) with reasons.
 
 Its zones, supply record and enterprises are its rows of ``links``, the one DOMAIN_RULES §1
 linkage (gis/economy/linkage.py): supply record by DZJGH, else the supply polygon covering at
@@ -23,11 +24,11 @@ from sqlalchemy import Connection, Engine, text
 from gis.core import vocabulary
 from gis.core.layers import INDUSTRIAL_LAND_CODES, M2_PER_MU
 from gis.economy.linkage import ZONES
+from gis.lands import chain
 from gis.lands.detection import CURRENT_RUN
 
 MU_PER_M2 = 1 / M2_PER_MU
 
-CHAIN = tuple((t.code, t.label, t.english) for t in vocabulary.vocabulary("chain_stage").terms)
 IDLE_LABELS = vocabulary.labels("idle_status")
 REASON_LABELS = vocabulary.labels("low_efficiency_reason")
 LAND_KIND = vocabulary.labels("land_kind")
@@ -196,75 +197,6 @@ def _evaluation_classes(conn: Connection, usccs: list[str]) -> dict[str, dict]:
     return {r["uscc"]: {"class": r["class"], "year": r["year"]} for r in rows}
 
 
-def _chain(
-    unsupplied: list[dict],
-    supply: dict | None,
-    idle: dict | None,
-    low: dict | None,
-    projects: list[dict],
-    enterprises: list[dict],
-    actual_use: str | None,
-) -> dict:
-    """Where the parcel stands on 批而未供 → 供而未用 → 用而未尽 → 建而未投 → 投而未达标.
-
-    Each stage: ``passed`` (the parcel is past it), ``here`` (it is held at this stage),
-    ``pending`` (not reached yet) or ``flag`` (a finding of a later stage while held earlier).
-    ``position`` is the first stage it is held at, or ``cleared`` (达标).
-    """
-    reasons = set(low["reason_codes"]) if low else set()
-    status = idle["status"] if idle else None
-    held: dict[str, str] = {}
-    if supply is None and any(u["status"] in ("unsupplied", "partial") for u in unsupplied):
-        held["unsupplied"] = "地块位于批而未供范围 / on an approval's unsupplied remainder"
-    if status in ("not_due", "overdue", "idle", "idle_reclaimable"):
-        held["unused"] = IDLE_LABELS[status]
-    if status == "partial_idle" or (idle and idle.get("records_disagree")):
-        held["underused"] = (
-            IDLE_LABELS["partial_idle"]
-            if status == "partial_idle"
-            else "记录已开工但建筑基底不足 / started on paper, little built"
-        )
-    if "plot_ratio" in reasons or "idle_use" in reasons or actual_use == "闲置":
-        held.setdefault("underused", "容积率低或现状闲置 / low plot ratio or idle use")
-    producing = any(p["status"] == "投产" for p in projects)
-    building = [p for p in projects if p["status"] in ("未开工", "在建", "停建")]
-    if building and not producing:
-        held["not_operating"] = "项目未投产: " + "、".join(
-            f"{p['name']}({p['status']})" for p in building[:3]
-        )
-    elif supply and supply.get("actual_completion") and not enterprises and not producing:
-        held["not_operating"] = "已竣工但无在册企业 / completed, no enterprise registered"
-    below = sorted(reasons & {"tax_per_mu", "class_d", "diverted"})
-    if below:
-        held["below_standard"] = "、".join(REASON_LABELS[r] for r in below)
-    position = next((c for c, *_ in CHAIN if c in held), "cleared")
-    first = [c for c, *_ in CHAIN].index(position) if position != "cleared" else len(CHAIN)
-    stages = []
-    for i, (code, label, english) in enumerate(CHAIN):
-        if i < first:
-            state = "passed"
-        elif i == first:
-            state = "here"
-        else:
-            state = "flag" if code in held else "pending"
-        stages.append(
-            {
-                "code": code,
-                "label": label,
-                "english": english,
-                "state": state,
-                "note": held.get(code),
-            }
-        )
-    return {
-        "position": position,
-        "position_label": vocabulary.label(
-            "chain_stage", None if position == "cleared" else position
-        ),
-        "stages": stages,
-    }
-
-
 def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
     """The dossier of parcel ``parcel_no`` (DKBH); raises ParcelNotFound."""
     with engine.connect() as conn:
@@ -311,12 +243,13 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
                    round((a.area_m2 * :mu)::numeric, 4)::float8 AS area_mu
             FROM approvals a, {geom_sql} g(geom)
             WHERE a.geom && g.geom AND ST_Intersects(a.geom, g.geom)
-              AND ST_Area(ST_Intersection(a.geom, g.geom)) >= 0.1 * ST_Area(g.geom)
+              AND ST_Area(ST_Intersection(a.geom, g.geom)) >= :ash * ST_Area(g.geom)
             ORDER BY a.approved_on, a.doc_no
             """,
             sid=sid,
             pid=pid,
             mu=MU_PER_M2,
+            ash=chain.APPROVAL_MIN_SHARE,
         )
         run = _one(conn, f"SELECT id, as_of FROM detection_runs WHERE id = {CURRENT_RUN}")
         idle = low = None
@@ -382,6 +315,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             sno=supply["supply_no"] if supply else None,
         )
         tax = _tax_by_year(conn, enterprises, pid) if (analyst and usccs) else None
+        place = chain.describe(chain.facts(conn, [parcel["parcel_no"]])[parcel["parcel_no"]])
     for e in enterprises:
         e["evaluation"] = classes.get(e["uscc"])
         e["failed_standards"] = [
@@ -445,7 +379,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
         "supply": supply,
         "supply_link": supply_link,
         "approvals": approvals,
-        "chain": _chain(unsupplied, supply, idle, low, projects, enterprises, parcel["actual_use"]),
+        "chain": place,
         "idle": idle,
         "low_efficiency": low,
         "unsupplied": unsupplied,

@@ -14,6 +14,8 @@ type). Output: bytes, a media type and a file name.
   fields): no geometry, the centroid as ``lon`` / ``lat`` (WGS84) instead. Every cell of both
   goes through ``spreadsheet_cell``: text a spreadsheet would run as a formula is escaped
   (OWASP, CSV injection), numbers stay numbers; XLSX text cells are always typed as text.
+- Tables as a bureau prints them (``tables_xlsx``: summaries and lists, one sheet each, Chinese
+  headers with units, a frozen header, a 合计 row, the 制表日期), through the same cells.
 
 Lists become ``;``-joined text and booleans 是 / 否 in the tabular and file formats; nested
 objects become JSON text.
@@ -39,6 +41,7 @@ import shapely
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils import get_column_letter
 from pyproj import Transformer
 
 from gis.core.layers import STORAGE_SRID
@@ -183,6 +186,50 @@ def _xlsx(rows: list[dict], geoms: list, fields: list[Field], title: str) -> byt
     meta.append(_xlsx_row(meta, ["field", "shapefile", "label", "type"]))
     for f in fields:
         meta.append(_xlsx_row(meta, [f.name, f.short, f.label, f.kind]))
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A table as a bureau prints it: ``fields`` (labels in Chinese, with units) and ``rows``;
+    the 合计 row sums the fields named in ``sums``; ``note`` goes beside the 制表日期."""
+
+    title: str
+    fields: list[Field]
+    rows: list[dict]
+    sums: tuple[str, ...] = ()
+    note: str | None = None
+
+
+TABLE_HEADER_ROW = 3  # heading on row 1, 制表日期 on row 2, the column headers on row 3
+
+
+def tables_xlsx(sheets: list[Sheet], heading: str, made_on: date) -> bytes:
+    """A workbook of tables, one sheet each: the heading (A1), ``制表日期: YYYY-MM-DD`` and the
+    sheet's note (row 2), the Chinese headers (row ``TABLE_HEADER_ROW``), frozen below them
+    with the first column, the rows, then a 合计 row with the sum of each field in ``sums``
+    (rounded to 4 decimals) and the number of rows. Cells go through ``_xlsx_row`` as every
+    export's do."""
+    wb = Workbook(write_only=True)
+    for s in sheets:
+        ws = wb.create_sheet(s.title[:31])
+        ws.freeze_panes = f"B{TABLE_HEADER_ROW + 1}"
+        for i, f in enumerate(s.fields):
+            ws.column_dimensions[get_column_letter(i + 1)].width = max(10, 2 * len(f.label) + 2)
+        ws.append(_xlsx_row(ws, [f"{heading} · {s.title}"]))
+        ws.append(_xlsx_row(ws, [f"制表日期: {made_on.isoformat()}", s.note]))
+        ws.append(_xlsx_row(ws, [f.label for f in s.fields]))
+        for r in s.rows:
+            ws.append(_xlsx_row(ws, [_json_value(_flat(r.get(f.name), f.kind)) for f in s.fields]))
+        total: list[Any] = [f"合计({len(s.rows)})"]
+        for f in s.fields[1:]:
+            if f.name in s.sums:
+                total.append(round(sum(float(r.get(f.name) or 0) for r in s.rows), 4))
+            else:
+                total.append(None)
+        ws.append(_xlsx_row(ws, total))
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

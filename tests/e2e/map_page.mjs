@@ -310,8 +310,15 @@ try {
     await page.click('.tabs button[data-tab=dashboard]');
     await page.waitForSelector('#dash-land svg', { timeout: 15000 });
     await page.waitForTimeout(300);
+    await page.waitForSelector('#survey-card', { timeout: 30000 });
     await page.screenshot({ path: path.join(cfg.out, '08-dashboard.png') });
-    return { charts: await page.locator('#dash-body svg').count(), text: await page.locator('#dash-body').innerText() };
+    const survey = await page.evaluate(() => ({
+      state: window.__landlink.survey,
+      cities: Array.from(document.querySelectorAll('#survey-card tr.city td')).map((td) => td.textContent),
+      heads: Array.from(document.querySelectorAll('#survey-card table[data-part=by_chain] th')).map((th) => th.textContent),
+      downloads: Array.from(document.querySelectorAll('#survey-card a[download]')).map((a) => a.href),
+    }));
+    return { charts: await page.locator('#dash-body svg').count(), text: await page.locator('#dash-body').innerText(), survey };
   });
 
   await step('plan', async () => {

@@ -308,3 +308,18 @@ def test_plan_tab_lists_targets_items_and_overdue_tasks(run) -> None:
     overdue = int(s["all_tasks"].split("逾期未完成")[1].split("项")[0])
     assert overdue > 0 and s["task_rows"] == overdue + 1, (s["all_tasks"], s["tasks"])
     assert "逾期未完成" in s["task_table"]
+
+
+def test_dashboard_shows_the_survey(run, sample_server) -> None:
+    import httpx
+
+    s = _step(run, "dashboard")["survey"]
+    api = httpx.get(f"{sample_server[0]}/api/survey", params={"level": "district"}, timeout=120)
+    body = api.json()
+    assert s["state"]["level"] == "district" and s["state"]["rows"] == len(body["rows"])
+    assert s["state"]["lists"] == {n: x["count"] for n, x in body["lists"].items()}
+    assert s["heads"][1:3] == ["批而未供", "供而未用"] and "达标" in s["heads"]
+    assert s["cities"][0] == "全市"
+    for href in s["downloads"]:  # the whole workbook and each list, as XLSX
+        r = httpx.get(href, timeout=120)
+        assert r.status_code == 200 and r.content[:2] == b"PK", href

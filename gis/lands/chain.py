@@ -1,0 +1,202 @@
+"""Where a surveyed parcel stands on Zhejiang's chain of land (DOMAIN_RULES §3):
+批而未供 → 供而未用 → 用而未尽 → 建而未投 → 投而未达标, or 达标 past all of them.
+
+The one placement of parcels on the chain: the parcel dossier (gis/map/parcel_dossier.py) shows
+one parcel's place, the survey (gis/management/survey.py) sums the parcels of a zone by place.
+Stage codes and labels are the vocabulary's ``chain_stage`` (``cleared``: its other label, 达标).
+
+A parcel's facts (:func:`facts`, one SQL statement for any set of parcels) are read from what
+the other rules already decided, never decided again here: its supply record, enterprises are
+its rows of ``links`` (§1, gis/economy/linkage.py), its supply record's 闲置 status and its 低效
+reasons are the latest recorded detection run's (gis/lands/detection.py), an approval's
+批而未供 status is that run's too; its projects are those naming its DKBH or its supply record's
+DZJGH. Held at a stage (:func:`held`):
+
+- 批而未供: no supply record, and an approval whose remainder is unsupplied or partly supplied
+  covers at least ``APPROVAL_MIN_SHARE`` of the parcel's area;
+- 供而未用: its supply record is not yet due, overdue, or idle (闲置 one year, two years);
+- 用而未尽: the supply record stopped after partial development, or is started on paper with
+  little built (records disagree); or the parcel's plot ratio is low or it is idle in use (SJYT);
+- 建而未投: a project not yet in production (未开工 / 在建 / 停建) and none producing; or the
+  supply record is completed, no enterprise is on the parcel and no project produces;
+- 投而未达标: its 低效 reasons include 亩均税收 below the threshold, a class D enterprise or
+  挪作他用.
+
+Its position is the first stage it is held at; later stages it is also held at are flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from gis.core import vocabulary
+from gis.lands.detection import CURRENT_RUN
+
+CHAIN = tuple((t.code, t.label, t.english) for t in vocabulary.vocabulary("chain_stage").terms)
+STAGES = tuple(c for c, *_ in CHAIN)
+CLEARED = "cleared"  # past every stage (the vocabulary's other label, 达标)
+POSITIONS = (*STAGES, CLEARED)
+IDLE_LABELS = vocabulary.labels("idle_status")
+REASON_LABELS = vocabulary.labels("low_efficiency_reason")
+
+# an approval "covers" a parcel (or a supply record) when at least this share of the parcel's
+# (record's) area lies in it: the dossier lists those approvals, the chain reads their status
+APPROVAL_MIN_SHARE = 0.1
+UNUSED_STATUSES = ("not_due", "overdue", "idle", "idle_reclaimable")
+BUILDING = ("未开工", "在建", "停建")
+PRODUCING = "投产"
+BELOW_STANDARD_REASONS = frozenset({"tax_per_mu", "class_d", "diverted"})
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the chain reads of one parcel (see the module docstring)."""
+
+    parcel_no: str
+    actual_use: str | None
+    has_supply: bool
+    completed: bool  # its supply record has an actual completion date (SJJGSJ)
+    on_unsupplied: bool  # no supply record and an unsupplied approval covers it
+    idle_status: str | None
+    records_disagree: bool
+    reason_codes: frozenset[str]
+    projects: tuple[tuple[str, str], ...]  # (XMMC, XMZT) in XMDM order
+    has_enterprise: bool
+
+
+def facts_sql(only: bool) -> str:
+    """The facts of every parcel, or (``only``) of the DKBH bound as ``:p`` (a text array);
+    ``:ash`` binds ``APPROVAL_MIN_SHARE``. Geometry EPSG:4549."""
+    where = "WHERE p.parcel_no = ANY(CAST(:p AS text[]))" if only else ""
+    return f"""
+        WITH run AS (SELECT {CURRENT_RUN} AS id),
+        pa AS (SELECT p.id, p.parcel_no, p.actual_use, p.geom FROM parcels p {where}),
+        sp AS (
+            SELECT DISTINCT ON (l.to_key) l.to_key AS parcel_no, s.id AS supply_id, s.supply_no,
+                   s.actual_completion
+            FROM links l JOIN supplies s ON s.supply_no = l.from_key
+            WHERE l.kind = 'supply_parcel' AND l.to_key IN (SELECT parcel_no FROM pa)
+            ORDER BY l.to_key, s.supply_no
+        ),
+        pj AS (
+            SELECT k.parcel_no,
+                   array_agg(x.name ORDER BY x.project_code) AS names,
+                   array_agg(x.status ORDER BY x.project_code) AS statuses
+            FROM (SELECT pa.parcel_no, x.project_code FROM pa
+                  JOIN projects x ON x.parcel_no = pa.parcel_no
+                  UNION
+                  SELECT sp.parcel_no, x.project_code FROM sp
+                  JOIN projects x ON x.supply_no = sp.supply_no) k
+            JOIN projects x USING (project_code)
+            GROUP BY k.parcel_no
+        )
+        SELECT pa.parcel_no, pa.actual_use,
+               sp.supply_no IS NOT NULL AS has_supply,
+               sp.actual_completion IS NOT NULL AS completed,
+               CASE WHEN sp.supply_no IS NULL THEN EXISTS (
+                   SELECT 1 FROM approvals a
+                   JOIN unsupplied_results u ON u.run_id = (SELECT id FROM run)
+                        AND u.approval_no = a.doc_no
+                   WHERE a.geom && pa.geom AND ST_Intersects(a.geom, pa.geom)
+                     AND ST_Area(ST_Intersection(a.geom, pa.geom)) >= :ash * ST_Area(pa.geom)
+                     AND u.status IN ('unsupplied', 'partial'))
+               ELSE false END AS on_unsupplied,
+               i.status AS idle_status,
+               coalesce(i.records_disagree, false) AS records_disagree,
+               coalesce(le.reason_codes, '{{}}') AS reason_codes,
+               coalesce(pj.names, '{{}}') AS project_names,
+               coalesce(pj.statuses, '{{}}') AS project_statuses,
+               EXISTS (SELECT 1 FROM links e WHERE e.kind = 'enterprise_parcel'
+                       AND e.to_key = pa.parcel_no) AS has_enterprise
+        FROM pa
+        LEFT JOIN sp ON sp.parcel_no = pa.parcel_no
+        LEFT JOIN idle_results i ON i.run_id = (SELECT id FROM run) AND i.supply_id = sp.supply_id
+        LEFT JOIN low_efficiency_results le
+               ON le.run_id = (SELECT id FROM run) AND le.parcel_id = pa.id
+        LEFT JOIN pj ON pj.parcel_no = pa.parcel_no
+    """
+
+
+def facts(conn: Connection, parcel_nos: list[str] | None = None) -> dict[str, Facts]:
+    """DKBH -> :class:`Facts` of every parcel (or of ``parcel_nos``)."""
+    rows = conn.execute(
+        text(facts_sql(parcel_nos is not None)), {"p": parcel_nos, "ash": APPROVAL_MIN_SHARE}
+    ).mappings()
+    return {
+        r["parcel_no"]: Facts(
+            parcel_no=r["parcel_no"],
+            actual_use=r["actual_use"],
+            has_supply=r["has_supply"],
+            completed=r["completed"],
+            on_unsupplied=r["on_unsupplied"],
+            idle_status=r["idle_status"],
+            records_disagree=r["records_disagree"],
+            reason_codes=frozenset(r["reason_codes"]),
+            projects=tuple(zip(r["project_names"], r["project_statuses"], strict=True)),
+            has_enterprise=r["has_enterprise"],
+        )
+        for r in rows
+    }
+
+
+def held(f: Facts) -> dict[str, str]:
+    """The stages the parcel is held at, each with a note saying why (see the module
+    docstring)."""
+    reasons = f.reason_codes
+    status = f.idle_status
+    out: dict[str, str] = {}
+    if not f.has_supply and f.on_unsupplied:
+        out["unsupplied"] = "地块位于批而未供范围 / on an approval's unsupplied remainder"
+    if status in UNUSED_STATUSES:
+        out["unused"] = IDLE_LABELS[status]
+    if status == "partial_idle" or f.records_disagree:
+        out["underused"] = (
+            IDLE_LABELS["partial_idle"]
+            if status == "partial_idle"
+            else "记录已开工但建筑基底不足 / started on paper, little built"
+        )
+    if "plot_ratio" in reasons or "idle_use" in reasons or f.actual_use == "闲置":
+        out.setdefault("underused", "容积率低或现状闲置 / low plot ratio or idle use")
+    producing = any(s == PRODUCING for _, s in f.projects)
+    building = [(n, s) for n, s in f.projects if s in BUILDING]
+    if building and not producing:
+        out["not_operating"] = "项目未投产: " + "、".join(f"{n}({s})" for n, s in building[:3])
+    elif f.has_supply and f.completed and not f.has_enterprise and not producing:
+        out["not_operating"] = "已竣工但无在册企业 / completed, no enterprise registered"
+    below = sorted(reasons & BELOW_STANDARD_REASONS)
+    if below:
+        out["below_standard"] = "、".join(REASON_LABELS[r] for r in below)
+    return out
+
+
+def position(f: Facts) -> str:
+    """The first stage the parcel is held at, or ``cleared``."""
+    h = held(f)
+    return next((c for c in STAGES if c in h), CLEARED)
+
+
+def describe(f: Facts) -> dict:
+    """The parcel's place as the dossier shows it: ``position`` (a stage code or ``cleared``),
+    its label, and each stage ``passed`` (past it), ``here`` (held at this stage, the first),
+    ``pending`` (not reached) or ``flag`` (held at a later stage too), with its note."""
+    h = held(f)
+    pos = next((c for c in STAGES if c in h), CLEARED)
+    first = STAGES.index(pos) if pos != CLEARED else len(STAGES)
+    stages = []
+    for i, (code, label, english) in enumerate(CHAIN):
+        if i < first:
+            state = "passed"
+        elif i == first:
+            state = "here"
+        else:
+            state = "flag" if code in h else "pending"
+        stages.append(
+            {"code": code, "label": label, "english": english, "state": state, "note": h.get(code)}
+        )
+    return {
+        "position": pos,
+        "position_label": vocabulary.label("chain_stage", None if pos == CLEARED else pos),
+        "stages": stages,
+    }
