@@ -793,6 +793,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan_parsers(sub)
 
+    from app.publish_cli import add_parsers as publish_parsers  # assess, publish
+
+    publish_parsers(sub)
+
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)

@@ -19,6 +19,7 @@ from app.routers import (
     ogc_edit,
     plans,
     platforms,
+    publications,
     registry,
     row_edits,
     rows,
@@ -97,6 +98,7 @@ def create_app() -> FastAPI:
     app.include_router(platforms.router)
     app.include_router(admission.router)
     app.include_router(plans.router)
+    app.include_router(publications.router)
     app.include_router(vocabulary.router)
     app.include_router(web.router)
     return app

@@ -305,7 +305,7 @@ def platform(res: dict, code: str) -> dict | None:
     }
 
 
-def summary_lines(res: dict, analyst: bool) -> list[str]:
+def summary_lines(res: dict) -> list[str]:
     """The CLI's table: rank, kind rank, score, code, name, kind; then absent components."""
     lines = [
         f"考核评价 {res['year']}: {len(res['items'])} platforms; components "
@@ -321,6 +321,4 @@ def summary_lines(res: dict, analyst: bool) -> list[str]:
         lines.append(
             f"{rank:>4} {rk:>7} {score:>7}  {it['code']:12} {it['kind_label']} {it['name']}"
         )
-    if not analyst:
-        lines.append("  (restricted values not shown)")
     return lines
