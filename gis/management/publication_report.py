@@ -34,27 +34,38 @@ def _fmt(v, unit: str | None = None) -> str:
 
 
 def _table_html(t: dict, rows: list[dict] | None = None) -> str:
+    """A table; a rank column printed in its figure's cell, "—" for a suppressed figure, wide
+    tables on landscape pages."""
     rows = t["rows"] if rows is None else rows
-    cols = t["columns"]
+    names = {c["name"] for c in t["columns"]}
+    ranks = {c["name"][: -len("_rank")] for c in t["columns"] if c["name"].endswith("_rank")}
+    ranks &= names
+    cols = [c for c in t["columns"] if not (c["name"].endswith("_rank") and
+                                            c["name"][: -len("_rank")] in ranks)]  # fmt: skip
     head = "".join(
         f"<th>{html.escape(c['label'])}"
         + (f"<br><small>({html.escape(c['unit'])})</small>" if c.get("unit") else "")
+        + ("<br><small>(排名)</small>" if c["name"] in ranks else "")
         + "</th>"
         for c in cols
     )
     body = []
     for r in rows:
         hidden = set(r.get("suppressed") or ())
-        cells = "".join(
-            f"<td class=\"sup\">{SUPPRESSED}</td>" if c["name"] in hidden
-            else f"<td>{_fmt(r.get(c['name']))}</td>"
-            for c in cols
-        )  # fmt: skip
-        body.append(f"<tr>{cells}</tr>")
+        cells = []
+        for c in cols:
+            if c["name"] in hidden:
+                cells.append(f'<td class="sup">{SUPPRESSED}</td>')
+                continue
+            v = _fmt(r.get(c["name"]))
+            rank = r.get(f"{c['name']}_rank") if c["name"] in ranks else None
+            cells.append(f"<td>{v}" + (f" ({rank})" if rank is not None else "") + "</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
     notes = "".join(f'<p class="note">注: {html.escape(n)}</p>' for n in t.get("notes", []))
+    wide = ' class="wide"' if len(cols) > 12 else ""
     return (
-        f"<h3>{html.escape(t['title'])}</h3><table><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>{notes}"
+        f"<section{wide}><h3>{html.escape(t['title'])}</h3><table><thead><tr>{head}</tr>"
+        f"</thead><tbody>{''.join(body)}</tbody></table>{notes}</section>"
     )
 
 
@@ -110,8 +121,9 @@ def zone_map(content: dict, geometry: dict, level: str, table_id: str, column: s
         )
     gdf["value"] = gdf["value"].astype(float)
     known = gdf[gdf.value.notna()]
-    gdf[gdf.value.isna()].plot(ax=ax, facecolor="#dddddd", edgecolor="#777777", linewidth=0.4,
-                               hatch="//")  # fmt: skip
+    unknown = gdf[gdf.value.isna()]
+    if not unknown.empty:
+        unknown.plot(ax=ax, facecolor="#dddddd", edgecolor="#777777", linewidth=0.4, hatch="//")
     if not known.empty:
         known.plot(ax=ax, column="value", cmap="YlGnBu", edgecolor="#555555", linewidth=0.4,
                    legend=True, legend_kwds={"shrink": 0.6})  # fmt: skip
@@ -124,6 +136,8 @@ CSS = """
 @page { size: A4; margin: 18mm 14mm 18mm 14mm;
   @bottom-center { content: "第 " counter(page) " 页 / 共 " counter(pages) " 页";
     font-size: 9pt; } }
+@page wide { size: A4 landscape; }
+section.wide { page: wide; }
 body { font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", sans-serif; font-size: 9.5pt; }
 h1 { text-align: center; font-size: 20pt; margin-top: 50mm; }
 .cover p { text-align: center; font-size: 12pt; }
