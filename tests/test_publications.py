@@ -226,3 +226,36 @@ def test_errors_are_actionable(http, city):
     assert r.status_code == 409 and "no §7 indicators for 2019" in r.json()["message"]
     assert http.get("/api/publications").json() == {"count": 0, "items": []}
     assert main(["publish", "--year", "2019"]) == 1
+
+
+def test_the_sample_city_publishes_within_the_rule(analysed_sample, report_measured):
+    """The sample city (hundreds of enterprises, every layer): a publication whose public edition
+    obeys the rule, and a report that lays out."""
+    import time
+
+    from sqlalchemy import create_engine
+
+    from gis.management import publication_report
+    from tests.conftest import database_copy
+
+    with database_copy(analysed_sample, "publish") as url:
+        eng = create_engine(url)
+        try:
+            with eng.connect() as c:
+                year = c.execute(text("SELECT max(year) FROM area_indicators")).scalar_one()
+            t0 = time.perf_counter()
+            res = pb.publish(eng, year, "test")
+            t1 = time.perf_counter()
+            pub = pb.get(eng, year, None, "public", geometry=True)
+            assert violations(pub["content"]) == []
+            assert pub["content"]["disclosure"]["rows_suppressed"] >= 0
+            assert all(c["present"] for c in res["contents"] if c["section"] != "targets")
+            pdf = publication_report.render_pdf(pub)
+            t2 = time.perf_counter()
+            assert pdf.startswith(b"%PDF")
+            report_measured(
+                f"publication of the sample city {year}: publish {t1 - t0:.1f} s, public PDF "
+                f"{t2 - t1:.1f} s, {len(pdf) / 1e6:.1f} MB"
+            )
+        finally:
+            eng.dispose()
