@@ -59,6 +59,8 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         dkbhs = col("SELECT parcel_no FROM parcels ORDER BY 1")
         platforms = col("SELECT code FROM platforms ORDER BY 1")
         plans = col("SELECT id FROM plans ORDER BY id")
+        # the years with indicators (a year not yet published answers 404, not 500)
+        years = col("SELECT DISTINCT year FROM area_indicators ORDER BY 1")
         # rows of every layer: the first key of each twentieth, and every retired one
         rows = [
             {"code": code.lower(), "key": k}
@@ -123,6 +125,8 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
             {"plan_id": p, "other": o} for p in plans for o in [*plans, "today"]
         ],
         "/api/plans/{plan_id}/report": [{"plan_id": p} for p in plans],
+        "/api/assessment/{platform_code}": [{"platform_code": p} for p in platforms],
+        "/api/publications/{year}": [{"year": y} for y in years],
         "/glyphs/{fontstack}/{glyph_range}.pbf": [
             {"fontstack": "Noto Sans Regular", "glyph_range": "0-255"}
         ],

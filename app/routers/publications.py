@@ -9,7 +9,7 @@ usual way).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
@@ -76,7 +76,7 @@ def list_publications(engine: Engine = Depends(engine_dep)) -> dict:
 
 @router.post("/api/publications", status_code=201)
 async def publish(
-    year: Year = Query(description="ND: the year to freeze"),
+    year: Annotated[Year, Query(description="ND: the year to freeze")],
     note: str | None = Query(None, max_length=2000, description="why this edition"),
     who: Caller = Depends(require("admin")),
     engine: Engine = Depends(engine_dep),
