@@ -222,6 +222,9 @@ def test_errors_are_actionable(http, city):
     db, toks = city
     r = http.get("/api/publications/2019")
     assert r.status_code == 404 and "landlink publish --year 2019" in r.json()["message"]
+    # an edition beyond an int4 (schemathesis found it): not found, not a server error
+    r = http.get("/api/publications/2019", params={"edition": 6372420002275, "format": "pdf"})
+    assert r.status_code == 404
     r = http.post("/api/publications", params={"year": 2019}, headers=bearer(toks["admin"]))
     assert r.status_code == 409 and "no §7 indicators for 2019" in r.json()["message"]
     assert http.get("/api/publications").json() == {"count": 0, "items": []}

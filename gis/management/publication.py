@@ -590,7 +590,7 @@ def get(
                 SELECT p.*, c.content, c.content_hash AS audience_hash, c.diff
                 FROM publications p JOIN publication_contents c
                      ON c.publication_id = p.id AND c.audience = :a
-                WHERE p.year = :y AND p.edition = coalesce(CAST(:e AS int),
+                WHERE p.year = :y AND p.edition = coalesce(CAST(:e AS bigint),
                     (SELECT max(edition) FROM publications WHERE year = :y))
                 """
             ),
