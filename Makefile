@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LANDLINK := $(BIN)/landlink
 DEB_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin python3-venv chromium nodejs npm \
-  poppler-utils fonts-wqy-microhei
+  poppler-utils fonts-wqy-microhei libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 

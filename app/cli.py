@@ -913,6 +913,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.survey_cli import add_parsers as survey_parsers  # survey
 
     survey_parsers(sub)
+    from app.publish_cli import add_parsers as publish_parsers  # assess, publish
+
+    publish_parsers(sub)
 
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")

@@ -19,6 +19,7 @@ from app.routers import (
     ogc_edit,
     plans,
     platforms,
+    publications,
     registry,
     row_edits,
     rows,
@@ -103,6 +104,7 @@ def create_app() -> FastAPI:
     app.include_router(survey.router)
     app.include_router(targets.router)
     app.include_router(tasks.router)
+    app.include_router(publications.router)
     app.include_router(vocabulary.router)
     app.include_router(web.router)
     return app

@@ -61,6 +61,8 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         platforms = col("SELECT code FROM platforms ORDER BY 1")
         plans = col("SELECT id FROM plans ORDER BY id")
         tasks = col("SELECT code FROM tasks ORDER BY 1")
+        # the years with indicators (a year not yet published answers 404, not 500)
+        years = col("SELECT DISTINCT year FROM area_indicators ORDER BY 1")
         # rows of every layer: the first key of each twentieth, and every retired one
         rows = [
             {"code": code.lower(), "key": k}
@@ -127,6 +129,8 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         "/api/plans/{plan_id}/report": [{"plan_id": p} for p in plans],
         "/api/tasks/{code}": [{"code": t} for t in tasks],
         "/api/survey/lists/{name}": [{"name": n} for n in survey.LIST_NAMES],
+        "/api/assessment/{platform_code}": [{"platform_code": p} for p in platforms],
+        "/api/publications/{year}": [{"year": y} for y in years],
         "/glyphs/{fontstack}/{glyph_range}.pbf": [
             {"fontstack": "Noto Sans Regular", "glyph_range": "0-255"}
         ],

@@ -224,6 +224,58 @@ class TaskRules(Section):
         return self
 
 
+class AssessmentRules(Section):
+    """考核评价 of the platforms (杭政办函〔2017〕127号: 年度亩均产值、亩均税收考核指标,
+    考核评价办法; weights after 浙政发〔2018〕5号 亩均效益评价, 亩均税收 and 亩均增加值
+    heaviest). docs/PUBLICATIONS.md."""
+
+    # §7 indicator (gis/economy/indicators.py INDICATORS) -> weight; better direction and
+    # restriction are the indicator's own
+    weights: dict[str, float] = {
+        "tax_per_mu": 30.0,
+        "output_per_mu": 20.0,
+        "energy_per_va": 15.0,
+        "high_tech_output_share": 10.0,
+        "featured_output_share": 10.0,
+    }
+    target_completion: float = 15.0  # weight of the mean completion of the platform's MB targets
+
+    @model_validator(mode="after")
+    def _check(self) -> AssessmentRules:
+        known = {
+            "va_gdp_share",
+            "industrial_land_mu",
+            "energy_per_va",
+            "emissions_t",
+            "output_per_mu",
+            "tax_per_mu",
+            "platform_output_share",
+            "featured_output_share",
+            "high_tech_output_share",
+        }
+        w = self.weights
+        if not w or set(w) - known or any(v <= 0 for v in w.values()):
+            raise ValueError(f"assessment.weights: weights > 0 for §7 indicators of {known}")
+        if self.target_completion < 0:
+            raise ValueError("assessment.target_completion: a weight >= 0")
+        return self
+
+
+class PublicationRules(Section):
+    """The yearly publication (每年公布各类数据) and its disclosure control."""
+
+    publisher: str = "杭州市工业平台优化提升工作领导小组办公室"  # 发布单位 printed on the report
+    # 统计法 art. 9 and 39; 统计调查中的个人信息和单个调查对象资料保密: a zone figure built from
+    # fewer enterprises than this is suppressed in the public edition
+    disclosure_min_enterprises: int = 3
+
+    @model_validator(mode="after")
+    def _check(self) -> PublicationRules:
+        if self.disclosure_min_enterprises < 1:
+            raise ValueError("publication.disclosure_min_enterprises: at least 1")
+        return self
+
+
 class Rules(Section):
     linkage: LinkageRules = LinkageRules()
     unsupplied: UnsuppliedRules = UnsuppliedRules()
@@ -236,6 +288,8 @@ class Rules(Section):
     backward_capacity: BackwardCapacityRules = BackwardCapacityRules()
     indicators: IndicatorRules = IndicatorRules()
     tasks: TaskRules = TaskRules()
+    assessment: AssessmentRules = AssessmentRules()
+    publication: PublicationRules = PublicationRules()
 
 
 def load(path: Path | None = None) -> Rules:

@@ -329,6 +329,26 @@ VOCABULARIES: tuple[Vocabulary, ...] = (
         ],
     ),
     _v(
+        "assessment_component",
+        "考核评价构成",
+        "components of the platforms' assessment beyond the §7 indicators (docs/PUBLICATIONS.md)",
+        [
+            ("target_completion", "年度目标完成率", None, "mean completion of the MB targets"),
+        ],
+    ),
+    _v(
+        "publication_section",
+        "年度公布章节",
+        "sections of the yearly publication (docs/PUBLICATIONS.md)",
+        [
+            ("indicators", "两底线 两降低 四提升指标", None, "§7 indicators with ranks"),
+            ("assessment", "工业平台考核评价与排名", None, "the platforms' assessment"),
+            ("evaluation", "企业亩均效益综合评价(A/B/C/D)", None, "A/B/C/D lists"),
+            ("three_lands", "三块地", None, "three kinds of land"),
+            ("targets", "年度目标完成情况", None, "target completion"),
+        ],
+    ),
+    _v(
         "map",
         "地图配色",
         "colours of the map and charts that belong to no code",

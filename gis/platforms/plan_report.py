@@ -64,7 +64,8 @@ def cjk_font() -> str | None:
     return next((f for f in CJK_FONTS if f in names), None)
 
 
-def _setup_fonts() -> str | None:
+def setup_fonts() -> str | None:
+    """matplotlib set up for Chinese text (the first of ``CJK_FONTS``): the font, or None."""
     font = cjk_font()
     if font:
         plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
@@ -104,15 +105,41 @@ def _frames(engine: Engine, plan_id: int) -> tuple[gpd.GeoDataFrame, ...]:
     return corridors, platforms, blocks
 
 
+def km_axes(ax, bounds: tuple[float, float, float, float]) -> None:
+    """Frame ``ax`` on ``bounds`` (EPSG:4549 metres, padded 4 %), equal aspect, axes in km: a map
+    of our own geometry with no base map."""
+    minx, miny, maxx, maxy = bounds
+    pad = 0.04 * max(maxx - minx, maxy - miny, 1.0)
+    ax.set_xlim(minx - pad, maxx + pad)
+    ax.set_ylim(miny - pad, maxy + pad)
+    ax.set_aspect("equal")
+    ticks = ax.get_xticks()
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t / 1000:.0f}" for t in ticks], fontsize=7)
+    yt = ax.get_yticks()
+    ax.set_yticks(yt)
+    ax.set_yticklabels([f"{t / 1000:.0f}" for t in yt], fontsize=7)
+    ax.set_xlabel("EPSG:4549 x (km)", fontsize=8)
+    ax.set_ylabel("EPSG:4549 y (km)", fontsize=8)
+    ax.set_xlim(minx - pad, maxx + pad)
+    ax.set_ylim(miny - pad, maxy + pad)
+
+
+def png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def corridor_maps(engine: Engine, plan: dict, dpi: int = 110) -> dict[str, tuple[str, bytes]]:
     """{corridor code: (name, PNG bytes)}: the corridor, platforms by kind, blocks by function."""
-    _setup_fonts()
+    setup_fonts()
     corridors, platforms, blocks = _frames(engine, plan["id"])
     out: dict[str, tuple[str, bytes]] = {}
     for c in corridors.itertuples():
         fig, ax = plt.subplots(figsize=(10, 7.5), dpi=dpi)
-        minx, miny, maxx, maxy = c.geom.bounds
-        pad = 0.04 * max(maxx - minx, maxy - miny)
         gpd.GeoSeries([c.geom]).plot(
             ax=ax, facecolor="#f4f4f4", edgecolor="#555555", linestyle="--", linewidth=1.0
         )
@@ -132,19 +159,7 @@ def corridor_maps(engine: Engine, plan: dict, dpi: int = 110) -> dict[str, tuple
         for p in near.itertuples():
             pt = p.geom.representative_point()
             ax.annotate(p.name, (pt.x, pt.y), fontsize=7, ha="center", color="#333333")
-        ax.set_xlim(minx - pad, maxx + pad)
-        ax.set_ylim(miny - pad, maxy + pad)
-        ax.set_aspect("equal")
-        ticks = ax.get_xticks()
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([f"{t / 1000:.0f}" for t in ticks], fontsize=7)
-        yt = ax.get_yticks()
-        ax.set_yticks(yt)
-        ax.set_yticklabels([f"{t / 1000:.0f}" for t in yt], fontsize=7)
-        ax.set_xlabel("EPSG:4549 x (km)", fontsize=8)
-        ax.set_ylabel("EPSG:4549 y (km)", fontsize=8)
-        ax.set_xlim(minx - pad, maxx + pad)
-        ax.set_ylim(miny - pad, maxy + pad)
+        km_axes(ax, c.geom.bounds)
         handles = [
             Patch(facecolor=FUNCTION_COLORS[f], label=FUNCTION_LABELS[f]) for f in FUNCTION_COLORS
         ] + [
@@ -157,10 +172,7 @@ def corridor_maps(engine: Engine, plan: dict, dpi: int = 110) -> dict[str, tuple
             f"{c.name} ({c.code}) — {plan['name']} v{plan['version']}, {plan['target_year']}",
             fontsize=11,
         )
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        plt.close(fig)
-        out[c.code] = (c.name, buf.getvalue())
+        out[c.code] = (c.name, png(fig))
     return out
 
 
@@ -418,7 +430,7 @@ def _table_pages(pdf: PdfPages, title: str, head: list[str], rows: list[list[str
 
 
 def render_pdf(engine: Engine, plan_id: int, analyst: bool = False) -> bytes:
-    font = _setup_fonts()
+    font = setup_fonts()
     plan = get_plan(engine, plan_id, analyst, geometry=False)
     maps = corridor_maps(engine, plan, dpi=150)
     buf = io.BytesIO()
