@@ -41,9 +41,9 @@ def test_composite_scores_by_hand(city):
     with city.connect() as conn:
         res = am.assess(conn, ac.YEAR)
     got = _by_code(res)
-    # no target_progress table on this branch: the target component is absent, and says so
+    # no MB targets in this city: the target component is absent, and says why
     assert [a["component"] for a in res["absent"]] == ["target_completion"]
-    assert "target_progress" in res["absent"][0]["reason"]
+    assert res["absent"][0]["reason"] == f"{ac.YEAR}年无平台目标完成率: 未计入"
     assert {c["component"] for c in res["components"]} == set(W)
     # P1 is best on every indicator: 100
     assert got["P1"]["score"] == pytest.approx(100)
