@@ -239,8 +239,32 @@ def render_pdf(pub: dict) -> bytes:
     return HTML(string=render_html(pub)).write_pdf()
 
 
+# Rendered reports by edition (year, number, when it was made), audience (and its content's hash)
+# and format: an edition never changes (its content is checked against its hash when read), so
+# its report is rendered once per process (a public PDF of the sample city takes 10-19 s). The
+# few most recent are kept.
+_RENDERED: dict[tuple, tuple[bytes, str]] = {}
+_RENDERED_MAX = 8
+
+
 def render(pub: dict, fmt: str) -> tuple[bytes, str]:
-    """(body, media type) of the report in ``fmt`` (html | pdf)."""
+    """(body, media type) of the report in ``fmt`` (html | pdf), rendered once per edition,
+    audience and format."""
+    key = (
+        pub["year"],
+        pub["edition"],
+        str(pub.get("created_at")),
+        pub["audience"],
+        pub["audience_hash"],
+        fmt,
+    )
+    if key in _RENDERED:
+        return _RENDERED[key]
     if fmt == "pdf":
-        return render_pdf(pub), "application/pdf"
-    return render_html(pub).encode("utf-8"), "text/html; charset=utf-8"
+        out = render_pdf(pub), "application/pdf"
+    else:
+        out = render_html(pub).encode("utf-8"), "text/html; charset=utf-8"
+    while len(_RENDERED) >= _RENDERED_MAX:
+        _RENDERED.pop(next(iter(_RENDERED)))
+    _RENDERED[key] = out
+    return out
