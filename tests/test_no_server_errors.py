@@ -61,6 +61,8 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         platforms = col("SELECT code FROM platforms ORDER BY 1")
         plans = col("SELECT id FROM plans ORDER BY id")
         tasks = col("SELECT code FROM tasks ORDER BY 1")
+        # every target (a few hundred in the sample city), and one id that is none
+        targets = [*col("SELECT id FROM targets ORDER BY 1"), "999999999"]
         # the years with indicators (a year not yet published answers 404, not 500)
         years = col("SELECT DISTINCT year FROM area_indicators ORDER BY 1")
         # rows of every layer: the first key of each twentieth, and every retired one
@@ -128,6 +130,8 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         ],
         "/api/plans/{plan_id}/report": [{"plan_id": p} for p in plans],
         "/api/tasks/{code}": [{"code": t} for t in tasks],
+        "/api/targets/{target_id}": [{"target_id": t} for t in targets],
+        "/api/targets/{target_id}/items": [{"target_id": t} for t in targets],
         "/api/survey/lists/{name}": [{"name": n} for n in survey.LIST_NAMES],
         "/api/assessment/{platform_code}": [{"platform_code": p} for p in platforms],
         "/api/publications/{year}": [{"year": y} for y in years],
