@@ -26,8 +26,11 @@ LON, LAT = 120.0150, 30.2812  # inside the parcel grid of ogc_helpers
 
 @pytest.fixture(autouse=True)
 def tiles_graph(monkeypatch):
-    """graph.refresh runs the tiles producer only here (the other producers have their tests)."""
-    monkeypatch.setattr(graph, "_registry", graph.order(list(gt.PRODUCERS)))
+    """graph.refresh runs the tiles producer only here (the other producers have their tests),
+    and the targets' progress, which a recorded detection run refreshes."""
+    from gis.management import targets
+
+    monkeypatch.setattr(graph, "_registry", graph.order([*gt.PRODUCERS, *targets.PRODUCERS]))
 
 
 def _refresh(db, changes: Changes | None):
