@@ -18,8 +18,9 @@ reader's snapshot), ordered by (txid, rows before derived, id); its ``next`` cur
 entry's position. A transaction that commits later than a younger one is held back until it is
 done, so no entry can appear before a cursor already handed out.
 
-The feed's baseline: the values present when a kind is first published (the first analysis) are
-recorded silently; from then on every change is an entry.
+The feed's baseline: the values present when a kind is first published (the first refresh that
+reaches it, by keys or not) are recorded silently, every key of the kind; from then on every change
+is an entry.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def _publish(conn: Connection, ctx: Context, kind: str, keys: set[str] | None) -
     each difference in derived_changes (unless this is the kind's first publication) and keep
     feed_values current. Returns the number logged."""
     _, keyed, every = KINDS[kind]
+    baseline = not _published(conn, kind)
     if keys is None:
         now = f"SELECT * FROM ({every}) e(key, value)"
         old = "SELECT key, value FROM feed_values WHERE kind = :kind"
@@ -94,9 +96,6 @@ def _publish(conn: Connection, ctx: Context, kind: str, keys: set[str] | None) -
         ),
         params,
     )
-    baseline = not conn.execute(
-        text("SELECT EXISTS (SELECT 1 FROM feed_values WHERE kind = :kind)"), {"kind": kind}
-    ).scalar_one()
     logged = 0
     if not baseline:
         logged = conn.execute(
@@ -124,6 +123,13 @@ def _publish(conn: Connection, ctx: Context, kind: str, keys: set[str] | None) -
     return logged
 
 
+def _published(conn: Connection, kind: str) -> bool:
+    """Whether ``kind`` has published values (its baseline is recorded)."""
+    return conn.execute(
+        text("SELECT EXISTS (SELECT 1 FROM feed_values WHERE kind = :kind)"), {"kind": kind}
+    ).scalar_one()
+
+
 def refresh_feed(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
     """The ``change_feed`` producer: for the evaluation classes, parcel statuses and zone
     亩均 figures whose keys changed (everything when ``changes`` is None), log what changed
@@ -133,7 +139,10 @@ def refresh_feed(conn: Connection, ctx: Context, changes: Changes | None) -> Cha
         changes = class_changes(changes)  # the evaluation's rows whose class changed
     logged = 0
     for kind, (table, _, _) in KINDS.items():
-        if changes is None or changes.everything(table):
+        # a kind not yet published is published whole, whatever changed (its baseline is every
+        # value: a first refresh by keys would otherwise record a few, and a later change of any
+        # other key would read as new, without its old value)
+        if changes is None or changes.everything(table) or not _published(conn, kind):
             logged += _publish(conn, ctx, kind, None)
         elif changes.get(table):
             logged += _publish(conn, ctx, kind, set(changes[table]))
