@@ -14,10 +14,11 @@ RUN SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error \
     && sed 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:,#' \
           node_modules/redoc/bundles/redoc.standalone.js > vendor/redoc.standalone.js
 
-# Stage 2: the app. gdal-bin for ogr2ogr/ogrinfo users; the CJK font for the PDF plan report.
+# Stage 2: the app. gdal-bin for ogr2ogr/ogrinfo users; the CJK font for the PDF reports; pango
+# (and HarfBuzz's subsetter) for WeasyPrint, which lays out the yearly publication's PDF.
 FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends gdal-bin postgresql-client \
-        fonts-wqy-microhei \
+        fonts-wqy-microhei libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . /app
