@@ -756,8 +756,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
 
+    from gis.core.layers import IMPORT_ORDER  # plain data: no settings, database or library
+
+    layer_codes = ", ".join(c.lower() for c in IMPORT_ORDER)
     im = sub.add_parser("import", help="import one file into a layer")
-    im.add_argument("layer", help="xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj or bd")
+    im.add_argument("layer", help=layer_codes)
     im.add_argument("file")
     import_opts(im)
     im.add_argument("--report", help="write the full import report (JSON) to this file")
@@ -775,14 +778,14 @@ def build_parser() -> argparse.ArgumentParser:
     im.set_defaults(fn=cmd_import, mode=None)
 
     tp = sub.add_parser("template", help="an Excel template of a layer for a department to fill in")
-    tp.add_argument("layer", help="xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj or bd")
+    tp.add_argument("layer", help=layer_codes)
     tp.add_argument("--out", help="the file to write (default: <CODE>_template.xlsx here)")
     tp.set_defaults(fn=cmd_template)
 
     rt = sub.add_parser(
         "retire", help="retire rows of a layer (a closed enterprise, a split parcel)"
     )
-    rt.add_argument("layer", help="xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj or bd")
+    rt.add_argument("layer", help=layer_codes)
     rt.add_argument(
         "keys",
         nargs="+",

@@ -25,6 +25,7 @@ from gis.ingest.limits import ByteBudget, unpack_zip
 from gis.ingest.template import XLSX_MEDIA_TYPE, CannotMark, download_name, marked, workbook
 
 router = APIRouter(tags=["registry"])
+LAYER_CODES_DOC = "layer code: " + ", ".join(c.lower() for c in IMPORT_ORDER)
 
 
 @router.get("/health")
@@ -219,7 +220,7 @@ def _save_uploads(files: list[UploadFile], folder: Path) -> None:
 
 
 async def create_import(
-    layer: str = Form(..., description="layer code: xzq, pt, zl, pz, gd, dk, qy, cc, xm, tj, bd"),
+    layer: str = Form(..., description=LAYER_CODES_DOC),
     files: list[UploadFile] = File(..., description="the file, a shapefile's parts, or a zip"),
     encoding: str | None = Form(None),
     crs: str | None = Form(None),
