@@ -233,7 +233,8 @@ def _row_text(conn, table: str) -> str:  # noqa: ANN001
 
 def derived_rows(conn, tables: tuple[str, ...] | None = None) -> dict[str, list[str]]:  # noqa: ANN001
     """Every derived table's (and VIEWS') rows without the columns of IGNORED, floats to 9
-    digits, sorted (only ``tables`` when given)."""
+    digits, sorted (only ``tables`` when given): a snapshot for tests that look at what a change
+    moved. Whether the tables equal a recompute from scratch is ``recompute_check``'s to say."""
     out = {}
     for table in (*graph.describe()["derived"], *VIEWS):
         if table in LOGS or (tables is not None and table not in tables):
@@ -257,23 +258,6 @@ def derived_rows(conn, tables: tuple[str, ...] | None = None) -> dict[str, list[
                     )
         out[table] = sorted(known[k] for k in keys)
     return out
-
-
-def differences(incremental: dict, full: dict, shown: int = 3) -> list[str]:
-    lines = []
-    for table in sorted(set(incremental) | set(full)):
-        a, b = incremental.get(table, []), full.get(table, [])
-        if a == b:
-            continue
-        only_a = sorted(set(a) - set(b))
-        only_b = sorted(set(b) - set(a))
-        lines.append(
-            f"{table}: {len(a)} rows incremental, {len(b)} from scratch; "
-            f"{len(only_a)} only incremental, {len(only_b)} only from scratch"
-        )
-        lines += [f"  incremental : {r[:600]}" for r in only_a[:shown]]
-        lines += [f"  from scratch: {r[:600]}" for r in only_b[:shown]]
-    return lines
 
 
 @settings(

@@ -255,8 +255,7 @@ def test_fifty_concurrent_patches_of_different_enterprises_equal_a_full_recomput
     from concurrent.futures import ThreadPoolExecutor
     from datetime import date
 
-    from gis.core import graph
-    from tests.test_incremental_property import derived_rows, differences
+    from gis.core import graph, recompute_check
 
     base, eng, toks = city
     today = date.today()
@@ -293,13 +292,10 @@ def test_fifty_concurrent_patches_of_different_enterprises_equal_a_full_recomput
     with eng.connect() as conn:
         tx = conn.begin()
         try:
-            incremental = derived_rows(conn)
-            graph.refresh(conn, None, today, trigger="test-full")
-            full = derived_rows(conn)
+            found = recompute_check.differences(conn, today)
         finally:
             tx.rollback()
-    diff = differences(incremental, full)
-    assert not diff, "\n".join(diff)
+    assert not found, "\n".join(line for d in found for line in d.lines())
 
 
 def test_the_change_feed_lists_the_row_and_what_it_changed_once(city):
