@@ -11,6 +11,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from app.cli_options import iso_date
+
 STAGES = ("read", "validate", "geometry", "load")
 
 
@@ -352,11 +354,9 @@ def cmd_token(ns) -> int:
     from gis.core import tokens
 
     try:
-        until = date.fromisoformat(ns.expires) if ns.expires else None
-        expires_at = tokens.expiry(ns.expires_in_days, until)
+        expires_at = tokens.expiry(ns.expires_in_days, ns.expires)
     except ValueError as e:
-        msg = str(e) if str(e).startswith("--") else f"--expires {ns.expires!r}: use YYYY-MM-DD"
-        print(f"ERROR {msg}", file=sys.stderr)
+        print(f"ERROR {e}", file=sys.stderr)
         return 2
     try:
         layers = tokens.editor_layers(ns.role, (ns.layers or "").split(","))
@@ -420,12 +420,7 @@ def cmd_token_revoke(ns) -> int:
 def cmd_audit(ns) -> int:
     from gis.core import audit
 
-    try:
-        since = date.fromisoformat(ns.since) if ns.since else None
-        until = date.fromisoformat(ns.until) if ns.until else None
-    except ValueError:
-        print("ERROR --since / --until: expected YYYY-MM-DD", file=sys.stderr)
-        return 2
+    since, until = ns.since, ns.until
     from datetime import datetime
 
     def start(d):  # type: ignore[no-untyped-def]
@@ -444,15 +439,6 @@ def cmd_audit(ns) -> int:
         )
     print(f"{len(res['items'])} of {res['numberMatched']} restricted read(s)")
     return 0
-
-
-def _as_of(ns) -> date | None:
-    """``--as-of YYYY-MM-DD`` (None when not given); ValueError with the message to print."""
-    value = getattr(ns, "as_of", None)
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        raise ValueError(f"--as-of {value!r}: expected YYYY-MM-DD") from None
 
 
 def _graph_run(engine, changes, as_of: date | None, trigger: str) -> str:
@@ -505,11 +491,7 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
 
 
 def cmd_analyse_all(ns) -> int:
-    try:
-        as_of = _as_of(ns)
-    except ValueError as e:
-        print(f"ERROR {e}", file=sys.stderr)
-        return 2
+    as_of = ns.as_of
     t0 = time.perf_counter()
     for name, step in analysis_steps(as_of):
         t = time.perf_counter()
@@ -522,11 +504,7 @@ def cmd_refresh(ns) -> int:
     """``landlink refresh [--as-of D]``: re-judge every result that depends on the date."""
     from gis.core.graph import ALL, CALENDAR, Changes
 
-    try:
-        as_of = _as_of(ns)
-    except ValueError as e:
-        print(f"ERROR {e}", file=sys.stderr)
-        return 2
+    as_of = ns.as_of
     changes = Changes().add(CALENDAR, [ALL])
     print(f"refresh: {_graph_run(_engine(), changes, as_of, 'refresh')}")
     return 0
@@ -537,11 +515,7 @@ def cmd_verify_derived(ns) -> int:
     (Recomputed in a transaction that is rolled back: nothing changes.)"""
     from gis.core import recompute_check
 
-    try:
-        as_of = _as_of(ns)
-    except ValueError as e:
-        print(f"ERROR {e}", file=sys.stderr)
-        return 2
+    as_of = ns.as_of
     t0 = time.perf_counter()
     with _engine().connect() as conn:
         as_of = as_of or recompute_check.judged_as_of(conn)
@@ -593,11 +567,7 @@ def cmd_evaluate(ns) -> int:
 
     from gis.economy.evaluation import run_all, summary_lines, unlinked_summary
 
-    try:
-        as_of = _as_of(ns)
-    except ValueError as e:
-        print(f"ERROR {e}", file=sys.stderr)
-        return 2
+    as_of = ns.as_of
     r = run_all(_engine(), as_of=as_of, trigger="cli")
     lines = summary_lines(r)
     if ns.command == "link":
@@ -610,11 +580,7 @@ def cmd_detect(ns) -> int:
 
     from gis.lands.detection import run_detection
 
-    try:
-        as_of = date.fromisoformat(ns.as_of) if ns.as_of else None
-    except ValueError:
-        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
-        return 2
+    as_of = ns.as_of
     r = run_detection(_engine(), as_of, user=f"cli:{getpass.getuser()}", baseline=ns.baseline)
     c = r["counts"]
     print(
@@ -827,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="lifetime in days (default: 365)",
     )
-    exp.add_argument("--expires", help="last day it works, YYYY-MM-DD")
+    exp.add_argument("--expires", type=iso_date, help="last day it works, YYYY-MM-DD")
     tc.set_defaults(fn=cmd_token)
     tl = tk_sub.add_parser(
         "list", help="every token: prefix, name, role, an editor's layers, dates, state"
@@ -839,8 +805,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(fn=cmd_token_revoke)
 
     au = sub.add_parser("audit", help="reads of restricted data by tokens, newest first")
-    au.add_argument("--since", help="from this day on, YYYY-MM-DD")
-    au.add_argument("--until", help="before this day, YYYY-MM-DD")
+    au.add_argument("--since", type=iso_date, help="from this day on, YYYY-MM-DD")
+    au.add_argument("--until", type=iso_date, help="before this day, YYYY-MM-DD")
     au.add_argument("--token", help="a token's name")
     au.add_argument("--limit", type=int, default=50)
     au.set_defaults(fn=cmd_audit)
@@ -858,6 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aa.add_argument(
         "--as-of",
+        type=iso_date,
         help="date the three-lands detection judges deadlines by (YYYY-MM-DD; default today)",
     )
     aa.set_defaults(fn=cmd_analyse_all)
@@ -866,7 +833,9 @@ def build_parser() -> argparse.ArgumentParser:
         "refresh",
         help="re-judge every result that depends on the date (deadlines); what a daily timer runs",
     )
-    rf.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
+    rf.add_argument(
+        "--as-of", type=iso_date, help="the date to judge by, YYYY-MM-DD (default: today)"
+    )
     rf.set_defaults(fn=cmd_refresh)
 
     vd = sub.add_parser(
@@ -874,7 +843,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="check that every derived table equals a recompute from scratch (nothing changes)",
     )
     vd.add_argument(
-        "--as-of", help="judge dates as of YYYY-MM-DD (default: the day the state was judged)"
+        "--as-of",
+        type=iso_date,
+        help="judge dates as of YYYY-MM-DD (default: the day the state was judged)",
     )
     vd.add_argument("--table", action="append", help="only this derived table (repeatable)")
     vd.set_defaults(fn=cmd_verify_derived)
@@ -886,11 +857,15 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("link", help="project-land-output links (§1), and what depends on them")
     lk.set_defaults(fn=cmd_evaluate)
     ev = sub.add_parser("evaluate", help="亩均 figures, A/B/C/D evaluation (§2), §7 indicators")
-    ev.add_argument("--as-of", help="the date recorded with the results (default: today)")
+    ev.add_argument(
+        "--as-of", type=iso_date, help="the date recorded with the results (default: today)"
+    )
     ev.set_defaults(fn=cmd_evaluate)
 
     dt = sub.add_parser("detect", help="find the three kinds of land (三块地) as one recorded run")
-    dt.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
+    dt.add_argument(
+        "--as-of", type=iso_date, help="the date to judge by, YYYY-MM-DD (default: today)"
+    )
     dt.add_argument(
         "--baseline",
         action="store_true",

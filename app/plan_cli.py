@@ -6,8 +6,9 @@ import argparse
 import getpass
 import json
 import sys
-from datetime import date
 from pathlib import Path
+
+from app.cli_options import iso_date
 
 
 def _engine():
@@ -16,20 +17,11 @@ def _engine():
     return get_engine()
 
 
-def _date(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise SystemExit(f"ERROR date {value!r}: expected YYYY-MM-DD") from None
-
-
 def cmd_classify(ns) -> int:
     from gis.platforms.platform_kinds import record
 
     with _engine().begin() as conn:
-        res = record(conn, "cli", f"cli:{getpass.getuser()}", _date(ns.as_of))
+        res = record(conn, "cli", f"cli:{getpass.getuser()}", ns.as_of)
     items = [it for it in res["items"] if not ns.kind or it["kind"] == ns.kind]
     median = res["median_tax_per_mu"]
     print(
@@ -69,7 +61,7 @@ def cmd_plan_create(ns) -> int:
         corridor_min_share=ns.corridor_min_share,
         weights=weights,
         name=ns.name,
-        as_of=_date(ns.as_of),
+        as_of=ns.as_of,
     )
     try:
         res = create(_engine(), req, user=f"cli:{getpass.getuser()}")
@@ -125,7 +117,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from gis.core.plan_names import KINDS
 
     cl = sub.add_parser("classify", help="platform kinds (四类平台, §4), recorded as a run")
-    cl.add_argument("--as-of", help="the date to judge by, YYYY-MM-DD (default: today)")
+    cl.add_argument(
+        "--as-of", type=iso_date, help="the date to judge by, YYYY-MM-DD (default: today)"
+    )
     cl.add_argument("--kind", choices=KINDS, help="list only platforms of this kind")
     cl.set_defaults(fn=cmd_classify)
 
@@ -138,7 +132,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--new-land-mu", type=float, required=True, help="new industrial land, 亩")
     pc.add_argument("--corridor-min-share", type=float, help="0-1 (default: rules.toml)")
     pc.add_argument("--weights", help='JSON, e.g. \'{"tax": 1.5, "kinds": {"to_innovation": 0}}\'')
-    pc.add_argument("--as-of", help="YYYY-MM-DD (default: today)")
+    pc.add_argument("--as-of", type=iso_date, help="YYYY-MM-DD (default: today)")
     pc.set_defaults(fn=cmd_plan_create)
     pls = ps.add_parser("list", help="the plans made so far")
     pls.set_defaults(fn=cmd_plan_list)

@@ -7,7 +7,8 @@ import argparse
 import json
 import sys
 import unicodedata
-from datetime import date
+
+from app.cli_options import iso_date
 
 # columns of the table: (header, width in terminal cells)
 COLUMNS = (
@@ -83,11 +84,7 @@ def cmd_tasks(ns) -> int:
     from gis.core.db import get_engine
     from gis.management import tasks
 
-    try:
-        as_of = date.fromisoformat(ns.as_of) if ns.as_of else None
-    except ValueError:
-        print(f"ERROR --as-of {ns.as_of!r}: expected YYYY-MM-DD", file=sys.stderr)
-        return 2
+    as_of = ns.as_of
     with get_engine().connect() as conn:
         try:
             res = tasks.list_tasks(conn, ns.unit, ns.status, True if ns.overdue else None, as_of)
@@ -110,6 +107,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     "responsible or cooperates (牵头 / 责任 / 配合单位)")  # fmt: skip
     tk.add_argument("--status", help=" / ".join(TASK_STATUSES))
     tk.add_argument("--overdue", action="store_true", help="overdue tasks only")
-    tk.add_argument("--as-of", help="the date deadlines are judged on, YYYY-MM-DD (default today)")
+    tk.add_argument(
+        "--as-of",
+        type=iso_date,
+        help="the date deadlines are judged on, YYYY-MM-DD (default today)",
+    )
     tk.add_argument("--json", action="store_true", help="the list as JSON (as GET /api/tasks)")
     tk.set_defaults(fn=cmd_tasks)

@@ -262,5 +262,7 @@ def test_cli_detect(db, capsys):
     assert "as of 2025-06-30" in out
     assert "批而未供 unsupplied 1  partial 2  supplied 1" in out
     assert "idle_reclaimable 1" in out and "overdue 1" in out
-    assert main(["detect", "--as-of", "30/06/2025"]) == 2
-    assert "YYYY-MM-DD" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses the option: exit 2
+        main(["detect", "--as-of", "30/06/2025"])
+    assert refused.value.code == 2
+    assert "--as-of: '30/06/2025': expected YYYY-MM-DD" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def test_create_has_a_default_expiry_and_the_options_set_it(db):
     for bad, msg in [
         (["--expires-in-days", "0"], "--expires-in-days 0"),
         (["--expires", "2001-01-01"], "that day is over"),
-        (["--expires", "31/12/2099"], "use YYYY-MM-DD"),
+        (["--expires", "31/12/2099"], "--expires: '31/12/2099': expected YYYY-MM-DD"),
         (["--expires", "2099-12-31"], "at most 3660 days ahead"),
     ]:
         r = run("token", "create", "--role", "viewer", *bad)
