@@ -371,9 +371,11 @@ def evaluate(
         INSERT INTO evaluation_rows (year, uscc, {rc}, rule, run_id, as_of)
         SELECT n.year, n.uscc, {", ".join(f'n."{c}"' for c in ROW_COLUMNS)}, :rule, :run, :as_of
         FROM _row_new n JOIN _rchg c USING (year, uscc) WHERE c.added;
+        -- laid out by group-year: re-ranking one reads its own pages, not every page
         INSERT INTO evaluation_ranking (year, uscc, {kc})
         SELECT n.year, n.uscc, {", ".join(f'n."{c}"' for c in RANKING_COLUMNS)}
-        FROM _row_new n JOIN _rchg c USING (year, uscc) WHERE c.added;
+        FROM _row_new n JOIN _rchg c USING (year, uscc) WHERE c.added
+        ORDER BY n.year, n."group" COLLATE "C", n.uscc;
         DROP TABLE _row_new
         """,
         p,
