@@ -186,3 +186,27 @@ def test_pdf_pages_render_with_their_text(api, name, tmp_path):
     assert get_rules().publication.publisher in words.replace(" ", "")
     if name == "abcd-summary":
         assert "A类(家)" in words.replace(" ", "")
+
+
+def test_cli_writes_the_same_workbook(sample_server, api, tmp_path):
+    import os
+    import sys
+
+    _, eng, _, _ = sample_server
+    out = tmp_path / "abcd.xlsx"
+    env = {**os.environ, "DATABASE_URL": eng.url.render_as_string(hide_password=False)}
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "report", "abcd-summary", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert _sheets(out.read_bytes()) == _sheets(_get(api, "abcd-summary").content)
+    bad = subprocess.run(
+        [sys.executable, "-m", "app.cli", "report", "nothing", "--out", str(tmp_path / "x.xlsx")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2 and "unknown report" in bad.stderr
