@@ -894,6 +894,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.publish_cli import add_parsers as publish_parsers  # assess, publish
 
     publish_parsers(sub)
+    from app.report_cli import add_parsers as report_parsers  # report
+
+    report_parsers(sub)
 
     sv = sub.add_parser("serve", help="serve the API and the map")
     sv.add_argument("--host")

@@ -21,6 +21,7 @@ from app.routers import (
     platforms,
     publications,
     registry,
+    reports,
     row_edits,
     rows,
     survey,
@@ -105,6 +106,7 @@ def create_app() -> FastAPI:
     app.include_router(targets.router)
     app.include_router(tasks.router)
     app.include_router(publications.router)
+    app.include_router(reports.router)
     app.include_router(vocabulary.router)
     app.include_router(web.router)
     return app

@@ -75,13 +75,19 @@ def _table_numbers(rows: list[dict], prefix: str, put) -> None:
 
 
 def _csv_rows(content: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    """The rows of a bureau CSV keyed by the codes of its second header row (without 合计 and
+    the 制表单位 line)."""
+    lines = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    assert lines[-2][0].startswith("合计(")
+    return [dict(zip(lines[1], r, strict=True)) for r in lines[2:-2]]
 
 
 def _xlsx_rows(content: bytes) -> list[dict]:
+    """The same from the XLSX: headers on row 3, codes on row 4, 合计 last."""
     ws = openpyxl.load_workbook(io.BytesIO(content)).worksheets[0]
     rows = list(ws.iter_rows(values_only=True))
-    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert str(rows[-1][0]).startswith("合计(")
+    return [dict(zip(rows[3], r, strict=True)) for r in rows[4:-1]]
 
 
 @pytest.fixture(scope="module")

@@ -191,8 +191,10 @@ def test_enterprise_filters_and_formats(http, city, analyst):
     assert [i["uscc"] for i in r["items"]] == [B]
     csv = http.get("/api/evaluations", params={"year": 2024, "format": "csv"})
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.lstrip("\ufeff").startswith("uscc,name,year,group")
-    assert "v_tax_per_mu" not in csv.text.splitlines()[0]
+    head = csv.text.lstrip("\ufeff").splitlines()
+    assert head[0].startswith("统一社会信用代码,企业名称,年度,规上/规下")  # people's headers
+    assert head[1].startswith("uscc,name,year,group")  # the codes scripts read
+    assert "v_tax_per_mu" not in head[1]
     xlsx = http.get("/api/indicators", params={"level": "platform", "format": "xlsx"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
     assert http.get("/api/backward-capacity", params={"year": 2024}).status_code == 401

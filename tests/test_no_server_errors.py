@@ -25,6 +25,7 @@ from app.params import BIGINT_MAX
 from gis.core.layers import IMPORT_ORDER, LAYERS
 from gis.ingest.history import key_sql
 from gis.management import survey
+from gis.serving import reports
 from tests.conftest import _free_port, serve_process, uvicorn_thread
 
 STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
@@ -133,6 +134,7 @@ def _keys(http: httpx.Client, engine) -> dict[str, list[dict[str, str]]]:
         "/api/targets/{target_id}": [{"target_id": t} for t in targets],
         "/api/targets/{target_id}/items": [{"target_id": t} for t in targets],
         "/api/survey/lists/{name}": [{"name": n} for n in survey.LIST_NAMES],
+        "/api/reports/{name}": [{"name": n} for n in reports.REPORTS],
         "/api/assessment/{platform_code}": [{"platform_code": p} for p in platforms],
         "/api/publications/{year}": [{"year": y} for y in years],
         "/glyphs/{fontstack}/{glyph_range}.pbf": [

@@ -15,6 +15,7 @@ from app.deps import Caller, caller, engine_dep, require
 from app.errors import ApiError
 from app.links import request_link
 from app.params import AsOf, DbInt, Mu, Offset
+from gis.core import vocabulary
 from gis.lands import detection
 from gis.lands.land_summary import KINDS, SUMMARY_FIELDS, LandQuery, QueryError, list_items, summary
 from gis.serving import export
@@ -92,7 +93,8 @@ def _respond(
     items, run = result["items"], result["run"]
     run_info = {"id": run["id"], "as_of": run["as_of"], "config_hash": run["config_hash"]}
     if fmt in FILE_FORMATS:
-        data, media, name = export.write(fmt, items, result["geometries"], fields, kind)
+        title = f"{vocabulary.label('land_kind', kind)}清单(检测批次 {run['id']}, {run['as_of']})"
+        data, media, name = export.write(fmt, items, result["geometries"], fields, kind, title)
         name = f"{kind}_run{run['id']}_{run['as_of']}.{name.rsplit('.', 1)[1]}"
         return Response(
             data,

@@ -251,9 +251,9 @@ def test_export_downloads_files_that_open(run, cases) -> None:
     expected = sorted(cases["idle_supplies"])
     wb = load_workbook(files["xlsx"]["file"], read_only=True)
     rows = list(wb.worksheets[0].iter_rows(values_only=True))
-    header = [str(h) for h in rows[0]]
-    col = next(i for i, h in enumerate(header) if h in ("supply_id", "DZJGH", "电子监管号"))
-    assert sorted(str(r[col]) for r in rows[1:] if r[col]) == expected
+    header = [str(h) for h in rows[3]]  # heading, 制表日期, Chinese headers, then the codes
+    col = header.index("supply_id")
+    assert sorted(str(r[col]) for r in rows[4:-1] if r[col]) == expected
     gpkg = pyogrio.read_dataframe(files["gpkg"]["file"])
     assert len(gpkg) == len(expected) and gpkg.geometry.notna().all()
     assert files["shp"]["bytes"] > 0 and files["shp"]["name"].endswith(".zip")
