@@ -437,7 +437,7 @@ def classed(
 ) -> tuple[list[str], list[LegendEntry]]:
     """Colours of ``values`` in ``n`` quantile classes (None: grey), and their legend."""
     known = sorted(v for v in values if v is not None)
-    no_data = vocabulary.vocabulary("tax_band").other_colour or "#dddddd"
+    no_data = vocabulary.colour("map", "no_data")
     if not known:
         return [no_data] * len(values), [LegendEntry("无数据或不予公布", no_data)]
     edges = sorted({known[min(len(known) - 1, int(i * len(known) / n))] for i in range(n)})
@@ -567,7 +567,7 @@ def _vocab_style(name: str, codes: list[str | None]) -> tuple[list[str], list[Le
     of the codes present, in the vocabulary's order."""
     v = vocabulary.vocabulary(name)
     cols = vocabulary.colours(name)
-    other = v.other_colour or "#cccccc"
+    other = v.other_colour or vocabulary.colour("map", "no_data")
     out = [cols.get(c or "", other) for c in codes]
     present = set(codes)
     legend = [LegendEntry(t.label, t.colour) for t in v.terms if t.colour and t.code in present]
