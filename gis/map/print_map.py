@@ -757,7 +757,34 @@ def page_layers(
 
 PAGE_MARGIN_MM = 10.0
 TITLE_MM = 14.0  # the title's band
-FOOT_MM = {"portrait": 46.0, "landscape": 34.0}  # legend, scale, unit and date under the map
+FOOT_MIN_MM = 36.0  # the band under the map: legend, scale, coordinates, unit and date
+FOOT_MAX_SHARE = 0.45  # of the page's height: the legend's band grows up to this
+META_MM = 67.0  # the right-hand column (scale, coordinate system, 制图单位, 制图日期)
+LEGEND_PT = 8.0
+
+
+def _text_mm(s: str, pt: float) -> float:
+    """The width of ``s`` set in ``pt`` points, mm (CJK glyphs square, others about half)."""
+    em = pt * 25.4 / 72
+    return sum(em * (1.0 if ord(c) >= 0x2E80 else 0.55) for c in s)
+
+
+def legend_height_mm(legend, width_mm: float, pt: float = LEGEND_PT) -> float:
+    """The height ``legend_html`` takes ``width_mm`` wide: its entries set inline and wrapped
+    whole, as WeasyPrint sets them (``LEGEND_CSS``), with a margin of error added."""
+    line = pt * 25.4 / 72 * 1.35
+    h = 5.5  # the title 图例
+    for title, entries, note in legend:
+        x, lines = _text_mm(title, pt) + 2, 1
+        for e in entries:
+            w = 5 + 1 + _text_mm(e.label, pt) + 3
+            if x + w > width_mm:
+                lines, x = lines + 1, 0.0
+            x += w
+        if note:
+            lines += 1
+        h += lines * line + 1
+    return h * 1.15 + 2
 
 
 def issuing_unit() -> str:
@@ -784,11 +811,20 @@ def print_html(
     图例, the scale as a ratio, 制图单位, 制图日期 and the coordinate system."""
     page_w, page_h = paper(size, orientation)
     map_w = page_w - 2 * PAGE_MARGIN_MM
-    map_h = page_h - 2 * PAGE_MARGIN_MM - TITLE_MM - FOOT_MM[orientation]
+    body_h = page_h - 2 * PAGE_MARGIN_MM - TITLE_MM
+    foot_max = FOOT_MAX_SHARE * page_h
     env = bbox_4549(engine, bbox)
-    extent = fit_extent(env, map_w, map_h)
-    tol = scale_of(extent, map_w) / 10_000  # 0.1 mm on paper, in metres
-    lays = page_layers(engine, layers, extent, parcel_colour, tol)
+    # the layers are read for every frame the legend may leave the map (its height depends on
+    # the entries present), then the map is drawn in the frame that is left
+    tall = fit_extent(env, map_w, body_h - FOOT_MIN_MM)
+    flat = fit_extent(env, map_w, body_h - foot_max)
+    load = (min(tall[0], flat[0]), min(tall[1], flat[1]), max(tall[2], flat[2]),
+            max(tall[3], flat[3]))  # fmt: skip
+    tol = scale_of(tall, map_w) / 10_000  # 0.1 mm on paper, in metres
+    lays = page_layers(engine, layers, load, parcel_colour, tol)
+    legend = [(lay.title, lay.legend, lay.note) for lay in lays if lay.legend or lay.note]
+    foot_h = min(max(FOOT_MIN_MM, legend_height_mm(legend, map_w - META_MM)), foot_max)
+    map_h = body_h - foot_h
     mf = draw(lays, env, map_w, map_h, background=vocabulary.colour("map", "background"))
     try:
         img = svg_img(mf, title or DEFAULT_TITLE)
@@ -796,7 +832,6 @@ def print_html(
         mf.close()
     when = (today or date.today()).strftime("%Y年%m月%d日")
     title = title or DEFAULT_TITLE
-    foot_h = FOOT_MM[orientation]
     css = f"""
 @page {{ size: {size} {orientation}; margin: {PAGE_MARGIN_MM}mm; }}
 body {{ margin: 0; font-family: {CSS_FONTS}; }}
@@ -804,10 +839,10 @@ h1 {{ height: {TITLE_MM}mm; margin: 0; font-size: {18 if size == "A4" else 24}pt
   text-align: center; line-height: {TITLE_MM}mm; letter-spacing: 2pt; }}
 .frame {{ width: {map_w}mm; height: {map_h}mm; overflow: hidden; }}
 img.map {{ display: block; }}
-table.foot {{ width: {map_w}mm; height: {foot_h - 2}mm; margin-top: 2mm;
-  border-collapse: collapse; table-layout: fixed; }}
+div.foot {{ height: {foot_h - 6:.1f}mm; margin-top: 2mm; overflow: hidden; }}
+table.foot {{ width: {map_w}mm; border-collapse: collapse; table-layout: fixed; }}
 table.foot td {{ vertical-align: top; padding: 0; overflow: hidden; }}
-td.meta {{ width: 64mm; font-size: 8pt; line-height: 1.5; border-left: 0.5pt solid #999;
+td.meta {{ width: {META_MM - 3}mm; font-size: 8pt; line-height: 1.5; border-left: 0.5pt solid #999;
   padding-left: 3mm !important; }}
 {LEGEND_CSS}
 """
@@ -815,13 +850,14 @@ td.meta {{ width: 64mm; font-size: 8pt; line-height: 1.5; border-left: 0.5pt sol
         f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{css}</style></head><body>"
         f'<h1>{html.escape(title)}</h1><div class="frame">{img}</div>'
-        f'<table class="foot"><tr><td>{legend_html(mf.legend)}</td><td class="meta">'
+        f'<div class="foot"><table class="foot"><tr><td>{legend_html(mf.legend)}</td>'
+        '<td class="meta">'
         f"<div>比例尺: {round_scale(mf.scale)}(图内比例尺以米、千米计)</div>"
         "<div>指北针: 图上方为北(坐标北)</div>"
         "<div>坐标系: CGCS2000 3度带高斯-克吕格投影 中央经线120°E(EPSG:4549)</div>"
         f"<div>制图单位: {html.escape(issuing_unit())}</div>"
         f"<div>制图日期: {when}</div>"
-        "</td></tr></table></body></html>"
+        "</td></tr></table></div></body></html>"
     )
 
 
