@@ -19,6 +19,7 @@ from app.routers import (
     ogc_edit,
     plans,
     platforms,
+    printing,
     publications,
     registry,
     reports,
@@ -99,6 +100,7 @@ def create_app() -> FastAPI:
     app.include_router(land.router)
     app.include_router(enterprises.router)
     app.include_router(mapdata.router)
+    app.include_router(printing.router)
     app.include_router(platforms.router)
     app.include_router(admission.router)
     app.include_router(plans.router)

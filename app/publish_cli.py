@@ -62,7 +62,7 @@ def cmd_publish(ns) -> int:
             for ch in t["changed"][:5]:
                 print(f"      {ch['key']} {ch['label']}: {ch['old']} → {ch['new']}")
     print(f"  read it: GET /api/publications/{res['year']}?edition={res['edition']}"
-          "[&format=html|pdf]")  # fmt: skip
+          "[&format=html|pdf|docx]")  # fmt: skip
     return 0
 
 

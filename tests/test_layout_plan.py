@@ -223,7 +223,7 @@ def test_block_functions_and_allocation(city):
     assert t["exit_mu"] == 30.0 + 15.0  # PO-0, PO-1 and OUT-0
     assert t["industrial_mu_after"] == TODAY_MU + 1000.0 - 45.0
     # analysed: the graph keeps a live three-lands run, which the plan reads
-    assert not any("no three-lands run" in n for n in plan["notes"])
+    assert not any("尚无三块地检测" in n for n in plan["notes"])
     assert all(v["holds"] for v in plan["invariants"].values())
 
 
@@ -238,7 +238,7 @@ def test_floor_defers_exits_then_refuses(city):
         if any("deferred" in r["rule"] for r in f["properties"]["reasons"])
     ]
     assert deferred and all(f["properties"]["function"] == "redevelop" for f in deferred)
-    assert any("deferred" in n for n in plan["notes"])
+    assert any("暂缓退出" in n for n in plan["notes"])
     with pytest.raises(PlanRefused, match="floor on industrial land"):
         run_compute(city, plan_req(new_land_mu=100.0, floor_mu=TODAY_MU + 100.01))
 
@@ -351,7 +351,7 @@ def test_plan_uses_the_three_lands_run(city):
     plan = get_plan(city, res["id"], geometry=False)
     # the current status (the live run the graph keeps), which the snapshot just made copies
     assert plan["detection_run_id"] == get_run(city)["id"]
-    assert not any("no three-lands run" in n for n in plan["notes"])
+    assert not any("尚无三块地检测" in n for n in plan["notes"])
 
 
 def test_versions_and_compare(city):

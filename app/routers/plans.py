@@ -104,15 +104,22 @@ def compare_plans(
 @router.get("/api/plans/{plan_id}/report")
 async def plan_report(
     plan_id: DbInt,
-    format: Literal["html", "pdf"] = "html",
+    format: Literal["html", "pdf", "docx"] = Query(
+        "html",
+        description="html; pdf (A4, laid out by WeasyPrint, vector maps, page numbers); docx "
+        "(Word / WPS, maps as pictures)",
+    ),
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> Response:
-    """The plan report with maps of each corridor, allocation tables, indicators, assumptions."""
+    """The plan report (Chinese) with a map of each corridor (scale bar, north arrow, legend),
+    allocation tables, indicators, assumptions."""
     from gis.platforms.plan_report import render
 
     body, media = await run_in_threadpool(_not_found, render, engine, plan_id, format, who.analyst)
     headers = {}
     if format == "pdf":
         headers["Content-Disposition"] = f'inline; filename="plan-{plan_id}.pdf"'
+    if format == "docx":
+        headers["Content-Disposition"] = f'attachment; filename="plan-{plan_id}.docx"'
     return Response(body, media_type=media, headers=headers)

@@ -95,11 +95,13 @@ async def publish(
 async def get_publication(
     year: Year,
     edition: DbInt | None = Query(None, ge=1, description="default: the latest edition"),
-    format: Literal["json", "html", "pdf"] = "json",
+    format: Literal["json", "html", "pdf", "docx"] = Query(
+        "json", description="json (as frozen); html, pdf (WeasyPrint, vector maps) or docx"
+    ),
     who: Caller = Depends(caller),
     engine: Engine = Depends(engine_dep),
 ) -> Response:
-    """One edition as frozen (JSON), or its Chinese report (html, pdf). Public callers get the
+    """One edition as frozen (JSON), or its Chinese report (html, pdf, docx). Public callers get the
     public audience; analyst and admin tokens the full one."""
     audience = "analyst" if who.sees(True) else "public"
     try:
@@ -112,8 +114,9 @@ async def get_publication(
 
     body, media = await run_in_threadpool(render, pub, format)
     headers = {}
-    if format == "pdf":
+    if format in ("pdf", "docx"):
+        how = "inline" if format == "pdf" else "attachment"
         headers["Content-Disposition"] = (
-            f'inline; filename="publication-{year}-{pub["edition"]}-{audience}.pdf"'
+            f'{how}; filename="publication-{year}-{pub["edition"]}-{audience}.{format}"'
         )
     return Response(body, media_type=media, headers=headers)

@@ -845,6 +845,56 @@
     }
   }
 
+  // ------------------------------------------------------------------ print (出图)
+  /** The URL of GET /api/print for the current view: its bbox (lon/lat, 6 decimals), the
+   * layers switched on (the page's ids, in the page's order), the parcels' 着色, and the
+   * chosen title, paper size and orientation. */
+  function printUrl() {
+    const b = map.getBounds();
+    const p = new URLSearchParams();
+    p.set('bbox', [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(','));
+    p.set('layers', LAYERS.filter((l) => l.on).map((l) => l.id).join(','));
+    p.set('parcel_colour', state.parcelColour);
+    p.set('size', $('#print-size').value);
+    p.set('orientation', $('#print-orientation').value);
+    const title = $('#print-title').value.trim();
+    if (title) p.set('title', title);
+    return serverUrl('api/print?' + p);
+  }
+
+  // Public: the PDF opens in a new tab. Signed in, it is fetched with the Authorization header
+  // (a token never goes in a URL) and opened from a blob.
+  async function printView(ev) {
+    if (ev) ev.preventDefault();
+    if (!map) return;
+    const url = printUrl();
+    LL.lastPrint = url; // what the e2e test reads
+    if (!state.token) {
+      window.open(url, '_blank', 'noopener');
+      return;
+    }
+    const tab = window.open('', '_blank');
+    try {
+      const r = await fetch(url, { headers: authHeaders() });
+      if (!r.ok) {
+        let msg = r.status + ' ' + r.statusText;
+        try {
+          msg = (await r.json()).message || msg;
+        } catch (err) {
+          /* not JSON */
+        }
+        throw new Error(msg);
+      }
+      const blobUrl = URL.createObjectURL(await r.blob());
+      if (tab) tab.location.href = blobUrl;
+      else window.open(blobUrl, '_blank');
+      setTimeout(() => URL.revokeObjectURL(blobUrl), 120000);
+    } catch (err) {
+      if (tab) tab.close();
+      toast('出图失败: ' + err.message, true);
+    }
+  }
+
   const KEY_OF = { idle: 'supply_id', unsupplied: 'approval_id', 'low-efficiency': 'parcel_id' };
   const RESERVE_LIMIT = 2000;
 
@@ -1101,6 +1151,7 @@
       if (e.target.type === 'checkbox') setLayerVisible(box.dataset.layer, e.target.checked);
       if (e.target.type === 'radio') setParcelColour(e.target.value).catch((err) => toast(err.message, true));
     });
+    $('#print-form').addEventListener('submit', printView);
     $('#search').addEventListener('submit', doSearch);
     $('#search-q').addEventListener('input', () => {
       clearTimeout(searchTimer);

@@ -377,6 +377,7 @@ VOCABULARIES: tuple[Vocabulary, ...] = (
             ("chart_this_2", "图表(本对象, 第二项)", "#63171b", "this zone's second bar"),
             ("better", "向好", "#22543d", "change for the better"),
             ("worse", "变差", "#9b2c2c", "change for the worse"),
+            ("no_data", "无数据", "#d9d9d9", "no figure, or not published (printed maps)"),
         ],
     ),
 )

@@ -231,8 +231,8 @@ def _prepare_parcels(conn: Connection, rules: PlanRules, tax_year: int | None) -
         idle_sql = "SELECT id FROM parcels WHERE actual_use = '闲置'"
         low_sql = "SELECT id FROM parcels WHERE actual_use = '挪作他用'"
         notes.append(
-            "no three-lands run (landlink detect) yet: idle land is SJYT 闲置 and low-efficiency "
-            "land is SJYT 挪作他用 only"
+            "尚无三块地检测批次(landlink detect): 闲置用地仅按实际用途(SJYT)为闲置、低效用地仅按"
+            "实际用途为挪作他用计"
         )
     # a parcel's tax: its per_mu row (the enterprises' SJSJ by their land on it, §Units)
     tax_cte = (
@@ -607,7 +607,7 @@ def compute(conn: Connection, req: PlanRequest, rules: Rules | None = None) -> d
             {"b": deferred, "floor": req.floor_mu},
         )
         notes.append(
-            f"{len(deferred)} exit block(s) deferred (kept as redevelop) to hold the floor"
+            f"为守住工业用地底线(两底线), {len(deferred)} 个退出地块组暂缓退出(改为再开发)"
         )
     after = base_after - exit_mu
 
@@ -837,8 +837,8 @@ def _totals(conn, today, after, new_mu, corridor_new, alloc, p_code, items) -> d
         "tax_per_mu_today": round(tax_today / ind_tax_area, 4) if ind_tax_area else None,
         "tax_per_mu_new_land": round(new_tax / new_mu, 4) if new_mu else None,
         "tax_per_mu_after": round((tax_today - exit_tax + new_tax) / after, 4) if after else None,
-        "tax_note": "亩均税收 after = (today's tax − tax on exit blocks + new land × its "
-        "platform's 亩均税收 today) ÷ industrial land after; an estimate, not a forecast",
+        "tax_note": "规划后亩均税收 = (现状税收 − 退出地块组税收 + 新增用地 × 所在平台现状亩均税收)"
+        " ÷ 规划后工业用地; 为估算, 不是预测",
     }
 
 
@@ -1182,7 +1182,7 @@ def default_request(engine: Engine, name: str = "sample-both-corridors") -> Plan
         floor_mu=round(today * 0.97, 2),
         new_land_mu=round(today * 0.05, 2),
         name=name,
-        notes=["demo plan: floor 97 % of today's industrial land, new land 5 % of it (ours)"],
+        notes=["演示方案: 底线为现状工业用地的 97 %, 新增用地为其 5 %(本系统设定)"],
     )
 
 

@@ -1,80 +1,37 @@
-"""The plan report (规划报告): HTML or PDF with maps of each corridor drawn from our own data.
+"""The plan report (用地布局规划报告): HTML, PDF or Word (.docx), with a map of each corridor.
 
 Contents: the request and assumptions (rules figures, as-of date, the three-lands run and the
 tax year used), the invariants the engine checked, the indicator changes the plan implies
 (industrial land against the floor, the corridors' share, land converted to M0, redeveloped and
-exiting; 亩均税收 before and after for analysts), the allocation tables per district, platform and
-corridor, and for each corridor a map: the corridor outline, its platforms outlined by kind and
-its blocks filled by function. No base map is needed (nothing is fetched).
+exiting; 亩均税收 before and after for analysts), for each corridor a map (the corridor outline,
+its platforms outlined by kind and its blocks filled by function), and the allocation tables per
+district, platform and corridor. All text is Chinese. Public callers get no 亩均税收 figures.
 
-Maps are matplotlib figures of the EPSG:4549 geometry (metres; axes in km), embedded in the HTML
-as PNG; the PDF is written by matplotlib's PdfPages (pip only). Chinese text needs a CJK font:
-the first of ``CJK_FONTS`` that matplotlib finds (Debian: fonts-wqy-microhei; any Noto Sans CJK /
-Source Han Sans works); without one the report still renders, with a note. Public callers get the
-report without 亩均税收 figures.
+Maps come from the one map renderer, ``gis/map/print_map.py``: vector SVG in EPSG:4549 with a
+scale bar, a north arrow and a legend (labels and colours from ``gis.core.vocabulary``); no base
+map is fetched. The PDF is the HTML laid out by WeasyPrint (A4, wide tables on landscape pages,
+page numbers in the footer; CJK lines broken by the layout engine), so the maps stay vectors.
+The .docx (python-docx, for WPS / Word) carries the same headings and tables and each map as a
+PNG drawn by the same renderer (legend inside the picture).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import logging
-import textwrap
-from datetime import UTC, datetime
+from datetime import datetime
 
-import matplotlib
+import geopandas as gpd
+from sqlalchemy import Engine, text
 
-matplotlib.use("Agg")
+from gis.core import vocabulary
+from gis.map import print_map as pm
+from gis.platforms.layout_plan import get_plan
+from gis.platforms.platform_kinds import KIND_LABELS
 
-import geopandas as gpd  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from sqlalchemy import Engine, text  # noqa: E402
-
-from gis.core import vocabulary  # noqa: E402
-from gis.platforms.layout_plan import get_plan  # noqa: E402
-from gis.platforms.platform_kinds import KIND_LABELS  # noqa: E402
-
-log = logging.getLogger("landlink")
-logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # no bold CJK face: fine
-
-CJK_FONTS = (
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "SimHei",
-    "Microsoft YaHei",
-)
 FUNCTION_COLORS = vocabulary.colours("block_function")
-FUNCTION_LABELS = {
-    t.code: f"{t.label} {t.english}" for t in vocabulary.vocabulary("block_function").terms
-}
+FUNCTION_LABELS = vocabulary.labels("block_function")
 KIND_COLORS = vocabulary.colours("platform_kind")
-
-
-def cjk_font() -> str | None:
-    """The first CJK font matplotlib can use, or None."""
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    return next((f for f in CJK_FONTS if f in names), None)
-
-
-def setup_fonts() -> str | None:
-    """matplotlib set up for Chinese text (the first of ``CJK_FONTS``): the font, or None."""
-    font = cjk_font()
-    if font:
-        plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
-        plt.rcParams["font.family"] = "sans-serif"
-    else:
-        log.warning("no CJK font found for the plan report; install fonts-wqy-microhei")
-    plt.rcParams["axes.unicode_minus"] = False
-    plt.rcParams["pdf.fonttype"] = 42
-    return font
+MAP_MM = (178.0, 125.0)  # a corridor map's frame, mm (A4 portrait: 180 mm between margins)
 
 
 def _frames(engine: Engine, plan_id: int) -> tuple[gpd.GeoDataFrame, ...]:
@@ -105,74 +62,76 @@ def _frames(engine: Engine, plan_id: int) -> tuple[gpd.GeoDataFrame, ...]:
     return corridors, platforms, blocks
 
 
-def km_axes(ax, bounds: tuple[float, float, float, float]) -> None:
-    """Frame ``ax`` on ``bounds`` (EPSG:4549 metres, padded 4 %), equal aspect, axes in km: a map
-    of our own geometry with no base map."""
-    minx, miny, maxx, maxy = bounds
-    pad = 0.04 * max(maxx - minx, maxy - miny, 1.0)
-    ax.set_xlim(minx - pad, maxx + pad)
-    ax.set_ylim(miny - pad, maxy + pad)
-    ax.set_aspect("equal")
-    ticks = ax.get_xticks()
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{t / 1000:.0f}" for t in ticks], fontsize=7)
-    yt = ax.get_yticks()
-    ax.set_yticks(yt)
-    ax.set_yticklabels([f"{t / 1000:.0f}" for t in yt], fontsize=7)
-    ax.set_xlabel("EPSG:4549 x (km)", fontsize=8)
-    ax.set_ylabel("EPSG:4549 y (km)", fontsize=8)
-    ax.set_xlim(minx - pad, maxx + pad)
-    ax.set_ylim(miny - pad, maxy + pad)
+def corridor_layers(corridor, near: gpd.GeoDataFrame, mine: gpd.GeoDataFrame) -> list:
+    """The map layers of one corridor: its outline, its platforms by kind (outlined, named) and
+    its blocks by function, styled from the vocabulary."""
+    kind_v = vocabulary.vocabulary("platform_kind")
+    line = vocabulary.colours("corridor").get(corridor.code, vocabulary.colour("map", "chart"))
+    layers = [
+        pm.MapLayer(
+            vocabulary.vocabulary("corridor").title,
+            [corridor.geom],
+            ["#f4f4f4"],
+            [line],
+            linewidth=1.4,
+            linestyle="--",
+            legend=[pm.LegendEntry(f"{corridor.name}({corridor.code})", line, "line")],
+        )
+    ]
+    kinds = [k if k in KIND_COLORS else None for k in near.kind]
+    cols = [KIND_COLORS.get(k or "", kind_v.other_colour) for k in kinds]
+    layers.append(
+        pm.MapLayer(
+            "工业平台(四类平台)",
+            list(near.geom),
+            ["none"] * len(near),
+            cols,
+            linewidth=1.2,
+            legend=[
+                pm.LegendEntry(KIND_LABELS[k], c, "outline")
+                for k, c in KIND_COLORS.items()
+                if k in set(kinds)
+            ]
+            + (
+                [pm.LegendEntry(kind_v.other_label, kind_v.other_colour, "outline")]
+                if None in kinds
+                else []
+            ),
+            labels=[
+                (pt.x, pt.y, p.name)
+                for p in near.itertuples()
+                for pt in [p.geom.representative_point()]
+            ],
+        )
+    )
+    layers.append(
+        pm.MapLayer(
+            vocabulary.vocabulary("block_function").title,
+            list(mine.geom),
+            [FUNCTION_COLORS[f] for f in mine.function],
+            ["none"] * len(mine),
+            linewidth=0.0,
+            legend=[pm.LegendEntry(FUNCTION_LABELS[f], c) for f, c in FUNCTION_COLORS.items()],
+        )
+    )
+    return layers
 
 
-def png(fig) -> bytes:
-    """A matplotlib figure as PNG bytes (the figure closed)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def corridor_maps(engine: Engine, plan: dict, dpi: int = 110) -> dict[str, tuple[str, bytes]]:
-    """{corridor code: (name, PNG bytes)}: the corridor, platforms by kind, blocks by function."""
-    setup_fonts()
+def corridor_maps(
+    engine: Engine, plan: dict, legend_in_figure: bool = False
+) -> dict[str, tuple[str, pm.MapFigure]]:
+    """{corridor code: (name, the drawn map)}: the corridor, platforms by kind, blocks by
+    function, ``MAP_MM`` on paper. Close each figure when done (``MapFigure.close``)."""
     corridors, platforms, blocks = _frames(engine, plan["id"])
-    out: dict[str, tuple[str, bytes]] = {}
+    out: dict[str, tuple[str, pm.MapFigure]] = {}
     for c in corridors.itertuples():
-        fig, ax = plt.subplots(figsize=(10, 7.5), dpi=dpi)
-        gpd.GeoSeries([c.geom]).plot(
-            ax=ax, facecolor="#f4f4f4", edgecolor="#555555", linestyle="--", linewidth=1.0
-        )
         near = platforms[platforms.intersects(c.geom)]
-        for kind, grp in near.groupby("kind"):
-            grp.plot(
-                ax=ax,
-                facecolor="none",
-                edgecolor=KIND_COLORS.get(
-                    kind, vocabulary.vocabulary("platform_kind").other_colour
-                ),
-                linewidth=1.2,
-            )
         mine = blocks[blocks.corridor_code == c.code]
-        for fn, grp in mine.groupby("function"):
-            grp.plot(ax=ax, color=FUNCTION_COLORS[fn], edgecolor="none")
-        for p in near.itertuples():
-            pt = p.geom.representative_point()
-            ax.annotate(p.name, (pt.x, pt.y), fontsize=7, ha="center", color="#333333")
-        km_axes(ax, c.geom.bounds)
-        handles = [
-            Patch(facecolor=FUNCTION_COLORS[f], label=FUNCTION_LABELS[f]) for f in FUNCTION_COLORS
-        ] + [
-            Patch(facecolor="none", edgecolor=KIND_COLORS[k], label=KIND_LABELS[k])
-            for k in KIND_COLORS
-            if k in set(near.kind)
-        ]
-        ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.9)
-        ax.set_title(
-            f"{c.name} ({c.code}) — {plan['name']} v{plan['version']}, {plan['target_year']}",
-            fontsize=11,
+        layers = corridor_layers(c, near, mine)
+        out[c.code] = (
+            c.name,
+            pm.draw(layers, c.geom.bounds, *MAP_MM, pad=0.04, legend_in_figure=legend_in_figure),
         )
-        out[c.code] = (c.name, png(fig))
     return out
 
 
@@ -240,34 +199,38 @@ def block_rows(plan: dict) -> tuple[list[str], list[list[str]]]:
         for fn in FUNCTIONS
         if (v := agg.get((c, fn)))
     ]
-    return ["走廊 corridor", "功能 function", "地块组 blocks", "面积 亩", "闲置+低效 亩"], rows
+    return ["走廊", "功能", "地块组数", "面积(亩)", "其中闲置+低效(亩)"], rows
 
 
 def indicator_rows(plan: dict, analyst: bool) -> list[tuple[str, str, str]]:
     t = plan["totals"]
     rows = [
         (
-            "工业用地总量 industrial land (亩)",
+            "工业用地总量(亩)",
             _fmt(t["industrial_mu_today"]),
             _fmt(t["industrial_mu_after"]),
         ),
-        ("两底线 floor (亩)", _fmt(plan["request"]["floor_mu"]), _fmt(plan["request"]["floor_mu"])),
         (
-            "走廊工业用地 corridor industrial land (亩)",
+            "工业用地底线(两底线, 亩)",
+            _fmt(plan["request"]["floor_mu"]),
+            _fmt(plan["request"]["floor_mu"]),
+        ),
+        (
+            "走廊内工业用地(亩)",
             _fmt(t["corridor_industrial_mu_today"]),
             _fmt(t["corridor_industrial_mu_after"]),
         ),
         (
-            "走廊占比 corridors' share of industrial land",
+            "走廊工业用地占比",
             _fmt(t["corridor_share_of_industrial_today"]),
             _fmt(t["corridor_share_of_industrial_after"]),
         ),
-        ("新增工业用地 new industrial land (亩)", "0", _fmt(t["new_land_mu"])),
-        ("其中走廊内 of which in the corridors (亩)", "0", _fmt(t["corridor_new_mu"])),
-        ("退出 exit (亩)", "0", _fmt(t["exit_mu"])),
-        ("转M0 to M0 (亩)", "0", _fmt(t["blocks"]["to_m0"]["area_mu"])),
+        ("新增工业用地(亩)", "0", _fmt(t["new_land_mu"])),
+        ("其中走廊内(亩)", "0", _fmt(t["corridor_new_mu"])),
+        ("退出(亩)", "0", _fmt(t["exit_mu"])),
+        ("转创新型产业 M0(亩)", "0", _fmt(t["blocks"]["to_m0"]["area_mu"])),
         (
-            "再开发 idle + low-efficiency land redeveloped (亩)",
+            "再开发的闲置和低效用地(亩)",
             "0",
             _fmt(t["blocks"]["redevelop"]["flagged_mu"]),
         ),
@@ -275,7 +238,7 @@ def indicator_rows(plan: dict, analyst: bool) -> list[tuple[str, str, str]]:
     if analyst and t.get("tax_per_mu_today") is not None:
         rows.append(
             (
-                "亩均税收 tax per mu (万元/亩)",
+                "亩均税收(万元/亩)",
                 _fmt(t["tax_per_mu_today"]),
                 _fmt(t.get("tax_per_mu_after")),
             )
@@ -287,30 +250,125 @@ def assumption_rows(plan: dict) -> list[tuple[str, str]]:
     r = plan["request"]
     w = r.get("weights") or {}
     return [
-        ("方案 scenario", f"{plan['name']} v{plan['version']} (plan {plan['id']})"),
-        ("目标年 target year", str(plan["target_year"])),
-        ("基准日 as of", plan["as_of"]),
-        ("税收年度 tax year", _fmt(plan.get("tax_year"))),
-        ("新增工业用地 new land (亩)", _fmt(float(r["new_land_mu"]))),
-        ("工业用地底线 floor (亩)", _fmt(float(r["floor_mu"]))),
-        ("走廊最低占比 corridor minimum share", _fmt(r.get("corridor_min_share"))),
+        ("方案", f"{plan['name']} 第 {plan['version']} 版(方案编号 {plan['id']})"),
+        ("目标年", str(plan["target_year"])),
+        ("基准日", plan["as_of"]),
+        ("税收年度", _fmt(plan.get("tax_year"))),
+        ("新增工业用地(亩)", _fmt(float(r["new_land_mu"]))),
+        ("工业用地底线(亩)", _fmt(float(r["floor_mu"]))),
+        ("新增用地走廊内最低占比", _fmt(r.get("corridor_min_share"))),
         (
-            "权重 weights",
-            f"tax {w.get('tax')}, corridor {w.get('corridor')}, kinds "
-            + ", ".join(f"{k} {v}" for k, v in (w.get("kinds") or {}).items()),
+            "权重",
+            f"亩均税收 {w.get('tax')}, 走廊 {w.get('corridor')}, 平台类型 "
+            + ", ".join(f"{KIND_LABELS.get(k, k)} {v}" for k, v in (w.get("kinds") or {}).items()),
         ),
-        ("三块地检测 three-lands run", _fmt(plan.get("detection_run_id"))),
-        ("规则 rules hash", plan["rules_hash"]),
-        ("依据 sources", "DOMAIN_RULES §4, §5, §8; 杭政办函〔2017〕127号; rules.toml [plan]"),
+        ("三块地检测批次", _fmt(plan.get("detection_run_id"))),
+        ("规则校验码", plan["rules_hash"]),
+        ("依据", "杭政办函〔2017〕127号; 本系统领域规则 §4、§5、§8; rules.toml [plan]"),
         (
-            "容量 capacity",
-            "developable share × vacant platform land (platform − parcels − "
-            "supply records), in 亩; see docs/PLATFORMS_AND_PLAN.md",
+            "可供容量",
+            "可开发比例 × 平台内空闲土地(平台范围 − 现状地块 − 供地范围), 单位亩; "
+            "见 docs/PLATFORMS_AND_PLAN.md",
         ),
     ]
 
 
-# ---- HTML -------------------------------------------------------------------------------------
+# ---- the report as sections (one content for HTML, PDF and .docx) -----------------------------
+
+INVARIANT_LABELS = {
+    "quota": "新增用地全部分配",
+    "floor": "规划后工业用地不低于底线(两底线)",
+    "corridor_share": "新增用地走廊内占比不低于下限",
+    "phase_out_none": "逐步退出型平台不分配新增用地",
+    "capacity": "各平台分配不超过可供容量",
+}
+FIGURE_LABELS = {
+    "allocated_mu": "已分配(亩)",
+    "quota_mu": "新增指标(亩)",
+    "industrial_mu_after": "规划后工业用地(亩)",
+    "floor_mu": "底线(亩)",
+    "share": "走廊内占比",
+    "min_share": "最低占比",
+    "corridor_mu": "走廊内(亩)",
+    "phase_out_mu": "逐步退出型平台(亩)",
+}
+LEVELS = (("district", "分区"), ("platform", "工业平台"), ("corridor", "走廊"))
+
+
+def _invariant_rows(plan: dict) -> list[list[str]]:
+    return [
+        [
+            INVARIANT_LABELS.get(k, k),
+            "满足" if v["holds"] else "不满足",
+            ", ".join(f"{FIGURE_LABELS.get(a, a)} {_fmt(b)}" for a, b in v.items() if a != "holds")
+            or "—",
+        ]
+        for k, v in plan["invariants"].items()
+    ]
+
+
+def sections(plan: dict, analyst: bool) -> list[tuple]:
+    """The report's content in order: ("h1"|"h2"|"h3"|"p"|"note", text), ("table", head, rows,
+    wide) and ("map", corridor code, caption)."""
+    out: list[tuple] = [
+        ("h1", f"{plan['name']} 第 {plan['version']} 版 用地布局规划报告"),
+        (
+            "p",
+            f"方案编号 {plan['id']}; 由 {plan['created_by']} 于 "
+            f"{plan['created_at'][:19].replace('T', ' ')} 编制; "
+            f"报告生成于 {datetime.now():%Y年%m月%d日 %H:%M}。",
+        ),
+        ("h2", "一、假设与依据"),
+        ("table", ["项目", "取值"], [list(r) for r in assumption_rows(plan)], False),
+        ("h2", "二、约束校验"),
+        ("table", ["约束", "是否满足", "数值"], _invariant_rows(plan), False),
+        ("h2", "三、指标变化"),
+        (
+            "table",
+            ["指标", "现状", "规划后"],
+            [list(r) for r in indicator_rows(plan, analyst)],
+            False,
+        ),
+    ]
+    if analyst and plan["totals"].get("tax_note"):
+        out.append(("note", f"注: {plan['totals']['tax_note']}"))
+    for n in plan["notes"]:
+        out.append(("note", f"备注: {n}"))
+    out.append(("h2", "四、走廊规划图"))
+    out.append(("map", None, None))  # the corridors' maps, one section each
+    head, rows = block_rows(plan)
+    out += [("h2", "五、走廊地块组功能"), ("table", head, rows, False)]
+    out.append(("h2", "六、新增工业用地分配"))
+    for level, title in LEVELS:
+        head, rows = allocation_table(plan, level, analyst)
+        out += [("h3", f"按{title}"), ("table", head, rows, len(head) > 9)]
+    return out
+
+
+# ---- HTML and PDF -----------------------------------------------------------------------------
+
+CSS = f"""
+@page {{ size: A4; margin: 15mm 15mm 18mm 15mm;
+  @bottom-center {{ content: "第 " counter(page) " 页 / 共 " counter(pages) " 页";
+    font-size: 9pt; }} }}
+@page wide {{ size: A4 landscape; }}
+section.wide {{ page: wide; }}
+body {{ font-family: {pm.CSS_FONTS}; font-size: 10pt; line-height: 1.5; }}
+h1 {{ font-size: 18pt; text-align: center; }}
+h2 {{ font-size: 14pt; border-bottom: 1.5pt solid {vocabulary.colour("map", "chart")};
+  margin-top: 8mm; }}
+h3 {{ font-size: 11.5pt; }}
+table {{ border-collapse: collapse; margin: 2mm 0 5mm; font-size: 8.5pt; }}
+td, th {{ border: 0.5pt solid #999; padding: 1pt 4pt; text-align: right; }}
+th {{ background: #e8edf3; }}
+td:first-child, th:first-child, td:nth-child(2) {{ text-align: left; }}
+thead {{ display: table-header-group; }} tr {{ page-break-inside: avoid; }}
+.note {{ font-size: 9pt; color: #333; }}
+figure {{ margin: 2mm 0 6mm; page-break-inside: avoid; }}
+figcaption {{ text-align: center; font-size: 9.5pt; margin-top: 1mm; }}
+img.map {{ border: 0; }}
+{pm.LEGEND_CSS}
+"""
 
 
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
@@ -322,166 +380,86 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def render_html(engine: Engine, plan_id: int, analyst: bool = False) -> str:
+    """The report as one HTML page (maps inline as SVG), also what WeasyPrint lays out."""
     plan = get_plan(engine, plan_id, analyst, geometry=False)
     maps = corridor_maps(engine, plan)
     parts = [
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(plan['name'])} v{plan['version']} — 用地布局规划报告</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}"
-        "td,th{border:1px solid #bbb;padding:2px 6px;font-size:13px;text-align:right}"
-        "td:first-child,th:first-child,td:nth-child(2){text-align:left}"
-        ".ok{color:#1a7f37}.bad{color:#c00}img{max-width:100%}</style></head><body>",
-        f"<h1>用地布局规划报告 Layout plan report: {html.escape(plan['name'])} "
-        f"v{plan['version']}</h1>",
-        f"<p>Generated {datetime.now(UTC).isoformat(timespec='seconds')} from plan "
-        f"{plan['id']} (created {html.escape(plan['created_at'])} by "
-        f"{html.escape(plan['created_by'])}).</p>",
-        "<h2>假设 Assumptions</h2>",
-        _html_table(["item", "value"], [list(r) for r in assumption_rows(plan)]),
-        "<h2>约束校验 Invariants</h2>",
-        _html_table(
-            ["invariant", "holds", "figures"],
-            [
-                [
-                    k,
-                    "yes" if v["holds"] else "NO",
-                    ", ".join(f"{a}={_fmt(b)}" for a, b in v.items() if a != "holds"),
-                ]
-                for k, v in plan["invariants"].items()
-            ],
-        ),
-        "<h2>指标变化 Indicator changes</h2>",
-        _html_table(
-            ["indicator", "today", "after the plan"],
-            [list(r) for r in indicator_rows(plan, analyst)],
-        ),
+        f"<title>{html.escape(plan['name'])} 第 {plan['version']} 版 用地布局规划报告</title>",
+        f"<style>{CSS}</style></head><body>",
     ]
-    if analyst and plan["totals"].get("tax_note"):
-        parts.append(f"<p><small>{html.escape(plan['totals']['tax_note'])}</small></p>")
-    if plan["notes"]:
-        parts.append(
-            "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in plan["notes"]) + "</ul>"
-        )
-    for code, (name, png) in maps.items():
-        b64 = base64.b64encode(png).decode()
-        parts.append(f"<h2>{html.escape(name)} ({code})</h2>")
-        parts.append(f"<img alt='map of {html.escape(name)}' src='data:image/png;base64,{b64}'>")
-    head, rows = block_rows(plan)
-    parts.append("<h2>走廊地块功能 Corridor blocks by function</h2>")
-    parts.append(_html_table(head, rows))
-    for level, title in (
-        ("district", "分区 Districts"),
-        ("platform", "平台 Platforms"),
-        ("corridor", "走廊 Corridors"),
-    ):
-        head, rows = allocation_table(plan, level, analyst)
-        parts.append(f"<h2>新增用地分配 Allocation — {title}</h2>")
-        parts.append(_html_table(head, rows))
+    try:
+        for item in sections(plan, analyst):
+            kind = item[0]
+            if kind in ("h1", "h2", "h3"):
+                parts.append(f"<{kind}>{html.escape(item[1])}</{kind}>")
+            elif kind == "p":
+                parts.append(f"<p>{html.escape(item[1])}</p>")
+            elif kind == "note":
+                parts.append(f"<p class='note'>{html.escape(item[1])}</p>")
+            elif kind == "table":
+                _, head, rows, wide = item
+                cls = " class='wide'" if wide else ""
+                parts.append(f"<section{cls}>{_html_table(head, rows)}</section>")
+            elif kind == "map":
+                for i, (code, (name, mf)) in enumerate(maps.items(), 1):
+                    cap = f"图{i} {name}({code})用地布局规划图 比例尺 {pm.round_scale(mf.scale)}"
+                    parts.append(
+                        f"<h3>{html.escape(name)}({code})</h3><figure>"
+                        f"{pm.svg_img(mf, cap)}{pm.legend_html(mf.legend)}"
+                        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+                    )
+    finally:
+        for _, mf in maps.values():
+            mf.close()
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-# ---- PDF --------------------------------------------------------------------------------------
-
-A4 = (8.27, 11.69)
-
-
-def _text_page(pdf: PdfPages, title: str, sections: list[tuple[str, list[tuple]]]) -> None:
-    fig = plt.figure(figsize=A4)
-    fig.text(0.06, 0.96, title, fontsize=14, weight="bold", va="top")
-    y = 0.91
-    for heading, rows in sections:
-        fig.text(0.06, y, heading, fontsize=11, weight="bold", va="top")
-        y -= 0.025
-        for row in rows:
-            for line in textwrap.wrap("   ".join(str(x) for x in row), 110) or [""]:
-                if y < 0.05:
-                    break
-                fig.text(0.08, y, line, fontsize=7.5, va="top")
-                y -= 0.018
-        y -= 0.015
-    pdf.savefig(fig)
-    plt.close(fig)
-
-
-def _table_pages(pdf: PdfPages, title: str, head: list[str], rows: list[list[str]]) -> None:
-    per_page = 40
-    for start in range(0, max(len(rows), 1), per_page):
-        chunk = rows[start : start + per_page] or [["—"] * len(head)]
-        fig = plt.figure(figsize=(A4[1], A4[0]))  # landscape
-        ax = fig.add_axes([0.02, 0.02, 0.96, 0.88])
-        ax.axis("off")
-        fig.text(
-            0.02,
-            0.96,
-            title + (f" ({start // per_page + 1})" if len(rows) > per_page else ""),
-            fontsize=12,
-            weight="bold",
-            va="top",
-        )
-        tbl = ax.table(cellText=chunk, colLabels=head, loc="upper center", cellLoc="right")
-        tbl.auto_set_font_size(False)
-        tbl.set_fontsize(7)
-        tbl.auto_set_column_width(list(range(len(head))))
-        tbl.scale(1, 1.15)
-        pdf.savefig(fig)
-        plt.close(fig)
-
-
 def render_pdf(engine: Engine, plan_id: int, analyst: bool = False) -> bytes:
-    font = setup_fonts()
+    """The report as PDF: the HTML laid out by WeasyPrint (maps stay vector)."""
+    from weasyprint import HTML
+
+    return HTML(string=render_html(engine, plan_id, analyst)).write_pdf()
+
+
+def render_docx(engine: Engine, plan_id: int, analyst: bool = False) -> bytes:
+    """The report as Word (.docx): the same headings, text and tables; maps as PNG."""
+    from gis.map import docx_out
+
     plan = get_plan(engine, plan_id, analyst, geometry=False)
-    maps = corridor_maps(engine, plan, dpi=150)
-    buf = io.BytesIO()
-    with PdfPages(
-        buf,
-        metadata={"Title": f"{plan['name']} v{plan['version']} layout plan", "Creator": "landlink"},
-    ) as pdf:
-        inv = [
-            (
-                k,
-                "holds" if v["holds"] else "BROKEN",
-                ", ".join(f"{a}={_fmt(b)}" for a, b in v.items() if a != "holds"),
-            )
-            for k, v in plan["invariants"].items()
-        ]
-        notes = [(n,) for n in plan["notes"]]
-        if font is None:
-            notes.append(("no CJK font was found: Chinese text may not show",))
-        _text_page(
-            pdf,
-            f"用地布局规划报告 Layout plan: {plan['name']} v{plan['version']}",
-            [
-                ("假设 Assumptions", assumption_rows(plan)),
-                ("约束校验 Invariants", inv),
-                ("指标变化 Indicators (today → after)", indicator_rows(plan, analyst)),
-                ("备注 Notes", notes),
-            ],
-        )
-        for _name, png in maps.values():
-            fig = plt.figure(figsize=(A4[1], A4[0]))
-            ax = fig.add_axes([0.01, 0.01, 0.98, 0.98])
-            ax.imshow(plt.imread(io.BytesIO(png)))
-            ax.axis("off")
-            pdf.savefig(fig)
-            plt.close(fig)
-        head, rows = block_rows(plan)
-        _table_pages(pdf, "走廊地块功能 Corridor blocks by function", head, rows)
-        for level, title in (
-            ("district", "分区 Districts"),
-            ("platform", "平台 Platforms"),
-            ("corridor", "走廊 Corridors"),
-        ):
-            head, rows = allocation_table(plan, level, analyst)
-            _table_pages(pdf, f"新增用地分配 Allocation — {title}", head, rows)
-    return buf.getvalue()
+    doc = docx_out.new_document(f"{plan['name']} 第 {plan['version']} 版 用地布局规划报告")
+    maps = corridor_maps(engine, plan, legend_in_figure=True)
+    try:
+        for item in sections(plan, analyst):
+            kind = item[0]
+            if kind in ("h1", "h2", "h3"):
+                doc.add_heading(item[1], level={"h1": 0, "h2": 1, "h3": 2}[kind])
+            elif kind in ("p", "note"):
+                docx_out.paragraph(doc, item[1], small=kind == "note")
+            elif kind == "table":
+                docx_out.table(doc, item[1], item[2])
+            elif kind == "map":
+                for i, (code, (name, mf)) in enumerate(maps.items(), 1):
+                    doc.add_heading(f"{name}({code})", level=2)
+                    cap = f"图{i} {name}({code})用地布局规划图 比例尺 {pm.round_scale(mf.scale)}"
+                    docx_out.picture(doc, mf.png(dpi=200), MAP_MM[0] - 15, cap)
+    finally:
+        for _, mf in maps.values():
+            mf.close()
+    return docx_out.to_bytes(doc)
+
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+FORMATS = ("html", "pdf", "docx")
 
 
 def render(engine: Engine, plan_id: int, fmt: str, analyst: bool = False) -> tuple[bytes, str]:
-    """(body, media type) of the report in ``fmt`` (html | pdf)."""
+    """(body, media type) of the report in ``fmt`` (html | pdf | docx)."""
     if fmt == "pdf":
         return render_pdf(engine, plan_id, analyst), "application/pdf"
+    if fmt == "docx":
+        return render_docx(engine, plan_id, analyst), DOCX
     if fmt == "html":
         return render_html(engine, plan_id, analyst).encode("utf-8"), "text/html; charset=utf-8"
-    raise ValueError(f"format {fmt!r}: html or pdf")
+    raise ValueError(f"format {fmt!r}: html, pdf or docx")

@@ -164,6 +164,30 @@ try {
     return { city: whole, parcels: close };
   });
 
+  await step('print', async () => {
+    // 打印: the view's bbox and the layers switched on go to /api/print; A3 landscape chosen
+    await page.evaluate((b) => window.__landlink.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 40, duration: 0 }), cases.city_bbox);
+    await idle(page);
+    const view = await page.evaluate(() => {
+      const b = window.__landlink.map.getBounds();
+      return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+    });
+    await page.selectOption('#print-size', 'A3');
+    await page.selectOption('#print-orientation', 'landscape');
+    await page.fill('#print-title', '全市工业用地');
+    const popup = ctx.waitForEvent('page', { timeout: 15000 }).catch(() => null);
+    await page.click('#print-button');
+    const tab = await popup;
+    const url = await page.evaluate(() => window.__landlink.lastPrint);
+    if (tab) await tab.close().catch(() => {});
+    const pdf = await page.evaluate(async (u) => {
+      const r = await fetch(u);
+      const b = new Uint8Array(await r.arrayBuffer());
+      return { status: r.status, type: r.headers.get('content-type'), head: String.fromCharCode(...b.slice(0, 5)), bytes: b.length };
+    }, url);
+    return { url, view, opened: !!tab, pdf };
+  });
+
   await step('search_enterprise', async () => {
     const e = cases.enterprise;
     const flew = nextMoveEnd(page);

@@ -207,6 +207,25 @@ def test_map_draws_the_city_and_its_parcels(run) -> None:
     assert s["parcels"]["colours"] > 3, s
 
 
+def test_print_button_opens_the_view_as_a_pdf(run, cases) -> None:
+    """打印 opens /api/print with the view's bbox, the visible layers and the chosen paper."""
+    from urllib.parse import parse_qs, urlsplit
+
+    s = _step(run, "print")
+    url = urlsplit(s["url"])
+    assert url.path.endswith("/api/print")
+    q = {k: v[0] for k, v in parse_qs(url.query).items()}
+    bbox = [float(v) for v in q["bbox"].split(",")]
+    assert all(abs(a - b) < 1e-5 for a, b in zip(bbox, s["view"], strict=True)), (bbox, s["view"])
+    # the page's default visible layers, in the page's order
+    assert q["layers"] == "districts,corridors,platforms,parcels"
+    assert q["size"] == "A3" and q["orientation"] == "landscape" and q["title"] == "全市工业用地"
+    assert q["parcel_colour"] == "use"
+    assert s["opened"]
+    assert s["pdf"]["status"] == 200 and s["pdf"]["type"] == "application/pdf"
+    assert s["pdf"]["head"] == "%PDF-"
+
+
 def test_search_finds_a_planted_enterprise(run, cases) -> None:
     s = _step(run, "search_enterprise")
     assert s["hit"]["kind"] == "enterprise"
