@@ -105,41 +105,66 @@ def unsupplied_by_year(engine: Engine, year: int | None, analyst: bool) -> list[
     return [Sheet("批而未供(按批准年度、区县)", fields, rows, sums=("approvals",))]
 
 
-def idle_disposal(engine: Engine, year: int | None, analyst: bool) -> list[Sheet]:
-    """闲置土地 per 区县 by its status (处置: 逾期, 闲置满一年 征收闲置费, 满两年 可收回, 部分开发后
-    中止): supply records (宗) and 亩 of each status of ``idle_status`` that is flagged."""
-    names = _zone_names(engine, "district")
-    statuses = [t for t in vocabulary.vocabulary("idle_status").terms if t.flagged]
+def _zone_by_term(
+    items: list[dict],
+    level: str,
+    names: dict[str, str],
+    terms: list,
+    codes_of: Callable[[dict], list[str] | None],
+    total_label: str,
+) -> tuple[list[Field], list[dict]]:
+    """Rows per zone (``level``'s code in each item) with, per vocabulary term, the items (宗)
+    and their 亩 that ``codes_of(item)`` names (an item named by two terms counts under both),
+    and every item once in the total; an item for which ``codes_of`` gives None is left out."""
+    outside = {"district": "不在任何区县", "platform": "不在任何平台"}[level]
     acc: dict[str, dict] = {}
-    for it in _land(engine, "idle", analyst):
-        if it["status"] not in {t.code for t in statuses}:
+    for it in items:
+        codes = codes_of(it)
+        if codes is None:
             continue
-        code = it["district"] or ""
+        code = it[level] or ""
         a = acc.get(code)
         if a is None:
-            a = acc[code] = {"code": it["district"], "name": names.get(code, "不在任何区县")}
-            for t in statuses:
+            a = acc[code] = {"code": it[level], "name": names.get(code, outside)}
+            for t in terms:
                 a[f"{t.code}_count"], a[f"{t.code}_mu"] = 0, 0.0
             a["total_count"], a["total_mu"] = 0, 0.0
-        a[f"{it['status']}_count"] += 1
-        a[f"{it['status']}_mu"] += it["area_mu"] or 0.0
+        for c in codes:
+            a[f"{c}_count"] += 1
+            a[f"{c}_mu"] += it["area_mu"] or 0.0
         a["total_count"] += 1
         a["total_mu"] += it["area_mu"] or 0.0
-    fields = list(_zone_fields("district"))
-    for t in statuses:
+    fields = list(_zone_fields(level))
+    for t in terms:
         fields += [
             Field(f"{t.code}_count", "N", f"{t.label}(宗)", "int"),
             Field(f"{t.code}_mu", "MU", f"{t.label}(亩)", "float"),
         ]
     fields += [
-        Field("total_count", "N", "合计(宗)", "int"),
-        Field("total_mu", "MU", "合计(亩)", "float"),
+        Field("total_count", "N", f"{total_label}(宗)", "int"),
+        Field("total_mu", "MU", f"{total_label}(亩)", "float"),
     ]
     rows = [acc[k] for k in sorted(acc)]
     for r in rows:
         for k in r:
             if k.endswith("_mu"):
                 r[k] = round(r[k], 4)
+    return fields, rows
+
+
+def idle_disposal(engine: Engine, year: int | None, analyst: bool) -> list[Sheet]:
+    """闲置土地 per 区县 by its status (处置: 逾期, 闲置满一年 征收闲置费, 满两年 可收回, 部分开发后
+    中止): supply records (宗) and 亩 of each status of ``idle_status`` that is flagged."""
+    statuses = [t for t in vocabulary.vocabulary("idle_status").terms if t.flagged]
+    flagged = {t.code for t in statuses}
+    fields, rows = _zone_by_term(
+        _land(engine, "idle", analyst),
+        "district",
+        _zone_names(engine, "district"),
+        statuses,
+        lambda it: [it["status"]] if it["status"] in flagged else None,
+        "合计",
+    )
     sums = tuple(f.name for f in fields if f.kind == "int")
     return [Sheet("闲置土地处置情况(按区县)", fields, rows, sums=sums)]
 
@@ -147,37 +172,14 @@ def idle_disposal(engine: Engine, year: int | None, analyst: bool) -> list[Sheet
 def low_efficiency_by_reason(engine: Engine, year: int | None, analyst: bool) -> list[Sheet]:
     """低效用地 per platform by reason: parcels (宗) and 亩 per reason (a parcel with two reasons
     counts under both), and the parcels once each."""
-    names = _zone_names(engine, "platform")
-    reasons = vocabulary.vocabulary("low_efficiency_reason").terms
-    acc: dict[str, dict] = {}
-    for it in _land(engine, "low_efficiency", analyst):
-        code = it["platform"] or ""
-        a = acc.get(code)
-        if a is None:
-            a = acc[code] = {"code": it["platform"], "name": names.get(code, "不在任何平台")}
-            for t in reasons:
-                a[f"{t.code}_count"], a[f"{t.code}_mu"] = 0, 0.0
-            a["total_count"], a["total_mu"] = 0, 0.0
-        for c in it["reason_codes"] or []:
-            a[f"{c}_count"] += 1
-            a[f"{c}_mu"] += it["area_mu"] or 0.0
-        a["total_count"] += 1
-        a["total_mu"] += it["area_mu"] or 0.0
-    fields = list(_zone_fields("platform"))
-    for t in reasons:
-        fields += [
-            Field(f"{t.code}_count", "N", f"{t.label}(宗)", "int"),
-            Field(f"{t.code}_mu", "MU", f"{t.label}(亩)", "float"),
-        ]
-    fields += [
-        Field("total_count", "N", "低效用地(宗)", "int"),
-        Field("total_mu", "MU", "低效用地(亩)", "float"),
-    ]
-    rows = [acc[k] for k in sorted(acc)]
-    for r in rows:
-        for k in r:
-            if k.endswith("_mu"):
-                r[k] = round(r[k], 4)
+    fields, rows = _zone_by_term(
+        _land(engine, "low_efficiency", analyst),
+        "platform",
+        _zone_names(engine, "platform"),
+        vocabulary.vocabulary("low_efficiency_reason").terms,
+        lambda it: it["reason_codes"] or [],
+        "低效用地",
+    )
     sums = tuple(f.name for f in fields if f.kind == "int")
     return [Sheet("低效用地(按平台、原因)", fields, rows, sums=sums)]
 
@@ -295,7 +297,7 @@ def sheets(
 
 
 def _html(title: str, sheets_: list[Sheet], unit: str, made_on: date) -> str:
-    from gis.platforms.plan_report import cjk_font
+    from gis.map.print_map import cjk_font
 
     font = cjk_font() or "sans-serif"
     out = [
