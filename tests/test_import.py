@@ -9,7 +9,7 @@ import shapely
 from pyproj import Transformer
 from sqlalchemy import text
 
-from gis.core.gcj02 import wgs84_to_gcj02
+from gis.core.gcj02 import gcj02_to_bd09, wgs84_to_gcj02
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from tests.conftest import snapshot
 from tests.factories import X0, Y0, box, districts, parcels, supplies, uscc, write_shp
@@ -319,6 +319,28 @@ def test_gcj02_enterprise_points_are_converted(db, tmp_path):
     x, y = shapely.from_wkt(pts[uscc(1)]).coords[0]
     assert np.hypot(x - (X0 + 50), y - (Y0 + 50)) < 0.5  # metres, after GCJ-02 -> WGS84
     assert shapely.from_wkt(pts[uscc(2)]).coords[0] == (X0 + 10, Y0 + 10)
+
+
+def test_bd09_enterprise_points_are_converted(db, tmp_path):
+    to_wgs = Transformer.from_crs(4549, 4326, always_xy=True)
+    lon, lat = to_wgs.transform(X0 + 80, Y0 + 20)
+    blon, blat = gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+    qy = tmp_path / "QY.csv"
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1)],
+            "QYMC": ["甲"],
+            "HYDM": ["3911"],
+            "X": [float(blon)],
+            "Y": [float(blat)],
+            "ZBXT": ["bd09"],
+        }
+    ).to_csv(qy, index=False)
+    import_file(db, "qy", qy)
+    with db.connect() as c:
+        wkt = c.execute(text("SELECT ST_AsText(geom) FROM enterprises")).scalar_one()
+    x, y = shapely.from_wkt(wkt).coords[0]
+    assert np.hypot(x - (X0 + 80), y - (Y0 + 20)) < 1.0  # metres, BD-09 -> GCJ-02 -> WGS84
 
 
 def test_coordinates_without_crs_are_rejected(db, tmp_path):

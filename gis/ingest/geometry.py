@@ -13,21 +13,24 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from gis.core.gcj02 import gcj02_to_wgs84
+from gis.core.gcj02 import bd09_to_wgs84, gcj02_to_wgs84
 from gis.core.layers import STORAGE_SRID
 from gis.ingest.validate import Issues, as_text, parse_numbers
 
 GCJ02 = "gcj02"
-# ZBXT holds a CRS code (contract): EPSG:4549, 4549, ESRI:102100, or gcj02
+BD09 = "bd09"
+# the web maps' offset lon/lat (AMap/Tencent GCJ-02, Baidu BD-09), each to WGS84
+_OFFSET_TO_WGS84 = {GCJ02: gcj02_to_wgs84, BD09: bd09_to_wgs84}
+# ZBXT holds a CRS code (contract): EPSG:4549, 4549, ESRI:102100, gcj02 or bd09
 _CRS_CODE = re.compile(r"^(?:[A-Za-z]{2,10}:)?\d{3,6}$")
 # distinct ZBXT codes one file may use (each costs a CRS lookup and a transform)
 MAX_ZBXT_CODES = 20
 
 
 def is_gcj02(crs) -> bool:
-    """True for the GCJ02 marker. Tested by type first: ``CRS == "gcj02"`` makes pyproj try to
-    parse "gcj02" as a CRS, ~0.14 s each time."""
-    return isinstance(crs, str) and crs == GCJ02
+    """True for the GCJ02 or BD09 marker (offset lon/lat, not a pyproj CRS). Tested by type
+    first: ``CRS == "gcj02"`` makes pyproj try to parse "gcj02" as a CRS, ~0.14 s each time."""
+    return isinstance(crs, str) and crs in _OFFSET_TO_WGS84
 
 
 _STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
@@ -50,8 +53,8 @@ def resolve_crs(code: str, file: str):
     from gis.ingest.errors import InputError
 
     c = str(code).strip()
-    if c.lower() == GCJ02:
-        return GCJ02
+    if c.lower() in _OFFSET_TO_WGS84:
+        return c.lower()
     if c.isdigit():
         c = f"EPSG:{c}"
     try:
@@ -60,17 +63,17 @@ def resolve_crs(code: str, file: str):
         raise InputError(
             file,
             f"unknown CRS {code!r}; use an EPSG code such as EPSG:4549, "
-            "EPSG:4490, EPSG:4326, or gcj02",
+            "EPSG:4490, EPSG:4326, gcj02 or bd09",
             field="crs",
         ) from None
 
 
 def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
-    """Transform shapely geometries from ``crs`` (or GCJ-02 lon/lat) to EPSG:4549 metres."""
+    """Transform shapely geometries from ``crs`` (or GCJ-02 / BD-09 lon/lat) to EPSG:4549
+    metres."""
     if is_gcj02(crs):
-        geoms = shapely.transform(
-            geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1]))
-        )
+        to_wgs84 = _OFFSET_TO_WGS84[crs]
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1])))
         crs = CRS.from_epsg(4326)
     if _is_storage(crs):
         return geoms
@@ -171,7 +174,9 @@ def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) 
         elif not is_gcj02(str(code).lower()) and not _CRS_CODE.match(str(code)):
             # only codes: pyproj searches its whole database for a name (seconds each)
             issues.add(
-                rows, "ZBXT", f"{code!r} is not a CRS code (use e.g. EPSG:4549, 4490 or gcj02)"
+                rows,
+                "ZBXT",
+                f"{code!r} is not a CRS code (use e.g. EPSG:4549, 4490, gcj02 or bd09)",
             )
             continue
         else:

@@ -114,7 +114,7 @@ def _geometry(
         raise InputError(
             file,
             "the layer has no CRS (.prj or metadata); give one with --crs "
-            "(e.g. --crs EPSG:4549, or --crs gcj02 for AMap lon/lat)",
+            "(e.g. --crs EPSG:4549, --crs gcj02 for AMap lon/lat, bd09 for Baidu)",
             field="crs",
         )
     geoms = np.asarray(df.geometry.values, dtype=object)
