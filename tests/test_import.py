@@ -80,6 +80,33 @@ def test_layer_without_crs_is_refused_unless_given(db, tmp_path):
     assert rep["inserted"] == 1
 
 
+def test_xian80_and_beijing54_are_refused_not_shifted(db, tmp_path):
+    p = write_shp(
+        tmp_path / "ZL.shp", [{"ZLDM": "CDZZ", "ZLMC": "城东智造大走廊"}], [box(0)], crs=2385
+    )
+    with pytest.raises(InputError, match="西安80.*七参数") as e:
+        import_file(db, "zl", p)
+    assert "EPSG:2385" in str(e.value)
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM corridors")).scalar_one() == 0
+    # the user says the coordinates are CGCS2000 after all: loaded, with the override noted
+    rep = import_file(db, "zl", p, ImportOptions(crs="EPSG:4549"))
+    assert rep["inserted"] == 1
+    qy = tmp_path / "QY.csv"
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1), uscc(2)],
+            "QYMC": ["甲", "乙"],
+            "HYDM": ["3911", "2211"],
+            "X": [120.1, X0 + 10],
+            "Y": [30.2, Y0 + 10],
+            "ZBXT": ["EPSG:4214", "EPSG:4549"],
+        }
+    ).to_csv(qy, index=False)
+    rep = import_file(db, "qy", qy, ImportOptions(strict=False))
+    assert any("北京54" in str(x) and "ZBXT" in str(x) for x in rep["errors"]), rep["errors"]
+
+
 def test_geographic_cgcs2000_is_projected_to_4549(db, tmp_path):
     t = Transformer.from_crs(4549, 4490, always_xy=True)
     lon0, lat0 = t.transform(X0, Y0)

@@ -48,6 +48,30 @@ def _as_crs(crs) -> CRS:
     return crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
 
 
+# datums PROJ cannot take to CGCS2000 exactly here (no published grid or parameters ship with it)
+_OLD_DATUMS = {"Xian 1980": "西安80", "Beijing 1954": "北京54"}
+
+
+def old_datum(crs) -> str | None:
+    """西安80 or 北京54 when ``crs`` (a pyproj CRS) is on that datum, else None."""
+    if is_gcj02(crs) or crs is None:
+        return None
+    datum = _as_crs(crs).datum
+    name = datum.name if datum is not None else ""
+    return next((label for key, label in _OLD_DATUMS.items() if key in name), None)
+
+
+def old_datum_message(crs, label: str) -> str:
+    """Why a 西安80 / 北京54 CRS is refused, and what to do."""
+    return (
+        f"{_as_crs(crs).to_string()} is {label}: PROJ has no exact transformation from {label} "
+        "to CGCS2000 here, and a guessed one puts parcels metres to tens of metres off; "
+        "transform the data to CGCS2000 (e.g. EPSG:4549) with the bureau's 七参数 first, "
+        "or, if the coordinates are in fact CGCS2000 and only the label is wrong, say so with "
+        "--crs EPSG:4549 (or the right CGCS2000 code)"
+    )
+
+
 def resolve_crs(code: str, file: str):
     """A CRS from a user's code ('EPSG:4549', '4549', a WKT, ...); GCJ02 is returned as is."""
     from gis.ingest.errors import InputError
@@ -184,6 +208,10 @@ def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) 
                 crs = resolve_crs(code, file)
             except Exception:
                 issues.add(rows, "ZBXT", f"unknown coordinate system {code!r}")
+                continue
+            label = old_datum(crs)
+            if label:
+                issues.add(rows, "ZBXT", old_datum_message(crs, label))
                 continue
         pts = np.full(n, None, dtype=object)
         pts[rows] = shapely.points(x[rows].to_numpy(), y[rows].to_numpy())

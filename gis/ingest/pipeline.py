@@ -87,6 +87,8 @@ def _geometry(
     from gis.ingest.geometry import (
         check_lonlat,
         is_gcj02,
+        old_datum,
+        old_datum_message,
         points_from_table,
         polygons,
         resolve_crs,
@@ -110,6 +112,9 @@ def _geometry(
                 f"CRS {opts.crs} given with --crs overrides the file's {crs.to_string()}"
             )
         crs = given
+    label = old_datum(crs)
+    if label:
+        raise InputError(file, old_datum_message(crs, label), field="crs")
     if crs is None:
         raise InputError(
             file,
