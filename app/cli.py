@@ -227,7 +227,7 @@ def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
     """Files named after a layer code (case-insensitive), in dependency order."""
     from gis.core.layers import IMPORT_ORDER
 
-    suffixes = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".xlsx"}
+    suffixes = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".xlsx", ".xls"}
     found: dict[str, Path] = {}
     for p in sorted(directory.iterdir()):
         if p.suffix.lower() in suffixes and p.stem.upper() in IMPORT_ORDER:

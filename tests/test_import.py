@@ -370,6 +370,35 @@ def test_bd09_enterprise_points_are_converted(db, tmp_path):
     assert np.hypot(x - (X0 + 80), y - (Y0 + 20)) < 1.0  # metres, BD-09 -> GCJ-02 -> WGS84
 
 
+def test_xls_workbook_is_read(db, tmp_path):
+    import xlwt
+
+    wb = xlwt.Workbook(encoding="utf-8")
+    wb.add_sheet("说明").write(0, 0, "这一页不是数据")
+    ws = wb.add_sheet("企业")
+    rows = [
+        ["企业名称", "TYSHXYDM", "HYDM", "X", "Y", "ZBXT"],
+        ["甲公司", uscc(1), "3911", X0 + 10, Y0 + 20, "EPSG:4549"],
+        ["乙公司", uscc(2), "2211", X0 + 30, Y0 + 40, "4549"],
+    ]
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            ws.write(r, c, v)
+    xls = tmp_path / "QY.xls"
+    wb.save(str(xls))
+    rep = import_file(db, "qy", xls, ImportOptions(sheet="企业"))
+    assert rep["inserted"] == 2
+    with db.connect() as c:
+        got = c.execute(
+            text("SELECT uscc, name, ST_X(geom), ST_Y(geom) FROM enterprises ORDER BY uscc")
+        ).all()
+    assert [tuple(r) for r in got] == sorted(
+        [(uscc(1), "甲公司", X0 + 10, Y0 + 20), (uscc(2), "乙公司", X0 + 30, Y0 + 40)]
+    )
+    with pytest.raises(InputError, match="sheet"):
+        import_file(db, "qy", xls, ImportOptions(sheet="没有这页"))
+
+
 def test_coordinates_without_crs_are_rejected(db, tmp_path):
     qy = tmp_path / "QY.csv"
     pd.DataFrame(

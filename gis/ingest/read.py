@@ -25,7 +25,7 @@ from gis.ingest.errors import InputError, OverLimit
 from gis.ingest.limits import check_columns, check_lines, check_xlsx
 
 SPATIAL_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json"}
-TABLE_SUFFIXES = {".csv", ".xlsx"}
+TABLE_SUFFIXES = {".csv", ".xlsx", ".xls"}
 DEFAULT_SHAPEFILE_ENCODING = "GB18030"
 EXCEL_MAX_ROWS = 1_048_576  # what a sheet can hold
 
@@ -223,6 +223,25 @@ def _check_sheet(path: Path, sheet: str | None, file: str) -> None:
         wb.close()
 
 
+def _read_xls(path: Path, sheet: str | None, file: str) -> tuple[pd.DataFrame, str, str]:
+    """An Excel 97–2003 workbook (.xls, BIFF) through python-calamine: the sheet ``sheet`` (else
+    the first) as a frame of cells, with the encoding the workbook declares (Unicode to us)."""
+    from gis.core.config import get_settings
+
+    limit = get_settings().max_upload_bytes
+    if path.stat().st_size > limit:
+        raise InputError(file, f"the workbook is larger than {limit} bytes")
+    try:
+        df = pd.read_excel(
+            path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="calamine"
+        )
+    except ValueError as e:
+        raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
+    except Exception as e:
+        raise InputError(file, f"cannot be read as XLS: {e}") from None
+    return df, "utf-8", "XLS (calamine)"
+
+
 def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -> RawFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -248,8 +267,10 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
         except Exception as e:
             raise InputError(file, f"cannot be read as XLSX: {e}") from None
         codec, source = "utf-8", "XLSX (Unicode)"
+    elif suffix == ".xls":
+        df, codec, source = _read_xls(path, sheet, file)
     else:
-        raise InputError(file, f"unsupported table format {suffix!r}; use .csv or .xlsx")
+        raise InputError(file, f"unsupported table format {suffix!r}; use .csv, .xlsx or .xls")
     check_columns(len(df.columns), file, "the table")
     df.columns = [str(c).strip().upper().lstrip("\ufeff") for c in df.columns]
     df.index = pd.RangeIndex(len(df))
@@ -330,7 +351,7 @@ def read_file(
         raw = read_table(path, encoding, sheet, file)
     else:
         raise InputError(
-            file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx"
+            file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv, .xlsx or .xls"
         )
     if layer is not None:
         cols = list(raw.frame.columns)
