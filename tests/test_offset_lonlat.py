@@ -36,3 +36,10 @@ def test_bd09_points_land_where_their_wgs84_points_do() -> None:
     assert np.hypot(shapely.get_x(got) - x, shapely.get_y(got) - y).max() < 1.0
     raw = to_storage(shapely.points(blon, blat), resolve_crs("4326", "f.csv"))
     assert np.hypot(shapely.get_x(raw) - x, shapely.get_y(raw) - y).min() > 500
+
+
+def test_epsg_4528_input_is_4549_less_the_zone_prefix() -> None:
+    p = shapely.points([40_520_000.0], [3_350_000.0])
+    got = to_storage(p, resolve_crs("4528", "f.shp"))
+    assert abs(shapely.get_x(got)[0] - 520_000.0) < 1e-6
+    assert abs(shapely.get_y(got)[0] - 3_350_000.0) < 1e-6
