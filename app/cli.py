@@ -738,7 +738,13 @@ def build_parser() -> argparse.ArgumentParser:
     def import_opts(sp):
         sp.add_argument("--encoding", help="text encoding of a shapefile without .cpg, or a CSV")
         sp.add_argument("--crs", help="CRS of a layer without one (EPSG code), or gcj02 / bd09")
-        sp.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+        sp.add_argument(
+            "--sheet",
+            "--layer",
+            dest="sheet",
+            help="XLSX/XLS sheet name (default: the first), or the layer of a .gdb "
+            "File Geodatabase (needed when it holds several)",
+        )
         mode = sp.add_mutually_exclusive_group()
         mode.add_argument(
             "--strict",

@@ -107,6 +107,28 @@ def test_xian80_and_beijing54_are_refused_not_shifted(db, tmp_path):
     assert any("北京54" in str(x) and "ZBXT" in str(x) for x in rep["errors"]), rep["errors"]
 
 
+def test_file_geodatabase_layers(db, tmp_path):
+    import geopandas as gpd
+    import pyogrio
+
+    gdb = tmp_path / "三调.gdb"
+    zl = gpd.GeoDataFrame(
+        {"ZLDM": ["CDZZ"], "ZLMC": ["城东智造大走廊"]}, geometry=[box(0)], crs=4549
+    )
+    pyogrio.write_dataframe(zl, gdb, layer="ZL", driver="OpenFileGDB")
+    import_file(db, "zl", gdb)  # one layer: read without naming it
+    with db.connect() as c:
+        assert c.execute(text("SELECT name FROM corridors")).scalar_one() == "城东智造大走廊"
+    other = zl.assign(ZLMC=["城西科创大走廊"], ZLDM=["CXKC"])
+    pyogrio.write_dataframe(other, gdb, layer="ZL2", driver="OpenFileGDB")
+    with pytest.raises(InputError, match="2 layers.*ZL.*ZL2.*--layer"):
+        import_file(db, "zl", gdb)
+    with pytest.raises(InputError, match="no layer 'XX'"):
+        import_file(db, "zl", gdb, ImportOptions(sheet="XX"))
+    rep = import_file(db, "zl", gdb, ImportOptions(sheet="ZL2"))
+    assert rep["inserted"] == 1
+
+
 def test_geographic_cgcs2000_is_projected_to_4549(db, tmp_path):
     t = Transformer.from_crs(4549, 4490, always_xy=True)
     lon0, lat0 = t.transform(X0, Y0)

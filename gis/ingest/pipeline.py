@@ -59,6 +59,11 @@ class ImportOptions:
 
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
+    if path.is_dir():  # a File Geodatabase: its files, by name
+        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(p.relative_to(path).as_posix().encode())
+            h.update(p.read_bytes())
+        return h.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
