@@ -229,7 +229,7 @@ def find_layer_files(directory: Path) -> list[tuple[str, Path]]:
     """Files named after a layer code (case-insensitive), in dependency order."""
     from gis.core.layers import IMPORT_ORDER
 
-    suffixes = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".xlsx"}
+    suffixes = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".xlsx", ".xls"}
     found: dict[str, Path] = {}
     for p in sorted(directory.iterdir()):
         if p.suffix.lower() in suffixes and p.stem.upper() in IMPORT_ORDER:
@@ -703,8 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def import_opts(sp):
         sp.add_argument("--encoding", help="text encoding of a shapefile without .cpg, or a CSV")
-        sp.add_argument("--crs", help="CRS of a layer without one (EPSG code), or gcj02")
-        sp.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+        sp.add_argument("--crs", help="CRS of a layer without one (EPSG code), or gcj02 / bd09")
+        sp.add_argument(
+            "--sheet",
+            "--layer",
+            dest="sheet",
+            help="XLSX/XLS sheet name (default: the first), or the layer of a .gdb "
+            "File Geodatabase (needed when it holds several)",
+        )
         mode = sp.add_mutually_exclusive_group()
         mode.add_argument(
             "--strict",

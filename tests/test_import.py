@@ -9,7 +9,7 @@ import shapely
 from pyproj import Transformer
 from sqlalchemy import text
 
-from gis.core.gcj02 import wgs84_to_gcj02
+from gis.core.gcj02 import gcj02_to_bd09, wgs84_to_gcj02
 from gis.ingest import ImportOptions, ImportRejected, InputError, import_file
 from tests.conftest import snapshot
 from tests.factories import X0, Y0, box, districts, parcels, supplies, uscc, write_shp
@@ -77,6 +77,55 @@ def test_layer_without_crs_is_refused_unless_given(db, tmp_path):
     with pytest.raises(InputError, match="no CRS"):
         import_file(db, "zl", p)
     rep = import_file(db, "zl", p, ImportOptions(crs="EPSG:4549"))
+    assert rep["inserted"] == 1
+
+
+def test_xian80_and_beijing54_are_refused_not_shifted(db, tmp_path):
+    p = write_shp(
+        tmp_path / "ZL.shp", [{"ZLDM": "CDZZ", "ZLMC": "城东智造大走廊"}], [box(0)], crs=2385
+    )
+    with pytest.raises(InputError, match="西安80.*七参数") as e:
+        import_file(db, "zl", p)
+    assert "EPSG:2385" in str(e.value)
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM corridors")).scalar_one() == 0
+    # the user says the coordinates are CGCS2000 after all: loaded, with the override noted
+    rep = import_file(db, "zl", p, ImportOptions(crs="EPSG:4549"))
+    assert rep["inserted"] == 1
+    qy = tmp_path / "QY.csv"
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1), uscc(2)],
+            "QYMC": ["甲", "乙"],
+            "HYDM": ["3911", "2211"],
+            "X": [120.1, X0 + 10],
+            "Y": [30.2, Y0 + 10],
+            "ZBXT": ["EPSG:4214", "EPSG:4549"],
+        }
+    ).to_csv(qy, index=False)
+    rep = import_file(db, "qy", qy, ImportOptions(strict=False))
+    assert any("北京54" in str(x) and "ZBXT" in str(x) for x in rep["errors"]), rep["errors"]
+
+
+def test_file_geodatabase_layers(db, tmp_path):
+    import geopandas as gpd
+    import pyogrio
+
+    gdb = tmp_path / "三调.gdb"
+    zl = gpd.GeoDataFrame(
+        {"ZLDM": ["CDZZ"], "ZLMC": ["城东智造大走廊"]}, geometry=[box(0)], crs=4549
+    )
+    pyogrio.write_dataframe(zl, gdb, layer="ZL", driver="OpenFileGDB")
+    import_file(db, "zl", gdb)  # one layer: read without naming it
+    with db.connect() as c:
+        assert c.execute(text("SELECT name FROM corridors")).scalar_one() == "城东智造大走廊"
+    other = zl.assign(ZLMC=["城西科创大走廊"], ZLDM=["CXKC"])
+    pyogrio.write_dataframe(other, gdb, layer="ZL2", driver="OpenFileGDB")
+    with pytest.raises(InputError, match="2 layers.*ZL.*ZL2.*--layer"):
+        import_file(db, "zl", gdb)
+    with pytest.raises(InputError, match="no layer 'XX'"):
+        import_file(db, "zl", gdb, ImportOptions(sheet="XX"))
+    rep = import_file(db, "zl", gdb, ImportOptions(sheet="ZL2"))
     assert rep["inserted"] == 1
 
 
@@ -319,6 +368,57 @@ def test_gcj02_enterprise_points_are_converted(db, tmp_path):
     x, y = shapely.from_wkt(pts[uscc(1)]).coords[0]
     assert np.hypot(x - (X0 + 50), y - (Y0 + 50)) < 0.5  # metres, after GCJ-02 -> WGS84
     assert shapely.from_wkt(pts[uscc(2)]).coords[0] == (X0 + 10, Y0 + 10)
+
+
+def test_bd09_enterprise_points_are_converted(db, tmp_path):
+    to_wgs = Transformer.from_crs(4549, 4326, always_xy=True)
+    lon, lat = to_wgs.transform(X0 + 80, Y0 + 20)
+    blon, blat = gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+    qy = tmp_path / "QY.csv"
+    pd.DataFrame(
+        {
+            "TYSHXYDM": [uscc(1)],
+            "QYMC": ["甲"],
+            "HYDM": ["3911"],
+            "X": [float(blon)],
+            "Y": [float(blat)],
+            "ZBXT": ["bd09"],
+        }
+    ).to_csv(qy, index=False)
+    import_file(db, "qy", qy)
+    with db.connect() as c:
+        wkt = c.execute(text("SELECT ST_AsText(geom) FROM enterprises")).scalar_one()
+    x, y = shapely.from_wkt(wkt).coords[0]
+    assert np.hypot(x - (X0 + 80), y - (Y0 + 20)) < 1.0  # metres, BD-09 -> GCJ-02 -> WGS84
+
+
+def test_xls_workbook_is_read(db, tmp_path):
+    import xlwt
+
+    wb = xlwt.Workbook(encoding="utf-8")
+    wb.add_sheet("说明").write(0, 0, "这一页不是数据")
+    ws = wb.add_sheet("企业")
+    rows = [
+        ["企业名称", "TYSHXYDM", "HYDM", "X", "Y", "ZBXT"],
+        ["甲公司", uscc(1), "3911", X0 + 10, Y0 + 20, "EPSG:4549"],
+        ["乙公司", uscc(2), "2211", X0 + 30, Y0 + 40, "4549"],
+    ]
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            ws.write(r, c, v)
+    xls = tmp_path / "QY.xls"
+    wb.save(str(xls))
+    rep = import_file(db, "qy", xls, ImportOptions(sheet="企业"))
+    assert rep["inserted"] == 2
+    with db.connect() as c:
+        got = c.execute(
+            text("SELECT uscc, name, ST_X(geom), ST_Y(geom) FROM enterprises ORDER BY uscc")
+        ).all()
+    assert [tuple(r) for r in got] == sorted(
+        [(uscc(1), "甲公司", X0 + 10, Y0 + 20), (uscc(2), "乙公司", X0 + 30, Y0 + 40)]
+    )
+    with pytest.raises(InputError, match="sheet"):
+        import_file(db, "qy", xls, ImportOptions(sheet="没有这页"))
 
 
 def test_coordinates_without_crs_are_rejected(db, tmp_path):

@@ -160,3 +160,24 @@ def test_a_base_map_can_be_configured(client, monkeypatch) -> None:
     monkeypatch.setenv("LANDLINK_BASEMAP_ATTRIBUTION", "天地图")
     conf = client.get("/app-config.json").json()
     assert conf["basemap"] == {"tiles": [url], "attribution": "天地图", "maxzoom": 18}
+
+
+def test_tianditu_presets_from_the_key(client, monkeypatch) -> None:
+    monkeypatch.setenv("LANDLINK_TIANDITU_TK", "KEY")
+    t = client.get("/app-config.json").json()["tianditu"]
+    assert set(t["presets"]) == {"vec", "img"} and t["default"] == "vec"
+    assert "审图号" in t["attribution"]
+    vec = t["presets"]["vec"]
+    assert [u.split("/")[2] for u in vec["base"]] == [f"t{n}.tianditu.gov.cn" for n in range(8)]
+    assert "/vec_w/wmts?" in vec["base"][0] and "LAYER=cva" in vec["labels"][3]
+    assert "TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=KEY" in t["presets"]["img"]["base"][7]
+    # a 政务版 host replaces t{n}.tianditu.gov.cn
+    monkeypatch.setenv("LANDLINK_TIANDITU_HOST", "http://tdt.zw.example:8080")
+    img = client.get("/app-config.json").json()["tianditu"]["presets"]["img"]
+    assert img["labels"] == [
+        "http://tdt.zw.example:8080/cia_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+        "&LAYER=cia&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+        "&TILECOL={x}&tk=KEY"
+    ]
+    monkeypatch.delenv("LANDLINK_TIANDITU_TK")
+    assert client.get("/app-config.json").json()["tianditu"] is None

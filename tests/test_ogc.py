@@ -125,6 +125,32 @@ def test_crs_4549_round_trips_to_the_millimetre(city, db):
     assert abs(x - want[0][0]) < 0.001 and abs(y - want[0][1]) < 0.001
 
 
+def test_crs_4528_is_4549_with_the_zone_prefix(city, db):
+    r = city.get("/ogc/collections/parcels/items/DK-0007", params={"crs": "EPSG:4528"})
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/4528>"
+    ring = r.json()["geometry"]["coordinates"][0][0]
+    with db.connect() as c:
+        stored = c.execute(
+            text("SELECT ST_AsGeoJSON(geom, 15) FROM parcels WHERE parcel_no = 'DK-0007'")
+        ).scalar_one()
+    want = json.loads(stored)["coordinates"][0][0]
+    # northing, then the easting with 40 before it (zone 40's false easting 40,500,000 m)
+    for (n, e), (x, y) in zip(ring, want, strict=True):
+        assert str(int(e)).startswith("40") and len(str(int(e))) == 8
+        assert abs(e - (x + 40_000_000)) < 0.001 and abs(n - y) < 0.001
+    # the bbox of parcels 0 and 1 in zone 40's numbers selects them, as it does in EPSG:4549
+    n0, e0 = Y0 + 1000, X0 + 40_000_000 + 1000
+    r = city.get(
+        "/ogc/collections/parcels/items",
+        params={"bbox": f"{n0 + 10},{e0 + 10},{n0 + 20},{e0 + 210}", "bbox-crs": "EPSG:4528"},
+    )
+    assert [f["id"] for f in r.json()["features"]] == ["DK-0000", "DK-0001"]
+    assert (
+        "http://www.opengis.net/def/crs/EPSG/0/4528"
+        in city.get("/ogc/collections/parcels").json()["crs"]
+    )
+
+
 def test_crs_and_bbox_crs_axis_order(city):
     # EPSG:4490 is latitude first, CRS84 longitude first
     a = city.get("/ogc/collections/parcels/items/DK-0000", params={"crs": "EPSG:4490"}).json()

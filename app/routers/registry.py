@@ -132,7 +132,7 @@ def layer_template(code: str) -> Response:
 
 def _main_file(folder: Path) -> Path:
     files = [p for p in folder.rglob("*") if p.is_file()]
-    for suffix in (".shp", ".gpkg", ".geojson", ".json", ".xlsx", ".csv"):
+    for suffix in (".shp", ".gpkg", ".geojson", ".json", ".xlsx", ".xls", ".csv"):
         hits = [p for p in files if p.suffix.lower() == suffix]
         if len(hits) == 1:
             return hits[0]

@@ -30,12 +30,21 @@ router = APIRouter(tags=["map page"])
 
 class PageSettings(BaseSettings):
     """``LANDLINK_BASEMAP_URL`` (XYZ raster template with {z}/{x}/{y}; tokens included),
-    ``LANDLINK_BASEMAP_ATTRIBUTION``, ``LANDLINK_BASEMAP_MAXZOOM``."""
+    ``LANDLINK_BASEMAP_ATTRIBUTION``, ``LANDLINK_BASEMAP_MAXZOOM``; 天地图's 矢量 / 影像 presets
+    with ``LANDLINK_TIANDITU_TK`` (``_HOST``, ``_ATTRIBUTION``: docs/MAP_PAGE.md)."""
 
     model_config = SettingsConfigDict(env_prefix="LANDLINK_", env_file=".env", extra="ignore")
     basemap_url: str | None = None
     basemap_attribution: str = ""
     basemap_maxzoom: int = 18
+    # 天地图: a browser key (public by design: it is sent in every tile URL the browser fetches)
+    # turns on the 矢量 / 影像 presets, each a base layer and its 注记 (label) overlay.
+    tianditu_tk: str | None = None
+    # host replacing t{0-7}.tianditu.gov.cn, e.g. a 政务版 (government-network) service; may
+    # carry "{s}" for the subdomain digit; a scheme may be given (default https)
+    tianditu_host: str | None = None
+    # the 审图号 shown with the map (天地图's own; check the current number on its site)
+    tianditu_attribution: str = "天地图 审图号：GS(2024)0568号"
 
 
 def _vendored(name: str, what: str) -> None:
@@ -111,6 +120,43 @@ def redoc(request: Request) -> HTMLResponse:
     )
 
 
+TIANDITU_PRESETS = {"vec": ("vec", "cva"), "img": ("img", "cia")}  # base, 注记 overlay
+
+
+def _tianditu_url(s: PageSettings, layer: str, n: int) -> str:
+    """天地图's WMTS GetTile as an XYZ template for ``layer`` (vec, cva, img, cia) in Web
+    Mercator (``_w``), on subdomain ``n`` (0–7) or the configured host."""
+    host = s.tianditu_host or "t{s}.tianditu.gov.cn"
+    if "://" not in host:
+        host = "https://" + host
+    host = host.rstrip("/").replace("{s}", str(n))
+    return (
+        f"{host}/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER={layer}"
+        "&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
+        f"&tk={s.tianditu_tk}"
+    )
+
+
+def _tianditu(s: PageSettings) -> dict:
+    """The 矢量 and 影像 presets: for each, the base and 注记 tile URLs over t0–t7 (one URL when
+    a host override without ``{s}`` is set), the attribution and the zoom limit."""
+    many = s.tianditu_host is None or "{s}" in s.tianditu_host
+    ns = range(8) if many else range(1)
+    presets = {
+        name: {
+            "base": [_tianditu_url(s, base, n) for n in ns],
+            "labels": [_tianditu_url(s, labels, n) for n in ns],
+        }
+        for name, (base, labels) in TIANDITU_PRESETS.items()
+    }
+    return {
+        "presets": presets,
+        "default": "vec",
+        "attribution": s.tianditu_attribution,
+        "maxzoom": s.basemap_maxzoom,
+    }
+
+
 @router.get("/app-config.json", include_in_schema=False)
 def page_config(request: Request) -> dict:
     """What the page needs to know at start: the optional base map, and whether this server
@@ -123,10 +169,12 @@ def page_config(request: Request) -> dict:
             "attribution": s.basemap_attribution,
             "maxzoom": s.basemap_maxzoom,
         }
+    tianditu = _tianditu(s) if s.tianditu_tk else None
     paths = set(request.app.openapi().get("paths", {}))  # built once, then cached by FastAPI
     tiles = any(p.startswith("/tiles/") and p.endswith(".json") and "{" in p for p in paths)
     return {
         "basemap": basemap,
+        "tianditu": tianditu,
         "tiles": tiles,
         "indicators": "/api/indicators" in paths,
         "platforms": "/api/platforms" in paths,

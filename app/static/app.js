@@ -255,6 +255,38 @@
     return { id, def: { type: 'geojson', data, promoteId: layer.key }, sourceLayer: null, mode: 'geojson', url: gj, loaded: layer.on };
   }
 
+  // 矢量 / 影像 radio: replaces the 天地图 base and 注记 sources with the chosen preset's tiles
+  function tiandituSwitcher(t) {
+    const names = { vec: '矢量', img: '影像' };
+    const el = document.createElement('div');
+    el.className = 'maplibregl-ctrl maplibregl-ctrl-group tdt-switcher';
+    el.style.padding = '2px 6px';
+    el.style.background = '#fff';
+    Object.keys(t.presets).forEach((key) => {
+      const label = document.createElement('label');
+      label.style.marginRight = '4px';
+      const input = document.createElement('input');
+      Object.assign(input, { type: 'radio', name: 'tdt-preset', value: key, checked: key === t.default });
+      input.addEventListener('change', () => {
+        const p = t.presets[key];
+        ['tdt-labels', 'tdt-base'].forEach((id) => {
+          if (map.getLayer(id)) map.removeLayer(id);
+          if (map.getSource(id)) map.removeSource(id);
+        });
+        const before = map.getStyle().layers[1] ? map.getStyle().layers[1].id : undefined;
+        const src = (tiles, attribution) => ({ type: 'raster', tiles, tileSize: 256, maxzoom: t.maxzoom || 18, attribution });
+        map.addSource('tdt-base', src(p.base, t.attribution));
+        map.addSource('tdt-labels', src(p.labels, ''));
+        map.addLayer({ id: 'tdt-base', type: 'raster', source: 'tdt-base' }, before);
+        map.addLayer({ id: 'tdt-labels', type: 'raster', source: 'tdt-labels' }, before);
+        LL.tianditu = key;
+      });
+      label.append(input, ' ' + (names[key] || key));
+      el.append(label);
+    });
+    return { onAdd: () => el, onRemove: () => el.remove() };
+  }
+
   async function buildMap() {
     const conf = state.conf;
     const style = {
@@ -266,6 +298,15 @@
     if (conf.basemap) {
       style.sources.basemap = { type: 'raster', tiles: conf.basemap.tiles, tileSize: 256, maxzoom: conf.basemap.maxzoom || 18, attribution: conf.basemap.attribution || '' };
       style.layers.push({ id: 'basemap', type: 'raster', source: 'basemap' });
+    }
+    if (conf.tianditu) {
+      // 天地图: a base layer and its 注记 overlay, swapped by the 矢量 / 影像 switcher
+      const t = conf.tianditu;
+      const preset = t.presets[t.default];
+      const src = (tiles) => ({ type: 'raster', tiles, tileSize: 256, maxzoom: t.maxzoom || 18, attribution: t.attribution });
+      style.sources['tdt-base'] = src(preset.base);
+      style.sources['tdt-labels'] = Object.assign(src(preset.labels), { attribution: '' });
+      style.layers.push({ id: 'tdt-base', type: 'raster', source: 'tdt-base' }, { id: 'tdt-labels', type: 'raster', source: 'tdt-labels' });
     }
     const infos = await Promise.all(LAYERS.map((l) => sourceFor(l, conf)));
     LAYERS.forEach((layer, i) => {
@@ -316,7 +357,7 @@
       bounds: [[bounds[0], bounds[1]], [bounds[2], bounds[3]]],
       fitBoundsOptions: { padding: 20 },
       localIdeographFontFamily: "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif",
-      attributionControl: conf.basemap ? { compact: true } : false,
+      attributionControl: conf.basemap || conf.tianditu ? { compact: true } : false,
       maxZoom: 19,
       transformRequest: (u) => (u.startsWith(BASE) && state.token ? { url: u, headers: authHeaders() } : { url: u }),
     });
@@ -324,6 +365,7 @@
     LL.timings.mapCreated = Math.round(performance.now());
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
     map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
+    if (conf.tianditu) map.addControl(tiandituSwitcher(conf.tianditu), 'top-right');
     map.on('error', (e) => {
       const msg = (e && e.error && e.error.message) || String(e);
       LL.errors.push(msg);

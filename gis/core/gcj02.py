@@ -69,3 +69,30 @@ def gcj02_to_wgs84(lon, lat, iterations: int = 6) -> tuple[np.ndarray, np.ndarra
         wlon = wlon - (clon - glon)
         wlat = wlat - (clat - glat)
     return wlon, wlat
+
+
+# BD-09 (Baidu Maps): a further rotation and shift of GCJ-02, by Baidu's published formulas.
+_X_PI = np.pi * 3000.0 / 180.0
+
+
+def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """GCJ-02 lon/lat (degrees) to BD-09 lon/lat (degrees)."""
+    x = np.asarray(lon, dtype=float)
+    y = np.asarray(lat, dtype=float)
+    z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
+    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)
+    return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
+
+
+def bd09_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """BD-09 lon/lat (degrees) to GCJ-02 lon/lat (degrees) (the closed-form inverse; ~1e-6°)."""
+    x = np.asarray(lon, dtype=float) - 0.0065
+    y = np.asarray(lat, dtype=float) - 0.006
+    z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
+    theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
+    return z * np.cos(theta), z * np.sin(theta)
+
+
+def bd09_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """BD-09 lon/lat (degrees) to WGS84 lon/lat (degrees): BD-09 → GCJ-02 → WGS84."""
+    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))

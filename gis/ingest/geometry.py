@@ -13,21 +13,24 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from gis.core.gcj02 import gcj02_to_wgs84
+from gis.core.gcj02 import bd09_to_wgs84, gcj02_to_wgs84
 from gis.core.layers import STORAGE_SRID
 from gis.ingest.validate import Issues, as_text, parse_numbers
 
 GCJ02 = "gcj02"
-# ZBXT holds a CRS code (contract): EPSG:4549, 4549, ESRI:102100, or gcj02
+BD09 = "bd09"
+# the web maps' offset lon/lat (AMap/Tencent GCJ-02, Baidu BD-09), each to WGS84
+_OFFSET_TO_WGS84 = {GCJ02: gcj02_to_wgs84, BD09: bd09_to_wgs84}
+# ZBXT holds a CRS code (contract): EPSG:4549, 4549, ESRI:102100, gcj02 or bd09
 _CRS_CODE = re.compile(r"^(?:[A-Za-z]{2,10}:)?\d{3,6}$")
 # distinct ZBXT codes one file may use (each costs a CRS lookup and a transform)
 MAX_ZBXT_CODES = 20
 
 
 def is_gcj02(crs) -> bool:
-    """True for the GCJ02 marker. Tested by type first: ``CRS == "gcj02"`` makes pyproj try to
-    parse "gcj02" as a CRS, ~0.14 s each time."""
-    return isinstance(crs, str) and crs == GCJ02
+    """True for the GCJ02 or BD09 marker (offset lon/lat, not a pyproj CRS). Tested by type
+    first: ``CRS == "gcj02"`` makes pyproj try to parse "gcj02" as a CRS, ~0.14 s each time."""
+    return isinstance(crs, str) and crs in _OFFSET_TO_WGS84
 
 
 _STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
@@ -45,13 +48,37 @@ def _as_crs(crs) -> CRS:
     return crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
 
 
+# datums PROJ cannot take to CGCS2000 exactly here (no published grid or parameters ship with it)
+_OLD_DATUMS = {"Xian 1980": "西安80", "Beijing 1954": "北京54"}
+
+
+def old_datum(crs) -> str | None:
+    """西安80 or 北京54 when ``crs`` (a pyproj CRS) is on that datum, else None."""
+    if is_gcj02(crs) or crs is None:
+        return None
+    datum = _as_crs(crs).datum
+    name = datum.name if datum is not None else ""
+    return next((label for key, label in _OLD_DATUMS.items() if key in name), None)
+
+
+def old_datum_message(crs, label: str) -> str:
+    """Why a 西安80 / 北京54 CRS is refused, and what to do."""
+    return (
+        f"{_as_crs(crs).to_string()} is {label}: PROJ has no exact transformation from {label} "
+        "to CGCS2000 here, and a guessed one puts parcels metres to tens of metres off; "
+        "transform the data to CGCS2000 (e.g. EPSG:4549) with the bureau's 七参数 first, "
+        "or, if the coordinates are in fact CGCS2000 and only the label is wrong, say so with "
+        "--crs EPSG:4549 (or the right CGCS2000 code)"
+    )
+
+
 def resolve_crs(code: str, file: str):
     """A CRS from a user's code ('EPSG:4549', '4549', a WKT, ...); GCJ02 is returned as is."""
     from gis.ingest.errors import InputError
 
     c = str(code).strip()
-    if c.lower() == GCJ02:
-        return GCJ02
+    if c.lower() in _OFFSET_TO_WGS84:
+        return c.lower()
     if c.isdigit():
         c = f"EPSG:{c}"
     try:
@@ -60,17 +87,17 @@ def resolve_crs(code: str, file: str):
         raise InputError(
             file,
             f"unknown CRS {code!r}; use an EPSG code such as EPSG:4549, "
-            "EPSG:4490, EPSG:4326, or gcj02",
+            "EPSG:4490, EPSG:4326, gcj02 or bd09",
             field="crs",
         ) from None
 
 
 def to_storage(geoms: np.ndarray, crs) -> np.ndarray:
-    """Transform shapely geometries from ``crs`` (or GCJ-02 lon/lat) to EPSG:4549 metres."""
+    """Transform shapely geometries from ``crs`` (or GCJ-02 / BD-09 lon/lat) to EPSG:4549
+    metres."""
     if is_gcj02(crs):
-        geoms = shapely.transform(
-            geoms, lambda xy: np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1]))
-        )
+        to_wgs84 = _OFFSET_TO_WGS84[crs]
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1])))
         crs = CRS.from_epsg(4326)
     if _is_storage(crs):
         return geoms
@@ -171,7 +198,9 @@ def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) 
         elif not is_gcj02(str(code).lower()) and not _CRS_CODE.match(str(code)):
             # only codes: pyproj searches its whole database for a name (seconds each)
             issues.add(
-                rows, "ZBXT", f"{code!r} is not a CRS code (use e.g. EPSG:4549, 4490 or gcj02)"
+                rows,
+                "ZBXT",
+                f"{code!r} is not a CRS code (use e.g. EPSG:4549, 4490, gcj02 or bd09)",
             )
             continue
         else:
@@ -179,6 +208,10 @@ def points_from_table(df: pd.DataFrame, default_crs, issues: Issues, file: str) 
                 crs = resolve_crs(code, file)
             except Exception:
                 issues.add(rows, "ZBXT", f"unknown coordinate system {code!r}")
+                continue
+            label = old_datum(crs)
+            if label:
+                issues.add(rows, "ZBXT", old_datum_message(crs, label))
                 continue
         pts = np.full(n, None, dtype=object)
         pts[rows] = shapely.points(x[rows].to_numpy(), y[rows].to_numpy())

@@ -59,6 +59,11 @@ class ImportOptions:
 
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
+    if path.is_dir():  # a File Geodatabase: its files, by name
+        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(p.relative_to(path).as_posix().encode())
+            h.update(p.read_bytes())
+        return h.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -87,6 +92,8 @@ def _geometry(
     from gis.ingest.geometry import (
         check_lonlat,
         is_gcj02,
+        old_datum,
+        old_datum_message,
         points_from_table,
         polygons,
         resolve_crs,
@@ -110,11 +117,14 @@ def _geometry(
                 f"CRS {opts.crs} given with --crs overrides the file's {crs.to_string()}"
             )
         crs = given
+    label = old_datum(crs)
+    if label:
+        raise InputError(file, old_datum_message(crs, label), field="crs")
     if crs is None:
         raise InputError(
             file,
             "the layer has no CRS (.prj or metadata); give one with --crs "
-            "(e.g. --crs EPSG:4549, or --crs gcj02 for AMap lon/lat)",
+            "(e.g. --crs EPSG:4549, --crs gcj02 for AMap lon/lat, bd09 for Baidu)",
             field="crs",
         )
     geoms = np.asarray(df.geometry.values, dtype=object)

@@ -24,8 +24,8 @@ from gis.core.layers import Layer
 from gis.ingest.errors import InputError, OverLimit
 from gis.ingest.limits import check_columns, check_lines, check_xlsx
 
-SPATIAL_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json"}
-TABLE_SUFFIXES = {".csv", ".xlsx"}
+SPATIAL_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json", ".gdb"}
+TABLE_SUFFIXES = {".csv", ".xlsx", ".xls"}
 DEFAULT_SHAPEFILE_ENCODING = "GB18030"
 EXCEL_MAX_ROWS = 1_048_576  # what a sheet can hold
 
@@ -122,11 +122,42 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
         )
 
 
-def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
+def _gdb_layer(path: Path, name: str | None, file: str) -> str:
+    """The layer of a File Geodatabase (a ``.gdb`` folder, GDAL's OpenFileGDB driver) to read:
+    ``name`` when it holds it, else its only layer; several and none named: refused, listed."""
+    import pyogrio
+
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception as e:
+        raise InputError(file, f"cannot be read as a File Geodatabase: {e}") from None
+    if name is not None:
+        if name not in names:
+            raise InputError(
+                file,
+                f"no layer {name!r} in the geodatabase; it holds: {', '.join(names)}",
+                field="sheet",
+            )
+        return name
+    if len(names) != 1:
+        raise InputError(
+            file,
+            f"the geodatabase holds {len(names)} layers ({', '.join(names)}); "
+            "name the one to import with --layer NAME",
+            field="sheet",
+        )
+    return names[0]
+
+
+def read_spatial(
+    path: Path, encoding: str | None, file: str, layer_name: str | None = None
+) -> RawFrame:
+    """A spatial file as a frame; ``layer_name`` picks the layer of a ``.gdb`` folder."""
     import pyogrio  # and geopandas with it: imported by spatial files only
 
     suffix = path.suffix.lower()
     enc_arg = None
+    gdb_layer = _gdb_layer(path, layer_name, file) if suffix == ".gdb" else None
     if suffix == ".shp":
         cpg = path.with_suffix(".cpg")
         if not cpg.exists():
@@ -153,7 +184,9 @@ def read_spatial(path: Path, encoding: str | None, file: str) -> RawFrame:
     else:
         codec, source = "utf-8", "format (UTF-8)"
     try:
-        gdf = pyogrio.read_dataframe(path, encoding=enc_arg, use_arrow=True, fid_as_index=True)
+        gdf = pyogrio.read_dataframe(
+            path, layer=gdb_layer, encoding=enc_arg, use_arrow=True, fid_as_index=True
+        )
     except Exception as e:  # pyogrio raises DataSourceError, DataLayerError, ...
         raise InputError(file, f"cannot be read as a spatial layer: {e}") from None
     gdf.columns = [c if c == "geometry" else str(c).strip().upper() for c in gdf.columns]
@@ -223,6 +256,25 @@ def _check_sheet(path: Path, sheet: str | None, file: str) -> None:
         wb.close()
 
 
+def _read_xls(path: Path, sheet: str | None, file: str) -> tuple[pd.DataFrame, str, str]:
+    """An Excel 97–2003 workbook (.xls, BIFF) through python-calamine: the sheet ``sheet`` (else
+    the first) as a frame of cells, with the encoding the workbook declares (Unicode to us)."""
+    from gis.core.config import get_settings
+
+    limit = get_settings().max_upload_bytes
+    if path.stat().st_size > limit:
+        raise InputError(file, f"the workbook is larger than {limit} bytes")
+    try:
+        df = pd.read_excel(
+            path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="calamine"
+        )
+    except ValueError as e:
+        raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
+    except Exception as e:
+        raise InputError(file, f"cannot be read as XLS: {e}") from None
+    return df, "utf-8", "XLS (calamine)"
+
+
 def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -> RawFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -248,8 +300,10 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
         except Exception as e:
             raise InputError(file, f"cannot be read as XLSX: {e}") from None
         codec, source = "utf-8", "XLSX (Unicode)"
+    elif suffix == ".xls":
+        df, codec, source = _read_xls(path, sheet, file)
     else:
-        raise InputError(file, f"unsupported table format {suffix!r}; use .csv or .xlsx")
+        raise InputError(file, f"unsupported table format {suffix!r}; use .csv, .xlsx or .xls")
     check_columns(len(df.columns), file, "the table")
     df.columns = [str(c).strip().upper().lstrip("\ufeff") for c in df.columns]
     df.index = pd.RangeIndex(len(df))
@@ -325,12 +379,13 @@ def read_file(
         raise InputError(file, f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix in SPATIAL_SUFFIXES:
-        raw = read_spatial(path, encoding, file)
+        raw = read_spatial(path, encoding, file, sheet)
     elif suffix in TABLE_SUFFIXES:
         raw = read_table(path, encoding, sheet, file)
     else:
         raise InputError(
-            file, f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .csv or .xlsx"
+            file,
+            f"unsupported format {suffix!r}; use .shp, .gpkg, .geojson, .gdb, .csv, .xlsx or .xls",
         )
     if layer is not None:
         cols = list(raw.frame.columns)

@@ -74,6 +74,8 @@ class Crs:
         :data:`STORAGE_DOMAIN` first when it has to be projected."""
         if self.srid == 4549:
             return geom
+        if self.srid == ZONE_40:  # EPSG:4549 with the zone number before the easting
+            return f"ST_SetSRID(ST_Translate({geom}, {-ZONE_40_PREFIX}, 0), 4549)"
         lonlat = geom if self.geographic else f"ST_Transform({geom}, 4326)"
         srid = self.srid if self.geographic else 4326
         x0, y0, x1, y1 = STORAGE_DOMAIN
@@ -81,6 +83,10 @@ class Crs:
         return f"ST_Transform(ST_ClipByBox2D({lonlat}, {clip}), 4549)"
 
 
+# EPSG:4528, CGCS2000 3-degree GK zone 40: the same projection as EPSG:4549 (CM 120E) with the
+# zone number written before the easting (false easting 40,500,000 m instead of 500,000 m)
+ZONE_40 = 4528
+ZONE_40_PREFIX = 40_000_000
 _LONLAT = (-180.0, -90.0, 180.0, 90.0)
 _WEB_MERCATOR = (-20037508.35, -20048966.11, 20037508.35, 20048966.11)  # EPSG's bounds
 CRSS: dict[str, Crs] = {
@@ -90,6 +96,7 @@ CRSS: dict[str, Crs] = {
         Crs(OGC_CRS + "EPSG/0/4326", 4326, True, True, _LONLAT),
         Crs(OGC_CRS + "EPSG/0/4490", 4490, True, True, _LONLAT),
         Crs(STORAGE_CRS, 4549, True, False),
+        Crs(OGC_CRS + "EPSG/0/4528", ZONE_40, True, False),
         Crs(OGC_CRS + "EPSG/0/3857", 3857, False, False, _WEB_MERCATOR),
     )
 }
@@ -184,6 +191,9 @@ def bbox_sql(crs: Crs, bbox: tuple[float, float, float, float]) -> tuple[str, di
         x0, x1 = (math.degrees(x / _MERCATOR_R) for x in (x0, x1))
         y0, y1 = (math.degrees(math.atan(math.sinh(y / _MERCATOR_R))) for y in (y0, y1))
         srid, geographic = 4326, True
+    if srid == ZONE_40:  # a rectangle in zone 40's numbers is one in EPSG:4549's
+        x0, x1 = x0 - ZONE_40_PREFIX, x1 - ZONE_40_PREFIX
+        srid = 4549
     if srid != 4549:  # clip to where the storage projection holds
         d = STORAGE_DOMAIN
         x0, y0, x1, y1 = max(x0, d[0]), max(y0, d[1]), min(x1, d[2]), min(y1, d[3])
