@@ -207,3 +207,64 @@ def test_an_editor_writes_its_own_layers_only(http, db, tmp_path):
     assert r.status_code == 401 and "revoked" in r.json()["message"]
     with db.connect() as c:
         assert c.execute(text("SELECT count(*) FROM supplies")).scalar() == 2
+
+
+def test_a_zipped_file_geodatabase_is_imported_by_its_layer(http, db, tmp_path):
+    """A .gdb folder sent as a zip (how a browser or a script sends a folder): the layer named
+    by ``sheet`` is imported; without it, the layers are listed; two geodatabases in one upload
+    are refused."""
+    import io
+    import zipfile
+
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    gdb = tmp_path / "规划.gdb"
+    x0, y0 = 40_500_000 - 40_000_000, 3_350_000
+    for name, code, label in (("ZL", "CDZZ", "城东智造大走廊"), ("ZL2", "CXKC", "城西科创大走廊")):
+        frame = gpd.GeoDataFrame(
+            {"ZLDM": [code], "ZLMC": [label]},
+            geometry=[shapely.box(x0, y0, x0 + 500, y0 + 500)],
+            crs=4549,
+        )
+        pyogrio.write_dataframe(frame, gdb, layer=name, driver="OpenFileGDB")
+
+    def zipped(*folders) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for folder in folders:
+                for f in sorted(folder.iterdir()):
+                    z.write(f, f"{folder.name}/{f.name}")
+        return buf.getvalue()
+
+    h = {"Authorization": f"Bearer {token(db, 'admin')}"}
+    r = http.post(
+        "/api/imports",
+        data={"layer": "zl", "sheet": "ZL2"},
+        files=[("files", ("规划.zip", zipped(gdb)))],
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    with db.connect() as c:
+        assert c.execute(text("SELECT code, name FROM corridors")).all() == [
+            ("CXKC", "城西科创大走廊")
+        ]
+    r = http.post(
+        "/api/imports",
+        data={"layer": "zl"},
+        files=[("files", ("规划.zip", zipped(gdb)))],
+        headers=h,
+    )
+    assert r.status_code in (400, 422) and "ZL2" in r.json()["message"], r.text
+    other = tmp_path / "三调.gdb"
+    other.mkdir()
+    for f in gdb.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    r = http.post(
+        "/api/imports",
+        data={"layer": "zl", "sheet": "ZL"},
+        files=[("files", ("两库.zip", zipped(gdb, other)))],
+        headers=h,
+    )
+    assert r.status_code == 422 and "two files named" in r.json()["message"], r.text

@@ -131,6 +131,17 @@ def layer_template(code: str) -> Response:
 
 
 def _main_file(folder: Path) -> Path:
+    """The one importable file of an upload, or the File Geodatabase a zipped ``.gdb`` folder
+    unpacks to (its tables, ``*.gdbtable``, gathered again into a ``.gdb`` folder, which GDAL's
+    OpenFileGDB reads; the zip is unpacked flat, so two geodatabases in one zip are refused
+    there, by their tables' names)."""
+    tables = [p for p in folder.rglob("*.gdbtable") if p.is_file()]
+    if tables:
+        gdb = folder / "upload.gdb"
+        gdb.mkdir()
+        for f in [p for p in tables[0].parent.iterdir() if p.is_file()]:
+            f.rename(gdb / f.name)
+        return gdb
     files = [p for p in folder.rglob("*") if p.is_file()]
     for suffix in (".shp", ".gpkg", ".geojson", ".json", ".xlsx", ".xls", ".csv"):
         hits = [p for p in files if p.suffix.lower() == suffix]
@@ -144,7 +155,8 @@ def _main_file(folder: Path) -> Path:
     raise ApiError(
         400,
         "no importable file in the upload (.shp with .dbf/.shx/.prj/.cpg, "
-        f"or a zip of them, .gpkg, .geojson, .csv, .xlsx); it holds: {sent}",
+        "or a zip of them, .gpkg, .geojson, .csv, .xlsx, .xls, a zipped .gdb folder); "
+        f"it holds: {sent}",
     )
 
 
@@ -221,7 +233,10 @@ def _save_uploads(files: list[UploadFile], folder: Path) -> None:
 
 async def create_import(
     layer: str = Form(..., description=LAYER_CODES_DOC),
-    files: list[UploadFile] = File(..., description="the file, a shapefile's parts, or a zip"),
+    files: list[UploadFile] = File(
+        ...,
+        description="the file, a shapefile's parts, or a zip (a File Geodatabase: zipped)",
+    ),
     encoding: str | None = Form(None),
     crs: str | None = Form(None),
     sheet: str | None = Form(None),
