@@ -213,6 +213,9 @@ def test_cql2_json_filters_answer_as_the_text_does(city):
     assert _ids(city, {"filter": json.dumps(json_filter), "filter-lang": "cql2-json"}) == by_text
     conf = city.get("/ogc/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json" in conf
+    # the OpenAPI of /ogc promises the 400 it gives for an invalid parameter, not a 422
+    items = city.get("/ogc/api").json()["paths"]["/ogc/collections/{collection_id}/items"]
+    assert "400" in items["get"]["responses"] and "422" not in items["get"]["responses"]
 
 
 def test_s_intersects_with_a_geometrycollection(city):

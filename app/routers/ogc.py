@@ -557,6 +557,16 @@ def openapi30(request: Request):
             "default": s.items_default_limit,
         },
     }
+    # an invalid query parameter of a read is a 400 here (app.errors.validation_status), not
+    # FastAPI's 422
+    for ops in doc["paths"].values():
+        read = ops.get("get")
+        if read and "422" in read.get("responses", {}):
+            read["responses"].pop("422")
+            read["responses"]["400"] = {
+                "description": "an invalid query parameter (a problem document naming it)",
+                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+            }
     items_path = doc["paths"].get("/ogc/collections/{collection_id}/items", {}).get("get")
     if items_path:
         items_path["parameters"] = [
