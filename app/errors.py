@@ -11,6 +11,7 @@ which does not re-raise, so the server keeps the client's connection open.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 
 import psycopg
@@ -175,6 +176,18 @@ class ContainErrors:
             await unexpected(Request(scope), exc)(scope, receive, send)
 
 
+OGC_PREFIX = "/ogc/"
+
+
+def validation_status(path: str, errors: Sequence[dict]) -> int:
+    """The status of a request FastAPI refused while reading its parameters: 400 when every
+    problem is in the query, path or headers of an OGC API route (OGC API - Features Part 1,
+    /req/core/query-param-invalid: an invalid parameter value is a 400), else 422 (the row API
+    promises 422 for a body it cannot read)."""
+    in_params = all(e.get("loc", ("body",))[0] in ("query", "path", "header") for e in errors)
+    return 400 if path.startswith(OGC_PREFIX) and errors and in_params else 422
+
+
 def install(app: FastAPI) -> None:
     """The error handlers, and :class:`ContainErrors` and the parameter check
     (:class:`app.params.CheckParams`) as middleware. Call it after adding every other
@@ -193,12 +206,16 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, msg, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError):
         problems = []
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}")
-        return problem(422, "invalid request: " + "; ".join(problems), problems=problems)
+        return problem(
+            validation_status(request.url.path, exc.errors()),
+            "invalid request: " + "; ".join(problems),
+            problems=problems,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

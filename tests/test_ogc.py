@@ -217,6 +217,66 @@ def test_filters_sortby_properties_datetime(city):
     assert q["properties"]["geometry"]["$ref"].endswith("MultiPolygon.json")
 
 
+def _ids(city, params: dict) -> list[str]:
+    r = city.get("/ogc/collections/parcels/items", params={**params, "limit": 1000})
+    assert r.status_code == 200, r.text
+    return sorted(f["id"] for f in r.json()["features"])
+
+
+def test_cql2_json_filters_answer_as_the_text_does(city):
+    """The same filter in CQL2 text and in CQL2-JSON (filter-lang=cql2-json) selects the same
+    parcels; both are parsed by the cql2 package and compiled by one compiler."""
+    text_filter = "actual_use = '挪作他用' AND floor_area_m2 BETWEEN 1000 AND 9000"
+    json_filter = {
+        "op": "and",
+        "args": [
+            {"op": "=", "args": [{"property": "actual_use"}, "挪作他用"]},
+            {"op": "between", "args": [{"property": "floor_area_m2"}, 1000, 9000]},
+        ],
+    }
+    by_text = _ids(city, {"filter": text_filter})
+    assert by_text == ["DK-0000", "DK-0004"]
+    assert _ids(city, {"filter": json.dumps(json_filter), "filter-lang": "cql2-json"}) == by_text
+    conf = city.get("/ogc/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json" in conf
+    # the OpenAPI of /ogc promises the 400 it gives for an invalid parameter, not a 422
+    items = city.get("/ogc/api").json()["paths"]["/ogc/collections/{collection_id}/items"]
+    assert "400" in items["get"]["responses"] and "422" not in items["get"]["responses"]
+
+
+def test_s_intersects_with_a_geometrycollection(city):
+    """basic-spatial-functions-plus: S_INTERSECTS with a GEOMETRYCOLLECTION selects the union
+    of what its parts select, in text and in JSON."""
+    located = [
+        f["geometry"]["coordinates"]
+        for f in city.get("/ogc/collections/enterprises/items", params={"limit": 1000}).json()[
+            "features"
+        ]
+        if f["geometry"]
+    ]
+    first = _ids(city, {"filter": "S_INTERSECTS(geometry, POINT({} {}))".format(*located[0])})
+    for x, y in located[1:]:  # an enterprise on another parcel
+        second = _ids(city, {"filter": f"S_INTERSECTS(geometry, POINT({x} {y}))"})
+        if second and second != first:
+            break
+    assert first and second and first != second
+    points = [located[0], (x, y)]
+    union = sorted(set(first) | set(second))
+    (x0, y0), (x1, y1) = points
+    # a line far from the city adds nothing
+    gc = f"GEOMETRYCOLLECTION(POINT({x0} {y0}), POINT({x1} {y1}), LINESTRING(0 0, 1 1))"
+    assert _ids(city, {"filter": f"S_INTERSECTS(geometry, {gc})"}) == union
+    geojson = {
+        "type": "GeometryCollection",
+        "geometries": [
+            {"type": "Point", "coordinates": [x0, y0]},
+            {"type": "Point", "coordinates": [x1, y1]},
+        ],
+    }
+    f = {"op": "s_intersects", "args": [{"property": "geometry"}, geojson]}
+    assert _ids(city, {"filter": json.dumps(f), "filter-lang": "cql2-json"}) == union
+
+
 def _uscc(i: int) -> str:
     from tests.factories import uscc
 
@@ -279,7 +339,17 @@ def test_derived_collections_from_the_latest_detection(city, db):
         ("/ogc/collections/parcels/items?datetime=yesterday", 400, "datetime"),
         ("/ogc/collections/parcels/items?limit=0", 400, "limit"),
         ("/ogc/collections/parcels/items?colour=red", 400, "unknown query parameter 'colour'"),
-        ("/ogc/collections/parcels/items?filter-lang=cql2-json&filter=x", 400, "cql2-text"),
+        ("/ogc/collections/parcels/items?filter-lang=cql2-json&filter=x", 400, "not JSON"),
+        ("/ogc/collections/parcels/items?filter-lang=ecql&filter=x", 400, "cql2-json"),
+        (
+            '/ogc/collections/parcels/items?filter-lang=cql2-json&filter={"op":"=","args":'
+            '[{"property":"nope"},1]}',
+            400,
+            "unknown property 'nope'",
+        ),
+        ("/ogc/collections/parcels/items?limit=abc", 400, "limit:"),
+        ("/ogc/collections/parcels/items?offset=-", 400, "offset:"),
+        ("/ogc/collections/parcels/items?offset=abc&bbox=1,2", 400, "offset:"),
     ],
 )
 def test_errors_are_json_naming_the_problem(city, url, status, says):

@@ -68,7 +68,9 @@ def test_a_filter_just_under_the_limits_is_served(city):
         ("(" * 1_000 + "area_m2>1" + ")" * 1_000, "nested deeper than 20 levels"),
         ("S_INTERSECTS(geometry,POINT" + "(" * 5_000 + "1 2" + ")" * 5_000 + ")", "coordinates"),
         ("area_m2 > 1e999", "out of range"),
-        ("S_INTERSECTS(geometry, POINT(1e300 1e300))", "outside the range"),
+        # the cql2 package reads no exponent in a WKT coordinate: a parse error naming where
+        ("S_INTERSECTS(geometry, POINT(1e300 1e300))", "cannot parse the filter at position 36"),
+        ("S_INTERSECTS(geometry, POINT(1000000 1))", "outside the range"),
         ("S_INTERSECTS(geometry, POINT(0 100))", "outside the range"),
     ],
 )

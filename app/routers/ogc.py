@@ -50,11 +50,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
 ]
+# the encodings of ``filter`` (parsed by the cql2 package, compiled by gis/serving/cql2.py)
+FILTER_LANGS = ("cql2-text", "cql2-json")
 ITEMS_PARAMS = {
     "f",
     "limit",
@@ -330,7 +333,7 @@ def items(
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs axis order"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
     datetime: str | None = Query(None, description="instant or interval a/b, '..' open"),
-    filter: str | None = Query(None, description="CQL2 text"),
+    filter: str | None = Query(None, description="CQL2 text, or CQL2-JSON with filter-lang"),
     filter_lang: str | None = Query(None, alias="filter-lang"),
     filter_crs: str | None = Query(None, alias="filter-crs"),
     sortby: str | None = Query(None, description="+prop,-prop"),
@@ -341,8 +344,8 @@ def items(
     engine: Engine = Depends(engine_dep),
 ):
     coll = _collection(engine, collection_id)
-    if filter_lang and filter_lang != "cql2-text":
-        raise ApiError(400, f"filter-lang={filter_lang!r}: only cql2-text is supported")
+    if filter_lang and filter_lang not in FILTER_LANGS:
+        raise ApiError(400, f"filter-lang={filter_lang!r}: supported are {', '.join(FILTER_LANGS)}")
     visible = {p.name for p in coll.visible(who.sees(coll.has_restricted))}
     equals = {}
     for k, v in request.query_params.items():
@@ -368,6 +371,7 @@ def items(
             bbox_crs=b_crs,
             datetime=fs.parse_datetime(datetime) if datetime else None,
             filter=filter,
+            filter_lang=filter_lang or "cql2-text",
             filter_crs=fs.parse_crs(filter_crs, "filter-crs"),
             equals=equals,
             sortby=sortby,
@@ -553,6 +557,16 @@ def openapi30(request: Request):
             "default": s.items_default_limit,
         },
     }
+    # an invalid query parameter of a read is a 400 here (app.errors.validation_status), not
+    # FastAPI's 422
+    for ops in doc["paths"].values():
+        read = ops.get("get")
+        if read and "422" in read.get("responses", {}):
+            read["responses"].pop("422")
+            read["responses"]["400"] = {
+                "description": "an invalid query parameter (a problem document naming it)",
+                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+            }
     items_path = doc["paths"].get("/ogc/collections/{collection_id}/items", {}).get("get")
     if items_path:
         items_path["parameters"] = [

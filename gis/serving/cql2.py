@@ -1,24 +1,33 @@
-"""CQL2 text (OGC API Features Part 3) parsed to an AST, and compiled to SQL with bound parameters.
+"""CQL2 (OGC API Features Part 3) text and JSON parsed to an AST, and compiled to SQL with bound
+parameters.
 
+Parsing is the maintained ``cql2`` package's (text and JSON, both to its CQL2-JSON tree); this
+module turns that tree into its own AST (one compiler for both encodings), after checking the
+text's nesting itself (the package's parser is slow or overflows its stack on deep nesting).
 Supported: comparisons ``= <> < <= > >=``, ``AND`` / ``OR`` / ``NOT`` and parentheses,
 ``[NOT] LIKE`` (``%`` and ``_``), ``[NOT] IN (...)``, ``[NOT] BETWEEN a AND b``,
-``IS [NOT] NULL``, ``S_INTERSECTS(geometry, <WKT or BBOX(...)>)``; literals: 'strings' (''
-escapes a quote), numbers, TRUE / FALSE, DATE('YYYY-MM-DD'), TIMESTAMP('...').
+``IS [NOT] NULL``, ``S_INTERSECTS(geometry, <WKT, GeoJSON or BBOX(...)>)`` (POINT, LINESTRING,
+POLYGON, their MULTI kinds and GEOMETRYCOLLECTION); literals: 'strings' ('' escapes a quote),
+numbers, TRUE / FALSE, DATE('YYYY-MM-DD'), TIMESTAMP('...').
 
 Safety: the compiled SQL is made only of (1) the SQL expressions the collection registry wrote
 for the properties the caller may see, looked up by name, (2) fixed operators and keywords, and
-(3) ``:fN`` placeholders. Every value a client writes travels as a bound parameter; WKT is parsed
-into numbers and rebuilt, then bound too. An unknown property or a type mismatch is a
-``CQL2Error`` naming it (HTTP 400).
+(3) ``:fN`` placeholders. Every value a client writes travels as a bound parameter; geometries
+are rebuilt as WKT from their parsed numbers, then bound too. An unknown property or a type
+mismatch is a ``CQL2Error`` naming it (HTTP 400).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+
+import cql2 as _cql2
 
 from gis.core.config import get_settings
 from gis.serving.collections import Collection
@@ -110,59 +119,35 @@ class Not:
     item: Any
 
 
-# ---- tokens ---------------------------------------------------------------------------------
+# ---- parsing: the maintained ``cql2`` package, then its CQL2-JSON AST to ours -------------
 
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<str>'(?:[^']|'')*')
-  | (?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
-  | (?P<qid>"(?:[^"]|"")+")
-  | (?P<id>[A-Za-z_\u00c0-\uffff][A-Za-z0-9_.:\u00c0-\uffff]*)
-  | (?P<op><>|<=|>=|!=|=|<|>|\(|\)|,|-|\+)
-    """,
-    re.VERBOSE,
+# how deep coordinates may nest inside a geometry literal: GEOMETRYCOLLECTION(MULTIPOLYGON(((
+MAX_WKT_NESTING = 4
+# parentheses that are neither groups nor geometry (calls such as DATE(...), IN (...))
+MAX_CALL_NESTING = 4
+
+_SCAN = re.compile(
+    r"""(?P<str>'(?:[^']|'')*'?)|(?P<qid>"(?:[^"]|"")*"?)|(?P<word>[^\W\d]\w*)"""
+    r"""|(?P<open>\()|(?P<close>\))|(?P<other>[^\s'"()\w]+|\d[\w.]*)|(?P<ws>\s+)""",
 )
-_WKT_TYPES = {
+_GEOMETRY_WORDS = {
     "POINT",
     "LINESTRING",
     "POLYGON",
     "MULTIPOINT",
     "MULTILINESTRING",
     "MULTIPOLYGON",
+    "GEOMETRYCOLLECTION",
     "BBOX",
 }
-# deepest nesting of coordinate lists a WKT literal needs (MULTIPOLYGON: polygons, rings, points)
-MAX_WKT_NESTING = 3
-
-
-@dataclass
-class _Tok:
-    kind: str
-    text: str
-    pos: int
-
-
-def _tokens(s: str) -> list[_Tok]:
-    out: list[_Tok] = []
-    i = 0
-    while i < len(s):
-        m = _TOKEN.match(s, i)
-        if not m:
-            raise CQL2Error(f"unexpected character {s[i]!r} at position {i + 1}")
-        kind = m.lastgroup or ""
-        if kind != "ws":
-            out.append(_Tok(kind, m.group(), i))
-        i = m.end()
-    out.append(_Tok("end", "", len(s)))
-    return out
 
 
 @dataclass(frozen=True)
 class Limits:
     """How big a filter may be: characters, terms (comparisons, LIKE, IN, BETWEEN, IS NULL,
-    S_INTERSECTS, TRUE/FALSE) and depth (nested parentheses and NOTs). The parser refuses a
-    filter as soon as it passes one, before any recursion could run deep."""
+    S_INTERSECTS, TRUE/FALSE) and depth (nested parentheses and NOTs). Depth is checked by a
+    scan of the text before the ``cql2`` parser runs (deep nesting makes it slow or overflow
+    its stack), terms on the parsed tree."""
 
     chars: int
     terms: int
@@ -174,25 +159,169 @@ class Limits:
         return cls(t.filter_max_chars, t.filter_max_terms, t.filter_max_depth)
 
 
-class _Parser:
-    def __init__(self, s: str, limits: Limits):
-        self.toks = _tokens(s)
-        self.i = 0
-        self.depth = 0
-        self.terms = 0
-        self.limits = limits
+def _too_deep(limits: Limits) -> CQL2Error:
+    return CQL2Error(
+        f"filter nested deeper than {limits.depth} levels of parentheses and NOT "
+        "(the limit, setting tiles.filter_max_depth)"
+    )
 
-    def enter(self) -> None:
-        """One level deeper (a parenthesis or a NOT); refused past the limit."""
-        self.depth += 1
-        if self.depth > self.limits.depth:
-            raise CQL2Error(
-                f"filter nested deeper than {self.limits.depth} levels of parentheses and NOT "
-                "(the limit, setting tiles.filter_max_depth)"
-            )
+
+def _scan_depth(s: str, limits: Limits) -> None:
+    """Refuse CQL2 text nested deeper than the limits, in one pass without recursion: groups
+    (parentheses not after a name) and NOTs count towards ``limits.depth`` (a run of NOTs lasts
+    until the next AND / OR at its level), coordinates towards MAX_WKT_NESTING, calls towards
+    MAX_CALL_NESTING."""
+    levels: list[list] = [["group", 0]]  # per open parenthesis: its kind, NOTs in effect in it
+    groups = 0
+    geometry_at: int | None = None  # len(levels) where a geometry literal opened
+    calls = 0
+    prev = ""
+    for m in _SCAN.finditer(s):
+        kind = m.lastgroup
+        if kind == "ws":
+            continue
+        text = m.group()
+        if kind == "word":
+            up = text.upper()
+            if up == "NOT":
+                levels[-1][1] += 1
+            elif up in ("AND", "OR"):
+                levels[-1][1] = 0
+        elif kind == "open":
+            up = prev.upper()
+            if geometry_at is not None or up in _GEOMETRY_WORDS:
+                if geometry_at is None:
+                    geometry_at = len(levels)
+                if len(levels) - geometry_at + 1 > MAX_WKT_NESTING:
+                    raise CQL2Error(
+                        f"coordinates nested deeper than {MAX_WKT_NESTING} levels at position "
+                        f"{m.start() + 1}"
+                    )
+                levels.append(["geometry", 0])
+            elif prev and (prev[0].isalpha() or prev[0] == "_") and up not in ("AND", "OR", "NOT"):
+                calls += 1
+                if calls > MAX_CALL_NESTING:
+                    raise CQL2Error(
+                        f"calls nested deeper than {MAX_CALL_NESTING} levels at position "
+                        f"{m.start() + 1}"
+                    )
+                levels.append(["call", 0])
+            else:
+                groups += 1
+                levels.append(["group", 0])
+        elif kind == "close" and len(levels) > 1:
+            k, _ = levels.pop()
+            if k == "group":
+                groups -= 1
+            elif k == "call":
+                calls -= 1
+            if geometry_at is not None and len(levels) < geometry_at:
+                geometry_at = None
+        if groups + sum(n for _, n in levels) > limits.depth:
+            raise _too_deep(limits)
+        prev = text
+
+
+def _parse_error(e: Exception, s: str) -> CQL2Error:
+    """The ``cql2`` package's parse error as one line: the position, what stands there, and
+    what could stand there in words (its grammar's rule names translated)."""
+    msg = str(e)
+    where = re.search(r"-->\s*(\d+):(\d+)", msg)
+    rules = re.search(r"=\s*expected (.+)", msg)
+    names = set(re.findall(r"[A-Za-z_]+", rules.group(1))) if rules else set()
+    wants = []
+    if names & {"Identifier", "DECIMAL", "Double", "SingleQuotedString", "Expr"}:
+        wants.append("a property or a value")
+    if names & {"Eq", "Gt", "Lt", "NotEq", "IsNullPostfix"}:
+        wants.append("a comparison (= <> < <= > >=, LIKE, IN, BETWEEN, IS NULL)")
+    elif names & {"And", "Or"}:
+        wants.append("AND or OR")
+    if "EOI" in names:
+        wants.append("the end of the filter")
+    want = " or ".join(wants) or (rules.group(1) if rules else msg.strip().splitlines()[-1])
+    if not where:
+        return CQL2Error(f"cannot parse the filter: expected {want}")
+    line, col = int(where.group(1)), int(where.group(2))
+    pos = sum(len(x) + 1 for x in s.split("\n")[: line - 1]) + col - 1
+    found = repr(s[pos : pos + 12]) if pos < len(s) else "the end of the filter"
+    depth = 0
+    for m in _SCAN.finditer(s):
+        depth += {"open": 1, "close": -1}.get(m.lastgroup or "", 0)
+    if depth > 0:
+        found += f" ({depth} parenthesis not closed: expected ')')"
+    elif depth < 0:
+        found += f" ({-depth} ')' without a '(')"
+    return CQL2Error(
+        f"cannot parse the filter at position {pos + 1}: expected {want}, found {found}"
+    )
+
+
+def _check_text(s: str, limits: Limits) -> None:
+    if not s or not s.strip():
+        raise CQL2Error("empty filter")
+    if len(s) > limits.chars:
+        raise CQL2Error(
+            f"filter longer than {limits.chars} characters (the limit, setting "
+            "tiles.filter_max_chars)"
+        )
+    if "\x00" in s:
+        raise CQL2Error("the filter contains a NUL character")
+
+
+def parse(s: str, limits: Limits | None = None):
+    """CQL2 text -> AST (parsed by the ``cql2`` package into CQL2-JSON, then
+    :func:`from_json`); raises CQL2Error naming the position of the problem, or the limit
+    (``limits``, default the configured ones) that the filter passes."""
+    limits = limits or Limits.configured()
+    _check_text(s, limits)
+    _scan_depth(s, limits)
+    try:
+        tree = _cql2.parse_text(s).to_json()
+    except (_cql2.ParseError, _cql2.ValidationError, ValueError) as e:
+        raise _parse_error(e, s) from None
+    return from_json(tree, limits)
+
+
+def parse_json(s: str, limits: Limits | None = None):
+    """CQL2-JSON (the ``filter`` query parameter with ``filter-lang=cql2-json``) -> AST; the
+    same limits as :func:`parse`, nesting counted on the JSON before the ``cql2`` package
+    reads it."""
+    limits = limits or Limits.configured()
+    _check_text(s, limits)
+    try:
+        raw = json.loads(s)
+    except (ValueError, RecursionError) as e:
+        where = f" at position {e.pos + 1}" if isinstance(e, json.JSONDecodeError) else ""
+        raise CQL2Error(f"filter is not JSON{where}: {e}") from None
+    # every level of logic takes two JSON levels ({"op", "args": [...]}); geometry up to 5
+    stack = [(raw, 0)]
+    while stack:
+        node, d = stack.pop()
+        if d > 2 * limits.depth + MAX_WKT_NESTING + 4:
+            raise _too_deep(limits)
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    try:
+        tree = _cql2.parse_json(s).to_json()
+    except (_cql2.ParseError, _cql2.ValidationError, ValueError) as e:
+        raise CQL2Error(f"not valid CQL2-JSON: {str(e).strip().splitlines()[0]}") from None
+    return from_json(tree, limits)
+
+
+_COMPARE = {"=", "<>", "<", "<=", ">", ">="}
+_SUPPORTED = "and, or, not, = <> < <= > >=, like, in, between, isNull, s_intersects"
+
+
+class _FromJson:
+    """CQL2-JSON (the ``cql2`` package's ``to_json()``) -> the AST above; counts terms."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.terms = 0
 
     def term(self) -> None:
-        """One more term; refused past the limit."""
         self.terms += 1
         if self.terms > self.limits.terms:
             raise CQL2Error(
@@ -201,229 +330,114 @@ class _Parser:
                 "use IN (...) for many values of one property"
             )
 
-    # helpers
-    def peek(self, k: int = 0) -> _Tok:
-        return self.toks[min(self.i + k, len(self.toks) - 1)]
-
-    def next(self) -> _Tok:
-        t = self.peek()
-        self.i += 1
-        return t
-
-    def kw(self, *words: str, k: int = 0) -> bool:
-        t = self.peek(k)
-        return t.kind == "id" and t.text.upper() in words
-
-    def expect_op(self, op: str) -> None:
-        t = self.next()
-        if t.kind != "op" or t.text != op:
-            raise CQL2Error(f"expected {op!r} at position {t.pos + 1}, found {t.text or 'end'!r}")
-
-    def expect_kw(self, word: str) -> None:
-        t = self.next()
-        if not (t.kind == "id" and t.text.upper() == word):
-            raise CQL2Error(
-                f"expected {word} at position {t.pos + 1}, found {t.text or 'end of filter'!r}"
-            )
-
-    # grammar
-    def parse(self):
-        node = self.or_()
-        t = self.peek()
-        if t.kind != "end":
-            raise CQL2Error(f"unexpected {t.text!r} at position {t.pos + 1}")
-        return node
-
-    def or_(self):
-        items = [self.and_()]
-        while self.kw("OR"):
-            self.next()
-            items.append(self.and_())
-        return items[0] if len(items) == 1 else Or(tuple(items))
-
-    def and_(self):
-        items = [self.not_()]
-        while self.kw("AND"):
-            self.next()
-            items.append(self.not_())
-        return items[0] if len(items) == 1 else And(tuple(items))
-
-    def not_(self):
-        negations = 0  # a run of NOTs, counted without recursion
-        while self.kw("NOT"):
-            self.next()
-            self.enter()
-            negations += 1
-        node = self.primary()
-        self.depth -= negations
-        for _ in range(negations):
-            node = Not(node)
-        return node
-
-    def primary(self):
-        t = self.peek()
-        if t.kind == "op" and t.text == "(":
-            # a parenthesised boolean expression
-            self.next()
-            self.enter()
-            node = self.or_()
-            self.expect_op(")")
-            self.depth -= 1
-            return node
+    def boolean(self, n: Any):
+        if isinstance(n, bool):
+            self.term()
+            return Literal(n)
+        if not isinstance(n, dict) or "op" not in n:
+            raise CQL2Error("a filter must be a condition, e.g. name = 'x'")
+        op, args = n["op"], n.get("args") or []
+        if op in ("and", "or"):
+            items: list = []
+            for a in args:
+                node = self.boolean(a)
+                same = And if op == "and" else Or
+                items.extend(node.items if isinstance(node, same) else [node])
+            return And(tuple(items)) if op == "and" else Or(tuple(items))
+        if op == "not":
+            self._arity(op, args, 1)
+            inner = self.boolean(args[0])
+            if isinstance(inner, Like | In | Between | IsNull):
+                return dataclasses.replace(inner, negated=not inner.negated)
+            return Not(inner)
         self.term()
-        if self.kw("S_INTERSECTS") and self.peek(1).text == "(":
-            self.next()
-            self.expect_op("(")
-            a = self.spatial_arg()
-            self.expect_op(",")
-            b = self.spatial_arg()
-            self.expect_op(")")
-            return SIntersects(a, b)
-        return self.predicate()
+        if op in _COMPARE:
+            self._arity(op, args, 2)
+            return Compare(op, self.scalar(args[0]), self.scalar(args[1]))
+        if op == "like":
+            self._arity(op, args, 2)
+            return Like(self.scalar(args[0]), self.scalar(args[1]))
+        if op == "in":
+            self._arity(op, args, 2)
+            if not isinstance(args[1], list) or not args[1]:
+                raise CQL2Error("IN needs a list of one or more values, e.g. x IN ('a', 'b')")
+            return In(self.scalar(args[0]), tuple(self.scalar(v) for v in args[1]))
+        if op == "between":
+            self._arity(op, args, 3)
+            return Between(*(self.scalar(a) for a in args))
+        if op == "isNull":
+            self._arity(op, args, 1)
+            return IsNull(self.scalar(args[0]))
+        if op == "s_intersects":
+            self._arity(op, args, 2)
+            return SIntersects(self.spatial(args[0]), self.spatial(args[1]))
+        raise CQL2Error(f"operator {op!r} is not supported; supported: {_SUPPORTED}")
 
-    def predicate(self):
-        left = self.scalar()
-        negated = False
-        if self.kw("NOT") and self.kw("LIKE", "IN", "BETWEEN", k=1):
-            self.next()
-            negated = True
-        if self.kw("LIKE"):
-            self.next()
-            return Like(left, self.scalar(), negated)
-        if self.kw("IN"):
-            self.next()
-            self.expect_op("(")
-            items = [self.scalar()]
-            while self.peek().text == ",":
-                self.next()
-                items.append(self.scalar())
-            self.expect_op(")")
-            return In(left, tuple(items), negated)
-        if self.kw("BETWEEN"):
-            self.next()
-            low = self.scalar()
-            self.expect_kw("AND")
-            return Between(left, low, self.scalar(), negated)
-        if self.kw("IS"):
-            self.next()
-            neg = False
-            if self.kw("NOT"):
-                self.next()
-                neg = True
-            self.expect_kw("NULL")
-            return IsNull(left, neg)
-        t = self.peek()
-        if t.kind == "op" and t.text in ("=", "<>", "!=", "<", "<=", ">", ">="):
-            self.next()
-            op = "<>" if t.text == "!=" else t.text
-            return Compare(op, left, self.scalar())
-        if isinstance(left, Literal) and isinstance(left.value, bool):
-            return left
-        raise CQL2Error(
-            f"expected a comparison, LIKE, IN, BETWEEN or IS NULL at position {t.pos + 1}, "
-            f"found {t.text or 'end of filter'!r}"
-        )
+    @staticmethod
+    def _arity(op: str, args: list, n: int) -> None:
+        if len(args) != n:
+            raise CQL2Error(f"{op} takes {n} argument(s), got {len(args)}")
 
-    def scalar(self):
-        t = self.next()
-        if t.kind == "str":
-            return Literal(t.text[1:-1].replace("''", "'"))
-        if t.kind == "num":
-            return Literal(_number(t.text, t.pos))
-        if t.kind == "op" and t.text in ("-", "+") and self.peek().kind == "num":
-            n = self.next()
-            v = _number(n.text, n.pos)
-            return Literal(-v if t.text == "-" else v)
-        if t.kind == "qid":
-            return Property(t.text[1:-1].replace('""', '"'))
-        if t.kind == "id":
-            up = t.text.upper()
-            if up in ("TRUE", "FALSE"):
-                return Literal(up == "TRUE")
-            if up in ("DATE", "TIMESTAMP") and self.peek().text == "(":
-                self.next()
-                s = self.next()
-                if s.kind != "str":
-                    raise CQL2Error(f"{up}(...) needs a quoted string at position {s.pos + 1}")
-                self.expect_op(")")
-                return Literal(_temporal(up, s.text[1:-1]))
-            if up in _RESERVED:
-                raise CQL2Error(f"unexpected keyword {t.text} at position {t.pos + 1}")
-            return Property(t.text)
-        raise CQL2Error(
-            f"expected a property or a value at position {t.pos + 1}, "
-            f"found {t.text or 'end of filter'!r}"
-        )
+    def scalar(self, v: Any):
+        if isinstance(v, dict):
+            if set(v) == {"property"} and isinstance(v["property"], str):
+                return Property(v["property"])
+            if set(v) == {"date"} and isinstance(v["date"], str):
+                return Literal(_temporal("DATE", v["date"]))
+            if set(v) == {"timestamp"} and isinstance(v["timestamp"], str):
+                return Literal(_temporal("TIMESTAMP", v["timestamp"]))
+            if "op" in v:
+                raise CQL2Error(
+                    f"{v['op']!r} cannot be used as a value; compare a property with a literal"
+                )
+            if "type" in v or "bbox" in v:
+                raise CQL2Error("a geometry can only be used in S_INTERSECTS")
+            raise CQL2Error(f"unsupported value {json.dumps(v)[:80]}")
+        if isinstance(v, bool) or isinstance(v, str) or v is None:
+            return Literal(v)
+        if isinstance(v, int | float):
+            return Literal(_number(v))
+        raise CQL2Error(f"unsupported value {json.dumps(v)[:80]}")
 
-    def spatial_arg(self):
-        t = self.peek()
-        if t.kind == "id" and t.text.upper() in _WKT_TYPES and self.peek(1).text == "(":
-            self.next()
-            kind = t.text.upper()
-            body = self.coords()
-            return GeometryLiteral(_wkt(kind, body, t.pos), tuple(_positions(kind, body)))
-        node = self.scalar()
+    def spatial(self, v: Any):
+        if isinstance(v, dict) and "bbox" in v:
+            nums = v["bbox"]
+            if not isinstance(nums, list) or len(nums) != 4:
+                raise CQL2Error("BBOX needs 4 numbers (2D)")
+            x0, y0, x1, y1 = (_real(n) for n in nums)
+            ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+            return GeometryLiteral(
+                _wkt({"type": "Polygon", "coordinates": [ring]}), ((x0, y0), (x1, y1))
+            )
+        if isinstance(v, dict) and "type" in v:
+            return GeometryLiteral(_wkt(v), tuple(_positions(v)))
+        node = self.scalar(v)
         if not isinstance(node, Property):
             raise CQL2Error(
-                f"S_INTERSECTS takes the geometry property and a WKT geometry (position "
-                f"{t.pos + 1})"
+                "S_INTERSECTS takes the geometry property and a geometry (WKT, GeoJSON or BBOX)"
             )
         return node
 
-    def coords(self, level: int = 1):
-        """A parenthesised, possibly nested, list of numbers -> nested Python lists."""
-        t = self.peek()
-        if level > MAX_WKT_NESTING:
-            raise CQL2Error(
-                f"coordinates nested deeper than {MAX_WKT_NESTING} levels at position {t.pos + 1}"
-            )
-        self.expect_op("(")
-        items: list = []
-        group: list[float] = []
-        while True:
-            t = self.peek()
-            if t.text == "(":
-                items.append(self.coords(level + 1))
-            elif t.kind == "num" or (t.text in ("-", "+") and self.peek(1).kind == "num"):
-                self.next()
-                sign = 1
-                if t.text in ("-", "+"):
-                    sign = -1 if t.text == "-" else 1
-                    t = self.next()
-                group.append(sign * _number(t.text, t.pos, real=True))
-                continue
-            elif t.text == ",":
-                self.next()
-                if group:
-                    items.append(group)
-                    group = []
-                continue
-            elif t.text == ")":
-                self.next()
-                if group:
-                    items.append(group)
-                return items
-            else:
-                raise CQL2Error(
-                    f"expected coordinates at position {t.pos + 1}, found {t.text or 'end'!r}"
-                )
+
+def from_json(tree: Any, limits: Limits | None = None):
+    """A CQL2-JSON tree (as ``cql2.Expr.to_json()`` gives it) -> AST, counting terms."""
+    return _FromJson(limits or Limits.configured()).boolean(tree)
 
 
-_RESERVED = {"AND", "OR", "NOT", "LIKE", "IN", "BETWEEN", "IS", "NULL"}
-
-
-def _number(s: str, pos: int, real: bool = False) -> int | float:
-    """A number token (an int where it is one, unless ``real``); refused when not finite."""
-    try:
-        if not real:
-            return int(s)
-    except ValueError:
-        pass
-    v = float(s)
-    if not math.isfinite(v):
-        shown = s if len(s) <= 24 else s[:20] + "..."
-        raise CQL2Error(f"number {shown} at position {pos + 1} is out of range")
+def _number(v: int | float) -> int | float:
+    """A number literal (an int where it is a whole number); refused when not finite."""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise CQL2Error("a number in the filter is out of range")
+        if v.is_integer() and abs(v) < 2**53:
+            return int(v)
     return v
+
+
+def _real(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise CQL2Error(f"coordinate {v!r} is not a finite number (out of range)")
+    return float(v)
 
 
 def _temporal(kind: str, s: str) -> date | datetime:
@@ -435,91 +449,72 @@ def _temporal(kind: str, s: str) -> date | datetime:
         raise CQL2Error(f"{kind}({s!r}) is not a valid {kind.lower()}") from None
 
 
-def _positions(kind: str, body: list) -> Iterator[tuple[float, float]]:
-    """The (first axis, second axis) numbers of every position of parsed, checked coordinates
-    (of a BBOX, its two corners)."""
-    if kind == "BBOX":
-        nums = body[0] if len(body) == 1 else [v for g in body for v in g]
-        yield nums[0], nums[1]
-        yield nums[2], nums[3]
+def _positions(g: dict) -> Iterator[tuple[float, float]]:
+    """The (first axis, second axis) numbers of every position of a checked GeoJSON geometry."""
+    if g["type"] == "GeometryCollection":
+        for part in g["geometries"]:
+            yield from _positions(part)
         return
-    if body and not isinstance(body[0], list):
-        yield body[0], body[1]
-        return
-    for v in body:
-        yield from _positions(kind, v)
+
+    def walk(c):  # type: ignore[no-untyped-def]
+        if c and not isinstance(c[0], list):
+            yield float(c[0]), float(c[1])
+            return
+        for x in c:
+            yield from walk(x)
+
+    yield from walk(g["coordinates"])
 
 
 def _fmt(v: float) -> str:
     return repr(float(v))
 
 
-def _wkt(kind: str, body: list, pos: int) -> str:
-    """Rebuild WKT from parsed numbers; checks the nesting each type needs."""
+def _wkt(g: dict, depth: int = 0) -> str:
+    """WKT rebuilt from a GeoJSON geometry's numbers (2D); checks the nesting each type needs
+    and that every number is finite. GEOMETRYCOLLECTION holds the other types (not itself)."""
+    kind = str(g.get("type", ""))
 
     def pt(p) -> str:
-        if not isinstance(p, list) or len(p) not in (2, 3) or any(isinstance(x, list) for x in p):
-            raise CQL2Error(f"{kind} at position {pos + 1}: a position needs 2 or 3 numbers")
-        return " ".join(_fmt(x) for x in p[:2])
+        if not isinstance(p, list) or len(p) not in (2, 3):
+            raise CQL2Error(f"{kind.upper()}: a position needs 2 or 3 numbers")
+        return " ".join(_fmt(_real(x)) for x in p[:2])
 
-    def line(ps) -> str:
-        return "(" + ", ".join(pt(p) for p in ps) + ")"
+    def seq(ps, least: int, what: str) -> list:
+        if not isinstance(ps, list) or len(ps) < least:
+            raise CQL2Error(f"{kind.upper()}: {what} needs at least {least} positions")
+        return ps
 
-    def ring(ps) -> str:
-        if len(ps) < 4:
-            raise CQL2Error(f"{kind} at position {pos + 1}: a ring needs at least 4 positions")
-        return line(ps)
+    def line(ps, least: int = 2, what: str = "a line") -> str:
+        return "(" + ", ".join(pt(p) for p in seq(ps, least, what)) + ")"
 
-    def nested(x, depth: int) -> list:
-        if depth and (not x or not all(isinstance(i, list) for i in x)):
-            raise CQL2Error(f"{kind} at position {pos + 1}: wrong nesting of parentheses")
-        return x
+    def poly(rings) -> str:
+        if not isinstance(rings, list) or not rings:
+            raise CQL2Error(f"{kind.upper()}: a polygon needs a ring")
+        return "(" + ", ".join(line(r, 4, "a ring") for r in rings) + ")"
 
-    try:
-        if kind == "BBOX":
-            nums = body[0] if len(body) == 1 else [v for g in body for v in g]
-            if len(nums) != 4 or any(isinstance(v, list) for v in nums):
-                raise CQL2Error(f"BBOX at position {pos + 1} needs 4 numbers")
-            x0, y0, x1, y1 = nums
-            return (
-                f"POLYGON(({_fmt(x0)} {_fmt(y0)}, {_fmt(x1)} {_fmt(y0)}, {_fmt(x1)} {_fmt(y1)}, "
-                f"{_fmt(x0)} {_fmt(y1)}, {_fmt(x0)} {_fmt(y0)}))"
-            )
-        if kind == "POINT":
-            return f"POINT({pt(body[0] if len(body) == 1 else [])})"
-        if kind == "LINESTRING":
-            return f"LINESTRING{line(body)}"
-        if kind == "MULTIPOINT":
-            pts = [p[0] if len(p) == 1 and isinstance(p[0], list) else p for p in body]
-            return "MULTIPOINT(" + ", ".join(f"({pt(p)})" for p in pts) + ")"
-        if kind == "POLYGON":
-            return "POLYGON(" + ", ".join(ring(r) for r in nested(body, 1)) + ")"
-        if kind == "MULTILINESTRING":
-            return "MULTILINESTRING(" + ", ".join(line(r) for r in nested(body, 1)) + ")"
-        if kind == "MULTIPOLYGON":
-            polys = [
-                "(" + ", ".join(ring(r) for r in nested(poly, 1)) + ")" for poly in nested(body, 1)
-            ]
-            return "MULTIPOLYGON(" + ", ".join(polys) + ")"
-    except (IndexError, TypeError):
-        raise CQL2Error(f"{kind} at position {pos + 1}: malformed coordinates") from None
-    raise CQL2Error(f"unsupported geometry {kind}")
+    def many(xs) -> list:
+        if not isinstance(xs, list) or not xs:
+            raise CQL2Error(f"{kind.upper()}: needs at least one part")
+        return xs
 
-
-def parse(s: str, limits: Limits | None = None):
-    """CQL2 text -> AST; raises CQL2Error naming the position of the problem, or the limit
-    (``limits``, default the configured ones) that the filter passes."""
-    limits = limits or Limits.configured()
-    if not s or not s.strip():
-        raise CQL2Error("empty filter")
-    if len(s) > limits.chars:
-        raise CQL2Error(
-            f"filter longer than {limits.chars} characters (the limit, setting "
-            "tiles.filter_max_chars)"
-        )
-    if "\x00" in s:
-        raise CQL2Error("the filter contains a NUL character")
-    return _Parser(s, limits).parse()
+    c = g.get("coordinates")
+    if kind == "Point":
+        return f"POINT({pt(c)})"
+    if kind == "LineString":
+        return f"LINESTRING{line(c)}"
+    if kind == "Polygon":
+        return f"POLYGON{poly(c)}"
+    if kind == "MultiPoint":
+        return "MULTIPOINT(" + ", ".join(f"({pt(p)})" for p in many(c)) + ")"
+    if kind == "MultiLineString":
+        return "MULTILINESTRING(" + ", ".join(line(x) for x in many(c)) + ")"
+    if kind == "MultiPolygon":
+        return "MULTIPOLYGON(" + ", ".join(poly(x) for x in many(c)) + ")"
+    if kind == "GeometryCollection" and depth == 0:
+        parts = many(g.get("geometries"))
+        return "GEOMETRYCOLLECTION(" + ", ".join(_wkt(p, 1) for p in parts) + ")"
+    raise CQL2Error(f"unsupported geometry {kind or json.dumps(g)[:60]}")
 
 
 # ---- SQL ------------------------------------------------------------------------------------

@@ -270,6 +270,7 @@ class ItemsRequest:
     bbox_crs: Crs = field(default_factory=lambda: CRSS[CRS84])
     datetime: tuple[date | None, date | None] | None = None
     filter: str | None = None
+    filter_lang: str = "cql2-text"  # or "cql2-json": ``filter`` holds CQL2-JSON
     filter_crs: Crs = field(default_factory=lambda: CRSS[CRS84])
     equals: dict[str, str] = field(default_factory=dict)  # ?prop=value simple filters
     sortby: str | None = None
@@ -297,7 +298,7 @@ def _where(coll: Collection, req: ItemsRequest) -> tuple[str, dict[str, Any]]:
             params["dt_hi"] = hi
     if req.filter:
         try:
-            ast = cql2.parse(req.filter)
+            ast = (cql2.parse_json if req.filter_lang == "cql2-json" else cql2.parse)(req.filter)
             sql, p = cql2.to_sql(ast, coll, req.analyst, req.filter_crs)
         except cql2.CQL2Error as e:
             raise FeaturesError(400, f"filter: {e}") from None
