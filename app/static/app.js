@@ -45,8 +45,10 @@
     return state.token ? { Authorization: 'Bearer ' + state.token } : {};
   }
 
-  async function api(path, opts) {
-    const r = await fetch(serverUrl(path), Object.assign({}, opts, { headers: Object.assign({}, authHeaders(), (opts || {}).headers) }));
+  /** fetch with the token's header; the response when it is ok, else an Error carrying the
+   * server's JSON message (or the status line) and the status. */
+  async function fetchOk(url, opts) {
+    const r = await fetch(url, Object.assign({}, opts, { headers: Object.assign({}, authHeaders(), (opts || {}).headers) }));
     if (!r.ok) {
       let msg = r.status + ' ' + r.statusText;
       try {
@@ -58,7 +60,11 @@
       err.status = r.status;
       throw err;
     }
-    return r.json();
+    return r;
+  }
+
+  async function api(path, opts) {
+    return (await fetchOk(serverUrl(path), opts)).json();
   }
 
   /** GET that answers null on 404 (an endpoint another issue has not delivered yet). */
@@ -863,16 +869,7 @@
     if (!a || !state.token) return;
     e.preventDefault();
     try {
-      const r = await fetch(a.href, { headers: authHeaders() });
-      if (!r.ok) {
-        let msg = r.status + ' ' + r.statusText;
-        try {
-          msg = (await r.json()).message || msg;
-        } catch (err) {
-          /* not JSON */
-        }
-        throw new Error(msg);
-      }
+      const r = await fetchOk(a.href);
       const m = /filename="?([^";]+)"?/.exec(r.headers.get('Content-Disposition') || '');
       const url = URL.createObjectURL(await r.blob());
       const tmp = document.createElement('a');
@@ -917,16 +914,7 @@
     }
     const tab = window.open('', '_blank');
     try {
-      const r = await fetch(url, { headers: authHeaders() });
-      if (!r.ok) {
-        let msg = r.status + ' ' + r.statusText;
-        try {
-          msg = (await r.json()).message || msg;
-        } catch (err) {
-          /* not JSON */
-        }
-        throw new Error(msg);
-      }
+      const r = await fetchOk(url);
       const blobUrl = URL.createObjectURL(await r.blob());
       if (tab) tab.location.href = blobUrl;
       else window.open(blobUrl, '_blank');
