@@ -111,6 +111,14 @@ def create_app() -> FastAPI:
     app.include_router(reports.router)
     app.include_router(vocabulary.router)
     app.include_router(web.router)
+    generated = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            ogc.reads_answer_400(generated()["paths"])  # generated() keeps what it made
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 

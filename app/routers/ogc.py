@@ -31,6 +31,20 @@ from gis.serving.collections import Collection, registry
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
 
+
+def reads_answer_400(paths: dict) -> None:
+    """In an OpenAPI ``paths`` object, the OGC API's reads answer an invalid query parameter
+    with a 400 (``app.errors.validation_status``), not FastAPI's 422: the documents say so."""
+    for path, ops in paths.items():
+        read = ops.get("get")
+        if path.startswith("/ogc") and read and "422" in read.get("responses", {}):
+            read["responses"].pop("422")
+            read["responses"]["400"] = {
+                "description": "an invalid query parameter (a problem document naming it)",
+                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+            }
+
+
 GEOJSON = "application/geo+json"
 OPENAPI30 = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = [
@@ -557,16 +571,7 @@ def openapi30(request: Request):
             "default": s.items_default_limit,
         },
     }
-    # an invalid query parameter of a read is a 400 here (app.errors.validation_status), not
-    # FastAPI's 422
-    for ops in doc["paths"].values():
-        read = ops.get("get")
-        if read and "422" in read.get("responses", {}):
-            read["responses"].pop("422")
-            read["responses"]["400"] = {
-                "description": "an invalid query parameter (a problem document naming it)",
-                "content": {"application/problem+json": {"schema": {"type": "object"}}},
-            }
+    reads_answer_400(doc["paths"])
     items_path = doc["paths"].get("/ogc/collections/{collection_id}/items", {}).get("get")
     if items_path:
         items_path["parameters"] = [
