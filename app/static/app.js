@@ -266,11 +266,8 @@
     const names = { vec: '矢量', img: '影像' };
     const el = document.createElement('div');
     el.className = 'maplibregl-ctrl maplibregl-ctrl-group tdt-switcher';
-    el.style.padding = '2px 6px';
-    el.style.background = '#fff';
     Object.keys(t.presets).forEach((key) => {
       const label = document.createElement('label');
-      label.style.marginRight = '4px';
       const input = document.createElement('input');
       Object.assign(input, { type: 'radio', name: 'tdt-preset', value: key, checked: key === t.default });
       input.addEventListener('change', () => {

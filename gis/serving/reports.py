@@ -178,7 +178,7 @@ def low_efficiency_by_reason(engine: Engine, year: int | None, analyst: bool) ->
         _zone_names(engine, "platform"),
         vocabulary.vocabulary("low_efficiency_reason").terms,
         lambda it: it["reason_codes"] or [],
-        "低效用地",
+        vocabulary.label("land_kind", "low_efficiency"),
     )
     sums = tuple(f.name for f in fields if f.kind == "int")
     return [Sheet("低效用地(按平台、原因)", fields, rows, sums=sums)]
