@@ -256,23 +256,29 @@ def _check_sheet(path: Path, sheet: str | None, file: str) -> None:
         wb.close()
 
 
+def _read_sheet(path: Path, sheet: str | None, file: str, engine: str, kind: str) -> pd.DataFrame:
+    """The sheet ``sheet`` (else the first) of a workbook as a frame of cells, read by pandas'
+    ``engine`` (openpyxl for .xlsx, python-calamine for Excel 97–2003 .xls, whose text is
+    decoded by the encoding the workbook declares); ``kind`` names the format in errors."""
+    try:
+        return pd.read_excel(
+            path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine=engine
+        )
+    except ValueError as e:
+        raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
+    except Exception as e:
+        raise InputError(file, f"cannot be read as {kind}: {e}") from None
+
+
 def _read_xls(path: Path, sheet: str | None, file: str) -> tuple[pd.DataFrame, str, str]:
-    """An Excel 97–2003 workbook (.xls, BIFF) through python-calamine: the sheet ``sheet`` (else
-    the first) as a frame of cells, with the encoding the workbook declares (Unicode to us)."""
+    """An Excel 97–2003 workbook (.xls, BIFF) through python-calamine, no larger than the
+    upload limit (it is read whole)."""
     from gis.core.config import get_settings
 
     limit = get_settings().max_upload_bytes
     if path.stat().st_size > limit:
         raise InputError(file, f"the workbook is larger than {limit} bytes")
-    try:
-        df = pd.read_excel(
-            path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="calamine"
-        )
-    except ValueError as e:
-        raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
-    except Exception as e:
-        raise InputError(file, f"cannot be read as XLS: {e}") from None
-    return df, "utf-8", "XLS (calamine)"
+    return _read_sheet(path, sheet, file, "calamine", "XLS"), "utf-8", "XLS (calamine)"
 
 
 def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -> RawFrame:
@@ -291,14 +297,7 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
             raise InputError(file, f"cannot be read as CSV: {e}") from None
     elif suffix == ".xlsx":
         _check_sheet(path, sheet, file)
-        try:
-            df = pd.read_excel(
-                path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="openpyxl"
-            )
-        except ValueError as e:
-            raise InputError(file, f"cannot read sheet {sheet!r}: {e}", field="sheet") from None
-        except Exception as e:
-            raise InputError(file, f"cannot be read as XLSX: {e}") from None
+        df = _read_sheet(path, sheet, file, "openpyxl", "XLSX")
         codec, source = "utf-8", "XLSX (Unicode)"
     elif suffix == ".xls":
         df, codec, source = _read_xls(path, sheet, file)
