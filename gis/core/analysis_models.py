@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -182,9 +183,9 @@ zone_sums = Table(
 # The A/B/C/D evaluation (§2), one row per enterprise with output (CC) in the year, in two
 # tables: ``evaluation_rows``, what the row is about (land, the indicator values as shown, why it
 # is not evaluated or graded, zones), and ``evaluation_ranking``, what ranks it (group, whether
-# evaluated and graded, the indicator values it is scored on) and its rank and class. Read
-# through the view ``evaluations`` (migration 0020), which joins the two and adds the score,
-# points, benchmarks and group size from ``evaluation_groups``.
+# evaluated and graded, the indicator values it is scored on) and its class. Read through the
+# view ``evaluations`` (migrations 0020, 0026), which joins the two and adds the score, points,
+# benchmarks and group size from ``evaluation_groups`` and the rank, computed when read.
 evaluation_rows = Table(
     "evaluation_rows",
     metadata,
@@ -212,8 +213,7 @@ evaluation_rows = Table(
 )
 
 # The ranking's inputs and results, one row per row of ``evaluation_rows``: narrow, and with half
-# of each page left free (fillfactor 50) so that a re-ranking, which rewrites the rank of every
-# row below a change, updates rows in place (HOT) instead of adding index entries.
+# of each page left free (fillfactor 50) so that rows rewritten are updated in place.
 evaluation_ranking = Table(
     "evaluation_ranking",
     metadata,
@@ -224,13 +224,42 @@ evaluation_ranking = Table(
     Column("graded", Boolean, nullable=False),
     # the enterprise's per-mu ratios of the year (its ``per_mu`` row), the indicator values
     *(Column(c, Double) for c in RATIO_COLUMNS),
-    Column("rank", Integer),  # among the graded of the year and group, ties share the best
     Column("class", Text),  # A | B | C | D, NULL when not graded / not evaluated
+    # the score under the group-year's base coefficients (``evaluation_score_bases``), graded
+    # rows only: within ε·spread + μ of the score now, it finds the rows a change may reclass
+    Column("base_score", Double),
     PrimaryKeyConstraint("year", "uscc", name="pk_evaluation_ranking"),
     CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
     CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
     Index("ix_evaluation_ranking_uscc", "uscc"),
+    Index(
+        "ix_evaluation_ranking_base", "year", "group", "base_score", postgresql_where=text("graded")
+    ),
+    Index(
+        "ix_evaluation_ranking_class_base",
+        "year",
+        "group",
+        "class",
+        "base_score",
+        postgresql_where=text("graded"),
+    ),
     postgresql_with={"fillfactor": 50},
+)
+
+# Per year and group, what the base scores of ``evaluation_ranking`` were computed with: each
+# indicator's coefficient (weight ÷ benchmark, 0 when the benchmark is not positive; NULL: not
+# the group's indicator) and the mean points a missing figure scored, and ``spread``, an upper
+# bound of Σ |coefficient × value| over the graded rows scored against them. Written by the
+# evaluation when it scores a group-year whole (docs/EVALUATION.md, "How classes are kept").
+evaluation_score_bases = Table(
+    "evaluation_score_bases",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("group", Text, nullable=False),
+    *(Column(f"c_{c}", Double) for c in RATIO_COLUMNS),
+    *(Column(f"m_{c}", Double) for c in RATIO_COLUMNS),
+    Column("spread", Double, nullable=False),
+    PrimaryKeyConstraint("year", "group", name="pk_evaluation_score_bases"),
 )
 
 # One row per year and group of the evaluation: weights (NULL: not the group's indicator),
@@ -281,5 +310,5 @@ area_indicators = Table(
 
 TABLES = (
     links, enterprise_land, per_mu, evaluation_rows, evaluation_ranking, evaluation_groups,
-    area_indicators,
+    evaluation_score_bases, area_indicators,
 )  # fmt: skip

@@ -109,6 +109,7 @@ unsupplied_results = Table(
     CheckConstraint(f"status IN {UNSUPPLIED_STATUSES}", name="status"),
     Index("ix_unsupplied_results_geom", "geom", postgresql_using="gist"),
     Index("ix_unsupplied_results_key", "run_id", "approval_no"),
+    Index("ix_unsupplied_results_status", "run_id", "status"),
     Index("ix_unsupplied_results_supply_nos", "supply_nos", postgresql_using="gin"),
 )
 
@@ -137,6 +138,7 @@ idle_results = Table(
     PrimaryKeyConstraint("run_id", "supply_id", name="pk_idle_results"),
     CheckConstraint(f"status IN {IDLE_STATUSES}", name="status"),
     Index("ix_idle_results_key", "run_id", "supply_no"),
+    Index("ix_idle_results_status", "run_id", "status"),
     Index("ix_idle_results_parcel_nos", "parcel_nos", postgresql_using="gin"),
 )
 

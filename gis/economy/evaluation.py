@@ -1,10 +1,11 @@
 """The A/B/C/D evaluation (亩均效益综合评价, "亩均论英雄", DOMAIN_RULES §2), as set-based SQL.
 
 One row per enterprise with output (CC) in a year. Stored: what the row is about
-(``evaluation_rows``), what ranks it and its rank and class (``evaluation_ranking``, narrow, so
-that re-ranking a group-year reads and writes little), and one row per year and group with the
-weights, benchmarks and mean points (``evaluation_groups``); read through the view
-``evaluations`` (migration 0020), which computes score, points and benchmarks from the three:
+(``evaluation_rows``), what ranks it and its class (``evaluation_ranking``, narrow), and one
+row per year and group with the weights, benchmarks and mean points (``evaluation_groups``);
+read through the view ``evaluations`` (migrations 0020, 0026), which computes score, points,
+benchmarks and rank from the three. The classes are kept by score bounds
+(gis/economy/evaluation_classes.py):
 
 - group: ``above`` (规上, GMYS = 1) or ``below`` (规下).
 - evaluated: every 规上 enterprise with land; 规下 with land >= ``below_min_mu`` (3 亩). Land is
@@ -37,9 +38,22 @@ from gis.core import graph
 from gis.core.analysis_columns import RATIO_COLUMNS
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.rules import EvaluationRules, Rules
+from gis.economy import evaluation_classes
 from gis.economy.linkage import run_sql
 
 RULE = "§2 亩均论英雄 Σ w·v/mean, rank quotas"  # docs/EVALUATION.md
+
+
+def class_sql(rank: str, n: str) -> str:
+    """The class of the row ranked ``rank`` (SQL) among ``n`` graded (SQL): the quotas of
+    ``class_cutoffs`` (bound as :c1, :c2, :c3), each a ceiling, ties sharing the better class
+    through the competition rank (module docstring)."""
+    return (
+        f"CASE WHEN {rank} <= :c1 * {n} + 1e-9 THEN 'A' "
+        f"WHEN {rank} <= :c2 * {n} + 1e-9 THEN 'B' "
+        f"WHEN {n} - {rank} + 1 > (1 - :c3) * {n} + 1e-9 THEN 'C' "
+        f"WHEN {rank} IS NOT NULL THEN 'D' END"
+    )
 
 
 def _q(values: list[str]) -> str:
@@ -47,8 +61,8 @@ def _q(values: list[str]) -> str:
 
 
 # what an evaluation row owns: compared and written per row, in ``evaluation_rows`` (what the
-# row is about) and ``evaluation_ranking`` (what ranks it); the rank and class are written by the
-# ranking, the score and points computed by the view ``evaluations``
+# row is about) and ``evaluation_ranking`` (what ranks it); the class is written by step 3, the
+# score, points and rank computed by the view ``evaluations``
 ROW_COLUMNS = (
     "name", "industry_code", "area_mu", "land_basis", "indicators", "missing",
     "not_evaluated_reason", "not_graded_reason", "building_supply_nos", "district_code",
@@ -174,8 +188,8 @@ def evaluate(
     scoped: bool = False,
     full: bool = True,
 ) -> tuple[set[str], set[str], set[str]]:
-    """Recompute the evaluation: every row, group and rank, or (``scoped``) the rows in this
-    function's caller's temp table ``_evrows`` (uscc, year) and the groups and ranks of the
+    """Recompute the evaluation: every row, group and class, or (``scoped``) the rows in this
+    function's caller's temp table ``_evrows`` (uscc, year) and the groups and classes of the
     year-groups where one of them changed (its old and its new group). Three steps, each
     writing only what changed:
 
@@ -184,13 +198,16 @@ def evaluate(
        ``evaluation_ranking``;
     2. ``evaluation_groups`` of the group-years in question: weights, benchmarks (means), the
        mean points a missing energy or emission figure scores, the number graded;
-    3. the ranks and classes of those group-years, from the scores the view ``evaluations``
-       computes (Σ points of the rows and their group).
+    3. the classes of those group-years, from the scores the view ``evaluation_scores``
+       computes (Σ points of the rows and their group): the rows a change may move between
+       classes, found by score bounds (gis/economy/evaluation_classes.py), or every row of a
+       group-year whose bounds do not hold.
 
     Returns the ``USCC:year`` keys of the rows whose own columns or ranking inputs changed,
-    appeared or went; of those and the rows whose rank or class changed; of those whose class
-    changed, appeared or went; and the ``year:group`` keys of the changed groups (whose every
-    score moved with them); {ALL} for each on a ``full`` recompute.
+    appeared or went; of those and the rows whose class changed; of those whose class changed,
+    appeared or went; the ``year:group`` keys of the changed groups (whose every score and rank
+    moved with them); {ALL} for each on a ``full`` recompute; and how many group-years were
+    reclassed by their bounds or scored whole.
     Reads ``enterprise_land`` and ``per_mu`` (gis/economy/per_mu.py), ``links``, ``outputs``,
     ``enterprises``, ``supplies``, ``projects``.
     """
@@ -215,7 +232,7 @@ def evaluate(
     conn.exec_driver_sql(
         "DROP TABLE IF EXISTS _fig, _ez, _own_supply, _building, _ev, _row_new, _rchg, _gscope, "
         "_g_old, "
-        "_g_new, _rk"
+        "_g_new, _rk, _rs"
     )
     run_sql(
         conn,
@@ -328,8 +345,8 @@ def evaluate(
     kc = ", ".join(f'"{c}"' for c in RANKING_COLUMNS)
     both = ", ".join([*(f'r."{c}"' for c in ROW_COLUMNS), *(f's."{c}"' for c in RANKING_COLUMNS)])
     in_rows = "(uscc, year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
-    # 1. the rows' own columns: changed rows updated in place (their rank and class stay until
-    #    the ranking below), new rows inserted, rows no longer there deleted
+    # 1. the rows' own columns: changed rows updated in place (their class stays until step 3),
+    #    new rows inserted, rows no longer there deleted
     run_sql(
         conn,
         f"""
@@ -415,46 +432,13 @@ def evaluate(
         """,
         p,
     )
-    # 3. ranks and classes of the group-years, from the view's scores; only changed ones written
-    run_sql(
-        conn,
-        f"""
-        CREATE TEMP TABLE _rk ON COMMIT DROP AS
-        SELECT * FROM (
-            SELECT year, uscc, rnk::int AS rank,
-                   CASE WHEN rnk <= :c1 * n + 1e-9 THEN 'A'
-                        WHEN rnk <= :c2 * n + 1e-9 THEN 'B'
-                        WHEN n - rnk + 1 > (1 - :c3) * n + 1e-9 THEN 'C'
-                        WHEN rnk IS NOT NULL THEN 'D' END AS class,
-                   old_rank, old_class
-            FROM (
-                -- one pass over the group-years (the graded ranked among themselves), not
-                -- a join of the rows to their ranks: a join planned on stale statistics
-                -- became a nested loop. Scores rounded to 1e-6 in float8 (score × 10⁶ to
-                -- the nearest integer, exact below 9e9): a third cheaper than rounding
-                -- them as numeric. The number graded is the group's (step 2), not
-                -- counted again.
-                SELECT v.year, v.uscc, v."rank" AS old_rank, v."class" AS old_class,
-                       CASE WHEN v.graded THEN rank() OVER w END AS rnk,
-                       CASE WHEN v.graded THEN g.n_graded END AS n
-                FROM evaluations v JOIN evaluation_groups g USING (year, "group")
-                WHERE {in_groups}
-                -- the group compared bytewise: the database's collation (C.UTF-8 and the
-                -- like) compares text through strcoll, a third of the sort's time
-                WINDOW w AS (PARTITION BY v.year, v."group" COLLATE "C", v.graded
-                             ORDER BY round(v.score * 1e6::float8) DESC)
-            ) k
-        ) x  -- only the rows whose rank or class moves
-        WHERE rank IS DISTINCT FROM old_rank OR class IS DISTINCT FROM old_class;
-        ANALYZE _rk;
-        UPDATE evaluation_ranking t SET rank = k.rank, class = k.class
-        FROM _rk k WHERE t.year = k.year AND t.uscc = k.uscc
-        """,
-        p,
-    )
+    # 3. the classes of those group-years (gis/economy/evaluation_classes.py): the rows a
+    #    change may move between classes, found by score bounds, scored and reclassed; a
+    #    group-year scored whole where the bounds do not hold. Ranks are computed when read.
+    kept = evaluation_classes.keep(conn, scoped, in_groups, class_sql, p)
     if not scoped and full:
         conn.exec_driver_sql("DROP TABLE _rchg, _gscope, _g_old, _rk")
-        return {ALL}, {ALL}, {ALL}, {ALL}
+        return {ALL}, {ALL}, {ALL}, {ALL}, kept
     own = set(conn.exec_driver_sql("SELECT uscc || ':' || year FROM _rchg").scalars())
     changed = set(
         conn.exec_driver_sql(
@@ -464,7 +448,7 @@ def evaluate(
     classes = set(
         conn.exec_driver_sql(
             "SELECT uscc || ':' || year FROM _rchg WHERE added OR gone "
-            "UNION SELECT uscc || ':' || year FROM _rk WHERE class IS DISTINCT FROM old_class"
+            "UNION SELECT uscc || ':' || year FROM _rk"
         ).scalars()
     )
     groups_changed = set(
@@ -479,7 +463,7 @@ def evaluate(
         ).scalars()
     )
     conn.exec_driver_sql("DROP TABLE _rchg, _gscope, _g_old, _rk")
-    return own, changed, classes, groups_changed
+    return own, changed, classes, groups_changed, kept
 
 
 def class_changes(changes: Changes) -> Changes:
@@ -548,12 +532,12 @@ def _supply_enterprises(conn: Connection, changes: Changes) -> set[str]:
 def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     """Producer ``evaluation``: the rows of the enterprise-years whose land, figures, group or
     grading may have changed (among them those a changed supply record or project may hold
-    "still building", ``_supply_enterprises``), then the groups (benchmarks) and ranks of their
+    "still building", ``_supply_enterprises``), then the groups (benchmarks) and classes of their
     years and groups; everything when ``changes`` is None or names every key.
 
     Returns ``Changes(evaluation_rows={"USCC:year"})``: rows whose own columns or ranking
-    inputs changed, appeared or went away; ``evaluation_ranking``: those and the rows whose rank
-    or class changed; ``evaluation_groups={"year:group"}``: groups
+    inputs changed, appeared or went away; ``evaluation_ranking``: those and the rows whose
+    class changed; ``evaluation_groups={"year:group"}``: groups
     whose benchmarks, weights, mean points or size changed (every score of the group-year moves
     with them: the view ``evaluations`` computes scores from both); and ``evaluation_classes``
     (a pseudo-table, as linkage's ``parcel_links``): the rows whose class changed, appeared or
@@ -609,11 +593,12 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
             full = True
         elif not conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM _evrows)").scalar():
             return Changes()
-    rows, changed, classes, groups = evaluate(
+    rows, changed, classes, groups, kept = evaluate(
         conn, ctx.run_id or 0, ctx.as_of, rules, scoped=not full, full=changes is None
     )
     conn.exec_driver_sql("DROP TABLE IF EXISTS _evrows")
     ctx.counts["evaluations"] = "all" if ALL in changed else len(changed)
+    ctx.counts["evaluation_group_years"] = kept
     return Changes(
         evaluation_rows=rows,
         evaluation_ranking=changed,
@@ -629,7 +614,10 @@ PRODUCERS = (
             "enterprise_land", "per_mu", "outputs", "enterprises", "links", "supplies",
             "projects",
         ),
-        writes=("evaluation_rows", "evaluation_ranking", "evaluation_groups"),
+        writes=(
+            "evaluation_rows", "evaluation_ranking", "evaluation_groups",
+            "evaluation_score_bases",
+        ),
         run=run,
         doc="the A/B/C/D evaluation (亩均论英雄, §2) of every enterprise-year with output",
     ),

@@ -26,7 +26,7 @@ class NotFound(LookupError):
 
 
 def latest_year(conn: Connection) -> int | None:
-    return conn.execute(text("SELECT max(year) FROM evaluations")).scalar_one()
+    return conn.execute(text("SELECT max(year) FROM evaluation_ranking")).scalar_one()
 
 
 def public_evaluation(ev: dict) -> dict:
@@ -92,6 +92,21 @@ _EVAL_SQL = """
     LEFT JOIN (SELECT uscc, year, array_agg(kind ORDER BY kind) AS kinds
                FROM failed_standards GROUP BY uscc, year) f
          ON f.uscc = v.uscc AND f.year = v.year
+"""
+# one enterprise's rows with their ranks: the view ``evaluations`` ranks whole group-years (a
+# window over each), so one enterprise's rank in each of its years is counted instead, as that
+# window ranks: 1 + the graded of its year and group with a higher score (rounded to 1e-6)
+_ONE_ENTERPRISE_SQL = """
+    SELECT v.*, f.kinds AS flags,
+           CASE WHEN v.graded THEN 1 + (
+               SELECT count(*) FROM evaluation_scores o
+               WHERE o.year = v.year AND o."group" = v."group" AND o.graded
+                 AND round(o.score * 1e6::float8) > round(v.score * 1e6::float8)) END AS rank
+    FROM evaluation_scores v
+    LEFT JOIN (SELECT uscc, year, array_agg(kind ORDER BY kind) AS kinds
+               FROM failed_standards GROUP BY uscc, year) f
+         ON f.uscc = v.uscc AND f.year = v.year
+    WHERE v.uscc = :u
 """
 
 
@@ -302,7 +317,7 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
     out["figures"] = figures
     out["evaluations"] = [
         _evaluation_item(r, analyst)
-        for r in conn.execute(text(f"{_EVAL_SQL} WHERE v.uscc = :u ORDER BY v.year"), {"u": uscc})
+        for r in conn.execute(text(f"{_ONE_ENTERPRISE_SQL} ORDER BY v.year"), {"u": uscc})
     ]
     out["failed_standards"] = [
         {k: v for k, v in f.items() if k != "uscc" and (analyst or k != "note")}

@@ -186,11 +186,11 @@ def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[st
 
 
 def _evaluation_classes(conn: Connection, usccs: list[str]) -> dict[str, dict]:
-    """The latest A/B/C/D class of each enterprise (``evaluations``, the evaluation producer's
-    table; none before the first run)."""
+    """The latest A/B/C/D class of each enterprise (``evaluation_ranking``, the evaluation
+    producer's table; none before the first run)."""
     rows = _all(
         conn,
-        """SELECT DISTINCT ON (uscc) uscc, year, class FROM evaluations
+        """SELECT DISTINCT ON (uscc) uscc, year, class FROM evaluation_ranking
            WHERE uscc = ANY(:u) ORDER BY uscc, year DESC""",
         u=usccs,
     )

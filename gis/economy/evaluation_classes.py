@@ -1,0 +1,388 @@
+"""The A/B/C/D classes of the evaluation kept current by score bounds (docs/EVALUATION.md,
+"How classes are kept").
+
+A row's class follows from its rank among the graded of its year and group (the quotas of
+``evaluation.class_sql``), and its rank from every score of the group-year: a benchmark that
+moves rescores every row. Ranking the whole group-year again for every change (about 40,000 rows
+on a 98,048-parcel city, ten group-years for one enterprise moved onto a shared parcel) is what
+this module avoids. The classes are cut by three order statistics of the scores (the score of
+the last A, of the last B, and of the one before the first D), and only rows near them can
+change class:
+
+- Each group-year has a base (``evaluation_score_bases``): the coefficients c = weight ÷
+  benchmark and the mean points m its rows' ``base_score`` were computed with, and ``spread``,
+  an upper bound of Σ |c·v| over its graded rows.
+- With the coefficients now c' and mean points m', every row's score lies within
+  D = ε·spread + μ of its base score, where ε = max |c'/c − 1| and μ = Σ |m' − m| (score =
+  Σ c'·v + the mean points of what is missing), plus a margin for rounding.
+- So the j-th highest score lies among the rows whose base score is within 2·D of the j-th
+  highest base score (the rows above that band are above it, those below are below): those few
+  are scored exactly. And a row keeps its class unless its base score is within D of a cut,
+  or it changed itself: those are scored exactly and reclassed.
+
+A group-year without a base, whose coefficients changed sign or which the rules changed, or
+whose bound grew past ``REBASE_BAND`` points, is scored whole (``rescore``): every class and base
+score written afresh and its base recorded. Ranks are not stored: the view ``evaluations``
+computes them when read.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import Connection, text
+
+from gis.core.analysis_columns import RATIO_COLUMNS
+from gis.economy.linkage import run_sql
+
+# a group-year whose bound D grows past this many score points is scored whole again (scores
+# average 100: Σ of the weights): every row's base score rewritten, the band back to the
+# rounding margin. Tuning, not a rule: smaller rescores more often, larger scores more rows.
+REBASE_BAND = 0.5
+# what rounding may add to the bound: a score rounded to 1e-6 for ranking, and float sums of
+# the same terms in another order (relative to the spread)
+ROUND_MARGIN = 2e-6
+FLOAT_MARGIN = 1e-9
+
+INF = math.inf
+
+
+def coefficient_sql(i: str, g: str = "g") -> str:
+    """Indicator ``i``'s coefficient in group row ``g``: weight ÷ benchmark, 0 when the benchmark
+    is not positive (the view's points are then 0), NULL when not the group's indicator."""
+    return (
+        f"CASE WHEN {g}.w_{i} IS NULL THEN NULL WHEN {g}.b_{i} > 0 "
+        f"THEN {g}.w_{i} / {g}.b_{i} ELSE 0 END"
+    )
+
+
+# the coefficients of a group row ``g`` now, as columns c_<indicator>
+_COEF_NOW = ", ".join(f"{coefficient_sql(i)} AS c_{i}" for i in RATIO_COLUMNS)
+
+
+def _base_score_sql(b: str = "b", t: str = "t") -> str:
+    """Row ``t``'s score under base ``b``: Σ c·v, a missing value scoring the base's mean points
+    (or 0), as the view ``evaluations`` scores it with its group's coefficients."""
+    return " + ".join(
+        f"coalesce(CASE WHEN {b}.c_{i} IS NOT NULL THEN coalesce({b}.c_{i} * {t}.{i}, "
+        f"{b}.m_{i}, 0) END, 0)"
+        for i in RATIO_COLUMNS
+    )
+
+
+def _mass_sql(c: dict[str, str], t: str = "t") -> str:
+    """Σ |c·v| of row ``t`` under coefficients ``c`` (SQL per indicator)."""
+    return " + ".join(f"coalesce(abs(({c[i]}) * {t}.{i}), 0)" for i in RATIO_COLUMNS)
+
+
+class _Rescore(Exception):
+    """A group-year whose bound cannot place an order statistic: scored whole instead."""
+
+
+def keep(conn: Connection, scoped: bool, in_groups: str, class_sql, params: dict) -> dict[str, int]:
+    """Bring the classes of the group-years of ``in_groups`` (all when not ``scoped``) up to
+    date after their rows (the caller's ``_rchg``: year, uscc, gone) and groups changed. The
+    rows whose class changed are left in the temp table ``_rk`` (year, uscc, class,
+    old_class). ``class_sql(rank, n)`` is the evaluation's quota rule as SQL. Returns how many
+    group-years were reclassed by their bounds (``bounded``) and scored whole (``rescored``;
+    -1: all of them)."""
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE _rk (year int, uscc text, grp text, class text, old_class text, "
+        "base_score float8, mass float8) ON COMMIT DROP"
+    )
+    if not scoped:
+        rescore(conn, "true", class_sql, params)
+        return {"bounded": 0, "rescored": -1}
+    bases = _bounded_scope(conn, in_groups)
+    pairs = conn.exec_driver_sql("SELECT year, grp FROM _gscope ORDER BY 1, 2").all()
+    whole = [(y, g) for y, g in pairs if (y, g) not in bases]
+    bounded = 0
+    for (y, g), d in sorted(bases.items()):
+        try:
+            _bounded(conn, y, g, d, class_sql, params)
+            bounded += 1
+        except _Rescore:
+            whole.append((y, g))
+    if whole:
+        values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in whole)
+        rescore(conn, f'(year, "group") IN ({values})', class_sql, params)
+    return {"bounded": bounded, "rescored": len(whole)}
+
+
+def _bounded_scope(conn: Connection, in_groups: str) -> dict[tuple[int, str], float]:
+    """The group-years of ``in_groups`` that keep their base, with their bound D (score
+    points): their changed rows' base scores written first (the spread grows with them)."""
+    now = {
+        (r.year, r.group): r
+        for r in conn.execute(
+            text(
+                f'SELECT year, "group", n_graded, {_COEF_NOW}, '
+                f"{', '.join(f'm_{i}' for i in RATIO_COLUMNS)} "
+                f"FROM evaluation_groups g WHERE {in_groups}"
+            )
+        )
+    }
+    base = {
+        (r.year, r.group): r
+        for r in conn.execute(text(f"SELECT * FROM evaluation_score_bases WHERE {in_groups}"))
+    }
+    # group-years gone: no rows, no base
+    for y, g in set(base) - set(now):
+        conn.execute(
+            text('DELETE FROM evaluation_score_bases WHERE year = :y AND "group" = :g'),
+            {"y": y, "g": g},
+        )
+    eps = {key: _drift(b, now[key]) for key, b in base.items() if key in now}
+    eps = {key: v for key, v in eps.items() if v is not None}
+    if not eps:
+        return {}
+    # the changed rows' base scores under their group-year's base, and their Σ |c·v|
+    values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in eps)
+    coef0 = {i: f"b.c_{i}" for i in RATIO_COLUMNS}
+    grown = conn.execute(
+        text(
+            f"""
+            WITH u AS (
+                UPDATE evaluation_ranking t
+                SET base_score = CASE WHEN t.graded THEN {_base_score_sql()} END
+                FROM evaluation_score_bases b, _rchg c
+                WHERE b.year = t.year AND b."group" = t."group"
+                  AND c.year = t.year AND c.uscc = t.uscc AND NOT c.gone
+                  AND (t.year, t."group") IN ({values})
+                RETURNING t.year, t."group", CASE WHEN t.graded THEN {_mass_sql(coef0)} END
+                    AS mass
+            )
+            SELECT year, "group", max(mass) FROM u GROUP BY year, "group"
+            """
+        )
+    ).all()
+    spread = {key: base[key].spread for key in eps}
+    for y, g, m in grown:
+        if m is not None and m > spread[(y, g)]:
+            spread[(y, g)] = m
+            conn.execute(
+                text(
+                    'UPDATE evaluation_score_bases SET spread = :m WHERE year = :y AND "group" = :g'
+                ),
+                {"m": m, "y": y, "g": g},
+            )
+    out = {}
+    for key, (e, mu) in eps.items():
+        d = _band(e, mu, spread[key], base[key])
+        if d <= REBASE_BAND:
+            out[key] = d
+    return out
+
+
+def _drift(b, n) -> tuple[float, float] | None:
+    """How far group row ``n``'s coefficients drifted from base ``b``: (ε, μ), ε the largest
+    relative change of a coefficient, μ the sum of the changes of the mean points; None when
+    no ratio bounds it (the rules changed the group's indicators, or a coefficient that was 0
+    is not)."""
+    e, mu = 0.0, 0.0
+    for i in RATIO_COLUMNS:
+        c0, c1 = getattr(b, f"c_{i}"), getattr(n, f"c_{i}")
+        if (c0 is None) != (c1 is None):
+            return None
+        if c0 is None:
+            continue
+        if c0 == 0:
+            if c1 != 0:
+                return None
+        else:
+            e = max(e, abs(c1 / c0 - 1))
+        mu += abs((getattr(n, f"m_{i}") or 0.0) - (getattr(b, f"m_{i}") or 0.0))
+    return e, mu
+
+
+def _band(e: float, mu: float, spread: float, b) -> float:
+    """The bound D (score points) on |score now − base score| of every row of a group-year."""
+    mass_m = sum(abs(getattr(b, f"m_{i}") or 0.0) for i in RATIO_COLUMNS)
+    return e * spread + mu + FLOAT_MARGIN * (spread + mass_m + 1) + ROUND_MARGIN
+
+
+def bound_violations(conn: Connection) -> list[str]:
+    """The group-years where a graded row's score lies further from its base score than the
+    bound allows, or has none (what the bounded reclassing relies on); empty when the bounds
+    hold. For ``landlink verify-derived`` and the property test."""
+    now = {
+        (r.year, r.group): r
+        for r in conn.execute(
+            text(
+                f'SELECT year, "group", {_COEF_NOW}, '
+                f"{', '.join(f'm_{i}' for i in RATIO_COLUMNS)} FROM evaluation_groups g"
+            )
+        )
+    }
+    out = []
+    for b in conn.execute(text("SELECT * FROM evaluation_score_bases ORDER BY 1, 2")):
+        key = (b.year, b.group)
+        if key not in now:
+            out.append(f"{b.year}:{b.group}: a base without a group")
+            continue
+        drift = _drift(b, now[key])
+        d = None if drift is None else _band(*drift, b.spread, b)
+        bad = conn.execute(
+            text(
+                "SELECT count(*) FROM evaluation_scores v JOIN evaluation_ranking t "
+                'USING (year, uscc) WHERE t.year = :y AND t."group" = :g AND t.graded '
+                "AND (t.base_score IS NULL OR abs(v.score - t.base_score) > :d)"
+            ),
+            {"y": b.year, "g": b.group, "d": d if d is not None else math.inf},
+        ).scalar_one()
+        if bad:
+            out.append(f"{b.year}:{b.group}: {bad} graded rows outside the bound {d}")
+    return out
+
+
+def _exact(conn: Connection, y: int, g: str, usccs: list[str]) -> dict[str, float]:
+    """The graded rows' scores as the ranking orders them (× 10⁶, rounded), as the view
+    ``evaluations`` computes them."""
+    if not usccs:
+        return {}
+    return dict(
+        conn.execute(
+            text(
+                "SELECT uscc, round(score * 1e6::float8) FROM evaluation_scores "
+                'WHERE year = :y AND "group" = :g AND graded AND uscc = ANY(:u)'
+            ),
+            {"y": y, "g": g, "u": usccs},
+        ).all()
+    )
+
+
+_BY_BASE = 'FROM evaluation_ranking WHERE year = :y AND "group" = :g AND graded'
+
+
+def _order_statistic(conn: Connection, y: int, g: str, j: int, n: int, d: float) -> float:
+    """The j-th highest score (× 10⁶, rounded) of the group-year's n graded rows, from the rows
+    whose base score lies within 2·d of the j-th highest base score."""
+    p = {"y": y, "g": g}
+    if j <= (n + 1) // 2:
+        sql = f"SELECT base_score {_BY_BASE} ORDER BY base_score DESC OFFSET :o LIMIT 1"
+        p["o"] = j - 1
+    else:
+        sql = f"SELECT base_score {_BY_BASE} ORDER BY base_score ASC OFFSET :o LIMIT 1"
+        p["o"] = n - j
+    t = conn.execute(text(sql), p).scalar_one()
+    p.update(lo=t - 2 * d, hi=t + 2 * d)
+    above = conn.execute(text(f"SELECT count(*) {_BY_BASE} AND base_score > :hi"), p).scalar_one()
+    band = (
+        conn.execute(text(f"SELECT uscc {_BY_BASE} AND base_score BETWEEN :lo AND :hi"), p)
+        .scalars()
+        .all()
+    )
+    ks = sorted(_exact(conn, y, g, band).values(), reverse=True)
+    i = j - above - 1
+    if not 0 <= i < len(ks):
+        raise _Rescore
+    return ks[i]
+
+
+def _bounded(conn: Connection, y: int, g: str, d: float, class_sql, params: dict) -> None:
+    """Reclass the rows of one group-year that a change may have moved (module docstring)."""
+    p = {"y": y, "g": g}
+    n, unbased = conn.execute(
+        text(f"SELECT count(*), count(*) FILTER (WHERE base_score IS NULL) {_BY_BASE}"), p
+    ).one()
+    if unbased:
+        raise _Rescore
+    ta, tb, td = INF, INF, -INF
+    if n:
+        ka, kb, rd = conn.execute(
+            text(
+                "SELECT max(r) FILTER (WHERE c = 'A'), max(r) FILTER (WHERE c IN ('A', 'B')), "
+                "min(r) FILTER (WHERE c = 'D') FROM (SELECT r, "
+                f"{class_sql('r', 'CAST(:n AS int)')} AS c FROM generate_series(1, :n) r) x"
+            ),
+            {**params, "n": n},
+        ).one()
+        # the cuts, as the ranking orders scores (× 10⁶, rounded): A from ta, B from tb, D
+        # below td
+        if ka:
+            ta = _order_statistic(conn, y, g, ka, n, d)
+        if kb:
+            tb = _order_statistic(conn, y, g, kb, n, d)
+        if rd == 1:
+            td = INF
+        elif rd:
+            td = _order_statistic(conn, y, g, rd - 1, n, d)
+    # the rows that may change class: near a cut, unclassed, or changed themselves
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT uscc, class {_BY_BASE} AND (
+                class IS NULL
+                OR (class = 'A' AND base_score < :ta + :d)
+                OR (class = 'B' AND (base_score >= :ta - :d OR base_score < :tb + :d))
+                OR (class = 'C' AND (base_score >= :tb - :d OR base_score < :td + :d))
+                OR (class = 'D' AND base_score >= :td - :d))
+            UNION
+            SELECT t.uscc, t.class FROM evaluation_ranking t JOIN _rchg c USING (year, uscc)
+            WHERE t.year = :y AND t."group" = :g AND NOT c.gone
+            """
+        ),
+        {**p, "ta": ta / 1e6, "tb": tb / 1e6, "td": td / 1e6, "d": d},
+    ).all()
+    ks = _exact(conn, y, g, [u for u, _ in rows])
+    moved = []
+    for u, old in rows:
+        k = ks.get(u)
+        if k is None:
+            new = None  # not graded
+        else:
+            new = "A" if k >= ta else "B" if k >= tb else "D" if k < td else "C"
+        if new != old:
+            moved.append({"y": y, "u": u, "g": g, "c": new, "o": old})
+    if moved:
+        conn.execute(
+            text("UPDATE evaluation_ranking SET class = :c WHERE year = :y AND uscc = :u; "),
+            moved,
+        )
+        conn.execute(
+            text("INSERT INTO _rk (year, uscc, grp, class, old_class) VALUES (:y, :u, :g, :c, :o)"),
+            moved,
+        )
+
+
+def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
+    """Score the group-years of ``in_groups`` whole: rank every graded row among the graded of
+    its year and group, write the classes and base scores that changed into
+    ``evaluation_ranking`` (the rows whose class changed are added to ``_rk``) and record each
+    group-year's base (``evaluation_score_bases``)."""
+    coef = {i: coefficient_sql(i) for i in RATIO_COLUMNS}
+    run_sql(
+        conn,
+        f"""
+        CREATE TEMP TABLE _rs ON COMMIT DROP AS
+        SELECT v.year, v.uscc, v."group" AS grp, r.class AS old_class,
+               r.base_score AS old_base,
+               CASE WHEN v.graded THEN {class_sql("rank() OVER w", "g.n_graded")} END AS class,
+               CASE WHEN v.graded THEN v.score END AS base_score,
+               CASE WHEN v.graded THEN {_mass_sql(coef, "v")} END AS mass
+        FROM (SELECT * FROM evaluation_scores WHERE {in_groups}) v
+        JOIN (SELECT * FROM evaluation_groups WHERE {in_groups}) g
+             ON g.year = v.year AND g."group" = v."group"
+        JOIN evaluation_ranking r ON r.year = v.year AND r.uscc = v.uscc
+        -- the group compared bytewise: the database's collation (C.UTF-8 and the like)
+        -- compares text through strcoll, a third of the sort's time
+        WINDOW w AS (PARTITION BY v.year, v."group" COLLATE "C", v.graded
+                     ORDER BY round(v.score * 1e6::float8) DESC);
+        UPDATE evaluation_ranking t SET class = k.class, base_score = k.base_score
+        FROM _rs k WHERE t.year = k.year AND t.uscc = k.uscc
+          AND (k.class IS DISTINCT FROM k.old_class OR k.base_score IS DISTINCT FROM k.old_base);
+        INSERT INTO _rk (year, uscc, grp, class, old_class)
+        SELECT year, uscc, grp, class, old_class FROM _rs WHERE class IS DISTINCT FROM old_class;
+        DELETE FROM evaluation_score_bases WHERE {in_groups};
+        INSERT INTO evaluation_score_bases (year, "group",
+            {", ".join(f"c_{i}" for i in RATIO_COLUMNS)},
+            {", ".join(f"m_{i}" for i in RATIO_COLUMNS)}, spread)
+        SELECT g.year, g."group", {", ".join(coef[i] for i in RATIO_COLUMNS)},
+               {", ".join(f"g.m_{i}" for i in RATIO_COLUMNS)}, coalesce(s.spread, 0)
+        FROM (SELECT * FROM evaluation_groups WHERE {in_groups}) g
+        LEFT JOIN (SELECT year, grp, max(mass) AS spread FROM _rs GROUP BY year, grp) s
+             ON s.year = g.year AND s.grp = g."group";
+        DROP TABLE _rs
+        """,
+        params,
+    )

@@ -1,0 +1,124 @@
+"""The A/B/C/D classes kept by score bounds (gis/economy/evaluation_classes.py) on the analysed
+sample city: a change near a cut reclasses, through the bounds and without scoring its
+group-year whole, a row that did not change itself, and the result equals a recompute from
+scratch; the bound the bases promise holds after it; ranks are computed when read, one
+enterprise's as the whole group-year's."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from gis.core import graph, recompute_check
+from gis.core.graph import Changes
+from gis.economy import evaluation_classes, evaluation_read
+from tests.conftest import SAMPLE_DIR, database_copy
+
+AS_OF = date.fromisoformat(json.loads((SAMPLE_DIR / "planted.json").read_text())["reference_date"])
+EVALUATION_TABLES = ["evaluation_rows", "evaluation_ranking", "evaluation_groups", "evaluations"]
+
+
+@pytest.fixture(scope="module")
+def city(analysed_sample):
+    with database_copy(analysed_sample, "classes") as url:
+        eng = create_engine(url)
+        yield eng
+        eng.dispose()
+
+
+def _cut(conn, year: int, group: str) -> tuple:  # noqa: ANN001
+    """The last A and the first B of a group-year, with different scores, and the B's land and
+    tax (the row to lift above the A)."""
+    rows = conn.execute(
+        text(
+            """SELECT uscc, class, score, rank FROM evaluations
+               WHERE year = :y AND "group" = :g AND graded ORDER BY rank, uscc"""
+        ),
+        {"y": year, "g": group},
+    ).all()
+    a = [r for r in rows if r[1] == "A"]
+    b = [r for r in rows if r[1] == "B"]
+    last_a, first_b = a[-1], b[0]
+    assert last_a[2] > first_b[2], "the cut falls between two equal scores"
+    return last_a, first_b
+
+
+def test_a_change_near_a_cut_reclasses_another_row_by_the_bounds(city):
+    with city.connect() as conn, conn.begin() as tx:
+        assert evaluation_classes.bound_violations(conn) == []
+        year, group = conn.execute(
+            text(
+                """SELECT year, "group" FROM evaluation_groups WHERE n_graded >= 8
+                   ORDER BY "group", year DESC LIMIT 1"""
+            )
+        ).one()
+        last_a, first_b = _cut(conn, year, group)
+        # lift the first B just above the last A by its tax: points = w·v/b, v = tax ÷ 亩
+        w, b, mu, tax = conn.execute(
+            text(
+                """SELECT g.w_tax_per_mu, g.b_tax_per_mu, el.area_mu, o.tax_paid
+                   FROM evaluation_groups g, enterprise_land el, outputs o
+                   WHERE g.year = :y AND g."group" = :g AND el.year = :y AND el.uscc = :u
+                     AND o.year = :y AND o.uscc = :u"""
+            ),
+            {"y": year, "g": group, "u": first_b[0]},
+        ).one()
+        gap = last_a[2] - first_b[2]
+        lift = (gap + min(gap, 1e-3) * 0.5) * b / w * mu * 1.05
+        conn.execute(
+            text(
+                "UPDATE outputs SET tax_paid = coalesce(tax_paid, 0) + :d "
+                "WHERE uscc = :u AND year = :y"
+            ),
+            {"d": lift, "u": first_b[0], "y": year},
+        )
+        ctx = graph.refresh(conn, Changes(outputs={f"{first_b[0]}:{year}"}), AS_OF, trigger="test")
+        kept = ctx.counts["evaluation_group_years"]
+        assert kept["bounded"] >= 1 and kept["rescored"] == 0, kept
+        now = dict(
+            conn.execute(
+                text(
+                    "SELECT uscc, class FROM evaluation_ranking "
+                    "WHERE year = :y AND uscc IN (:a, :b)"
+                ),
+                {"y": year, "a": last_a[0], "b": first_b[0]},
+            ).all()
+        )
+        # the lifted row passes the last A, which did not change itself, and drops to B
+        assert now == {first_b[0]: "A", last_a[0]: "B"}
+        assert evaluation_classes.bound_violations(conn) == []
+        diffs = recompute_check.differences(conn, AS_OF, tables=EVALUATION_TABLES)
+        assert [line for d in diffs for line in d.lines()] == []
+        tx.rollback()
+
+
+def test_one_enterprise_is_ranked_as_its_group_year(city):
+    """The dossier counts one enterprise's rank; the list ranks the group-year by a window:
+    the same numbers, ties included."""
+    with city.connect() as conn:
+        uscc, year, group = conn.execute(
+            text(
+                """SELECT uscc, year, "group" FROM evaluation_ranking WHERE graded
+                   ORDER BY year DESC, uscc LIMIT 1 OFFSET 3"""
+            )
+        ).one()
+        listed = {
+            (r["uscc"], r["year"]): r["rank"]
+            for r in evaluation_read.evaluations(conn, year, group, analyst=True)["items"]
+        }
+        one = evaluation_read.dossier(conn, uscc, analyst=True)["evaluations"]
+        assert one and all(
+            e["rank"]
+            == conn.execute(
+                text(
+                    """SELECT rank FROM evaluations WHERE year = :y AND "group" = :g
+                       AND uscc = :u"""
+                ),
+                {"y": e["year"], "g": e["group"], "u": uscc},
+            ).scalar()
+            for e in one
+        )
+        assert any(e["year"] == year and e["rank"] == listed[(uscc, year)] for e in one)
