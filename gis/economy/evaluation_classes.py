@@ -109,19 +109,24 @@ def keep(conn: Connection, scoped: bool, in_groups: str, class_sql, params: dict
     return {"bounded": bounded, "rescored": len(whole)}
 
 
-def _bounded_scope(conn: Connection, in_groups: str) -> dict[tuple[int, str], float]:
-    """The group-years of ``in_groups`` that keep their base, with their bound D (score
-    points): their changed rows' base scores written first (the spread grows with them)."""
-    now = {
+def _groups_now(conn: Connection, in_groups: str) -> dict[tuple[int, str], object]:
+    """The coefficients and mean points of the group-years of ``in_groups`` as they are now."""
+    return {
         (r.year, r.group): r
         for r in conn.execute(
             text(
-                f'SELECT year, "group", n_graded, {_COEF_NOW}, '
+                f'SELECT year, "group", {_COEF_NOW}, '
                 f"{', '.join(f'm_{i}' for i in RATIO_COLUMNS)} "
                 f"FROM evaluation_groups g WHERE {in_groups}"
             )
         )
     }
+
+
+def _bounded_scope(conn: Connection, in_groups: str) -> dict[tuple[int, str], float]:
+    """The group-years of ``in_groups`` that keep their base, with their bound D (score
+    points): their changed rows' base scores written first (the spread grows with them)."""
+    now = _groups_now(conn, in_groups)
     base = {
         (r.year, r.group): r
         for r in conn.execute(text(f"SELECT * FROM evaluation_score_bases WHERE {in_groups}"))
@@ -205,15 +210,7 @@ def bound_violations(conn: Connection) -> list[str]:
     """The group-years where a graded row's score lies further from its base score than the
     bound allows, or has none (what the bounded reclassing relies on); empty when the bounds
     hold. For ``landlink verify-derived`` and the property test."""
-    now = {
-        (r.year, r.group): r
-        for r in conn.execute(
-            text(
-                f'SELECT year, "group", {_COEF_NOW}, '
-                f"{', '.join(f'm_{i}' for i in RATIO_COLUMNS)} FROM evaluation_groups g"
-            )
-        )
-    }
+    now = _groups_now(conn, "true")
     out = []
     for b in conn.execute(text("SELECT * FROM evaluation_score_bases ORDER BY 1, 2")):
         key = (b.year, b.group)
