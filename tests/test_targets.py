@@ -13,7 +13,7 @@ import pytest
 import shapely
 from sqlalchemy import create_engine, text
 
-from gis.core import graph, tokens
+from gis.core import graph, recompute_check, tokens
 from gis.core.graph import ALL, CALENDAR, Changes
 from gis.core.layers import M2_PER_MU
 from gis.ingest import ImportOptions, import_file
@@ -26,6 +26,7 @@ from tests import factories as fx
 from tests.conftest import bearer, database_copy, sample_as_of
 
 MU = 100 * 100 / M2_PER_MU  # a 100 × 100 m box: 15 亩
+PROGRESS = ["target_progress", "target_progress_items"]
 
 
 def _csv(path: Path, rows: list[dict]) -> Path:
@@ -194,6 +195,10 @@ def test_a_supply_started_through_the_row_api_counts_towards_pan_huo(
         items = h.get(f"/api/targets/{d['id']}/items").json()["items"]
         assert [i["item_key"] for i in items] == ["3301022019B00001", "3301022019B00002"]
         assert items[1]["change"]["via"] == f"batch:{rep['batch_id']}"
+        # kept by the items' keys, the progress equals a recompute from scratch
+        with db.connect() as c:
+            day = recompute_check.judged_as_of(c)
+            assert recompute_check.differences(c, day, tables=PROGRESS) == []
         assert h.get("/api/targets/999999").status_code == 404
 
 
@@ -302,6 +307,9 @@ def test_a_retired_backward_capacity_enterprise_counts_towards_tt(analysed_sampl
             assert item.item_key == uscc and item.reason == "enterprise_retired"
             assert item.change["layer"] == "QY" and item.change["op"] == "retire"
             assert item.change["via"] == rep["via"]
+            with eng.connect() as c:
+                day = recompute_check.judged_as_of(c)
+                assert recompute_check.differences(c, day, tables=PROGRESS) == []
             # the day moves on: judged again as of the new day, the count stays
             with eng.begin() as c:
                 graph.refresh(c, Changes({CALENDAR: {ALL}}), as_of=date(year, 12, 31))

@@ -208,10 +208,15 @@ def _live_run(conn: Connection) -> int | None:
     return conn.execute(text("SELECT id FROM detection_runs WHERE live")).scalar_one_or_none()
 
 
-def _land_items(conn: Connection, kind: str, base: int, live: int | None) -> list[dict]:
+def _land_items(
+    conn: Connection, kind: str, base: int, live: int | None, keys: set[str] | None = None
+) -> list[dict]:
     """The items of ``kind`` flagged in run ``base`` that have left the status since (judged
-    by the live run and the registry), each with the zones (level, code) it counts in."""
-    p = {"base": base, "live": live if live is not None else -1, "kind": kind}
+    by the live run and the registry), each with the zones (level, code) it counts in; only
+    those keyed in ``keys`` unless None."""
+    p = {"base": base, "live": live if live is not None else -1, "kind": kind,
+         "keys": None if keys is None else sorted(keys)}  # fmt: skip
+    among = "AND (CAST(:keys AS text[]) IS NULL OR b.{key} = ANY(CAST(:keys AS text[])))"
     zones = """(SELECT array_agg(s.level || ':' || s.code) FROM detection_zone_shares s
                 WHERE s.run_id = :base AND s.kind = :kind AND s.key = {key} AND s.top
                   AND s.level IN ('district', 'platform')) AS zones"""
@@ -230,6 +235,7 @@ def _land_items(conn: Connection, kind: str, base: int, live: int | None) -> lis
             JOIN unsupplied_results l ON l.run_id = :live AND l.approval_no = b.approval_no
             WHERE b.run_id = :base AND b.status IN ('unsupplied', 'partial')
               AND b.unsupplied_mu - l.unsupplied_mu > {MU_EPSILON}
+              {among.format(key="approval_no")}
             """
     elif kind == "idle":
         sql = f"""
@@ -248,6 +254,7 @@ def _land_items(conn: Connection, kind: str, base: int, live: int | None) -> lis
             WHERE b.run_id = :base AND b.status IN {FLAGGED_IDLE}
               AND (sp.id IS NULL OR (l.actual_start IS NOT NULL
                                      AND l.status NOT IN {FLAGGED_IDLE}))
+              {among.format(key="supply_no")}
             """
     else:
         sql = f"""
@@ -274,13 +281,14 @@ def _land_items(conn: Connection, kind: str, base: int, live: int | None) -> lis
             WHERE b.run_id = :base AND NOT EXISTS (
                 SELECT 1 FROM low_efficiency_results l
                 WHERE l.run_id = :live AND l.parcel_no = b.parcel_no)
+              {among.format(key="parcel_no")}
             """
     return [dict(r._mapping) for r in conn.execute(text(sql), p)]
 
 
-def _backward_items(conn: Connection, base: int, rules) -> list[dict]:
+def _backward_items(conn: Connection, base: int, rules, keys: set[str] | None = None) -> list[dict]:
     """The baseline's §6 candidates retired from QY, or (class C with a failed standard) whose
-    failed standards were all retired."""
+    failed standards were all retired; only those whose USCC is in ``keys`` unless None."""
     rows = conn.execute(
         text(
             """
@@ -299,14 +307,20 @@ def _backward_items(conn: Connection, base: int, rules) -> list[dict]:
                                       'platform:' || c.platform_code], NULL) AS zones
             FROM detection_backward_capacity c
             LEFT JOIN enterprises e ON e.uscc = c.uscc
-            WHERE c.run_id = :base AND (
+            WHERE c.run_id = :base
+              AND (CAST(:keys AS text[]) IS NULL OR c.uscc = ANY(CAST(:keys AS text[])))
+              AND (
                 e.id IS NULL
                 OR (c.class <> ALL(CAST(:cls AS text[])) AND cardinality(c.failed_standards) > 0
                     AND NOT EXISTS (SELECT 1 FROM failed_standards f WHERE f.uscc = c.uscc
                                     AND f.year = c.year AND f.kind = ANY(c.failed_standards))))
             """
         ),
-        {"base": base, "cls": list(rules.backward_capacity.classes)},
+        {
+            "base": base,
+            "cls": list(rules.backward_capacity.classes),
+            "keys": None if keys is None else sorted(keys),
+        },
     ).all()
     return [dict(r._mapping) for r in rows]
 
@@ -366,8 +380,63 @@ READS = (
 )  # fmt: skip
 
 
-def _scope(conn: Connection, as_of: date, changes: Changes | None) -> set[tuple] | None:
-    """The targets (year, level, zone, ZB) to recompute; None: every one."""
+def _item_keys(conn: Connection, zb: str, changes: Changes) -> set[str] | None:
+    """The keys of the 盘活 / 淘汰 items of ``zb`` that ``changes`` may move: the results the three
+    lands recomputed, the source rows changed, and the items whose sources (the rows an item's
+    ``change`` is read from) include a changed row; None when a table changed whole."""
+    tables = (*KIND_INPUTS[zb], "links", "parcel_links")
+    if any(changes.everything(t) for t in tables):
+        return None
+
+    def got(t: str) -> set[str]:
+        return set(changes.get(t, ()))
+
+    def first(t: str) -> set[str]:  # the USCC of USCC:year(:kind) keys
+        return {k.split(KEY_SEPARATOR, 1)[0] for k in got(t)}
+
+    supplies = sorted(got("supplies"))
+    if zb == "PH_PEWG":  # an approval; its sources: the supply records of its live result
+        keys = got("unsupplied_results") | got("approvals")
+        if supplies:
+            keys |= set(
+                conn.execute(
+                    text(
+                        "SELECT u.approval_no FROM unsupplied_results u JOIN detection_runs r "
+                        "ON r.id = u.run_id AND r.live WHERE u.supply_nos && CAST(:s AS text[])"
+                    ),
+                    {"s": supplies},
+                ).scalars()
+            )
+        return keys
+    if zb == "PH_GEWY":  # a supply record
+        return got("idle_results") | got("supplies")
+    if zb == "PH_DX":  # a parcel; its sources: its supply record, enterprises and their CC
+        keys = got("low_efficiency_results") | got("parcels") | got("parcel_links")
+        usccs = sorted(got("enterprises") | first("outputs"))
+        keys |= set(
+            conn.execute(
+                text(
+                    "SELECT parcel_no FROM low_efficiency_results "
+                    "WHERE supply_no = ANY(CAST(:s AS text[])) "
+                    "UNION SELECT to_key FROM links WHERE kind = 'enterprise_parcel' "
+                    "AND from_key = ANY(CAST(:u AS text[])) AND to_key IS NOT NULL"
+                ),
+                {"s": supplies, "u": usccs},
+            ).scalars()
+        )
+        return keys
+    return got("enterprises") | first("failed_standards")  # 淘汰: an enterprise
+
+
+def _scope(
+    conn: Connection,
+    as_of: date,
+    changes: Changes | None,
+    narrow: dict[str, set[str]] | None = None,
+) -> set[tuple] | None:
+    """The targets (year, level, zone, ZB) to recompute; None: every one. The 盘活 / 淘汰 kinds
+    whose items ``changes`` may move by key are put in ``narrow`` (ZB -> item keys) instead:
+    their targets are found by those items (``_narrowed_items``)."""
     if changes is None or changes.touches((CALENDAR, "detection_runs")):
         return None
     if changes.everything("targets"):
@@ -378,6 +447,7 @@ def _scope(conn: Connection, as_of: date, changes: Changes | None) -> set[tuple]
     if stale:  # judged as of another day: every state may differ
         return None
     out: set[tuple] = set()
+    narrow = narrow if narrow is not None else {}
     for k in changes.get("targets", ()):
         parts = k.split(KEY_SEPARATOR, 3)
         if len(parts) == 4 and parts[0].isdigit():
@@ -393,7 +463,11 @@ def _scope(conn: Connection, as_of: date, changes: Changes | None) -> set[tuple]
             zones.add((int(year), LEVEL_NAMES[level], code))
     for zb, tables in KIND_INPUTS.items():
         if changes.touches(tables):
-            kinds.add(zb)
+            keys = _item_keys(conn, zb, changes)
+            if keys is None:
+                kinds.add(zb)
+            elif keys:
+                narrow[zb] = keys
     if not zones and not kinds:
         return out
     ind = [t.zb for t in indicators().values() if t.kind == "indicator"]
@@ -421,9 +495,82 @@ def _scope(conn: Connection, as_of: date, changes: Changes | None) -> set[tuple]
     return out | {tuple(r) for r in rows}
 
 
-def compute(conn: Connection, run_id: int, as_of: date, rules, scope: set[tuple] | None) -> set:
+def _narrowed_items(
+    conn: Connection, rules, narrow: dict[str, set[str]], whole: set[tuple]
+) -> dict[tuple, list[dict]]:
+    """The items of the targets that the item keys of ``narrow`` (ZB -> keys) may move, but not
+    of the targets in ``whole`` (recomputed whole): per target, its stored items but those
+    keys, and those keys' items recomputed. Targets that none of the keys is in are left out."""
+    targets = {
+        tuple(r)
+        for r in conn.execute(
+            text(
+                "SELECT year, level, zone_code, indicator FROM targets "
+                "WHERE indicator = ANY(CAST(:z AS text[]))"
+            ),
+            {"z": sorted(narrow)},
+        )
+    } - whole
+    if not targets:
+        return {}
+    bases = baselines(conn, sorted({t[0] for t in targets}))
+    live = _live_run(conn)
+    out: dict[tuple, list[dict]] = {}
+    for zb, keys in sorted(narrow.items()):
+        for year in sorted({t[0] for t in targets if t[3] == zb}):
+            base = bases.get(year)
+            if base is None:
+                continue  # no baseline: no items (a new one comes with detection_runs)
+            found = (
+                _backward_items(conn, base["id"], rules, keys)
+                if zb == BACKWARD
+                else _land_items(conn, LAND_KINDS[zb], base["id"], live, keys)
+            )
+            _changes_of(conn, found, base["at"])
+            new: dict[tuple, list[dict]] = {}
+            for it in found:
+                for z in it["zones"] or ():
+                    level, _, code = z.partition(":")
+                    new.setdefault((year, LEVEL_NAMES[level], code, zb), []).append(it)
+            held = conn.execute(
+                text(
+                    "SELECT DISTINCT level, zone_code FROM target_progress_items "
+                    "WHERE year = :y AND indicator = :z AND item_key = ANY(CAST(:k AS text[]))"
+                ),
+                {"y": year, "z": zb, "k": sorted(keys)},
+            ).all()
+            moved = (set(new) | {(year, lv, code, zb) for lv, code in held}) & targets
+            for key in moved:
+                kept = [
+                    {**dict(r._mapping), "key": r.item_key}
+                    for r in conn.execute(
+                        text(
+                            "SELECT item_key, name, mu, reason, before, after, change "
+                            "FROM target_progress_items WHERE year = :y AND level = :l "
+                            "AND zone_code = :c AND indicator = :z "
+                            "AND item_key <> ALL(CAST(:k AS text[]))"
+                        ),
+                        {"y": year, "l": key[1], "c": key[2], "z": zb, "k": sorted(keys)},
+                    )
+                ]
+                out[key] = kept + new.get(key, [])
+    return out
+
+
+def compute(
+    conn: Connection,
+    run_id: int,
+    as_of: date,
+    rules,
+    scope: set[tuple] | None,
+    narrow: dict[str, set[str]] | None = None,
+) -> set:
     """Recompute ``target_progress`` (and the items) of the targets in ``scope`` (None: every
-    one); returns the keys (``ND:JB:DM:ZB``) of the rows that changed, appeared or went."""
+    one) and of those whose items the keys of ``narrow`` (ZB -> item keys) may move; returns
+    the keys (``ND:JB:DM:ZB``) of the rows that changed, appeared or went."""
+    narrowed = _narrowed_items(conn, rules, narrow, scope or set()) if narrow else {}
+    if scope is not None:
+        scope = scope | set(narrowed)
     where, p = "", {}
     if scope is not None:
         if not scope:
@@ -460,11 +607,15 @@ def compute(conn: Connection, run_id: int, as_of: date, rules, scope: set[tuple]
     }
     # 盘活 / 淘汰: the items per year and indicator, by zone
     wanted = {
-        (t["year"], t["indicator"]) for t in targets if meta[t["indicator"]].kind != "indicator"
+        (t["year"], t["indicator"])
+        for t in targets
+        if meta[t["indicator"]].kind != "indicator"
+        and (t["year"], t["level"], t["zone_code"], t["indicator"]) not in narrowed
     }
-    bases = baselines(conn, sorted({y for y, _ in wanted})) if wanted else {}
+    years = {t["year"] for t in targets if meta[t["indicator"]].kind != "indicator"}
+    bases = baselines(conn, sorted(years)) if years else {}
     live = _live_run(conn)
-    items: dict[tuple, list[dict]] = {}
+    items: dict[tuple, list[dict]] = dict(narrowed)
     for year, zb in sorted(wanted):
         base = bases.get(year)
         if base is None:
@@ -478,7 +629,9 @@ def compute(conn: Connection, run_id: int, as_of: date, rules, scope: set[tuple]
         for it in found:
             for z in it["zones"] or ():
                 level, _, code = z.partition(":")
-                items.setdefault((year, LEVEL_NAMES[level], code, zb), []).append(it)
+                tk = (year, LEVEL_NAMES[level], code, zb)
+                if tk not in narrowed:  # those have their items already
+                    items.setdefault(tk, []).append(it)
     rows, item_rows = [], []
     for t in targets:
         m = meta[t["indicator"]]
@@ -502,7 +655,7 @@ def compute(conn: Connection, run_id: int, as_of: date, rules, scope: set[tuple]
                 "或该年内的第一次记录识别即为基线"
             )
         else:
-            its = items.get(key, [])
+            its = sorted(items.get(key, []), key=lambda i: i["key"])
             n_items = len(its)
             actual = (
                 float(len(its)) if m.kind == "backward" else round(sum(i["mu"] for i in its), 4)
@@ -629,9 +782,14 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
         ).scalar_one()
     ):
         return Changes()
-    scope = _scope(conn, ctx.as_of, changes)
-    changed = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules, scope)
-    ctx.counts["target_progress"] = "all" if scope is None else len(scope)
+    narrow: dict[str, set[str]] = {}
+    scope = _scope(conn, ctx.as_of, changes, narrow)
+    changed = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules, scope, narrow)
+    ctx.counts["target_progress"] = (
+        "all"
+        if scope is None
+        else {"targets": len(scope), "item_keys": {zb: len(k) for zb, k in narrow.items()}}
+    )
     if changes is None:
         return Changes(target_progress={ALL})
     return Changes(target_progress=changed)
