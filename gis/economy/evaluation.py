@@ -486,7 +486,7 @@ def counts_of(conn: Connection) -> dict:
                count(*) FILTER (WHERE graded) AS graded,
                count(*) FILTER (WHERE class = 'A') AS a, count(*) FILTER (WHERE class = 'B') AS b,
                count(*) FILTER (WHERE class = 'C') AS c, count(*) FILTER (WHERE class = 'D') AS d
-        FROM evaluations GROUP BY 1, 2 ORDER BY 1, 2
+        FROM evaluation_ranking GROUP BY 1, 2 ORDER BY 1, 2
         """
     ).all()
     return {f"{r.year} {r.group}": dict(r._mapping) for r in rows}

@@ -132,7 +132,8 @@ def evaluations(
     """
     params = {"year": year, "group": group, "klass": klass}
     total = conn.execute(
-        text(f"SELECT count(*) FROM evaluations v WHERE {' AND '.join(where)}"), params
+        # counted without the ranks (the view ``evaluations`` ranks every row it reads)
+        text(f"SELECT count(*) FROM evaluation_scores v WHERE {' AND '.join(where)}"), params
     ).scalar_one()
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
@@ -178,7 +179,7 @@ def enterprises(
              AND zp.is_primary AND zp.to_key IS NOT NULL
         LEFT JOIN links zc ON zc.kind = 'enterprise_corridor' AND zc.from_key = e.uscc
              AND zc.is_primary AND zc.to_key IS NOT NULL
-        LEFT JOIN evaluations v ON v.uscc = e.uscc AND v.year = :year
+        LEFT JOIN {{view}} v ON v.uscc = e.uscc AND v.year = :year
         WHERE {" AND ".join(where)}
     """
     params = {
@@ -189,13 +190,16 @@ def enterprises(
         "q": q,
         "year": year,
     }
-    total = conn.execute(text(f"SELECT count(*) {base}"), params).scalar_one()
+    # counted without the ranks (the view ``evaluations`` ranks every row it reads)
+    total = conn.execute(
+        text(f"SELECT count(*) {base.format(view='evaluation_scores')}"), params
+    ).scalar_one()
     sql = f"""
         SELECT e.uscc, e.name, e.industry_code, e.above_size, e.parcel_nos,
                zd.to_key AS district, zp.to_key AS platform, zc.to_key AS corridor,
                v.year, v."group", v.score, v.class, v.rank, v.area_mu, v.evaluated,
                v.not_evaluated_reason, v.not_graded_reason
-        {base}
+        {base.format(view="evaluations")}
         ORDER BY e.uscc
     """
     if limit is not None:

@@ -143,7 +143,7 @@ def _class_col(cols: set[str]) -> str | None:
 
 def _enterprise_class_sql(tabs: dict[str, set[str]], uscc: str) -> str:
     """SQL of an enterprise's latest A/B/C/D class from the evaluation table, else NULL."""
-    for t in ("enterprise_evaluations", "evaluations", "evaluation_results"):
+    for t in ("enterprise_evaluations", "evaluation_ranking", "evaluations", "evaluation_results"):
         cols = tabs.get(t, set())
         klass = _class_col(cols)
         if klass and {"uscc", "year"} <= cols:

@@ -17,7 +17,8 @@ rows for one enterprise moved or retired. Now:
   (docs/EVALUATION.md);
 - the view ``evaluation_scores``: what ``evaluations`` was, without the rank;
 - the view ``evaluations``: ``evaluation_scores`` with the rank among the graded of the year and
-  group (competition rank by the score rounded to 1e-6), computed when read.
+  group (competition rank by the score rounded to 1e-6), computed when read (a window over the
+  graded rows' scores, joined back).
 
 The bases start empty: the first change of a group-year (or ``landlink analyse-all``) scores it
 whole and records its base.
@@ -60,14 +61,20 @@ def view_sql() -> str:
         .replace("s.class, s.rank,", "s.class,")
     )
     assert not re.search(r"\brank\b", scores), "migration 0020's view changed: adapt this one"
+    # the window over the graded rows' scores alone, joined back: ranking a year reads the
+    # narrow columns (the join to evaluation_rows is dropped there), not every row's JSON; a
+    # query of a year or of a year and group ranks that year only (the year is pushed into the
+    # window's partitions through the join)
     return f"""
         {scores};
         CREATE VIEW evaluations AS
-        SELECT s.*,
-               CASE WHEN s.graded THEN rank() OVER (
-                   PARTITION BY s.year, s."group", s.graded
-                   ORDER BY round(s.score * 1e6::float8) DESC) END::int AS rank
+        SELECT s.*, k.rank
         FROM evaluation_scores s
+        LEFT JOIN (SELECT year, uscc, rank() OVER (PARTITION BY year, "group"
+                                                   ORDER BY round(score * 1e6::float8) DESC)::int
+                       AS rank
+                   FROM evaluation_scores WHERE graded) k
+             ON k.year = s.year AND k.uscc = s.uscc
     """
 
 
