@@ -133,7 +133,8 @@ def evaluations(
     params = {"year": year, "group": group, "klass": klass}
     total = conn.execute(
         # counted without the ranks (the view ``evaluations`` ranks every row it reads)
-        text(f"SELECT count(*) FROM evaluation_scores v WHERE {' AND '.join(where)}"), params
+        text(f"SELECT count(*) FROM evaluation_scores v WHERE {' AND '.join(where)}"),
+        params,
     ).scalar_one()
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
