@@ -122,3 +122,32 @@ def test_one_enterprise_is_ranked_as_its_group_year(city):
             for e in one
         )
         assert any(e["year"] == year and e["rank"] == listed[(uscc, year)] for e in one)
+
+
+def test_group_years_drifting_together_are_rebased_one_per_write(city, monkeypatch):
+    """Past REBASE_SOON the most drifted group-year of a write is scored whole and the others
+    stay bounded: the years of one enterprise, which drift together, do not all rescore in one
+    write."""
+    monkeypatch.setattr(evaluation_classes, "REBASE_SOON", 0.0)
+    with city.connect() as conn, conn.begin() as tx:
+        uscc, years = conn.execute(
+            text(
+                """SELECT uscc, array_agg(year ORDER BY year) FROM evaluation_ranking
+                   WHERE graded GROUP BY uscc HAVING count(*) >= 2 ORDER BY uscc LIMIT 1"""
+            )
+        ).one()
+        conn.execute(
+            text(
+                "UPDATE outputs SET tax_paid = coalesce(tax_paid, 0) + 1 "
+                "WHERE uscc = :u AND year = ANY(:y)"
+            ),
+            {"u": uscc, "y": years[:2]},
+        )
+        ctx = graph.refresh(
+            conn, Changes(outputs={f"{uscc}:{y}" for y in years[:2]}), AS_OF, trigger="test"
+        )
+        assert ctx.counts["evaluation_group_years"] == {"bounded": 1, "rescored": 1}
+        assert evaluation_classes.bound_violations(conn) == []
+        diffs = recompute_check.differences(conn, AS_OF, tables=EVALUATION_TABLES)
+        assert [line for d in diffs for line in d.lines()] == []
+        tx.rollback()
