@@ -142,6 +142,8 @@ def main() -> None:
             timings = " ".join(f"{k} {v:.3f}" for k, v in ctx.timings.items())
             print(f"{kind:7}{seconds:7.2f} s  {timings}", flush=True)
             print(f"{'':7}changed {json.dumps(ctx.changed, default=str)[:300]}")
+            if "evaluation_group_years" in ctx.counts:
+                print(f"{'':7}evaluation group-years {ctx.counts['evaluation_group_years']}")
             for s, stmt in sorted(stats, reverse=True)[: ns.statements]:
                 print(f"{'':9}{s:7.3f}  {stmt}")
 

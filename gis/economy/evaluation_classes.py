@@ -80,10 +80,6 @@ def _mass_sql(c: dict[str, str], t: str = "t") -> str:
     return " + ".join(f"coalesce(abs(({c[i]}) * {t}.{i}), 0)" for i in RATIO_COLUMNS)
 
 
-class _Rescore(Exception):
-    """A group-year whose bound cannot place an order statistic: scored whole instead."""
-
-
 def keep(conn: Connection, scoped: bool, in_groups: str, class_sql, params: dict) -> dict[str, int]:
     """Bring the classes of the group-years of ``in_groups`` (all when not ``scoped``) up to
     date after their rows (the caller's ``_rchg``: year, uscc, gone) and groups changed. The
@@ -101,13 +97,9 @@ def keep(conn: Connection, scoped: bool, in_groups: str, class_sql, params: dict
     bases = _bounded_scope(conn, in_groups)
     pairs = conn.exec_driver_sql("SELECT year, grp FROM _gscope ORDER BY 1, 2").all()
     whole = [(y, g) for y, g in pairs if (y, g) not in bases]
-    bounded = 0
-    for (y, g), d in sorted(bases.items()):
-        try:
-            _bounded(conn, y, g, d, class_sql, params)
-            bounded += 1
-        except _Rescore:
-            whole.append((y, g))
+    again = _bounded(conn, bases, class_sql, params) if bases else set()
+    bounded = len(bases) - len(again)
+    whole += sorted(again)
     if whole:
         values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in whole)
         rescore(conn, f'(year, "group") IN ({values})', class_sql, params)
@@ -240,114 +232,229 @@ def bound_violations(conn: Connection) -> list[str]:
     return out
 
 
-def _exact(conn: Connection, y: int, g: str, usccs: list[str]) -> dict[str, float]:
-    """The graded rows' scores as the ranking orders them (× 10⁶, rounded), as the view
-    ``evaluations`` computes them."""
-    if not usccs:
+def _unnest(cols: dict[str, str]) -> str:
+    """``unnest`` of the bound arrays ``cols`` (name -> SQL type) as a relation ``q``."""
+    args = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in cols.items())
+    return f"unnest({args}) q({', '.join(cols)})"
+
+
+def _exact(conn: Connection, keys: set[tuple[int, str]]) -> dict[tuple[int, str], float]:
+    """The scores of graded rows (year, USCC) as the ranking orders them (× 10⁶, rounded), as
+    the view ``evaluations`` computes them."""
+    if not keys:
         return {}
-    return dict(
+    ks = sorted(keys)
+    return {
+        (y, u): k
+        for y, u, k in conn.execute(
+            text(
+                "SELECT s.year, s.uscc, round(s.score * 1e6::float8) "
+                f"FROM {_unnest({'y': 'int', 'u': 'text'})} "
+                "JOIN evaluation_scores s ON s.year = q.y AND s.uscc = q.u WHERE s.graded"
+            ),
+            {"y": [k[0] for k in ks], "u": [k[1] for k in ks]},
+        )
+    }
+
+
+_STAT_ROWS = _unnest({"i": "int", "y": "int", "g": "text", "o": "int"})
+
+
+def _order_statistics(
+    conn: Connection, wanted: list[tuple[int, str, int, int, float]]
+) -> list[float | None]:
+    """For each (year, group, j, n, d): the j-th highest score (× 10⁶, rounded) of the
+    group-year's n graded rows, read off the rows whose base score lies within 2·d of the j-th
+    highest base score; None where the band does not hold it."""
+    if not wanted:
+        return []
+    idx = list(range(len(wanted)))
+    # the j-th highest base score, from the nearer end of the index
+    base = {}
+    for desc in (True, False):
+        sel = [i for i in idx if (wanted[i][2] <= (wanted[i][3] + 1) // 2) == desc]
+        if not sel:
+            continue
+        rows = conn.execute(
+            text(
+                f"SELECT q.i, b.base_score FROM {_STAT_ROWS} "
+                "CROSS JOIN LATERAL (SELECT base_score FROM evaluation_ranking "
+                'WHERE year = q.y AND "group" = q.g AND graded '
+                f"ORDER BY base_score {'DESC' if desc else 'ASC'} OFFSET q.o LIMIT 1) b"
+            ),
+            {
+                "i": sel,
+                "y": [wanted[i][0] for i in sel],
+                "g": [wanted[i][1] for i in sel],
+                "o": [wanted[i][2] - 1 if desc else wanted[i][3] - wanted[i][2] for i in sel],
+            },
+        ).all()
+        base.update(dict(rows))
+    # (no base score found: an empty band, so no statistic)
+    lo = {i: base[i] - 2 * wanted[i][4] if i in base else INF for i in idx}
+    hi = {i: base[i] + 2 * wanted[i][4] if i in base else -INF for i in idx}
+    p = {
+        "i": idx,
+        "y": [w[0] for w in wanted],
+        "g": [w[1] for w in wanted],
+        "lo": [lo[i] for i in idx],
+        "hi": [hi[i] for i in idx],
+    }
+    q = _unnest({"i": "int", "y": "int", "g": "text", "lo": "float8", "hi": "float8"})
+    above = dict(
         conn.execute(
             text(
-                "SELECT uscc, round(score * 1e6::float8) FROM evaluation_scores "
-                'WHERE year = :y AND "group" = :g AND graded AND uscc = ANY(:u)'
+                f"SELECT q.i, (SELECT count(*) FROM evaluation_ranking WHERE year = q.y "
+                f'AND "group" = q.g AND graded AND base_score > q.hi) FROM {q}'
             ),
-            {"y": y, "g": g, "u": usccs},
+            p,
         ).all()
     )
+    band: dict[int, list[tuple[int, str]]] = {i: [] for i in idx}
+    for i, y, u in conn.execute(
+        text(
+            f"SELECT q.i, t.year, t.uscc FROM {q} CROSS JOIN LATERAL ("
+            "SELECT year, uscc FROM evaluation_ranking WHERE year = q.y AND "
+            '"group" = q.g AND graded AND base_score BETWEEN q.lo AND q.hi) t'
+        ),
+        p,
+    ):
+        band[i].append((y, u))
+    ks = _exact(conn, {k for rows in band.values() for k in rows})
+    out: list[float | None] = []
+    for i in idx:
+        got = sorted((ks[k] for k in band[i] if k in ks), reverse=True)
+        at = wanted[i][2] - above[i] - 1
+        out.append(got[at] if 0 <= at < len(got) else None)
+    return out
 
 
-_BY_BASE = 'FROM evaluation_ranking WHERE year = :y AND "group" = :g AND graded'
-
-
-def _order_statistic(conn: Connection, y: int, g: str, j: int, n: int, d: float) -> float:
-    """The j-th highest score (× 10⁶, rounded) of the group-year's n graded rows, from the rows
-    whose base score lies within 2·d of the j-th highest base score."""
-    p = {"y": y, "g": g}
-    if j <= (n + 1) // 2:
-        sql = f"SELECT base_score {_BY_BASE} ORDER BY base_score DESC OFFSET :o LIMIT 1"
-        p["o"] = j - 1
-    else:
-        sql = f"SELECT base_score {_BY_BASE} ORDER BY base_score ASC OFFSET :o LIMIT 1"
-        p["o"] = n - j
-    t = conn.execute(text(sql), p).scalar_one()
-    p.update(lo=t - 2 * d, hi=t + 2 * d)
-    above = conn.execute(text(f"SELECT count(*) {_BY_BASE} AND base_score > :hi"), p).scalar_one()
-    band = (
-        conn.execute(text(f"SELECT uscc {_BY_BASE} AND base_score BETWEEN :lo AND :hi"), p)
-        .scalars()
-        .all()
-    )
-    ks = sorted(_exact(conn, y, g, band).values(), reverse=True)
-    i = j - above - 1
-    if not 0 <= i < len(ks):
-        raise _Rescore
-    return ks[i]
-
-
-def _bounded(conn: Connection, y: int, g: str, d: float, class_sql, params: dict) -> None:
-    """Reclass the rows of one group-year that a change may have moved (module docstring)."""
-    p = {"y": y, "g": g}
-    n, unbased = conn.execute(
-        text(f"SELECT count(*), count(*) FILTER (WHERE base_score IS NULL) {_BY_BASE}"), p
-    ).one()
-    if unbased:
-        raise _Rescore
-    ta, tb, td = INF, INF, -INF
-    if n:
-        ka, kb, rd = conn.execute(
+def _bounded(
+    conn: Connection, ds: dict[tuple[int, str], float], class_sql, params: dict
+) -> set[tuple[int, str]]:
+    """Reclass the rows of the group-years of ``ds`` (their bound D) that a change may have
+    moved (module docstring), all group-years at once; returns those that must be scored whole
+    instead (a graded row without a base score, a cut the band does not hold)."""
+    pairs = sorted(ds)
+    pv = {"py": [y for y, _ in pairs], "pg": [g for _, g in pairs]}
+    counts = {
+        (y, g): (n, unbased)
+        for y, g, n, unbased in conn.execute(
             text(
-                "SELECT max(r) FILTER (WHERE c = 'A'), max(r) FILTER (WHERE c IN ('A', 'B')), "
-                "min(r) FILTER (WHERE c = 'D') FROM (SELECT r, "
-                f"{class_sql('r', 'CAST(:n AS int)')} AS c FROM generate_series(1, :n) r) x"
+                'SELECT t.year, t."group", count(*), count(*) FILTER (WHERE base_score IS NULL) '
+                f"FROM {_unnest({'py': 'int', 'pg': 'text'})} JOIN evaluation_ranking t "
+                'ON t.year = q.py AND t."group" = q.pg AND t.graded GROUP BY 1, 2'
             ),
-            {**params, "n": n},
-        ).one()
-        # the cuts, as the ranking orders scores (× 10⁶, rounded): A from ta, B from tb, D
-        # below td
-        if ka:
-            ta = _order_statistic(conn, y, g, ka, n, d)
-        if kb:
-            tb = _order_statistic(conn, y, g, kb, n, d)
-        if rd == 1:
-            td = INF
-        elif rd:
-            td = _order_statistic(conn, y, g, rd - 1, n, d)
-    # the rows that may change class: near a cut, unclassed, or changed themselves
+            pv,
+        )
+    }
+    whole = {k for k, (_, unbased) in counts.items() if unbased}
+    ns = sorted({n for k, (n, _) in counts.items() if k not in whole})
+    # per number graded, the ranks of the last A, the last B and the first D (the quotas)
+    cuts = {
+        n: (ka, kb, rd)
+        for n, ka, kb, rd in conn.execute(
+            text(
+                "SELECT n, max(r) FILTER (WHERE c = 'A'), max(r) FILTER (WHERE c IN ('A', 'B')), "
+                "min(r) FILTER (WHERE c = 'D') FROM (SELECT n, r, "
+                f"{class_sql('r', 'n')} AS c FROM unnest(CAST(:ns AS int[])) n, "
+                "generate_series(1, n) r) x GROUP BY n"
+            ),
+            {**params, "ns": ns},
+        )
+    }
+    # the cuts, as the ranking orders scores (× 10⁶, rounded): A from ta, B from tb, D below td
+    wanted, at = [], {}
+    for key in pairs:
+        if key in whole or key not in counts:
+            continue
+        n = counts[key][0]
+        ka, kb, rd = cuts[n]
+        for name, j in (("ta", ka), ("tb", kb), ("td", rd - 1 if rd and rd > 1 else None)):
+            if j:
+                at[(key, name)] = len(wanted)
+                wanted.append((key[0], key[1], j, n, ds[key]))
+    stats = _order_statistics(conn, wanted)
+    th: dict[tuple[int, str], dict[str, float]] = {}
+    for key in pairs:
+        if key in whole:
+            continue
+        cut = cuts.get(counts[key][0]) if key in counts else None
+        t = {"ta": INF, "tb": INF, "td": -INF}
+        if cut and cut[2] == 1:
+            t["td"] = INF
+        for name in t:
+            if (key, name) in at:
+                v = stats[at[(key, name)]]
+                if v is None:
+                    whole.add(key)
+                    break
+                t[name] = v
+        if key not in whole:
+            th[key] = t
+    if not th:
+        return whole
+    keys = sorted(th)
+    p = {
+        "y": [k[0] for k in keys],
+        "g": [k[1] for k in keys],
+        "ta": [th[k]["ta"] / 1e6 for k in keys],
+        "tb": [th[k]["tb"] / 1e6 for k in keys],
+        "td": [th[k]["td"] / 1e6 for k in keys],
+        "d": [ds[k] for k in keys],
+    }
+    q = _unnest({"y": "int", "g": "text", "ta": "float8", "tb": "float8", "td": "float8",
+                 "d": "float8"})  # fmt: skip
+    # the rows that may change class: near a cut (each a range of the class index), unclassed,
+    # or changed themselves
+    # each a range of the class index, looked up per group-year (LATERAL: a join planned on
+    # the arrays' unknown length scanned the whole table)
+    near = " UNION ALL ".join(
+        'SELECT t.year, t.uscc, t."group", t.class FROM evaluation_ranking t '
+        f'WHERE t.year = q.y AND t."group" = q.g AND t.graded AND {cond}'
+        for cond in (
+            "t.class IS NULL",
+            "t.class = 'A' AND t.base_score < q.ta + q.d",
+            "t.class = 'B' AND t.base_score >= q.ta - q.d",
+            "t.class = 'B' AND t.base_score < q.tb + q.d",
+            "t.class = 'C' AND t.base_score >= q.tb - q.d",
+            "t.class = 'C' AND t.base_score < q.td + q.d",
+            "t.class = 'D' AND t.base_score >= q.td - q.d",
+        )
+    )
     rows = conn.execute(
         text(
             f"""
-            SELECT uscc, class {_BY_BASE} AND (
-                class IS NULL
-                OR (class = 'A' AND base_score < :ta + :d)
-                OR (class = 'B' AND (base_score >= :ta - :d OR base_score < :tb + :d))
-                OR (class = 'C' AND (base_score >= :tb - :d OR base_score < :td + :d))
-                OR (class = 'D' AND base_score >= :td - :d))
+            SELECT n.* FROM {q} CROSS JOIN LATERAL ({near}) n
             UNION
-            SELECT t.uscc, t.class FROM evaluation_ranking t JOIN _rchg c USING (year, uscc)
-            WHERE t.year = :y AND t."group" = :g AND NOT c.gone
+            SELECT t.year, t.uscc, t."group", t.class FROM evaluation_ranking t
+            JOIN _rchg c USING (year, uscc)
+            JOIN {_unnest({"y": "int", "g": "text"})} ON q.y = t.year AND q.g = t."group"
+            WHERE NOT c.gone
             """
         ),
-        {**p, "ta": ta / 1e6, "tb": tb / 1e6, "td": td / 1e6, "d": d},
+        p,
     ).all()
-    ks = _exact(conn, y, g, [u for u, _ in rows])
+    ks = _exact(conn, {(y, u) for y, u, _, _ in rows})
     moved = []
-    for u, old in rows:
-        k = ks.get(u)
+    for y, u, g, old in rows:
+        k = ks.get((y, u))
+        t = th[(y, g)]
         if k is None:
             new = None  # not graded
         else:
-            new = "A" if k >= ta else "B" if k >= tb else "D" if k < td else "C"
+            new = "A" if k >= t["ta"] else "B" if k >= t["tb"] else "D" if k < t["td"] else "C"
         if new != old:
             moved.append({"y": y, "u": u, "g": g, "c": new, "o": old})
     if moved:
         conn.execute(
-            text("UPDATE evaluation_ranking SET class = :c WHERE year = :y AND uscc = :u; "),
-            moved,
+            text("UPDATE evaluation_ranking SET class = :c WHERE year = :y AND uscc = :u"), moved
         )
         conn.execute(
             text("INSERT INTO _rk (year, uscc, grp, class, old_class) VALUES (:y, :u, :g, :c, :o)"),
             moved,
         )
+    return whole
 
 
 def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
