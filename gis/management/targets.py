@@ -365,8 +365,8 @@ def _changes_of(conn: Connection, items: list[dict], since) -> None:
 
 # ---- the producer --------------------------------------------------------------------------------
 
-# which 盘活 / 淘汰 targets a changed table may move (their items are recomputed per year for
-# every zone at once: a few hundred flagged items, cheaper than narrowing by key)
+# the tables whose changes may move the items of 盘活 / 淘汰 targets (the items by key:
+# ``_item_keys``; every target of the kind when one of them changed whole)
 KIND_INPUTS = {
     "PH_PEWG": ("unsupplied_results", "approvals", "supplies"),
     "PH_GEWY": ("idle_results", "supplies"),
