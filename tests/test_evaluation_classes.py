@@ -151,3 +151,29 @@ def test_group_years_drifting_together_are_rebased_one_per_write(city, monkeypat
         diffs = recompute_check.differences(conn, AS_OF, tables=EVALUATION_TABLES)
         assert [line for d in diffs for line in d.lines()] == []
         tx.rollback()
+
+
+@pytest.mark.parametrize("cutoffs", [(0.25, 0.70, 0.95), (0.25, 0.50, 0.75), (0.3, 0.3, 1.0)])
+def test_the_cut_ranks_are_those_of_the_rule_at_every_rank(city, cutoffs):
+    """The ranks of the last A, the last B and the first D, found by a coarse and a fine pass,
+    are those of the quota rule evaluated at every rank 1..n."""
+    from gis.economy.evaluation import class_sql
+
+    params = dict(zip(("c1", "c2", "c3"), cutoffs, strict=True))
+    ns = {1, 2, 3, 4, 5, 19, 20, 21, 99, 100, 101, 1000, 40001}
+    evaluation_classes._CUTS.clear()
+    with city.connect() as conn:
+        got = evaluation_classes._cuts(conn, ns, class_sql, params)
+        brute = {
+            n: (ka, kb, rd)
+            for n, ka, kb, rd in conn.execute(
+                text(
+                    "SELECT n, max(r) FILTER (WHERE c = 'A'), "
+                    "max(r) FILTER (WHERE c IN ('A', 'B')), min(r) FILTER (WHERE c = 'D') "
+                    f"FROM (SELECT n, r, {class_sql('r', 'n')} AS c "
+                    "FROM unnest(CAST(:ns AS int[])) n, generate_series(1, n) r) x GROUP BY n"
+                ),
+                {**params, "ns": sorted(ns)},
+            )
+        }
+    assert got == brute

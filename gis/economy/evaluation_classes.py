@@ -299,13 +299,29 @@ def _order_statistics(
         "g": [w[1] for w in wanted],
         "lo": [lo[i] for i in idx],
         "hi": [hi[i] for i in idx],
+        "j": [w[2] for w in wanted],
+        "n": [w[3] for w in wanted],
     }
-    q = _unnest({"i": "int", "y": "int", "g": "text", "lo": "float8", "hi": "float8"})
+    q = _unnest(
+        {
+            "i": "int",
+            "y": "int",
+            "g": "text",
+            "lo": "float8",
+            "hi": "float8",
+            "j": "int",
+            "n": "int",
+        }
+    )
+    # the rows above the band, counted from the nearer end of the index
     above = dict(
         conn.execute(
             text(
-                f"SELECT q.i, (SELECT count(*) FROM evaluation_ranking WHERE year = q.y "
-                f'AND "group" = q.g AND graded AND base_score > q.hi) FROM {q}'
+                "SELECT q.i, CASE WHEN q.j <= q.n / 2 THEN (SELECT count(*) "
+                'FROM evaluation_ranking WHERE year = q.y AND "group" = q.g AND graded '
+                "AND base_score > q.hi) ELSE q.n - (SELECT count(*) FROM evaluation_ranking "
+                'WHERE year = q.y AND "group" = q.g AND graded AND base_score <= q.hi) END '
+                f"FROM {q}"
             ),
             p,
         ).all()
@@ -329,6 +345,52 @@ def _order_statistics(
     return out
 
 
+# per number graded and quotas: the ranks of the last A, the last B and the first D
+_CUTS: dict[tuple, tuple[int | None, int | None, int | None]] = {}
+
+
+def _cuts(conn: Connection, ns: set[int], class_sql, params: dict) -> dict[int, tuple]:
+    """For each number graded n: the ranks of the last A, the last B and the first D under the
+    quotas (``class_sql``, the evaluation's rule). The classes run A, B, C, D as the rank grows,
+    so each boundary is found by evaluating the rule at every ⌈√n⌉-th rank, then at every rank
+    between two that differ (a few hundred evaluations, not n); kept per process."""
+    q = tuple(params[c] for c in ("c1", "c2", "c3"))
+    todo = sorted(n for n in ns if n and (n, q) not in _CUTS)
+
+    def classes(points: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        if not points:
+            return {}
+        rows = conn.execute(
+            text(
+                f"SELECT q.n, q.r, {class_sql('q.r', 'q.n')} "
+                f"FROM {_unnest({'n': 'int', 'r': 'int'})}"
+            ),
+            {**params, "n": [n for n, _ in points], "r": [r for _, r in points]},
+        )
+        return {(n, r): c for n, r, c in rows}
+
+    step = {n: max(1, math.isqrt(n)) for n in todo}
+    coarse = {n: sorted({*range(1, n + 1, step[n]), n}) for n in todo}
+    got = classes([(n, r) for n in todo for r in coarse[n]])
+    fine = []
+    for n in todo:
+        rs = coarse[n]
+        for a, b in zip(rs, rs[1:], strict=False):
+            if got[(n, a)] != got[(n, b)]:
+                fine += [(n, r) for r in range(a + 1, b)]
+    got.update(classes(fine))
+    seen: dict[int, list[tuple[int, str]]] = {n: [] for n in todo}
+    for (n, r), c in got.items():
+        seen[n].append((r, c))
+    for n in todo:
+        seq = seen[n]
+        ka = max((r for r, c in seq if c == "A"), default=None)
+        kb = max((r for r, c in seq if c in ("A", "B")), default=None)
+        rd = min((r for r, c in seq if c == "D"), default=None)
+        _CUTS[(n, q)] = (ka, kb, rd)
+    return {n: _CUTS[(n, q)] for n in ns if n}
+
+
 def _bounded(
     conn: Connection, ds: dict[tuple[int, str], float], class_sql, params: dict
 ) -> set[tuple[int, str]]:
@@ -337,38 +399,30 @@ def _bounded(
     instead (a graded row without a base score, a cut the band does not hold)."""
     pairs = sorted(ds)
     pv = {"py": [y for y, _ in pairs], "pg": [g for _, g in pairs]}
+    # the number graded (the group row's) and whether a graded row has no base score
     counts = {
         (y, g): (n, unbased)
         for y, g, n, unbased in conn.execute(
             text(
-                'SELECT t.year, t."group", count(*), count(*) FILTER (WHERE base_score IS NULL) '
-                f"FROM {_unnest({'py': 'int', 'pg': 'text'})} JOIN evaluation_ranking t "
-                'ON t.year = q.py AND t."group" = q.pg AND t.graded GROUP BY 1, 2'
+                'SELECT g.year, g."group", g.n_graded, EXISTS (SELECT 1 FROM evaluation_ranking t '
+                'WHERE t.year = g.year AND t."group" = g."group" AND t.graded '
+                "AND t.base_score IS NULL) "
+                f"FROM {_unnest({'py': 'int', 'pg': 'text'})} JOIN evaluation_groups g "
+                'ON g.year = q.py AND g."group" = q.pg'
             ),
             pv,
         )
     }
     whole = {k for k, (_, unbased) in counts.items() if unbased}
-    ns = sorted({n for k, (n, _) in counts.items() if k not in whole})
-    # per number graded, the ranks of the last A, the last B and the first D (the quotas)
-    cuts = {
-        n: (ka, kb, rd)
-        for n, ka, kb, rd in conn.execute(
-            text(
-                "SELECT n, max(r) FILTER (WHERE c = 'A'), max(r) FILTER (WHERE c IN ('A', 'B')), "
-                "min(r) FILTER (WHERE c = 'D') FROM (SELECT n, r, "
-                f"{class_sql('r', 'n')} AS c FROM unnest(CAST(:ns AS int[])) n, "
-                "generate_series(1, n) r) x GROUP BY n"
-            ),
-            {**params, "ns": ns},
-        )
-    }
+    cuts = _cuts(conn, {n for k, (n, _) in counts.items() if k not in whole}, class_sql, params)
     # the cuts, as the ranking orders scores (× 10⁶, rounded): A from ta, B from tb, D below td
     wanted, at = [], {}
     for key in pairs:
         if key in whole or key not in counts:
             continue
         n = counts[key][0]
+        if not n:
+            continue
         ka, kb, rd = cuts[n]
         for name, j in (("ta", ka), ("tb", kb), ("td", rd - 1 if rd and rd > 1 else None)):
             if j:
