@@ -248,9 +248,11 @@ def _exact(conn: Connection, keys: set[tuple[int, str]]) -> dict[tuple[int, str]
         (y, u): k
         for y, u, k in conn.execute(
             text(
-                "SELECT s.year, s.uscc, round(s.score * 1e6::float8) "
-                f"FROM {_unnest({'y': 'int', 'u': 'text'})} "
-                "JOIN evaluation_scores s ON s.year = q.y AND s.uscc = q.u WHERE s.graded"
+                # row by row through the primary key (OFFSET 0: not pulled up into a join)
+                "SELECT q.y, q.u, s.k "
+                f"FROM {_unnest({'y': 'int', 'u': 'text'})} CROSS JOIN LATERAL ("
+                "SELECT round(score * 1e6::float8) AS k FROM evaluation_scores "
+                "WHERE year = q.y AND uscc = q.u AND graded OFFSET 0) s"
             ),
             {"y": [k[0] for k in ks], "u": [k[1] for k in ks]},
         )
@@ -329,9 +331,11 @@ def _order_statistics(
     band: dict[int, list[tuple[int, str]]] = {i: [] for i in idx}
     for i, y, u in conn.execute(
         text(
+            # OFFSET 0 keeps the subquery a per-group-year index range (pulled up into a join,
+            # it was planned as a scan of the whole table once the arrays grew)
             f"SELECT q.i, t.year, t.uscc FROM {q} CROSS JOIN LATERAL ("
             "SELECT year, uscc FROM evaluation_ranking WHERE year = q.y AND "
-            '"group" = q.g AND graded AND base_score BETWEEN q.lo AND q.hi) t'
+            '"group" = q.g AND graded AND base_score BETWEEN q.lo AND q.hi OFFSET 0) t'
         ),
         p,
     ):
