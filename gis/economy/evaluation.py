@@ -187,7 +187,7 @@ def evaluate(
     rules: EvaluationRules,
     scoped: bool = False,
     full: bool = True,
-) -> tuple[set[str], set[str], set[str]]:
+) -> tuple[set[str], set[str], set[str], set[str], dict[str, int]]:
     """Recompute the evaluation: every row, group and class, or (``scoped``) the rows in this
     function's caller's temp table ``_evrows`` (uscc, year) and the groups and classes of the
     year-groups where one of them changed (its old and its new group). Three steps, each

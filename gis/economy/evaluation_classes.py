@@ -83,14 +83,11 @@ def _mass_sql(c: dict[str, str], t: str = "t") -> str:
 def keep(conn: Connection, scoped: bool, in_groups: str, class_sql, params: dict) -> dict[str, int]:
     """Bring the classes of the group-years of ``in_groups`` (all when not ``scoped``) up to
     date after their rows (the caller's ``_rchg``: year, uscc, gone) and groups changed. The
-    rows whose class changed are left in the temp table ``_rk`` (year, uscc, class,
-    old_class). ``class_sql(rank, n)`` is the evaluation's quota rule as SQL. Returns how many
-    group-years were reclassed by their bounds (``bounded``) and scored whole (``rescored``;
-    -1: all of them)."""
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE _rk (year int, uscc text, grp text, class text, old_class text, "
-        "base_score float8, mass float8) ON COMMIT DROP"
-    )
+    rows whose class changed are left in the temp table ``_rk`` (year, uscc).
+    ``class_sql(rank, n)`` is the evaluation's quota rule as SQL. Returns how many group-years
+    were reclassed by their bounds (``bounded``) and scored whole (``rescored``; -1: all of
+    them)."""
+    conn.exec_driver_sql("CREATE TEMP TABLE _rk (year int, uscc text) ON COMMIT DROP")
     if not scoped:
         rescore(conn, "true", class_sql, params)
         return {"bounded": 0, "rescored": -1}
@@ -101,9 +98,15 @@ def keep(conn: Connection, scoped: bool, in_groups: str, class_sql, params: dict
     bounded = len(bases) - len(again)
     whole += sorted(again)
     if whole:
-        values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in whole)
-        rescore(conn, f'(year, "group") IN ({values})', class_sql, params)
+        rescore(conn, _pairs_sql(whole), class_sql, params)
     return {"bounded": bounded, "rescored": len(whole)}
+
+
+def _pairs_sql(pairs, t: str = "") -> str:
+    """``(year, "group") IN (...)`` of the group-years ``pairs`` (columns of alias ``t``),
+    written out as values."""
+    values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in pairs)
+    return f'({t}year, {t}"group") IN ({values})'
 
 
 def _groups_now(conn: Connection, in_groups: str) -> dict[tuple[int, str], object]:
@@ -139,7 +142,6 @@ def _bounded_scope(conn: Connection, in_groups: str) -> dict[tuple[int, str], fl
     if not eps:
         return {}
     # the changed rows' base scores under their group-year's base, and their Σ |c·v|
-    values = ", ".join(f"({int(y)}, '{g.replace(chr(39), '')}')" for y, g in eps)
     coef0 = {i: f"b.c_{i}" for i in RATIO_COLUMNS}
     grown = conn.execute(
         text(
@@ -150,7 +152,7 @@ def _bounded_scope(conn: Connection, in_groups: str) -> dict[tuple[int, str], fl
                 FROM evaluation_score_bases b, _rchg c
                 WHERE b.year = t.year AND b."group" = t."group"
                   AND c.year = t.year AND c.uscc = t.uscc AND NOT c.gone
-                  AND (t.year, t."group") IN ({values})
+                  AND {_pairs_sql(eps, "t.")}
                 RETURNING t.year, t."group", CASE WHEN t.graded THEN {_mass_sql(coef0)} END
                     AS mass
             )
@@ -463,10 +465,9 @@ def _bounded(
     }
     q = _unnest({"y": "int", "g": "text", "ta": "float8", "tb": "float8", "td": "float8",
                  "d": "float8"})  # fmt: skip
-    # the rows that may change class: near a cut (each a range of the class index), unclassed,
-    # or changed themselves
-    # each a range of the class index, looked up per group-year (LATERAL: a join planned on
-    # the arrays' unknown length scanned the whole table)
+    # the rows that may change class: near a cut (each a range of the class index, looked up
+    # per group-year through LATERAL: a join planned on the arrays' unknown length scanned the
+    # whole table), unclassed, or changed themselves
     near = " UNION ALL ".join(
         'SELECT t.year, t.uscc, t."group", t.class FROM evaluation_ranking t '
         f'WHERE t.year = q.y AND t."group" = q.g AND t.graded AND {cond}'
@@ -503,13 +504,13 @@ def _bounded(
         else:
             new = "A" if k >= t["ta"] else "B" if k >= t["tb"] else "D" if k < t["td"] else "C"
         if new != old:
-            moved.append({"y": y, "u": u, "g": g, "c": new, "o": old})
+            moved.append({"y": y, "u": u, "c": new})
     if moved:
         conn.execute(
             text("UPDATE evaluation_ranking SET class = :c WHERE year = :y AND uscc = :u"), moved
         )
         conn.execute(
-            text("INSERT INTO _rk (year, uscc, grp, class, old_class) VALUES (:y, :u, :g, :c, :o)"),
+            text("INSERT INTO _rk (year, uscc) VALUES (:y, :u)"),
             moved,
         )
     return whole
@@ -541,8 +542,8 @@ def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
         UPDATE evaluation_ranking t SET class = k.class, base_score = k.base_score
         FROM _rs k WHERE t.year = k.year AND t.uscc = k.uscc
           AND (k.class IS DISTINCT FROM k.old_class OR k.base_score IS DISTINCT FROM k.old_base);
-        INSERT INTO _rk (year, uscc, grp, class, old_class)
-        SELECT year, uscc, grp, class, old_class FROM _rs WHERE class IS DISTINCT FROM old_class;
+        INSERT INTO _rk (year, uscc)
+        SELECT year, uscc FROM _rs WHERE class IS DISTINCT FROM old_class;
         DELETE FROM evaluation_score_bases WHERE {in_groups};
         INSERT INTO evaluation_score_bases (year, "group",
             {", ".join(f"c_{i}" for i in RATIO_COLUMNS)},

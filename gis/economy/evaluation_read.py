@@ -86,26 +86,28 @@ def _evaluation_item(r: Any, analyst: bool) -> dict:
     return item if analyst else public_evaluation(item)
 
 
-_EVAL_SQL = """
-    SELECT v.*, f.kinds AS flags
-    FROM evaluations v
+# each row's 不达标 kinds
+_FLAGS_JOIN = """
     LEFT JOIN (SELECT uscc, year, array_agg(kind ORDER BY kind) AS kinds
                FROM failed_standards GROUP BY uscc, year) f
          ON f.uscc = v.uscc AND f.year = v.year
 """
+_EVAL_SQL = f"""
+    SELECT v.*, f.kinds AS flags
+    FROM evaluations v
+    {_FLAGS_JOIN}
+"""
 # one enterprise's rows with their ranks: the view ``evaluations`` ranks whole group-years (a
 # window over each), so one enterprise's rank in each of its years is counted instead, as that
 # window ranks: 1 + the graded of its year and group with a higher score (rounded to 1e-6)
-_ONE_ENTERPRISE_SQL = """
+_ONE_ENTERPRISE_SQL = f"""
     SELECT v.*, f.kinds AS flags,
            CASE WHEN v.graded THEN 1 + (
                SELECT count(*) FROM evaluation_scores o
                WHERE o.year = v.year AND o."group" = v."group" AND o.graded
                  AND round(o.score * 1e6::float8) > round(v.score * 1e6::float8)) END AS rank
     FROM evaluation_scores v
-    LEFT JOIN (SELECT uscc, year, array_agg(kind ORDER BY kind) AS kinds
-               FROM failed_standards GROUP BY uscc, year) f
-         ON f.uscc = v.uscc AND f.year = v.year
+    {_FLAGS_JOIN}
     WHERE v.uscc = :u
 """
 

@@ -429,25 +429,22 @@ def _item_keys(conn: Connection, zb: str, changes: Changes) -> set[str] | None:
 
 
 def _scope(
-    conn: Connection,
-    as_of: date,
-    changes: Changes | None,
-    narrow: dict[str, set[str]] | None = None,
-) -> set[tuple] | None:
-    """The targets (year, level, zone, ZB) to recompute; None: every one. The 盘活 / 淘汰 kinds
-    whose items ``changes`` may move by key are put in ``narrow`` (ZB -> item keys) instead:
-    their targets are found by those items (``_narrowed_items``)."""
+    conn: Connection, as_of: date, changes: Changes | None
+) -> tuple[set[tuple] | None, dict[str, set[str]]]:
+    """The targets (year, level, zone, ZB) to recompute (None: every one), and the 盘活 / 淘汰
+    kinds whose items ``changes`` may move by key (ZB -> item keys): their targets are found by
+    those items (``_narrowed_items``)."""
+    narrow: dict[str, set[str]] = {}
     if changes is None or changes.touches((CALENDAR, "detection_runs")):
-        return None
+        return None, narrow
     if changes.everything("targets"):
-        return None
+        return None, narrow
     stale = conn.execute(
         text("SELECT EXISTS (SELECT 1 FROM target_progress WHERE as_of <> :d)"), {"d": as_of}
     ).scalar_one()
     if stale:  # judged as of another day: every state may differ
-        return None
+        return None, narrow
     out: set[tuple] = set()
-    narrow = narrow if narrow is not None else {}
     for k in changes.get("targets", ()):
         parts = k.split(KEY_SEPARATOR, 3)
         if len(parts) == 4 and parts[0].isdigit():
@@ -469,7 +466,7 @@ def _scope(
             elif keys:
                 narrow[zb] = keys
     if not zones and not kinds:
-        return out
+        return out, narrow
     ind = [t.zb for t in indicators().values() if t.kind == "indicator"]
     rows = conn.execute(
         text(
@@ -492,7 +489,7 @@ def _scope(
             "all_ind": "indicator" in kinds,
         },
     ).all()
-    return out | {tuple(r) for r in rows}
+    return out | {tuple(r) for r in rows}, narrow
 
 
 def _narrowed_items(
@@ -541,19 +538,26 @@ def _narrowed_items(
             ).all()
             moved = (set(new) | {(year, lv, code, zb) for lv, code in held}) & targets
             for key in moved:
-                kept = [
+                out[key] = list(new.get(key, []))
+            # their stored items but those keys
+            for r in conn.execute(
+                text(
+                    "SELECT level, zone_code, item_key, name, mu, reason, before, after, change "
+                    "FROM target_progress_items WHERE year = :y AND indicator = :z "
+                    "AND (level, zone_code) IN (SELECT * FROM unnest(CAST(:l AS text[]), "
+                    "CAST(:c AS text[]))) AND item_key <> ALL(CAST(:k AS text[]))"
+                ),
+                {
+                    "y": year,
+                    "z": zb,
+                    "l": [m[1] for m in moved],
+                    "c": [m[2] for m in moved],
+                    "k": sorted(keys),
+                },
+            ):
+                out[(year, r.level, r.zone_code, zb)].append(
                     {**dict(r._mapping), "key": r.item_key}
-                    for r in conn.execute(
-                        text(
-                            "SELECT item_key, name, mu, reason, before, after, change "
-                            "FROM target_progress_items WHERE year = :y AND level = :l "
-                            "AND zone_code = :c AND indicator = :z "
-                            "AND item_key <> ALL(CAST(:k AS text[]))"
-                        ),
-                        {"y": year, "l": key[1], "c": key[2], "z": zb, "k": sorted(keys)},
-                    )
-                ]
-                out[key] = kept + new.get(key, [])
+                )
     return out
 
 
@@ -782,8 +786,7 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
         ).scalar_one()
     ):
         return Changes()
-    narrow: dict[str, set[str]] = {}
-    scope = _scope(conn, ctx.as_of, changes, narrow)
+    scope, narrow = _scope(conn, ctx.as_of, changes)
     changed = compute(conn, ctx.run_id or 0, ctx.as_of, ctx.rules, scope, narrow)
     ctx.counts["target_progress"] = (
         "all"
