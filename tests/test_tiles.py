@@ -738,9 +738,10 @@ def test_one_row_change_through_the_graph_changes_only_the_affected_tiles(city, 
 
 def test_three_lands_and_platform_kinds_invalidate_where_they_changed(city, db):
     """The live run's changed results log the area of their keys (a parcel's 低效 status: the
-    parcel; an idle DZJGH: its supply), not the whole city; a changed supply (it may have
-    moved, its old place is not known) logs the lands layers everywhere; a platform whose kind
-    changed logs that platform for the platforms tileset."""
+    parcel; an idle DZJGH: its supply), not the whole city; a supply that moved has its old
+    and new place logged for the idle layer by its table's trigger, and the refresh logs where
+    its result lies now; a full refresh logs the lands layers wherever their sources lie; a
+    platform whose kind changed logs that platform for the platforms tileset."""
     with db.connect() as c, c.begin() as tx:
         no, sno = c.execute(
             text(
@@ -770,7 +771,10 @@ def test_three_lands_and_platform_kinds_invalidate_where_they_changed(city, db):
                 params,
             ).scalar_one()
 
-        whole = box("SELECT geom FROM parcels")
+        whole = box(
+            "SELECT geom FROM approvals UNION ALL SELECT geom FROM supplies "
+            "UNION ALL SELECT geom FROM parcels"
+        )
         graph.refresh(c, Changes(low_efficiency_results={no}, idle_results={sno}))
         layers, extent = last("lands")
         assert layers == ["unsupplied", "idle", "low_efficiency"]
@@ -781,8 +785,35 @@ def test_three_lands_and_platform_kinds_invalidate_where_they_changed(city, db):
             s=sno,
         )
         assert extent != whole
+        c.execute(
+            text("UPDATE supplies SET geom = ST_Translate(geom, 500, 0) WHERE supply_no = :s"),
+            {"s": sno},
+        )
+        moved = c.execute(
+            text(
+                "SELECT layers, ST_AsText(extent) FROM tile_invalidations "
+                "WHERE source LIKE 'supplies:update:%' ORDER BY id DESC LIMIT 1"
+            )
+        ).one()
+        assert "idle" in moved[0]
+        assert moved[1] == box(
+            "SELECT ST_Translate(geom, -500, 0) FROM supplies WHERE supply_no = :s "
+            "UNION ALL SELECT geom FROM supplies WHERE supply_no = :s",
+            s=sno,
+        )
         graph.refresh(c, Changes(supplies={sno}, idle_results={sno}))
-        assert last("lands") == (layers, whole)
+        assert last("lands") == (
+            layers,
+            box("SELECT geom FROM supplies WHERE supply_no = :s", s=sno),
+        )
+        graph.refresh(c, None)
+        assert last("lands") == (
+            layers,
+            box(
+                "SELECT geom FROM approvals UNION ALL SELECT geom FROM supplies "
+                "UNION ALL SELECT geom FROM parcels"
+            ),
+        )
         graph.refresh(c, Changes(platform_kinds={code}))
         assert last("platforms") == (
             ["platforms"],

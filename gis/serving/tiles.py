@@ -902,9 +902,9 @@ _LANDS_AREA = """
     SELECT geom FROM approvals WHERE doc_no = ANY(:a)
     UNION ALL SELECT geom FROM supplies WHERE supply_no = ANY(:s)
     UNION ALL SELECT geom FROM parcels WHERE parcel_no = ANY(:p)"""
-# source tables whose geometry the lands layers draw: a changed row may have moved, and its
-# old place is not known here, so the lands layers are invalidated everywhere
-LANDS_GEOMETRY = ("approvals", "supplies", "parcels")
+_LANDS_EVERYWHERE = """
+    SELECT geom FROM approvals UNION ALL SELECT geom FROM supplies
+    UNION ALL SELECT geom FROM parcels"""
 ZONE_LEVELS = (("district", "districts"), ("platform", "platforms"))
 
 
@@ -1049,19 +1049,21 @@ def _status_parcels(conn: Connection, changes: Changes | None) -> list[str] | No
 
 
 def _log_lands(conn: Connection, ctx: Context, changes: Changes | None) -> bool:
-    """Log the area of the three lands' layers that changed: where the changed result keys lie;
-    everywhere for a full refresh, a key set that is ALL, a changed run record, or changed
-    source geometry (its old place is not known here). Returns whether a row was logged."""
+    """Log the area of the three lands' layers that changed: where the changed result keys lie
+    now; wherever the layers' sources lie for a full refresh, a key set that is ALL or a
+    changed run record. A source row that moved (an approval, supply or parcel: the geometry the layers
+    draw) had its old and new place logged for these layers by its table's statement trigger
+    (``TABLE_TILESETS``), so its old place, unknown here, needs nothing more. Returns whether a
+    row was logged."""
     if changes is not None and not changes.touches(DETECTION_READS):
         return False
     whole = (
         changes is None
         or bool(changes.get("detection_runs"))
         or _parts(changes, DETECTION_READS) is None
-        or changes.touches(LANDS_GEOMETRY)
     )
     if whole:
-        sql, params = "SELECT ST_Extent(geom)::geometry FROM parcels", {}
+        sql, params = _LANDS_EVERYWHERE, {}
     else:
         sql = _LANDS_AREA
         params = {
