@@ -1051,10 +1051,10 @@ def _status_parcels(conn: Connection, changes: Changes | None) -> list[str] | No
 def _log_lands(conn: Connection, ctx: Context, changes: Changes | None) -> bool:
     """Log the area of the three lands' layers that changed: where the changed result keys lie
     now; wherever the layers' sources lie for a full refresh, a key set that is ALL or a
-    changed run record. A source row that moved (an approval, supply or parcel: the geometry the layers
-    draw) had its old and new place logged for these layers by its table's statement trigger
-    (``TABLE_TILESETS``), so its old place, unknown here, needs nothing more. Returns whether a
-    row was logged."""
+    changed run record. A source row that moved (an approval, supply or parcel: the geometry
+    the layers draw) had its old and new place logged for these layers by its table's
+    statement trigger (``TABLE_TILESETS``), so its old place, unknown here, needs nothing more.
+    Returns whether a row was logged."""
     if changes is not None and not changes.touches(DETECTION_READS):
         return False
     whole = (
