@@ -20,7 +20,8 @@ Then the same five kinds of change through the row API of that server (a third w
 a PATCH of one row with If-Match (geometry sent in EPSG:4549 with ``Content-Crs``), a DELETE for
 the retirement; and 50 PATCHes of different enterprises' SJSJ sent at once (all must answer
 200). ``--row-api-only --database D`` runs just that part on a database already loaded and
-analysed.
+analysed; ``--changes-only --database D --round K`` runs all the one-row changes again on a
+database this bench loaded (round K changes the rows by other amounts than the rounds before).
 
 Each is printed beside the full `analyse-all` time with the ratio; the import report's own
 timings (parse, write, the graph refresh) are printed too. Goal: each one-row change <= 1 s end
@@ -401,9 +402,26 @@ def main() -> None:
         help="only the row API's PATCH path and the concurrent PATCHes, on --database as it is "
         "(already loaded and analysed; nothing recreated)",
     )
+    ap.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="only the one-row changes (CLI, HTTP, row API, concurrent PATCHes) and the check, "
+        "on --database as it is (already loaded from the --scale city and analysed)",
+    )
+    ap.add_argument(
+        "--round",
+        type=int,
+        default=1,
+        help="with --changes-only: which repetition on that database (each round changes the "
+        "rows by other amounts and retires other enterprises than the rounds before; the full "
+        "run is round 0)",
+    )
     ns = ap.parse_args()
     if ns.row_api_only:
         row_api_only(ns.database)
+        return
+    if ns.changes_only:
+        changes_only(ns.scale, ns.database, ns.round)
         return
     city = _city(ns.scale)
     n_dk = pyogrio.read_info(city / "DK.shp")["features"]
@@ -439,70 +457,7 @@ def main() -> None:
     full = stage("analyse-all", [LANDLINK, "analyse-all"])
     print(f"loaded; analyse-all {full['seconds']:.2f} s", flush=True)
 
-    token = measure([LANDLINK, "token", "create", "--role", "admin", "--name", "bench"], env)
-    token = token["out"].strip().splitlines()[-1]
-    port = _free_port()
-    proc = serve(env, port)
-    rows: list[dict] = []
-    try:
-        client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=600,
-        )
-        with tempfile.TemporaryDirectory(prefix="landlink-realtime-") as tmp:
-            tmp = Path(tmp)
-
-            def both(name: str, layer: str, make) -> None:
-                a, b = tmp / f"{layer}-cli", tmp / f"{layer}-http"
-                a.mkdir()
-                b.mkdir()
-                path_a, key = make(a, 1)
-                path_b, _ = make(b, 2)
-                cli = cli_import(layer, path_a, env)
-                web = http_import(client, layer, path_b)
-                rows.append({"change": name, "key": key, "cli": cli, "http": web})
-                print(f"  {name} ({key}): cli {cli['seconds']:.2f} s, http {web['seconds']:.2f} s")
-
-            both("CC: one enterprise-year's SJSJ", "cc", lambda d, i: cc_file(city, d, i * 1.0))
-            both(
-                "QY: a point onto another parcel",
-                "qy",
-                lambda d, i: qy_file(city, d, target=i * (n_dk // 3)),
-            )
-            both("DK: one parcel moved 1 m", "dk", lambda d, i: dk_file(city, d, i * 1.0))
-            both("GD: one supply's HTKGSJ", "gd", lambda d, i: gd_file(city, d, i * 30))
-
-            # retiring an enterprise with outputs: one by the CLI, another over HTTP
-            header, _ = _cc_rows(city)
-            with (city / "CC.csv").open(encoding="utf-8", newline="") as f:
-                usccs = list(dict.fromkeys(r[0] for r in csv.reader(f) if r and r[0] != header[0]))
-            keys = usccs[-2:]
-            has_retire = (
-                subprocess.run([LANDLINK, "retire", "--help"], capture_output=True).returncode == 0
-            )
-            if has_retire:
-                cli = measure([LANDLINK, "retire", "qy", keys[0]], env)
-                t = timer()
-                r = client.post("/api/layers/qy/retire", json={"keys": [keys[1]]})
-                web_s = t()
-                if r.status_code != 200:
-                    raise RuntimeError(f"POST /api/layers/qy/retire: {r.status_code} {r.text}")
-                rows.append(
-                    {
-                        "change": "retire one enterprise (QY)",
-                        "key": keys[0],
-                        "cli": {"seconds": cli["seconds"], "report": {}},
-                        "http": {"seconds": web_s, "report": r.json()},
-                    }
-                )
-            else:
-                print("  (no `landlink retire` in this build: retiring skipped)")
-        patched = patch_changes(client, url)
-        crowd = concurrent_patches(client, url)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    rows, patched, crowd = one_row_changes(city, n_dk, url, env, 0)
     check = verify(env)
     for r, p in zip(rows, patched, strict=False):
         r["patch"] = {"seconds": p["seconds"], "report": p["report"]}
@@ -511,20 +466,7 @@ def main() -> None:
         f"\nbench/realtime: scale {ns.scale} ({n_dk} parcels), {os.cpu_count()} cores; "
         f"full `landlink analyse-all` {full['seconds']:.2f} s"
     )
-    print(
-        f"{'one-row change':36}{'way':>6}{'seconds':>9}{'/ analyse-all':>15}{'inside':>8}  "
-        "report (inside: the import's own stages, without process start or HTTP)"
-    )
-    for r in rows:
-        for way in ("cli", "http", "patch"):
-            if way not in r:
-                continue
-            s = r[way]["seconds"]
-            inside = _inside(r[way]["report"])
-            print(
-                f"{r['change']:36}{way:>6}{s:>9.2f}{s / full['seconds']:>15.3f}"
-                f"{'' if inside is None else f'{inside:.2f}':>8}  {_summary(r[way]['report'])}"
-            )
+    _print_changes(rows, full["seconds"])
     print(
         f"\nfirst load of DK ({n_dk} parcels): landlink import dk {dk_load['seconds']:.2f} s, "
         f"ogr2ogr -f PostgreSQL (PG_USE_COPY) {ogr['seconds']:.2f} s: ratio "
@@ -532,10 +474,7 @@ def main() -> None:
     )
     print(_crowd_line(crowd))
     print(_verify_line(check))
-    worst = max(
-        (r[w]["seconds"] for r in rows for w in ("cli", "http", "patch") if w in r), default=0.0
-    )
-    print(f"slowest one-row change {worst:.2f} s (goal <= 1 s end to end)")
+    print(_worst_line(rows))
     OUT.mkdir(exist_ok=True)
     (OUT / "realtime.json").write_text(
         json.dumps(
@@ -566,6 +505,137 @@ def main() -> None:
             default=str,
         )
     )
+
+
+def one_row_changes(
+    city: Path, n_dk: int, url: str, env: dict, rnd: int
+) -> tuple[list[dict], list[dict], dict]:
+    """The five one-row changes by the CLI and over HTTP, then by the row API, then the
+    concurrent PATCHes, against a live ``landlink serve`` on ``url``. ``rnd`` picks other
+    amounts and other enterprises to retire in each repetition on one database."""
+    token = measure([LANDLINK, "token", "create", "--role", "admin", "--name", "bench"], env)
+    token = token["out"].strip().splitlines()[-1]
+    port = _free_port()
+    proc = serve(env, port)
+    rows: list[dict] = []
+    try:
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        )
+        with tempfile.TemporaryDirectory(prefix="landlink-realtime-") as tmp:
+            tmp = Path(tmp)
+
+            def both(name: str, layer: str, make) -> None:
+                a, b = tmp / f"{layer}-cli", tmp / f"{layer}-http"
+                a.mkdir()
+                b.mkdir()
+                path_a, key = make(a, 1)
+                path_b, _ = make(b, 2)
+                cli = cli_import(layer, path_a, env)
+                web = http_import(client, layer, path_b)
+                rows.append({"change": name, "key": key, "cli": cli, "http": web})
+                print(f"  {name} ({key}): cli {cli['seconds']:.2f} s, http {web['seconds']:.2f} s")
+
+            k = 2 * rnd  # round 0 changes by 1 and 2, round 1 by 3 and 4, ...
+            both(
+                "CC: one enterprise-year's SJSJ", "cc", lambda d, i: cc_file(city, d, (i + k) * 1.0)
+            )
+            both(
+                "QY: a point onto another parcel",
+                "qy",
+                lambda d, i: qy_file(city, d, target=i * (n_dk // 3) + 7 * rnd),
+            )
+            both("DK: one parcel moved 1 m", "dk", lambda d, i: dk_file(city, d, (i + k) * 1.0))
+            both("GD: one supply's HTKGSJ", "gd", lambda d, i: gd_file(city, d, (i + k) * 30))
+
+            # retiring an enterprise with outputs: one by the CLI, another over HTTP
+            header, _ = _cc_rows(city)
+            with (city / "CC.csv").open(encoding="utf-8", newline="") as f:
+                usccs = list(dict.fromkeys(r[0] for r in csv.reader(f) if r and r[0] != header[0]))
+            keys = usccs[len(usccs) - 2 - 2 * rnd :][:2]
+            has_retire = (
+                subprocess.run([LANDLINK, "retire", "--help"], capture_output=True).returncode == 0
+            )
+            if has_retire:
+                cli = measure([LANDLINK, "retire", "qy", keys[0]], env)
+                t = timer()
+                r = client.post("/api/layers/qy/retire", json={"keys": [keys[1]]})
+                web_s = t()
+                if r.status_code != 200:
+                    raise RuntimeError(f"POST /api/layers/qy/retire: {r.status_code} {r.text}")
+                rows.append(
+                    {
+                        "change": "retire one enterprise (QY)",
+                        "key": keys[0],
+                        "cli": {"seconds": cli["seconds"], "report": {}},
+                        "http": {"seconds": web_s, "report": r.json()},
+                    }
+                )
+            else:
+                print("  (no `landlink retire` in this build: retiring skipped)")
+        patched = patch_changes(client, url)
+        crowd = concurrent_patches(client, url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return rows, patched, crowd
+
+
+def _print_changes(rows: list[dict], full_s: float | None) -> None:
+    """The one-row changes' table: seconds by each way in, beside ``full_s`` (analyse-all)."""
+    print(
+        f"{'one-row change':36}{'way':>6}{'seconds':>9}{'/ analyse-all':>15}{'inside':>8}  "
+        "report (inside: the import's own stages, without process start or HTTP)"
+    )
+    for r in rows:
+        for way in ("cli", "http", "patch"):
+            if way not in r:
+                continue
+            s = r[way]["seconds"]
+            inside = _inside(r[way]["report"])
+            ratio = f"{s / full_s:.3f}" if full_s else ""
+            print(
+                f"{r['change']:36}{way:>6}{s:>9.2f}{ratio:>15}"
+                f"{'' if inside is None else f'{inside:.2f}':>8}  {_summary(r[way]['report'])}"
+            )
+
+
+def _worst_line(rows: list[dict]) -> str:
+    worst = max(
+        (r[w]["seconds"] for r in rows for w in ("cli", "http", "patch") if w in r), default=0.0
+    )
+    return f"slowest one-row change {worst:.2f} s (goal <= 1 s end to end)"
+
+
+def changes_only(scale: int, database: str, rnd: int) -> None:
+    """The one-row changes alone (round ``rnd``), on ``database`` as it is: loaded from the
+    scale-``scale`` city (bench/out/cityN) and analysed, by an earlier run of this bench."""
+    from sqlalchemy.engine import make_url
+
+    from gis.core.config import Settings
+
+    city = _city(scale)
+    n_dk = pyogrio.read_info(city / "DK.shp")["features"]
+    url = make_url(Settings().sqlalchemy_url).set(database=database).render_as_string(False)
+    env = {"DATABASE_URL": url}
+    subprocess.run([LANDLINK, "migrate"], env={**os.environ, **env}, check=True)
+    subprocess.run([LANDLINK, "refresh"], env={**os.environ, **env}, check=True)
+    print(
+        f"bench/realtime --changes-only --round {rnd} on {database}: scale {scale} "
+        f"({n_dk} parcels), {os.cpu_count()} cores",
+        flush=True,
+    )
+    rows, patched, crowd = one_row_changes(city, n_dk, url, env, rnd)
+    check = verify(env)
+    for r, p in zip(rows, patched, strict=False):
+        r["patch"] = {"seconds": p["seconds"], "report": p["report"]}
+    print()
+    _print_changes(rows, None)
+    print(_crowd_line(crowd))
+    print(_verify_line(check))
+    print(_worst_line(rows))
 
 
 def _crowd_line(crowd: dict) -> str:

@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 
 from gis.core.layers import Layer
-from gis.ingest.errors import InputError, OverLimit
+from gis.ingest.errors import InputError
 from gis.ingest.limits import check_columns, check_lines, check_xlsx
 
 SPATIAL_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json", ".gdb"}
 TABLE_SUFFIXES = {".csv", ".xlsx", ".xls"}
 DEFAULT_SHAPEFILE_ENCODING = "GB18030"
-EXCEL_MAX_ROWS = 1_048_576  # what a sheet can hold
 
 # Code pages as written in .cpg files -> Python codec names.
 _CPG_ALIASES = {
@@ -229,37 +228,28 @@ def _header_columns(data: bytes) -> int:
     return len(next(csv.reader([head]), []))
 
 
-def _check_sheet(path: Path, sheet: str | None, file: str) -> None:
-    """Size, columns and rows of the sheet to read, from the XLSX's parts and the sheet's
-    declared dimension, before pandas reads any cell."""
-    check_xlsx(path, file)
-    try:
-        import openpyxl
+def _check_sheet_columns(path: Path, sheet: str | None, file: str) -> None:
+    """Refuse a sheet wider than ``max_columns`` (naming it) before pandas makes a frame of it."""
+    from python_calamine import CalamineWorkbook
 
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        names = wb.sheet_names
+        name = names[0] if sheet is None and names else sheet
+        if name not in names:
+            return  # pandas names what is missing
+        width = wb.get_sheet_by_name(name).width
     except Exception as e:
         raise InputError(file, f"cannot be read as XLSX: {e}") from None
-    try:
-        if sheet is None:
-            ws = wb.worksheets[0] if wb.worksheets else None
-        else:
-            ws = wb[sheet] if sheet in wb.sheetnames else None
-        if ws is None:
-            return  # pandas names what is missing
-        where = f"sheet {ws.title!r}"
-        check_columns(ws.max_column or 0, file, where)
-        if (ws.max_row or 0) > EXCEL_MAX_ROWS:
-            raise OverLimit(
-                file, f"{where} declares {ws.max_row:,} rows; a sheet holds {EXCEL_MAX_ROWS:,}"
-            )
-    finally:
-        wb.close()
+    check_columns(width, file, f"sheet {name!r}")
 
 
 def _read_sheet(path: Path, sheet: str | None, file: str, engine: str, kind: str) -> pd.DataFrame:
     """The sheet ``sheet`` (else the first) of a workbook as a frame of cells, read by pandas'
-    ``engine`` (openpyxl for .xlsx, python-calamine for Excel 97–2003 .xls, whose text is
-    decoded by the encoding the workbook declares); ``kind`` names the format in errors."""
+    ``engine`` (python-calamine: for .xls the text is decoded by the encoding the workbook
+    declares); ``kind`` names the format in errors. Calamine reads the cells there are, not
+    the range a sheet declares, so a sheet declaring A1:XFD1048576 around two cells is read as
+    two cells."""
     try:
         return pd.read_excel(
             path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine=engine
@@ -296,8 +286,11 @@ def read_table(path: Path, encoding: str | None, sheet: str | None, file: str) -
         except Exception as e:
             raise InputError(file, f"cannot be read as CSV: {e}") from None
     elif suffix == ".xlsx":
-        _check_sheet(path, sheet, file)
-        df = _read_sheet(path, sheet, file, "openpyxl", "XLSX")
+        # the parts' unpacked sizes bound what is read (a zip bomb is refused unread); then
+        # python-calamine, 0.004 s for a one-row sheet where openpyxl took 0.13 s
+        check_xlsx(path, file)
+        _check_sheet_columns(path, sheet, file)
+        df = _read_sheet(path, sheet, file, "calamine", "XLSX")
         codec, source = "utf-8", "XLSX (Unicode)"
     elif suffix == ".xls":
         df, codec, source = _read_xls(path, sheet, file)
