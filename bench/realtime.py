@@ -554,7 +554,17 @@ def one_row_changes(
             header, _ = _cc_rows(city)
             with (city / "CC.csv").open(encoding="utf-8", newline="") as f:
                 usccs = list(dict.fromkeys(r[0] for r in csv.reader(f) if r and r[0] != header[0]))
-            keys = usccs[len(usccs) - 2 - 2 * rnd :][:2]
+            # the last two with outputs still current (a round before retired others)
+            from sqlalchemy import create_engine, text
+
+            with create_engine(url).connect() as c:
+                current = set(
+                    c.execute(
+                        text("SELECT uscc FROM enterprises WHERE uscc = ANY(:u)"),
+                        {"u": usccs[-50:]},
+                    ).scalars()
+                )
+            keys = [u for u in reversed(usccs[-50:]) if u in current][:2][::-1]
             has_retire = (
                 subprocess.run([LANDLINK, "retire", "--help"], capture_output=True).returncode == 0
             )

@@ -159,6 +159,7 @@ low_efficiency_results = Table(
     PrimaryKeyConstraint("run_id", "parcel_id", name="pk_low_efficiency_results"),
     Index("ix_low_efficiency_results_reason_codes", "reason_codes", postgresql_using="gin"),
     Index("ix_low_efficiency_results_key", "run_id", "parcel_no"),
+    Index("ix_low_efficiency_results_supply_no", "supply_no"),
 )
 
 detection_summaries = Table(

@@ -224,11 +224,13 @@ def _layer_table(layer: Layer) -> Table:
     ]
     # lookups of every refresh (0015): the output year (the tax year, the first and the latest
     # year), the parcels an enterprise declares (QY DKBH); the linkage's (0018): the parcels and
-    # projects naming a supply record (GDBH), the projects on a parcel (XM DKBH)
+    # projects naming a supply record (GDBH), the projects on a parcel (XM DKBH); the
+    # evaluation's (0028): the supply records granted to an enterprise (SRRDM)
     extra = {
         "outputs": [Index("ix_outputs_year", "year")],
         "enterprises": [Index("ix_enterprises_parcel_nos", "parcel_nos", postgresql_using="gin")],
         "parcels": [Index("ix_parcels_supply_no", "supply_no")],
+        "supplies": [Index("ix_supplies_grantee_uscc", "grantee_uscc")],
         "projects": [
             Index("ix_projects_parcel_no", "parcel_no"),
             Index("ix_projects_supply_no", "supply_no"),

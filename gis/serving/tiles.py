@@ -993,10 +993,12 @@ def _class_parcels(conn: Connection, changes: Changes | None) -> list[str] | Non
                 1 for k in changes["evaluation_ranking"] if str(latest) in re.split(r"[:|]", k)
             )
             # counted up to ours + 1 only: is every row of that year among the changed ones?
+            # (in key order, so by the primary key: without it the planner expects the year's
+            # rows anywhere in the table and scans it from the start, the other years first)
             have = conn.execute(
                 text(
                     "SELECT count(*) FROM (SELECT 1 FROM evaluation_ranking WHERE year = :y "
-                    "LIMIT :n) q"
+                    "ORDER BY year, uscc LIMIT :n) q"
                 ),
                 {"y": latest, "n": ours + 1},
             ).scalar_one()
