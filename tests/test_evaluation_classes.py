@@ -124,6 +124,61 @@ def test_one_enterprise_is_ranked_as_its_group_year(city):
         assert any(e["year"] == year and e["rank"] == listed[(uscc, year)] for e in one)
 
 
+def test_a_page_ranked_by_the_bounds_is_the_views_page(city, monkeypatch):
+    """The evaluation list's pages, ranked through the score bounds (``ranked_rows``), equal
+    those the view ranks by a window over the whole year: after a change that moved the
+    benchmarks (every score drifted from its base score), across the end of a group's graded
+    rows, its rows not graded and the next group, and of one class."""
+    with city.connect() as conn, conn.begin() as tx:
+        year, group = conn.execute(
+            text(
+                """SELECT year, "group" FROM evaluation_groups WHERE n_graded >= 8
+                   ORDER BY "group", year DESC LIMIT 1"""
+            )
+        ).one()
+        u = conn.execute(
+            text(
+                'SELECT uscc FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+                "AND graded ORDER BY uscc LIMIT 1"
+            ),
+            {"y": year, "g": group},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "UPDATE outputs SET tax_paid = coalesce(tax_paid, 0) + 1 "
+                "WHERE uscc = :u AND year = :y"
+            ),
+            {"u": u, "y": year},
+        )
+        ctx = graph.refresh(conn, Changes(outputs={f"{u}:{year}"}), AS_OF, trigger="test")
+        assert ctx.counts["evaluation_group_years"]["bounded"] >= 1
+        n_above = conn.execute(
+            text("SELECT n_graded FROM evaluation_groups WHERE year = :y AND \"group\" = 'above'"),
+            {"y": year},
+        ).scalar_one()
+        pages = [
+            (None, None, 7, 0),
+            (None, None, 25, max(0, n_above - 10)),  # the graded's end, the rest, then 规下
+            ("below", None, 10, 3),
+            (group, "B", 6, 1),
+            (None, "C", 9, 0),
+        ]
+
+        def page(g, k, limit, offset, bounded):  # noqa: ANN001, ANN202
+            monkeypatch.setattr(
+                evaluation_read,
+                "RANKED_READ_MAX",
+                evaluation_classes.RANKED_READ_MAX if bounded else 0,
+            )
+            return evaluation_read.evaluations(conn, year, g, True, k, limit, offset)
+
+        for g, k, limit, offset in pages:
+            by_bounds = page(g, k, limit, offset, True)
+            assert by_bounds["items"], (g, k, limit, offset)
+            assert by_bounds == page(g, k, limit, offset, False), (g, k, limit, offset)
+        tx.rollback()
+
+
 def test_group_years_drifting_together_are_rebased_one_per_write(city, monkeypatch):
     """Past REBASE_SOON the most drifted group-year of a write is scored whole and the others
     stay bounded: the years of one enterprise, which drift together, do not all rescore in one

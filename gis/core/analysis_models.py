@@ -54,6 +54,8 @@ LINK_KINDS = (
 )
 LINK_METHODS = ("key", "contains", "nearest", "overlap")
 LEVELS = ("enterprise", "parcel", "platform", "district", "corridor")
+# the evaluation's groups (规上 above designated size, 规下 below), in the order lists show them
+EVALUATION_GROUPS = ("above", "below")
 
 analysis_runs = Table(
     "analysis_runs",
@@ -229,7 +231,7 @@ evaluation_ranking = Table(
     # rows only: within ε·spread + μ of the score now, it finds the rows a change may reclass
     Column("base_score", Double),
     PrimaryKeyConstraint("year", "uscc", name="pk_evaluation_ranking"),
-    CheckConstraint("\"group\" IN ('above', 'below')", name="group"),
+    CheckConstraint(f'"group" IN {EVALUATION_GROUPS}', name="group"),
     CheckConstraint("class IS NULL OR class IN ('A', 'B', 'C', 'D')", name="class"),
     Index("ix_evaluation_ranking_uscc", "uscc"),
     Index(

@@ -557,3 +557,75 @@ def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
         """,
         params,
     )
+
+
+# the deepest page a reader ranks by the bounds; past it the view ranks the whole group-year
+RANKED_READ_MAX = 5_000
+
+
+def ranked_rows(
+    conn: Connection, year: int, group: str, klass: str | None, start: int, stop: int
+) -> list[tuple[str, int]] | None:
+    """The graded rows of a group-year (of class ``klass`` only, when given) at positions
+    ``start`` to ``stop`` (0-based, end excluded) in the order the view ``evaluations`` lists
+    them (rank, score highest first, USCC), as (USCC, rank); None when the bounds cannot tell
+    (no base, a coefficient that turned from 0, or ``stop`` past ``RANKED_READ_MAX``): the
+    caller then reads the view. Reads only.
+
+    The rows above the ``stop``-th lie among those whose base score is within 2·D of the
+    ``stop``-th highest base score (the order statistics' band): only those are scored. A row's
+    rank is 1 + the graded rows of its group-year with a higher score (rounded to 1e-6); with a
+    class, the rows of the better classes are all above it (classes follow the rank)."""
+    if stop <= start:
+        return []
+    if stop > RANKED_READ_MAX:
+        return None
+    now = _groups_now(conn, f"year = {int(year)} AND \"group\" = '{group.replace(chr(39), '')}'")
+    base = conn.execute(
+        text('SELECT * FROM evaluation_score_bases WHERE year = :y AND "group" = :g'),
+        {"y": year, "g": group},
+    ).first()
+    if base is None or (year, group) not in now:
+        return None
+    drift = _drift(base, now[(year, group)])
+    if drift is None:
+        return None
+    d = _band(*drift, base.spread, base)
+    only = "AND class = :k" if klass else ""
+    p = {"y": year, "g": group, "k": klass, "o": stop - 1}
+    pivot = conn.execute(
+        text(
+            'SELECT base_score FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+            f"AND graded {only} ORDER BY base_score DESC OFFSET :o LIMIT 1"
+        ),
+        p,
+    ).scalar()
+    above = 0
+    if klass:  # the better classes' rows: all ranked above this class's
+        above = conn.execute(
+            text(
+                'SELECT count(*) FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+                "AND graded AND class < :k"
+            ),
+            p,
+        ).scalar_one()
+    rows = conn.execute(
+        text(
+            # the band's rows scored through the primary key, one by one (OFFSET 0: not pulled
+            # up into a join of the whole group-year)
+            "SELECT s.uscc, round(s.score * 1e6::float8) AS k, s.score "
+            'FROM (SELECT uscc FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+            f"AND graded {only} AND base_score >= :lo OFFSET 0) t "
+            "CROSS JOIN LATERAL (SELECT uscc, score FROM evaluation_scores v "
+            "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s"
+        ),
+        {**p, "lo": -INF if pivot is None else pivot - 2 * d - ROUND_MARGIN},
+    ).all()
+    rows.sort(key=lambda r: (-r.k, -r.score, r.uscc))
+    out, higher = [], 0
+    for i, r in enumerate(rows[:stop]):
+        if i and r.k != rows[i - 1].k:
+            higher = i
+        if i >= start:
+            out.append((r.uscc, above + higher + 1))
+    return out

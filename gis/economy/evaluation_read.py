@@ -12,9 +12,15 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from gis.core.analysis_models import RATIO_COLUMNS, RESTRICTED_COLUMNS, SUM_COLUMNS
+from gis.core.analysis_models import (
+    EVALUATION_GROUPS,
+    RATIO_COLUMNS,
+    RESTRICTED_COLUMNS,
+    SUM_COLUMNS,
+)
 from gis.core.rules import get_rules
 from gis.economy.backward_capacity import candidates, flags
+from gis.economy.evaluation_classes import RANKED_READ_MAX, ranked_rows
 from gis.economy.indicators import INDICATORS
 
 RESTRICTED_INDICATORS = {"tax_per_mu", "va_per_energy", "va_per_emission"}
@@ -138,6 +144,27 @@ def evaluations(
         text(f"SELECT count(*) FROM evaluation_scores v WHERE {' AND '.join(where)}"),
         params,
     ).scalar_one()
+    page = None
+    if limit is not None and year is not None:
+        page = _ranked_page(conn, year, group, klass, limit, offset)
+    if page is not None:  # the page's rows, ranked by the bounds
+        ranks = dict(page)
+        got = {
+            r.uscc: r
+            for r in conn.execute(
+                text(
+                    f"SELECT v.*, f.kinds AS flags, NULL::int AS rank FROM evaluation_scores v "
+                    f"{_FLAGS_JOIN} WHERE v.year = :year AND v.uscc = ANY(:u)"
+                ),
+                {"year": year, "u": list(ranks)},
+            )
+        }
+        items = []
+        for u, rank in page:
+            item = _evaluation_item(got[u], analyst)
+            item["rank"] = rank
+            items.append(item)
+        return {"year": year, "numberMatched": total, "items": items}
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=limit, offset=offset)
@@ -147,6 +174,61 @@ def evaluations(
         "numberMatched": total,
         "items": [_evaluation_item(r, analyst) for r in rows],
     }
+
+
+def _ranked_page(
+    conn: Connection, year: int, group: str | None, klass: str | None, limit: int, offset: int
+) -> list[tuple[str, int | None]] | None:
+    """The (USCC, rank) of the rows ``offset`` to ``offset + limit`` of ``evaluations``' list
+    (group by group: the graded by rank, then the others by score), the graded ranked by the
+    score bounds (``evaluation_classes.ranked_rows``) instead of a window over the whole year;
+    None where the bounds cannot tell (the list then ranks by the view)."""
+    stop = offset + limit
+    if stop > RANKED_READ_MAX:
+        return None
+    n_graded = {
+        g: n
+        for g, n in conn.execute(
+            text('SELECT "group", n_graded FROM evaluation_groups WHERE year = :y'), {"y": year}
+        )
+    }
+    out: list[tuple[str, int | None]] = []
+    pos = 0
+    for g in [group] if group else EVALUATION_GROUPS:
+        if pos >= stop:
+            break
+        n = n_graded.get(g, 0)
+        if klass:
+            n = conn.execute(
+                text(
+                    'SELECT count(*) FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+                    "AND graded AND class = :k"
+                ),
+                {"y": year, "g": g, "k": klass},
+            ).scalar_one()
+        if offset < pos + n:
+            got = ranked_rows(conn, year, g, klass, max(0, offset - pos), min(n, stop - pos))
+            if got is None:
+                return None
+            out.extend(got)
+        pos += n
+        if klass or pos >= stop:
+            continue  # the rows not graded have no class
+        # the rows not graded, by score: few, read from the view without ranks
+        rest = (
+            conn.execute(
+                text(
+                    'SELECT uscc FROM evaluation_scores WHERE year = :y AND "group" = :g '
+                    "AND NOT graded ORDER BY score DESC NULLS LAST, uscc"
+                ),
+                {"y": year, "g": g},
+            )
+            .scalars()
+            .all()
+        )
+        out.extend((u, None) for u in rest[max(0, offset - pos) : max(0, stop - pos)])
+        pos += len(rest)
+    return out
 
 
 def enterprises(
