@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gis.core import graph, recompute_check
+from gis.core.analysis_columns import RATIO_COLUMNS
 from gis.core.graph import Changes
 from gis.economy import evaluation_classes, evaluation_read
 from tests.conftest import SAMPLE_DIR, database_copy
@@ -152,6 +153,23 @@ def test_a_page_ranked_by_the_bounds_is_the_views_page(city, monkeypatch):
         )
         ctx = graph.refresh(conn, Changes(outputs={f"{u}:{year}"}), AS_OF, trigger="test")
         assert ctx.counts["evaluation_group_years"]["bounded"] >= 1
+        # widen every bound (the bases' mean points moved by 0.1 each: the bound still holds,
+        # looser) and move the base scores within it, so that the order of the base scores is
+        # not that of the scores and the bands hold many rows around the pages' ends
+        conn.execute(
+            text(
+                "UPDATE evaluation_score_bases SET "
+                + ", ".join(f"m_{i} = coalesce(m_{i}, 0) + 0.1" for i in RATIO_COLUMNS)
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE evaluation_ranking SET "
+                "base_score = base_score + (abs(hashtext(uscc)) % 1001 - 500) / 1000.0 * 0.3 "
+                "WHERE graded"
+            )
+        )
+        assert evaluation_classes.bound_violations(conn) == []
         n_above = conn.execute(
             text("SELECT n_graded FROM evaluation_groups WHERE year = :y AND \"group\" = 'above'"),
             {"y": year},
@@ -176,6 +194,23 @@ def test_a_page_ranked_by_the_bounds_is_the_views_page(city, monkeypatch):
             by_bounds = page(g, k, limit, offset, True)
             assert by_bounds["items"], (g, k, limit, offset)
             assert by_bounds == page(g, k, limit, offset, False), (g, k, limit, offset)
+
+        def view_ranks(uscc):  # noqa: ANN001, ANN202
+            return dict(
+                conn.execute(
+                    text("SELECT year, rank FROM evaluations WHERE uscc = :u AND graded"),
+                    {"u": uscc},
+                ).all()
+            )
+
+        # a dossier's ranks, counted through the bounds, then without a base (over the scores)
+        some = [it["uscc"] for it in page(None, None, 40, 0, True)["items"][::8]] + [u]
+        for uscc in some:
+            one = evaluation_read.dossier(conn, uscc, analyst=True)["evaluations"]
+            assert {e["year"]: e["rank"] for e in one if e["graded"]} == view_ranks(uscc)
+        conn.execute(text("DELETE FROM evaluation_score_bases"))
+        one = evaluation_read.dossier(conn, u, analyst=True)["evaluations"]
+        assert {e["year"]: e["rank"] for e in one if e["graded"]} == view_ranks(u)
         tx.rollback()
 
 

@@ -563,6 +563,20 @@ def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
 RANKED_READ_MAX = 5_000
 
 
+def _read_band(conn: Connection, year: int, group: str) -> float | None:
+    """A group-year's bound D now (see ``_band``), for readers; None without a base or when no
+    ratio bounds the drift."""
+    base = conn.execute(
+        text('SELECT * FROM evaluation_score_bases WHERE year = :y AND "group" = :g'),
+        {"y": year, "g": group},
+    ).first()
+    if base is None:
+        return None
+    now = _groups_now(conn, f"year = {int(year)} AND \"group\" = '{group.replace(chr(39), '')}'")
+    drift = _drift(base, now[(year, group)]) if (year, group) in now else None
+    return None if drift is None else _band(*drift, base.spread, base)
+
+
 def ranked_rows(
     conn: Connection, year: int, group: str, klass: str | None, start: int, stop: int
 ) -> list[tuple[str, int]] | None:
@@ -580,17 +594,9 @@ def ranked_rows(
         return []
     if stop > RANKED_READ_MAX:
         return None
-    now = _groups_now(conn, f"year = {int(year)} AND \"group\" = '{group.replace(chr(39), '')}'")
-    base = conn.execute(
-        text('SELECT * FROM evaluation_score_bases WHERE year = :y AND "group" = :g'),
-        {"y": year, "g": group},
-    ).first()
-    if base is None or (year, group) not in now:
+    d = _read_band(conn, year, group)
+    if d is None:
         return None
-    drift = _drift(base, now[(year, group)])
-    if drift is None:
-        return None
-    d = _band(*drift, base.spread, base)
     only = "AND class = :k" if klass else ""
     p = {"y": year, "g": group, "k": klass, "o": stop - 1}
     pivot = conn.execute(
@@ -629,3 +635,33 @@ def ranked_rows(
         if i >= start:
             out.append((r.uscc, above + higher + 1))
     return out
+
+
+def rank_of(conn: Connection, year: int, group: str, score: float) -> int | None:
+    """The rank a graded row of score ``score`` has in its group-year (1 + the graded rows with a
+    higher score, rounded to 1e-6, as the view ``evaluations`` ranks), counted through the
+    score bounds: the rows whose base score lies more than D above it are above it (an index
+    count), those within D of it are scored. None when the bounds cannot tell (the caller
+    then counts over the scores). Reads only."""
+    d = _read_band(conn, year, group)
+    if d is None:
+        return None
+    p = {"y": year, "g": group, "lo": score - d - ROUND_MARGIN, "hi": score + d + ROUND_MARGIN}
+    above = conn.execute(
+        text(
+            'SELECT count(*) FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+            "AND graded AND base_score > :hi"
+        ),
+        p,
+    ).scalar_one()
+    near = conn.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE round(s.score * 1e6::float8) > round(:s * 1e6::float8)) "
+            'FROM (SELECT uscc FROM evaluation_ranking WHERE year = :y AND "group" = :g '
+            "AND graded AND base_score BETWEEN :lo AND :hi OFFSET 0) t "
+            "CROSS JOIN LATERAL (SELECT score FROM evaluation_scores v "
+            "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s"
+        ),
+        {**p, "s": score},
+    ).scalar_one()
+    return 1 + above + near

@@ -20,7 +20,7 @@ from gis.core.analysis_models import (
 )
 from gis.core.rules import get_rules
 from gis.economy.backward_capacity import candidates, flags
-from gis.economy.evaluation_classes import RANKED_READ_MAX, ranked_rows
+from gis.economy.evaluation_classes import RANKED_READ_MAX, rank_of, ranked_rows
 from gis.economy.indicators import INDICATORS
 
 RESTRICTED_INDICATORS = {"tax_per_mu", "va_per_energy", "va_per_emission"}
@@ -103,18 +103,20 @@ _EVAL_SQL = f"""
     FROM evaluations v
     {_FLAGS_JOIN}
 """
-# one enterprise's rows with their ranks: the view ``evaluations`` ranks whole group-years (a
-# window over each), so one enterprise's rank in each of its years is counted instead, as that
-# window ranks: 1 + the graded of its year and group with a higher score (rounded to 1e-6)
+# one enterprise's rows: the view ``evaluations`` ranks whole group-years (a window over each),
+# so one enterprise's rank in each of its years is counted instead, as that window ranks: 1 + the
+# graded of its year and group with a higher score (rounded to 1e-6), through the score bounds
+# (``evaluation_classes.rank_of``), else over the group-year's scores (``_RANK_SQL``)
 _ONE_ENTERPRISE_SQL = f"""
-    SELECT v.*, f.kinds AS flags,
-           CASE WHEN v.graded THEN 1 + (
-               SELECT count(*) FROM evaluation_scores o
-               WHERE o.year = v.year AND o."group" = v."group" AND o.graded
-                 AND round(o.score * 1e6::float8) > round(v.score * 1e6::float8)) END AS rank
+    SELECT v.*, f.kinds AS flags, NULL::int AS rank
     FROM evaluation_scores v
     {_FLAGS_JOIN}
     WHERE v.uscc = :u
+"""
+_RANK_SQL = """
+    SELECT 1 + count(*) FROM evaluation_scores o
+    WHERE o.year = :y AND o."group" = :g AND o.graded
+      AND round(o.score * 1e6::float8) > round(:s * 1e6::float8)
 """
 
 
@@ -404,10 +406,16 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
             for c in RESTRICTED_COLUMNS:
                 f.pop(c, None)
     out["figures"] = figures
-    out["evaluations"] = [
-        _evaluation_item(r, analyst)
-        for r in conn.execute(text(f"{_ONE_ENTERPRISE_SQL} ORDER BY v.year"), {"u": uscc})
-    ]
+    out["evaluations"] = []
+    for r in conn.execute(text(f"{_ONE_ENTERPRISE_SQL} ORDER BY v.year"), {"u": uscc}).all():
+        item = _evaluation_item(r, analyst)
+        if r.graded:
+            item["rank"] = rank_of(conn, r.year, r.group, r.score)
+            if item["rank"] is None:
+                item["rank"] = conn.execute(
+                    text(_RANK_SQL), {"y": r.year, "g": r.group, "s": r.score}
+                ).scalar_one()
+        out["evaluations"].append(item)
     out["failed_standards"] = [
         {k: v for k, v in f.items() if k != "uscc" and (analyst or k != "note")}
         for f in flags(conn, uscc=uscc)
