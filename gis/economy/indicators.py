@@ -188,18 +188,30 @@ def compute(
         "CREATE TEMP TABLE _ai_new ON COMMIT DROP AS SELECT * FROM area_indicators WITH NO DATA"
     )
     if records:
+        # one statement of arrays (a row per element), not a statement per row: 1,575 rows of a
+        # write's five years took 0.06 s as an executemany
+        cols = {
+            "level": "text", "code": "text", "name": "text", "year": "int",
+            "indicator": "text", "category": "text", "value": "float8", "unit": "text",
+            "previous": "float8", "change": "float8", "rank": "int", "better": "text",
+            "restricted": "bool", "figures": "text",
+        }  # fmt: skip
         conn.execute(
             text(
-                """
-                INSERT INTO _ai_new (level, code, name, year, indicator, category, value,
-                    unit, previous, change, rank, better, restricted, figures, rule, run_id,
-                    as_of)
-                VALUES (:level, :code, :name, :year, :indicator, :category, :value, :unit,
-                    :previous, :change, :rank, :better, :restricted, CAST(:figures AS jsonb),
-                    :rule, :run, :as_of)
+                f"""
+                INSERT INTO _ai_new ({", ".join(cols)}, rule, run_id, as_of)
+                SELECT {", ".join(c if c != "figures" else "CAST(figures AS jsonb)" for c in cols)},
+                       :rule, :run, :as_of
+                FROM unnest({", ".join(f"CAST(:{c} AS {t}[])" for c, t in cols.items())})
+                     AS q({", ".join(cols)})
                 """
             ),
-            records,
+            {
+                **{c: [r[c] for r in records] for c in cols},
+                "rule": RULE,
+                "run": run_id,
+                "as_of": as_of,
+            },
         )
     changed = per_mu.replace_rows(
         conn, "area_indicators", "_ai_new", ("level", "code", "year", "indicator"),
