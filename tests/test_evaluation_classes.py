@@ -203,6 +203,13 @@ def test_a_page_ranked_by_the_bounds_is_the_views_page(city, monkeypatch):
                 ).all()
             )
 
+        # an enterprise list (USCC order): its ranks through the bounds, then by the view
+        for kw in ({"limit": 50}, {"limit": 30, "offset": 20, "klass": "B"}, {"year": year}):
+            by_bounds = evaluation_read.enterprises(conn, True, **kw)
+            assert any(it["rank"] for it in by_bounds["items"]), kw
+            monkeypatch.setattr(evaluation_classes, "RANKS_OF_MAX", 0)
+            assert by_bounds == evaluation_read.enterprises(conn, True, **kw), kw
+            monkeypatch.setattr(evaluation_classes, "RANKS_OF_MAX", 1_000)
         # a dossier's ranks, counted through the bounds, then without a base (over the scores)
         some = [it["uscc"] for it in page(None, None, 40, 0, True)["items"][::8]] + [u]
         for uscc in some:

@@ -559,8 +559,10 @@ def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
     )
 
 
-# the deepest page a reader ranks by the bounds; past it the view ranks the whole group-year
+# the deepest page a reader ranks by the bounds, and the most rows of one page ranked by them
+# in any order (``ranks_of``); past them the view ranks the whole group-year
 RANKED_READ_MAX = 5_000
+RANKS_OF_MAX = 1_000
 
 
 def _read_band(conn: Connection, year: int, group: str) -> float | None:
@@ -665,3 +667,67 @@ def rank_of(conn: Connection, year: int, group: str, score: float) -> int | None
         {**p, "s": score},
     ).scalar_one()
     return 1 + above + near
+
+
+def ranks_of(
+    conn: Connection, rows: list[tuple[int, str, str, float]]
+) -> dict[tuple[int, str], int] | None:
+    """The ranks of graded rows (year, group, USCC, score) as the view ``evaluations`` ranks
+    them, through the score bounds, for a page of rows picked by something other than their
+    rank (an enterprise list in USCC order): per group-year one pass over its index of base
+    scores counts the rows more than D above each row, and the rows within D of one are
+    scored. None when a group-year's bounds cannot tell (the caller then reads the view).
+    Reads only."""
+    if len(rows) > RANKS_OF_MAX:
+        return None
+    out: dict[tuple[int, str], int] = {}
+    by_gy: dict[tuple[int, str], list[tuple[str, float]]] = {}
+    for y, g, u, s in rows:
+        by_gy.setdefault((y, g), []).append((u, s))
+    for (y, g), members in by_gy.items():
+        d = _read_band(conn, y, g)
+        if d is None:
+            return None
+        lo = [s - d - ROUND_MARGIN for _, s in members]
+        hi = [s + d + ROUND_MARGIN for _, s in members]
+        cuts = sorted(set(hi))
+        bucket_of = {c: j for j, c in enumerate(cuts, 1)}
+        # rows by how many of the cuts lie at or below their base score (width_bucket)
+        buckets = dict(
+            conn.execute(
+                text(
+                    "SELECT width_bucket(base_score, CAST(:c AS float8[])), count(*) "
+                    'FROM evaluation_ranking WHERE year = :y AND "group" = :g AND graded '
+                    "GROUP BY 1"
+                ),
+                {"c": cuts, "y": y, "g": g},
+            ).all()
+        )
+        # the rows of each one's band scoring higher (OFFSET 0: each band a range of the index,
+        # its rows scored one by one)
+        near = dict(
+            conn.execute(
+                text(
+                    "SELECT q.i, count(*) FILTER (WHERE round(s.score * 1e6::float8) "
+                    "> round(q.s * 1e6::float8)) FROM "
+                    f"{_unnest({'i': 'int', 's': 'float8', 'lo': 'float8', 'hi': 'float8'})} "
+                    "CROSS JOIN LATERAL (SELECT uscc FROM evaluation_ranking WHERE year = :y "
+                    'AND "group" = :g AND graded AND base_score >= q.lo AND base_score < q.hi '
+                    "OFFSET 0) t CROSS JOIN LATERAL (SELECT score FROM evaluation_scores v "
+                    "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s GROUP BY q.i"
+                ),
+                {
+                    "i": list(range(len(members))),
+                    "s": [s for _, s in members],
+                    "lo": lo,
+                    "hi": hi,
+                    "y": y,
+                    "g": g,
+                },
+            ).all()
+        )
+        for i, (u, _) in enumerate(members):
+            j = bucket_of[hi[i]]  # bucket j: at or above cut j (1-based), below the next
+            above = sum(n for b, n in buckets.items() if b >= j)
+            out[(y, u)] = 1 + above + near.get(i, 0)
+    return out

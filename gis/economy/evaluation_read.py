@@ -20,7 +20,7 @@ from gis.core.analysis_models import (
 )
 from gis.core.rules import get_rules
 from gis.economy.backward_capacity import candidates, flags
-from gis.economy.evaluation_classes import RANKED_READ_MAX, rank_of, ranked_rows
+from gis.economy.evaluation_classes import RANKED_READ_MAX, rank_of, ranked_rows, ranks_of
 from gis.economy.indicators import INDICATORS
 
 RESTRICTED_INDICATORS = {"tax_per_mu", "va_per_energy", "va_per_emission"}
@@ -281,18 +281,40 @@ def enterprises(
     total = conn.execute(
         text(f"SELECT count(*) {base.format(view='evaluation_scores')}"), params
     ).scalar_one()
-    sql = f"""
+    # the page without ranks, then the ranks of its graded rows through the score bounds
+    # (``ranks_of``), else by the view's window over the year
+    sql = """
         SELECT e.uscc, e.name, e.industry_code, e.above_size, e.parcel_nos,
                zd.to_key AS district, zp.to_key AS platform, zc.to_key AS corridor,
-               v.year, v."group", v.score, v.class, v.rank, v.area_mu, v.evaluated,
-               v.not_evaluated_reason, v.not_graded_reason
-        {base.format(view="evaluations")}
+               v.year, v."group", v.score, v.class, {rank}, v.area_mu, v.evaluated,
+               v.not_evaluated_reason, v.not_graded_reason, v.graded
+        {base}
         ORDER BY e.uscc
     """
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=limit, offset=offset)
-    items = [dict(r._mapping) for r in conn.execute(text(sql), params)]
+    items = [
+        dict(r._mapping)
+        for r in conn.execute(
+            text(sql.format(rank="NULL::int AS rank", base=base.format(view="evaluation_scores"))),
+            params,
+        )
+    ]
+    graded = [(it["year"], it["group"], it["uscc"], it["score"]) for it in items if it["graded"]]
+    ranks = ranks_of(conn, graded) if graded else {}
+    if ranks is None:
+        items = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(sql.format(rank="v.rank", base=base.format(view="evaluations"))), params
+            )
+        ]
+    else:
+        for it in items:
+            it["rank"] = ranks.get((it["year"], it["uscc"]))
+    for it in items:
+        del it["graded"]
     if not analyst:
         items = [public_evaluation(it) for it in items]
     for it in items:
