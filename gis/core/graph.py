@@ -242,12 +242,15 @@ def _tune(conn: Connection, full: bool) -> None:
     conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
 
 
-def _analyze(conn: Connection, ctx: Context) -> None:
-    """Statistics for the tables a producer rewrote whole (a full recompute, a first load):
-    the planner would otherwise plan the next refreshes on the row counts of before (an empty
-    table, or another size) until autovacuum comes round. Inside the writer's transaction,
-    which ANALYZE samples as it stands."""
-    whole = sorted({t for done in ctx.changed.values() for t, n in done.items() if n == "all"})
+def _analyze(conn: Connection, ctx: Context, done: dict[str, int | str]) -> None:
+    """Statistics for the tables a producer rewrote whole (``done``: its changed key counts;
+    a full recompute, a first load), before the producers after it read them: the planner
+    would otherwise plan on the row counts of before (an empty table, another run's rows)
+    until autovacuum comes round, which it cannot before the commit. A full recompute of the
+    scale-200 city spent minutes in the targets' progress reading a detection run written
+    earlier in the same transaction. Inside the writer's transaction, which ANALYZE samples
+    as it stands."""
+    whole = sorted(t for t, n in done.items() if n == "all")
     if not whole:
         return
     tables = (
@@ -261,6 +264,8 @@ def _analyze(conn: Connection, ctx: Context) -> None:
     conn.exec_driver_sql("RESET default_statistics_target")  # the database's, not _tune's
     for t in tables:
         conn.exec_driver_sql(f'ANALYZE "{t}"')
+    if ctx.full:  # _tune's again, for the temp tables of the producers after
+        conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
 
 
 def _open_run(conn: Connection, ctx: Context, kind: str) -> int:
@@ -314,11 +319,11 @@ def refresh(
             continue
         t = time.perf_counter()
         out = p.run(conn, ctx, None if pending is None else Changes().merge(pending))
-        ctx.timings[p.name] = round(time.perf_counter() - t, 3)
         ctx.changed[p.name] = Changes().merge(out).sizes()
+        _analyze(conn, ctx, ctx.changed[p.name])
+        ctx.timings[p.name] = round(time.perf_counter() - t, 3)
         if pending is not None:
             pending.merge(out)
-    _analyze(conn, ctx)
     ctx.seconds = time.perf_counter() - t0
     counts = {
         **ctx.counts,
