@@ -936,7 +936,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR {e.args[0]}", file=sys.stderr)
         return 2
     except Exception as e:
-        from sqlalchemy.exc import DBAPIError, OperationalError
+        from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+        if isinstance(e, ArgumentError) and "URL" in str(e):
+            print(
+                "ERROR DATABASE_URL is not a database URL (e.g. "
+                f"postgresql+psycopg://user@host:5432/landlink): {e}",
+                file=sys.stderr,
+            )
+            return 1
 
         state = getattr(getattr(e, "orig", None), "sqlstate", None)
         # connection failures only (no SQLSTATE, class 08, or the server starting or stopping);

@@ -83,6 +83,19 @@ def test_import_dir_uses_dependency_order_and_manifest(db, tmp_path):
     assert all(line.split()[3] == "0" for line in r.stdout.splitlines()[1:6])
 
 
+def test_a_database_url_that_is_no_url_is_named(tmp_path):
+    r = subprocess.run(
+        [LANDLINK, "import", "cc", str(tmp_path / "CC.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DATABASE_URL": "None"},
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith("ERROR DATABASE_URL is not a database URL"), r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_a_command_on_an_unmigrated_database_says_to_migrate(engine):
     """`landlink token list` against an empty database: one line saying to run
     'landlink migrate', exit 1, no traceback."""
