@@ -467,7 +467,8 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
     """What `make demo` runs after loading, in order (each step takes an engine and returns a
     summary): the derivation graph (every derived table, one transaction, order from the
     producers' declarations: ``landlink graph``), then what is not a derived table: a recorded
-    three-lands detection run (a snapshot to compare) and the demo's layout plan (§8).
+    three-lands detection run (a snapshot to compare) and the demo's layout plan (§8); last, the
+    derived tables the graph rewrote are vacuumed (``graph.vacuum_derived``).
 
     ``as_of`` is the date deadlines are judged by (default today).
     """
@@ -487,6 +488,7 @@ def analysis_steps(as_of: date | None = None) -> list[tuple[str, callable]]:
         ),
         ("baseline runs of the years with targets (as of 1 January)", baselines_summary_line),
         ("layout plan §8, both corridors", plan_summary_line),
+        ("the derived tables rewritten: VACUUM (ANALYZE)", graph.vacuum_derived),
     ]
 
 

@@ -54,16 +54,17 @@ It returns (keys as text; ``ALL`` for each after a full recompute)::
         enterprise_parcel={USCC whose enterprise_parcel or enterprise_<zone> rows changed},
         parcel_links={DKBH whose supply_parcel, parcel_<zone>, enterprise_parcel (as target)
                       or project_parcel (as target) rows changed},
-        zone_links={"level:code" (e.g. "platform:PT01") of every zone a parcel_<zone> or
-                    enterprise_<zone> row that appeared, went or changed names, before or
-                    after},
+        zone_links={"level:code" (e.g. "platform:PT01") of every zone a parcel_<zone> row
+                    that appeared, went or changed names, before or after: the zones whose
+                    parcels changed},
     )
 
 ``enterprise_parcel``, ``parcel_links`` and ``zone_links`` are pseudo-tables (no such tables
 exist): the narrower sets for readers of ``links`` that want only the enterprises, only the
-parcels or only the zones. ``zone_links`` holds the zones a parcel or an enterprise left as well
-as those it entered, which the links as they are now no longer tell (``per_mu`` recomputes
-those zones' rows).
+parcels or only the zones. ``zone_links`` holds the zones a parcel left as well as those it
+entered, which the links as they are now no longer tell: the zones whose industrial land and
+parcel count (the indicators, the tiles) may have changed. An enterprise that moves between
+zones changes neither; its zones' figures reach their readers through per_mu's rows.
 """
 
 from __future__ import annotations
@@ -374,7 +375,7 @@ def _changed(conn: Connection, full: bool) -> Changes:
             out.add("parcel_links", [f])
         if kind in ("supply_parcel", "enterprise_parcel", "project_parcel") and t is not None:
             out.add("parcel_links", [t])
-        if kind in ZONE_KINDS and t is not None:
+        if kind in ZONE_KINDS and kind.startswith("parcel_") and t is not None:
             out.add("zone_links", [f"{kind.split('_', 1)[1]}:{t}"])
     return out
 

@@ -1284,7 +1284,7 @@ def refresh_tiles(conn: Connection, ctx: Context, changes: Changes | None) -> Ch
 def _recount(conn: Connection, changes: Changes | None) -> bool | set[tuple[str, str]]:
     """Which zones' parcel counts to count again: every zone (True) for a full refresh or a
     changed district or platform; the zones the linkage's ``zone_links`` names (those whose
-    parcel or enterprise links changed, left or entered) when it ran; else every zone when a
+    parcels changed, left or entered) when it ran; else every zone when a
     changed parcel or link names a parcel or a zone (``_links_touch_zones``), none (False)
     otherwise."""
     if changes is None or changes.touches(("districts", "platforms")):
