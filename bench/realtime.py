@@ -539,8 +539,12 @@ def one_row_changes(
                 print(f"  {name} ({key}): cli {cli['seconds']:.2f} s, http {web['seconds']:.2f} s")
 
             k = 2 * rnd  # round 0 changes by 1 and 2, round 1 by 3 and 4, ...
+            # (and SJSJ by a hundredth more each round: the concurrent PATCHes add whole 万元 to
+            # rows that may include this one, which made round 1's CLI file match what was there)
             both(
-                "CC: one enterprise-year's SJSJ", "cc", lambda d, i: cc_file(city, d, (i + k) * 1.0)
+                "CC: one enterprise-year's SJSJ",
+                "cc",
+                lambda d, i: cc_file(city, d, (i + k) * 1.0 + 0.01 * rnd),
             )
             both(
                 "QY: a point onto another parcel",
