@@ -330,6 +330,10 @@ def refresh(
     t0 = time.perf_counter()
     ctx = Context(as_of=as_of or date.today(), rules=rules or get_rules(), trigger=trigger)
     ctx.full = changes is None
+    # a bulk write (a full recompute, a first load: ALL keys of a table) rewrites tables whole;
+    # a write by keys may name ALL of a log (tile_invalidations, derived_changes: "a row was
+    # logged"), which needs no new statistics
+    bulk = changes is None or any(ALL in keys for keys in changes.values())
     pending = None if changes is None else Changes().merge(changes)
     graph = producers() if targets is None else upstream(targets)
     todo = [p for p in graph if pending is None or pending.touches(p.reads)]
@@ -346,7 +350,8 @@ def refresh(
         t = time.perf_counter()
         out = p.run(conn, ctx, None if pending is None else Changes().merge(pending))
         ctx.changed[p.name] = Changes().merge(out).sizes()
-        _analyze(conn, ctx, ctx.changed[p.name])
+        if bulk:
+            _analyze(conn, ctx, ctx.changed[p.name])
         ctx.timings[p.name] = round(time.perf_counter() - t, 3)
         if pending is not None:
             pending.merge(out)
