@@ -338,6 +338,25 @@ def _import_sample(name: str) -> list[dict]:
         eng.dispose()
 
 
+def _create_from_template(c, name: str, template: str) -> None:  # noqa: ANN001
+    """``CREATE DATABASE name TEMPLATE template``, tried again for up to 30 s while another
+    session is on the template: an autovacuum worker on a database just written (PostgreSQL
+    waits 5 s for it to leave, which a loaded machine can exceed: a CI run lost 75 tests to it),
+    or the other xdist worker's copy of it."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(30):
+        try:
+            c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            return
+        except OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) != "55006" or attempt == 29:  # object_in_use
+                raise
+            time.sleep(1)
+
+
 def _shared_folder() -> Path:
     import tempfile
 
@@ -386,7 +405,7 @@ def sample_engine(engine):
         shared, reports = _shared_sample()
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{shared}"'))
+            _create_from_template(c, name, shared)
     else:
         reports = _import_sample(name)
     eng = create_engine(_admin_url.set(database=name).render_as_string(hide_password=False))
@@ -408,7 +427,7 @@ def database_copy(source, suffix: str):
     admin = _admin_engine()
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source.url.database}"'))
+        _create_from_template(c, name, source.url.database)
     try:
         yield url
     finally:
