@@ -559,6 +559,13 @@ def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
     )
 
 
+# a band's rows (relation ``t`` of USCCs in year :y) scored one by one through the primary key
+# (OFFSET 0: not pulled up into a join of the whole group-year), as relation ``s``
+_SCORED = (
+    "CROSS JOIN LATERAL (SELECT v.uscc, v.score FROM evaluation_scores v "
+    "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s"
+)
+
 # the deepest page a reader ranks by the bounds, and the most rows of one page ranked by them
 # in any order (``ranks_of``); past them the view ranks the whole group-year
 RANKED_READ_MAX = 5_000
@@ -574,7 +581,7 @@ def _read_band(conn: Connection, year: int, group: str) -> float | None:
     ).first()
     if base is None:
         return None
-    now = _groups_now(conn, f"year = {int(year)} AND \"group\" = '{group.replace(chr(39), '')}'")
+    now = _groups_now(conn, _pairs_sql([(year, group)]))
     drift = _drift(base, now[(year, group)]) if (year, group) in now else None
     return None if drift is None else _band(*drift, base.spread, base)
 
@@ -619,13 +626,9 @@ def ranked_rows(
         ).scalar_one()
     rows = conn.execute(
         text(
-            # the band's rows scored through the primary key, one by one (OFFSET 0: not pulled
-            # up into a join of the whole group-year)
             "SELECT s.uscc, round(s.score * 1e6::float8) AS k, s.score "
             'FROM (SELECT uscc FROM evaluation_ranking WHERE year = :y AND "group" = :g '
-            f"AND graded {only} AND base_score >= :lo OFFSET 0) t "
-            "CROSS JOIN LATERAL (SELECT uscc, score FROM evaluation_scores v "
-            "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s"
+            f"AND graded {only} AND base_score >= :lo OFFSET 0) t {_SCORED}"
         ),
         {**p, "lo": -INF if pivot is None else pivot - 2 * d - ROUND_MARGIN},
     ).all()
@@ -639,45 +642,15 @@ def ranked_rows(
     return out
 
 
-def rank_of(conn: Connection, year: int, group: str, score: float) -> int | None:
-    """The rank a graded row of score ``score`` has in its group-year (1 + the graded rows with a
-    higher score, rounded to 1e-6, as the view ``evaluations`` ranks), counted through the
-    score bounds: the rows whose base score lies more than D above it are above it (an index
-    count), those within D of it are scored. None when the bounds cannot tell (the caller
-    then counts over the scores). Reads only."""
-    d = _read_band(conn, year, group)
-    if d is None:
-        return None
-    p = {"y": year, "g": group, "lo": score - d - ROUND_MARGIN, "hi": score + d + ROUND_MARGIN}
-    above = conn.execute(
-        text(
-            'SELECT count(*) FROM evaluation_ranking WHERE year = :y AND "group" = :g '
-            "AND graded AND base_score > :hi"
-        ),
-        p,
-    ).scalar_one()
-    near = conn.execute(
-        text(
-            "SELECT count(*) FILTER (WHERE round(s.score * 1e6::float8) > round(:s * 1e6::float8)) "
-            'FROM (SELECT uscc FROM evaluation_ranking WHERE year = :y AND "group" = :g '
-            "AND graded AND base_score BETWEEN :lo AND :hi OFFSET 0) t "
-            "CROSS JOIN LATERAL (SELECT score FROM evaluation_scores v "
-            "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s"
-        ),
-        {**p, "s": score},
-    ).scalar_one()
-    return 1 + above + near
-
-
 def ranks_of(
     conn: Connection, rows: list[tuple[int, str, str, float]]
 ) -> dict[tuple[int, str], int] | None:
     """The ranks of graded rows (year, group, USCC, score) as the view ``evaluations`` ranks
-    them, through the score bounds, for a page of rows picked by something other than their
-    rank (an enterprise list in USCC order): per group-year one pass over its index of base
-    scores counts the rows more than D above each row, and the rows within D of one are
-    scored. None when a group-year's bounds cannot tell (the caller then reads the view).
-    Reads only."""
+    them, through the score bounds, for rows picked by something other than their rank (an
+    enterprise list in USCC order, one enterprise's years in its dossier): per group-year one
+    pass over its index of base scores counts the rows more than D above each row, and the
+    rows within D of one are scored. None when a group-year's bounds cannot tell (the caller
+    then reads the view). Reads only."""
     if len(rows) > RANKS_OF_MAX:
         return None
     out: dict[tuple[int, str], int] = {}
@@ -703,8 +676,7 @@ def ranks_of(
                 {"c": cuts, "y": y, "g": g},
             ).all()
         )
-        # the rows of each one's band scoring higher (OFFSET 0: each band a range of the index,
-        # its rows scored one by one)
+        # the rows of each one's band scoring higher (OFFSET 0: each band a range of the index)
         near = dict(
             conn.execute(
                 text(
@@ -713,8 +685,7 @@ def ranks_of(
                     f"{_unnest({'i': 'int', 's': 'float8', 'lo': 'float8', 'hi': 'float8'})} "
                     "CROSS JOIN LATERAL (SELECT uscc FROM evaluation_ranking WHERE year = :y "
                     'AND "group" = :g AND graded AND base_score >= q.lo AND base_score < q.hi '
-                    "OFFSET 0) t CROSS JOIN LATERAL (SELECT score FROM evaluation_scores v "
-                    "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s GROUP BY q.i"
+                    f"OFFSET 0) t {_SCORED} GROUP BY q.i"
                 ),
                 {
                     "i": list(range(len(members))),

@@ -20,7 +20,7 @@ from gis.core.analysis_models import (
 )
 from gis.core.rules import get_rules
 from gis.economy.backward_capacity import candidates, flags
-from gis.economy.evaluation_classes import RANKED_READ_MAX, rank_of, ranked_rows, ranks_of
+from gis.economy.evaluation_classes import RANKED_READ_MAX, ranked_rows, ranks_of
 from gis.economy.indicators import INDICATORS
 
 RESTRICTED_INDICATORS = {"tax_per_mu", "va_per_energy", "va_per_emission"}
@@ -106,7 +106,7 @@ _EVAL_SQL = f"""
 # one enterprise's rows: the view ``evaluations`` ranks whole group-years (a window over each),
 # so one enterprise's rank in each of its years is counted instead, as that window ranks: 1 + the
 # graded of its year and group with a higher score (rounded to 1e-6), through the score bounds
-# (``evaluation_classes.rank_of``), else over the group-year's scores (``_RANK_SQL``)
+# (``evaluation_classes.ranks_of``), else over the group-year's scores (``_RANK_SQL``)
 _ONE_ENTERPRISE_SQL = f"""
     SELECT v.*, f.kinds AS flags, NULL::int AS rank
     FROM evaluation_scores v
@@ -428,15 +428,21 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
             for c in RESTRICTED_COLUMNS:
                 f.pop(c, None)
     out["figures"] = figures
+    years = conn.execute(text(f"{_ONE_ENTERPRISE_SQL} ORDER BY v.year"), {"u": uscc}).all()
+    graded = [r for r in years if r.graded]
+    ranks = ranks_of(conn, [(r.year, r.group, r.uscc, r.score) for r in graded])
+    if ranks is None:  # a group-year without a base: counted over its scores
+        ranks = {
+            (r.year, r.uscc): conn.execute(
+                text(_RANK_SQL), {"y": r.year, "g": r.group, "s": r.score}
+            ).scalar_one()
+            for r in graded
+        }
     out["evaluations"] = []
-    for r in conn.execute(text(f"{_ONE_ENTERPRISE_SQL} ORDER BY v.year"), {"u": uscc}).all():
+    for r in years:
         item = _evaluation_item(r, analyst)
         if r.graded:
-            item["rank"] = rank_of(conn, r.year, r.group, r.score)
-            if item["rank"] is None:
-                item["rank"] = conn.execute(
-                    text(_RANK_SQL), {"y": r.year, "g": r.group, "s": r.score}
-                ).scalar_one()
+            item["rank"] = ranks[(r.year, r.uscc)]
         out["evaluations"].append(item)
     out["failed_standards"] = [
         {k: v for k, v in f.items() if k != "uscc" and (analyst or k != "note")}
