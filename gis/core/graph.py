@@ -273,7 +273,7 @@ def vacuum_derived(engine: Engine) -> str:
     recompute has committed: it rewrote their rows, leaving as many dead ones and pages no
     longer marked all-visible, so the index-only scans the refreshes by key rely on (the
     evaluation's order statistics walk an index of base scores) read the heap for every
-    entry until autovacuum comes round, which on the scale-200 city was half an hour later
+    entry until autovacuum comes round, on the scale-200 city about 20 minutes later
     (a retirement's evaluation 0.9-2.5 s before, 0.15-0.38 s after; 9 s for the 25 tables
     there, 6 s on the scale-20 city). Returns a summary."""
     names = sorted({t for p in producers() for t in p.writes})
