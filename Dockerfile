@@ -23,7 +23,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gdal-bin postgr
 WORKDIR /app
 COPY . /app
 COPY --from=web /web/vendor/ /app/app/static/vendor/
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -e . && python -m compileall -q app gis
 EXPOSE 8000
 # Migrate, load the sample city (idempotent: a re-run changes nothing), analyse as of the
 # sample survey's reference_date (as `make demo` does), serve.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -26,9 +25,14 @@ def closed_by_server(dbapi_connection) -> bool:  # type: ignore[no-untyped-def]
     return bool(poll.poll(0))
 
 
-@lru_cache
+_ENGINES: dict[str, Engine] = {}
+
+
 def engine_for(url: str) -> Engine:
-    engine = create_engine(url, pool_size=8, max_overflow=8, future=True)
+    """One engine (and pool) per database URL in this process."""
+    if url in _ENGINES:
+        return _ENGINES[url]
+    engine = _ENGINES[url] = create_engine(url, pool_size=8, max_overflow=8, future=True)
 
     @event.listens_for(engine, "checkout")
     def _alive(dbapi_connection, record, proxy) -> None:  # type: ignore[no-untyped-def]
@@ -38,6 +42,12 @@ def engine_for(url: str) -> Engine:
             raise DisconnectionError("the database closed this connection while it was idle")
 
     return engine
+
+
+def dispose_engines() -> None:
+    """Close the pooled connections of every engine this process made (before it exits)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
 
 
 def get_engine() -> Engine:
