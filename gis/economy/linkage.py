@@ -69,12 +69,13 @@ zones changes neither; its zones' figures reach their readers through per_mu's r
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
+import psycopg
+from psycopg.types.numeric import FloatDumper
 from sqlalchemy import Connection, text
 
-from gis.core.graph import ALL, Changes, Context, Producer
+from gis.core.graph import ALL, Changes, Context, Producer, written_extent
 from gis.core.rules import LinkageRules
 
 ZONES = {"district": "districts", "platform": "platforms", "corridor": "corridors"}
@@ -89,10 +90,24 @@ _COLS = f"{_LINK_COLS}, run_id, as_of"
 
 
 def run_sql(conn: Connection, sql: str, params: dict) -> None:
-    """Execute several ``;``-separated statements (psycopg binds one statement at a time)."""
-    for stmt in re.split(r";\s*\n", sql):
-        if stmt.strip():
-            conn.execute(text(stmt), params)
+    """Execute several ``;``-separated statements in one round trip, ``:name`` parameters bound
+    by psycopg on the client (quoted as literals: the server binds one statement at a time).
+
+    A one-row refresh runs about a hundred of these statements; one at a time, each was a
+    round trip and a SQLAlchemy execution of its own."""
+    compiled = text(sql).compile(dialect=conn.dialect)
+    with psycopg.ClientCursor(conn.connection.driver_connection) as cur:
+        for t in (float, "numpy.float64"):
+            cur.adapters.register_dumper(t, _Float8Literal)
+        cur.execute(str(compiled), {k: params[k] for k in compiled.params})
+
+
+class _Float8Literal(FloatDumper):
+    """A float as a float8 literal, as the server binds one (psycopg quotes ``50.0``: numeric,
+    which reads back as ``'50.0'`` and computes in decimal)."""
+
+    def quote(self, obj: float) -> bytes:
+        return b"'" + self.dump(obj) + b"'::float8"
 
 
 def _ov(a: str, b: str, b_area: str) -> str:
@@ -168,13 +183,20 @@ def _col(conn: Connection, sql: str, **params) -> set[str]:
 # point (one GiST probe per unlinked enterprise, where finding each one's nearest parcel
 # again meant a k-nearest-neighbour search per enterprise and recomputing all their rows).
 # An enterprise without coordinates has no distance in its reason; one whose reason names no
-# distance (there was no parcel) is recomputed.
+# distance (there was no parcel) is recomputed. Where the transaction's writes to the parcels lay
+# (``:box``, old rows and new: ``graph.written_extent``) bounds it further: a point farther than
+# r + 0.5 m from every box had no changed parcel, before or after, within r + 0.5 m, so its
+# reason stands without the probe (at scale 200, 23,000 probes took 0.35-0.45 s of a one-parcel
+# change). NULL: not known, every unlinked enterprise is probed.
 _REASON_MAY_MOVE = f"""
     SELECT l.from_key
     FROM links l
     CROSS JOIN LATERAL (  -- OFFSET 0: by the USCC index, one lookup per unlinked enterprise
-        SELECT e.geom, {_NEAREST_NAMED} AS r
-        FROM enterprises e WHERE e.uscc = l.from_key AND e.geom IS NOT NULL OFFSET 0
+        SELECT e.geom, r FROM enterprises e, LATERAL (SELECT {_NEAREST_NAMED} AS r) d
+        WHERE e.uscc = l.from_key AND e.geom IS NOT NULL
+          AND (r IS NULL OR CAST(:box AS geometry) IS NULL
+               OR ST_DWithin(e.geom, CAST(:box AS geometry), r + 0.5))
+        OFFSET 0
     ) n
     WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NULL
       AND NOT coalesce((
@@ -206,7 +228,7 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
             "ON ST_DWithin(pa.geom, e.geom, :near) WHERE pa.parcel_no = ANY(:p)",
             p=p0,
             near=near,
-        ) | _col(conn, _REASON_MAY_MOVE, p=p0)
+        ) | _col(conn, _REASON_MAY_MOVE, p=p0, box=written_extent(conn, "parcels"))
     if s0:
         parcels |= _col(
             conn,
