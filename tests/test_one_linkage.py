@@ -509,3 +509,48 @@ def test_nothing_changed_returns_no_keys(scratch):
         assert snapshot(conn) == before
         tx.rollback()
     assert not out["links"] and not out["enterprise_parcel"] and not out["parcel_links"]
+
+
+def test_written_extent_covers_the_old_and_new_place_of_this_transactions_writes(scratch):
+    """What narrows the unlinked enterprises' reasons: the boxes of this transaction's writes to
+    the parcels, old rows and new, read from the statement triggers' log; None when nothing was
+    written, and None when a write is logged without a place (a TRUNCATE)."""
+    from gis.core.graph import written_extent
+
+    with scratch.connect() as conn, conn.begin() as tx:
+        assert written_extent(conn, "parcels") is None
+        a, b = conn.execute(
+            text("SELECT parcel_no FROM parcels ORDER BY parcel_no LIMIT 2")
+        ).scalars()
+        old = conn.execute(
+            text("SELECT ST_AsEWKT(geom) FROM parcels WHERE parcel_no = :p"), {"p": a}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE parcels SET geom = ST_Translate(geom, 5000, 0) WHERE parcel_no = :p"),
+            {"p": a},
+        )
+        conn.execute(
+            text("UPDATE parcels SET geom = ST_Translate(geom, 0, -3000) WHERE parcel_no = :p"),
+            {"p": b},
+        )
+        box = written_extent(conn, "parcels")
+        assert box is not None and written_extent(conn, "supplies") is None
+        covered = conn.execute(
+            text(
+                "SELECT ST_Covers(CAST(:box AS geometry), CAST(:old AS geometry)), "
+                "bool_and(ST_Covers(CAST(:box AS geometry), geom)), "
+                "ST_Area(CAST(:box AS geometry)) < 1e7 FROM parcels WHERE parcel_no = ANY(:p)"
+            ),
+            {"box": box, "old": old, "p": [a, b]},
+        ).one()
+        # the old place and both new ones, in a box per statement (one box for both: >= 15 km²)
+        assert covered == (True, True, True)
+        conn.execute(
+            text(
+                "INSERT INTO tile_invalidations (source, layers, extent) VALUES "
+                "('parcels:truncate:' || txid_current() || ':' || clock_timestamp(), "
+                "'{parcels}', NULL)"
+            )
+        )
+        assert written_extent(conn, "parcels") is None
+        tx.rollback()

@@ -84,16 +84,17 @@ class Changes(dict[str, set[str]]):
 
 
 def written_extent(conn: Connection, table: str) -> str | None:
-    """Where this transaction's writes to ``table`` lay, old rows and new, as EWKT of one box per
-    statement (EPSG:4549, 1 m wider): read from the log its statement triggers keep for the tiles
-    (``tile_invalidations``). None when the table has no such trigger, when no write to it was
-    logged in this transaction or when one was a TRUNCATE: then nothing can be narrowed by place.
+    """Where this transaction's writes to ``table`` lay, old rows and new, as EWKT of the union
+    of one box per statement (EPSG:4549, 1 m wider): read from the log its statement triggers
+    keep for the tiles (``tile_invalidations``). None when the table has no such trigger, when
+    no write to it was logged in this transaction or when one was a TRUNCATE: then nothing can
+    be narrowed by place.
 
     A keyed refresh runs in the writer's transaction, so the log names the old geometry of the
     rows ``changes`` names, which the tables no longer hold."""
     row = conn.execute(
         text(
-            "SELECT count(*), count(extent), ST_AsEWKT(ST_Collect(extent)) FROM tile_invalidations "
+            "SELECT count(*), count(extent), ST_AsEWKT(ST_Union(extent)) FROM tile_invalidations "
             "WHERE source >= :lo AND source < :hi "
             "AND split_part(source, ':', 3) = txid_current()::text"
         ),
