@@ -996,9 +996,12 @@ def run() -> None:
 
         dispose_engines()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe (`landlink … | head`): what was read is all that is wanted
+        pass
+    os._exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def _dk(city: Path):
 def qy_file(city: Path, folder: Path, target: int) -> tuple[Path, str]:
     """QY.xlsx holding one enterprise located by its point (no DKBH), its point moved onto the
     parcel at row ``target`` of DK (a point inside it, EPSG:4549)."""
-    qy = pd.read_excel(city / "QY.xlsx", dtype=str)
+    qy = pd.read_excel(city / "QY.xlsx", dtype=str, engine="calamine")
     row = qy[qy["DKBH"].isna() & qy["X"].notna()].iloc[[0]].copy()
     pt = _dk(city).geometry.iloc[target].representative_point()
     row["X"], row["Y"], row["ZBXT"] = f"{pt.x:.3f}", f"{pt.y:.3f}", "EPSG:4549"
@@ -487,7 +487,7 @@ def main() -> None:
     )
     print(_crowd_line(crowd))
     print(_verify_line(check))
-    print(_worst_line(rows))
+    print(_worst_line(rows, ns.scale))
     OUT.mkdir(exist_ok=True)
     (OUT / "realtime.json").write_text(
         json.dumps(
@@ -629,11 +629,12 @@ def _print_changes(rows: list[dict], full_s: float | None) -> None:
             )
 
 
-def _worst_line(rows: list[dict]) -> str:
+def _worst_line(rows: list[dict], scale: int) -> str:
     worst = max(
         (r[w]["seconds"] for r in rows for w in ("cli", "http", "patch") if w in r), default=0.0
     )
-    return f"slowest one-row change {worst:.2f} s (goal <= 1 s end to end)"
+    goal = 2 if scale >= 200 else 1  # the issue's goals: 1 s at scale 20, 2 s at scale 200
+    return f"slowest one-row change {worst:.2f} s (goal <= {goal} s end to end)"
 
 
 def changes_only(scale: int, database: str, rnd: int) -> None:
@@ -663,7 +664,7 @@ def changes_only(scale: int, database: str, rnd: int) -> None:
     _print_changes(rows, None)
     print(_crowd_line(crowd))
     print(_verify_line(check))
-    print(_worst_line(rows))
+    print(_worst_line(rows, scale))
 
 
 def _crowd_line(crowd: dict) -> str:
