@@ -310,9 +310,16 @@ def test_a_retired_backward_capacity_enterprise_counts_towards_tt(analysed_sampl
             with eng.connect() as c:
                 day = recompute_check.judged_as_of(c)
                 assert recompute_check.differences(c, day, tables=PROGRESS) == []
+            # the same day again (`landlink refresh` twice in a day): nothing to judge again
+            with eng.begin() as c:
+                ctx = graph.refresh(c, Changes({CALENDAR: {ALL}}), as_of=day)
+            assert ctx.counts["target_progress"] != "all"  # no target judged again
+            assert not any(ctx.changed["target_progress"].values())
+            assert _progress(eng)[key] == p
             # the day moves on: judged again as of the new day, the count stays
             with eng.begin() as c:
-                graph.refresh(c, Changes({CALENDAR: {ALL}}), as_of=date(year, 12, 31))
+                ctx = graph.refresh(c, Changes({CALENDAR: {ALL}}), as_of=date(year, 12, 31))
+            assert ctx.counts["target_progress"] == "all"
             assert _progress(eng)[key]["state"] == "behind"
         finally:
             eng.dispose()

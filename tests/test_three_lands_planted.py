@@ -304,3 +304,22 @@ def test_snapshot_unchanged_by_later_writes(city):
         assert _rows(conn, _live_id(conn)) != frozen
         assert _rows(conn, snap["id"]) == frozen
         tx.rollback()
+
+
+def test_live_calendar_on_the_day_judged_changes_nothing(city):
+    """``landlink refresh`` on the day the live run is already judged as of, with the same
+    rules: the three lands have nothing to judge again (at scale 200 this was 70 s)."""
+    eng, ref = city
+    with eng.connect() as conn, conn.begin() as tx:
+        live = _live_id(conn)
+        as_of = conn.execute(
+            text("SELECT as_of FROM detection_runs WHERE id = :r"), {"r": live}
+        ).scalar_one()
+        before = _rows(conn, live)
+        ctx = graph.refresh(conn, graph.Changes(calendar={graph.ALL}), as_of, trigger="test")
+        assert "three_lands" not in ctx.changed or not any(ctx.changed["three_lands"].values())
+        assert _rows(conn, live) == before
+        later = as_of.replace(year=as_of.year + 1)
+        ctx = graph.refresh(conn, graph.Changes(calendar={graph.ALL}), later, trigger="test")
+        assert ctx.changed["three_lands"]["idle_results"] == "all"  # another day: all again
+        tx.rollback()

@@ -429,8 +429,12 @@ def _select(conn: Connection, sql: str, **params) -> set[str]:
 
 
 def _scope(conn: Connection, run_id: int, changes: Changes, tax_year_changed: bool) -> Scope:
-    """Per kind, the keys whose status may depend on ``changes`` (see ``run``)."""
-    if changes.touches(("districts", "platforms", "corridors", CALENDAR)):
+    """Per kind, the keys whose status may depend on ``changes`` (see ``run``). The calendar
+    alone changes nothing here: ``run`` judges everything again when the live run is as of
+    another day, and a live run as of this day with these rules is already what a new
+    judgement would give (``landlink refresh`` twice in a day: at scale 200, 70 s the second
+    time for the same rows)."""
+    if changes.touches(("districts", "platforms", "corridors")):
         return dict.fromkeys(KINDS)
     approvals = _keys(changes, "approvals")
     supplies = _keys(changes, "supplies")

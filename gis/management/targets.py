@@ -435,7 +435,8 @@ def _scope(
     kinds whose items ``changes`` may move by key (ZB -> item keys): their targets are found by
     those items (``_narrowed_items``)."""
     narrow: dict[str, set[str]] = {}
-    if changes is None or changes.touches((CALENDAR, "detection_runs")):
+    # the calendar alone: every target again when the rows are judged as of another day (below)
+    if changes is None or changes.touches(("detection_runs",)):
         return None, narrow
     if changes.everything("targets"):
         return None, narrow
@@ -776,8 +777,9 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     changed (批而未供: approvals, supplies, their results; 闲置: supplies, their results; 低效:
     parcels, supplies, enterprises, outputs, their results) and every 淘汰 target when
     enterprises or BD changed; everything when a detection run was recorded or marked
-    (``detection_runs``: a baseline may have changed), the calendar moved, or the stored rows
-    were judged as of another day. Returns ``target_progress`` keys ``ND:JB:DM:ZB`` of the rows
+    (``detection_runs``: a baseline may have changed) or the stored rows were judged as of
+    another day than ``ctx.as_of`` (the calendar moved; the calendar alone on the day they were
+    judged changes nothing). Returns ``target_progress`` keys ``ND:JB:DM:ZB`` of the rows
     that changed (``ALL`` for a full recompute)."""
     if (
         changes is not None
