@@ -94,7 +94,8 @@ def run_sql(conn: Connection, sql: str, params: dict) -> None:
     by psycopg on the client (quoted as literals: the server binds one statement at a time).
 
     A one-row refresh runs about a hundred of these statements; one at a time, each was a
-    round trip and a SQLAlchemy execution of its own."""
+    round trip and a SQLAlchemy execution of its own. PostgreSQL's ``statement_timeout`` then
+    covers the script as a whole (only writes run scripts: 30 minutes over HTTP)."""
     compiled = text(sql).compile(dialect=conn.dialect)
     with psycopg.ClientCursor(conn.connection.driver_connection) as cur:
         for t in (float, "numpy.float64"):
