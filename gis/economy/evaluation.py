@@ -36,10 +36,10 @@ from sqlalchemy import Connection, Engine, text
 
 from gis.core import graph
 from gis.core.analysis_columns import RATIO_COLUMNS
+from gis.core.db import run_sql
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.rules import EvaluationRules, Rules
 from gis.economy import evaluation_classes
-from gis.economy.linkage import run_sql
 
 RULE = "§2 亩均论英雄 Σ w·v/mean, rank quotas"  # docs/EVALUATION.md
 

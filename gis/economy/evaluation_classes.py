@@ -33,7 +33,7 @@ import math
 from sqlalchemy import Connection, text
 
 from gis.core.analysis_columns import RATIO_COLUMNS
-from gis.economy.linkage import run_sql
+from gis.core.db import run_sql
 
 # a group-year whose bound D grows past REBASE_BAND score points (scores average 100: Σ of the
 # weights) is scored whole again: every row's base score rewritten (about 1 s for 41,000 rows),

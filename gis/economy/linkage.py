@@ -71,10 +71,9 @@ from __future__ import annotations
 
 from datetime import date
 
-import psycopg
-from psycopg.types.numeric import FloatDumper
 from sqlalchemy import Connection, text
 
+from gis.core.db import run_sql
 from gis.core.graph import ALL, Changes, Context, Producer, written_extent
 from gis.core.rules import LinkageRules
 
@@ -87,28 +86,6 @@ ZONE_KINDS = tuple(f"{o}_{z}" for o in ("parcel", "enterprise") for z in ZONES)
 # the columns compared between runs (every column but the run's stamp)
 _LINK_COLS = "kind, from_key, to_key, method, distance_m, share, is_primary, reason, rule"
 _COLS = f"{_LINK_COLS}, run_id, as_of"
-
-
-def run_sql(conn: Connection, sql: str, params: dict) -> None:
-    """Execute several ``;``-separated statements in one round trip, ``:name`` parameters bound
-    by psycopg on the client (quoted as literals: the server binds one statement at a time).
-
-    A one-row refresh runs about a hundred of these statements; one at a time, each was a
-    round trip and a SQLAlchemy execution of its own. PostgreSQL's ``statement_timeout`` then
-    covers the script as a whole (only writes run scripts: 30 minutes over HTTP)."""
-    compiled = text(sql).compile(dialect=conn.dialect)
-    with psycopg.ClientCursor(conn.connection.driver_connection) as cur:
-        for t in (float, "numpy.float64"):
-            cur.adapters.register_dumper(t, _Float8Literal)
-        cur.execute(str(compiled), {k: params[k] for k in compiled.params})
-
-
-class _Float8Literal(FloatDumper):
-    """A float as a float8 literal, as the server binds one (psycopg quotes ``50.0``: numeric,
-    which reads back as ``'50.0'`` and computes in decimal)."""
-
-    def quote(self, obj: float) -> bytes:
-        return b"'" + self.dump(obj) + b"'::float8"
 
 
 def _ov(a: str, b: str, b_area: str) -> str:
@@ -187,7 +164,7 @@ def _col(conn: Connection, sql: str, **params) -> set[str]:
 # distance (there was no parcel) is recomputed. Where the transaction's writes to the parcels lay
 # (``:box``, old rows and new: ``graph.written_extent``) bounds it further: a point farther than
 # r + 0.5 m from every box had no changed parcel, before or after, within r + 0.5 m, so its
-# reason stands without the probe (at scale 200, 23,000 probes took 0.35-0.45 s of a one-parcel
+# reason stands without the probe (at scale 200, 13,815 probes took 0.35-0.45 s of a one-parcel
 # change). NULL: not known, every unlinked enterprise is probed.
 _REASON_MAY_MOVE = f"""
     SELECT l.from_key

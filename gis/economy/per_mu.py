@@ -36,10 +36,10 @@ from gis.core.analysis_columns import (
     SHARE_COLUMNS,
     SUM_COLUMNS,
 )
+from gis.core.db import run_sql
 from gis.core.graph import ALL, Changes, Producer
 from gis.core.layers import M2_PER_MU
 from gis.economy.industry_flags import flags_sql
-from gis.economy.linkage import run_sql
 
 # rule ids stored with every row; docs/EVALUATION.md spells each out
 LAND_RULE = "§Units parcel share by YDMJ, else YDMJ"

@@ -731,7 +731,7 @@ def _changed_rows(conn: Connection, layer: Layer, frame: pd.DataFrame) -> np.nda
     )
     _copy(conn, "stg_keys", frame, [*keys, "row_hash"])
     # its size for the planner: unanalysed, a one-row file's keys were hash-joined to every
-    # stored row (20 ms for 40,000 enterprises) instead of looked up by the key's index
+    # stored row (20 ms for 76,437 enterprises) instead of looked up by the key's index
     conn.execute(text("ANALYZE stg_keys"))
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     changed = pd.DataFrame(
