@@ -5,6 +5,7 @@ or from ``config.attributes["connection"]`` when a caller (tests, ``landlink mig
 from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from gis.core.all_models import metadata
 from gis.core.config import get_settings
@@ -16,7 +17,9 @@ def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
         url = config.attributes.get("url") or get_settings().sqlalchemy_url
-        with create_engine(url).connect() as conn:
+        # no pool: a pooled connection outlived the migration, idle on the database until the
+        # engine was collected, and kept CREATE DATABASE ... TEMPLATE of it waiting (tests)
+        with create_engine(url, poolclass=NullPool).connect() as conn:
             _run(conn)
     else:
         _run(connection)

@@ -340,9 +340,9 @@ def _import_sample(name: str) -> list[dict]:
 
 def _create_from_template(c, name: str, template: str) -> None:  # noqa: ANN001
     """``CREATE DATABASE name TEMPLATE template``, tried again for up to 30 s while another
-    session is on the template: an autovacuum worker on a database just written (PostgreSQL
-    waits 5 s for it to leave, which a loaded machine can exceed: a CI run lost 75 tests to it),
-    or the other xdist worker's copy of it."""
+    session is on the template (PostgreSQL waits 5 s for it to leave). Two CI runs lost 75 and
+    96 tests to one: the migration's pooled connection, left idle on the shared sample until
+    its engine was collected (migrations/env.py now uses none)."""
     import time
 
     from sqlalchemy.exc import OperationalError

@@ -50,6 +50,14 @@ def test_upgrade_downgrade_round_trip_and_models_match():
     try:
         cfg = alembic_config(mig_url)
         command.upgrade(cfg, "head")
+        with admin.connect() as c:  # the migration left no session on the database: a copy
+            # of it (CREATE DATABASE ... TEMPLATE, as the tests make) would wait for one
+            assert (
+                c.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"), {"d": name}
+                ).scalar_one()
+                == 0
+            )
         first = _tables(mig_url)
         assert {"parcels", "enterprises", "import_batches", "evaluation_rows"} <= first
 
