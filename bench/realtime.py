@@ -58,6 +58,18 @@ from bench.evaluate import _city  # noqa: E402
 LANDLINK = str(ROOT / ".venv" / "bin" / "landlink")
 
 
+def _use(landlink: str) -> None:
+    """Time ``landlink`` from here on, and print which Python its venv runs on (the build
+    matters: on this machine Debian's /usr/bin/python3.11 starts a command 10-15 % faster than a
+    pyenv build of 3.11; docs/BENCHMARKS.md)."""
+    global LANDLINK
+    LANDLINK = str(Path(landlink).resolve()) if os.sep in landlink else landlink
+    python = Path(LANDLINK).with_name("python")
+    probe = "import sys; print(sys.version.split()[0], 'from', sys.base_prefix)"
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+    print(f"landlink: {LANDLINK} (Python {out.stdout.strip() or '?'})", flush=True)
+
+
 def _bytecode() -> None:
     """app/ and gis/ compiled as `make` leaves them after installing: the command line is timed
     as a user runs it, not compiling sources edited since (PYTHONDONTWRITEBYTECODE, set on some
@@ -421,6 +433,12 @@ def main() -> None:
         "on --database as it is (already loaded from the --scale city and analysed)",
     )
     ap.add_argument(
+        "--landlink",
+        default=LANDLINK,
+        help="the landlink executable to time (default: this checkout's .venv); e.g. one in a "
+        "venv made with another Python, as `make PYTHON=/usr/bin/python3` makes",
+    )
+    ap.add_argument(
         "--round",
         type=int,
         default=1,
@@ -429,6 +447,7 @@ def main() -> None:
         "run is round 0)",
     )
     ns = ap.parse_args()
+    _use(ns.landlink)
     if ns.row_api_only:
         row_api_only(ns.database)
         return
