@@ -258,6 +258,109 @@ def test_a_parcel_leaving_its_platform(city):
     assert rows(after) != rows(before), f"platform {old} kept its rows: the case tests nothing"
 
 
+# an industrial parcel wholly in one district and one platform, with no enterprise on it: its
+# change moves only the zones' industrial land (the same in every year), no per_mu row
+BARE_INDUSTRIAL_PARCEL = """
+    SELECT p.parcel_no FROM parcels p
+    JOIN links d ON d.kind = 'parcel_district' AND d.from_key = p.parcel_no AND d.share = 1
+    JOIN links t ON t.kind = 'parcel_platform' AND t.from_key = p.parcel_no AND t.share = 1
+    WHERE p.land_use_code = ANY(CAST(:codes AS text[]))
+      AND NOT EXISTS (SELECT 1 FROM links e WHERE e.kind = 'enterprise_parcel'
+                      AND e.to_key = p.parcel_no)
+      AND NOT EXISTS (SELECT 1 FROM links c WHERE c.kind = 'parcel_corridor'
+                      AND c.from_key = p.parcel_no AND c.to_key IS NOT NULL)
+    ORDER BY p.parcel_no LIMIT 1"""
+
+LAND_CHANGES = {  # the parcel's change: it moves its zones' industrial land in every year
+    "grown by a tenth of its width": "UPDATE parcels SET geom = ST_Multi(ST_Scale(geom, "
+    "ST_MakePoint(1.1, 1.1), ST_Centroid(geom))) WHERE parcel_no = :p",
+    "no longer industrial (DLBM 0702)": "UPDATE parcels SET land_use_code = '0702' "
+    "WHERE parcel_no = :p",
+}
+
+
+def _land_rows(conn) -> dict[tuple, float]:  # noqa: ANN001
+    return {
+        (r.level, r.code, r.year): r.value
+        for r in conn.execute(
+            text(
+                "SELECT level, code, year, value FROM area_indicators "
+                "WHERE indicator = 'industrial_land_mu'"
+            )
+        )
+    }
+
+
+def _bare_parcel(conn) -> str:  # noqa: ANN001
+    from gis.core.layers import INDUSTRIAL_LAND_CODES
+
+    (parcel,) = _pick_with(conn, BARE_INDUSTRIAL_PARCEL, {"codes": list(INDUSTRIAL_LAND_CODES)})
+    return parcel
+
+
+def _pick_with(conn, sql: str, params: dict) -> tuple:  # noqa: ANN001
+    row = conn.execute(text(sql), params).first()
+    assert row is not None, f"the sample city has no case for: {sql}"
+    return tuple(row)
+
+
+@pytest.mark.parametrize("case", list(LAND_CHANGES))
+def test_a_parcel_moving_its_zones_industrial_land_in_every_year(city, case):
+    """A bare industrial parcel grown, or no longer industrial: its zones' industrial land (a
+    sum over their parcels, the same in every year) changes in every year's rows, though no
+    per_mu row changes; refresh by keys equals the full recompute."""
+    with city.connect() as conn:
+        tx = conn.begin()
+        try:
+            before = _land_rows(conn)
+            parcel = _bare_parcel(conn)
+            conn.execute(text(LAND_CHANGES[case]), {"p": parcel})
+            graph.refresh(conn, Changes(parcels={parcel}), AS_OF, trigger="test")
+            after = _land_rows(conn)
+            found = recompute_check.differences(conn, AS_OF, tables=list(ECONOMY))
+        finally:
+            tx.rollback()
+    moved = {k for k in after if after[k] != before.get(k)}
+    years = {y for _, _, y in before}
+    assert len(years) > 1, "the sample city has one year: the case tests nothing"
+    for level in ("district", "platform"):
+        assert {y for lv, _, y in moved if lv == level} == years, (
+            f"{case}: the {level}'s industrial land did not move in every year: {sorted(moved)}"
+        )
+    assert not found, "\n".join(line for d in found for line in d.lines())
+
+
+def test_a_parcel_moved_within_its_zones_moves_no_indicator(city):
+    """A bare industrial parcel moved 1 m, still wholly in its district and platform: its zones'
+    industrial land is recomputed and found unchanged, so no indicator row changes (and none is
+    made again for every year); refresh by keys equals the full recompute."""
+    with city.connect() as conn:
+        tx = conn.begin()
+        try:
+            before = derived_rows(conn, ("area_indicators",))
+            parcel = _bare_parcel(conn)
+            conn.execute(
+                text("UPDATE parcels SET geom = ST_Translate(geom, 1, 0) WHERE parcel_no = :p"),
+                {"p": parcel},
+            )
+            ctx = graph.refresh(conn, Changes(parcels={parcel}), AS_OF, trigger="test")
+            shares = conn.execute(
+                text(
+                    "SELECT kind, share FROM links WHERE from_key = :p "
+                    "AND kind IN ('parcel_district', 'parcel_platform')"
+                ),
+                {"p": parcel},
+            ).all()
+            after = derived_rows(conn, ("area_indicators",))
+            found = recompute_check.differences(conn, AS_OF, tables=list(ECONOMY))
+        finally:
+            tx.rollback()
+    assert sorted(s for _, s in shares) == [1, 1], f"the move left its zones: {shares}"
+    assert "indicators" in ctx.timings, "the indicators were not asked: the case tests nothing"
+    assert after == before
+    assert not found, "\n".join(line for d in found for line in d.lines())
+
+
 # an enterprise-year with output whose land lies wholly in one district, in a district ranked
 # low on output per mu that year (its output multiplied, the district goes to the top)
 LOW_DISTRICT = """

@@ -66,8 +66,8 @@ class Scope:
 
     ``years``: the years whose rows may change (the year after each follows: its previous value
     and change; every year when ``every_year``); ``land``: the zones (level, code) whose
-    industrial land is recomputed. The other zones keep their stored industrial land; all of
-    them are ranked again."""
+    industrial land is recomputed, and every year too where it moved (it is the same in every
+    year). The other zones keep their stored industrial land; all of them are ranked again."""
 
     years: set[int] = field(default_factory=set)
     every_year: bool = False
@@ -85,27 +85,11 @@ def compute(
     """Recompute ``area_indicators``: every row when ``scope`` is None, else the rows of the
     scope's years and the years after them, every zone of the three levels (ranks are per
     level, year and indicator), with the industrial land recomputed only for the scope's
-    zones. Returns the changed keys (``level:code:year``; ``{ALL}`` for a
-    ``full`` recompute) and notes."""
+    zones (every year's rows when one of theirs moved). Returns the changed keys
+    (``level:code:year``; ``{ALL}`` for a ``full`` recompute) and notes."""
     import pandas as pd
 
     all_years = per_mu.years_of(conn, "outputs")
-    if scope is None:
-        calc = write = all_years
-    else:
-        stored = set(
-            conn.execute(text("SELECT DISTINCT year FROM area_indicators")).scalars().all()
-        )
-        # a year that appeared in (or went from) the outputs has rows for every zone to make
-        # (or to delete)
-        years = (set(all_years) | stored) if scope.every_year else set(scope.years)
-        years |= set(all_years) ^ stored
-        if not years:
-            return {"rows": 0, "notes": [], "changed": set()}
-        # the years computed: those in question and their neighbours (previous values, changes)
-        calc = sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
-        write = sorted({y + d for y in years for d in (0, 1)})
-    notes = _notes(conn, rules)
     zones = pd.DataFrame(
         conn.execute(
             text(
@@ -116,6 +100,60 @@ def compute(
         ).all(),
         columns=["level", "code", "name"],
     )
+    if scope is None:
+        calc = write = all_years
+        land = _land(conn, None)
+    else:
+        stored = set(
+            conn.execute(text("SELECT DISTINCT year FROM area_indicators")).scalars().all()
+        )
+        if not all_years and not stored:  # no year to make or delete
+            return {"rows": 0, "notes": [], "changed": set()}
+        # industrial land: recomputed for the scope's zones and those with nothing stored (a
+        # new zone), the stored value kept for the others
+        stored_land = pd.DataFrame(
+            conn.execute(
+                text(
+                    "SELECT DISTINCT ON (level, code) level, code, value FROM area_indicators "
+                    "WHERE indicator = :land ORDER BY level, code, year"
+                ),
+                {"land": LAND},
+            ).all(),
+            columns=["level", "code", "value"],
+        )
+        kept = dict(zip(zip(stored_land.level, stored_land.code, strict=True),
+                        stored_land.value, strict=True))  # fmt: skip
+        land_zones = set(scope.land) | (set(zip(zones.level, zones.code, strict=True)) - set(kept))
+        land = _land(conn, sorted(land_zones))
+        new_land = dict(zip(zip(land.level, land.code, strict=True),
+                            land.industrial_land_mu, strict=True))  # fmt: skip
+        # a zone's industrial land is the same in every year: where it moved (a zone without
+        # industrial parcels has 0), every year's row of it changes; where no zone's did (a
+        # parcel moved within its zones, a non-industrial one changed zones), no year has to
+        # be made for it
+        land_moved = any(
+            z not in kept or new_land.get(z, 0.0) != (kept[z] or 0.0) for z in land_zones
+        )
+        # a year that appeared in (or went from) the outputs has rows for every zone to make
+        # (or to delete)
+        every_year = scope.every_year or land_moved
+        years = (set(all_years) | stored) if every_year else set(scope.years)
+        years |= set(all_years) ^ stored
+        if not years:
+            return {"rows": 0, "notes": [], "changed": set()}
+        # the years computed: those in question and their neighbours (previous values, changes)
+        calc = sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
+        write = sorted({y + d for y in years for d in (0, 1)})
+        kept_land = stored_land.loc[
+            [(lv, c) not in land_zones for lv, c in zip(stored_land.level, stored_land.code,
+                                                         strict=True)]
+        ]  # fmt: skip
+        land = pd.concat(
+            [land, kept_land[["level", "code", "value"]].rename(
+                columns={"value": "industrial_land_mu"})],
+            ignore_index=True,
+        )  # fmt: skip
+    notes = _notes(conn, rules)
     # the output shares' numerators: per_mu's exact sums of the flagged enterprises' GYZCZ
     shares = per_mu.zone_sum_values(SHARE_COLUMNS)
     wide = pd.DataFrame(
@@ -137,38 +175,6 @@ def compute(
         columns=["level", "code", "year", "output", "tax", "land_m2", "energy", "va_e",
                  "emissions", *SHARE_COLUMNS],
     )  # fmt: skip
-    if scope is None:
-        land = _land(conn, None)
-    else:
-        # industrial land: recomputed for the scope's zones and those with nothing stored (a
-        # new zone), the stored value kept for the others
-        stored_land = pd.DataFrame(
-            conn.execute(
-                text(
-                    "SELECT DISTINCT ON (level, code) level, code, value FROM area_indicators "
-                    "WHERE indicator = :land ORDER BY level, code, year"
-                ),
-                {"land": LAND},
-            ).all(),
-            columns=["level", "code", "value"],
-        )
-        land_zones = set(scope.land) | (
-            set(zip(zones.level, zones.code, strict=True))
-            - set(zip(stored_land.level, stored_land.code, strict=True))
-        )
-        land = _land(conn, sorted(land_zones))
-        kept_land = (
-            stored_land[
-                ~pd.MultiIndex.from_frame(stored_land[["level", "code"]]).isin(list(land_zones))
-            ]
-            if not stored_land.empty
-            else stored_land
-        )
-        land = pd.concat(
-            [land, kept_land[["level", "code", "value"]].rename(
-                columns={"value": "industrial_land_mu"})],
-            ignore_index=True,
-        )  # fmt: skip
     stats = pd.DataFrame(
         conn.execute(
             text(
@@ -408,8 +414,8 @@ def _scope(conn: Connection, changes: Changes | None) -> Scope | None:
                 {"p": parcels},
             ).all()
         )
-    # industrial land is the current survey's, the same in every year
-    s.every_year |= bool(s.land)
+    # (industrial land is the current survey's, the same in every year: ``compute`` makes every
+    # year where a zone's land moved)
     # a zone's name, or the zone itself, in every year
     s.every_year |= any(changes.get(t) for t in LEVEL_TABLES.values())
     for k in changes.get("district_stats", ()):
@@ -438,7 +444,8 @@ def run(conn: Connection, ctx, changes: Changes | None) -> Changes:
     the year after each (its previous value and change): the years of the zone-years whose
     ``per_mu`` or ``zone_sums`` rows changed, of changed TJ rows
     (``district_stats`` ``code:year``), a year appearing in or going from the outputs, and every
-    year for a changed zone (its name, or the zone itself) or industrial land. Everything else
+    year for a changed zone (its name, or the zone itself) or a zone whose industrial land
+    moved (recomputed first: a parcel moved within its zones moves none). Everything else
     of those years is read afresh (per_mu, TJ: a few hundred rows) and ranked again per level,
     year and indicator: one zone's change moves the others' ranks, a district's output the
     platforms' shares of the city. ``replace_rows`` writes only the rows that differ.
