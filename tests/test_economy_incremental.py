@@ -423,3 +423,44 @@ def test_a_change_in_one_zone_moves_the_other_zones(city):
     )
     nxt = ("district", district, year + 1, "output_per_mu")
     assert ai0[nxt]["previous"] != ai1[nxt]["previous"]
+
+
+# a parcel with an enterprise on it whose area is the same to the hundredth after its
+# coordinates pass through text with six decimals (as GeoJSON or a CSV of WKT carries them),
+# though its exact area is not
+REWRITTEN_PARCEL = """
+    SELECT p.parcel_no FROM parcels p
+    WHERE EXISTS (SELECT 1 FROM links e JOIN enterprise_land el ON el.uscc = e.from_key
+                  WHERE e.kind = 'enterprise_parcel' AND e.to_key = p.parcel_no
+                    AND el.basis = 'parcels')
+      AND ST_Area(ST_GeomFromText(ST_AsText(p.geom, 6), 4549)) <> ST_Area(p.geom)
+      AND round(ST_Area(ST_GeomFromText(ST_AsText(p.geom, 6), 4549))::numeric, 2)
+          = round(ST_Area(p.geom)::numeric, 2)
+    ORDER BY p.parcel_no LIMIT 1"""
+
+
+def test_a_parcel_rewritten_in_its_last_bits_changes_no_figure(city):
+    """The same parcel written again with its coordinates rounded in their last digits (a
+    shapefile's doubles against GeoJSON text): its stored area, to the hundredth of a m², is the
+    same, so no enterprise's land and no figure is made again."""
+    with city.connect() as conn:
+        tx = conn.begin()
+        try:
+            (parcel,) = _pick(conn, REWRITTEN_PARCEL)
+            q = text("SELECT area_m2, ST_Area(geom) FROM parcels WHERE parcel_no = :p")
+            area, exact = conn.execute(q, {"p": parcel}).one()
+            conn.execute(
+                text(
+                    "UPDATE parcels SET geom = ST_Multi(ST_GeomFromText(ST_AsText(geom, 6), 4549))"
+                    " WHERE parcel_no = :p"
+                ),
+                {"p": parcel},
+            )
+            area_after, exact_after = conn.execute(q, {"p": parcel}).one()
+            ctx = graph.refresh(conn, Changes(parcels={parcel}), AS_OF, trigger="test")
+        finally:
+            tx.rollback()
+    assert exact_after != exact, "the exact area did not move: the case tests nothing"
+    assert area_after == area
+    assert "per_mu" in ctx.changed, "per_mu was not asked: the case tests nothing"
+    assert not ctx.changed["per_mu"], f"figures made again: {ctx.changed}"

@@ -89,9 +89,11 @@ _COLS = f"{_LINK_COLS}, run_id, as_of"
 
 
 def _ov(a: str, b: str, b_area: str) -> str:
-    """Overlap area (m²) of polygon a with polygon b; b's own area when a covers b."""
+    """Overlap area (m²) of polygon a with polygon b; b's own area when a covers b, and never
+    more (b's stored area is to the hundredth, the overlap is not: a share stays at most 1)."""
     return (
-        f"CASE WHEN ST_Covers({a}, {b}) THEN {b_area} ELSE ST_Area(ST_Intersection({a}, {b})) END"
+        f"CASE WHEN ST_Covers({a}, {b}) THEN {b_area} "
+        f"ELSE least({b_area}, ST_Area(ST_Intersection({a}, {b}))) END"
     )
 
 
