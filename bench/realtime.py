@@ -65,6 +65,10 @@ def _use(landlink: str) -> None:
     global LANDLINK
     LANDLINK = str(Path(landlink).resolve()) if os.sep in landlink else landlink
     python = Path(LANDLINK).with_name("python")
+    if not (Path(LANDLINK).is_file() and python.is_file()):
+        sys.exit(
+            f"--landlink {landlink}: no landlink executable with a python beside it (a venv's bin/)"
+        )
     probe = "import sys; print(sys.version.split()[0], 'from', sys.base_prefix)"
     out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
     print(f"landlink: {LANDLINK} (Python {out.stdout.strip() or '?'})", flush=True)

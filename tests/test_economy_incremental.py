@@ -45,8 +45,8 @@ def city(analysed_sample):
         eng.dispose()
 
 
-def _pick(conn, sql: str) -> tuple:  # noqa: ANN001
-    row = conn.execute(text(sql)).first()
+def _pick(conn, sql: str, params: dict | None = None) -> tuple:  # noqa: ANN001
+    row = conn.execute(text(sql), params or {}).first()
     assert row is not None, f"the sample city has no case for: {sql}"
     return tuple(row)
 
@@ -294,14 +294,8 @@ def _land_rows(conn) -> dict[tuple, float]:  # noqa: ANN001
 def _bare_parcel(conn) -> str:  # noqa: ANN001
     from gis.core.layers import INDUSTRIAL_LAND_CODES
 
-    (parcel,) = _pick_with(conn, BARE_INDUSTRIAL_PARCEL, {"codes": list(INDUSTRIAL_LAND_CODES)})
+    (parcel,) = _pick(conn, BARE_INDUSTRIAL_PARCEL, {"codes": list(INDUSTRIAL_LAND_CODES)})
     return parcel
-
-
-def _pick_with(conn, sql: str, params: dict) -> tuple:  # noqa: ANN001
-    row = conn.execute(text(sql), params).first()
-    assert row is not None, f"the sample city has no case for: {sql}"
-    return tuple(row)
 
 
 @pytest.mark.parametrize("case", list(LAND_CHANGES))

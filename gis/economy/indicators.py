@@ -144,15 +144,10 @@ def compute(
         # the years computed: those in question and their neighbours (previous values, changes)
         calc = sorted({y + d for y in years for d in (-1, 0, 1)} & set(all_years))
         write = sorted({y + d for y in years for d in (0, 1)})
-        kept_land = stored_land.loc[
-            [(lv, c) not in land_zones for lv, c in zip(stored_land.level, stored_land.code,
-                                                         strict=True)]
-        ]  # fmt: skip
-        land = pd.concat(
-            [land, kept_land[["level", "code", "value"]].rename(
-                columns={"value": "industrial_land_mu"})],
-            ignore_index=True,
-        )  # fmt: skip
+        kept_land = pd.DataFrame(
+            [(*z, v) for z, v in kept.items() if z not in land_zones], columns=land.columns
+        )
+        land = pd.concat([land, kept_land], ignore_index=True)
     notes = _notes(conn, rules)
     # the output shares' numerators: per_mu's exact sums of the flagged enterprises' GYZCZ
     shares = per_mu.zone_sum_values(SHARE_COLUMNS)

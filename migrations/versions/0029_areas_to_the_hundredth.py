@@ -9,10 +9,10 @@ projects, supplies) was ``ST_Area(geom)`` to the last bit of a double. The same 
 two ways (a shapefile's coordinates against the same coordinates sent as GeoJSON text, rounded
 in their last digit) then had areas 1.5e-8 m² apart, and the derivation graph took that for a
 change of the parcel's area: its enterprises' land, their per-mu figures, evaluation, platform
-kinds and every year's §7 indicators were made again for nothing (0.2-0.3 s of a one-parcel
-refresh on a 98,048-parcel city). A land register records areas to 0.01 m²; so does landlink now:
-``round(ST_Area(geom), 2)``, in EPSG:4549 as before (a sliver under 0.005 m² keeps its own
-area, not 0: shares divide by it).
+kinds and every year's §7 indicators were made again for nothing (a one-parcel refresh on a
+98,048-parcel city took 0.51-0.55 s instead of 0.23-0.26 s). A land register records areas to
+0.01 m²; so does landlink now: ``round(ST_Area(geom), 2)``, in EPSG:4549 as before (a sliver
+under 0.005 m² keeps its own area, not 0: shares divide by it).
 
 The derived tables were made from the unrounded areas. The zone sums are emptied here, and
 ``landlink migrate`` recomputes the derived tables whole when it finds them so (as after 0019).
