@@ -65,16 +65,17 @@ def _case(mapping: dict[str, str]) -> str:
 
 
 def detect(
-    conn: Connection, run_id: int, as_of: date, rules: IdleRules, keys: list[str] | None = None
+    conn: Connection,
+    run_id: int,
+    as_of: date,
+    rules: IdleRules,
+    keys: list[str] | None = None,
+    into: str = "idle_results",
 ) -> None:
-    """Replace the ``idle_results`` rows of ``run_id`` for the supply records ``keys`` (DZJGH;
-    None: every record) with their status as of ``as_of``. Zone codes are left NULL (the caller
+    """Write the ``idle_results`` rows of ``run_id`` for the supply records ``keys`` (DZJGH;
+    None: every record), their status as of ``as_of``, into the table ``into`` (of that table's
+    columns; the caller has removed the rows they replace). Zone codes are left NULL (the caller
     sets them from the zone shares)."""
-    scoped = "" if keys is None else "AND supply_no = ANY(CAST(:keys AS text[]))"
-    conn.execute(
-        text(f"DELETE FROM idle_results WHERE run_id = :run {scoped}"),
-        {"run": run_id, "keys": keys},
-    )
     params = {
         "keys": keys,
         "run": run_id,
@@ -107,7 +108,7 @@ def detect(
     conn.execute(
         text(
             f"""
-            INSERT INTO idle_results (
+            INSERT INTO {into} (
                 run_id, supply_id, supply_no, status, days_overdue, area_m2, area_mu, supplied_on,
                 agreed_start, actual_start, actual_completion, stopped_on, rule, consequence,
                 figures, footprint_share, records_disagree, parcel_nos, as_of)

@@ -120,15 +120,12 @@ def detect(
     as_of: date,
     rules: LowEfficiencyRules,
     keys: list[str] | None = None,
+    into: str = "low_efficiency_results",
 ) -> None:
-    """Replace the ``low_efficiency_results`` rows of ``run_id`` for the parcels ``keys`` (DKBH;
-    None: every parcel) with the reasons that apply as of ``as_of``. Zone codes are left NULL
-    (the caller sets them from the zone shares)."""
-    scoped = "" if keys is None else "AND parcel_no = ANY(CAST(:keys AS text[]))"
-    conn.execute(
-        text(f"DELETE FROM low_efficiency_results WHERE run_id = :run {scoped}"),
-        {"run": run_id, "keys": keys},
-    )
+    """Write the ``low_efficiency_results`` rows of ``run_id`` for the parcels ``keys`` (DKBH;
+    None: every parcel), with the reasons that apply as of ``as_of``, into the table ``into``
+    (of that table's columns; the caller has removed the rows they replace). Zone codes are left
+    NULL (the caller sets them from the zone shares)."""
     year = tax_year(conn, as_of, rules)
     class_d, _ = class_d_source(conn, year)
     params = {
@@ -162,7 +159,7 @@ def detect(
     conn.execute(
         text(
             f"""
-            INSERT INTO low_efficiency_results (
+            INSERT INTO {into} (
                 run_id, parcel_id, parcel_no, area_m2, area_mu, actual_use, supply_no, reasons,
                 reason_codes, as_of)
             SELECT :run, id, parcel_no, area_m2, area_m2 * :mu, actual_use, supply_no,

@@ -52,10 +52,12 @@ def detect(
     as_of: date,
     rules: UnsuppliedRules,
     keys: list[str] | None = None,
+    into: str = "unsupplied_results",
 ) -> None:
-    """Replace the ``unsupplied_results`` rows of ``run_id`` for the approvals ``keys`` (PZWH;
-    None: every approval) with their status as of ``as_of``. Zone codes are left NULL (the
-    caller sets them from the zone shares)."""
+    """Write the ``unsupplied_results`` rows of ``run_id`` for the approvals ``keys`` (PZWH;
+    None: every approval), their status as of ``as_of``, into the table ``into`` (of that
+    table's columns; the caller has removed the rows they replace). Zone codes are left NULL
+    (the caller sets them from the zone shares)."""
     params = {
         "run": run_id,
         "as_of": as_of,
@@ -64,8 +66,6 @@ def detect(
         "mu": MU_PER_M2,
         "keys": keys,
     }
-    scoped = "" if keys is None else "AND approval_no = ANY(CAST(:keys AS text[]))"
-    conn.execute(text(f"DELETE FROM unsupplied_results WHERE run_id = :run {scoped}"), params)
     # 1. remainder of each approval: approval minus the union of the supplies meeting its interior
     conn.execute(
         text(
@@ -112,7 +112,7 @@ def detect(
     conn.execute(
         text(
             f"""
-            INSERT INTO unsupplied_results (
+            INSERT INTO {into} (
                 run_id, approval_id, approval_no, batch_name, approved_on, approved_m2,
                 supplied_m2, sliver_m2, unsupplied_m2, unsupplied_mu, unsupplied_share,
                 years_since_approval, age_band, status, supply_nos, geom, as_of)
