@@ -594,17 +594,18 @@ def one_row_changes(
             header, _ = _cc_rows(city)
             with (city / "CC.csv").open(encoding="utf-8", newline="") as f:
                 usccs = list(dict.fromkeys(r[0] for r in csv.reader(f) if r and r[0] != header[0]))
-            # the last two with outputs still current (a round before retired others)
+            # the last two with outputs still current (a round before retired others; two a
+            # round, and the row API's DELETE one: 500 candidates last 160 rounds)
             from sqlalchemy import create_engine, text
 
             with create_engine(url).connect() as c:
                 current = set(
                     c.execute(
                         text("SELECT uscc FROM enterprises WHERE uscc = ANY(:u)"),
-                        {"u": usccs[-50:]},
+                        {"u": usccs[-500:]},
                     ).scalars()
                 )
-            keys = [u for u in reversed(usccs[-50:]) if u in current][:2][::-1]
+            keys = [u for u in reversed(usccs[-500:]) if u in current][:2][::-1]
             has_retire = (
                 subprocess.run([LANDLINK, "retire", "--help"], capture_output=True).returncode == 0
             )

@@ -295,7 +295,6 @@ def compute(
             text(f"CREATE TEMP TABLE _judged (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
         )
         DETECT[kind](conn, run_id, as_of, rules, keys, "_judged")
-        conn.execute(text("ANALYZE _judged"))  # its rows' count, for the zones' join plan
         _store(conn, run_id, kind, keys, "_judged")
         conn.execute(text("DROP TABLE _judged"))
         if zones is not None and keys is not None:
