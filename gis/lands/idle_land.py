@@ -70,7 +70,8 @@ def detect(
     as_of: date,
     rules: IdleRules,
     keys: list[str] | None = None,
-    into: str = "idle_results",
+    *,
+    into: str,
 ) -> None:
     """Write the ``idle_results`` rows of ``run_id`` for the supply records ``keys`` (DZJGH;
     None: every record), their status as of ``as_of``, into the table ``into`` (of that table's

@@ -120,7 +120,8 @@ def detect(
     as_of: date,
     rules: LowEfficiencyRules,
     keys: list[str] | None = None,
-    into: str = "low_efficiency_results",
+    *,
+    into: str,
 ) -> None:
     """Write the ``low_efficiency_results`` rows of ``run_id`` for the parcels ``keys`` (DKBH;
     None: every parcel), with the reasons that apply as of ``as_of``, into the table ``into``

@@ -52,7 +52,8 @@ def detect(
     as_of: date,
     rules: UnsuppliedRules,
     keys: list[str] | None = None,
-    into: str = "unsupplied_results",
+    *,
+    into: str,
 ) -> None:
     """Write the ``unsupplied_results`` rows of ``run_id`` for the approvals ``keys`` (PZWH;
     None: every approval), their status as of ``as_of``, into the table ``into`` (of that
