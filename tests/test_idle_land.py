@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import text
 
 from tests.land_helpers import detect, insert, parcel, rect, rows, supply
 
@@ -206,3 +207,27 @@ def test_supply_after_as_of_is_not_judged(db):
     insert(db, "supplies", [supply("GD-1", rect(0, 0, 100, 100), supplied_on=date(2022, 1, 1))])
     run = detect(db, date(2021, 12, 31))
     assert rows(db, "SELECT 1 FROM idle_results WHERE run_id = :r", r=run["id"]) == []
+
+
+def test_three_lands_judged_again_and_again_on_one_connection(db):
+    """psycopg prepares a statement whose text it has run five times on a connection. The three
+    kinds stage their rows in tables of different columns, so a statement text that read the
+    staging table for every kind was refused ("cached plan must not change result type") once
+    prepared: in the suite, on a pooled connection that had judged the three lands before."""
+    from gis.core import graph
+    from gis.core.rules import get_rules
+    from gis.lands import detection
+
+    as_of = date(2022, 6, 1)
+    insert(db, "supplies", [supply("GD-1", rect(0, 0, 100, 100), START)])
+    insert(db, "parcels", [parcel("DK-1", rect(0, 0, 100, 100), supply_no="GD-1")])
+    with db.connect() as conn:
+        graph.refresh(conn, None, as_of, trigger="test")  # the links and the live run
+        run = conn.execute(text("SELECT id FROM detection_runs WHERE live")).scalar_one()
+        # three kinds each time, on one connection, past the fifth run of a shared text (a
+        # whole graph refresh runs so many other statements that psycopg forgets the count)
+        for _ in range(3):
+            detection.compute(conn, run, as_of, get_rules(), dict.fromkeys(detection.KINDS))
+        (status,) = conn.execute(text("SELECT status FROM idle_results")).scalars()
+        conn.rollback()
+    assert status == "idle"  # HTKGSJ 2021-03-15: idle from 2022-03-15

@@ -160,7 +160,10 @@ def _store(conn: Connection, run_id: int, kind: str, keys: list[str] | None, jud
     # statistics for the planner: without them it joins the run's rows to _zs in a nested loop
     # over every result row (a from-scratch run of the sample city: 10.5 s instead of 0.1 s)
     conn.execute(text("ANALYZE _zs"))
-    columns = list(conn.execute(text(f"SELECT * FROM {judged} LIMIT 0")).keys())
+    # the result table's columns (``judged`` has them): a statement text that reads the
+    # staging table for every kind would be prepared by psycopg after a few runs, and then
+    # refused when the next kind's staging table had other columns
+    columns = list(conn.execute(text(f"SELECT * FROM {table} LIMIT 0")).keys())
     own = ", ".join(f"r.{c}" for c in columns if c not in ZONE_CODES)
     conn.execute(
         text(
