@@ -23,6 +23,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
+from gis.core import detection_models as dm
 from gis.core.graph import ALL, CALENDAR, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import Rules, get_rules
@@ -160,10 +161,10 @@ def _store(conn: Connection, run_id: int, kind: str, keys: list[str] | None, jud
     # statistics for the planner: without them it joins the run's rows to _zs in a nested loop
     # over every result row (a from-scratch run of the sample city: 10.5 s instead of 0.1 s)
     conn.execute(text("ANALYZE _zs"))
-    # the result table's columns (``judged`` has them): a statement text that reads the
-    # staging table for every kind would be prepared by psycopg after a few runs, and then
-    # refused when the next kind's staging table had other columns
-    columns = list(conn.execute(text(f"SELECT * FROM {table} LIMIT 0")).keys())
+    # the result table's columns (``judged`` has them), from its model: no round trip, and no
+    # statement text reading every kind's staging table (psycopg prepares a text after a few
+    # runs, and the next kind's staging table, of other columns, was then refused)
+    columns = list(dm.RESULT_TABLES[kind].columns.keys())
     own = ", ".join(f"r.{c}" for c in columns if c not in ZONE_CODES)
     conn.execute(
         text(
@@ -644,8 +645,6 @@ def run_detection(
 
 def _copy(conn: Connection, src: int, dst: int) -> None:
     """Every row of run ``src`` into run ``dst`` (INSERT ... SELECT)."""
-    from gis.core import detection_models as dm
-
     for table in (*dm.RESULT_TABLES.values(), dm.detection_zone_shares, dm.detection_summaries):
         cols = [c.name for c in table.columns if c.name != "run_id"]
         names = ", ".join(cols)
