@@ -23,7 +23,6 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
-from gis.core import detection_models as dm
 from gis.core.graph import ALL, CALENDAR, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import Rules, get_rules
@@ -164,6 +163,8 @@ def _store(conn: Connection, run_id: int, kind: str, keys: list[str] | None, jud
     # the result table's columns (``judged`` has them), from its model: no round trip, and no
     # statement text reading every kind's staging table (psycopg prepares a text after a few
     # runs, and the next kind's staging table, of other columns, was then refused)
+    from gis.core import detection_models as dm  # (with GeoAlchemy2: not at import)
+
     columns = list(dm.RESULT_TABLES[kind].columns.keys())
     own = ", ".join(f"r.{c}" for c in columns if c not in ZONE_CODES)
     conn.execute(
@@ -645,6 +646,8 @@ def run_detection(
 
 def _copy(conn: Connection, src: int, dst: int) -> None:
     """Every row of run ``src`` into run ``dst`` (INSERT ... SELECT)."""
+    from gis.core import detection_models as dm
+
     for table in (*dm.RESULT_TABLES.values(), dm.detection_zone_shares, dm.detection_summaries):
         cols = [c.name for c in table.columns if c.name != "run_id"]
         names = ", ".join(cols)
