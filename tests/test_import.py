@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -491,3 +493,69 @@ def test_enterprises_as_point_layers_gpkg_and_geojson_with_gcj02(db, tmp_path):
     x, y = got[uscc(2)][1]
     assert got[uscc(2)][0] == "乙企业"
     assert np.hypot(x - (X0 + 70), y - (Y0 + 30)) < 0.5  # metres, after GCJ-02 -> WGS84
+
+
+def test_readers_are_never_blocked_while_a_city_loads_and_is_analysed(db):
+    """Every table stays readable while the sample city's files load into an empty database
+    (first loads of every layer, each with its derivation-graph refresh) and `analyse-all`'s
+    steps run after: a reader that waits more than 50 ms for a lock fails. A first load once
+    dropped the parcels' spatial index to build it at the end, which locks the table against
+    every reader until the import commits."""
+    import threading
+
+    from psycopg.errors import LockNotAvailable
+    from sqlalchemy.exc import OperationalError
+
+    from app.cli import analysis_steps
+    from tests.conftest import SAMPLE_DIR, load_directory
+
+    def load_and_analyse() -> None:
+        load_directory(db, SAMPLE_DIR)
+        for _, step in analysis_steps(date(2026, 6, 30)):
+            step(db)
+
+    with db.connect() as c:
+        tables = (
+            c.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'spatial_ref_sys' ORDER BY 1"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    failed: list[BaseException] = []
+    loader = threading.Thread(target=lambda: _catching(failed, load_and_analyse))
+    blocked: set[str] = set()
+    polls = 0
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as reader:
+        reader.execute(text("SET lock_timeout = '50ms'"))
+        loader.start()
+        try:
+            while loader.is_alive():
+                for t in tables:
+                    try:
+                        reader.execute(text(f"SELECT 1 FROM {t} LIMIT 1"))
+                    except OperationalError as e:
+                        if not isinstance(e.orig, LockNotAvailable):
+                            raise
+                        blocked.add(t)
+                polls += 1
+        finally:
+            loader.join()
+        reader.execute(text("RESET lock_timeout"))
+    assert not failed, failed
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM parcels")).scalar_one() > 5000
+    assert polls >= 10, f"only {polls} rounds of reads while the city loaded"
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM idle_results")).scalar_one() > 0
+    assert not blocked, f"readers waited for locks on {sorted(blocked)}"
+
+
+def _catching(failed: list[BaseException], work) -> None:  # noqa: ANN001
+    try:
+        work()
+    except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+        failed.append(e)

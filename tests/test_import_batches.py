@@ -18,10 +18,8 @@ from tests.factories import box, districts, parcels, supplies, write_shp
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """COPY in chunks of 3 rows and rebuild the spatial index from 5 rows, so that small files
-    cross chunk boundaries and take the bulk path."""
+    """COPY in chunks of 3 rows, so that small files cross chunk boundaries."""
     monkeypatch.setattr(pipeline, "COPY_CHUNK_ROWS", 3)
-    monkeypatch.setattr(pipeline, "INDEX_REBUILD_ROWS", 5)
 
 
 def _base(db, tmp_path, n=10):
@@ -42,14 +40,10 @@ def test_first_load_in_chunks_then_reimport_changes_nothing(db, tmp_path, small_
                 "floor_area_m2, holder_name FROM parcels ORDER BY parcel_no"
             )
         ).all()
-        indexed = c.execute(
-            text("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_parcels_geom'")
-        ).scalar()
     assert [r[0] for r in rows] == [f"DK-{i:04d}" for i in range(10)]
     assert {(r[1], r[2], r[3]) for r in rows} == {(first["batch_id"], "MULTIPOLYGON", 4549)}
     assert all(r[4] == pytest.approx(10_000) and r[5] == 12000.0 for r in rows)
     assert rows[7][6] == "杭州测试7有限公司"
-    assert indexed == 1, "the spatial index is rebuilt after a bulk first load"
     # a row hash made in the wrong chunk would show up here as an update
     again = import_file(db, "dk", p)
     assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 10)

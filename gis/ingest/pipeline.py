@@ -43,8 +43,6 @@ IMPORT_LOCK = 5507
 COPY_CHUNK_ROWS = 10_000
 # Land-use codes listed in a report's ``not_industrial`` (the most frequent; all are counted).
 NOT_INDUSTRIAL_CODES_SHOWN = 100
-# A first load of more rows than this drops the spatial index and builds it once at the end.
-INDEX_REBUILD_ROWS = 10_000
 
 
 @dataclass
@@ -913,9 +911,9 @@ def _first_load(
 ) -> dict:
     """Load into an empty table: one COPY straight into it (no staging table, no upsert, no
     change records: there is nothing to change). EWKB, row hashes and multipolygons are made
-    chunk by chunk inside the COPY, overlapping the server's work. A large load builds the
-    spatial index once at the end (as bulk loaders do) instead of row by row; the DDL is part
-    of this transaction."""
+    chunk by chunk inside the COPY, overlapping the server's work. The indexes are kept up
+    row by row: dropping one to build it at the end (as bulk loaders do, 0.3-0.5 s less for
+    98,048 parcels) would lock the table against every reader until the import commits."""
     multi = geoms is not None and layer.polygonal
 
     def prepare(part: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
@@ -927,12 +925,5 @@ def _first_load(
         part["batch_id"] = batch_id
         return part
 
-    rebuild_index = "geom" in cols and len(frame) > INDEX_REBUILD_ROWS
-    if rebuild_index:
-        conn.execute(text(f"DROP INDEX IF EXISTS idx_{layer.table}_geom"))
     _copy(conn, layer.table, frame, [*cols, "batch_id"], prepare)
-    if rebuild_index:
-        conn.execute(
-            text(f"CREATE INDEX idx_{layer.table}_geom ON {layer.table} USING gist (geom)")
-        )
     return {"inserted": len(frame), "updated": 0, "unchanged": 0}
