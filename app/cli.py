@@ -972,11 +972,20 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        if isinstance(e, DBAPIError):
+        psycopg = sys.modules.get("psycopg")  # a statement run on the driver's own cursor
+        if psycopg is not None and isinstance(e, psycopg.Error):
+            state = e.sqlstate
+        if isinstance(e, DBAPIError) or (psycopg is not None and isinstance(e, psycopg.Error)):
+            # schema errors (class 42: an undefined column, function ...) after an upgrade
+            # want a migration; others (class 22, a value out of range ...) do not
+            hint = (
+                "If this landlink was just upgraded, run 'landlink migrate'"
+                if state is None or state.startswith("42")
+                else "Its transaction was rolled back"
+            )
             print(
                 f"ERROR the database refused the operation (SQLSTATE {state}): "
-                f"{str(e.orig).strip().splitlines()[0]}. If this landlink "
-                "was just upgraded, run 'landlink migrate'",
+                f"{str(getattr(e, 'orig', e)).strip().splitlines()[0]}. {hint}",
                 file=sys.stderr,
             )
             return 1

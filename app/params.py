@@ -20,6 +20,7 @@ import annotated_types as at
 from fastapi import Query
 
 from app.errors import ApiError, problem
+from gis.core.layers import NUMBER_MAX
 from gis.platforms.layout_plan import MAX_MU
 
 BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint
@@ -33,7 +34,7 @@ Year = Annotated[int, at.Ge(1900), at.Le(2200)]
 # an area in 亩, finite
 Mu = Annotated[float, at.Ge(0), at.Le(MAX_MU)]
 # an amount in 万元, finite
-Wan = Annotated[float, at.Ge(0), at.Le(1e12)]
+Wan = Annotated[float, at.Ge(0), at.Le(NUMBER_MAX)]
 # a date to judge by (date arithmetic stays inside Python's and PostgreSQL's range)
 AsOf = Annotated[date, at.Ge(date(1900, 1, 1)), at.Le(date(2200, 12, 31))]
 

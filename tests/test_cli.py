@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from sqlalchemy import text
 
 from gis.core import tokens
@@ -226,3 +227,28 @@ def test_verify_derived_agrees_on_an_analysed_city_and_names_a_table_changed_by_
         assert verify("--table", "per_mu").returncode == 1
         wrong = verify("--table", "parcels")
         assert wrong.returncode == 2 and "not a derived table" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    "error,hint",
+    [
+        ("NumericValueOutOfRange", "Its transaction was rolled back"),
+        ("UndefinedColumn", "run 'landlink migrate'"),
+    ],
+)
+def test_a_database_error_is_one_line_with_the_hint_that_fits(monkeypatch, capsys, error, hint):
+    """An error the database raises on the driver's own cursor is one line, not a traceback;
+    the hint to migrate is given for schema errors only (a value out of range is no upgrade's
+    fault)."""
+    import psycopg
+
+    from app import cli
+
+    def fail(ns) -> int:  # noqa: ANN001
+        raise getattr(psycopg.errors, error)("the server's message\nDETAIL: more")
+
+    monkeypatch.setattr(cli, "cmd_refresh", fail)
+    assert cli.main(["refresh"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the server's message" in err and hint in err, err
+    assert f"SQLSTATE {getattr(psycopg.errors, error).sqlstate}" in err

@@ -160,6 +160,11 @@ def test_geographic_cgcs2000_is_projected_to_4549(db, tmp_path):
         ("SRRDM", "9133", "USCC must have 18 characters"),
         ("GDFS", "拍卖", "is not one of"),
         ("YDTZ", "lots", "not a number"),
+        ("YDTZ", "-inf", "not a number"),
+        ("YDTZ", "Infinity", "not a number"),
+        ("YDTZ", "1e400", "not a number"),  # beyond double precision
+        ("YDTZ", "1e308", "out of range"),
+        ("YDTZ", "1e-320", "out of range"),
     ],
 )
 def test_bad_field_is_named_and_strict_changes_nothing(db, tmp_path, field, value, reason):

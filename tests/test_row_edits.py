@@ -182,6 +182,21 @@ def test_post_rows_validates_as_a_file_does(city):
         assert _version(eng, "CC", f"{uscc}:2016") == 1
         r = h.post(url, json=[new], params={"dry_run": "true"}, headers=bearer(toks["cc"]))
         assert r.status_code == 200 and r.json()["unchanged"] == 1
+        # JSON's non-standard -Infinity (Python's json reads it) and a figure beyond any unit:
+        # refused like a file's, naming row and field, before anything is stored or derived
+        for body, reason in [
+            (b'[{"TYSHXYDM": "%s", "ND": 2016, "SJSJ": -Infinity}]', "not a number"),
+            (b'[{"TYSHXYDM": "%s", "ND": 2016, "SJSJ": "inf"}]', "not a number"),
+            (b'[{"TYSHXYDM": "%s", "ND": 2016, "SJSJ": 1e308}]', "out of range"),
+        ]:
+            r = h.post(
+                url,
+                content=body % uscc.encode(),
+                headers=bearer(toks["cc"], **{"Content-Type": "application/json"}),
+            )
+            assert r.status_code == 422, r.text
+            err = r.json()["report"]["errors"][0]
+            assert (err["where"], err["field"]) == ("row 0", "SJSJ") and reason in err["reason"]
         r = h.post(url, content=b"{not json", headers=bearer(toks["cc"]))
         assert r.status_code == 400 and "not JSON" in r.json()["message"]
         r = h.post(url, json={"rows": 1}, headers=bearer(toks["cc"]))

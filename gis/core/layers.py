@@ -85,6 +85,12 @@ POINT_FIELDS = (
 # Plausible years (ND) and dates: outside these they are typing errors (docs/DATA_DECISIONS.md).
 YEARS = (1949, 2100)
 DATE_YEARS = (1900, 2100)
+# Plausible sizes of a figure in its own unit (万元, m², tce, t, persons): at most 1e12 (a
+# trillion 万元 is fifty times China's yearly GDP) and, when not 0, at least 1e-9 (a
+# thousandth of a fen in 万元). Beyond them a value is a unit or typing error, and a ratio of
+# two such figures (value added per tce) overflows double precision (docs/DATA_DECISIONS.md).
+NUMBER_MAX = 1e12
+NUMBER_MIN = 1e-9
 
 PLATFORM_LEVELS = ("国家级", "省级", "市级", "其他")
 PLATFORM_TYPES = (

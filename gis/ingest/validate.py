@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gis.core import uscc
-from gis.core.layers import DATE_YEARS, YEARS, Field, Layer
+from gis.core.layers import DATE_YEARS, NUMBER_MAX, NUMBER_MIN, YEARS, Field, Layer
 
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _LIST_SPLIT = r"[;；、,，]"
@@ -113,15 +113,25 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def parse_numbers(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Floats; thousands separators allowed. Returns (values, mask of unparsable non-empty)."""
+    """Floats; thousands separators allowed. Returns (values, mask of non-empty values that are
+    not a finite number: unparsable, NaN, ±inf, or beyond double precision such as 1e400)."""
     if pd.api.types.is_numeric_dtype(s):
-        return s.astype(float), np.zeros(len(s), bool)
+        values = s.astype(float)
+        bad = np.isinf(values.to_numpy())
+        return values.where(~bad), bad
     text = as_text(s)
     present = text.notna()
     cleaned = text.fillna("").str.replace(",", "", regex=False).str.replace("，", "", regex=False)
-    values = pd.to_numeric(cleaned.where(present, None), errors="coerce")
-    bad = (present & values.isna()).to_numpy()
-    return values.astype(float), bad
+    values = pd.to_numeric(cleaned.where(present, None), errors="coerce").astype(float)
+    bad = (present & ~np.isfinite(values)).to_numpy()
+    return values.where(~bad), bad
+
+
+def implausible_numbers(values: pd.Series) -> np.ndarray:
+    """Mask of finite values beyond the figures' magnitudes (``NUMBER_MAX``, ``NUMBER_MIN``)."""
+    size = values.abs().to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return (size > NUMBER_MAX) | ((size > 0) & (size < NUMBER_MIN))
 
 
 _BOOL = {
@@ -256,6 +266,12 @@ def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
     elif f.type in ("float", "int"):
         values, bad = parse_numbers(raw)
         issues.add(bad, f.code, "not a number")
+        issues.add(
+            implausible_numbers(values),
+            f.code,
+            f"out of range: a figure is 0 or between {NUMBER_MIN:g} and {NUMBER_MAX:g} in size "
+            "(in the field's unit); check the unit",
+        )
         if f.type == "int":
             frac = values.notna() & (values != values.round())
             issues.add(frac.to_numpy(), f.code, "not a whole number")
