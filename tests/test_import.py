@@ -62,6 +62,34 @@ def test_shapefile_without_cpg_defaults_to_gb18030_and_option_overrides(db, tmp_
         import_file(db, "zl", p, ImportOptions(encoding="UTF-8"))
 
 
+def test_utf8_shapefile_without_cpg_read_as_gb18030_says_it_may_be_utf8(db, tmp_path):
+    """钱塘 in UTF-8 is also valid GB18030 (閽卞): the contract's default reads it so, and the
+    report says that every text is also UTF-8 and how to read it as such. A GBK file (the
+    test above) gets no such note."""
+    p = write_shp(
+        tmp_path / "ZL.shp",
+        [{"ZLDM": "CXKC", "ZLMC": "钱塘"}],
+        [box(0)],
+        encoding="UTF-8",
+        cpg=False,
+    )
+    rep = import_file(db, "zl", p)
+    note = next(w for w in rep["warnings"] if "also valid UTF-8" in w)
+    assert "ZLMC '钱塘'" in note and "--encoding utf-8" in note
+    again = import_file(db, "zl", p, ImportOptions(encoding="utf-8"))
+    assert not any("also valid UTF-8" in w for w in again["warnings"])
+    with db.connect() as c:
+        assert c.execute(text("SELECT name FROM corridors")).scalar() == "钱塘"
+    gbk = write_shp(
+        tmp_path / "ZL2.shp",
+        [{"ZLDM": "CXKC", "ZLMC": "城西科创大走廊"}],
+        [box(0)],
+        encoding="GBK",
+        cpg=False,
+    )
+    assert not any("also valid UTF-8" in w for w in import_file(db, "zl", gbk)["warnings"])
+
+
 def test_wrong_cpg_is_refused(db, tmp_path):
     p = write_shp(tmp_path / "ZL.shp", [{"ZLDM": "CXKC", "ZLMC": "城西科创大走廊"}], [box(0)])
     p.with_suffix(".cpg").write_text("UTF-8")

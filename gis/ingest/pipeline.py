@@ -512,7 +512,10 @@ def _import(
             f"{layer.code} ({layer.label}); the file has: {found}",
         )
     known = {f.code for f in layer.fields} | {"geometry", "X", "Y", "ZBXT", "FID", "OBJECTID"}
-    warnings: list[str] = [f"text decoded as {raw.encoding}, from {raw.encoding_source}"]
+    warnings: list[str] = [
+        f"text decoded as {raw.encoding}, from {raw.encoding_source}",
+        *raw.notes,
+    ]
     extra = [c for c in df.columns if c not in known]
     if extra:
         warnings.append(f"columns not in the contract, ignored: {', '.join(extra)}")

@@ -51,6 +51,7 @@ class RawFrame:
     encoding_source: str
     row_label: str  # "feature" (0-based FID) or "row" (spreadsheet row, header = 1)
     row_offset: int  # add to the 0-based position to get the label
+    notes: tuple[str, ...] = ()  # for the report's notes (a doubt about the encoding)
 
 
 def python_codec(name: str, file: str, source: str = "the encoding option") -> str:
@@ -73,8 +74,13 @@ def python_codec(name: str, file: str, source: str = "the encoding option") -> s
         ) from None
 
 
-def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
-    """Refuse a DBF whose character fields do not decode strictly in ``codec``."""
+def _check_dbf_decodes(
+    dbf: Path, codec: str, file: str, probe_utf8: bool = False
+) -> tuple[str, str] | None:
+    """Refuse a DBF whose character fields do not decode strictly in ``codec``. With
+    ``probe_utf8``: returns the first non-ASCII value as (field, its bytes decoded as UTF-8)
+    when every non-ASCII value also decodes as UTF-8 (as a file written in UTF-8 would; text
+    written in GBK hardly ever does), else None."""
     data = dbf.read_bytes()
     if len(data) < 32:
         raise InputError(file, "the .dbf file is truncated")
@@ -90,14 +96,25 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
         pos += 32
     body = data[header_len : header_len + n * rec_len]
     if n == 0 or not fields or len(body) < n * rec_len:
-        return
+        return None
     recs = np.frombuffer(body, dtype=np.uint8).reshape(n, rec_len)
+    as_utf8: tuple[str, str] | None = None
+    all_utf8 = probe_utf8 and codec != "utf-8"
     for name, off, flen in fields:
         col = np.ascontiguousarray(recs[:, off : off + flen])
-        if not (col >= 0x80).any():
+        high = (col >= 0x80).any(axis=1)
+        if not high.any():
             continue
         # decode the whole column in one go, one value per line; find the row only on failure
         block = np.concatenate([col, np.full((n, 1), 0x0A, np.uint8)], axis=1).tobytes()
+        if all_utf8:
+            try:
+                block.decode("utf-8")
+                if as_utf8 is None:
+                    raw = col[int(np.argmax(high))].tobytes().rstrip(b" \0")
+                    as_utf8 = (name, raw.decode("utf-8"))
+            except UnicodeDecodeError:  # (a value cut inside a character counts as not UTF-8)
+                all_utf8 = False
         try:
             block.decode(codec)
             continue
@@ -119,6 +136,7 @@ def _check_dbf_decodes(dbf: Path, codec: str, file: str) -> None:
             f"({raw!r}); give the right encoding with --encoding or a .cpg file",
             field=name,
         )
+    return as_utf8 if all_utf8 else None
 
 
 def _gdb_layer(path: Path, name: str | None, file: str) -> str:
@@ -156,6 +174,7 @@ def read_spatial(
 
     suffix = path.suffix.lower()
     enc_arg = None
+    notes: tuple[str, ...] = ()
     gdb_layer = _gdb_layer(path, layer_name, file) if suffix == ".gdb" else None
     if suffix == ".shp":
         cpg = path.with_suffix(".cpg")
@@ -179,7 +198,16 @@ def read_spatial(
         )
         if dbf is None:
             raise InputError(file, "the shapefile has no .dbf attribute file beside it")
-        _check_dbf_decodes(dbf, codec, file)
+        by_default = not cpg.exists() and not encoding
+        also_utf8 = _check_dbf_decodes(dbf, codec, file, probe_utf8=by_default)
+        if also_utf8 is not None:
+            field, text = also_utf8
+            notes = (
+                f"the shapefile has no .cpg and its text was read as {codec}, the contract's "
+                f"default; every text is also valid UTF-8, as if the file were written in UTF-8 "
+                f"({field} {text!r} in UTF-8). If the names look garbled, add a .cpg holding "
+                "UTF-8 (or --encoding utf-8) and import again",
+            )
     else:
         codec, source = "utf-8", "format (UTF-8)"
     try:
@@ -189,7 +217,7 @@ def read_spatial(
     except Exception as e:  # pyogrio raises DataSourceError, DataLayerError, ...
         raise InputError(file, f"cannot be read as a spatial layer: {e}") from None
     gdf.columns = [c if c == "geometry" else str(c).strip().upper() for c in gdf.columns]
-    return RawFrame(gdf, gdf.crs, codec, source, "feature", 0)
+    return RawFrame(gdf, gdf.crs, codec, source, "feature", 0, notes)
 
 
 def _decode_text(raw: bytes, encoding: str | None, file: str) -> tuple[str, str, str]:
