@@ -42,7 +42,10 @@ districts, platforms and corridors and writes ``links``, by changed keys:
   now (and the unlinked parcels whose reason names it); its projects likewise;
 - a changed project: its rows;
 - a changed zone (district, platform, corridor code): that level's rows of every parcel and
-  enterprise.
+  enterprise;
+- a layer changed whole (``ALL``: a first load): the rows above for every key of that layer
+  (every enterprise's, every supply record's and project's, every project's), and no others;
+  every parcel changed: every row (what a full recompute does).
 
 A key no longer in its table (a retired row) loses its rows. Rows are DELETEd and INSERTed
 (a full recompute DELETEs every row), never TRUNCATEd.
@@ -138,7 +141,8 @@ _NEAREST_NAMED = (
 # What a change touches
 # --------------------------------------------------------------------------------------------
 
-Scope = dict[str, "list[str] | None"]  # ents, parcels, zparcels, supplies, projects, levels
+Scope = dict[str, "list[str] | bool | None"]  # ents, parcels, zparcels, supplies, projects,
+# levels (lists of keys, None: every key) and whole
 
 
 def _keys(changes: Changes, table: str) -> list[str]:
@@ -189,14 +193,18 @@ _REASON_MAY_MOVE = f"""
 
 
 def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
-    """The keys whose rows to recompute (see the module docstring), or None for all."""
-    if any(
-        changes.everything(t)
-        for t in ("enterprises", "parcels", "supplies", "projects", *ZONES.values())
-    ):
+    """The keys whose rows to recompute (see the module docstring), or None for all. Every
+    row of a layer changed (a first load: ``ALL``) recomputes the rows that read it, for every
+    key (None in the scope), and no others: a first load of the enterprises relinks every
+    enterprise, not the parcels' zones and supply records; every parcel changed, everything."""
+    if changes.everything("parcels"):
         return None
-    e0, p0 = _keys(changes, "enterprises"), _keys(changes, "parcels")
-    s0, j0 = _keys(changes, "supplies"), _keys(changes, "projects")
+    e_all, s_all = changes.everything("enterprises"), changes.everything("supplies")
+    j_all = changes.everything("projects")
+    e0 = [] if e_all else _keys(changes, "enterprises")
+    s0 = [] if s_all else _keys(changes, "supplies")
+    p0, j0 = _keys(changes, "parcels"), [] if j_all else _keys(changes, "projects")
+    # a zone table changed (even all of it): that level's rows of every parcel and enterprise
     levels = [lv for lv, t in ZONES.items() if changes.get(t)]
     ents, parcels, projects = set(e0), set(p0), set(j0)
     if p0:
@@ -246,12 +254,14 @@ def _scope(conn: Connection, changes: Changes, near: float) -> Scope | None:
             s=s0,
         )
     return {
-        "ents": sorted(ents),
-        "parcels": sorted(parcels),  # supply_parcel rows
+        "ents": None if e_all else sorted(ents),
+        "parcels": None if s_all else sorted(parcels),  # supply_parcel rows
         "zparcels": sorted(p0),  # parcel_<zone> rows (a parcel's zones move with its geometry)
-        "supplies": s0,  # plus those linked to the parcels before or after (see _link)
-        "projects": sorted(projects),
+        "supplies": None if s_all else s0,  # plus those linked to the parcels (see _link)
+        "projects": None if j_all or s_all else sorted(projects),
         "levels": levels,  # zone levels recomputed for every parcel and enterprise
+        # some layer changed whole (a first load): whole kinds of rows rewritten
+        "whole": e_all or s_all or j_all or any(map(changes.everything, ZONES.values())),
     }
 
 
@@ -317,7 +327,7 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
         _enterprise_parcel(conn, q)
     # the supply records linked to the parcels before (their "links to no parcel" row may change)
     supplies = None
-    if not full:
+    if not full and scope["supplies"] is not None:
         supplies = set(scope["supplies"])
         if parcels:
             supplies |= _col(
@@ -334,7 +344,7 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new")
     # phase 2: rows that read phase 1's links (supplies no parcel took, enterprises' zones)
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_new2 (LIKE links) ON COMMIT DROP")
-    if not full:
+    if supplies is not None:
         supplies |= _col(
             conn,
             "SELECT from_key FROM _lk_new WHERE kind = 'supply_parcel' AND to_key IS NOT NULL",
@@ -349,9 +359,13 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     by_level("enterprise", "e", ents, _enterprise_zone)
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new2")
     conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")
-    out = _changed(conn, full)
+    # whole kinds rewritten: their readers recompute everything too (a keyed refresh of most
+    # keys is far slower than a whole one: the three lands' by-key paths took 108 s for the
+    # first load of the scale-20 city's projects, against 3-4 s whole)
+    out = _changed(conn, full or scope["whole"])
     conn.exec_driver_sql("DROP TABLE _lk_old, _lk_new, _lk_new2")
-    if full:
+    # every row of some kinds rewritten (a first load): statistics for the producers after
+    if full or scope["whole"]:
         conn.exec_driver_sql("ANALYZE links")
     return out
 
