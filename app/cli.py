@@ -953,43 +953,45 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
 
-        state = getattr(getattr(e, "orig", None), "sqlstate", None)
+        # SQLAlchemy wraps the driver's error; a statement run on the driver's own cursor (a
+        # COPY, a prepared statement) raises it bare
+        psycopg = sys.modules.get("psycopg")
+        bare = psycopg is not None and isinstance(e, psycopg.Error)
+        if not (isinstance(e, DBAPIError) or bare):
+            raise
+        orig = e if bare else e.orig
+        state = getattr(orig, "sqlstate", None)
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
         # connection failures only (no SQLSTATE, class 08, or the server starting or stopping);
         # other OperationalErrors (a lock timeout, a write to a view) are the statement's
-        if isinstance(e, OperationalError) and (
-            state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
-        ):
+        lost = isinstance(e, OperationalError) or (bare and isinstance(e, psycopg.OperationalError))
+        down = state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+        if lost and down:
             print(
                 "ERROR cannot reach the database: start it with 'landlink db up' or set "
-                f"DATABASE_URL ({str(e.orig).strip().splitlines()[0]})",
+                f"DATABASE_URL ({first})",
                 file=sys.stderr,
             )
             return 1
         if state == "42P01":  # undefined_table
             print(
                 "ERROR the database has no landlink tables yet (or an older schema): run "
-                f"'landlink migrate' first ({str(e.orig).strip().splitlines()[0]})",
+                f"'landlink migrate' first ({first})",
                 file=sys.stderr,
             )
             return 1
-        psycopg = sys.modules.get("psycopg")  # a statement run on the driver's own cursor
-        if psycopg is not None and isinstance(e, psycopg.Error):
-            state = e.sqlstate
-        if isinstance(e, DBAPIError) or (psycopg is not None and isinstance(e, psycopg.Error)):
-            # schema errors (class 42: an undefined column, function ...) after an upgrade
-            # want a migration; others (class 22, a value out of range ...) do not
-            hint = (
-                "If this landlink was just upgraded, run 'landlink migrate'"
-                if state is None or state.startswith("42")
-                else "Its transaction was rolled back"
-            )
-            print(
-                f"ERROR the database refused the operation (SQLSTATE {state}): "
-                f"{str(getattr(e, 'orig', e)).strip().splitlines()[0]}. {hint}",
-                file=sys.stderr,
-            )
-            return 1
-        raise
+        # schema errors (class 42: an undefined column, function ...) after an upgrade want a
+        # migration; others (class 22, a value out of range ...) do not
+        hint = (
+            "If this landlink was just upgraded, run 'landlink migrate'"
+            if state is not None and state.startswith("42")
+            else "Its transaction was rolled back"
+        )
+        print(
+            f"ERROR the database refused the operation (SQLSTATE {state}): {first}. {hint}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def run() -> None:

@@ -232,23 +232,27 @@ def test_verify_derived_agrees_on_an_analysed_city_and_names_a_table_changed_by_
 @pytest.mark.parametrize(
     "error,hint",
     [
-        ("NumericValueOutOfRange", "Its transaction was rolled back"),
-        ("UndefinedColumn", "run 'landlink migrate'"),
+        ("NumericValueOutOfRange", "(SQLSTATE 22003): the server's message. Its transaction"),
+        ("UndefinedColumn", "(SQLSTATE 42703): the server's message. If this landlink was"),
+        ("UndefinedTable", "has no landlink tables yet"),
+        ("AdminShutdown", "cannot reach the database"),
+        ("OperationalError", "cannot reach the database"),  # no SQLSTATE: the connection
     ],
 )
 def test_a_database_error_is_one_line_with_the_hint_that_fits(monkeypatch, capsys, error, hint):
-    """An error the database raises on the driver's own cursor is one line, not a traceback;
-    the hint to migrate is given for schema errors only (a value out of range is no upgrade's
+    """An error the database raises on the driver's own cursor (not wrapped by SQLAlchemy) is
+    one line, not a traceback, told apart as a wrapped one is: a lost connection, no tables,
+    and the hint to migrate for schema errors only (a value out of range is no upgrade's
     fault)."""
     import psycopg
 
     from app import cli
 
     def fail(ns) -> int:  # noqa: ANN001
-        raise getattr(psycopg.errors, error)("the server's message\nDETAIL: more")
+        cls = getattr(psycopg.errors, error, None) or getattr(psycopg, error)
+        raise cls("the server's message\nDETAIL: more")
 
     monkeypatch.setattr(cli, "cmd_refresh", fail)
     assert cli.main(["refresh"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the server's message" in err and hint in err, err
-    assert f"SQLSTATE {getattr(psycopg.errors, error).sqlstate}" in err

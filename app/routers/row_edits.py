@@ -65,9 +65,15 @@ async def _json_body(request: Request) -> object:
     if len(body) > limit:
         raise ApiError(413, f"the body is over {limit} bytes; send fewer rows per request")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_not_json)
     except ValueError as e:
         raise ApiError(400, f"the body is not JSON: {e}") from None
+
+
+def _not_json(name: str) -> None:
+    """Python's json reads NaN, Infinity and -Infinity, which JSON does not have (RFC 8259):
+    refused, so that a figure sent as NaN is not stored as empty."""
+    raise ValueError(f"{name} is not a JSON number (send null for an empty figure)")
 
 
 async def edit(fn: Callable[..., dict], *args: object) -> dict:

@@ -266,12 +266,14 @@ def _parse_field(raw: pd.Series, f: Field, issues: Issues) -> pd.Series:
     elif f.type in ("float", "int"):
         values, bad = parse_numbers(raw)
         issues.add(bad, f.code, "not a number")
+        odd = implausible_numbers(values)
         issues.add(
-            implausible_numbers(values),
+            odd,
             f.code,
             f"out of range: a figure is 0 or between {NUMBER_MIN:g} and {NUMBER_MAX:g} in size "
             "(in the field's unit); check the unit",
         )
+        values = values.where(~odd)  # reported: no further reasons, no cast of 1e20 to int
         if f.type == "int":
             frac = values.notna() & (values != values.round())
             issues.add(frac.to_numpy(), f.code, "not a whole number")
