@@ -173,6 +173,28 @@ def test_a_table_import_loads_no_geometry_or_web_library(db, tmp_path):
     assert sorted(imported & set(NOT_FOR_A_TABLE_IMPORT)) == []
 
 
+def test_a_one_row_spatial_change_loads_no_model_or_web_library(db, tmp_path):
+    """A supply record's agreed start changed by the command line: its refresh judges the
+    three lands again (one-row changes by the command line are timed end to end) without
+    importing the ORM models' GeoAlchemy2 (0.07 s) or any web library."""
+    assert run("import", "xzq", str(districts(tmp_path))).returncode == 0
+    assert run("import", "gd", str(supplies(tmp_path, 3))).returncode == 0
+    later = supplies(tmp_path, 3, "GD2.shp", HTKGSJ=["2019-09-01", "2019-10-01", "2019-09-01"])
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app.cli", "import", "gd", str(later)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DATABASE_URL": TEST_URL},
+    )
+    assert r.returncode == 0 and "updated 1" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert "three_lands" in r.stdout  # the refresh judged them
+    imported = _imported(r)
+    assert "gis.lands.idle_land" in imported  # the detectors ran
+    web = {"fastapi", "geoalchemy2", "httpx", "jinja2", "starlette", "uvicorn"}
+    assert sorted(imported & web) == []
+
+
 def test_help_loads_no_settings_database_or_data_library():
     r = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "app.cli", "--help"],
