@@ -147,6 +147,17 @@ NOT_FOR_A_TABLE_IMPORT = (
 )
 
 
+def run_importtime(*args: str) -> subprocess.CompletedProcess:
+    """``landlink ARGS`` under ``python -X importtime`` (the modules it imports on stderr)."""
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DATABASE_URL": TEST_URL},
+    )
+
+
 def _imported(r: subprocess.CompletedProcess) -> set[str]:
     """The modules a ``python -X importtime`` run imported (from its stderr)."""
     return {
@@ -160,13 +171,7 @@ def test_a_table_import_loads_no_geometry_or_web_library(db, tmp_path):
     assert run("import", "xzq", str(districts(tmp_path))).returncode == 0
     tj = tmp_path / "TJ.csv"
     pd.DataFrame({"XZQDM": ["330102"], "ND": [2024], "GDP": [100.0]}).to_csv(tj, index=False)
-    r = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "app.cli", "import", "tj", str(tj)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "DATABASE_URL": TEST_URL},
-    )
+    r = run_importtime("import", "tj", str(tj))
     assert r.returncode == 0 and "inserted 1" in r.stdout, r.stdout + r.stderr[-2000:]
     imported = _imported(r)
     assert "pandas" in imported and "gis.core.graph" in imported  # the parse saw the run
@@ -180,13 +185,7 @@ def test_a_one_row_spatial_change_loads_no_model_or_web_library(db, tmp_path):
     assert run("import", "xzq", str(districts(tmp_path))).returncode == 0
     assert run("import", "gd", str(supplies(tmp_path, 3))).returncode == 0
     later = supplies(tmp_path, 3, "GD2.shp", HTKGSJ=["2019-09-01", "2019-10-01", "2019-09-01"])
-    r = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "app.cli", "import", "gd", str(later)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "DATABASE_URL": TEST_URL},
-    )
+    r = run_importtime("import", "gd", str(later))
     assert r.returncode == 0 and "updated 1" in r.stdout, r.stdout + r.stderr[-2000:]
     assert "three_lands" in r.stdout  # the refresh judged them
     imported = _imported(r)
