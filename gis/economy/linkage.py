@@ -283,6 +283,9 @@ def _produce(conn: Connection, ctx: Context, changes: Changes | None) -> Changes
 def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     """Recompute the rows of ``scope`` (None: every row) in ``links``; returns what changed."""
     full = scope is None
+    # whole kinds of rows rewritten (a first load): returned as ALL, like a full recompute, so
+    # the rows they replace need not be kept for the difference
+    whole = full or bool(scope["whole"])
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_old (LIKE links) ON COMMIT DROP")
     if full:
         conn.exec_driver_sql("DELETE FROM links")
@@ -294,14 +297,12 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     q = {**p, "e": ents, "pa": parcels, "zp": zparcels, "j": projects}
 
     def delete(where: str, **params) -> None:
-        if not full:
-            conn.execute(
-                text(
-                    f"WITH d AS (DELETE FROM links WHERE {where} RETURNING *) "
-                    "INSERT INTO _lk_old SELECT * FROM d"
-                ),
-                {**q, **params},
-            )
+        if full:  # every row went above
+            return
+        sql = f"DELETE FROM links WHERE {where}"
+        if not whole:
+            sql = f"WITH d AS ({sql} RETURNING *) INSERT INTO _lk_old SELECT * FROM d"
+        conn.execute(text(sql), {**q, **params})
 
     # phase 1: rows that depend on the source tables only
     conn.exec_driver_sql("CREATE TEMP TABLE _lk_new (LIKE links) ON COMMIT DROP")
@@ -361,11 +362,10 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")
     # whole kinds rewritten: their readers recompute everything too (a keyed refresh of most
     # keys is far slower than a whole one: the three lands' by-key paths took 108 s for the
-    # first load of the scale-20 city's projects, against 3-4 s whole)
-    out = _changed(conn, full or scope["whole"])
+    # first load of the scale-20 city's projects, against 3.5-5.9 s whole)
+    out = _changed(conn, whole)
     conn.exec_driver_sql("DROP TABLE _lk_old, _lk_new, _lk_new2")
-    # every row of some kinds rewritten (a first load): statistics for the producers after
-    if full or scope["whole"]:
+    if whole:  # statistics for the producers after
         conn.exec_driver_sql("ANALYZE links")
     return out
 
