@@ -86,9 +86,10 @@ POINT_FIELDS = (
 YEARS = (1949, 2100)
 DATE_YEARS = (1900, 2100)
 # Plausible sizes of a figure in its own unit (万元, m², tce, t, persons): at most 1e12 (a
-# trillion 万元 is fifty times China's yearly GDP) and, when not 0, at least 1e-9 (a
-# thousandth of a fen in 万元). Beyond them a value is a unit or typing error, and a ratio of
-# two such figures (value added per tce) overflows double precision (docs/DATA_DECISIONS.md).
+# trillion 万元, 1e16 yuan, is about eighty times China's GDP of 2023) and, when not 0, at
+# least 1e-9 (a thousandth of a fen in 万元). Beyond them a value is a unit or typing error,
+# and a ratio of two such figures (value added per tce) overflows double precision
+# (docs/DATA_DECISIONS.md).
 NUMBER_MAX = 1e12
 NUMBER_MIN = 1e-9
 
