@@ -240,28 +240,14 @@ def _unnest(cols: dict[str, str]) -> str:
     return f"unnest({args}) q({', '.join(cols)})"
 
 
-def _exact(conn: Connection, keys: set[tuple[int, str]]) -> dict[tuple[int, str], float]:
-    """The scores of graded rows (year, USCC) as the ranking orders them (× 10⁶, rounded), as
-    the view ``evaluations`` computes them."""
-    if not keys:
-        return {}
-    ks = sorted(keys)
-    return {
-        (y, u): k
-        for y, u, k in conn.execute(
-            text(
-                # row by row through the primary key (OFFSET 0: not pulled up into a join)
-                "SELECT q.y, q.u, s.k "
-                f"FROM {_unnest({'y': 'int', 'u': 'text'})} CROSS JOIN LATERAL ("
-                "SELECT round(score * 1e6::float8) AS k FROM evaluation_scores "
-                "WHERE year = q.y AND uscc = q.u AND graded OFFSET 0) s"
-            ),
-            {"y": [k[0] for k in ks], "u": [k[1] for k in ks]},
-        )
-    }
-
-
-_STAT_ROWS = _unnest({"i": "int", "y": "int", "g": "text", "o": "int"})
+# a graded row's score as the ranking orders scores (× 10⁶, rounded), as the view ``evaluations``
+# computes it, looked up row by row through the primary key (OFFSET 0: not pulled up into a
+# join) for the row ``t``
+def _exact_sql(t: str) -> str:
+    return (
+        "SELECT round(score * 1e6::float8) AS k FROM evaluation_scores "
+        f"WHERE year = {t}.year AND uscc = {t}.uscc AND graded OFFSET 0"
+    )
 
 
 def _order_statistics(
@@ -269,86 +255,60 @@ def _order_statistics(
 ) -> list[float | None]:
     """For each (year, group, j, n, d): the j-th highest score (× 10⁶, rounded) of the
     group-year's n graded rows, read off the rows whose base score lies within 2·d of the j-th
-    highest base score; None where the band does not hold it."""
+    highest base score; None where the band does not hold it. One statement: the band's rows
+    are scored in the database and only the statistic comes back."""
     if not wanted:
         return []
-    idx = list(range(len(wanted)))
-    # the j-th highest base score, from the nearer end of the index
-    base = {}
-    for desc in (True, False):
-        sel = [i for i in idx if (wanted[i][2] <= (wanted[i][3] + 1) // 2) == desc]
-        if not sel:
-            continue
-        rows = conn.execute(
-            text(
-                f"SELECT q.i, b.base_score FROM {_STAT_ROWS} "
-                "CROSS JOIN LATERAL (SELECT base_score FROM evaluation_ranking "
-                'WHERE year = q.y AND "group" = q.g AND graded '
-                f"ORDER BY base_score {'DESC' if desc else 'ASC'} OFFSET q.o LIMIT 1) b"
-            ),
-            {
-                "i": sel,
-                "y": [wanted[i][0] for i in sel],
-                "g": [wanted[i][1] for i in sel],
-                "o": [wanted[i][2] - 1 if desc else wanted[i][3] - wanted[i][2] for i in sel],
-            },
-        ).all()
-        base.update(dict(rows))
-    # (no base score found: an empty band, so no statistic)
-    lo = {i: base[i] - 2 * wanted[i][4] if i in base else INF for i in idx}
-    hi = {i: base[i] + 2 * wanted[i][4] if i in base else -INF for i in idx}
-    p = {
-        "i": idx,
-        "y": [w[0] for w in wanted],
-        "g": [w[1] for w in wanted],
-        "lo": [lo[i] for i in idx],
-        "hi": [hi[i] for i in idx],
-        "j": [w[2] for w in wanted],
-        "n": [w[3] for w in wanted],
-    }
-    q = _unnest(
-        {
-            "i": "int",
-            "y": "int",
-            "g": "text",
-            "lo": "float8",
-            "hi": "float8",
-            "j": "int",
-            "n": "int",
-        }
-    )
-    # the rows above the band, counted from the nearer end of the index
-    above = dict(
-        conn.execute(
-            text(
-                "SELECT q.i, CASE WHEN q.j <= q.n / 2 THEN (SELECT count(*) "
-                'FROM evaluation_ranking WHERE year = q.y AND "group" = q.g AND graded '
-                "AND base_score > q.hi) ELSE q.n - (SELECT count(*) FROM evaluation_ranking "
-                'WHERE year = q.y AND "group" = q.g AND graded AND base_score <= q.hi) END '
-                f"FROM {q}"
-            ),
-            p,
-        ).all()
-    )
-    band: dict[int, list[tuple[int, str]]] = {i: [] for i in idx}
-    for i, y, u in conn.execute(
+    q = _unnest({"i": "int", "y": "int", "g": "text", "j": "int", "n": "int", "d": "float8"})
+    ranked = 'FROM evaluation_ranking WHERE year = q.y AND "group" = q.g AND graded'
+    rows = conn.execute(
         text(
-            # OFFSET 0 keeps the subquery a per-group-year index range (pulled up into a join,
-            # it was planned as a scan of the whole table once the arrays grew)
-            f"SELECT q.i, t.year, t.uscc FROM {q} CROSS JOIN LATERAL ("
-            "SELECT year, uscc FROM evaluation_ranking WHERE year = q.y AND "
-            '"group" = q.g AND graded AND base_score BETWEEN q.lo AND q.hi OFFSET 0) t'
+            f"""
+            SELECT q.i, CASE WHEN a.at >= 0 THEN s.k END
+            FROM {q}
+            -- the j-th highest base score, from the nearer end of the index
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN q.j <= (q.n + 1) / 2
+                    THEN (SELECT base_score {ranked}
+                          ORDER BY base_score DESC OFFSET q.j - 1 LIMIT 1)
+                    ELSE (SELECT base_score {ranked}
+                          ORDER BY base_score ASC OFFSET q.n - q.j LIMIT 1)
+                END AS b
+                OFFSET 0  -- once per statistic (pulled up, it was looked up at every use)
+            ) b
+            CROSS JOIN LATERAL (SELECT b.b - 2 * q.d AS lo, b.b + 2 * q.d AS hi) r
+            -- the rows above the band, counted from the nearer end of the index: the
+            -- statistic is the (j - above)-th highest exact score of the band
+            CROSS JOIN LATERAL (
+                SELECT q.j - 1 - CASE WHEN q.j <= q.n / 2
+                    THEN (SELECT count(*) {ranked} AND base_score > r.hi)
+                    ELSE q.n - (SELECT count(*) {ranked} AND base_score <= r.hi)
+                END AS at
+                OFFSET 0
+            ) a
+            -- OFFSET 0 keeps the band a per-group-year index range (pulled up into a join,
+            -- it was planned as a scan of the whole table once the arrays grew)
+            LEFT JOIN LATERAL (
+                SELECT e.k FROM (
+                    SELECT t.year, t.uscc FROM evaluation_ranking t
+                    WHERE t.year = q.y AND t."group" = q.g AND t.graded
+                      AND t.base_score BETWEEN r.lo AND r.hi OFFSET 0
+                ) t CROSS JOIN LATERAL ({_exact_sql("t")}) e
+                ORDER BY e.k DESC OFFSET greatest(a.at, 0) LIMIT 1
+            ) s ON true
+            """
         ),
-        p,
-    ):
-        band[i].append((y, u))
-    ks = _exact(conn, {k for rows in band.values() for k in rows})
-    out: list[float | None] = []
-    for i in idx:
-        got = sorted((ks[k] for k in band[i] if k in ks), reverse=True)
-        at = wanted[i][2] - above[i] - 1
-        out.append(got[at] if 0 <= at < len(got) else None)
-    return out
+        {
+            "i": list(range(len(wanted))),
+            "y": [w[0] for w in wanted],
+            "g": [w[1] for w in wanted],
+            "j": [w[2] for w in wanted],
+            "n": [w[3] for w in wanted],
+            "d": [w[4] for w in wanted],
+        },
+    ).all()
+    got = dict(rows)
+    return [got.get(i) for i in range(len(wanted))]
 
 
 # per number graded and quotas: the ranks of the last A, the last B and the first D
@@ -358,42 +318,42 @@ _CUTS: dict[tuple, tuple[int | None, int | None, int | None]] = {}
 def _cuts(conn: Connection, ns: set[int], class_sql, params: dict) -> dict[int, tuple]:
     """For each number graded n: the ranks of the last A, the last B and the first D under the
     quotas (``class_sql``, the evaluation's rule). The classes run A, B, C, D as the rank grows,
-    so each boundary is found by evaluating the rule at every ⌈√n⌉-th rank, then at every rank
-    between two that differ (a few hundred evaluations, not n); kept per process."""
+    so each boundary is found by evaluating the rule at every ⌊√n⌋-th rank, then at every rank
+    between two that differ (a few hundred evaluations, not n), in one statement; kept per
+    process."""
     q = tuple(params[c] for c in ("c1", "c2", "c3"))
     todo = sorted(n for n in ns if n and (n, q) not in _CUTS)
-
-    def classes(points: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
-        if not points:
-            return {}
+    if todo:
         rows = conn.execute(
             text(
-                f"SELECT q.n, q.r, {class_sql('q.r', 'q.n')} "
-                f"FROM {_unnest({'n': 'int', 'r': 'int'})}"
+                f"""
+                WITH q AS (
+                    SELECT n, greatest(1, floor(sqrt(n::numeric))::int) AS step
+                    FROM unnest(CAST(:ns AS int[])) n
+                ), coarse AS (
+                    SELECT q.n, s.r, {class_sql("s.r", "q.n")} AS c
+                    FROM q CROSS JOIN LATERAL (
+                        SELECT generate_series(1, q.n, q.step) AS r UNION SELECT q.n
+                    ) s
+                ), pairs AS (
+                    SELECT n, r, c, lead(r) OVER w AS r2, lead(c) OVER w AS c2
+                    FROM coarse WINDOW w AS (PARTITION BY n ORDER BY r)
+                ), every AS (
+                    SELECT n, r, c FROM coarse
+                    UNION ALL
+                    SELECT p.n, f.r, {class_sql("f.r", "p.n")}
+                    FROM pairs p CROSS JOIN LATERAL generate_series(p.r + 1, p.r2 - 1) f(r)
+                    WHERE p.c IS DISTINCT FROM p.c2
+                )
+                SELECT n, max(r) FILTER (WHERE c = 'A'), max(r) FILTER (WHERE c IN ('A', 'B')),
+                       min(r) FILTER (WHERE c = 'D')
+                FROM every GROUP BY n
+                """
             ),
-            {**params, "n": [n for n, _ in points], "r": [r for _, r in points]},
+            {**params, "ns": todo},
         )
-        return {(n, r): c for n, r, c in rows}
-
-    step = {n: max(1, math.isqrt(n)) for n in todo}
-    coarse = {n: sorted({*range(1, n + 1, step[n]), n}) for n in todo}
-    got = classes([(n, r) for n in todo for r in coarse[n]])
-    fine = []
-    for n in todo:
-        rs = coarse[n]
-        for a, b in zip(rs, rs[1:], strict=False):
-            if got[(n, a)] != got[(n, b)]:
-                fine += [(n, r) for r in range(a + 1, b)]
-    got.update(classes(fine))
-    seen: dict[int, list[tuple[int, str]]] = {n: [] for n in todo}
-    for (n, r), c in got.items():
-        seen[n].append((r, c))
-    for n in todo:
-        seq = seen[n]
-        ka = max((r for r, c in seq if c == "A"), default=None)
-        kb = max((r for r, c in seq if c in ("A", "B")), default=None)
-        rd = min((r for r, c in seq if c == "D"), default=None)
-        _CUTS[(n, q)] = (ka, kb, rd)
+        for n, ka, kb, rd in rows:
+            _CUTS[(n, q)] = (ka, kb, rd)
     return {n: _CUTS[(n, q)] for n in ns if n}
 
 
@@ -461,10 +421,13 @@ def _bounded(
         "ta": [th[k]["ta"] / 1e6 for k in keys],
         "tb": [th[k]["tb"] / 1e6 for k in keys],
         "td": [th[k]["td"] / 1e6 for k in keys],
+        "ka": [th[k]["ta"] for k in keys],
+        "kb": [th[k]["tb"] for k in keys],
+        "kd": [th[k]["td"] for k in keys],
         "d": [ds[k] for k in keys],
     }
     q = _unnest({"y": "int", "g": "text", "ta": "float8", "tb": "float8", "td": "float8",
-                 "d": "float8"})  # fmt: skip
+                 "ka": "float8", "kb": "float8", "kd": "float8", "d": "float8"})  # fmt: skip
     # the rows that may change class: near a cut (each a range of the class index, looked up
     # per group-year through LATERAL: a join planned on the arrays' unknown length scanned the
     # whole table), unclassed, or changed themselves
@@ -481,37 +444,42 @@ def _bounded(
             "t.class = 'D' AND t.base_score >= q.td - q.d",
         )
     )
-    rows = conn.execute(
+    # each scored exactly and classed by the cuts (A from ka, B from kb, D below kd; not
+    # graded: no class): the rows whose class moved
+    moved = conn.execute(
         text(
             f"""
-            SELECT n.* FROM {q} CROSS JOIN LATERAL ({near}) n
-            UNION
-            SELECT t.year, t.uscc, t."group", t.class FROM evaluation_ranking t
-            JOIN _rchg c USING (year, uscc)
-            JOIN {_unnest({"y": "int", "g": "text"})} ON q.y = t.year AND q.g = t."group"
-            WHERE NOT c.gone
+            WITH n AS (
+                SELECT n.*, q.ka, q.kb, q.kd FROM {q} CROSS JOIN LATERAL ({near}) n
+                UNION
+                SELECT t.year, t.uscc, t."group", t.class, q.ka, q.kb, q.kd
+                FROM evaluation_ranking t
+                JOIN _rchg c USING (year, uscc)
+                JOIN {q} ON q.y = t.year AND q.g = t."group"
+                WHERE NOT c.gone
+            )
+            SELECT year, uscc, new FROM (
+                SELECT n.year, n.uscc, n.class AS old,
+                       CASE WHEN e.k IS NULL THEN NULL WHEN e.k >= n.ka THEN 'A'
+                            WHEN e.k >= n.kb THEN 'B' WHEN e.k < n.kd THEN 'D' ELSE 'C' END
+                           AS new
+                FROM n LEFT JOIN LATERAL ({_exact_sql("n")}) e ON true
+            ) c WHERE new IS DISTINCT FROM old
             """
         ),
         p,
     ).all()
-    ks = _exact(conn, {(y, u) for y, u, _, _ in rows})
-    moved = []
-    for y, u, g, old in rows:
-        k = ks.get((y, u))
-        t = th[(y, g)]
-        if k is None:
-            new = None  # not graded
-        else:
-            new = "A" if k >= t["ta"] else "B" if k >= t["tb"] else "D" if k < t["td"] else "C"
-        if new != old:
-            moved.append({"y": y, "u": u, "c": new})
     if moved:
+        # (a separate statement: joined to the query above, the planner expected every row
+        # of the arrays' group-years and hashed the whole table)
         conn.execute(
-            text("UPDATE evaluation_ranking SET class = :c WHERE year = :y AND uscc = :u"), moved
-        )
-        conn.execute(
-            text("INSERT INTO _rk (year, uscc) VALUES (:y, :u)"),
-            moved,
+            text(
+                "WITH u AS (UPDATE evaluation_ranking t SET class = q.c "
+                f"FROM {_unnest({'y': 'int', 'u': 'text', 'c': 'text'})} "
+                "WHERE t.year = q.y AND t.uscc = q.u RETURNING t.year, t.uscc) "
+                "INSERT INTO _rk (year, uscc) SELECT year, uscc FROM u"
+            ),
+            {"y": [r[0] for r in moved], "u": [r[1] for r in moved], "c": [r[2] for r in moved]},
         )
     return whole
 
