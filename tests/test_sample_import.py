@@ -54,3 +54,21 @@ def test_the_city_loaded_file_by_file_equals_a_recompute_from_scratch(sample_eng
     with sample_engine.connect() as c:
         found = recompute_check.differences(c, recompute_check.judged_as_of(c))
     assert found == [], "\n".join(str(d) for d in found)
+
+
+def test_a_first_load_of_projects_relinks_no_enterprise_and_recomputes_no_land(sample_engine):
+    """XM's first load comes after QY and CC: every project is linked anew (the links change
+    whole), but no enterprise's or zone's link is made again, so per_mu, which reads only
+    those, recomputes nothing (it recomputed every enterprise while the linkage said ALL for
+    every kind; the file-by-file test above shows the result equals a recompute)."""
+    with sample_engine.connect() as c:
+        counts = c.execute(
+            text(
+                "SELECT counts FROM analysis_runs WHERE trigger LIKE 'import:XM:%' "
+                "ORDER BY id LIMIT 1"
+            )
+        ).scalar_one()
+    linked = counts["producers"]["linkage"]["changed"]
+    assert linked["links"] == "all" and linked["parcel_links"] == "all"
+    assert not {"land_links", "zone_links", "enterprise_parcel"} & set(linked)
+    assert counts["producers"]["per_mu"]["changed"] == {}

@@ -60,14 +60,20 @@ It returns (keys as text; ``ALL`` for each after a full recompute)::
         zone_links={"level:code" (e.g. "platform:PT01") of every zone a parcel_<zone> row
                     that appeared, went or changed names, before or after: the zones whose
                     parcels changed},
+        land_links={every from_key and to_key of an enterprise_parcel, enterprise_<zone> or
+                    parcel_<zone> row that appeared, went or changed: the links an
+                    enterprise's land and the zones' sums read},
     )
 
-``enterprise_parcel``, ``parcel_links`` and ``zone_links`` are pseudo-tables (no such tables
-exist): the narrower sets for readers of ``links`` that want only the enterprises, only the
-parcels or only the zones. ``zone_links`` holds the zones a parcel left as well as those it
-entered, which the links as they are now no longer tell: the zones whose industrial land and
-parcel count (the indicators, the tiles) may have changed. An enterprise that moves between
-zones changes neither; its zones' figures reach their readers through per_mu's rows.
+``enterprise_parcel``, ``parcel_links``, ``zone_links`` and ``land_links`` are pseudo-tables
+(no such tables exist): the narrower sets for readers of ``links`` that want only the
+enterprises, only the parcels, only the zones or only what land is made of. A first load of
+supply records or projects returns ``ALL`` for ``links`` and ``parcel_links`` and nothing for
+the others: no enterprise or zone row was made. ``zone_links`` holds the zones a parcel left
+as well as those it entered, which the links as they are now no longer tell: the zones whose
+industrial land and parcel count (the indicators, the tiles) may have changed. An enterprise
+that moves between zones changes neither; its zones' figures reach their readers through
+per_mu's rows.
 """
 
 from __future__ import annotations
@@ -363,17 +369,26 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     # whole kinds rewritten: their readers recompute everything too (a keyed refresh of most
     # keys is far slower than a whole one: the three lands' by-key paths took 108 s for the
     # first load of the scale-20 city's projects, against 3.5-5.9 s whole)
-    out = _changed(conn, whole)
+    # whether a row of the kinds an enterprise's land and the zones' sums read may have changed
+    land = full or bool(levels) or some(zparcels) or some(ents)
+    out = _changed(conn, whole, land)
     conn.exec_driver_sql("DROP TABLE _lk_old, _lk_new, _lk_new2")
     if whole:  # statistics for the producers after
         conn.exec_driver_sql("ANALYZE links")
     return out
 
 
-def _changed(conn: Connection, full: bool) -> Changes:
-    """The returned keys, from the rows deleted (``_lk_old``) and inserted (``_lk_new``)."""
+def _changed(conn: Connection, full: bool, land: bool = True) -> Changes:
+    """The returned keys, from the rows deleted (``_lk_old``) and inserted (``_lk_new``);
+    ``full``: kinds of rows rewritten whole, ``ALL`` without a difference, except for the
+    enterprise and zone kinds when no row of theirs was made (``land`` false: a first load of
+    supply records or projects), which are then unchanged."""
     if full:
-        return Changes(links={ALL}, enterprise_parcel={ALL}, parcel_links={ALL}, zone_links={ALL})
+        some = {ALL} if land else set()
+        return Changes(
+            links={ALL}, enterprise_parcel=set(some), parcel_links={ALL}, zone_links=set(some),
+            land_links=set(some),
+        )  # fmt: skip
     rows = conn.exec_driver_sql(
         f"""
         WITH d AS ((SELECT {_LINK_COLS} FROM _lk_new EXCEPT ALL SELECT {_LINK_COLS} FROM _lk_old)
@@ -382,9 +397,14 @@ def _changed(conn: Connection, full: bool) -> Changes:
         SELECT DISTINCT kind, from_key, to_key FROM d
         """
     ).all()
-    out = Changes(links=set(), enterprise_parcel=set(), parcel_links=set(), zone_links=set())
+    out = Changes(
+        links=set(), enterprise_parcel=set(), parcel_links=set(), zone_links=set(),
+        land_links=set(),
+    )  # fmt: skip
     for kind, f, t in rows:
         out.add("links", [k for k in (f, t) if k is not None])
+        if kind in ZONE_KINDS or kind == "enterprise_parcel":
+            out.add("land_links", [k for k in (f, t) if k is not None])
         if kind in ENTERPRISE_KINDS and f is not None:
             out.add("enterprise_parcel", [f])
         if kind.startswith("parcel_") and f is not None:

@@ -176,13 +176,15 @@ def _scope(conn: Connection, changes) -> list[int] | None:
     when everything must be recomputed."""
     if changes is None:
         return None
+    # the links of the kinds read here (the linkage's land_links), or every link's keys
+    links = "land_links" if "land_links" in changes else "links"
     if any(
-        changes.everything(t) for t in ("links", "outputs", "parcels", "enterprises", "platforms")
+        changes.everything(t) for t in (links, "outputs", "parcels", "enterprises", "platforms")
     ):
         return None
     pairs = [k.rsplit(":", 1) for k in changes.get("outputs", ())]
     pairs = [(u, int(y)) for u, y in pairs if y.isdigit()]
-    named = set(changes.get("links", ())) | set(changes.get("enterprises", ()))
+    named = set(changes.get(links, ())) | set(changes.get("enterprises", ()))
     named |= set(changes.get("parcels", ()))
     platforms = sorted(changes.get("platforms", ()))
     if platforms:  # its featured industries: the flags of the enterprises in it, now and before
@@ -290,6 +292,8 @@ def run(conn: Connection, ctx, changes) -> Changes:
 
     Reads ``outputs`` keys ``USCC:year``, ``links`` and ``enterprises`` keys (the enterprises whose
     parcels changed, as USCC; parcels whose links changed, as DKBH) and ``parcels`` keys (DKBH).
+    Of the links it takes the linkage's ``land_links`` where given (the enterprise and zone
+    kinds: a supply record's or a project's links are not read here).
 
     The zone rows written are those of the zone-years whose sums the enterprise-years in
     question move, in or out (see ``_zone_sums``): the zones an enterprise or a parcel left are
