@@ -274,3 +274,39 @@ def test_the_cut_ranks_are_those_of_the_rule_at_every_rank(city, cutoffs):
             )
         }
     assert got == brute
+
+
+def test_the_order_statistics_are_the_scores_at_those_ranks(city):
+    """``_order_statistics`` reads the j-th highest score of a group-year off the band of
+    base scores around the j-th highest base score. Given a bound at least the rows' drift
+    (score against base score), it is the j-th highest score the view computes: at both ends,
+    in the middle, either side of n / 2 (the index is walked from its nearer end), for bands
+    of several widths."""
+    with city.connect() as conn:
+        groups = conn.execute(
+            text(
+                """SELECT g.year, g."group", g.n_graded,
+                          (SELECT max(abs(v.score - t.base_score)) FROM evaluation_scores v
+                           JOIN evaluation_ranking t USING (year, uscc)
+                           WHERE t.year = g.year AND t."group" = g."group" AND t.graded)
+                   FROM evaluation_groups g WHERE g.n_graded > 2 ORDER BY 1, 2 LIMIT 4"""
+            )
+        ).all()
+        assert groups
+        wanted = []
+        for y, g, n, drift in groups:
+            ranks = {1, 2, n // 4, n // 2, n // 2 + 1, (n + 1) // 2, (n + 1) // 2 + 1, n - 1, n}
+            for j in sorted(r for r in ranks if 1 <= r <= n):
+                for d in (drift + evaluation_classes.ROUND_MARGIN, drift + 0.5, drift + 5.0):
+                    wanted.append((y, g, j, n, d))
+        got = evaluation_classes._order_statistics(conn, wanted)
+        for (y, g, j, _, d), k in zip(wanted, got, strict=True):
+            brute = conn.execute(
+                text(
+                    """SELECT round(score * 1e6::float8) FROM evaluation_scores
+                       WHERE year = :y AND "group" = :g AND graded
+                       ORDER BY 1 DESC OFFSET :o LIMIT 1"""
+                ),
+                {"y": y, "g": g, "o": j - 1},
+            ).scalar_one()
+            assert k == brute, (y, g, j, d)

@@ -264,6 +264,22 @@ evaluation_score_bases = Table(
     PrimaryKeyConstraint("year", "group", name="pk_evaluation_score_bases"),
 )
 
+# Per year and group, the graded rows of ``evaluation_ranking`` whose base score falls in each
+# bucket of a quarter point (SQL ``evaluation_score_bucket``: floor(4 × base score), rows
+# [k/4, (k+1)/4)), buckets holding none left out. Kept by statement triggers on
+# ``evaluation_ranking`` (migration 0030), so every writer of it keeps them; the classes' order
+# statistics walk them instead of the index (docs/EVALUATION.md, "How classes are kept").
+evaluation_score_counts = Table(
+    "evaluation_score_counts",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("group", Text, nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("n", Integer, nullable=False),
+    PrimaryKeyConstraint("year", "group", "bucket", name="pk_evaluation_score_counts"),
+    Index("ix_evaluation_score_counts_empty", "year", postgresql_where=text("n = 0")),
+)
+
 # One row per year and group of the evaluation: weights (NULL: not the group's indicator),
 # benchmarks (the mean over the evaluated), the mean points a missing figure scores where the
 # rules say so, and the number graded.

@@ -26,9 +26,10 @@ from gis.core import graph
 
 LOGS = ("tile_invalidations", "derived_changes")
 # what the evaluation keeps to find the rows a change may reclass (the base each group-year's
-# base scores were computed with): it depends on the order of the changes, not only on the data,
-# so it is checked by the bound it promises (``evaluation_classes.bound_violations``) instead
-BOUNDS = ("evaluation_score_bases",)
+# base scores were computed with, and those scores counted by bucket): it depends on the order
+# of the changes, not only on the data, so it is checked by the bound it promises and the counts
+# against the rows (``evaluation_classes.bound_violations``) instead
+BOUNDS = ("evaluation_score_bases", "evaluation_score_counts")
 VIEWS = ("evaluations",)
 IGNORED = ("run_id", "as_of", "id", "updated_at", "at", "base_score")
 SIGNIFICANT_DIGITS = 9
@@ -170,7 +171,9 @@ def differences(
 
                 bad = bound_violations(conn)
                 if bad:
-                    found.append(TableDifference(BOUNDS[0], len(bad), 0, len(bad), 0, bad[:shown]))
+                    found.append(
+                        TableDifference(", ".join(BOUNDS), len(bad), 0, len(bad), 0, bad[:shown])
+                    )
             graph.refresh(conn, None, as_of, trigger="verify-derived")
             for i, t in enumerate(wanted):
                 copy(f"_full_{i}", t)

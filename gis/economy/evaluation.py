@@ -616,7 +616,7 @@ PRODUCERS = (
         ),
         writes=(
             "evaluation_rows", "evaluation_ranking", "evaluation_groups",
-            "evaluation_score_bases",
+            "evaluation_score_bases", "evaluation_score_counts",
         ),
         run=run,
         doc="the A/B/C/D evaluation (亩均论英雄, §2) of every enterprise-year with output",

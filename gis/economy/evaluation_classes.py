@@ -210,7 +210,8 @@ def _band(e: float, mu: float, spread: float, b) -> float:
 
 def bound_violations(conn: Connection) -> list[str]:
     """The group-years where a graded row's score lies further from its base score than the
-    bound allows, or has none (what the bounded reclassing relies on); empty when the bounds
+    bound allows, or has none, and the buckets whose count (``evaluation_score_counts``) is not
+    the number of graded rows in them (what the bounded reclassing relies on); empty when all
     hold. For ``landlink verify-derived`` and the property test."""
     now = _groups_now(conn, "true")
     out = []
@@ -231,6 +232,20 @@ def bound_violations(conn: Connection) -> list[str]:
         ).scalar_one()
         if bad:
             out.append(f"{b.year}:{b.group}: {bad} graded rows outside the bound {d}")
+    # the bucket counts the order statistics walk, against the rows they count
+    for y, g, k, kept, rows in conn.execute(
+        text(
+            """
+            SELECT year, "group", bucket, c.n, r.n FROM evaluation_score_counts c
+            FULL JOIN (SELECT year, "group", evaluation_score_bucket(base_score) AS bucket,
+                              count(*) AS n
+                       FROM evaluation_ranking WHERE graded AND base_score IS NOT NULL
+                       GROUP BY 1, 2, 3) r USING (year, "group", bucket)
+            WHERE c.n IS DISTINCT FROM r.n ORDER BY 1, 2, 3 LIMIT 20
+            """
+        )
+    ):
+        out.append(f"{y}:{g}: bucket {k} counts {kept} graded rows, holds {rows or 0}")
     return out
 
 
@@ -256,34 +271,66 @@ def _order_statistics(
     """For each (year, group, j, n, d): the j-th highest score (× 10⁶, rounded) of the
     group-year's n graded rows, read off the rows whose base score lies within 2·d of the j-th
     highest base score; None where the band does not hold it. One statement: the band's rows
-    are scored in the database and only the statistic comes back."""
+    are scored in the database and only the statistic comes back.
+
+    The j-th highest base score is found from the nearer end: the bucket counts
+    (``evaluation_score_counts``) are summed to the bucket that holds it, then that bucket's
+    rows are read in the index; the rows above the band are counted the same way. So a
+    statistic reads a few hundred bucket counts and rows, not the j rows before it."""
     if not wanted:
         return []
     q = _unnest({"i": "int", "y": "int", "g": "text", "j": "int", "n": "int", "d": "float8"})
     ranked = 'FROM evaluation_ranking WHERE year = q.y AND "group" = q.g AND graded'
+    counts = 'FROM evaluation_score_counts c WHERE c.year = q.y AND c."group" = q.g'
+    low, high = "evaluation_score_bucket_low(k.v[1])", "evaluation_score_bucket_high(k.v[1])"
     rows = conn.execute(
         text(
             f"""
             SELECT q.i, CASE WHEN a.at >= 0 THEN s.k END
             FROM {q}
-            -- the j-th highest base score, from the nearer end of the index
+            -- from the top (the m-th highest) or the bottom (the m-th lowest), the nearer
             CROSS JOIN LATERAL (
-                SELECT CASE WHEN q.j <= (q.n + 1) / 2
-                    THEN (SELECT base_score {ranked}
-                          ORDER BY base_score DESC OFFSET q.j - 1 LIMIT 1)
-                    ELSE (SELECT base_score {ranked}
-                          ORDER BY base_score ASC OFFSET q.n - q.j LIMIT 1)
-                END AS b
+                SELECT q.j <= (q.n + 1) / 2 AS top,
+                       CASE WHEN q.j <= (q.n + 1) / 2 THEN q.j ELSE q.n - q.j + 1 END AS m
+            ) w
+            -- the bucket holding it and the rows in the buckets before it: [bucket, before]
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN w.top
+                    THEN (SELECT ARRAY[bucket, cum - n] FROM (
+                              SELECT bucket, n, sum(n) OVER (ORDER BY bucket DESC) AS cum
+                              {counts}) x
+                          WHERE cum >= w.m ORDER BY bucket DESC LIMIT 1)
+                    ELSE (SELECT ARRAY[bucket, cum - n] FROM (
+                              SELECT bucket, n, sum(n) OVER (ORDER BY bucket) AS cum
+                              {counts}) x
+                          WHERE cum >= w.m ORDER BY bucket LIMIT 1)
+                END AS v
                 OFFSET 0  -- once per statistic (pulled up, it was looked up at every use)
+            ) k
+            -- the j-th highest base score, in that bucket
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN w.top
+                    THEN (SELECT base_score {ranked}
+                          AND base_score >= {low} AND base_score < {high}
+                          ORDER BY base_score DESC OFFSET w.m - k.v[2] - 1 LIMIT 1)
+                    ELSE (SELECT base_score {ranked}
+                          AND base_score >= {low} AND base_score < {high}
+                          ORDER BY base_score OFFSET w.m - k.v[2] - 1 LIMIT 1)
+                END AS b
+                OFFSET 0
             ) b
             CROSS JOIN LATERAL (SELECT b.b - 2 * q.d AS lo, b.b + 2 * q.d AS hi) r
-            -- the rows above the band, counted from the nearer end of the index: the
+            -- the rows above the band: those above the j-th base score (the buckets before
+            -- it and that bucket's rows beyond it) less those up to the band's top; the
             -- statistic is the (j - above)-th highest exact score of the band
             CROSS JOIN LATERAL (
-                SELECT q.j - 1 - CASE WHEN q.j <= q.n / 2
-                    THEN (SELECT count(*) {ranked} AND base_score > r.hi)
-                    ELSE q.n - (SELECT count(*) {ranked} AND base_score <= r.hi)
-                END AS at
+                SELECT q.j - 1 - (CASE WHEN w.top
+                    THEN k.v[2] + (SELECT count(*) {ranked}
+                                   AND base_score > b.b AND base_score < {high})
+                    ELSE q.n - k.v[2] - (SELECT count(*) {ranked}
+                                         AND base_score >= {low} AND base_score <= b.b)
+                    END - (SELECT count(*) {ranked} AND base_score > b.b
+                           AND base_score <= r.hi)) AS at
                 OFFSET 0
             ) a
             -- OFFSET 0 keeps the band a per-group-year index range (pulled up into a join,
