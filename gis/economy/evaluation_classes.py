@@ -255,14 +255,9 @@ def _unnest(cols: dict[str, str]) -> str:
     return f"unnest({args}) q({', '.join(cols)})"
 
 
-# a graded row's score as the ranking orders scores (× 10⁶, rounded), as the view ``evaluations``
-# computes it, looked up row by row through the primary key (OFFSET 0: not pulled up into a
-# join) for the row ``t``
-def _exact_sql(t: str) -> str:
-    return (
-        "SELECT round(score * 1e6::float8) AS k FROM evaluation_scores "
-        f"WHERE year = {t}.year AND uscc = {t}.uscc AND graded OFFSET 0"
-    )
+# a graded row's score as the ranking orders scores (× 10⁶, rounded), of a row ``v`` of the
+# view ``evaluation_scores`` (which computes it as ``evaluations`` does)
+_EXACT = "round(v.score * 1e6::float8)"
 
 
 def _order_statistics(
@@ -333,15 +328,12 @@ def _order_statistics(
                            AND base_score <= r.hi)) AS at
                 OFFSET 0
             ) a
-            -- OFFSET 0 keeps the band a per-group-year index range (pulled up into a join,
-            -- it was planned as a scan of the whole table once the arrays grew)
+            -- the band: a range of the base-score index, scored by the view as it is read
             LEFT JOIN LATERAL (
-                SELECT e.k FROM (
-                    SELECT t.year, t.uscc FROM evaluation_ranking t
-                    WHERE t.year = q.y AND t."group" = q.g AND t.graded
-                      AND t.base_score BETWEEN r.lo AND r.hi OFFSET 0
-                ) t CROSS JOIN LATERAL ({_exact_sql("t")}) e
-                ORDER BY e.k DESC OFFSET greatest(a.at, 0) LIMIT 1
+                SELECT {_EXACT} AS k FROM evaluation_scores v
+                WHERE v.year = q.y AND v."group" = q.g AND v.graded
+                  AND v.base_score BETWEEN r.lo AND r.hi
+                ORDER BY k DESC OFFSET greatest(a.at, 0) LIMIT 1
             ) s ON true
             """
         ),
@@ -478,17 +470,19 @@ def _bounded(
     # the rows that may change class: near a cut (each a range of the class index, looked up
     # per group-year through LATERAL: a join planned on the arrays' unknown length scanned the
     # whole table), unclassed, or changed themselves
+    # (each a range of the class index read through the view, which scores the rows)
     near = " UNION ALL ".join(
-        'SELECT t.year, t.uscc, t."group", t.class FROM evaluation_ranking t '
-        f'WHERE t.year = q.y AND t."group" = q.g AND t.graded AND {cond}'
+        f"SELECT v.year, v.uscc, v.class, CASE WHEN v.graded THEN {_EXACT} END AS k "
+        "FROM evaluation_scores v "
+        f'WHERE v.year = q.y AND v."group" = q.g AND v.graded AND {cond}'
         for cond in (
-            "t.class IS NULL",
-            "t.class = 'A' AND t.base_score < q.ta + q.d",
-            "t.class = 'B' AND t.base_score >= q.ta - q.d",
-            "t.class = 'B' AND t.base_score < q.tb + q.d",
-            "t.class = 'C' AND t.base_score >= q.tb - q.d",
-            "t.class = 'C' AND t.base_score < q.td + q.d",
-            "t.class = 'D' AND t.base_score >= q.td - q.d",
+            "v.class IS NULL",
+            "v.class = 'A' AND v.base_score < q.ta + q.d",
+            "v.class = 'B' AND v.base_score >= q.ta - q.d",
+            "v.class = 'B' AND v.base_score < q.tb + q.d",
+            "v.class = 'C' AND v.base_score >= q.tb - q.d",
+            "v.class = 'C' AND v.base_score < q.td + q.d",
+            "v.class = 'D' AND v.base_score >= q.td - q.d",
         )
     )
     # each scored exactly and classed by the cuts (A from ka, B from kb, D below kd; not
@@ -496,21 +490,21 @@ def _bounded(
     moved = conn.execute(
         text(
             f"""
-            WITH n AS (
-                SELECT n.*, q.ka, q.kb, q.kd FROM {q} CROSS JOIN LATERAL ({near}) n
-                UNION
-                SELECT t.year, t.uscc, t."group", t.class, q.ka, q.kb, q.kd
-                FROM evaluation_ranking t
-                JOIN _rchg c USING (year, uscc)
-                JOIN {q} ON q.y = t.year AND q.g = t."group"
-                WHERE NOT c.gone
-            )
             SELECT year, uscc, new FROM (
                 SELECT n.year, n.uscc, n.class AS old,
-                       CASE WHEN e.k IS NULL THEN NULL WHEN e.k >= n.ka THEN 'A'
-                            WHEN e.k >= n.kb THEN 'B' WHEN e.k < n.kd THEN 'D' ELSE 'C' END
+                       CASE WHEN n.k IS NULL THEN NULL WHEN n.k >= n.ka THEN 'A'
+                            WHEN n.k >= n.kb THEN 'B' WHEN n.k < n.kd THEN 'D' ELSE 'C' END
                            AS new
-                FROM n LEFT JOIN LATERAL ({_exact_sql("n")}) e ON true
+                FROM (
+                    SELECT n.*, q.ka, q.kb, q.kd FROM {q} CROSS JOIN LATERAL ({near}) n
+                    UNION
+                    SELECT v.year, v.uscc, v.class, CASE WHEN v.graded THEN {_EXACT} END,
+                           q.ka, q.kb, q.kd
+                    FROM evaluation_scores v
+                    JOIN _rchg c USING (year, uscc)
+                    JOIN {q} ON q.y = v.year AND q.g = v."group"
+                    WHERE NOT c.gone
+                ) n
             ) c WHERE new IS DISTINCT FROM old
             """
         ),
