@@ -8,7 +8,8 @@ The classes are kept by reading, for each cut of a group-year a change may move,
 highest base score and how many base scores lie above a value (docs/EVALUATION.md, "How
 classes are kept"). Both were walks of the base-score index from its nearer end: about j rows,
 a quarter of the group-year for the A/B cut. On the 581,560-parcel city that was most of a
-one-row change's evaluation (0.3 s warm, 1.2 s with the index out of memory).
+one-row change's evaluation (0.30 s; 1.22 s in the first change after a re-judging of the three
+lands).
 
 ``evaluation_score_counts``: per year and group, the graded rows whose base score falls in each
 bucket of a quarter point (``evaluation_score_bucket(base_score)``; only buckets that hold a row).
