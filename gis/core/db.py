@@ -57,6 +57,23 @@ def get_engine() -> Engine:
     return engine_for(get_settings().sqlalchemy_url)
 
 
+def table_columns(conn: Connection, table: str) -> list[str]:
+    """The columns of ``table`` in the current schema, in table order (none without it), from
+    the catalog: ``information_schema.columns`` is a view over several catalogs (some ms a
+    read in a new session), and the ORM models pull in GeoAlchemy2 (0.07 s of a command-line
+    write)."""
+    return list(
+        conn.execute(
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass("
+                "quote_ident(current_schema()) || '.' || quote_ident(:t)) "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+            ),
+            {"t": table},
+        ).scalars()
+    )
+
+
 def run_sql(conn: Connection, sql: str, params: dict) -> None:
     """Execute several ``;``-separated statements in one round trip, ``:name`` parameters bound
     by psycopg on the client (quoted as literals: the server binds one statement at a time).

@@ -366,11 +366,11 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     by_level("enterprise", "e", ents, _enterprise_zone)
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new2")
     conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")
+    # whether a row of the kinds an enterprise's land and the zones' sums read was made again
+    land = full or bool(levels) or some(zparcels) or some(ents)
     # whole kinds rewritten: their readers recompute everything too (a keyed refresh of most
     # keys is far slower than a whole one: the three lands' by-key paths took 108 s for the
     # first load of the scale-20 city's projects, against 3.5-5.9 s whole)
-    # whether a row of the kinds an enterprise's land and the zones' sums read may have changed
-    land = full or bool(levels) or some(zparcels) or some(ents)
     out = _changed(conn, whole, land)
     conn.exec_driver_sql("DROP TABLE _lk_old, _lk_new, _lk_new2")
     if whole:  # statistics for the producers after
@@ -378,12 +378,12 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     return out
 
 
-def _changed(conn: Connection, full: bool, land: bool = True) -> Changes:
+def _changed(conn: Connection, whole: bool, land: bool) -> Changes:
     """The returned keys, from the rows deleted (``_lk_old``) and inserted (``_lk_new``);
-    ``full``: kinds of rows rewritten whole, ``ALL`` without a difference, except for the
+    ``whole``: kinds of rows rewritten whole, ``ALL`` without a difference, except for the
     enterprise and zone kinds when no row of theirs was made (``land`` false: a first load of
     supply records or projects), which are then unchanged."""
-    if full:
+    if whole:
         some = {ALL} if land else set()
         return Changes(
             links={ALL}, enterprise_parcel=set(some), parcel_links={ALL}, zone_links=set(some),

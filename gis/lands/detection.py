@@ -23,6 +23,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
+from gis.core.db import table_columns
 from gis.core.graph import ALL, CALENDAR, Changes, Context, Producer
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import Rules, get_rules
@@ -160,21 +161,10 @@ def _store(conn: Connection, run_id: int, kind: str, keys: list[str] | None, jud
     # statistics for the planner: without them it joins the run's rows to _zs in a nested loop
     # over every result row (a from-scratch run of the sample city: 10.5 s instead of 0.1 s)
     conn.execute(text("ANALYZE _zs"))
-    # the result table's columns (``judged`` has them), from the catalog: one statement text
-    # whose result has one shape for every kind (psycopg prepares a text after a few runs; a
-    # text reading each kind's staging table, of other columns, was then refused). Not from
-    # the models: importing them (GeoAlchemy2) cost a one-row import by the command line 0.07 s
-    columns = (
-        conn.execute(
-            text(
-                "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-            ),
-            {"t": table},
-        )
-        .scalars()
-        .all()
-    )
+    # the result table's columns (``judged`` has them): one statement text whose result has
+    # one shape for every kind (psycopg prepares a text after a few runs; a text reading each
+    # kind's staging table, of other columns, was then refused)
+    columns = table_columns(conn, table)
     own = ", ".join(f"r.{c}" for c in columns if c not in ZONE_CODES)
     conn.execute(
         text(

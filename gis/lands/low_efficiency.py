@@ -31,6 +31,7 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from gis.core.db import table_columns
 from gis.core.layers import M2_PER_MU
 from gis.core.rules import LowEfficiencyRules
 
@@ -45,23 +46,6 @@ def tax_year(conn: Connection, as_of: date, rules: LowEfficiencyRules) -> int | 
     ).scalar_one()
 
 
-def _columns(conn: Connection, table: str) -> set[str]:
-    """The columns of ``table`` in the current schema (none without it), from the catalog
-    (``information_schema.columns`` is a view over several catalogs: some ms per read, twice
-    per refresh)."""
-    return {
-        r[0]
-        for r in conn.execute(
-            text(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass("
-                "quote_ident(current_schema()) || '.' || quote_ident(:t)) "
-                "AND attnum > 0 AND NOT attisdropped"
-            ),
-            {"t": table},
-        )
-    }
-
-
 def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]:
     """SQL selecting (uscc, year) of class-D enterprises from the evaluation's stored rows
     (``evaluation_ranking``: the class is stored there, the view ``evaluations`` adds scores), or
@@ -73,7 +57,7 @@ def class_d_source(conn: Connection, year: int | None) -> tuple[str | None, str]
     the year (its latest ``run_id``); both are a few rows by the primary key, where counting
     the year's rows meant reading some 70,000 of them on every refresh. Rows without their
     group rows (rows written by hand) are counted instead."""
-    cols = _columns(conn, "evaluation_ranking")
+    cols = set(table_columns(conn, "evaluation_ranking"))
     if not ({"uscc", "year", "class"} <= cols):
         return None, "class_d not checked: the A/B/C/D evaluation is not installed"
     if year is None:
