@@ -26,7 +26,6 @@ Tax, energy and emission indicators are ``restricted`` (analysts only).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -149,68 +148,13 @@ def compute(
         )
         land = pd.concat([land, kept_land], ignore_index=True)
     notes = _notes(conn, rules)
-    # the output shares' numerators: per_mu's exact sums of the flagged enterprises' GYZCZ
-    shares = per_mu.zone_sum_values(SHARE_COLUMNS)
-    wide = pd.DataFrame(
-        conn.execute(
-            text(
-                f"""
-                SELECT z.level, z.code, z.year, z.gross_output, z.tax_paid, z.area_m2,
-                       z.energy_tce, z.va_per_energy * z.energy_tce AS va_e, z.emissions_t,
-                       {shares}
-                FROM per_mu z
-                LEFT JOIN zone_sums s USING (level, code, year)
-                WHERE z.level IN ('district', 'platform', 'corridor')
-                  AND z.year = ANY(CAST(:years AS int[]))
-                ORDER BY z.level, z.code, z.year  -- the city's sums add in one order
-                """
-            ),
-            {"years": calc},
-        ).all(),
-        columns=["level", "code", "year", "output", "tax", "land_m2", "energy", "va_e",
-                 "emissions", *SHARE_COLUMNS],
-    )  # fmt: skip
-    stats = pd.DataFrame(
-        conn.execute(
-            text(
-                "SELECT 'district' AS level, district_code AS code, year, gdp, "
-                "value_added AS tj_va, industrial_land_m2 FROM district_stats"
-            )
-        ).all(),
-        columns=["level", "code", "year", "gdp", "tj_va", "tj_land_m2"],
-    )
-    rows = _columns(wide, zones, land, stats, calc, write) if calc and not zones.empty else {}
-    n_rows = len(rows.get("year", ()))
     conn.exec_driver_sql("DROP TABLE IF EXISTS _ai_new")
     conn.exec_driver_sql(
         "CREATE TEMP TABLE _ai_new ON COMMIT DROP AS SELECT * FROM area_indicators WITH NO DATA"
     )
-    if n_rows:
-        # one statement of arrays (a row per element), not a statement per row: 1,575 rows of a
-        # write's five years took 0.06 s as an executemany
-        cols = {
-            "level": "text", "code": "text", "name": "text", "year": "int",
-            "indicator": "text", "category": "text", "value": "float8", "unit": "text",
-            "previous": "float8", "change": "float8", "rank": "int", "better": "text",
-            "restricted": "bool", "figures": "text",
-        }  # fmt: skip
-        conn.execute(
-            text(
-                f"""
-                INSERT INTO _ai_new ({", ".join(cols)}, rule, run_id, as_of)
-                SELECT {", ".join(c if c != "figures" else "CAST(figures AS jsonb)" for c in cols)},
-                       :rule, :run, :as_of
-                FROM unnest({", ".join(f"CAST(:{c} AS {t}[])" for c, t in cols.items())})
-                     AS q({", ".join(cols)})
-                """
-            ),
-            {
-                **{c: rows[c] for c in cols},
-                "rule": RULE,
-                "run": run_id,
-                "as_of": as_of,
-            },
-        )
+    if calc and not zones.empty:
+        conn.execute(text(_INSERT), _parameters(land, calc, write, run_id, as_of))
+    n_rows = conn.execute(text("SELECT count(*) FROM _ai_new")).scalar_one()
     changed = per_mu.replace_rows(
         conn, "area_indicators", "_ai_new", ("level", "code", "year", "indicator"),
         ("name", "category", "value", "unit", "previous", "change", "rank", "better",
@@ -283,94 +227,135 @@ def _land(conn: Connection, zones: list[tuple[str, str]] | None):
     )
 
 
-def _columns(wide, zones, land, stats, years, write) -> dict[str, list]:
-    """The indicator rows of ``write`` (long format, a list per column) from the zone figures
-    of ``years`` (``write``'s and the year before each, for the previous values)."""
-    import numpy as np
-    import pandas as pd
+# Each indicator's value and its figures (numerator, denominator) from the zone-year row ``d``
+# (one row per zone and year: per_mu's zone figures, zone_sums' output shares' numerators,
+# TJ, the zone's industrial land and the city's output). A zero denominator gives no value.
+_VALUES = {
+    "va_gdp_share": "d.tj_va / nullif(d.gdp, 0) * 100",
+    "industrial_land_mu": "coalesce(d.industrial_land_mu, 0)",
+    "energy_per_va": "d.energy / nullif(d.va_e, 0)",
+    "emissions_t": "d.emissions",
+    "output_per_mu": "d.output / nullif(d.land_m2 / CAST(:m2mu AS float8), 0)",
+    "tax_per_mu": "d.tax / nullif(d.land_m2 / CAST(:m2mu AS float8), 0)",
+    # a platform's share of the city's GYZCZ; a district's or corridor's: the share of its own
+    # GYZCZ from enterprises in a platform
+    "platform_output_share": "CASE WHEN d.level = 'platform' THEN d.output / nullif(d.city, 0) "
+    "* 100 ELSE coalesce(d.out_platform, 0) / nullif(d.output, 0) * 100 END",
+    "featured_output_share": "coalesce(d.out_featured, 0) / nullif(d.output, 0) * 100",
+    "high_tech_output_share": "coalesce(d.out_hightech, 0) / nullif(d.output, 0) * 100",
+}
+_FIGURES = {
+    "va_gdp_share": ("tj_va", "gdp"),
+    "energy_per_va": ("energy", "va_e"),
+    "output_per_mu": ("output", "land_m2"),
+    "tax_per_mu": ("tax", "land_m2"),
+    "featured_output_share": ("out_featured", "output"),
+    "high_tech_output_share": ("out_hightech", "output"),
+    "platform_output_share": ("out_platform", "output"),
+}
 
-    grid = zones.merge(pd.DataFrame({"year": years}), how="cross")
-    df = grid.merge(wide, on=["level", "code", "year"], how="left")
-    df = df.merge(land, on=["level", "code"], how="left").merge(
-        stats, on=["level", "code", "year"], how="left"
+
+def _figures(name: str) -> str:
+    """The indicator's figures as JSON: its numerator and denominator rounded to 6 decimals
+    (``{}`` for an indicator that is a figure itself)."""
+    if name not in _FIGURES:
+        return "'{}'::jsonb"
+    pairs = ", ".join(f"'{c}', round(CAST(d.{c} AS numeric), 6)::float8" for c in _FIGURES[name])
+    return f"jsonb_build_object({pairs})"
+
+
+def _case(parts: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{n}' THEN {e}" for n, e in parts.items())
+    return f"CASE i.indicator {whens} END"
+
+
+# The indicator rows of the years ``:write`` from the zone figures of the years ``:calc``
+# (``:write``'s and the year before each: previous value and change), every zone of the three
+# levels. Ranked per level, year and indicator on values rounded to 1e-6 (zone sums are sums
+# whose last digits follow the order they were added in; equal figures tie), ties sharing the
+# lowest rank, no rank without a value. The city's output is the exact sum of its districts'.
+_INSERT = f"""
+INSERT INTO _ai_new (level, code, name, year, indicator, category, value, unit, previous,
+                     change, rank, better, restricted, figures, rule, run_id, as_of)
+WITH z AS (
+    {
+    " UNION ALL ".join(
+        f"SELECT '{lv}' AS level, code, name FROM {t}" for lv, t in LEVEL_TABLES.items()
     )
-    city = wide[wide.level == "district"].groupby("year").output.sum(min_count=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu = df.land_m2 / M2_PER_MU
-        vals = {
-            "va_gdp_share": df.tj_va / df.gdp * 100,
-            "industrial_land_mu": df.industrial_land_mu.fillna(0.0),
-            "energy_per_va": df.energy / df.va_e,
-            "emissions_t": df.emissions,
-            "output_per_mu": df.output / mu,
-            "tax_per_mu": df.tax / mu,
-            "platform_output_share": np.where(
-                df.level == "platform",
-                df.output / df.year.map(city) * 100,
-                df.out_platform.fillna(0) / df.output * 100,
-            ),
-            "featured_output_share": df.out_featured.fillna(0) / df.output * 100,
-            "high_tech_output_share": df.out_hightech.fillna(0) / df.output * 100,
-        }
-    figures = {
-        "va_gdp_share": ("tj_va", "gdp"),
-        "energy_per_va": ("energy", "va_e"),
-        "output_per_mu": ("output", "land_m2"),
-        "tax_per_mu": ("tax", "land_m2"),
-        "featured_output_share": ("out_featured", "output"),
-        "high_tech_output_share": ("out_hightech", "output"),
-        "platform_output_share": ("out_platform", "output"),
+}
+), w AS (
+    SELECT z.level, z.code, z.year, z.gross_output AS output, z.tax_paid AS tax,
+           z.area_m2 AS land_m2,
+           z.energy_tce AS energy, z.va_per_energy * z.energy_tce AS va_e,
+           z.emissions_t AS emissions, {per_mu.zone_sum_values(SHARE_COLUMNS)}
+    FROM per_mu z
+    LEFT JOIN zone_sums s USING (level, code, year)
+    WHERE z.level IN ('district', 'platform', 'corridor')
+      AND z.year = ANY(CAST(:calc AS int[]))
+), city AS (
+    SELECT year, {per_mu.exact_sum("output")} AS output FROM w WHERE level = 'district'
+    GROUP BY year
+), d AS (
+    SELECT z.level, z.code, z.name, y.year, w.output, w.tax, w.land_m2, w.energy, w.va_e,
+           w.emissions, w.out_featured, w.out_hightech, w.out_platform,
+           l.mu AS industrial_land_mu, st.gdp, st.value_added AS tj_va, c.output AS city
+    FROM z
+    CROSS JOIN unnest(CAST(:calc AS int[])) AS y(year)
+    LEFT JOIN w ON w.level = z.level AND w.code = z.code AND w.year = y.year
+    LEFT JOIN unnest(CAST(:land_level AS text[]), CAST(:land_code AS text[]),
+                     CAST(:land_mu AS float8[])) AS l(level, code, mu)
+           ON l.level = z.level AND l.code = z.code
+    LEFT JOIN district_stats st
+           ON z.level = 'district' AND st.district_code = z.code AND st.year = y.year
+    LEFT JOIN city c ON c.year = y.year
+), v AS (
+    SELECT d.level, d.code, d.name, d.year, i.indicator, i.better,
+           {_case(_VALUES)} AS value,
+           {_case({n: _figures(n) for n in INDICATORS})} AS figures
+    FROM d
+    CROSS JOIN unnest(CAST(:names AS text[]), CAST(:betters AS text[])) AS i(indicator, better)
+), r AS (
+    SELECT v.*,
+           CASE WHEN v.value IS NULL THEN NULL
+                WHEN v.better = 'lower' THEN rank() OVER (
+                    PARTITION BY v.level, v.year, v.indicator, v.value IS NULL
+                    ORDER BY round(CAST(v.value AS numeric), 6))
+                ELSE rank() OVER (
+                    PARTITION BY v.level, v.year, v.indicator, v.value IS NULL
+                    ORDER BY round(CAST(v.value AS numeric), 6) DESC)
+           END AS rank
+    FROM v
+)
+SELECT r.level, r.code, r.name, r.year, r.indicator, m.category, r.value, m.unit, p.value,
+       r.value - p.value, r.rank, r.better, m.restricted, r.figures, :rule, :run, :as_of
+FROM r
+JOIN unnest(CAST(:names AS text[]), CAST(:categories AS text[]), CAST(:units AS text[]),
+            CAST(:restricted AS bool[])) AS m(indicator, category, unit, restricted)
+  ON m.indicator = r.indicator
+LEFT JOIN r p ON p.level = r.level AND p.code = r.code AND p.indicator = r.indicator
+             AND p.year = r.year - 1
+WHERE r.year = ANY(CAST(:write AS int[]))
+"""
+
+
+def _parameters(land, calc: list[int], write: list[int], run_id: int, as_of: date) -> dict:
+    """The parameters of ``_INSERT``: ``land`` a DataFrame of (level, code, industrial_land_mu)."""
+    return {
+        "calc": list(calc),
+        "write": list(write),
+        "m2mu": M2_PER_MU,
+        "land_level": land.level.tolist(),
+        "land_code": land.code.tolist(),
+        "land_mu": [float(v) for v in land.industrial_land_mu],
+        "names": list(INDICATORS),
+        "categories": [c for c, _, _, _ in INDICATORS.values()],
+        "units": [u for _, u, _, _ in INDICATORS.values()],
+        "betters": [b for _, _, b, _ in INDICATORS.values()],
+        "restricted": [r for _, _, _, r in INDICATORS.values()],
+        "rule": RULE,
+        "run": run_id,
+        "as_of": as_of,
     }
-    parts = []
-    for name, v in vals.items():
-        cat, unit, better, restricted = INDICATORS[name]
-        part = df[["level", "code", "name", "year"]].copy()
-        part["indicator"] = name
-        part["value"] = pd.Series(np.asarray(v, dtype=float), index=df.index).replace(
-            [np.inf, -np.inf], np.nan
-        )
-        part["category"], part["unit"], part["better"] = cat, unit, better
-        part["restricted"] = restricted
-        num, den = figures.get(name, (None, None))
-        if num:
-            part["figures"] = [
-                json.dumps({num: _f(a), den: _f(b)}, ensure_ascii=False)
-                for a, b in zip(df[num], df[den], strict=True)
-            ]
-        else:
-            part["figures"] = "{}"
-        parts.append(part)
-    long = pd.concat(parts, ignore_index=True)
-    prev = long[["level", "code", "indicator", "year", "value"]].copy()
-    prev["year"] += 1
-    long = long.merge(
-        prev.rename(columns={"value": "previous"}),
-        on=["level", "code", "indicator", "year"],
-        how="left",
-    )
-    long["change"] = long.value - long.previous
-    asc = long.better == "lower"
-    # ranked on values rounded to 1e-6: zone sums are floating-point sums whose last digits
-    # follow the order the database added them in, and equal figures must tie whatever it was
-    by = long.value.round(6).groupby([long.level, long.year, long.indicator])
-    rank_hi = by.rank(method="min", ascending=False)
-    rank_lo = by.rank(method="min", ascending=True)
-    long["rank"] = np.where(asc, rank_lo, rank_hi)
-    long = long[long.year.isin(write)]
-    # column by column (a list of dicts made row by row took 0.08 s for a year's 22,000 values),
-    # NaN as None
-    cols = {}
-    for c in long.columns:
-        vals, empty = long[c].tolist(), long[c].isna().tolist()
-        cols[c] = [None if e else v for v, e in zip(vals, empty, strict=True)]
-    cols["rank"] = [None if r is None else int(r) for r in cols["rank"]]
-    return cols
-
-
-def _f(v) -> float | None:
-    import pandas as pd
-
-    return None if v is None or pd.isna(v) else round(float(v), 6)
 
 
 # a refresh by keys that cannot tell which zones these changed recomputes every row
