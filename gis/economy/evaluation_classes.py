@@ -469,41 +469,43 @@ def _bounded(
                  "ka": "float8", "kb": "float8", "kd": "float8", "d": "float8"})  # fmt: skip
     # the rows that may change class: near a cut (each a range of the class index, looked up
     # per group-year through LATERAL: a join planned on the arrays' unknown length scanned the
-    # whole table), unclassed, or changed themselves
-    # (each a range of the class index read through the view, which scores the rows)
+    # whole table), unclassed, or changed themselves. The ranges are read in the table (class
+    # and base score are its columns); only the rows found are scored, through the view: one
+    # reference to it (each reference costs the planner about 2 ms, and there were eight)
     near = " UNION ALL ".join(
-        f"SELECT v.year, v.uscc, v.class, CASE WHEN v.graded THEN {_EXACT} END AS k "
-        "FROM evaluation_scores v "
-        f'WHERE v.year = q.y AND v."group" = q.g AND v.graded AND {cond}'
+        "SELECT r.year, r.uscc FROM evaluation_ranking r "
+        f'WHERE r.year = q.y AND r."group" = q.g AND r.graded AND {cond}'
         for cond in (
-            "v.class IS NULL",
-            "v.class = 'A' AND v.base_score < q.ta + q.d",
-            "v.class = 'B' AND v.base_score >= q.ta - q.d",
-            "v.class = 'B' AND v.base_score < q.tb + q.d",
-            "v.class = 'C' AND v.base_score >= q.tb - q.d",
-            "v.class = 'C' AND v.base_score < q.td + q.d",
-            "v.class = 'D' AND v.base_score >= q.td - q.d",
+            "r.class IS NULL",
+            "r.class = 'A' AND r.base_score < q.ta + q.d",
+            "r.class = 'B' AND r.base_score >= q.ta - q.d",
+            "r.class = 'B' AND r.base_score < q.tb + q.d",
+            "r.class = 'C' AND r.base_score >= q.tb - q.d",
+            "r.class = 'C' AND r.base_score < q.td + q.d",
+            "r.class = 'D' AND r.base_score >= q.td - q.d",
         )
     )
-    # each scored exactly and classed by the cuts (A from ka, B from kb, D below kd; not
-    # graded: no class): the rows whose class moved
+    # each scored exactly and classed by the cuts of its group-year (A from ka, B from kb, D
+    # below kd; not graded: no class): the rows whose class moved
     moved = conn.execute(
         text(
             f"""
+            WITH k AS (
+                SELECT n.year, n.uscc FROM {q} CROSS JOIN LATERAL ({near}) n
+                UNION
+                SELECT year, uscc FROM _rchg WHERE NOT gone
+            )
             SELECT year, uscc, new FROM (
-                SELECT n.year, n.uscc, n.class AS old,
+                SELECT n.year, n.uscc, n.old,
                        CASE WHEN n.k IS NULL THEN NULL WHEN n.k >= n.ka THEN 'A'
                             WHEN n.k >= n.kb THEN 'B' WHEN n.k < n.kd THEN 'D' ELSE 'C' END
                            AS new
                 FROM (
-                    SELECT n.*, q.ka, q.kb, q.kd FROM {q} CROSS JOIN LATERAL ({near}) n
-                    UNION
-                    SELECT v.year, v.uscc, v.class, CASE WHEN v.graded THEN {_EXACT} END,
-                           q.ka, q.kb, q.kd
-                    FROM evaluation_scores v
-                    JOIN _rchg c USING (year, uscc)
+                    SELECT v.year, v.uscc, v.class AS old,
+                           CASE WHEN v.graded THEN {_EXACT} END AS k, q.ka, q.kb, q.kd
+                    FROM k
+                    JOIN evaluation_scores v ON v.year = k.year AND v.uscc = k.uscc
                     JOIN {q} ON q.y = v.year AND q.g = v."group"
-                    WHERE NOT c.gone
                 ) n
             ) c WHERE new IS DISTINCT FROM old
             """
