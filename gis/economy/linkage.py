@@ -363,7 +363,16 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
             s=supplies,
         )
         _supply_unlinked(conn, {**q, "s": supplies})
-    by_level("enterprise", "e", ents, _enterprise_zone)
+    # the enterprises' zones: their parcels (``_ep``) read once for the levels of the same keys
+    made_for: object = ()  # the keys ``_ep`` holds (none yet)
+    for level, table in ZONES.items():
+        k = None if level in levels else ents
+        if not some(k):
+            continue
+        delete(f"kind = :k AND {_in('from_key', 'e')}", k=f"enterprise_{level}", e=k)
+        _enterprise_zone(conn, {**q, "e": k}, level, table, made_for == k)
+        made_for = k
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _ep")
     conn.exec_driver_sql("INSERT INTO links SELECT * FROM _lk_new2")
     conn.exec_driver_sql("INSERT INTO _lk_new SELECT * FROM _lk_new2")
     # whether a row of the kinds an enterprise's land and the zones' sums read was made again
@@ -633,17 +642,21 @@ def _parcel_zone(conn: Connection, p: dict, level: str, table: str) -> None:
     )
 
 
-def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
+def _enterprise_zone(conn: Connection, p: dict, level: str, table: str, has_ep: bool) -> None:
     """The zones of one level of each enterprise bound (``:e``): the share of its parcels' area
-    in each zone (its parcels and their zone shares read from ``links``), else its point's."""
+    in each zone (its parcels and their zone shares read from ``links``), else its point's.
+    Their parcels are read into ``_ep`` unless ``has_ep`` (made for the same enterprises at
+    another level; the caller drops it)."""
     rule = "§1 parcel area share > point"
-    run_sql(
-        conn,
-        f"""
+    ep = f"""
+            DROP TABLE IF EXISTS _ep;
             CREATE TEMP TABLE _ep ON COMMIT DROP AS
             SELECT l.from_key AS uscc, l.to_key AS parcel_no, pa.area_m2 AS parcel_m2
             FROM links l JOIN parcels pa ON pa.parcel_no = l.to_key
-            WHERE l.kind = 'enterprise_parcel' AND {_in("l.from_key", "e")};
+            WHERE l.kind = 'enterprise_parcel' AND {_in("l.from_key", "e")};"""
+    run_sql(
+        conn,
+        f"""{"" if has_ep else ep}
             CREATE TEMP TABLE _ez1 ON COMMIT DROP AS
             SELECT uscc, code, 'overlap' AS method, round((m2 / total)::numeric, 6) AS share,
                    row_number() OVER (PARTITION BY uscc ORDER BY m2 DESC, code) = 1 AS is_primary
@@ -677,7 +690,7 @@ def _enterprise_zone(conn: Connection, p: dict, level: str, table: str) -> None:
             FROM enterprises e
             WHERE {_in("e.uscc", "e")}
               AND NOT EXISTS (SELECT 1 FROM _ez1 x WHERE x.uscc = e.uscc);
-            DROP TABLE _ep, _ez1;
+            DROP TABLE _ez1;
             """,
         {**p, "rule": rule, "kind": f"enterprise_{level}", "pkind": f"parcel_{level}"},
     )
