@@ -4,9 +4,9 @@
 #   make test   does its own set-up and runs the whole suite against a real PostGIS
 SHELL := /bin/bash
 # The venv's interpreter: Debian's own /usr/bin/python3 where it is 3.11 or newer (the one
-# python3-venv below is for, built with profile-guided and link-time optimisation: a one-row
-# `landlink import` started 0.1-0.2 s sooner than under a python3 built from source without
-# them, docs/BENCHMARKS.md), else the python3 on PATH. `make PYTHON=...` chooses another.
+# python3-venv below is for; a one-row `landlink import` started 0.1-0.2 s sooner on it than on
+# a python3 built from source as a shared library without --enable-optimizations,
+# docs/BENCHMARKS.md), else the python3 on PATH. `make PYTHON=...` chooses another.
 PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
