@@ -152,9 +152,11 @@ def compute(
     conn.exec_driver_sql(
         "CREATE TEMP TABLE _ai_new ON COMMIT DROP AS SELECT * FROM area_indicators WITH NO DATA"
     )
-    if calc and not zones.empty:
-        conn.execute(text(_INSERT), _parameters(land, calc, write, run_id, as_of))
-    n_rows = conn.execute(text("SELECT count(*) FROM _ai_new")).scalar_one()
+    n_rows = (
+        conn.execute(text(_INSERT), _parameters(land, calc, write, run_id, as_of)).rowcount
+        if calc and not zones.empty
+        else 0
+    )
     changed = per_mu.replace_rows(
         conn, "area_indicators", "_ai_new", ("level", "code", "year", "indicator"),
         ("name", "category", "value", "unit", "previous", "change", "rank", "better",

@@ -319,16 +319,18 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
     def some(keys: list[str] | None) -> bool:
         return keys is None or bool(keys)
 
-    def by_level(prefix: str, name: str, keys: list[str] | None, make) -> None:
-        # a zone level that changed is recomputed for every key
+    def by_level(prefix: str, name: str, keys: list[str] | None):
+        """Each zone level with its keys to link (every key where the level changed), its old
+        links of ``prefix`` deleted: (level, zone table, keys)."""
         for level, table in ZONES.items():
             k = None if level in levels else keys
             if not some(k):
                 continue
             delete(f"kind = :k AND {_in('from_key', name)}", k=f"{prefix}_{level}", **{name: k})
-            make(conn, {**q, name: k}, level, table)
+            yield level, table, k
 
-    by_level("parcel", "zp", zparcels, _parcel_zone)
+    for level, table, k in by_level("parcel", "zp", zparcels):
+        _parcel_zone(conn, {**q, "zp": k}, level, table)
     if some(ents):
         delete(f"kind = 'enterprise_parcel' AND {_in('from_key', 'e')}")
         _enterprise_parcel(conn, q)
@@ -365,11 +367,7 @@ def _link(conn: Connection, p: dict, scope: Scope | None) -> Changes:
         _supply_unlinked(conn, {**q, "s": supplies})
     # the enterprises' zones: their parcels (``_ep``) read once for the levels of the same keys
     made_for: object = ()  # the keys ``_ep`` holds (none yet)
-    for level, table in ZONES.items():
-        k = None if level in levels else ents
-        if not some(k):
-            continue
-        delete(f"kind = :k AND {_in('from_key', 'e')}", k=f"enterprise_{level}", e=k)
+    for level, table, k in by_level("enterprise", "e", ents):
         _enterprise_zone(conn, {**q, "e": k}, level, table, made_for == k)
         made_for = k
     conn.exec_driver_sql("DROP TABLE IF EXISTS _ep")
