@@ -234,7 +234,8 @@ def _layer_table(layer: Layer) -> Table:
     # lookups of every refresh (0015): the output year (the tax year, the first and the latest
     # year), the parcels an enterprise declares (QY DKBH); the linkage's (0018): the parcels and
     # projects naming a supply record (GDBH), the projects on a parcel (XM DKBH); the
-    # evaluation's (0028): the supply records granted to an enterprise (SRRDM)
+    # evaluation's (0028): the supply records granted to an enterprise (SRRDM); the dossier's
+    # (0032): an enterprise's projects (XM TYSHXYDM)
     extra = {
         "outputs": [Index("ix_outputs_year", "year")],
         "enterprises": [Index("ix_enterprises_parcel_nos", "parcel_nos", postgresql_using="gin")],
@@ -243,6 +244,7 @@ def _layer_table(layer: Layer) -> Table:
         "projects": [
             Index("ix_projects_parcel_no", "parcel_no"),
             Index("ix_projects_supply_no", "supply_no"),
+            Index("ix_projects_uscc", "uscc"),
         ],
     }.get(layer.table, [])
     return Table(

@@ -574,27 +574,40 @@ def rescore(conn: Connection, in_groups: str, class_sql, params: dict) -> None:
 # (OFFSET 0: not pulled up into a join of the whole group-year), as relation ``s``
 _SCORED = (
     "CROSS JOIN LATERAL (SELECT v.uscc, v.score FROM evaluation_scores v "
-    "WHERE v.year = :y AND v.uscc = t.uscc OFFSET 0) s"
+    "WHERE v.year = {year} AND v.uscc = t.uscc OFFSET 0) s"
 )
 
 # the deepest page a reader ranks by the bounds, and the most rows of one page ranked by them
 # in any order (``ranks_of``); past them the view ranks the whole group-year
 RANKED_READ_MAX = 5_000
 RANKS_OF_MAX = 1_000
+# the rows ``ranks_of`` ranks, with their group-year and band, as bound arrays
+_MEMBERS = {"i": "int", "y": "int", "g": "text", "s": "float8", "lo": "float8", "hi": "float8"}
+
+
+def _read_bands(
+    conn: Connection, pairs: list[tuple[int, str]]
+) -> dict[tuple[int, str], float | None]:
+    """The bound D now (see ``_band``) of each group-year of ``pairs``, for readers, in two
+    statements whatever their number; None for one without a base or when no ratio bounds its
+    drift."""
+    in_groups = _pairs_sql(pairs)
+    bases = {
+        (r.year, r.group): r
+        for r in conn.execute(text(f"SELECT * FROM evaluation_score_bases WHERE {in_groups}"))
+    }
+    now = _groups_now(conn, in_groups) if bases else {}
+    out: dict[tuple[int, str], float | None] = {}
+    for key in pairs:
+        b = bases.get(key)
+        drift = _drift(b, now[key]) if b is not None and key in now else None
+        out[key] = None if drift is None else _band(*drift, b.spread, b)
+    return out
 
 
 def _read_band(conn: Connection, year: int, group: str) -> float | None:
-    """A group-year's bound D now (see ``_band``), for readers; None without a base or when no
-    ratio bounds the drift."""
-    base = conn.execute(
-        text('SELECT * FROM evaluation_score_bases WHERE year = :y AND "group" = :g'),
-        {"y": year, "g": group},
-    ).first()
-    if base is None:
-        return None
-    now = _groups_now(conn, _pairs_sql([(year, group)]))
-    drift = _drift(base, now[(year, group)]) if (year, group) in now else None
-    return None if drift is None else _band(*drift, base.spread, base)
+    """One group-year's bound D now (``_read_bands``)."""
+    return _read_bands(conn, [(year, group)])[(year, group)]
 
 
 def ranked_rows(
@@ -639,7 +652,7 @@ def ranked_rows(
         text(
             "SELECT s.uscc, round(s.score * 1e6::float8) AS k, s.score "
             'FROM (SELECT uscc FROM evaluation_ranking WHERE year = :y AND "group" = :g '
-            f"AND graded {only} AND base_score >= :lo OFFSET 0) t {_SCORED}"
+            f"AND graded {only} AND base_score >= :lo OFFSET 0) t {_SCORED.format(year=':y')}"
         ),
         {**p, "lo": -INF if pivot is None else pivot - 2 * d - ROUND_MARGIN},
     ).all()
@@ -658,58 +671,58 @@ def ranks_of(
 ) -> dict[tuple[int, str], int] | None:
     """The ranks of graded rows (year, group, USCC, score) as the view ``evaluations`` ranks
     them, through the score bounds, for rows picked by something other than their rank (an
-    enterprise list in USCC order, one enterprise's years in its dossier): per group-year one
-    pass over its index of base scores counts the rows more than D above each row, and the
-    rows within D of one are scored. None when a group-year's bounds cannot tell (the caller
-    then reads the view). Reads only."""
+    enterprise list in USCC order, one enterprise's years in its dossier). A row's rank is 1 +
+    the rows scoring higher: those whose base score is D or more above its score, counted from
+    the bucket counts (``evaluation_score_counts``) and one bucket's index range, and those
+    within D, scored. Three statements whatever the number of rows and group-years. None when
+    a group-year's bounds cannot tell (the caller then reads the view). Reads only."""
     if len(rows) > RANKS_OF_MAX:
         return None
-    out: dict[tuple[int, str], int] = {}
+    if not rows:
+        return {}
     by_gy: dict[tuple[int, str], list[tuple[str, float]]] = {}
     for y, g, u, s in rows:
         by_gy.setdefault((y, g), []).append((u, s))
-    for (y, g), members in by_gy.items():
-        d = _read_band(conn, y, g)
-        if d is None:
-            return None
-        lo = [s - d - ROUND_MARGIN for _, s in members]
-        hi = [s + d + ROUND_MARGIN for _, s in members]
-        cuts = sorted(set(hi))
-        bucket_of = {c: j for j, c in enumerate(cuts, 1)}
-        # rows by how many of the cuts lie at or below their base score (width_bucket)
-        buckets = dict(
-            conn.execute(
-                text(
-                    "SELECT width_bucket(base_score, CAST(:c AS float8[])), count(*) "
-                    'FROM evaluation_ranking WHERE year = :y AND "group" = :g AND graded '
-                    "GROUP BY 1"
-                ),
-                {"c": cuts, "y": y, "g": g},
-            ).all()
-        )
-        # the rows of each one's band scoring higher (OFFSET 0: each band a range of the index)
-        near = dict(
-            conn.execute(
-                text(
-                    "SELECT q.i, count(*) FILTER (WHERE round(s.score * 1e6::float8) "
-                    "> round(q.s * 1e6::float8)) FROM "
-                    f"{_unnest({'i': 'int', 's': 'float8', 'lo': 'float8', 'hi': 'float8'})} "
-                    "CROSS JOIN LATERAL (SELECT uscc FROM evaluation_ranking WHERE year = :y "
-                    'AND "group" = :g AND graded AND base_score >= q.lo AND base_score < q.hi '
-                    f"OFFSET 0) t {_SCORED} GROUP BY q.i"
-                ),
-                {
-                    "i": list(range(len(members))),
-                    "s": [s for _, s in members],
-                    "lo": lo,
-                    "hi": hi,
-                    "y": y,
-                    "g": g,
-                },
-            ).all()
-        )
-        for i, (u, _) in enumerate(members):
-            j = bucket_of[hi[i]]  # bucket j: at or above cut j (1-based), below the next
-            above = sum(n for b, n in buckets.items() if b >= j)
-            out[(y, u)] = 1 + above + near.get(i, 0)
-    return out
+    bands = _read_bands(conn, list(by_gy))
+    if any(d is None for d in bands.values()):
+        return None
+    # every member (year, group, USCC, score) with its band [lo, hi)
+    m = [
+        (y, g, u, s, s - bands[(y, g)] - ROUND_MARGIN, s + bands[(y, g)] + ROUND_MARGIN)
+        for (y, g), members in by_gy.items()
+        for u, s in members
+    ]
+    ranked = 'FROM evaluation_ranking WHERE year = q.y AND "group" = q.g AND graded'
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT q.i, a.n + n.n FROM {_unnest(_MEMBERS)}
+            -- the rows at or above the band's top, all scoring higher: the bucket counts above
+            -- the top's bucket, and that bucket's rows from the top up
+            CROSS JOIN LATERAL (
+                SELECT (SELECT coalesce(sum(c.n), 0) FROM evaluation_score_counts c
+                        WHERE c.year = q.y AND c."group" = q.g
+                          AND c.bucket > evaluation_score_bucket(q.hi))
+                     + (SELECT count(*) {ranked} AND base_score >= q.hi AND base_score
+                               < evaluation_score_bucket_high(evaluation_score_bucket(q.hi)))
+                       AS n
+            ) a
+            -- the rows of the band scoring higher (OFFSET 0: the band a range of the index)
+            CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE round(s.score * 1e6::float8)
+                                        > round(q.s * 1e6::float8)) AS n
+                FROM (SELECT uscc {ranked} AND base_score >= q.lo AND base_score < q.hi
+                      OFFSET 0) t {_SCORED.format(year="q.y")}
+            ) n
+            """
+        ),
+        {
+            "i": list(range(len(m))),
+            "y": [x[0] for x in m],
+            "g": [x[1] for x in m],
+            "s": [x[3] for x in m],
+            "lo": [x[4] for x in m],
+            "hi": [x[5] for x in m],
+        },
+    ).all()
+    return {(m[i][0], m[i][2]): 1 + int(n) for i, n in rows}

@@ -22,6 +22,7 @@ from gis.core.rules import get_rules
 from gis.economy.backward_capacity import candidates, flags
 from gis.economy.evaluation_classes import RANKED_READ_MAX, ranked_rows, ranks_of
 from gis.economy.indicators import INDICATORS
+from gis.economy.linkage import ENTERPRISE_KINDS
 
 RESTRICTED_INDICATORS = {"tax_per_mu", "va_per_energy", "va_per_emission"}
 HIDDEN = "restricted: analyst token"
@@ -344,11 +345,11 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
                    l.rule, pa.area_m2, pa.actual_use, pa.supply_no
             FROM links l LEFT JOIN parcels pa
                  ON l.kind = 'enterprise_parcel' AND pa.parcel_no = l.to_key
-            WHERE l.from_key = :u AND l.kind LIKE 'enterprise_%'
+            WHERE l.kind = ANY(:kinds) AND l.from_key = :u
             ORDER BY l.kind, l.is_primary DESC, l.share DESC NULLS LAST, l.to_key
             """
         ),
-        {"u": uscc},
+        {"u": uscc, "kinds": list(ENTERPRISE_KINDS)},
     ).all()
     out["parcels"] = [
         {
@@ -397,16 +398,18 @@ def dossier(conn: Connection, uscc: str, analyst: bool) -> dict:
                 """
                 SELECT x.project_code, x.name, x.status, x.planned_investment,
                        x.investment_made, x.started_on, x.production_on, x.supply_no,
-                       x.parcel_no,
-                       CASE WHEN x.uscc = :u THEN 'TYSHXYDM' ELSE 'parcel' END AS linked_by
-                FROM projects x
-                WHERE x.uscc = :u
-                   OR EXISTS (SELECT 1 FROM links pp JOIN links ep
-                              ON ep.kind = 'enterprise_parcel' AND ep.from_key = :u
-                                 AND ep.to_key = pp.to_key
-                              WHERE pp.kind = 'project_parcel'
-                                AND pp.from_key = x.project_code)
-                ORDER BY x.project_code
+                       x.parcel_no, 'TYSHXYDM' AS linked_by
+                FROM projects x WHERE x.uscc = :u
+                UNION  -- a project on two of its parcels once
+                SELECT x.project_code, x.name, x.status, x.planned_investment,
+                       x.investment_made, x.started_on, x.production_on, x.supply_no,
+                       x.parcel_no, 'parcel'
+                FROM links ep
+                JOIN links pp ON pp.kind = 'project_parcel' AND pp.to_key = ep.to_key
+                JOIN projects x ON x.project_code = pp.from_key
+                WHERE ep.kind = 'enterprise_parcel' AND ep.from_key = :u
+                  AND x.uscc IS DISTINCT FROM :u
+                ORDER BY project_code
                 """
             ),
             {"u": uscc},

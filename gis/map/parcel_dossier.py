@@ -66,26 +66,24 @@ def _all(conn: Connection, sql: str, **params) -> list[dict]:
     return [dict(r) for r in conn.execute(text(sql), params).mappings()]
 
 
-def _exists(conn: Connection, table: str) -> bool:
-    return conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar_one()
-
-
-def _zone(conn: Connection, table: str, pid: int) -> dict | None:
-    """The zone of ``table`` holding the largest share of the parcel: its primary
-    ``parcel_<zone>`` link (the one §1 linkage, gis/economy/linkage.py)."""
-    level = {t: lv for lv, t in ZONES.items()}[table]
-    return _one(
-        conn,
-        f"""
-        SELECT z.code, z.name, round(l.share::numeric, 4)::float8 AS share
-        FROM parcels p JOIN links l ON l.kind = :kind AND l.from_key = p.parcel_no
-             AND l.is_primary
-        JOIN {table} z ON z.code = l.to_key
-        WHERE p.id = :pid
-        """,
-        kind=f"parcel_{level}",
-        pid=pid,
-    )
+def _zones(conn: Connection, parcel_no: str) -> dict[str, dict | None]:
+    """The district, platform and corridor holding the largest share of the parcel: its primary
+    ``parcel_<zone>`` links (the one §1 linkage, gis/economy/linkage.py), in one statement."""
+    found = {
+        r["level"]: {k: r[k] for k in ("code", "name", "share")}
+        for r in _all(
+            conn,
+            " UNION ALL ".join(
+                f"""SELECT '{level}' AS level, z.code, z.name,
+                           round(l.share::numeric, 4)::float8 AS share
+                    FROM links l JOIN {table} z ON z.code = l.to_key
+                    WHERE l.kind = 'parcel_{level}' AND l.from_key = :no AND l.is_primary"""
+                for level, table in ZONES.items()
+            ),
+            no=parcel_no,
+        )
+    }
+    return {level: found.get(level) for level in ZONES}
 
 
 def _supply(conn: Connection, parcel: dict, pid: int) -> tuple[dict | None, str | None]:
@@ -129,58 +127,21 @@ def _enterprises(conn: Connection, pid: int, parcel_no: str) -> list[dict]:
     )
 
 
-def _tax_by_year(conn: Connection, enterprises: list[dict], pid: int) -> dict[str, list[dict]]:
-    """SJSJ (万元) and 亩均税收 (万元/亩) per enterprise and year over all its land.
-
-    ``per_mu`` (level enterprise) when it has the enterprises, so the dossier shows the
-    evaluation's own figures; else computed here: its parcels by DKBH (a parcel shared equally
-    among its enterprises), this parcel for an enterprise linked by its point, else its declared
-    YDMJ (rented land)."""
-    usccs = [e["uscc"] for e in enterprises]
-    if _exists(conn, "per_mu"):
-        rows = _all(
-            conn,
-            """SELECT code AS uscc, year, tax_paid,
-                      round((area_mu * :m2)::numeric, 1)::float8 AS land_m2,
-                      round(tax_per_mu::numeric, 3)::float8 AS tax_per_mu
-               FROM per_mu WHERE level = 'enterprise' AND code = ANY(:u)
-               ORDER BY code, year""",
-            u=usccs,
-            m2=M2_PER_MU,
-        )
-        if rows:
-            out: dict[str, list[dict]] = {}
-            for r in rows:
-                out.setdefault(r.pop("uscc"), []).append(r)
-            return out
-    spatial = [e["uscc"] for e in enterprises if e["how"] != "key"]
-    rows = _all(
-        conn,
-        """
-        WITH ep AS (
-            SELECT e.uscc, p.id AS parcel_id, p.area_m2
-            FROM enterprises e, unnest(e.parcel_nos) k JOIN parcels p ON p.parcel_no = k
-            UNION
-            SELECT u, p.id, p.area_m2 FROM unnest(CAST(:spatial AS text[])) u, parcels p
-            WHERE p.id = :pid
-        ), shared AS (
-            SELECT uscc, area_m2 / count(*) OVER (PARTITION BY parcel_id) AS land_m2 FROM ep
-        ), land AS (SELECT uscc, sum(land_m2) AS land_m2 FROM shared GROUP BY uscc)
-        SELECT o.uscc, o.year, o.tax_paid,
-               round(coalesce(l.land_m2, o.declared_land_m2)::numeric, 1)::float8 AS land_m2,
-               round((o.tax_paid / nullif(coalesce(l.land_m2, o.declared_land_m2) * :mu, 0))
-                     ::numeric, 3)::float8 AS tax_per_mu
-        FROM outputs o LEFT JOIN land l USING (uscc)
-        WHERE o.uscc = ANY(:usccs)
-        ORDER BY o.uscc, o.year
-        """,
-        usccs=[e["uscc"] for e in enterprises],
-        spatial=spatial,
-        pid=pid,
-        mu=MU_PER_M2,
-    )
+def _tax_by_year(conn: Connection, usccs: list[str]) -> dict[str, list[dict]]:
+    """SJSJ (万元), land (m²) and 亩均税收 (万元/亩) per enterprise and year over all its land:
+    the enterprise rows of ``per_mu``, the figures the evaluation scores (gis/economy/per_mu.py,
+    kept current by every write)."""
     out: dict[str, list[dict]] = {}
-    for r in rows:
+    for r in _all(
+        conn,
+        """SELECT code AS uscc, year, tax_paid,
+                  round((area_mu * :m2)::numeric, 1)::float8 AS land_m2,
+                  round(tax_per_mu::numeric, 3)::float8 AS tax_per_mu
+           FROM per_mu WHERE level = 'enterprise' AND code = ANY(:u)
+           ORDER BY code, year""",
+        u=usccs,
+        m2=M2_PER_MU,
+    ):
         out.setdefault(r.pop("uscc"), []).append(r)
     return out
 
@@ -224,11 +185,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             raise ParcelNotFound(f"no parcel with DKBH {parcel_no!r}")
         pid = parcel.pop("id")
         parcel["land_use"] = INDUSTRIAL_LAND_CODES.get(parcel["land_use_code"], "非工业用地")
-        zones = {
-            "district": _zone(conn, "districts", pid),
-            "platform": _zone(conn, "platforms", pid),
-            "corridor": _zone(conn, "corridors", pid),
-        }
+        zones = _zones(conn, parcel["parcel_no"])
         supply, supply_link = _supply(conn, parcel, pid)
         sid = supply.pop("id") if supply else None
         geom_sql = (
@@ -314,7 +271,7 @@ def dossier(engine: Engine, parcel_no: str, analyst: bool) -> dict[str, Any]:
             no=parcel["parcel_no"],
             sno=supply["supply_no"] if supply else None,
         )
-        tax = _tax_by_year(conn, enterprises, pid) if (analyst and usccs) else None
+        tax = _tax_by_year(conn, usccs) if (analyst and usccs) else None
         place = chain.describe(chain.facts(conn, [parcel["parcel_no"]])[parcel["parcel_no"]])
     for e in enterprises:
         e["evaluation"] = classes.get(e["uscc"])
