@@ -259,17 +259,24 @@ def enterprises(
         where.append("v.class = :klass")
     if q:
         where.append("(e.name ILIKE '%' || :q || '%' OR e.uscc = upper(:q))")
-    base = f"""
-        FROM enterprises e
-        LEFT JOIN links zd ON zd.kind = 'enterprise_district' AND zd.from_key = e.uscc
-             AND zd.is_primary AND zd.to_key IS NOT NULL
-        LEFT JOIN links zp ON zp.kind = 'enterprise_platform' AND zp.from_key = e.uscc
-             AND zp.is_primary AND zp.to_key IS NOT NULL
-        LEFT JOIN links zc ON zc.kind = 'enterprise_corridor' AND zc.from_key = e.uscc
-             AND zc.is_primary AND zc.to_key IS NOT NULL
-        LEFT JOIN {{view}} v ON v.uscc = e.uscc AND v.year = :year
-        WHERE {" AND ".join(where)}
-    """
+    joins = {
+        "zd": "LEFT JOIN links zd ON zd.kind = 'enterprise_district' AND zd.from_key = e.uscc "
+        "AND zd.is_primary AND zd.to_key IS NOT NULL",
+        "zp": "LEFT JOIN links zp ON zp.kind = 'enterprise_platform' AND zp.from_key = e.uscc "
+        "AND zp.is_primary AND zp.to_key IS NOT NULL",
+        "zc": "LEFT JOIN links zc ON zc.kind = 'enterprise_corridor' AND zc.from_key = e.uscc "
+        "AND zc.is_primary AND zc.to_key IS NOT NULL",
+        "v": "LEFT JOIN {view} v ON v.uscc = e.uscc AND v.year = :year",
+    }
+    cond = " AND ".join(where)
+
+    def base(view: str, needed: set[str] | None = None) -> str:
+        """FROM ... WHERE of the list: every join, or (for the count) only those the filters
+        name (each joins at most one row: an enterprise's primary zone link of a level, its
+        evaluation of the year)."""
+        used = [j for k, j in joins.items() if needed is None or k in needed]
+        return f"FROM enterprises e {' '.join(used)} WHERE {cond}".replace("{view}", view)
+
     params = {
         "district": district,
         "platform": platform,
@@ -278,9 +285,10 @@ def enterprises(
         "q": q,
         "year": year,
     }
-    # counted without the ranks (the view ``evaluations`` ranks every row it reads)
+    # counted without the ranks, and without the joins no filter names
+    needed = {k for k, on in (("zd", district), ("zp", platform), ("v", klass)) if on}
     total = conn.execute(
-        text(f"SELECT count(*) {base.format(view='evaluation_scores')}"), params
+        text(f"SELECT count(*) {base('evaluation_scores', needed)}"), params
     ).scalar_one()
     # the page without ranks, then the ranks of its graded rows through the score bounds
     # (``ranks_of``), else by the view's window over the year
@@ -298,7 +306,7 @@ def enterprises(
     items = [
         dict(r._mapping)
         for r in conn.execute(
-            text(sql.format(rank="NULL::int AS rank", base=base.format(view="evaluation_scores"))),
+            text(sql.format(rank="NULL::int AS rank", base=base("evaluation_scores"))),
             params,
         )
     ]
@@ -307,9 +315,7 @@ def enterprises(
     if ranks is None:
         items = [
             dict(r._mapping)
-            for r in conn.execute(
-                text(sql.format(rank="v.rank", base=base.format(view="evaluations"))), params
-            )
+            for r in conn.execute(text(sql.format(rank="v.rank", base=base("evaluations"))), params)
         ]
     else:
         for it in items:
