@@ -100,10 +100,12 @@ _SHARES = """
 _ZONES = "SELECT code, name FROM {table} ORDER BY code"
 # the enterprises linked to each parcel (§1 enterprise_parcel)
 _USERS = """
-    SELECT l.to_key AS parcel_no, e.uscc, e.name, l.method
+    SELECT l.to_key AS parcel_no, array_agg(e.uscc ORDER BY e.uscc, l.method) AS usccs,
+           array_agg(e.name ORDER BY e.uscc, l.method) AS names,
+           array_agg(l.method ORDER BY e.uscc, l.method) AS methods
     FROM links l JOIN enterprises e ON e.uscc = l.from_key
     WHERE l.kind = 'enterprise_parcel' AND l.to_key IS NOT NULL
-    ORDER BY l.to_key, e.uscc
+    GROUP BY l.to_key
 """
 # enterprises matched to no parcel, their zone of the level (from their point) and, for the
 # year, the land basis of their per-mu figures (enterprise_land, gis/economy/per_mu.py)
@@ -154,7 +156,8 @@ class Frames:
 
 def _df(conn: Connection, sql: str, **params: Any) -> pd.DataFrame:
     result = conn.execute(text(sql), params)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    # plain tuples: pandas probes each Row object for attributes, 20 µs a row
+    return pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
 
 
 def years(conn: Connection) -> list[int]:
@@ -213,9 +216,7 @@ def read(conn: Connection, level: str, year: int | None = None) -> Frames:
     without = parcels[~parcels["parcel_no"].isin(used)].copy()
 
     # survey parcels whose holder (QLRDM) is none of the enterprises linked to them
-    by_parcel = users.groupby("parcel_no").agg(
-        usccs=("uscc", list), names=("name", list), methods=("method", list)
-    )
+    by_parcel = users.set_index("parcel_no")
     withusers = parcels.join(by_parcel, on="parcel_no", how="inner")
     holder = withusers["holder_uscc"]
     no_holder = holder.isna() | (holder.fillna("").str.strip() == "")
