@@ -693,7 +693,7 @@ def ranks_of(
         for u, s in members
     ]
     ranked = 'FROM evaluation_ranking WHERE year = q.y AND "group" = q.g AND graded'
-    rows = conn.execute(
+    higher = conn.execute(
         text(
             f"""
             SELECT q.i, a.n + n.n FROM {_unnest(_MEMBERS)}
@@ -725,4 +725,4 @@ def ranks_of(
             "hi": [x[5] for x in m],
         },
     ).all()
-    return {(m[i][0], m[i][2]): 1 + int(n) for i, n in rows}
+    return {(m[i][0], m[i][2]): 1 + int(n) for i, n in higher}
