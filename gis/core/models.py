@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -191,6 +192,17 @@ api_tokens = Table(
 )
 
 
+def _upper_prefix_index(name: str, column: str) -> Index:
+    """``upper(column) text_pattern_ops``: serves ``upper(column) LIKE 'PREFIX%'`` whatever the
+    database's collation."""
+    label = f"{column}_upper"
+    return Index(
+        name,
+        func.upper(literal_column(column)).label(label),
+        postgresql_ops={label: "text_pattern_ops"},
+    )
+
+
 def _layer_table(layer: Layer) -> Table:
     cols: list = [Column("id", BigInteger, Identity(), primary_key=True)]
     checks: list = []
@@ -235,12 +247,20 @@ def _layer_table(layer: Layer) -> Table:
     # year), the parcels an enterprise declares (QY DKBH); the linkage's (0018): the parcels and
     # projects naming a supply record (GDBH), the projects on a parcel (XM DKBH); the
     # evaluation's (0028): the supply records granted to an enterprise (SRRDM); the dossier's
-    # (0032): an enterprise's projects (XM TYSHXYDM)
+    # (0032): an enterprise's projects (XM TYSHXYDM); the search's (0033): DKBH and DZJGH by
+    # their start in any case, the parcels an enterprise holds (QLRDM)
     extra = {
         "outputs": [Index("ix_outputs_year", "year")],
         "enterprises": [Index("ix_enterprises_parcel_nos", "parcel_nos", postgresql_using="gin")],
-        "parcels": [Index("ix_parcels_supply_no", "supply_no")],
-        "supplies": [Index("ix_supplies_grantee_uscc", "grantee_uscc")],
+        "parcels": [
+            Index("ix_parcels_supply_no", "supply_no"),
+            Index("ix_parcels_holder_uscc", "holder_uscc"),
+            _upper_prefix_index("ix_parcels_parcel_no_upper", "parcel_no"),
+        ],
+        "supplies": [
+            Index("ix_supplies_grantee_uscc", "grantee_uscc"),
+            _upper_prefix_index("ix_supplies_supply_no_upper", "supply_no"),
+        ],
         "projects": [
             Index("ix_projects_parcel_no", "parcel_no"),
             Index("ix_projects_supply_no", "supply_no"),

@@ -37,18 +37,20 @@ ent AS (
            e.score
     FROM ent0 e
 ),
+-- DKBH and DZJGH by their start in any case: upper(...) LIKE the bound prefix, which the
+-- planner sees, so the upper(...) text_pattern_ops indexes serve it (migration 0033)
 par AS (
     SELECT 'parcel', p.parcel_no, p.parcel_no,
            concat_ws(' · ', p.actual_use, p.holder_name), p.geom,
            CASE WHEN p.parcel_no = (SELECT q FROM q) THEN 0 ELSE 2 END
-    FROM parcels p, q WHERE p.parcel_no ILIKE q.pre
+    FROM parcels p WHERE upper(p.parcel_no) LIKE upper(CAST(:prefix AS text))
     ORDER BY 6, p.parcel_no LIMIT :limit
 ),
 sup AS (
     SELECT 'supply', s.supply_no, s.supply_no,
            concat_ws(' · ', s.method, s.grantee_name, s.supplied_on::text), s.geom,
            CASE WHEN s.supply_no = (SELECT q FROM q) THEN 0 ELSE 2 END
-    FROM supplies s, q WHERE s.supply_no ILIKE q.pre
+    FROM supplies s WHERE upper(s.supply_no) LIKE upper(CAST(:prefix AS text))
     ORDER BY 6, s.supply_no LIMIT :limit
 ),
 apr AS (
