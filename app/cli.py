@@ -325,15 +325,23 @@ def cmd_migrate(ns) -> int:
     if ns.revision not in ("head", "heads"):
         return 0  # the code's producers need the latest schema to recompute anything
     from gis.economy import per_mu
+    from gis.lands import chain
 
     engine = _engine()
     with engine.connect() as conn:
-        missing = per_mu.zone_sums_missing(conn)
+        missing = [
+            name
+            for name, empty in (
+                ("the zone sums", per_mu.zone_sums_missing),
+                ("the parcels' places on the chain", chain.positions_missing),
+            )
+            if empty(conn)
+        ]
         as_of = conn.exec_driver_sql(
             "SELECT as_of FROM analysis_runs ORDER BY id DESC LIMIT 1"
         ).scalar_one_or_none()
-    if missing:  # a migration reset sums the derived tables are kept by: made whole again
-        print(f"the zone sums were reset: every derived table recomputed as of {as_of}")
+    if missing:  # a migration reset or added a derived table: every one made whole again
+        print(f"{' and '.join(missing)} are empty: every derived table recomputed as of {as_of}")
         print(_graph_run(engine, None, as_of, "migrate"))
     return 0
 

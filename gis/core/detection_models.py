@@ -217,3 +217,14 @@ RESULT_TABLES = {
     "idle": idle_results,
     "low_efficiency": low_efficiency_results,
 }
+
+# Each surveyed parcel's place on the chain of land (gis/lands/chain.py), as the live run and
+# the other rules stand: kept by the graph's producer ``chain`` (migration 0034). One row per
+# parcel; ``position`` a ``chain_stage`` code or ``cleared``.
+chain_positions = Table(
+    "chain_positions",
+    metadata,
+    Column("parcel_no", Text, nullable=False),  # DKBH
+    Column("position", Text, nullable=False),
+    PrimaryKeyConstraint("parcel_no", name="pk_chain_positions"),
+)

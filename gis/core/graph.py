@@ -53,6 +53,7 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "gis.economy.evaluation",
     "gis.economy.indicators",
     "gis.lands.detection",
+    "gis.lands.chain",
     "gis.platforms.platform_kinds",
     "gis.serving.tiles",
     "gis.ingest.feed",

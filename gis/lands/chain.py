@@ -23,6 +23,10 @@ DZJGH. Held at a stage (:func:`held`):
   挪作他用.
 
 Its position is the first stage it is held at; later stages it is also held at are flagged.
+
+Every parcel's position is kept in ``chain_positions`` by the producer ``chain`` (``PRODUCERS``),
+for the parcels whose facts a write changed (:func:`run`); the survey sums it. A parcel without
+a row there (a database the graph has not yet run on) is placed from its facts when read.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from gis.core import vocabulary
+from gis.core.graph import ALL, Changes, Context, Producer, written_extent
 from gis.lands.detection import CURRENT_RUN
 
 CHAIN = tuple((t.code, t.label, t.english) for t in vocabulary.vocabulary("chain_stage").terms)
@@ -190,3 +195,129 @@ def describe(f: Facts) -> dict:
         "position_label": vocabulary.label("chain_stage", None if pos == CLEARED else pos),
         "stages": stages,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# The producer: every parcel's position, kept by changed keys
+# --------------------------------------------------------------------------------------------
+
+READS = (
+    "parcels",
+    "supplies",
+    "projects",
+    "approvals",
+    "links",
+    "detection_runs",
+    "unsupplied_results",
+    "idle_results",
+    "low_efficiency_results",
+)
+
+# the parcels whose facts may have changed, from the changed keys (see ``run``)
+_SCOPE = """
+    SELECT parcel_no FROM parcels WHERE parcel_no = ANY(:p)
+    UNION SELECT parcel_no FROM chain_positions WHERE parcel_no = ANY(:p)
+    UNION SELECT to_key FROM links
+          WHERE kind = 'supply_parcel' AND from_key = ANY(:s) AND to_key IS NOT NULL
+    UNION SELECT parcel_no FROM projects WHERE project_code = ANY(:j) AND parcel_no IS NOT NULL
+    UNION SELECT l.to_key FROM projects x
+          JOIN links l ON l.kind = 'supply_parcel' AND l.from_key = x.supply_no
+          WHERE x.project_code = ANY(:j) AND l.to_key IS NOT NULL
+    UNION SELECT p.parcel_no FROM approvals a
+          JOIN parcels p ON p.geom && a.geom AND ST_Intersects(p.geom, a.geom)
+          WHERE a.doc_no = ANY(:a)
+    UNION SELECT p.parcel_no FROM parcels p
+          WHERE CAST(:box AS text) IS NOT NULL AND p.geom && ST_GeomFromEWKT(:box)
+"""
+
+
+def _scope(conn: Connection, changes: Changes) -> list[str] | None:
+    """The parcels to place again (None: every parcel).
+
+    - changed parcels (DKBH), parcels whose supply, enterprise or project links changed (the
+      linkage's ``parcel_links``: before and now) and parcels whose 低效 row was judged again;
+    - the parcels linked to changed supply records, to those whose 闲置 row was judged again,
+      and to any key of a changed link (a project's supply record before and now);
+    - the parcels of changed projects (by DKBH, or through their supply record);
+    - the parcels an approval whose 批而未供 row was judged again overlaps, and wherever a
+      changed approval lay before (its table's write log, ``graph.written_extent``).
+
+    Every parcel when a key set is ALL, when a recorded run changed (the current run may be
+    another) or when a changed approval's old place is not in the log."""
+    if changes.get("detection_runs"):
+        return None
+    names = ("parcels", "parcel_links", "low_efficiency_results", "supplies", "idle_results")
+    names += ("links", "projects", "approvals", "unsupplied_results")
+    if any(changes.everything(t) for t in names):
+        return None
+    keys = {t: sorted(changes.get(t, ())) for t in names}
+    box = None
+    if keys["approvals"]:
+        box = written_extent(conn, "approvals")
+        if box is None:
+            return None
+    p = sorted({*keys["parcels"], *keys["parcel_links"], *keys["low_efficiency_results"]})
+    s = sorted({*keys["supplies"], *keys["idle_results"], *keys["links"]})
+    a = sorted({*keys["approvals"], *keys["unsupplied_results"]})
+    if not (p or s or keys["projects"] or a):
+        return []
+    rows = conn.execute(
+        text(_SCOPE), {"p": p, "s": s, "j": keys["projects"], "a": a, "box": box}
+    ).scalars()
+    return sorted(rows)
+
+
+def run(conn: Connection, ctx: Context, changes: Changes | None) -> Changes:
+    """Producer ``chain``: ``chain_positions``, each parcel's :func:`position`, for the parcels
+    :func:`_scope` names (every parcel when ``changes`` is None). Only the rows whose position
+    changed are deleted and inserted. Returns ``chain_positions`` DKBH of those rows (ALL for
+    every parcel)."""
+    scope = None if changes is None else _scope(conn, changes)
+    if scope is not None and not scope:
+        return Changes()
+    placed = {no: position(f) for no, f in facts(conn, scope).items()}
+    old = dict(
+        conn.execute(
+            text(
+                "SELECT parcel_no, position FROM chain_positions"
+                + ("" if scope is None else " WHERE parcel_no = ANY(:p)")
+            ),
+            {"p": scope},
+        ).all()
+    )
+    changed = sorted(k for k in placed.keys() | old.keys() if placed.get(k) != old.get(k))
+    if changed:
+        conn.execute(text("DELETE FROM chain_positions WHERE parcel_no = ANY(:c)"), {"c": changed})
+        new = [k for k in changed if k in placed]
+        conn.execute(
+            text(
+                "INSERT INTO chain_positions (parcel_no, position) "
+                "SELECT * FROM unnest(CAST(:n AS text[]), CAST(:v AS text[]))"
+            ),
+            {"n": new, "v": [placed[k] for k in new]},
+        )
+    ctx.counts["chain"] = {"placed": len(placed), "changed": len(changed)}
+    if scope is None:
+        return Changes(chain_positions={ALL})
+    return Changes(chain_positions=set(changed))
+
+
+def positions_missing(conn: Connection) -> bool:
+    """True when the graph has run (a live detection run) on a database with parcels but
+    ``chain_positions`` is empty (made by a migration after the last full recompute): it is
+    filled by a full recompute (``landlink migrate`` runs one)."""
+    return conn.exec_driver_sql(
+        "SELECT NOT EXISTS (SELECT 1 FROM chain_positions) AND EXISTS (SELECT 1 FROM parcels) "
+        "AND EXISTS (SELECT 1 FROM detection_runs WHERE live)"
+    ).scalar_one()
+
+
+PRODUCERS = (
+    Producer(
+        "chain",
+        reads=READS,
+        writes=("chain_positions",),
+        run=run,
+        doc="each parcel's place on the chain of land (批而未供 → … → 投而未达标, or 达标)",
+    ),
+)
