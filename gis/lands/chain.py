@@ -75,6 +75,8 @@ def facts_sql(only: bool) -> str:
     """The facts of every parcel, or (``only``) of the DKBH bound as ``:p`` (a text array);
     ``:ash`` binds ``APPROVAL_MIN_SHARE``. Geometry EPSG:4549."""
     where = "WHERE p.parcel_no = ANY(CAST(:p AS text[]))" if only else ""
+    # every parcel: the supply links joined whole (a hash join), not probed parcel by parcel
+    linked = "IN (SELECT parcel_no FROM pa)" if only else "IS NOT NULL"
     return f"""
         WITH run AS (SELECT {CURRENT_RUN} AS id),
         pa AS (SELECT p.id, p.parcel_no, p.actual_use, p.geom FROM parcels p {where}),
@@ -82,7 +84,7 @@ def facts_sql(only: bool) -> str:
             SELECT DISTINCT ON (l.to_key) l.to_key AS parcel_no, s.id AS supply_id, s.supply_no,
                    s.actual_completion
             FROM links l JOIN supplies s ON s.supply_no = l.from_key
-            WHERE l.kind = 'supply_parcel' AND l.to_key IN (SELECT parcel_no FROM pa)
+            WHERE l.kind = 'supply_parcel' AND l.to_key {linked}
             ORDER BY l.to_key, s.supply_no
         ),
         pj AS (
