@@ -29,9 +29,9 @@ YEAR = Query(None, description="output year (ND) of the land basis of unlinked e
 MAX_PAGE = 10_000
 
 
-def _read(engine: Engine, level: str, year: int | None) -> sv.Frames:
+def _read(engine: Engine, level: str, year: int | None, only: str | None = None) -> sv.Frames:
     try:
-        return sv.survey(engine, level, year)
+        return sv.survey(engine, level, year, only)
     except sv.SurveyError as e:
         raise ApiError(404 if "year" in str(e) else 400, str(e)) from None
 
@@ -110,7 +110,7 @@ async def survey_list(
     enterprises on the parcel, or not filled); paged, or the whole list as XLSX."""
     if name not in sv.LIST_NAMES:
         raise ApiError(404, f"no survey list {name!r}; lists: {', '.join(sv.LIST_NAMES)}")
-    fr = await run_in_threadpool(_read, engine, level, year)
+    fr = await run_in_threadpool(_read, engine, level, year, name)
     try:
         if format == "xlsx":
             data = await run_in_threadpool(sv.list_workbook, fr, name, code)

@@ -79,16 +79,19 @@ def use_label(code: str) -> str:
 # SQL (every statement the survey runs)
 # --------------------------------------------------------------------------------------------
 
-_PARCELS = """
+# the parcels an enterprise is linked to (§1 enterprise_parcel)
+_HAS_USERS = (
+    "SELECT e.to_key FROM links e WHERE e.kind = 'enterprise_parcel' AND e.to_key IS NOT NULL"
+)
+# the survey's parcels ({only}: all of them, or those of one list, ``_ONLY``)
+_PARCELS = f"""
     SELECT p.parcel_no, p.area_m2, coalesce(p.actual_use, :unfilled) AS actual_use,
            p.holder_name, p.holder_uscc,
            (SELECT l.from_key FROM links l WHERE l.kind = 'supply_parcel'
             AND l.to_key = p.parcel_no AND l.from_key IS NOT NULL LIMIT 1) AS supply_no,
-           c.position,
-           p.parcel_no IN (SELECT e.to_key FROM links e WHERE e.kind = 'enterprise_parcel'
-                           AND e.to_key IS NOT NULL) AS has_users
+           c.position, p.parcel_no IN ({_HAS_USERS}) AS has_users
     FROM parcels p LEFT JOIN chain_positions c ON c.parcel_no = p.parcel_no
-    WHERE p.land_use_code = ANY(:codes)
+    WHERE p.land_use_code = ANY(:codes) {{only}}
     ORDER BY p.parcel_no
 """
 _EXCLUDED = """
@@ -99,8 +102,14 @@ _EXCLUDED = """
 _SHARES = """
     SELECT l.from_key AS parcel_no, l.to_key AS code, l.share, l.is_primary
     FROM links l JOIN parcels p ON p.parcel_no = l.from_key
-    WHERE l.kind = :kind AND l.to_key IS NOT NULL AND p.land_use_code = ANY(:codes)
+    WHERE l.kind = :kind AND l.to_key IS NOT NULL AND p.land_use_code = ANY(:codes) {only}
 """
+# the parcels one list reads (``read(..., only=NAME)``), as a condition on ``p``
+_ONLY = {
+    None: "",
+    "parcels-without-enterprise": f"AND p.parcel_no NOT IN ({_HAS_USERS})",
+    "holder-mismatch": "AND p.parcel_no = ANY(CAST(:candidates AS text[]))",
+}
 _ZONES = "SELECT code, name FROM {table} ORDER BY code"
 # the enterprises linked to each parcel (§1 enterprise_parcel) whose holder (QLRDM) is none of
 # them: the holder-mismatch list's candidates (``read`` tells an unfilled holder from another).
@@ -163,6 +172,7 @@ class Frames:
     excluded: dict
     run: dict | None
     remainder_mu: dict[str, float]  # 批而未供 remainder: zone code, ``outside``, ``city`` -> 亩
+    only: str | None = None  # read for this list alone (``read(..., only=...)``): no summary
 
 
 def _df(conn: Connection, sql: str, **params: Any) -> pd.DataFrame:
@@ -189,16 +199,27 @@ def _year(conn: Connection, year: int | None) -> int | None:
     return year
 
 
-def read(conn: Connection, level: str, year: int | None = None) -> Frames:
+def read(conn: Connection, level: str, year: int | None = None, only: str | None = None) -> Frames:
     """Everything the summary and the lists need for ``level`` and ``year`` (default: the
-    latest output year), in one read-only pass."""
+    latest output year), in one read-only pass. ``only`` (one of ``LIST_NAMES``): read just what
+    that list needs; the other lists are then empty and the Frames are not for :func:`summary`
+    (``Frames.only`` says so)."""
     if level not in LEVELS:
         raise SurveyError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if only is not None and only not in LIST_NAMES:
+        raise SurveyError(f"no list {only!r}; lists: {', '.join(LIST_NAMES)}")
     year = _year(conn, year)
     codes = list(INDUSTRIAL_LAND_CODES)
     zones = _df(conn, _ZONES.format(table=LEVELS[level]))
-    parcels = _df(conn, _PARCELS, codes=codes, unfilled=UNFILLED)
-    shares = _df(conn, _SHARES, kind=f"parcel_{level}", codes=codes)
+    users = _df(conn, _USERS) if only in (None, "holder-mismatch") else None
+    if only == "unlinked-enterprises":  # no parcel needed
+        cond, params = "AND false", {}
+    else:
+        cond, params = _ONLY[only], {}
+        if only == "holder-mismatch":
+            params = {"candidates": list(users["parcel_no"])}
+    parcels = _df(conn, _PARCELS.format(only=cond), codes=codes, unfilled=UNFILLED, **params)
+    shares = _df(conn, _SHARES.format(only=cond), kind=f"parcel_{level}", codes=codes, **params)
     # each parcel's place as the graph keeps it (``chain_positions``); a parcel the graph has
     # not placed (a database not yet analysed) is placed from its facts here
     unplaced = parcels["position"].isna()
@@ -209,11 +230,16 @@ def read(conn: Connection, level: str, year: int | None = None) -> Frames:
         ]
     primary = shares[shares["is_primary"].astype(bool)].set_index("parcel_no")["code"]
     parcels["code"] = parcels["parcel_no"].map(primary)
-    users = _df(conn, _USERS)
-    unlinked = _df(conn, _UNLINKED, ekind=f"enterprise_{level}", year=year)
-    excluded = dict(conn.execute(text(_EXCLUDED), {"codes": codes}).mappings().one())
-    run = conn.execute(text(_RUN)).mappings().first()
+    if only in (None, "unlinked-enterprises"):
+        unlinked = _df(conn, _UNLINKED, ekind=f"enterprise_{level}", year=year)
+    else:
+        unlinked = pd.DataFrame(columns=["uscc", "land_basis", "declared_m2", "code"])
+    excluded = {"parcels": 0, "area_m2": 0.0}
+    run = None
     remainder: dict[str, float] = {}
+    if only is None:
+        excluded = dict(conn.execute(text(_EXCLUDED), {"codes": codes}).mappings().one())
+        run = conn.execute(text(_RUN)).mappings().first()
     if run:
         remainder = {
             r.code: float(r.area_mu)
@@ -234,6 +260,8 @@ def read(conn: Connection, level: str, year: int | None = None) -> Frames:
     parcels = parcels.drop(columns=["has_users"])
 
     # survey parcels whose holder (QLRDM) is none of the enterprises linked to them
+    if users is None:
+        users = pd.DataFrame(columns=["parcel_no", "usccs", "names", "methods"])
     by_parcel = users.set_index("parcel_no")
     withusers = parcels.join(by_parcel, on="parcel_no", how="inner")
     holder = withusers["holder_uscc"]
@@ -265,6 +293,7 @@ def read(conn: Connection, level: str, year: int | None = None) -> Frames:
         excluded={"parcels": int(excluded["parcels"]), "area_m2": float(excluded["area_m2"])},
         run={"id": run["id"], "as_of": run["as_of"].isoformat()} if run else None,
         remainder_mu=remainder,
+        only=only,
     )
 
 
@@ -302,6 +331,8 @@ def summary(fr: Frames, list_href: dict[str, str] | None = None) -> dict:
     """Rows (every zone of the level, ``outside``, ``city``) with the industrial land area by
     actual use and by place on the chain (亩 and 公顷), the survey parcels (宗, by largest
     share) and the three lists' counts (by largest share, an enterprise by its point)."""
+    if fr.only is not None:
+        raise ValueError(f"these frames were read for the list {fr.only} alone: no summary")
     uses = _by(fr, "actual_use", USES)
     stages = _by(fr, "position", POSITIONS)
     parcels = _counts(fr.parcels)
@@ -480,11 +511,12 @@ def list_items(
 # --------------------------------------------------------------------------------------------
 
 
-def survey(engine: Engine, level: str, year: int | None = None) -> Frames:
-    """Read the survey of ``level`` (see :func:`read`) in one transaction (one snapshot)."""
+def survey(engine: Engine, level: str, year: int | None = None, only: str | None = None) -> Frames:
+    """Read the survey of ``level`` (see :func:`read`; ``only``: one list's part) in one
+    transaction (one snapshot)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return read(conn, level, year)
+        return read(conn, level, year, only)
 
 
 REMAINDER_FIELDS = [
