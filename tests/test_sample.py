@@ -40,7 +40,9 @@ def layers(sample) -> dict:
         code: pyogrio.read_dataframe(out / f"{code}.shp") for code in SHAPE_LAYERS if code != "PT"
     }
     data["PT"] = pyogrio.read_dataframe(out / "PT.shp", encoding="GBK")
-    data["QY"] = pd.read_excel(out / "QY.xlsx", dtype={"HYDM": str, "TYSHXYDM": str})
+    data["QY"] = pd.read_excel(
+        out / "QY.xlsx", dtype={"HYDM": str, "TYSHXYDM": str}, engine="calamine"
+    )
     data["CC"] = pd.read_csv(out / "CC.csv", encoding="gb18030", dtype={"TYSHXYDM": str})
     return data
 
