@@ -341,8 +341,11 @@ def cmd_migrate(ns) -> int:
             "SELECT as_of FROM analysis_runs ORDER BY id DESC LIMIT 1"
         ).scalar_one_or_none()
     if missing:  # a migration reset or added a derived table: every one made whole again
+        from gis.core import graph
+
         print(f"{' and '.join(missing)} are empty: every derived table recomputed as of {as_of}")
         print(_graph_run(engine, None, as_of, "migrate"))
+        print(graph.vacuum_derived(engine))  # as after analyse-all: the rewritten rows' space
     return 0
 
 

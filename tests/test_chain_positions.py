@@ -217,3 +217,46 @@ def test_the_survey_sums_the_kept_places_and_places_a_parcel_without_one(city):
     moved_row = {r["row"]: r for r in moved["rows"]}["city"]
     assert moved_row["by_chain"]["cleared"]["mu"] > city_row["by_chain"]["cleared"]["mu"]
     assert unplaced == kept
+
+
+def test_migrate_fills_the_places_of_a_database_analysed_before_the_table(analysed_sample):
+    """A database analysed before ``chain_positions`` existed has the table empty after the
+    migration that makes it: ``landlink migrate`` finds it so, recomputes the derived tables
+    and vacuums them, and every parcel has its place."""
+    import os
+    import subprocess
+    import sys
+
+    with database_copy(analysed_sample, "chain_mig") as url:
+        eng = create_engine(url)
+        try:
+            with eng.begin() as conn:
+                conn.execute(text("DELETE FROM chain_positions"))
+                assert chain.positions_missing(conn)
+            r = subprocess.run(
+                [sys.executable, "-m", "app.cli", "migrate"],
+                env={**os.environ, "DATABASE_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert "places on the chain are empty" in r.stdout, r.stdout
+            assert "derived tables vacuumed" in r.stdout, r.stdout
+            with eng.connect() as conn:
+                assert not chain.positions_missing(conn)
+                stored = _positions(conn)
+                placed = {no: chain.position(f) for no, f in chain.facts(conn).items()}
+                n = conn.execute(text("SELECT count(*) FROM parcels")).scalar_one()
+            assert stored == placed and len(stored) == n
+            # run again: nothing is empty, nothing is recomputed
+            r = subprocess.run(
+                [sys.executable, "-m", "app.cli", "migrate"],
+                env={**os.environ, "DATABASE_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert r.returncode == 0 and "recomputed" not in r.stdout, r.stdout + r.stderr
+        finally:
+            eng.dispose()
