@@ -228,18 +228,22 @@ def test_migrate_fills_the_places_of_a_database_analysed_before_the_table(analys
     import sys
 
     with database_copy(analysed_sample, "chain_mig") as url:
-        eng = create_engine(url)
-        try:
-            with eng.begin() as conn:
-                conn.execute(text("DELETE FROM chain_positions"))
-                assert chain.positions_missing(conn)
-            r = subprocess.run(
+
+        def migrate() -> subprocess.CompletedProcess:
+            return subprocess.run(
                 [sys.executable, "-m", "app.cli", "migrate"],
                 env={**os.environ, "DATABASE_URL": url},
                 capture_output=True,
                 text=True,
                 timeout=600,
             )
+
+        eng = create_engine(url)
+        try:
+            with eng.begin() as conn:
+                conn.execute(text("DELETE FROM chain_positions"))
+                assert chain.positions_missing(conn)
+            r = migrate()
             assert r.returncode == 0, r.stdout + r.stderr
             assert "places on the chain are empty" in r.stdout, r.stdout
             assert "derived tables vacuumed" in r.stdout, r.stdout
@@ -250,13 +254,7 @@ def test_migrate_fills_the_places_of_a_database_analysed_before_the_table(analys
                 n = conn.execute(text("SELECT count(*) FROM parcels")).scalar_one()
             assert stored == placed and len(stored) == n
             # run again: nothing is empty, nothing is recomputed
-            r = subprocess.run(
-                [sys.executable, "-m", "app.cli", "migrate"],
-                env={**os.environ, "DATABASE_URL": url},
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
+            r = migrate()
             assert r.returncode == 0 and "recomputed" not in r.stdout, r.stdout + r.stderr
         finally:
             eng.dispose()
