@@ -109,6 +109,7 @@ _ONLY = {
     None: "",
     "parcels-without-enterprise": f"AND p.parcel_no NOT IN ({_HAS_USERS})",
     "holder-mismatch": "AND p.parcel_no = ANY(CAST(:candidates AS text[]))",
+    "unlinked-enterprises": "AND false",  # no parcel needed
 }
 _ZONES = "SELECT code, name FROM {table} ORDER BY code"
 # the enterprises linked to each parcel (§1 enterprise_parcel) whose holder (QLRDM) is none of
@@ -212,12 +213,8 @@ def read(conn: Connection, level: str, year: int | None = None, only: str | None
     codes = list(INDUSTRIAL_LAND_CODES)
     zones = _df(conn, _ZONES.format(table=LEVELS[level]))
     users = _df(conn, _USERS) if only in (None, "holder-mismatch") else None
-    if only == "unlinked-enterprises":  # no parcel needed
-        cond, params = "AND false", {}
-    else:
-        cond, params = _ONLY[only], {}
-        if only == "holder-mismatch":
-            params = {"candidates": list(users["parcel_no"])}
+    cond = _ONLY[only]
+    params = {"candidates": list(users["parcel_no"])} if only == "holder-mismatch" else {}
     parcels = _df(conn, _PARCELS.format(only=cond), codes=codes, unfilled=UNFILLED, **params)
     shares = _df(conn, _SHARES.format(only=cond), kind=f"parcel_{level}", codes=codes, **params)
     # each parcel's place as the graph keeps it (``chain_positions``); a parcel the graph has
