@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_URL, serve_process
+from tests.conftest import TEST_URL, serve_process, uvicorn_thread
 from tests.e2e.test_map_page import CHROMIUM, ROOT, _missing
 from tests.ogc_helpers import load_city
 
@@ -140,14 +140,12 @@ def test_docs_redoc_and_map_load_nothing_from_outside(gis_server):
 def test_docs_say_what_is_missing_when_not_vendored(tmp_path, monkeypatch):
     """Without app/static/vendor/ (``make web`` not run) /docs and /redoc answer 503 naming the
     fix, not a blank page."""
-    from fastapi.testclient import TestClient
-
     from app.main import create_app
     from app.routers import web
 
     monkeypatch.setattr(web, "STATIC", tmp_path)
-    c = TestClient(create_app())
-    for path in ("/docs", "/redoc", "/"):
-        r = c.get(path)
-        assert r.status_code == 503, path
-        assert "make web" in r.json()["message"], path
+    with uvicorn_thread(create_app()) as url, httpx.Client(base_url=url, timeout=60) as c:
+        for path in ("/docs", "/redoc", "/"):
+            r = c.get(path)
+            assert r.status_code == 503, path
+            assert "make web" in r.json()["message"], path
