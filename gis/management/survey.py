@@ -83,14 +83,16 @@ def use_label(code: str) -> str:
 _HAS_USERS = (
     "SELECT e.to_key FROM links e WHERE e.kind = 'enterprise_parcel' AND e.to_key IS NOT NULL"
 )
-# the survey's parcels ({only}: all of them, or those of one list, ``_ONLY``)
+# the survey's parcels ({only}: all of them, or those of one list, ``_ONLY``); the linkage
+# gives each parcel one ``supply_parcel`` row (its supply record, or none with the reason), so
+# the supply links are joined whole (a hash join; a probe per parcel was a quarter of the
+# statement at 581,560 parcels)
 _PARCELS = f"""
     SELECT p.parcel_no, p.area_m2, coalesce(p.actual_use, :unfilled) AS actual_use,
-           p.holder_name, p.holder_uscc,
-           (SELECT l.from_key FROM links l WHERE l.kind = 'supply_parcel'
-            AND l.to_key = p.parcel_no AND l.from_key IS NOT NULL LIMIT 1) AS supply_no,
+           p.holder_name, p.holder_uscc, s.from_key AS supply_no,
            c.position, p.parcel_no IN ({_HAS_USERS}) AS has_users
     FROM parcels p LEFT JOIN chain_positions c ON c.parcel_no = p.parcel_no
+    LEFT JOIN links s ON s.kind = 'supply_parcel' AND s.to_key = p.parcel_no
     WHERE p.land_use_code = ANY(:codes) {{only}}
     ORDER BY p.parcel_no
 """
@@ -151,7 +153,17 @@ _REMAINDER_CITY = f"""
     WHERE run_id = :run AND {FLAGGED_SQL["unsupplied"]}
 """
 _REGISTERED = "SELECT uscc FROM enterprises WHERE uscc = ANY(CAST(:u AS text[]))"
-_YEARS = "SELECT DISTINCT year FROM enterprise_land ORDER BY year"
+# the distinct years of enterprise_land, one probe of its key (year, uscc) per year instead of a
+# scan of every row (0.4-0.7 s at 3.6 million rows)
+_YEARS = """
+    WITH RECURSIVE y AS (
+        SELECT min(year) AS year FROM enterprise_land
+        UNION ALL
+        SELECT (SELECT min(x.year) FROM enterprise_land x WHERE x.year > y.year) FROM y
+        WHERE y.year IS NOT NULL
+    )
+    SELECT year FROM y WHERE year IS NOT NULL ORDER BY year
+"""
 _RUN = f"SELECT id, as_of FROM detection_runs WHERE id = {CURRENT_RUN}"
 
 
