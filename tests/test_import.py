@@ -100,6 +100,7 @@ def test_wrong_cpg_is_refused(db, tmp_path):
     assert snapshot(db) == before
 
 
+@pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")  # the point of it
 def test_layer_without_crs_is_refused_unless_given(db, tmp_path):
     p = write_shp(
         tmp_path / "ZL.shp", [{"ZLDM": "CDZZ", "ZLMC": "城东智造大走廊"}], [box(0)], crs=None
