@@ -74,6 +74,7 @@ def enterprises(tmp: Path, rows: list[dict]) -> Path:
     """rows: TYSHXYDM, QYMC, HYDM, GMYS, DKBH, X, Y, ZBXT (missing keys left empty)."""
     cols = ["TYSHXYDM", "QYMC", "HYDM", "GMYS", "DKBH", "X", "Y", "ZBXT"]
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+    df["GMYS"] = df["GMYS"].astype("Int64")  # 1 / 0 / empty, not 1.0 beside an empty cell
     p = tmp / "QY.csv"
     df.to_csv(p, index=False, encoding="utf-8-sig")
     return p

@@ -261,3 +261,30 @@ def test_not_graded_and_backward_capacity(db, tmp_path):
     ]
     assert all(g["area_mu"] == pytest.approx(15) for g in got)
     assert got[0]["failed_standards"] == ["环境保护"]
+
+
+def test_an_unfilled_gmys_is_a_below_size_enterprise(db, tmp_path):
+    """GMYS is optional (1 = 规上): left empty, the enterprise is 规下, evaluated on at least 3 亩
+    and not evaluated below that, with the reason, as with GMYS = 0."""
+    s1, s2 = uscc(31), uscc(32)
+    _city(
+        db,
+        tmp_path,
+        extra_dk=[
+            ("PX1", rect(1600, 0, 50, 20), {}),  # 1,000 m² = 1.5 亩
+            ("PX2", rect(1800, 0, 100, 100), {}),  # 15 亩
+        ],
+        extra_ent=[
+            {"TYSHXYDM": s1, "QYMC": "未填规模小", "HYDM": "3484", "DKBH": "PX1"},
+            {"TYSHXYDM": s2, "QYMC": "未填规模", "HYDM": "3484", "DKBH": "PX2"},
+        ],
+        extra_cc=[
+            {"TYSHXYDM": s1, "ND": 2024, "SJSJ": 10, "YYSR": 100},
+            {"TYSHXYDM": s2, "ND": 2024, "SJSJ": 30, "YYSR": 300},
+        ],
+    )
+    ev = _rows(db)
+    assert ev[s1].group == ev[s2].group == "below"
+    assert not ev[s1].evaluated and ev[s1].score is None
+    assert ev[s1].not_evaluated_reason == "规下 on 1.50 亩, under the 3 亩 threshold"
+    assert ev[s2].evaluated and ev[s2].score is not None and ev[s2]["class"] in "ABCD"

@@ -229,6 +229,12 @@ def evaluate(
     js = _json_sql(groups, mm)
     rows = "(o.uscc, o.year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
     vrows = "(v.uscc, v.year) IN (SELECT uscc, year FROM _evrows)" if scoped else "true"
+    # who is evaluated (§2): every 规上 enterprise, a 规下 one on at least ``below_min`` 亩; the
+    # group is ``_fig.grp`` (GMYS = 1 is 规上, anything else, blank included, 规下), so an
+    # unfilled GMYS is never NULL here
+    evaluated = (
+        "(o.basis <> 'none' AND coalesce(o.grp = 'above' OR o.area_mu >= :below_min, false))"
+    )
     conn.exec_driver_sql(
         "DROP TABLE IF EXISTS _fig, _ez, _own_supply, _building, _ev, _row_new, _rchg, _gscope, "
         "_g_old, "
@@ -299,10 +305,10 @@ def evaluate(
         CREATE TEMP TABLE _ev ON COMMIT DROP AS
         SELECT o.year, o.uscc, e.name, e.industry_code, o.grp,
                o.basis, o.area_mu, o.reason AS land_reason,
-               o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min) AS evaluated,
+               {evaluated} AS evaluated,
                {ratios},
                -- why an evaluated enterprise is not graded ('' = graded, NULL = not evaluated)
-               CASE WHEN o.basis <> 'none' AND (e.above_size OR o.area_mu >= :below_min)
+               CASE WHEN {evaluated}
                THEN concat_ws('; ',
                    CASE WHEN left(e.industry_code, 2) = ANY({_q(rules.utility_prefixes)})
                         THEN 'utility (GB/T 4754 division ' || left(e.industry_code, 2) || ')'
