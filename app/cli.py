@@ -878,13 +878,15 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--format", choices=["text", "mermaid", "json"], default="text")
     gr.set_defaults(fn=cmd_graph)
 
-    lk = sub.add_parser("link", help="project-land-output links (§1), and what depends on them")
-    lk.set_defaults(fn=cmd_evaluate)
-    ev = sub.add_parser("evaluate", help="亩均 figures, A/B/C/D evaluation (§2), §7 indicators")
-    ev.add_argument(
-        "--as-of", type=iso_date, help="the date recorded with the results (default: today)"
-    )
-    ev.set_defaults(fn=cmd_evaluate)
+    for name, what in (
+        ("link", "project-land-output links (§1), and what depends on them"),
+        ("evaluate", "亩均 figures, A/B/C/D evaluation (§2), §7 indicators"),
+    ):
+        ev = sub.add_parser(name, help=what)
+        ev.add_argument(
+            "--as-of", type=iso_date, help="the date recorded with the results (default: today)"
+        )
+        ev.set_defaults(fn=cmd_evaluate)
 
     dt = sub.add_parser("detect", help="find the three kinds of land (三块地) as one recorded run")
     dt.add_argument(

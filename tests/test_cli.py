@@ -277,3 +277,22 @@ def test_a_database_error_is_one_line_with_the_hint_that_fits(monkeypatch, capsy
     assert cli.main(["refresh"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the server's message" in err and hint in err, err
+
+
+def test_the_analysis_commands_run_with_and_without_a_date(db, tmp_path):
+    """Each analysis command on a small city, as a user types it: it ends with 0 and a summary,
+    never a traceback (``landlink link`` once read an option only ``evaluate`` defined)."""
+    for layer, path in (("xzq", districts), ("gd", supplies), ("dk", parcels)):
+        f = path(tmp_path) if layer == "xzq" else path(tmp_path, 2)
+        assert run("import", layer, str(f)).returncode == 0, layer
+    for args in (
+        ("link",),
+        ("link", "--as-of", "2025-12-31"),
+        ("evaluate",),
+        ("evaluate", "--as-of", "2025-12-31"),
+        ("detect", "--as-of", "2025-12-31"),
+        ("refresh",),
+    ):
+        r = run(*args)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stdout + r.stderr)
+        assert r.stdout.strip(), args
