@@ -594,3 +594,23 @@ def _catching(failed: list[BaseException], work) -> None:  # noqa: ANN001
         work()
     except BaseException as e:  # noqa: BLE001 - handed to the test's thread
         failed.append(e)
+
+
+def test_optional_columns_left_out_are_named_and_read_as_empty(db, tmp_path):
+    """A file without an optional column (ZCQ) loads, and the report says the column was read
+    as empty, so a user re-importing an export that dropped it knows what it clears."""
+    rep = import_file(db, "xzq", districts(tmp_path))
+    assert not any("optional columns" in w for w in rep["warnings"])
+    (tmp_path / "x").mkdir()
+    p = write_shp(
+        tmp_path / "x" / "XZQ.shp",
+        [{"XZQDM": "330102", "XZQMC": "上城区"}, {"XZQDM": "330182", "XZQMC": "建德市"}],
+        [shapely.box(X0 - 5000, Y0 - 5000, X0 + 5000, Y0 + 5000),
+         shapely.box(X0 + 5000, Y0 - 5000, X0 + 15000, Y0 + 5000)],
+    )  # fmt: skip
+    rep = import_file(db, "xzq", p)
+    assert [w for w in rep["warnings"] if "optional columns" in w] == [
+        "optional columns not in the file, read as empty (a row stored before loses its values "
+        "there): ZCQ"
+    ]
+    assert rep["updated"] == 2  # ZCQ 1 and 0 both cleared

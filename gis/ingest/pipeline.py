@@ -519,6 +519,12 @@ def _import(
     extra = [c for c in df.columns if c not in known]
     if extra:
         warnings.append(f"columns not in the contract, ignored: {', '.join(extra)}")
+    absent = [f.code for f in layer.fields if not f.required and f.code not in present]
+    if absent:
+        warnings.append(
+            f"optional columns not in the file, read as empty (a row stored before loses its "
+            f"values there): {', '.join(absent)}"
+        )
 
     issues = Issues()
     step("validate")
