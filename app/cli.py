@@ -116,6 +116,15 @@ def _import_one(
         if report_xlsx:
             _write_marked(path, e.report, report_xlsx)
         return None
+    except Exception as e:
+        bar.close()
+        if not _is_database_error(e):
+            raise
+        # main names the database's reason; this says which file, and that its transaction went
+        print(
+            f"ERROR {path} ({layer.upper()}): not imported, nothing of it written", file=sys.stderr
+        )
+        raise
     bar.close()
     if not quiet:
         _print_report(report)
@@ -124,6 +133,14 @@ def _import_one(
     if report_xlsx:
         _write_marked(path, report, report_xlsx)
     return report
+
+
+def _is_database_error(e: BaseException) -> bool:
+    """An error the database raised, through SQLAlchemy or on psycopg's own cursor."""
+    from sqlalchemy.exc import DBAPIError
+
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(e, DBAPIError) or (psycopg is not None and isinstance(e, psycopg.Error))
 
 
 def _options(ns, overrides: dict | None = None):
@@ -268,14 +285,24 @@ def cmd_import_dir(ns) -> int:
         )
         return 1
     t0 = time.perf_counter()
-    rows, failed = [], []
-    for code, path in tqdm(files, desc="import-dir", unit="file", disable=not sys.stderr.isatty()):
-        report = _import_one(code, path, _options(ns, manifest.get(code, {})), quiet=True)
-        if report is None:
-            failed.append(code)
-            # _import_one printed why; later layers depend on this one
-            break
-        rows.append(report)
+    rows: list[dict] = []
+    stopped: str | None = None  # the layer of the file being imported, until it is
+    try:
+        for code, path in tqdm(
+            files, desc="import-dir", unit="file", disable=not sys.stderr.isatty()
+        ):
+            stopped = code
+            report = _import_one(code, path, _options(ns, manifest.get(code, {})), quiet=True)
+            if report is None:
+                break  # _import_one printed why; later layers depend on this one
+            stopped = None
+            rows.append(report)
+    finally:  # also when a file's import raised (a database error): what was loaded before it
+        _import_dir_table(rows, len(files), stopped, time.perf_counter() - t0)
+    return 1 if stopped else 0
+
+
+def _import_dir_table(rows: list[dict], files: int, stopped: str | None, seconds: float) -> None:
     print(f"{'layer':6}{'file':16}{'read':>8}{'new':>8}{'upd':>8}{'same':>8}{'rej':>6}")
     for r in rows:
         print(
@@ -283,10 +310,9 @@ def cmd_import_dir(ns) -> int:
             f"{r['updated']:>8}{r['unchanged']:>8}{r['rejected']:>6}"
         )
     print(
-        f"{len(rows)} of {len(files)} files imported in {time.perf_counter() - t0:.1f} s"
-        + (f"; stopped at {failed[0]}" if failed else "")
+        f"{len(rows)} of {files} files imported in {seconds:.1f} s"
+        + (f"; stopped at {stopped}" if stopped else "")
     )
-    return 1 if failed else 0
 
 
 def cmd_db(ns) -> int:
@@ -968,10 +994,10 @@ def main(argv: list[str] | None = None) -> int:
 
         # SQLAlchemy wraps the driver's error; a statement run on the driver's own cursor (a
         # COPY, a prepared statement) raises it bare
-        psycopg = sys.modules.get("psycopg")
-        bare = psycopg is not None and isinstance(e, psycopg.Error)
-        if not (isinstance(e, DBAPIError) or bare):
+        if not _is_database_error(e):
             raise
+        psycopg = sys.modules.get("psycopg")
+        bare = not isinstance(e, DBAPIError)
         orig = e if bare else e.orig
         state = getattr(orig, "sqlstate", None)
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

@@ -296,3 +296,36 @@ def test_the_analysis_commands_run_with_and_without_a_date(db, tmp_path):
         r = run(*args)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stdout + r.stderr)
         assert r.stdout.strip(), args
+
+
+def test_import_dir_names_the_file_a_database_error_stopped(db, tmp_path):
+    """A file whose import the database refuses (here a trigger raising on supply records): the
+    command names that file, prints what it loaded before it, and the file wrote nothing."""
+    d = tmp_path / "city"
+    d.mkdir()
+    districts(d)
+    supplies(d, 2)
+    parcels(d, 2)
+    with db.begin() as c:
+        c.execute(
+            text(
+                "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'refused by a test trigger'; END$$;"
+                "CREATE TRIGGER test_refuse BEFORE INSERT ON supplies "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+            )
+        )
+    try:
+        r = run("import-dir", str(d))
+    finally:
+        with db.begin() as c:
+            c.execute(text("DROP TRIGGER test_refuse ON supplies; DROP FUNCTION test_refuse()"))
+    assert r.returncode == 1
+    assert f"ERROR {d / 'GD.shp'} (GD): not imported, nothing of it written" in r.stderr
+    assert "refused by a test trigger" in r.stderr and "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    assert [x.split()[0] for x in lines[1:-1]] == ["XZQ"]
+    assert lines[-1].startswith("1 of 3 files imported") and lines[-1].endswith("stopped at GD")
+    with db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM supplies")).scalar() == 0
+        assert c.execute(text("SELECT count(*) FROM districts")).scalar() == 2
