@@ -136,7 +136,8 @@ def _import_one(
 
 
 def _is_database_error(e: BaseException) -> bool:
-    """An error the database raised, through SQLAlchemy or on psycopg's own cursor."""
+    """An error the database raised: SQLAlchemy wraps the driver's error; a statement run on
+    the driver's own cursor (a COPY, a prepared statement) raises it bare."""
     from sqlalchemy.exc import DBAPIError
 
     psycopg = sys.modules.get("psycopg")
@@ -992,12 +993,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
 
-        # SQLAlchemy wraps the driver's error; a statement run on the driver's own cursor (a
-        # COPY, a prepared statement) raises it bare
         if not _is_database_error(e):
             raise
         psycopg = sys.modules.get("psycopg")
-        bare = not isinstance(e, DBAPIError)
+        bare = not isinstance(e, DBAPIError)  # raised on psycopg's own cursor
         orig = e if bare else e.orig
         state = getattr(orig, "sqlstate", None)
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
